@@ -1,0 +1,188 @@
+//! One SQL path for both stores, through sqlx's `Any` driver.
+//!
+//! The projections and read queries use SQL that PostgreSQL and SQLite both
+//! accept (`$n` parameters, `ON CONFLICT ... DO UPDATE`), and portable column
+//! types: integers, text, and UTC timestamps as fixed-width RFC 3339 text so they
+//! sort as strings. Only the event-stream read differs per store.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Transaction};
+
+/// Which store a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL: production.
+    Postgres,
+    /// SQLite: the embedded default.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(DbError::Config(
+                "database URL must start with postgres://, postgresql:// or sqlite:".into(),
+            ))
+        }
+    }
+}
+
+/// Errors of the read side.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("corrupt event {position}: {reason}")]
+    Corrupt { position: i64, reason: String },
+    #[error("checkpoint of `{0}` moved under us; another runner is active")]
+    CheckpointMoved(String),
+}
+
+/// A pool onto either store.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects with `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let options = sqlx::any::AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, backend })
+    }
+}
+
+/// A value bound into a portable statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(v.to_string())
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+/// Binds a value; NULLs bind as text, which both stores accept in any column.
+pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, v: Val) -> Query<'q, Any, AnyArguments<'q>> {
+    match v {
+        Val::Int(i) => q.bind(i),
+        Val::Text(s) => q.bind(s),
+        Val::Null => q.bind(None::<String>),
+    }
+}
+
+/// `$start, $start+1, ...` for `n` parameters.
+pub fn params(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts or replaces rows in one statement per chunk. `key` columns are the
+/// conflict target; every other column is overwritten.
+pub async fn upsert(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    columns: &[&str],
+    key: &[&str],
+    rows: Vec<Vec<Val>>,
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Stay far below both stores' parameter limits (SQLite 32766, PostgreSQL 65535).
+    let per_chunk = (30_000 / columns.len()).max(1);
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let conflict = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_chunk).collect();
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| format!("({})", params(r * columns.len() + 1, columns.len())))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) {conflict}",
+            columns.join(", "),
+            values.join(", "),
+            key.join(", "),
+        );
+        let mut q = sqlx::query(&sql);
+        for v in chunk.into_iter().flatten() {
+            q = bind(q, v);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Fetches rows of `select` whose `column` is one of `keys`, in chunks.
+pub async fn fetch_in(
+    tx: &mut Transaction<'_, Any>,
+    select: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<Vec<AnyRow>, DbError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(5_000) {
+        let sql = format!("{select} WHERE {column} IN ({})", params(1, chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
+
+/// A UTC time as fixed-width RFC 3339 text (microseconds, `Z`), which sorts
+/// correctly as a string in both stores.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}

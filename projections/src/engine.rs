@@ -1,0 +1,449 @@
+//! The projection engine: runners that tail the global stream, rebuilds into a
+//! fresh slot, status and read-your-writes waits.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sqlx::{Any, Row, Transaction};
+use tokio::sync::{watch, Notify};
+
+use crate::db::{Db, DbError};
+use crate::stream::{self, Checkpoint, StoredEvent};
+
+/// A read model fed from the global stream.
+///
+/// `apply` must only touch the projection's own tables (with the slot suffix)
+/// through the transaction it is given: the engine commits the checkpoint in
+/// that same transaction, which is what makes a crash harmless.
+#[async_trait::async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name, used in the CLI and the bookkeeping tables.
+    fn name(&self) -> &'static str;
+    /// Bumped whenever the tables or the way events are applied change; a
+    /// stored slot built by another version is rebuilt at start-up.
+    fn version(&self) -> i32;
+    /// Base names of the projection's tables; each slot appends `_<slot>`.
+    fn tables(&self) -> &'static [&'static str];
+    /// Statements creating the tables (and indexes) of `slot`.
+    fn create(&self, slot: &str) -> Vec<String>;
+    /// Applies a batch of events, in order, to the tables of `slot`.
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        slot: &str,
+        events: &[StoredEvent],
+    ) -> Result<(), DbError>;
+}
+
+/// The two table sets each projection alternates between.
+pub const SLOTS: [&str; 2] = ["a", "b"];
+
+fn other_slot(slot: &str) -> &'static str {
+    if slot == SLOTS[0] {
+        SLOTS[1]
+    } else {
+        SLOTS[0]
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Events read and applied per transaction.
+    pub batch_size: i64,
+    /// How often runners look for events written by other processes.
+    pub poll_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_size: 2_000,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What `portal projections status` and `/readyz` report for one projection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub version: i32,
+    pub active_slot: String,
+    pub checkpoint: Checkpoint,
+    pub events_applied: i64,
+    pub lag_events: i64,
+    pub updated_at: String,
+}
+
+struct Runner {
+    projection: Arc<dyn Projection>,
+    /// The slot queries read; changes only once the new slot has caught up.
+    slot: RwLock<String>,
+    progress: watch::Sender<Checkpoint>,
+    wake: Notify,
+}
+
+/// Runs every projection and answers where each one stands.
+pub struct Engine {
+    db: Db,
+    config: EngineConfig,
+    runners: Vec<Arc<Runner>>,
+}
+
+fn now() -> String {
+    crate::db::ts(chrono::Utc::now())
+}
+
+impl Engine {
+    /// Prepares every projection: bookkeeping rows, tables of the active slot,
+    /// and a rebuild when the stored slot was built by another version.
+    pub async fn prepare(
+        db: Db,
+        projections: Vec<Arc<dyn Projection>>,
+        config: EngineConfig,
+    ) -> Result<Self, DbError> {
+        let mut runners = Vec::new();
+        for projection in projections {
+            let name = projection.name();
+            sqlx::query(
+                "INSERT INTO projection_slots (name, active_slot, version, switched_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(SLOTS[0])
+            .bind(projection.version())
+            .bind(now())
+            .execute(&db.pool)
+            .await?;
+            let (slot, version) = active_slot(&db, name).await?;
+            create_slot(&db, projection.as_ref(), &slot, false).await?;
+            let (progress, _) = watch::channel(load_checkpoint(&db, name, &slot).await?.0);
+            let runner = Arc::new(Runner {
+                projection,
+                slot: RwLock::new(slot),
+                progress,
+                wake: Notify::new(),
+            });
+            runners.push(runner);
+            if version != runners[runners.len() - 1].projection.version() {
+                tracing::info!(projection = name, "stored version differs; rebuilding");
+            }
+        }
+        let engine = Engine {
+            db,
+            config,
+            runners,
+        };
+        for runner in &engine.runners {
+            let (_, version) = active_slot(&engine.db, runner.projection.name()).await?;
+            if version != runner.projection.version() {
+                engine.rebuild(runner.projection.name()).await?;
+                engine.follow_slot(runner).await?;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// The database this engine reads and writes.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts one background runner per projection; they stop when `shutdown`
+    /// turns true.
+    pub fn spawn(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.runners
+            .iter()
+            .map(|runner| {
+                let engine = Arc::clone(self);
+                let runner = Arc::clone(runner);
+                let mut shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let name = runner.projection.name();
+                    let mut backoff = Duration::from_millis(50);
+                    loop {
+                        if *shutdown.borrow() {
+                            break;
+                        }
+                        match engine.step(&runner).await {
+                            Ok(n) if n > 0 => {
+                                backoff = Duration::from_millis(50);
+                                continue;
+                            }
+                            Ok(_) => {
+                                tokio::select! {
+                                    _ = runner.wake.notified() => {}
+                                    _ = tokio::time::sleep(engine.config.poll_interval) => {}
+                                    _ = shutdown.changed() => {}
+                                }
+                            }
+                            Err(DbError::CheckpointMoved(_)) => {}
+                            Err(error) => {
+                                tracing::error!(projection = name, %error, "projection step failed; retrying");
+                                tokio::select! {
+                                    _ = tokio::time::sleep(backoff) => {}
+                                    _ = shutdown.changed() => {}
+                                }
+                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                            }
+                        }
+                    }
+                    tracing::info!(projection = name, "projection runner stopped");
+                })
+            })
+            .collect()
+    }
+
+    /// Tells every runner that new events were committed.
+    pub fn wake(&self) {
+        for runner in &self.runners {
+            runner.wake.notify_one();
+        }
+    }
+
+    /// The slot whose tables queries of projection `name` should read.
+    pub fn slot(&self, name: &str) -> Option<String> {
+        self.runner(name)
+            .and_then(|r| r.slot.read().ok().map(|s| s.clone()))
+    }
+
+    /// A table of projection `name` as queries should name it now.
+    pub fn table(&self, name: &str, table: &str) -> String {
+        format!("{table}_{}", self.slot(name).unwrap_or_else(|| SLOTS[0].to_string()))
+    }
+
+    /// Waits until every projection named has applied `target`, up to `timeout`.
+    /// Returns whether they all caught up.
+    pub async fn wait_for(&self, names: &[&str], target: Checkpoint, timeout: Duration) -> bool {
+        self.wake();
+        let waits = names.iter().filter_map(|n| self.runner(n)).map(|runner| {
+            let mut rx = runner.progress.subscribe();
+            async move { rx.wait_for(|c| *c >= target).await.is_ok() }
+        });
+        matches!(
+            tokio::time::timeout(timeout, futures_all(waits)).await,
+            Ok(true)
+        )
+    }
+
+    fn runner(&self, name: &str) -> Option<&Arc<Runner>> {
+        self.runners.iter().find(|r| r.projection.name() == name)
+    }
+
+    /// Names of all projections.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.runners.iter().map(|r| r.projection.name()).collect()
+    }
+
+    /// Applies one batch to the active slot; returns how many events it applied.
+    async fn step(&self, runner: &Runner) -> Result<usize, DbError> {
+        let name = runner.projection.name();
+        let current = runner.slot.read().map(|s| s.clone()).unwrap_or_default();
+        let (active, _) = active_slot(&self.db, name).await?;
+        if active != current {
+            // Another process rebuilt this projection and switched slots.
+            return self.follow_slot(runner).await.map(|_| 1);
+        }
+        let (checkpoint, _) = load_checkpoint(&self.db, name, &active).await?;
+        let applied = self
+            .apply_batch(runner.projection.as_ref(), &active, checkpoint)
+            .await?;
+        runner.progress.send_replace(applied.unwrap_or(checkpoint));
+        Ok(usize::from(applied.is_some()))
+    }
+
+    /// Catches up the newly active slot, then points queries at it.
+    async fn follow_slot(&self, runner: &Runner) -> Result<(), DbError> {
+        let name = runner.projection.name();
+        let (active, _) = active_slot(&self.db, name).await?;
+        let checkpoint = self.catch_up(runner.projection.as_ref(), &active).await?;
+        if let Ok(mut slot) = runner.slot.write() {
+            *slot = active.clone();
+        }
+        runner.progress.send_replace(checkpoint);
+        tracing::info!(projection = name, slot = %active, "now serving from slot");
+        Ok(())
+    }
+
+    /// Applies batches to `slot` until the stream has nothing more.
+    async fn catch_up(&self, projection: &dyn Projection, slot: &str) -> Result<Checkpoint, DbError> {
+        let (mut checkpoint, _) = load_checkpoint(&self.db, projection.name(), slot).await?;
+        while let Some(next) = self.apply_batch(projection, slot, checkpoint).await? {
+            checkpoint = next;
+        }
+        Ok(checkpoint)
+    }
+
+    /// Reads one batch after `after` and applies it with the checkpoint in one
+    /// transaction. Returns the new checkpoint, or `None` when there was nothing.
+    async fn apply_batch(
+        &self,
+        projection: &dyn Projection,
+        slot: &str,
+        after: Checkpoint,
+    ) -> Result<Option<Checkpoint>, DbError> {
+        let events = stream::read_batch(&self.db, after, self.config.batch_size).await?;
+        let Some(last) = events.last().map(|e| e.checkpoint) else {
+            return Ok(None);
+        };
+        let name = projection.name();
+        let mut tx = self.db.pool.begin().await?;
+        // Moving the checkpoint first takes the row lock, so a second runner
+        // (another instance, or a CLI rebuild) waits, then finds it moved.
+        let moved = sqlx::query(
+            "UPDATE projection_checkpoints SET tx_id = $1, position = $2, events = events + $3, updated_at = $4 \
+             WHERE name = $5 AND slot = $6 AND tx_id = $7 AND position = $8",
+        )
+        .bind(last.tx_id)
+        .bind(last.position)
+        .bind(events.len() as i64)
+        .bind(now())
+        .bind(name)
+        .bind(slot)
+        .bind(after.tx_id)
+        .bind(after.position)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(DbError::CheckpointMoved(name.to_string()));
+        }
+        projection.apply(&mut tx, slot, &events).await?;
+        tx.commit().await?;
+        Ok(Some(last))
+    }
+
+    /// Rebuilds projection `name` from position 0 into its inactive slot while
+    /// the live slot keeps serving, then switches to it. Returns the events applied.
+    pub async fn rebuild(&self, name: &str) -> Result<i64, DbError> {
+        let runner = self
+            .runner(name)
+            .ok_or_else(|| DbError::Config(format!("no projection named `{name}`")))?;
+        let projection = runner.projection.as_ref();
+        let (active, _) = active_slot(&self.db, name).await?;
+        let target = other_slot(&active);
+        create_slot(&self.db, projection, target, true).await?;
+        let checkpoint = self.catch_up(projection, target).await?;
+        let (_, events) = load_checkpoint(&self.db, name, target).await?;
+        let switched = sqlx::query(
+            "UPDATE projection_slots SET active_slot = $1, version = $2, switched_at = $3 \
+             WHERE name = $4 AND active_slot = $5",
+        )
+        .bind(target)
+        .bind(projection.version())
+        .bind(now())
+        .bind(name)
+        .bind(&active)
+        .execute(&self.db.pool)
+        .await?;
+        if switched.rows_affected() != 1 {
+            return Err(DbError::Config(format!(
+                "projection `{name}` switched slots during the rebuild; run it again"
+            )));
+        }
+        tracing::info!(projection = name, slot = target, events, position = checkpoint.position, "rebuilt");
+        Ok(events)
+    }
+
+    /// Where every projection stands.
+    pub async fn status(&self) -> Result<Vec<ProjectionStatus>, DbError> {
+        let mut out = Vec::new();
+        for runner in &self.runners {
+            let name = runner.projection.name();
+            let (slot, version) = active_slot(&self.db, name).await?;
+            let (checkpoint, events_applied) = load_checkpoint(&self.db, name, &slot).await?;
+            let updated_at = sqlx::query(
+                "SELECT updated_at FROM projection_checkpoints WHERE name = $1 AND slot = $2",
+            )
+            .bind(name)
+            .bind(&slot)
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get("updated_at")?;
+            out.push(ProjectionStatus {
+                name: name.to_string(),
+                version,
+                active_slot: slot,
+                checkpoint,
+                events_applied,
+                lag_events: stream::count_after(&self.db, checkpoint).await?,
+                updated_at,
+            });
+        }
+        Ok(out)
+    }
+}
+
+async fn futures_all<F: std::future::Future<Output = bool>>(waits: impl Iterator<Item = F>) -> bool {
+    for wait in waits {
+        if !wait.await {
+            return false;
+        }
+    }
+    true
+}
+
+async fn active_slot(db: &Db, name: &str) -> Result<(String, i32), DbError> {
+    let row = sqlx::query("SELECT active_slot, version FROM projection_slots WHERE name = $1")
+        .bind(name)
+        .fetch_one(&db.pool)
+        .await?;
+    let version: i32 = match row.try_get::<i32, _>("version") {
+        Ok(v) => v,
+        Err(_) => row.try_get::<i64, _>("version")? as i32,
+    };
+    Ok((row.try_get("active_slot")?, version))
+}
+
+async fn load_checkpoint(db: &Db, name: &str, slot: &str) -> Result<(Checkpoint, i64), DbError> {
+    let row = sqlx::query(
+        "SELECT tx_id, position, events FROM projection_checkpoints WHERE name = $1 AND slot = $2",
+    )
+    .bind(name)
+    .bind(slot)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(match row {
+        Some(row) => (
+            Checkpoint {
+                tx_id: row.try_get("tx_id")?,
+                position: row.try_get("position")?,
+            },
+            row.try_get("events")?,
+        ),
+        None => (Checkpoint::default(), 0),
+    })
+}
+
+/// Creates the tables of `slot` (dropping them first when `fresh`) and its
+/// checkpoint row.
+async fn create_slot(db: &Db, projection: &dyn Projection, slot: &str, fresh: bool) -> Result<(), DbError> {
+    let mut tx = db.pool.begin().await?;
+    if fresh {
+        for table in projection.tables() {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {table}_{slot}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1 AND slot = $2")
+            .bind(projection.name())
+            .bind(slot)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for statement in projection.create(slot) {
+        sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, slot, tx_id, position, events, updated_at) \
+         VALUES ($1, $2, 0, 0, 0, $3) ON CONFLICT (name, slot) DO NOTHING",
+    )
+    .bind(projection.name())
+    .bind(slot)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The global event stream: every event of every aggregate, in one safe order.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::db::{Backend, Db, DbError};
+
+/// A reader's place in the global stream. Events are ordered by
+/// `(tx_id, position)`; on SQLite `tx_id` is always 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub tx_id: i64,
+    pub position: i64,
+}
+
+/// Who caused an event and on which request. Stored as the event's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub actor_id: String,
+    pub actor_role: String,
+    pub organisation: String,
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl EventMetadata {
+    /// The metadata as the string map cqrs-es stores.
+    pub fn to_map(&self) -> std::collections::HashMap<String, String> {
+        let mut map = std::collections::HashMap::from([
+            ("actor_id".to_string(), self.actor_id.clone()),
+            ("actor_role".to_string(), self.actor_role.clone()),
+            ("organisation".to_string(), self.organisation.clone()),
+            ("request_id".to_string(), self.request_id.clone()),
+        ]);
+        if let Some(key) = &self.idempotency_key {
+            map.insert("idempotency_key".to_string(), key.clone());
+        }
+        map
+    }
+}
+
+/// One event as stored, with its place in the global order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub checkpoint: Checkpoint,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: EventMetadata,
+    /// When the store recorded it (RFC 3339, UTC).
+    pub recorded_at: String,
+}
+
+impl StoredEvent {
+    /// Decodes the payload as an aggregate's event type.
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, DbError> {
+        serde_json::from_value(self.payload.clone()).map_err(|e| DbError::Corrupt {
+            position: self.checkpoint.position,
+            reason: e.to_string(),
+        })
+    }
+}
+
+const COLUMNS_PG: &str = "position, tx_id::text::bigint AS tx_id, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, payload::text AS payload, metadata::text AS metadata, \
+    to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS recorded_at";
+const COLUMNS_SQLITE: &str = "position, tx_id, aggregate_type, aggregate_id, sequence, event_type, \
+    event_version, payload, metadata, recorded_at";
+
+/// Reads up to `limit` events after `after`, in global order, never returning
+/// an event while an earlier one may still commit.
+pub async fn read_batch(db: &Db, after: Checkpoint, limit: i64) -> Result<Vec<StoredEvent>, DbError> {
+    let rows = match db.backend {
+        // Only transactions older than every running one are certain to be
+        // complete: below pg_snapshot_xmin nothing can still appear.
+        Backend::Postgres => {
+            let sql = format!(
+                "SELECT {COLUMNS_PG} FROM events \
+                 WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY tx_id, position LIMIT $3"
+            );
+            sqlx::query(&sql)
+                .bind(after.tx_id)
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(&db.pool)
+                .await?
+        }
+        // One writer at a time: a committed position means all lower ones are too.
+        Backend::Sqlite => {
+            let sql = format!(
+                "SELECT {COLUMNS_SQLITE} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            );
+            sqlx::query(&sql)
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(&db.pool)
+                .await?
+        }
+    };
+    rows.iter().map(decode_row).collect()
+}
+
+/// Reads the events of one aggregate, in sequence order.
+pub async fn read_aggregate(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, DbError> {
+    let columns = match db.backend {
+        Backend::Postgres => COLUMNS_PG,
+        Backend::Sqlite => COLUMNS_SQLITE,
+    };
+    let sql = format!(
+        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// The last `n` events of one aggregate, newest first.
+pub async fn read_aggregate_tail(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    n: i64,
+) -> Result<Vec<StoredEvent>, DbError> {
+    let columns = match db.backend {
+        Backend::Postgres => COLUMNS_PG,
+        Backend::Sqlite => COLUMNS_SQLITE,
+    };
+    let sql = format!(
+        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+         ORDER BY sequence DESC LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(n)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// The event a given aggregate stored at `sequence`, if any.
+pub async fn read_at_sequence(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) -> Result<Option<StoredEvent>, DbError> {
+    let columns = match db.backend {
+        Backend::Postgres => COLUMNS_PG,
+        Backend::Sqlite => COLUMNS_SQLITE,
+    };
+    let sql = format!(
+        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3"
+    );
+    let row = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(decode_row).transpose()
+}
+
+/// The newest position written, and how many events exist in all.
+pub async fn head(db: &Db) -> Result<(i64, i64), DbError> {
+    let row = sqlx::query("SELECT COALESCE(MAX(position), 0) AS head, COUNT(*) AS n FROM events")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((row.try_get("head")?, row.try_get("n")?))
+}
+
+/// How many events lie after `after` (the lag of a reader there).
+pub async fn count_after(db: &Db, after: Checkpoint) -> Result<i64, DbError> {
+    let row = match db.backend {
+        Backend::Postgres => {
+            sqlx::query(
+                "SELECT COUNT(*) AS n FROM events WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2)",
+            )
+            .bind(after.tx_id)
+            .bind(after.position)
+            .fetch_one(&db.pool)
+            .await?
+        }
+        Backend::Sqlite => {
+            sqlx::query("SELECT COUNT(*) AS n FROM events WHERE position > $1")
+                .bind(after.position)
+                .fetch_one(&db.pool)
+                .await?
+        }
+    };
+    Ok(row.try_get("n")?)
+}
+
+fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, DbError> {
+    let position: i64 = row.try_get("position")?;
+    let corrupt = |reason: String| DbError::Corrupt { position, reason };
+    let payload: String = row.try_get("payload")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(StoredEvent {
+        checkpoint: Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position,
+        },
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
