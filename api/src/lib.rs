@@ -1,1 +1,11 @@
+//! The Portal API: GraphQL over axum, authentication, settings, and the
+//! service that ties the event store to the projections.
+#![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod schema;
+pub mod service;
+pub mod settings;

@@ -447,3 +447,13 @@ async fn create_slot(db: &Db, projection: &dyn Projection, slot: &str, fresh: bo
     tx.commit().await?;
     Ok(())
 }
+
+impl Engine {
+    /// The checkpoint each runner last published, without touching the database.
+    pub fn progress(&self) -> Vec<(&'static str, Checkpoint)> {
+        self.runners
+            .iter()
+            .map(|r| (r.projection.name(), *r.progress.borrow()))
+            .collect()
+    }
+}

@@ -11,7 +11,7 @@ mod events;
 
 pub use aggregate::{Activity, ActivityState, Goal, GoalState, LifeDomain, Portal};
 pub use commands::PortalCommand;
-pub use errors::PortalError;
+pub use errors::{ErrorKind, PortalError};
 pub use events::PortalEvent;
 
 /// Limits on portal input, stated once so the schema descriptions can quote them.

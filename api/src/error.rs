@@ -1,0 +1,140 @@
+//! The one error type at the edge: every refusal has a stable `code`, and
+//! nothing internal reaches the client.
+
+use async_graphql::ErrorExtensions;
+use cqrs_es::AggregateError;
+use domain::portal::PortalError;
+
+use crate::auth::AuthError;
+
+/// Stable error codes, sent as the `code` extension of every GraphQL error.
+pub mod codes {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// Everything a request can fail with.
+///
+/// Deliberately not `Display`: async-graphql turns any `Display` error into a
+/// GraphQL error without a code, and this type must only ever leave through
+/// the `From` below, which adds it.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthenticated(AuthError),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    BadInput(String),
+    /// Logged in full, reported to the client only as "internal error".
+    Internal(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        ApiError::Unauthenticated(error)
+    }
+}
+
+/// For the command line, where the operator should see the full detail.
+impl From<ApiError> for Box<dyn std::error::Error> {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Internal(detail) => detail.into(),
+            other => other.message().into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The message the client sees.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Unauthenticated(e) => e.to_string(),
+            ApiError::Forbidden(m) | ApiError::NotFound(m) | ApiError::BadInput(m) => m.clone(),
+            ApiError::Conflict(m) => format!("{m}; retry the request"),
+            ApiError::Internal(_) => "internal error".to_string(),
+        }
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => codes::UNAUTHENTICATED,
+            ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::NotFound(_) => codes::NOT_FOUND,
+            ApiError::Conflict(_) => codes::CONFLICT,
+            ApiError::BadInput(_) => codes::BAD_USER_INPUT,
+            ApiError::Internal(_) => codes::INTERNAL,
+        }
+    }
+
+    /// Wraps an unexpected failure, logging what the client will not see.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        let detail = error.to_string();
+        tracing::error!(%detail, "internal error");
+        ApiError::Internal(detail)
+    }
+}
+
+impl From<projections::DbError> for ApiError {
+    fn from(error: projections::DbError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<PortalError> for ApiError {
+    fn from(error: PortalError) -> Self {
+        match error.kind() {
+            domain::portal::ErrorKind::NotFound => ApiError::NotFound(error.to_string()),
+            domain::portal::ErrorKind::BadInput => ApiError::BadInput(error.to_string()),
+        }
+    }
+}
+
+/// What went wrong when storing a command's events.
+#[derive(Debug)]
+pub enum StoreFailure {
+    /// Another command on the same aggregate won the race.
+    Conflict,
+    /// The idempotency key was already claimed by another request.
+    KeyReused,
+    /// A rule of the domain refused the command.
+    Rule(PortalError),
+    /// Anything else.
+    Other(String),
+}
+
+/// Sorts a cqrs-es error into what the edge needs to know.
+pub fn classify(error: AggregateError<PortalError>) -> StoreFailure {
+    match error {
+        AggregateError::UserError(e) => StoreFailure::Rule(e),
+        AggregateError::AggregateConflict => StoreFailure::Conflict,
+        AggregateError::DatabaseConnectionError(e)
+        | AggregateError::DeserializationError(e)
+        | AggregateError::UnexpectedError(e) => {
+            if let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() {
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                if code == "PX409" || db.message().contains("idempotency key already used") {
+                    return StoreFailure::KeyReused;
+                }
+                // Unique violations (SQLite 2067/1555, PostgreSQL 23505), a busy
+                // SQLite (5, 517) and PostgreSQL serialization failures: retryable.
+                if matches!(code.as_str(), "2067" | "1555" | "5" | "517" | "23505" | "40001" | "40P01") {
+                    return StoreFailure::Conflict;
+                }
+            }
+            StoreFailure::Other(e.to_string())
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        async_graphql::Error::new(error.message()).extend_with(|_, e| e.set("code", code))
+    }
+}

@@ -1,0 +1,207 @@
+//! HTTP: GraphQL at POST `/graphql`, GraphiQL at GET `/`, health, readiness and
+//! metrics; body limits, request ids, panics turned into clean errors, and
+//! graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::http::GraphiQLSource;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::codes;
+use crate::schema::{self, PortalSchema, RequestContext};
+use crate::service::Service;
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<Service>,
+    schema: PortalSchema,
+}
+
+/// The whole HTTP surface, for `serve` and for in-process tests.
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.settings.max_body_bytes;
+    let state = AppState {
+        schema: schema::build(Arc::clone(&service)),
+        service,
+    };
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error")
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A GraphQL-shaped error for failures before GraphQL runs.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "data": null, "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let limit = app.service.settings.max_body_bytes;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::BAD_USER_INPUT,
+                &format!("request body is larger than {limit} bytes"),
+            )
+        }
+        Err(rejection) => {
+            return error_response(rejection.status(), codes::BAD_USER_INPUT, "request body could not be read")
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_USER_INPUT,
+                &format!("request body is not a GraphQL request in JSON: {error}"),
+            )
+        }
+    };
+    let request_id = request_id(&headers);
+    let caller = app
+        .service
+        .keys
+        .verify_header(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let span = tracing::info_span!("graphql", request_id = %request_id, operation = request.operation_name.as_deref().unwrap_or(""));
+    let _entered = span.enter();
+    drop(_entered);
+    let mut response = app
+        .schema
+        .execute(request.data(RequestContext {
+            caller,
+            request_id: request_id.clone(),
+        }))
+        .await;
+    // Parse and validation errors (syntax, unknown fields, depth, complexity,
+    // wrong argument types) come from async-graphql without a code: they are all
+    // the client's input.
+    for error in &mut response.errors {
+        let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", codes::BAD_USER_INPUT);
+        }
+    }
+    app.service.metrics.request_seconds.observe(started.elapsed().as_secs_f64());
+    let mut http = Json(&response).into_response();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        http.headers_mut().insert("x-request-id", value);
+    }
+    http
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.service.engine.status().await {
+        Ok(status) => Json(json!({ "ready": true, "projections": status })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false }))).into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let progress: Vec<(&str, i64)> = app
+        .service
+        .engine
+        .progress()
+        .into_iter()
+        .map(|(n, c)| (n, c.position))
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.service.metrics.render(&progress),
+    )
+        .into_response()
+}
+
+async fn count_responses(State(app): State<AppState>, request: Request<Body>, next: Next) -> Response {
+    let response = next.run(request).await;
+    app.service.metrics.http_response(response.status().as_u16());
+    response
+}
+
+/// Serves until `shutdown` resolves, running the projection runners meanwhile;
+/// in-flight requests finish, then the runners stop.
+pub async fn serve(
+    service: Arc<Service>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let runners = service.engine.spawn(stopped);
+    let result = axum::serve(listener, router(Arc::clone(&service)))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop.send(true);
+    for runner in runners {
+        let _ = runner.await;
+    }
+    result
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,722 @@
+//! The GraphQL schema: the portal core's queries and mutations.
+//!
+//! Every resolver first establishes who is asking ([`caller`]) and whether they
+//! may act on the portal named; refusals carry a stable `code` extension.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptySubscription, Enum, Json, Object, Schema, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::portal::PortalCommand;
+use projections::{control_panel, history};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::auth::{AuthError, Caller, Role};
+use crate::error::ApiError;
+use crate::service::{CommandOutcome, Service};
+
+/// The schema type served at `/graphql`.
+pub type PortalSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Per-request facts the HTTP layer establishes before GraphQL runs.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The verified caller, or why there is none.
+    pub caller: Result<Caller, AuthError>,
+    /// Id of this request, recorded in every event it causes.
+    pub request_id: String,
+}
+
+/// Builds the schema with the service and the input limits from settings.
+pub fn build(service: Arc<Service>) -> PortalSchema {
+    let (depth, complexity) = (
+        service.settings.max_query_depth,
+        service.settings.max_query_complexity,
+    );
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(service)
+        .limit_depth(depth)
+        .limit_complexity(complexity)
+        .finish()
+}
+
+/// The schema in SDL, as committed in `api/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription).finish().sdl()
+}
+
+fn service<'a>(ctx: &Context<'a>) -> &'a Arc<Service> {
+    ctx.data_unchecked::<Arc<Service>>()
+}
+
+fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+/// The verified caller, or `UNAUTHENTICATED`.
+pub fn caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
+    request(ctx).caller.clone().map_err(ApiError::Unauthenticated)
+}
+
+fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text: String = row.try_get(column).map_err(ApiError::internal)?;
+    parse_time(&text)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(ApiError::internal)
+}
+
+fn get<T>(row: &AnyRow, column: &str) -> Result<T, ApiError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(ApiError::internal)
+}
+
+/// Who is asking.
+#[derive(SimpleObject)]
+pub struct Me {
+    /// The caller's subject id (for a service user, also their portal id).
+    pub subject: Uuid,
+    /// The caller's role.
+    pub role: Role,
+    /// The caller's organisation.
+    pub organisation: String,
+}
+
+/// Status → process → goals at a glance, per life domain.
+#[derive(SimpleObject)]
+pub struct ControlPanel {
+    /// The portal (its owner's subject id).
+    pub portal_id: Uuid,
+    /// Organisation the portal belongs to.
+    pub organisation: String,
+    /// When the portal was opened.
+    pub opened_at: DateTime<Utc>,
+    /// When anything in the portal last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The portal's version: the sequence number of its latest event.
+    pub version: i64,
+    /// Every life domain, default ones first, then the user's own in the order added.
+    pub domains: Vec<DomainPanel>,
+}
+
+/// One life domain on the control panel.
+#[derive(SimpleObject)]
+pub struct DomainPanel {
+    /// Stable key (`housing`, or the user's own key).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// True for a domain the user added.
+    pub custom: bool,
+    /// The latest status rating, if the domain was ever rated.
+    pub latest_status: Option<Status>,
+    /// How many times the domain has been rated.
+    pub ratings: i64,
+    /// Goals in this domain that are still active, oldest first, with their activities.
+    pub active_goals: Vec<Goal>,
+}
+
+/// A status rating of a life domain.
+#[derive(SimpleObject, Clone)]
+pub struct Status {
+    /// Self-rating from 1 (worst) to 10 (best).
+    pub score: i32,
+    /// The user's note (up to 2000 characters; may be empty).
+    pub note: String,
+    /// When the rating was made.
+    pub rated_at: DateTime<Utc>,
+}
+
+/// Where a goal stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum GoalState {
+    /// Being worked on.
+    Active,
+    /// Reached.
+    Achieved,
+    /// Given up.
+    Abandoned,
+}
+
+/// Where an activity stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityState {
+    /// Still to do.
+    Planned,
+    /// Done.
+    Done,
+    /// Dropped.
+    Dropped,
+}
+
+/// A goal with its activities and progress.
+#[derive(SimpleObject)]
+pub struct Goal {
+    /// Goal id.
+    pub id: Uuid,
+    /// Key of the life domain the goal belongs to.
+    pub domain: String,
+    /// Title (1-200 characters).
+    pub title: String,
+    /// Description (up to 2000 characters; may be empty).
+    pub description: String,
+    /// Active, achieved or abandoned.
+    pub state: GoalState,
+    /// When the goal was set.
+    pub set_at: DateTime<Utc>,
+    /// When the goal or one of its activities last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When the goal was achieved or abandoned.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Counts of its activities by state.
+    pub progress: Progress,
+    /// Its activities, in the order planned.
+    pub activities: Vec<Activity>,
+}
+
+/// How far a goal's activities have come.
+#[derive(SimpleObject)]
+pub struct Progress {
+    /// Activities still planned.
+    pub planned: i64,
+    /// Activities done.
+    pub done: i64,
+    /// Activities dropped.
+    pub dropped: i64,
+    /// Done as a whole percentage of planned plus done (dropped ones do not count); 0 with none.
+    pub percent_done: i32,
+}
+
+/// A concrete step under a goal.
+#[derive(SimpleObject)]
+pub struct Activity {
+    /// Activity id.
+    pub id: Uuid,
+    /// Title (1-200 characters).
+    pub title: String,
+    /// Planned, done or dropped.
+    pub state: ActivityState,
+    /// When it was planned.
+    pub planned_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One recorded change, as the history of a goal or status shows it.
+#[derive(SimpleObject)]
+pub struct HistoryEntry {
+    /// The portal's event sequence number.
+    pub sequence: i64,
+    /// Global position in the event stream.
+    pub position: i64,
+    /// What happened (`GoalSet`, `ActivityCompleted`, `StatusRated`, ...).
+    pub event_type: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// Who did it.
+    pub actor_id: String,
+    /// In which role.
+    pub actor_role: String,
+    /// The request that caused it.
+    pub request_id: String,
+    /// The event itself, as stored.
+    pub data: Json<serde_json::Value>,
+}
+
+/// One status rating in the history of a life domain.
+#[derive(SimpleObject)]
+pub struct StatusEntry {
+    /// The portal's event sequence number.
+    pub sequence: i64,
+    /// Self-rating from 1 to 10.
+    pub score: i32,
+    /// The note given with it.
+    pub note: String,
+    /// When the rating was made.
+    pub at: DateTime<Utc>,
+}
+
+/// Reads: only a service user's own portal, within their organisation.
+pub struct Query;
+
+/// Loads the portal row after checking that `caller` may read `portal_id`.
+async fn authorize_read(svc: &Service, caller: &Caller, portal_id: Uuid) -> Result<AnyRow, ApiError> {
+    if caller.role != Role::ServiceUser || caller.subject != portal_id {
+        return Err(ApiError::Forbidden(
+            "you may only read your own portal".into(),
+        ));
+    }
+    let table = svc.engine.table(control_panel::NAME, "cp_portals");
+    let row = sqlx::query(&format!(
+        "SELECT portal_id, organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
+    ))
+    .bind(portal_id.to_string())
+    .fetch_optional(&svc.db.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| ApiError::NotFound("this portal has not been opened yet".into()))?;
+    let organisation: String = get(&row, "organisation")?;
+    if organisation != caller.organisation {
+        return Err(ApiError::Forbidden("this portal belongs to another organisation".into()));
+    }
+    Ok(row)
+}
+
+fn goal_state(s: &str) -> GoalState {
+    match s {
+        "achieved" => GoalState::Achieved,
+        "abandoned" => GoalState::Abandoned,
+        _ => GoalState::Active,
+    }
+}
+
+fn activity_state(s: &str) -> ActivityState {
+    match s {
+        "done" => ActivityState::Done,
+        "dropped" => ActivityState::Dropped,
+        _ => ActivityState::Planned,
+    }
+}
+
+fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
+    let (planned, done, dropped): (i64, i64, i64) = (get(row, "planned")?, get(row, "done")?, get(row, "dropped")?);
+    let closed: Option<String> = get(row, "closed_at")?;
+    Ok(Goal {
+        id: Uuid::parse_str(&get::<String>(row, "goal_id")?).map_err(ApiError::internal)?,
+        domain: get(row, "domain_key")?,
+        title: get(row, "title")?,
+        description: get(row, "description")?,
+        state: goal_state(&get::<String>(row, "state")?),
+        set_at: time(row, "set_at")?,
+        updated_at: time(row, "updated_at")?,
+        closed_at: closed.as_deref().map(parse_time).transpose()?,
+        progress: Progress {
+            planned,
+            done,
+            dropped,
+            percent_done: if planned + done == 0 {
+                0
+            } else {
+                (done * 100 / (planned + done)) as i32
+            },
+        },
+        activities: Vec::new(),
+    })
+}
+
+fn activity_from_row(row: &AnyRow) -> Result<(String, Activity), ApiError> {
+    Ok((
+        get(row, "goal_id")?,
+        Activity {
+            id: Uuid::parse_str(&get::<String>(row, "activity_id")?).map_err(ApiError::internal)?,
+            title: get(row, "title")?,
+            state: activity_state(&get::<String>(row, "state")?),
+            planned_at: time(row, "planned_at")?,
+            updated_at: time(row, "updated_at")?,
+        },
+    ))
+}
+
+const GOAL_SELECT: &str = "goal_id, domain_key, title, description, state, set_at, updated_at, closed_at, planned, done, dropped";
+const ACTIVITY_SELECT: &str = "activity_id, goal_id, title, state, planned_at, updated_at";
+
+#[Object]
+impl Query {
+    /// Who the bearer token says is asking.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
+        let caller = caller(ctx)?;
+        Ok(Me {
+            subject: caller.subject,
+            role: caller.role,
+            organisation: caller.organisation,
+        })
+    }
+
+    /// The control panel of a portal: per life domain, the latest status and the
+    /// active goals with their activities and progress. `portalId` defaults to
+    /// the caller's own portal.
+    async fn control_panel(&self, ctx: &Context<'_>, portal_id: Option<Uuid>) -> async_graphql::Result<ControlPanel> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let portal_id = portal_id.unwrap_or(caller.subject);
+        let portal = authorize_read(svc, &caller, portal_id).await?;
+        let id = portal_id.to_string();
+        let e = &svc.engine;
+        let (domains_t, goals_t, activities_t) = (
+            e.table(control_panel::NAME, "cp_domains"),
+            e.table(control_panel::NAME, "cp_goals"),
+            e.table(control_panel::NAME, "cp_activities"),
+        );
+        let domain_rows = sqlx::query(&format!(
+            "SELECT domain_key, name, custom, latest_score, latest_note, latest_rated_at, ratings \
+             FROM {domains_t} WHERE portal_id = $1 ORDER BY ordinal"
+        ))
+        .bind(&id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let goal_rows = sqlx::query(&format!(
+            "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND state = 'active' ORDER BY set_at, goal_id"
+        ))
+        .bind(&id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let activity_rows = sqlx::query(&format!(
+            "SELECT a.activity_id, a.goal_id, a.title, a.state, a.planned_at, a.updated_at \
+             FROM {activities_t} a JOIN {goals_t} g ON g.portal_id = a.portal_id AND g.goal_id = a.goal_id \
+             WHERE a.portal_id = $1 AND g.state = 'active' ORDER BY a.planned_at, a.activity_id"
+        ))
+        .bind(&id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let mut goals = goal_rows.iter().map(goal_from_row).collect::<Result<Vec<_>, _>>()?;
+        for row in &activity_rows {
+            let (goal_id, activity) = activity_from_row(row)?;
+            if let Some(goal) = goals.iter_mut().find(|g| g.id.to_string() == goal_id) {
+                goal.activities.push(activity);
+            }
+        }
+        let mut domains = Vec::with_capacity(domain_rows.len());
+        for row in &domain_rows {
+            let key: String = get(row, "domain_key")?;
+            let score: Option<i64> = get(row, "latest_score")?;
+            let latest_status = match score {
+                Some(score) => Some(Status {
+                    score: score as i32,
+                    note: get::<Option<String>>(row, "latest_note")?.unwrap_or_default(),
+                    rated_at: time(row, "latest_rated_at")?,
+                }),
+                None => None,
+            };
+            let (mine, rest): (Vec<Goal>, Vec<Goal>) = goals.into_iter().partition(|g| g.domain == key);
+            goals = rest;
+            domains.push(DomainPanel {
+                name: get(row, "name")?,
+                custom: get::<i64>(row, "custom")? != 0,
+                latest_status,
+                ratings: get(row, "ratings")?,
+                active_goals: mine,
+                key,
+            });
+        }
+        Ok(ControlPanel {
+            portal_id,
+            organisation: get(&portal, "organisation")?,
+            opened_at: time(&portal, "opened_at")?,
+            updated_at: time(&portal, "updated_at")?,
+            version: get(&portal, "version")?,
+            domains,
+        })
+    }
+
+    /// One goal in any state, with all its activities.
+    async fn goal(&self, ctx: &Context<'_>, goal_id: Uuid, portal_id: Option<Uuid>) -> async_graphql::Result<Goal> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let portal_id = portal_id.unwrap_or(caller.subject);
+        authorize_read(svc, &caller, portal_id).await?;
+        let goals_t = svc.engine.table(control_panel::NAME, "cp_goals");
+        let activities_t = svc.engine.table(control_panel::NAME, "cp_activities");
+        let row = sqlx::query(&format!(
+            "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND goal_id = $2"
+        ))
+        .bind(portal_id.to_string())
+        .bind(goal_id.to_string())
+        .fetch_optional(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("goal {goal_id} does not exist")))?;
+        let mut goal = goal_from_row(&row)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ACTIVITY_SELECT} FROM {activities_t} WHERE portal_id = $1 AND goal_id = $2 \
+             ORDER BY planned_at, activity_id"
+        ))
+        .bind(portal_id.to_string())
+        .bind(goal_id.to_string())
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        for row in &rows {
+            goal.activities.push(activity_from_row(row)?.1);
+        }
+        Ok(goal)
+    }
+
+    /// Every change to a goal and its activities, oldest first.
+    async fn goal_history(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let rows = history_rows(ctx, portal_id, "goal", &goal_id.to_string()).await?;
+        if rows.is_empty() {
+            return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
+        }
+        rows.iter()
+            .map(|row| {
+                let data: String = get(row, "data")?;
+                Ok(HistoryEntry {
+                    sequence: get(row, "sequence")?,
+                    position: get(row, "position")?,
+                    event_type: get(row, "event_type")?,
+                    at: time(row, "at")?,
+                    recorded_at: time(row, "recorded_at")?,
+                    actor_id: get(row, "actor_id")?,
+                    actor_role: get(row, "actor_role")?,
+                    request_id: get(row, "request_id")?,
+                    data: Json(serde_json::from_str(&data).map_err(ApiError::internal)?),
+                })
+            })
+            .collect::<Result<_, ApiError>>()
+            .map_err(Into::into)
+    }
+
+    /// Every status rating of a life domain, oldest first.
+    async fn status_history(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Vec<StatusEntry>> {
+        let rows = history_rows(ctx, portal_id, "status", &domain).await?;
+        rows.iter()
+            .map(|row| {
+                let data: String = get(row, "data")?;
+                let event: domain::portal::PortalEvent = serde_json::from_str(&data).map_err(ApiError::internal)?;
+                match event {
+                    domain::portal::PortalEvent::StatusRated { score, note, at, .. } => Ok(StatusEntry {
+                        sequence: get(row, "sequence")?,
+                        score,
+                        note,
+                        at,
+                    }),
+                    _ => Err(ApiError::internal("non-status event in status history")),
+                }
+            })
+            .collect::<Result<_, ApiError>>()
+            .map_err(Into::into)
+    }
+}
+
+async fn history_rows(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    kind: &str,
+    subject_id: &str,
+) -> Result<Vec<AnyRow>, ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let portal_id = portal_id.unwrap_or(caller.subject);
+    authorize_read(svc, &caller, portal_id).await?;
+    let table = svc.engine.table(history::NAME, "history");
+    sqlx::query(&format!(
+        "SELECT sequence, position, event_type, at, recorded_at, actor_id, actor_role, request_id, data \
+         FROM {table} WHERE portal_id = $1 AND subject_kind = $2 AND subject_id = $3 ORDER BY sequence"
+    ))
+    .bind(portal_id.to_string())
+    .bind(kind)
+    .bind(subject_id)
+    .fetch_all(&svc.db.pool)
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// Changes: a service user works on their own portal only.
+pub struct Mutation;
+
+/// Runs `command` on the caller's own portal after the role and tenancy checks.
+async fn run(
+    ctx: &Context<'_>,
+    idempotency_key: Option<String>,
+    command: PortalCommand,
+) -> async_graphql::Result<CommandOutcome> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    if caller.role != Role::ServiceUser {
+        return Err(ApiError::Forbidden("only a service user can change their own portal".into()).into());
+    }
+    if !matches!(command, PortalCommand::OpenPortal { .. }) {
+        let table = svc.engine.table(control_panel::NAME, "cp_portals");
+        let org: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT organisation FROM {table} WHERE portal_id = $1"
+        ))
+        .bind(caller.subject.to_string())
+        .fetch_optional(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        if org.is_some_and(|org| org != caller.organisation) {
+            return Err(ApiError::Forbidden("this portal belongs to another organisation".into()).into());
+        }
+    }
+    Ok(svc
+        .execute(&caller, &request(ctx).request_id, idempotency_key, command)
+        .await?)
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+#[Object]
+impl Mutation {
+    /// Opens the caller's portal in their organisation, with the default life domains.
+    /// Every mutation takes an optional `idempotencyKey` (1-128 characters): sending the
+    /// same key again appends nothing and returns the first result.
+    async fn open_portal(&self, ctx: &Context<'_>, idempotency_key: Option<String>) -> async_graphql::Result<CommandOutcome> {
+        let caller = caller(ctx)?;
+        let command = PortalCommand::OpenPortal {
+            owner: caller.subject,
+            organisation: caller.organisation,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Adds a life domain of the user's own. `key`: 1-40 characters of a-z, 0-9 and _,
+    /// starting with a letter; `name`: 1-60 characters. At most 30 custom domains.
+    async fn add_life_domain(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, idempotency_key, PortalCommand::AddLifeDomain { key, name, at: now() }).await
+    }
+
+    /// Rates the status of a life domain: `score` 1-10, `note` up to 2000 characters.
+    async fn rate_status(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        score: i32,
+        note: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::RateStatus {
+            domain,
+            score,
+            note: note.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Sets a goal in a life domain: `title` 1-200 characters, `description` up to 2000.
+    /// `goalId` may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    async fn set_goal(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        title: String,
+        description: Option<String>,
+        goal_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::SetGoal {
+            goal_id: goal_id.unwrap_or_else(Uuid::new_v4),
+            domain,
+            title,
+            description: description.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Rewords an active goal: `title` 1-200 characters, `description` up to 2000.
+    async fn revise_goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        title: String,
+        description: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::ReviseGoal {
+            goal_id,
+            title,
+            description: description.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Marks an active goal as achieved.
+    async fn achieve_goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, idempotency_key, PortalCommand::AchieveGoal { goal_id, at: now() }).await
+    }
+
+    /// Abandons an active goal; `reason` up to 2000 characters.
+    async fn abandon_goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::AbandonGoal {
+            goal_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Plans an activity under an active goal: `title` 1-200 characters, at most 200 per goal.
+    /// `activityId` may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    async fn plan_activity(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        title: String,
+        activity_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::PlanActivity {
+            goal_id,
+            activity_id: activity_id.unwrap_or_else(Uuid::new_v4),
+            title,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Marks a planned activity as done.
+    async fn complete_activity(
+        &self,
+        ctx: &Context<'_>,
+        activity_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, idempotency_key, PortalCommand::CompleteActivity { activity_id, at: now() }).await
+    }
+
+    /// Drops a planned activity; `reason` up to 2000 characters.
+    async fn drop_activity(
+        &self,
+        ctx: &Context<'_>,
+        activity_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::DropActivity {
+            activity_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+}

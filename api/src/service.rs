@@ -1,0 +1,272 @@
+//! The service: the event store (cqrs-es on either store), the projection
+//! engine, and command execution with metadata, idempotency and
+//! read-your-writes.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::CqrsFramework;
+use domain::portal::{Portal, PortalCommand, PortalEvent};
+use postgres_es::PostgresEventRepository;
+use projections::engine::EngineConfig;
+use projections::stream::{self, EventMetadata};
+use projections::{Backend, Checkpoint, Db, Engine};
+use sqlite_es::SqliteEventRepository;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::auth::{Caller, TokenKeys};
+use crate::error::{classify, ApiError, StoreFailure};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+type PgCqrs = CqrsFramework<Portal, PersistedEventStore<PostgresEventRepository, Portal>>;
+type SqliteCqrs = CqrsFramework<Portal, PersistedEventStore<SqliteEventRepository, Portal>>;
+
+/// cqrs-es in event-store mode, on whichever store the URL names.
+enum EventStore {
+    Postgres(PgCqrs),
+    Sqlite(SqliteCqrs),
+}
+
+/// Longest accepted idempotency key.
+pub const IDEMPOTENCY_KEY_MAX: usize = 128;
+
+/// The projections a portal mutation's caller reads next.
+const PORTAL_READ_MODELS: &[&str] = &[projections::control_panel::NAME, projections::history::NAME];
+
+/// What a mutation reports back.
+#[derive(Debug, Clone, PartialEq, async_graphql::SimpleObject)]
+pub struct CommandOutcome {
+    /// The portal the command changed.
+    pub portal_id: Uuid,
+    /// The portal's version (its event sequence number) after the command.
+    pub version: i64,
+    /// Global position of the command's event in the event stream.
+    pub position: i64,
+    /// Id of what the command created (goal, activity, life-domain key), if anything.
+    pub created_id: Option<String>,
+    /// True when this is the stored result of an earlier request with the same idempotency key.
+    pub replayed: bool,
+    /// True when the read models already show this change; false only if the bounded wait ran out.
+    pub caught_up: bool,
+}
+
+/// Everything a request handler needs.
+pub struct Service {
+    pub settings: Settings,
+    pub db: Db,
+    pub engine: Arc<Engine>,
+    pub keys: TokenKeys,
+    pub metrics: Metrics,
+    store: EventStore,
+}
+
+/// Applies the store's migrations to the database `url` names.
+pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
+    open_store(settings).await.map(|_| ())
+}
+
+async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
+    let url = &settings.database_url;
+    match Backend::from_url(url)? {
+        Backend::Postgres => {
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.db_max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(ApiError::internal)?;
+            sqlx::migrate!("../migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(ApiError::internal)?;
+            let repo = PostgresEventRepository::new(pool);
+            Ok(EventStore::Postgres(CqrsFramework::new(
+                PersistedEventStore::new_event_store(repo),
+                vec![],
+                (),
+            )))
+        }
+        Backend::Sqlite => {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(ApiError::internal)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(parent) = Path::new(options.get_filename()).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(ApiError::internal)?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.db_max_connections)
+                .connect_with(options)
+                .await
+                .map_err(ApiError::internal)?;
+            sqlx::migrate!("../migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(ApiError::internal)?;
+            let repo = SqliteEventRepository::new(pool);
+            Ok(EventStore::Sqlite(CqrsFramework::new(
+                PersistedEventStore::new_event_store(repo),
+                vec![],
+                (),
+            )))
+        }
+    }
+}
+
+impl Service {
+    /// Opens the store (creating and migrating it if needed) and prepares the
+    /// projections. Runners are started by [`crate::http::serve`].
+    pub async fn open(settings: Settings) -> Result<Self, ApiError> {
+        let store = open_store(&settings).await?;
+        let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        let config = EngineConfig {
+            batch_size: settings.projection_batch_size,
+            poll_interval: Duration::from_millis(settings.projection_poll_ms),
+        };
+        let engine = Arc::new(Engine::prepare(db.clone(), projections::all(), config).await?);
+        let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?);
+        Ok(Service {
+            settings,
+            db,
+            engine,
+            keys,
+            metrics: Metrics::default(),
+            store,
+        })
+    }
+
+    /// Runs a command on the caller's own portal and waits until the read
+    /// models show it (up to the configured bound).
+    pub async fn execute(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        command: PortalCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        let started = Instant::now();
+        let result = self.execute_inner(caller, request_id, idempotency_key, command).await;
+        self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.command(match &result {
+            Ok(o) if o.replayed => "replayed",
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        });
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        command: PortalCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        if let Some(key) = &idempotency_key {
+            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX || key.chars().any(char::is_control) {
+                return Err(ApiError::BadInput(format!(
+                    "field `idempotencyKey` must be 1-{IDEMPOTENCY_KEY_MAX} characters without control characters"
+                )));
+            }
+            if let Some(outcome) = self.replay(caller, key).await? {
+                return Ok(outcome);
+            }
+        }
+        let portal_id = caller.subject;
+        let aggregate_id = portal_id.to_string();
+        let metadata = EventMetadata {
+            actor_id: caller.subject.to_string(),
+            actor_role: caller.role.as_str().to_string(),
+            organisation: caller.organisation.clone(),
+            request_id: request_id.to_string(),
+            idempotency_key: idempotency_key.clone(),
+        }
+        .to_map();
+        let result = match &self.store {
+            EventStore::Postgres(cqrs) => cqrs.execute_with_metadata(&aggregate_id, command, metadata).await,
+            EventStore::Sqlite(cqrs) => cqrs.execute_with_metadata(&aggregate_id, command, metadata).await,
+        };
+        if let Err(error) = result {
+            return match classify(error) {
+                StoreFailure::Rule(rule) => Err(rule.into()),
+                StoreFailure::Conflict => Err(ApiError::Conflict(
+                    "the portal was changed by another request at the same time".into(),
+                )),
+                StoreFailure::KeyReused => match idempotency_key {
+                    Some(key) => self
+                        .replay(caller, &key)
+                        .await?
+                        .ok_or_else(|| ApiError::Conflict("the idempotency key is in use".into())),
+                    None => Err(ApiError::internal("idempotency failure without a key")),
+                },
+                StoreFailure::Other(detail) => Err(ApiError::internal(detail)),
+            };
+        }
+        self.engine.wake();
+        // Our events are the newest of this aggregate carrying our request id.
+        let tail = stream::read_aggregate_tail(&self.db, "Portal", &aggregate_id, 16).await?;
+        let ours: Vec<_> = tail
+            .into_iter()
+            .filter(|e| e.metadata.request_id == request_id)
+            .collect();
+        let (Some(last), Some(first)) = (ours.first(), ours.last()) else {
+            return Err(ApiError::internal("stored events not found after commit"));
+        };
+        let event: PortalEvent = first.decode()?;
+        let caught_up = self.wait_for_read_models(last.checkpoint).await;
+        Ok(CommandOutcome {
+            portal_id,
+            version: last.sequence,
+            position: last.checkpoint.position,
+            created_id: event.created_id(),
+            replayed: false,
+            caught_up,
+        })
+    }
+
+    async fn wait_for_read_models(&self, target: Checkpoint) -> bool {
+        let timeout = Duration::from_millis(self.settings.read_your_writes_timeout_ms);
+        self.engine.wait_for(PORTAL_READ_MODELS, target, timeout).await
+    }
+
+    /// The stored result of the request that first used this key, if any.
+    async fn replay(&self, caller: &Caller, key: &str) -> Result<Option<CommandOutcome>, ApiError> {
+        let row = sqlx::query(
+            "SELECT aggregate_type, aggregate_id, first_sequence FROM idempotency_keys \
+             WHERE actor_id = $1 AND key = $2",
+        )
+        .bind(caller.subject.to_string())
+        .bind(key)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let Some(row) = row else { return Ok(None) };
+        let aggregate_type: String = row.try_get("aggregate_type").map_err(ApiError::internal)?;
+        let aggregate_id: String = row.try_get("aggregate_id").map_err(ApiError::internal)?;
+        let sequence: i64 = row.try_get("first_sequence").map_err(ApiError::internal)?;
+        let stored = stream::read_at_sequence(&self.db, &aggregate_type, &aggregate_id, sequence)
+            .await?
+            .ok_or_else(|| ApiError::internal("idempotency key points at a missing event"))?;
+        let event: PortalEvent = stored.decode()?;
+        let caught_up = self.wait_for_read_models(stored.checkpoint).await;
+        Ok(Some(CommandOutcome {
+            portal_id: Uuid::parse_str(&aggregate_id).map_err(ApiError::internal)?,
+            version: stored.sequence,
+            position: stored.checkpoint.position,
+            created_id: event.created_id(),
+            replayed: true,
+            caught_up,
+        }))
+    }
+}

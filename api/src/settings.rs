@@ -1,0 +1,213 @@
+//! Typed settings: defaults, then an optional TOML file, then `PORTAL_*`
+//! environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A secret that never prints.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything the service can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`PORTAL_BIND`).
+    pub bind: String,
+    /// `sqlite://...` (default, embedded) or `postgres://...` (`PORTAL_DATABASE_URL`).
+    pub database_url: String,
+    /// Folder for the embedded store and the generated token key (`PORTAL_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// HS256 key for bearer tokens (`PORTAL_TOKEN_KEY`). When unset, a random key is
+    /// created once in `<data_dir>/token.key` and reused.
+    pub token_key: Option<Secret>,
+    /// Lifetime of tokens minted by `portal token` (`PORTAL_TOKEN_TTL_SECONDS`).
+    pub token_ttl_seconds: u64,
+    /// Largest accepted request body (`PORTAL_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Deepest accepted GraphQL query (`PORTAL_MAX_QUERY_DEPTH`).
+    pub max_query_depth: usize,
+    /// Highest accepted GraphQL query complexity (`PORTAL_MAX_QUERY_COMPLEXITY`).
+    pub max_query_complexity: usize,
+    /// How long a mutation waits for the projections to show its events
+    /// (`PORTAL_READ_YOUR_WRITES_TIMEOUT_MS`).
+    pub read_your_writes_timeout_ms: u64,
+    /// Database connections per pool (`PORTAL_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
+    /// Events per projection transaction (`PORTAL_PROJECTION_BATCH_SIZE`).
+    pub projection_batch_size: i64,
+    /// How often projections look for events from other processes (`PORTAL_PROJECTION_POLL_MS`).
+    pub projection_poll_ms: u64,
+    /// `text` or `json` logs (`PORTAL_LOG_FORMAT`).
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/portal.db".into(),
+            data_dir: PathBuf::from("data"),
+            token_key: None,
+            token_ttl_seconds: 8 * 3600,
+            max_body_bytes: 64 * 1024,
+            max_query_depth: 10,
+            max_query_complexity: 1_000,
+            read_your_writes_timeout_ms: 5_000,
+            db_max_connections: 16,
+            projection_batch_size: 2_000,
+            projection_poll_ms: 100,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {0}: {1}")]
+    File(PathBuf, std::io::Error),
+    #[error("settings file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("environment variable {0}={1:?} is not valid")]
+    Env(&'static str, String),
+    #[error("token key: {0}")]
+    Key(String),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `PORTAL_CONFIG`, or `./portal.toml` when it
+    /// exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("PORTAL_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("portal.toml")).filter(|p| p.exists()));
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::File(path.clone(), e))?;
+                toml::from_str(&text).map_err(|e| SettingsError::Parse(path, e))?
+            }
+            None => Settings::default(),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
+    /// Overrides fields from `PORTAL_*` variables, read through `env`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
+        macro_rules! set {
+            ($field:ident, $name:literal) => {
+                if let Some(value) = env($name) {
+                    self.$field = value.parse().map_err(|_| SettingsError::Env($name, value))?;
+                }
+            };
+        }
+        set!(bind, "PORTAL_BIND");
+        set!(database_url, "PORTAL_DATABASE_URL");
+        set!(data_dir, "PORTAL_DATA_DIR");
+        set!(token_ttl_seconds, "PORTAL_TOKEN_TTL_SECONDS");
+        set!(max_body_bytes, "PORTAL_MAX_BODY_BYTES");
+        set!(max_query_depth, "PORTAL_MAX_QUERY_DEPTH");
+        set!(max_query_complexity, "PORTAL_MAX_QUERY_COMPLEXITY");
+        set!(read_your_writes_timeout_ms, "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS");
+        set!(db_max_connections, "PORTAL_DB_MAX_CONNECTIONS");
+        set!(projection_batch_size, "PORTAL_PROJECTION_BATCH_SIZE");
+        set!(projection_poll_ms, "PORTAL_PROJECTION_POLL_MS");
+        set!(log_format, "PORTAL_LOG_FORMAT");
+        if let Some(key) = env("PORTAL_TOKEN_KEY") {
+            self.token_key = Some(Secret::new(key));
+        }
+        Ok(())
+    }
+
+    /// The token key: the configured one, or the one kept in the data folder
+    /// (created with owner-only permissions on first use).
+    pub fn resolve_token_key(&self) -> Result<Secret, SettingsError> {
+        if let Some(key) = &self.token_key {
+            if key.expose().len() < 32 {
+                return Err(SettingsError::Key("must be at least 32 characters".into()));
+            }
+            return Ok(key.clone());
+        }
+        let path = self.data_dir.join("token.key");
+        if let Ok(key) = std::fs::read_to_string(&path) {
+            return Ok(Secret::new(key.trim()));
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| SettingsError::Key(e.to_string()))?;
+        let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        write_private(&path, &key).map_err(|e| SettingsError::Key(format!("{}: {e}", path.display())))?;
+        Ok(Secret::new(key))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let mut settings: Settings = toml::from_str("bind = \"0.0.0.0:9000\"\nmax_body_bytes = 10").expect("valid toml");
+        assert_eq!(settings.max_query_depth, Settings::default().max_query_depth);
+        settings
+            .apply_env(|name| (name == "PORTAL_MAX_BODY_BYTES").then(|| "2048".to_string()))
+            .expect("valid env");
+        assert_eq!(settings.bind, "0.0.0.0:9000");
+        assert_eq!(settings.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_refused() {
+        let mut settings = Settings::default();
+        let err = settings
+            .apply_env(|name| (name == "PORTAL_MAX_BODY_BYTES").then(|| "lots".to_string()))
+            .expect_err("not a number");
+        assert!(err.to_string().contains("PORTAL_MAX_BODY_BYTES"));
+        assert!(toml::from_str::<Settings>("bnid = \"x\"").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = Settings {
+            token_key: Some(Secret::new("very-secret-value-that-is-long-enough")),
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("very-secret"));
+    }
+}
