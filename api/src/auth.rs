@@ -93,7 +93,13 @@ impl TokenKeys {
     }
 
     /// Mints a token valid for `ttl_seconds` from now.
-    pub fn mint(&self, subject: Uuid, role: Role, org: &str, ttl_seconds: i64) -> Result<String, AuthError> {
+    pub fn mint(
+        &self,
+        subject: Uuid,
+        role: Role,
+        org: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: subject,
@@ -102,7 +108,8 @@ impl TokenKeys {
             iat: now,
             exp: now + ttl_seconds,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|_| AuthError::Invalid)
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| AuthError::Invalid)
     }
 
     /// Verifies an `Authorization` header value.
@@ -115,10 +122,13 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let data = decode::<Claims>(token.trim(), &self.decoding, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::Invalid,
-        })?;
+        let data =
+            decode::<Claims>(token.trim(), &self.decoding, &validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid,
+                }
+            })?;
         let claims = data.claims;
         if claims.org.trim().is_empty() || claims.org.len() > 100 {
             return Err(AuthError::Invalid);
@@ -142,8 +152,12 @@ mod tests {
     #[test]
     fn a_minted_token_verifies() {
         let k = keys("a");
-        let token = k.mint(Uuid::from_u128(7), Role::ServiceUser, "org-1", 60).expect("mint");
-        let caller = k.verify_header(Some(&format!("Bearer {token}"))).expect("valid");
+        let token = k
+            .mint(Uuid::from_u128(7), Role::ServiceUser, "org-1", 60)
+            .expect("mint");
+        let caller = k
+            .verify_header(Some(&format!("Bearer {token}")))
+            .expect("valid");
         assert_eq!(caller.subject, Uuid::from_u128(7));
         assert_eq!(caller.role, Role::ServiceUser);
         assert_eq!(caller.organisation, "org-1");
@@ -151,11 +165,24 @@ mod tests {
 
     #[test]
     fn forged_expired_and_missing_tokens_are_refused() {
-        let token = keys("a").mint(Uuid::from_u128(7), Role::Admin, "o", 60).expect("mint");
-        assert_eq!(keys("b").verify_header(Some(&format!("Bearer {token}"))), Err(AuthError::Invalid));
-        let old = keys("a").mint(Uuid::from_u128(7), Role::Admin, "o", -5).expect("mint");
-        assert_eq!(keys("a").verify_header(Some(&format!("Bearer {old}"))), Err(AuthError::Expired));
+        let token = keys("a")
+            .mint(Uuid::from_u128(7), Role::Admin, "o", 60)
+            .expect("mint");
+        assert_eq!(
+            keys("b").verify_header(Some(&format!("Bearer {token}"))),
+            Err(AuthError::Invalid)
+        );
+        let old = keys("a")
+            .mint(Uuid::from_u128(7), Role::Admin, "o", -5)
+            .expect("mint");
+        assert_eq!(
+            keys("a").verify_header(Some(&format!("Bearer {old}"))),
+            Err(AuthError::Expired)
+        );
         assert_eq!(keys("a").verify_header(None), Err(AuthError::Missing));
-        assert_eq!(keys("a").verify_header(Some("Basic abc")), Err(AuthError::Invalid));
+        assert_eq!(
+            keys("a").verify_header(Some("Basic abc")),
+            Err(AuthError::Invalid)
+        );
     }
 }

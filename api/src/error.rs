@@ -123,7 +123,10 @@ pub fn classify(error: AggregateError<PortalError>) -> StoreFailure {
                 }
                 // Unique violations (SQLite 2067/1555, PostgreSQL 23505), a busy
                 // SQLite (5, 517) and PostgreSQL serialization failures: retryable.
-                if matches!(code.as_str(), "2067" | "1555" | "5" | "517" | "23505" | "40001" | "40P01") {
+                if matches!(
+                    code.as_str(),
+                    "2067" | "1555" | "5" | "517" | "23505" | "40001" | "40P01"
+                ) {
                     return StoreFailure::Conflict;
                 }
             }

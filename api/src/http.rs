@@ -45,12 +45,22 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error")
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "internal error",
+            )
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -58,7 +68,8 @@ pub fn router(service: Arc<Service>) -> Router {
 
 /// A GraphQL-shaped error for failures before GraphQL runs.
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "data": null, "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let body =
+        json!({ "data": null, "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, Json(body)).into_response()
 }
 
@@ -70,12 +81,21 @@ fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn graphql(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let limit = app.service.settings.max_body_bytes;
     let body = match body {
@@ -88,7 +108,11 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Result<B
             )
         }
         Err(rejection) => {
-            return error_response(rejection.status(), codes::BAD_USER_INPUT, "request body could not be read")
+            return error_response(
+                rejection.status(),
+                codes::BAD_USER_INPUT,
+                "request body could not be read",
+            )
         }
     };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
@@ -102,10 +126,11 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Result<B
         }
     };
     let request_id = request_id(&headers);
-    let caller = app
-        .service
-        .keys
-        .verify_header(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let caller = app.service.keys.verify_header(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
     let span = tracing::info_span!("graphql", request_id = %request_id, operation = request.operation_name.as_deref().unwrap_or(""));
     let _entered = span.enter();
     drop(_entered);
@@ -120,7 +145,10 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Result<B
     // wrong argument types) come from async-graphql without a code: they are all
     // the client's input.
     for error in &mut response.errors {
-        let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
         if !has_code {
             error
                 .extensions
@@ -128,7 +156,10 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Result<B
                 .set("code", codes::BAD_USER_INPUT);
         }
     }
-    app.service.metrics.request_seconds.observe(started.elapsed().as_secs_f64());
+    app.service
+        .metrics
+        .request_seconds
+        .observe(started.elapsed().as_secs_f64());
     let mut http = Json(&response).into_response();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         http.headers_mut().insert("x-request-id", value);
@@ -141,7 +172,11 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(status) => Json(json!({ "ready": true, "projections": status })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "ready": false })),
+            )
+                .into_response()
         }
     }
 }
@@ -161,9 +196,15 @@ async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn count_responses(State(app): State<AppState>, request: Request<Body>, next: Next) -> Response {
+async fn count_responses(
+    State(app): State<AppState>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
     let response = next.run(request).await;
-    app.service.metrics.http_response(response.status().as_u16());
+    app.service
+        .metrics
+        .http_response(response.status().as_u16());
     response
 }
 

@@ -23,7 +23,8 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
     fn render(&self, name: &str, out: &mut String) {
@@ -76,20 +77,28 @@ impl Metrics {
         out.push_str("# TYPE portal_http_responses_total counter\n");
         if let Ok(map) = self.http_requests.lock() {
             for (status, n) in map.iter() {
-                out.push_str(&format!("portal_http_responses_total{{status=\"{status}\"}} {n}\n"));
+                out.push_str(&format!(
+                    "portal_http_responses_total{{status=\"{status}\"}} {n}\n"
+                ));
             }
         }
         out.push_str("# TYPE portal_commands_total counter\n");
         if let Ok(map) = self.commands.lock() {
             for (outcome, n) in map.iter() {
-                out.push_str(&format!("portal_commands_total{{outcome=\"{outcome}\"}} {n}\n"));
+                out.push_str(&format!(
+                    "portal_commands_total{{outcome=\"{outcome}\"}} {n}\n"
+                ));
             }
         }
-        self.request_seconds.render("portal_graphql_request_seconds", &mut out);
-        self.command_seconds.render("portal_command_seconds", &mut out);
+        self.request_seconds
+            .render("portal_graphql_request_seconds", &mut out);
+        self.command_seconds
+            .render("portal_command_seconds", &mut out);
         out.push_str("# TYPE portal_projection_position gauge\n");
         for (name, position) in projections {
-            out.push_str(&format!("portal_projection_position{{projection=\"{name}\"}} {position}\n"));
+            out.push_str(&format!(
+                "portal_projection_position{{projection=\"{name}\"}} {position}\n"
+            ));
         }
         out
     }

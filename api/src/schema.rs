@@ -44,7 +44,9 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
 
 /// The schema in SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription).finish().sdl()
+    Schema::build(Query, Mutation, EmptySubscription)
+        .finish()
+        .sdl()
 }
 
 fn service<'a>(ctx: &Context<'a>) -> &'a Arc<Service> {
@@ -57,7 +59,10 @@ fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
 
 /// The verified caller, or `UNAUTHENTICATED`.
 pub fn caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
-    request(ctx).caller.clone().map_err(ApiError::Unauthenticated)
+    request(ctx)
+        .caller
+        .clone()
+        .map_err(ApiError::Unauthenticated)
 }
 
 fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -249,7 +254,11 @@ pub struct StatusEntry {
 pub struct Query;
 
 /// Loads the portal row after checking that `caller` may read `portal_id`.
-async fn authorize_read(svc: &Service, caller: &Caller, portal_id: Uuid) -> Result<AnyRow, ApiError> {
+async fn authorize_read(
+    svc: &Service,
+    caller: &Caller,
+    portal_id: Uuid,
+) -> Result<AnyRow, ApiError> {
     if caller.role != Role::ServiceUser || caller.subject != portal_id {
         return Err(ApiError::Forbidden(
             "you may only read your own portal".into(),
@@ -266,7 +275,9 @@ async fn authorize_read(svc: &Service, caller: &Caller, portal_id: Uuid) -> Resu
     .ok_or_else(|| ApiError::NotFound("this portal has not been opened yet".into()))?;
     let organisation: String = get(&row, "organisation")?;
     if organisation != caller.organisation {
-        return Err(ApiError::Forbidden("this portal belongs to another organisation".into()));
+        return Err(ApiError::Forbidden(
+            "this portal belongs to another organisation".into(),
+        ));
     }
     Ok(row)
 }
@@ -288,7 +299,11 @@ fn activity_state(s: &str) -> ActivityState {
 }
 
 fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
-    let (planned, done, dropped): (i64, i64, i64) = (get(row, "planned")?, get(row, "done")?, get(row, "dropped")?);
+    let (planned, done, dropped): (i64, i64, i64) = (
+        get(row, "planned")?,
+        get(row, "done")?,
+        get(row, "dropped")?,
+    );
     let closed: Option<String> = get(row, "closed_at")?;
     Ok(Goal {
         id: Uuid::parse_str(&get::<String>(row, "goal_id")?).map_err(ApiError::internal)?,
@@ -344,7 +359,11 @@ impl Query {
     /// The control panel of a portal: per life domain, the latest status and the
     /// active goals with their activities and progress. `portalId` defaults to
     /// the caller's own portal.
-    async fn control_panel(&self, ctx: &Context<'_>, portal_id: Option<Uuid>) -> async_graphql::Result<ControlPanel> {
+    async fn control_panel(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<ControlPanel> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
         let portal = authorize_read(svc, &caller, portal_id).await?;
@@ -379,7 +398,10 @@ impl Query {
         .fetch_all(&svc.db.pool)
         .await
         .map_err(ApiError::internal)?;
-        let mut goals = goal_rows.iter().map(goal_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut goals = goal_rows
+            .iter()
+            .map(goal_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         for row in &activity_rows {
             let (goal_id, activity) = activity_from_row(row)?;
             if let Some(goal) = goals.iter_mut().find(|g| g.id.to_string() == goal_id) {
@@ -398,7 +420,8 @@ impl Query {
                 }),
                 None => None,
             };
-            let (mine, rest): (Vec<Goal>, Vec<Goal>) = goals.into_iter().partition(|g| g.domain == key);
+            let (mine, rest): (Vec<Goal>, Vec<Goal>) =
+                goals.into_iter().partition(|g| g.domain == key);
             goals = rest;
             domains.push(DomainPanel {
                 name: get(row, "name")?,
@@ -420,7 +443,12 @@ impl Query {
     }
 
     /// One goal in any state, with all its activities.
-    async fn goal(&self, ctx: &Context<'_>, goal_id: Uuid, portal_id: Option<Uuid>) -> async_graphql::Result<Goal> {
+    async fn goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Goal> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
         authorize_read(svc, &caller, portal_id).await?;
@@ -492,9 +520,12 @@ impl Query {
         rows.iter()
             .map(|row| {
                 let data: String = get(row, "data")?;
-                let event: domain::portal::PortalEvent = serde_json::from_str(&data).map_err(ApiError::internal)?;
+                let event: domain::portal::PortalEvent =
+                    serde_json::from_str(&data).map_err(ApiError::internal)?;
                 match event {
-                    domain::portal::PortalEvent::StatusRated { score, note, at, .. } => Ok(StatusEntry {
+                    domain::portal::PortalEvent::StatusRated {
+                        score, note, at, ..
+                    } => Ok(StatusEntry {
                         sequence: get(row, "sequence")?,
                         score,
                         note,
@@ -541,7 +572,9 @@ async fn run(
 ) -> async_graphql::Result<CommandOutcome> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     if caller.role != Role::ServiceUser {
-        return Err(ApiError::Forbidden("only a service user can change their own portal".into()).into());
+        return Err(
+            ApiError::Forbidden("only a service user can change their own portal".into()).into(),
+        );
     }
     if !matches!(command, PortalCommand::OpenPortal { .. }) {
         let table = svc.engine.table(control_panel::NAME, "cp_portals");
@@ -553,7 +586,9 @@ async fn run(
         .await
         .map_err(ApiError::internal)?;
         if org.is_some_and(|org| org != caller.organisation) {
-            return Err(ApiError::Forbidden("this portal belongs to another organisation".into()).into());
+            return Err(
+                ApiError::Forbidden("this portal belongs to another organisation".into()).into(),
+            );
         }
     }
     Ok(svc
@@ -570,7 +605,11 @@ impl Mutation {
     /// Opens the caller's portal in their organisation, with the default life domains.
     /// Every mutation takes an optional `idempotencyKey` (1-128 characters): sending the
     /// same key again appends nothing and returns the first result.
-    async fn open_portal(&self, ctx: &Context<'_>, idempotency_key: Option<String>) -> async_graphql::Result<CommandOutcome> {
+    async fn open_portal(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
         let caller = caller(ctx)?;
         let command = PortalCommand::OpenPortal {
             owner: caller.subject,
@@ -589,7 +628,16 @@ impl Mutation {
         name: String,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, idempotency_key, PortalCommand::AddLifeDomain { key, name, at: now() }).await
+        run(
+            ctx,
+            idempotency_key,
+            PortalCommand::AddLifeDomain {
+                key,
+                name,
+                at: now(),
+            },
+        )
+        .await
     }
 
     /// Rates the status of a life domain: `score` 1-10, `note` up to 2000 characters.
@@ -656,7 +704,12 @@ impl Mutation {
         goal_id: Uuid,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, idempotency_key, PortalCommand::AchieveGoal { goal_id, at: now() }).await
+        run(
+            ctx,
+            idempotency_key,
+            PortalCommand::AchieveGoal { goal_id, at: now() },
+        )
+        .await
     }
 
     /// Abandons an active goal; `reason` up to 2000 characters.
@@ -701,7 +754,15 @@ impl Mutation {
         activity_id: Uuid,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, idempotency_key, PortalCommand::CompleteActivity { activity_id, at: now() }).await
+        run(
+            ctx,
+            idempotency_key,
+            PortalCommand::CompleteActivity {
+                activity_id,
+                at: now(),
+            },
+        )
+        .await
     }
 
     /// Drops a planned activity; `reason` up to 2000 characters.

@@ -156,8 +156,12 @@ impl Service {
         command: PortalCommand,
     ) -> Result<CommandOutcome, ApiError> {
         let started = Instant::now();
-        let result = self.execute_inner(caller, request_id, idempotency_key, command).await;
-        self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
+        let result = self
+            .execute_inner(caller, request_id, idempotency_key, command)
+            .await;
+        self.metrics
+            .command_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.command(match &result {
             Ok(o) if o.replayed => "replayed",
             Ok(_) => "ok",
@@ -174,7 +178,10 @@ impl Service {
         command: PortalCommand,
     ) -> Result<CommandOutcome, ApiError> {
         if let Some(key) = &idempotency_key {
-            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX || key.chars().any(char::is_control) {
+            if key.is_empty()
+                || key.len() > IDEMPOTENCY_KEY_MAX
+                || key.chars().any(char::is_control)
+            {
                 return Err(ApiError::BadInput(format!(
                     "field `idempotencyKey` must be 1-{IDEMPOTENCY_KEY_MAX} characters without control characters"
                 )));
@@ -194,8 +201,14 @@ impl Service {
         }
         .to_map();
         let result = match &self.store {
-            EventStore::Postgres(cqrs) => cqrs.execute_with_metadata(&aggregate_id, command, metadata).await,
-            EventStore::Sqlite(cqrs) => cqrs.execute_with_metadata(&aggregate_id, command, metadata).await,
+            EventStore::Postgres(cqrs) => {
+                cqrs.execute_with_metadata(&aggregate_id, command, metadata)
+                    .await
+            }
+            EventStore::Sqlite(cqrs) => {
+                cqrs.execute_with_metadata(&aggregate_id, command, metadata)
+                    .await
+            }
         };
         if let Err(error) = result {
             return match classify(error) {
@@ -237,7 +250,9 @@ impl Service {
 
     async fn wait_for_read_models(&self, target: Checkpoint) -> bool {
         let timeout = Duration::from_millis(self.settings.read_your_writes_timeout_ms);
-        self.engine.wait_for(PORTAL_READ_MODELS, target, timeout).await
+        self.engine
+            .wait_for(PORTAL_READ_MODELS, target, timeout)
+            .await
     }
 
     /// The stored result of the request that first used this key, if any.

@@ -104,7 +104,8 @@ impl Settings {
             .or_else(|| Some(PathBuf::from("portal.toml")).filter(|p| p.exists()));
         let mut settings = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::File(path.clone(), e))?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| SettingsError::File(path.clone(), e))?;
                 toml::from_str(&text).map_err(|e| SettingsError::Parse(path, e))?
             }
             None => Settings::default(),
@@ -118,7 +119,9 @@ impl Settings {
         macro_rules! set {
             ($field:ident, $name:literal) => {
                 if let Some(value) = env($name) {
-                    self.$field = value.parse().map_err(|_| SettingsError::Env($name, value))?;
+                    self.$field = value
+                        .parse()
+                        .map_err(|_| SettingsError::Env($name, value))?;
                 }
             };
         }
@@ -129,7 +132,10 @@ impl Settings {
         set!(max_body_bytes, "PORTAL_MAX_BODY_BYTES");
         set!(max_query_depth, "PORTAL_MAX_QUERY_DEPTH");
         set!(max_query_complexity, "PORTAL_MAX_QUERY_COMPLEXITY");
-        set!(read_your_writes_timeout_ms, "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS");
+        set!(
+            read_your_writes_timeout_ms,
+            "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS"
+        );
         set!(db_max_connections, "PORTAL_DB_MAX_CONNECTIONS");
         set!(projection_batch_size, "PORTAL_PROJECTION_BATCH_SIZE");
         set!(projection_poll_ms, "PORTAL_PROJECTION_POLL_MS");
@@ -154,8 +160,13 @@ impl Settings {
             return Ok(Secret::new(key.trim()));
         }
         std::fs::create_dir_all(&self.data_dir).map_err(|e| SettingsError::Key(e.to_string()))?;
-        let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        write_private(&path, &key).map_err(|e| SettingsError::Key(format!("{}: {e}", path.display())))?;
+        let key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        write_private(&path, &key)
+            .map_err(|e| SettingsError::Key(format!("{}: {e}", path.display())))?;
         Ok(Secret::new(key))
     }
 }
@@ -183,8 +194,12 @@ mod tests {
 
     #[test]
     fn environment_overrides_file_and_defaults() {
-        let mut settings: Settings = toml::from_str("bind = \"0.0.0.0:9000\"\nmax_body_bytes = 10").expect("valid toml");
-        assert_eq!(settings.max_query_depth, Settings::default().max_query_depth);
+        let mut settings: Settings =
+            toml::from_str("bind = \"0.0.0.0:9000\"\nmax_body_bytes = 10").expect("valid toml");
+        assert_eq!(
+            settings.max_query_depth,
+            Settings::default().max_query_depth
+        );
         settings
             .apply_env(|name| (name == "PORTAL_MAX_BODY_BYTES").then(|| "2048".to_string()))
             .expect("valid env");

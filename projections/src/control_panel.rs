@@ -20,7 +20,14 @@ pub struct ControlPanel;
 /// Its name in the CLI and in `projection_slots`.
 pub const NAME: &str = "control_panel";
 
-const PORTAL_COLS: &[&str] = &["portal_id", "owner", "organisation", "opened_at", "updated_at", "version"];
+const PORTAL_COLS: &[&str] = &[
+    "portal_id",
+    "owner",
+    "organisation",
+    "opened_at",
+    "updated_at",
+    "version",
+];
 const DOMAIN_COLS: &[&str] = &[
     "portal_id",
     "domain_key",
@@ -156,7 +163,11 @@ impl Batch {
                 }
             }
             PortalEvent::LifeDomainAdded { key, name, .. } => {
-                let ordinal = self.domains.range((p.clone(), String::new())..).take_while(|((q, _), _)| *q == p).count();
+                let ordinal = self
+                    .domains
+                    .range((p.clone(), String::new())..)
+                    .take_while(|((q, _), _)| *q == p)
+                    .count();
                 let k = (p, key);
                 self.domains.insert(
                     k.clone(),
@@ -173,7 +184,10 @@ impl Batch {
                 self.dirty_domains.insert(k);
             }
             PortalEvent::StatusRated {
-                domain, score, note, ..
+                domain,
+                score,
+                note,
+                ..
             } => {
                 let k = (p, domain);
                 if let Some(row) = self.domains.get_mut(&k) {
@@ -257,12 +271,24 @@ impl Batch {
                 goal_id,
                 activity_id,
                 ..
-            } => self.close_activity(&p, &goal_id.to_string(), &activity_id.to_string(), &at, "done"),
+            } => self.close_activity(
+                &p,
+                &goal_id.to_string(),
+                &activity_id.to_string(),
+                &at,
+                "done",
+            ),
             PortalEvent::ActivityDropped {
                 goal_id,
                 activity_id,
                 ..
-            } => self.close_activity(&p, &goal_id.to_string(), &activity_id.to_string(), &at, "dropped"),
+            } => self.close_activity(
+                &p,
+                &goal_id.to_string(),
+                &activity_id.to_string(),
+                &at,
+                "dropped",
+            ),
         }
     }
 
@@ -339,9 +365,15 @@ impl Projection for ControlPanel {
         ]
     }
 
-    async fn apply(&self, tx: &mut Transaction<'_, Any>, s: &str, events: &[StoredEvent]) -> Result<(), DbError> {
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        s: &str,
+        events: &[StoredEvent],
+    ) -> Result<(), DbError> {
         let mut decoded = Vec::with_capacity(events.len());
-        let (mut portal_ids, mut goal_ids, mut activity_ids) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut portal_ids, mut goal_ids, mut activity_ids) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for stored in events.iter().filter(|e| e.aggregate_type == "Portal") {
             let event: PortalEvent = stored.decode()?;
             portal_ids.insert(stored.aggregate_id.clone());
@@ -349,7 +381,8 @@ impl Projection for ControlPanel {
                 goal_ids.insert(goal.to_string());
             }
             match &event {
-                PortalEvent::ActivityCompleted { activity_id, .. } | PortalEvent::ActivityDropped { activity_id, .. } => {
+                PortalEvent::ActivityCompleted { activity_id, .. }
+                | PortalEvent::ActivityDropped { activity_id, .. } => {
                     activity_ids.insert(activity_id.to_string());
                 }
                 _ => {}
@@ -442,7 +475,14 @@ impl Projection for ControlPanel {
                 ]
             })
             .collect();
-        upsert(tx, &format!("cp_portals_{s}"), PORTAL_COLS, &["portal_id"], rows).await?;
+        upsert(
+            tx,
+            &format!("cp_portals_{s}"),
+            PORTAL_COLS,
+            &["portal_id"],
+            rows,
+        )
+        .await?;
         let rows = batch
             .dirty_domains
             .iter()
@@ -461,7 +501,14 @@ impl Projection for ControlPanel {
                 ]
             })
             .collect();
-        upsert(tx, &format!("cp_domains_{s}"), DOMAIN_COLS, &["portal_id", "domain_key"], rows).await?;
+        upsert(
+            tx,
+            &format!("cp_domains_{s}"),
+            DOMAIN_COLS,
+            &["portal_id", "domain_key"],
+            rows,
+        )
+        .await?;
         let rows = batch
             .dirty_goals
             .iter()
@@ -483,7 +530,14 @@ impl Projection for ControlPanel {
                 ]
             })
             .collect();
-        upsert(tx, &format!("cp_goals_{s}"), GOAL_COLS, &["portal_id", "goal_id"], rows).await?;
+        upsert(
+            tx,
+            &format!("cp_goals_{s}"),
+            GOAL_COLS,
+            &["portal_id", "goal_id"],
+            rows,
+        )
+        .await?;
         let rows = batch
             .dirty_activities
             .iter()
@@ -500,7 +554,14 @@ impl Projection for ControlPanel {
                 ]
             })
             .collect();
-        upsert(tx, &format!("cp_activities_{s}"), ACTIVITY_COLS, &["portal_id", "activity_id"], rows).await?;
+        upsert(
+            tx,
+            &format!("cp_activities_{s}"),
+            ACTIVITY_COLS,
+            &["portal_id", "activity_id"],
+            rows,
+        )
+        .await?;
         Ok(())
     }
 }

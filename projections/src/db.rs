@@ -76,7 +76,10 @@ impl Db {
 pub enum Val {
     Int(i64),
     Text(String),
-    Null,
+    /// NULL in an integer column (PostgreSQL needs the type).
+    NullInt,
+    /// NULL in a text column.
+    NullText,
 }
 
 impl From<i64> for Val {
@@ -94,18 +97,24 @@ impl From<&str> for Val {
         Val::Text(v.to_string())
     }
 }
-impl<T: Into<Val>> From<Option<T>> for Val {
-    fn from(v: Option<T>) -> Self {
-        v.map_or(Val::Null, Into::into)
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Val::NullInt, Val::Int)
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Val::NullText, Val::Text)
     }
 }
 
-/// Binds a value; NULLs bind as text, which both stores accept in any column.
+/// Binds a value with its type, NULLs included.
 pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, v: Val) -> Query<'q, Any, AnyArguments<'q>> {
     match v {
         Val::Int(i) => q.bind(i),
         Val::Text(s) => q.bind(s),
-        Val::Null => q.bind(None::<String>),
+        Val::NullInt => q.bind(None::<i64>),
+        Val::NullText => q.bind(None::<String>),
     }
 }
 

@@ -152,7 +152,10 @@ impl Engine {
 
     /// Starts one background runner per projection; they stop when `shutdown`
     /// turns true.
-    pub fn spawn(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         self.runners
             .iter()
             .map(|runner| {
@@ -210,7 +213,10 @@ impl Engine {
 
     /// A table of projection `name` as queries should name it now.
     pub fn table(&self, name: &str, table: &str) -> String {
-        format!("{table}_{}", self.slot(name).unwrap_or_else(|| SLOTS[0].to_string()))
+        format!(
+            "{table}_{}",
+            self.slot(name).unwrap_or_else(|| SLOTS[0].to_string())
+        )
     }
 
     /// Waits until every projection named has applied `target`, up to `timeout`.
@@ -267,7 +273,11 @@ impl Engine {
     }
 
     /// Applies batches to `slot` until the stream has nothing more.
-    async fn catch_up(&self, projection: &dyn Projection, slot: &str) -> Result<Checkpoint, DbError> {
+    async fn catch_up(
+        &self,
+        projection: &dyn Projection,
+        slot: &str,
+    ) -> Result<Checkpoint, DbError> {
         let (mut checkpoint, _) = load_checkpoint(&self.db, projection.name(), slot).await?;
         while let Some(next) = self.apply_batch(projection, slot, checkpoint).await? {
             checkpoint = next;
@@ -342,7 +352,13 @@ impl Engine {
                 "projection `{name}` switched slots during the rebuild; run it again"
             )));
         }
-        tracing::info!(projection = name, slot = target, events, position = checkpoint.position, "rebuilt");
+        tracing::info!(
+            projection = name,
+            slot = target,
+            events,
+            position = checkpoint.position,
+            "rebuilt"
+        );
         Ok(events)
     }
 
@@ -375,7 +391,9 @@ impl Engine {
     }
 }
 
-async fn futures_all<F: std::future::Future<Output = bool>>(waits: impl Iterator<Item = F>) -> bool {
+async fn futures_all<F: std::future::Future<Output = bool>>(
+    waits: impl Iterator<Item = F>,
+) -> bool {
     for wait in waits {
         if !wait.await {
             return false;
@@ -418,7 +436,12 @@ async fn load_checkpoint(db: &Db, name: &str, slot: &str) -> Result<(Checkpoint,
 
 /// Creates the tables of `slot` (dropping them first when `fresh`) and its
 /// checkpoint row.
-async fn create_slot(db: &Db, projection: &dyn Projection, slot: &str, fresh: bool) -> Result<(), DbError> {
+async fn create_slot(
+    db: &Db,
+    projection: &dyn Projection,
+    slot: &str,
+    fresh: bool,
+) -> Result<(), DbError> {
     let mut tx = db.pool.begin().await?;
     if fresh {
         for table in projection.tables() {

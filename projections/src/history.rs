@@ -71,7 +71,12 @@ impl Projection for History {
         ]
     }
 
-    async fn apply(&self, tx: &mut Transaction<'_, Any>, s: &str, events: &[StoredEvent]) -> Result<(), DbError> {
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        s: &str,
+        events: &[StoredEvent],
+    ) -> Result<(), DbError> {
         let mut rows = Vec::with_capacity(events.len());
         for stored in events.iter().filter(|e| e.aggregate_type == "Portal") {
             let event: PortalEvent = stored.decode()?;
@@ -91,6 +96,13 @@ impl Projection for History {
                 stored.payload.to_string().into(),
             ]);
         }
-        upsert(tx, &format!("history_{s}"), COLS, &["portal_id", "sequence"], rows).await
+        upsert(
+            tx,
+            &format!("history_{s}"),
+            COLS,
+            &["portal_id", "sequence"],
+            rows,
+        )
+        .await
     }
 }

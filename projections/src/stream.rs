@@ -68,12 +68,17 @@ impl StoredEvent {
 const COLUMNS_PG: &str = "position, tx_id::text::bigint AS tx_id, aggregate_type, aggregate_id, \
     sequence, event_type, event_version, payload::text AS payload, metadata::text AS metadata, \
     to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS recorded_at";
-const COLUMNS_SQLITE: &str = "position, tx_id, aggregate_type, aggregate_id, sequence, event_type, \
+const COLUMNS_SQLITE: &str =
+    "position, tx_id, aggregate_type, aggregate_id, sequence, event_type, \
     event_version, payload, metadata, recorded_at";
 
 /// Reads up to `limit` events after `after`, in global order, never returning
 /// an event while an earlier one may still commit.
-pub async fn read_batch(db: &Db, after: Checkpoint, limit: i64) -> Result<Vec<StoredEvent>, DbError> {
+pub async fn read_batch(
+    db: &Db,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, DbError> {
     let rows = match db.backend {
         // Only transactions older than every running one are certain to be
         // complete: below pg_snapshot_xmin nothing can still appear.

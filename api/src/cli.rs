@@ -1,0 +1,189 @@
+//! The `portal` command line: serve, migrate, mint tokens, manage projections.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::auth::Role;
+use crate::service::Service;
+use crate::settings::Settings;
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "portal",
+    version,
+    about = "Event-sourced recovery portal service"
+)]
+struct Cli {
+    /// Settings file (TOML); default `PORTAL_CONFIG` or `./portal.toml` if present.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (migrates first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Mint a bearer token with the configured key, for local use.
+    Token {
+        /// service_user, provider, moderator, researcher, auditor or admin.
+        #[arg(long)]
+        role: Role,
+        /// The person's id.
+        #[arg(long)]
+        subject: Uuid,
+        /// The person's organisation.
+        #[arg(long)]
+        org: String,
+        /// Lifetime in seconds (default from settings).
+        #[arg(long)]
+        ttl: Option<i64>,
+    },
+    /// Inspect or rebuild projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Show each projection's slot, checkpoint and lag.
+    Status,
+    /// Rebuild from position 0 into a fresh slot, then switch to it.
+    Rebuild {
+        /// Projection name.
+        name: Option<String>,
+        /// Rebuild every projection.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Parses the command line and runs it; `main` of the `portal` binary.
+pub fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portal: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main())
+}
+
+async fn async_main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("portal: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portal: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
+            let addr = listener.local_addr()?;
+            let service = Arc::new(Service::open(settings).await?);
+            println!("portal listening on http://{addr}");
+            println!("GraphiQL: http://{addr}/   GraphQL: POST http://{addr}/graphql");
+            crate::http::serve(service, listener, crate::http::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            crate::service::migrate(&settings).await?;
+            println!("migrations applied");
+        }
+        Command::Token {
+            role,
+            subject,
+            org,
+            ttl,
+        } => {
+            let keys = crate::auth::TokenKeys::new(&settings.resolve_token_key()?);
+            let ttl = ttl.unwrap_or(settings.token_ttl_seconds as i64);
+            println!("{}", keys.mint(subject, role, &org, ttl)?);
+        }
+        Command::Projections { command } => {
+            let service = Service::open(settings).await?;
+            match command {
+                ProjectionsCommand::Status => {
+                    println!(
+                        "{:<16} {:>4} {:>7} {:>12} {:>12} {:>10}  updated",
+                        "projection", "slot", "version", "position", "applied", "lag"
+                    );
+                    for s in service.engine.status().await? {
+                        println!(
+                            "{:<16} {:>4} {:>7} {:>12} {:>12} {:>10}  {}",
+                            s.name,
+                            s.active_slot,
+                            s.version,
+                            s.checkpoint.position,
+                            s.events_applied,
+                            s.lag_events,
+                            s.updated_at
+                        );
+                    }
+                }
+                ProjectionsCommand::Rebuild { name, all } => {
+                    let names: Vec<String> = match (name, all) {
+                        (_, true) => service
+                            .engine
+                            .names()
+                            .into_iter()
+                            .map(String::from)
+                            .collect(),
+                        (Some(name), false) => vec![name],
+                        (None, false) => return Err("name a projection or pass --all".into()),
+                    };
+                    for name in names {
+                        let started = std::time::Instant::now();
+                        let events = service.engine.rebuild(&name).await?;
+                        let secs = started.elapsed().as_secs_f64();
+                        println!(
+                            "rebuilt {name}: {events} events in {secs:.2}s ({:.0} events/s)",
+                            events as f64 / secs.max(1e-9)
+                        );
+                    }
+                }
+            }
+        }
+        Command::Schema => print!("{}", crate::schema::sdl()),
+    }
+    Ok(())
+}

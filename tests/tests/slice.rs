@@ -1,0 +1,259 @@
+//! The portal core end to end over real HTTP, and a restart of the server
+//! process that must bring back exactly the same state.
+#![allow(clippy::unwrap_used)]
+
+use portal_tests::*;
+use serde_json::json;
+
+async fn slice_survives_a_restart(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    let c = &user.client;
+
+    let rated = c
+        .data(
+            r#"mutation { rateStatus(domain: "housing", score: 4, note: "Cramped, שלום 🌱") { version caughtUp } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rated["rateStatus"]["caughtUp"], true);
+    c.data(
+        r#"mutation { rateStatus(domain: "housing", score: 6, note: "Better") { version } }"#,
+        json!({}),
+    )
+    .await;
+    c.data(
+        r#"mutation { addLifeDomain(key: "music", name: "Music") { createdId } }"#,
+        json!({}),
+    )
+    .await;
+
+    let goal = c
+        .data(
+            r#"mutation { setGoal(domain: "housing", title: "Find a flat", description: "two rooms") { createdId } }"#,
+            json!({}),
+        )
+        .await["setGoal"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plan =
+        "mutation($g: UUID!, $t: String!) { planActivity(goalId: $g, title: $t) { createdId } }";
+    let a1 = c
+        .data(plan, json!({"g": goal, "t": "Call the office"}))
+        .await["planActivity"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a2 = c.data(plan, json!({"g": goal, "t": "Visit a flat"})).await["planActivity"]
+        ["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.data(plan, json!({"g": goal, "t": "Sign"})).await;
+    c.data(
+        "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }",
+        json!({"a": a1}),
+    )
+    .await;
+    c.data(
+        "mutation($a: UUID!) { dropActivity(activityId: $a, reason: \"too far\") { version } }",
+        json!({"a": a2}),
+    )
+    .await;
+    c.data(
+        "mutation($g: UUID!) { reviseGoal(goalId: $g, title: \"Find a flat near work\") { version } }",
+        json!({"g": goal}),
+    )
+    .await;
+
+    let done_goal = c
+        .data(
+            r#"mutation { setGoal(domain: "music", title: "Play again") { createdId } }"#,
+            json!({}),
+        )
+        .await["setGoal"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.data(
+        "mutation($g: UUID!) { achieveGoal(goalId: $g) { version } }",
+        json!({"g": done_goal}),
+    )
+    .await;
+
+    let panel = c.data(CONTROL_PANEL, json!({})).await;
+    let domains = panel["controlPanel"]["domains"].as_array().unwrap();
+    assert_eq!(
+        domains.len(),
+        9,
+        "eight default domains and one of the user's own"
+    );
+    let housing = domains.iter().find(|d| d["key"] == "housing").unwrap();
+    assert_eq!(housing["ratings"], 2);
+    assert_eq!(housing["latestStatus"]["score"], 6);
+    let goals = housing["activeGoals"].as_array().unwrap();
+    assert_eq!(goals.len(), 1);
+    assert_eq!(goals[0]["title"], "Find a flat near work");
+    assert_eq!(
+        goals[0]["progress"],
+        json!({"planned": 1, "done": 1, "dropped": 1, "percentDone": 50})
+    );
+    assert_eq!(goals[0]["activities"].as_array().unwrap().len(), 3);
+    let music = domains.iter().find(|d| d["key"] == "music").unwrap();
+    assert_eq!(music["custom"], true);
+    assert!(
+        music["activeGoals"].as_array().unwrap().is_empty(),
+        "achieved goals leave the panel"
+    );
+    assert_eq!(panel["controlPanel"]["version"], 13);
+
+    let history = c
+        .data(
+            "query($g: UUID!) { goalHistory(goalId: $g) { sequence eventType actorId actorRole } }",
+            json!({"g": goal}),
+        )
+        .await;
+    let types: Vec<&str> = history["goalHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "GoalSet",
+            "ActivityPlanned",
+            "ActivityPlanned",
+            "ActivityPlanned",
+            "ActivityCompleted",
+            "ActivityDropped",
+            "GoalRevised"
+        ]
+    );
+    assert_eq!(history["goalHistory"][0]["actorId"], user.id.to_string());
+    let statuses = c
+        .data(
+            r#"{ statusHistory(domain: "housing") { score note } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        statuses["statusHistory"],
+        json!([{"score": 4, "note": "Cramped, שלום 🌱"}, {"score": 6, "note": "Better"}])
+    );
+    let achieved = c
+        .data(
+            "query($g: UUID!) { goal(goalId: $g) { state closedAt } }",
+            json!({"g": done_goal}),
+        )
+        .await;
+    assert_eq!(achieved["goal"]["state"], "ACHIEVED");
+
+    server.stop().await;
+    let server = Server::start(&db).await;
+    let c = server.client(user.client.token.clone());
+    assert_eq!(
+        c.data(CONTROL_PANEL, json!({})).await,
+        panel,
+        "same state after a restart"
+    );
+    assert_eq!(
+        c.data(
+            "query($g: UUID!) { goalHistory(goalId: $g) { sequence eventType actorId actorRole } }",
+            json!({"g": goal})
+        )
+        .await,
+        history
+    );
+    server.stop().await;
+}
+both_stores!(slice_and_restart, slice_survives_a_restart);
+
+async fn rules_reach_the_client_as_bad_user_input(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let c = open_user(&server, "clinic-a").await.client;
+    let cases = [
+        (
+            r#"mutation { rateStatus(domain: "housing", score: 0) { version } }"#,
+            "between 1 and 10",
+        ),
+        (
+            r#"mutation { rateStatus(domain: "nowhere", score: 5) { version } }"#,
+            "does not exist",
+        ),
+        (
+            r#"mutation { setGoal(domain: "housing", title: "   ") { version } }"#,
+            "`title` must not be empty",
+        ),
+        (
+            r#"mutation { addLifeDomain(key: "Bad Key", name: "x") { version } }"#,
+            "field `key`",
+        ),
+        (r#"mutation { openPortal { version } }"#, "already open"),
+    ];
+    for (query, message) in cases {
+        let response = c.gql(query, json!({})).await;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{query}: {response}"
+        );
+        let text = response["errors"][0]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{query}: {text}");
+    }
+    let long = "x".repeat(201);
+    let response = c
+        .gql(
+            "mutation($t: String!) { setGoal(domain: \"housing\", title: $t) { version } }",
+            json!({"t": long}),
+        )
+        .await;
+    assert!(response["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 200 characters"));
+    let goal = c
+        .data(
+            r#"mutation { setGoal(domain: "housing", title: "Move") { createdId } }"#,
+            json!({}),
+        )
+        .await["setGoal"]["createdId"]
+        .clone();
+    c.data(
+        "mutation($g: UUID!) { abandonGoal(goalId: $g, reason: \"later\") { version } }",
+        json!({"g": goal}),
+    )
+    .await;
+    let response = c
+        .gql(
+            "mutation($g: UUID!) { planActivity(goalId: $g, title: \"x\") { version } }",
+            json!({"g": goal}),
+        )
+        .await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    assert!(response["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("abandoned"));
+    let unknown = c
+        .error_code(
+            "mutation { achieveGoal(goalId: \"00000000-0000-0000-0000-000000000001\") { version } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(unknown, "NOT_FOUND");
+    // Nothing partial was stored: the refused commands left no events.
+    let panel = c.data("{ controlPanel { version } }", json!({})).await;
+    assert_eq!(
+        panel["controlPanel"]["version"], 3,
+        "open, set goal, abandon goal"
+    );
+    server.stop().await;
+}
+both_stores!(domain_rules, rules_reach_the_client_as_bad_user_input);
