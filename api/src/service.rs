@@ -213,16 +213,17 @@ impl Service {
         if let Err(error) = result {
             return match classify(error) {
                 StoreFailure::Rule(rule) => Err(rule.into()),
-                StoreFailure::Conflict => Err(ApiError::Conflict(
-                    "the portal was changed by another request at the same time".into(),
-                )),
-                StoreFailure::KeyReused => match idempotency_key {
-                    Some(key) => self
-                        .replay(caller, &key)
-                        .await?
-                        .ok_or_else(|| ApiError::Conflict("the idempotency key is in use".into())),
-                    None => Err(ApiError::internal("idempotency failure without a key")),
-                },
+                // A copy of this request with the same key may have won the
+                // race: then its result is ours.
+                StoreFailure::Conflict | StoreFailure::KeyReused => {
+                    let replayed = match &idempotency_key {
+                        Some(key) => self.replay(caller, key).await?,
+                        None => None,
+                    };
+                    replayed.ok_or_else(|| {
+                        ApiError::Conflict("the portal was changed by another request at the same time".into())
+                    })
+                }
                 StoreFailure::Other(detail) => Err(ApiError::internal(detail)),
             };
         }
