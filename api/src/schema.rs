@@ -344,6 +344,7 @@ fn activity_from_row(row: &AnyRow) -> Result<(String, Activity), ApiError> {
 const GOAL_SELECT: &str = "goal_id, domain_key, title, description, state, set_at, updated_at, closed_at, planned, done, dropped";
 const ACTIVITY_SELECT: &str = "activity_id, goal_id, title, state, planned_at, updated_at";
 
+/// Reads: a service user's own portal, within their organisation.
 #[Object]
 impl Query {
     /// Who the bearer token says is asking.
@@ -600,6 +601,8 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// Changes: a service user works on their own portal only. Every mutation waits until
+/// the read models show its change (see `caughtUp`).
 #[Object]
 impl Mutation {
     /// Opens the caller's portal in their organisation, with the default life domains.
@@ -779,5 +782,47 @@ impl Mutation {
             at: now(),
         };
         run(ctx, idempotency_key, command).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field and enum value of our own types carries a description.
+    #[tokio::test]
+    async fn every_schema_field_is_described() {
+        let schema = Schema::build(Query, Mutation, EmptySubscription).finish();
+        let response = schema
+            .execute("{ __schema { types { name description fields { name description args { name } } enumValues { name description } } } }")
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let data = response.data.into_json().expect("json");
+        let mut missing = Vec::new();
+        for t in data["__schema"]["types"].as_array().expect("types") {
+            let name = t["name"].as_str().unwrap_or_default();
+            let builtin = name.starts_with("__")
+                || [
+                    "String", "Int", "Float", "Boolean", "ID", "UUID", "DateTime", "JSON",
+                ]
+                .contains(&name);
+            if builtin {
+                continue;
+            }
+            if t["description"].is_null() {
+                missing.push(name.to_string());
+            }
+            for f in t["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(t["enumValues"].as_array().into_iter().flatten())
+            {
+                if f["description"].as_str().is_none_or(str::is_empty) {
+                    missing.push(format!("{name}.{}", f["name"]));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
     }
 }

@@ -221,7 +221,9 @@ impl Service {
                         None => None,
                     };
                     replayed.ok_or_else(|| {
-                        ApiError::Conflict("the portal was changed by another request at the same time".into())
+                        ApiError::Conflict(
+                            "the portal was changed by another request at the same time".into(),
+                        )
                     })
                 }
                 StoreFailure::Other(detail) => Err(ApiError::internal(detail)),

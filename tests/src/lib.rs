@@ -219,6 +219,19 @@ impl Client {
         request.send().await.unwrap().json().await.unwrap()
     }
 
+    /// Like [`Client::gql`], but `None` when the server cannot be reached or
+    /// answers with something that is not JSON (as during a crash).
+    pub async fn try_gql(&self, query: &str, variables: Value) -> Option<Value> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.ok()?.json().await.ok()
+    }
+
     /// Sends a query that must succeed; returns its `data`.
     pub async fn data(&self, query: &str, variables: Value) -> Value {
         let response = self.gql(query, variables).await;
@@ -263,4 +276,218 @@ pub const CONTROL_PANEL: &str = "{ controlPanel { portalId organisation version 
 /// Connects the read side of `db` for direct inspection.
 pub async fn read_db(db: &TestDb) -> projections::Db {
     projections::Db::connect(&db.url, 2).await.unwrap()
+}
+
+/// Waits until `/readyz` reports every projection with no lag.
+pub async fn wait_caught_up(server: &Server) {
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        let ready: Value = http
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let lagging = ready["projections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["lag_events"].as_i64() != Some(0));
+        if !lagging {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("projections did not catch up within 30 s");
+}
+
+/// Every event in the store, in global order.
+pub async fn all_events(db: &projections::Db) -> Vec<projections::StoredEvent> {
+    let mut out = Vec::new();
+    let mut after = projections::Checkpoint::default();
+    loop {
+        let batch = projections::stream::read_batch(db, after, 5_000)
+            .await
+            .unwrap();
+        let Some(last) = batch.last() else { return out };
+        after = last.checkpoint;
+        out.extend(batch);
+    }
+}
+
+/// What the read models must contain, computed here independently of the
+/// projection code: the domain aggregate folds each portal, and the counters
+/// are counted from the events.
+pub async fn expected_state(db: &projections::Db) -> Vec<String> {
+    use cqrs_es_fold::fold;
+    fold(&all_events(db).await)
+}
+
+/// What the read models of the active slots do contain, in the same form.
+pub async fn projected_state(db: &projections::Db) -> Vec<String> {
+    let slot = |name: &'static str| async move {
+        sqlx::query_scalar::<_, String>("SELECT active_slot FROM projection_slots WHERE name = $1")
+            .bind(name)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let cp = slot("control_panel").await;
+    let hs = slot("history").await;
+    let mut lines = Vec::new();
+    let rows = |sql: String| async move { sqlx::query(&sql).fetch_all(&db.pool).await.unwrap() };
+    use sqlx::Row;
+    for r in rows(format!(
+        "SELECT portal_id, organisation, version FROM cp_portals_{cp}"
+    ))
+    .await
+    {
+        lines.push(format!(
+            "portal {} org={} version={}",
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<i64, _>(2)
+        ));
+    }
+    for r in rows(format!(
+        "SELECT portal_id, domain_key, name, custom, ratings, latest_score FROM cp_domains_{cp}"
+    ))
+    .await
+    {
+        lines.push(format!(
+            "domain {} {} name={} custom={} ratings={} latest={:?}",
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<i64, _>(3) != 0,
+            r.get::<i64, _>(4),
+            r.get::<Option<i64>, _>(5)
+        ));
+    }
+    for r in rows(format!(
+        "SELECT portal_id, goal_id, domain_key, title, state, planned, done, dropped FROM cp_goals_{cp}"
+    ))
+    .await
+    {
+        lines.push(format!(
+            "goal {} {} domain={} title={} state={} planned={} done={} dropped={}",
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<String, _>(3),
+            r.get::<String, _>(4),
+            r.get::<i64, _>(5),
+            r.get::<i64, _>(6),
+            r.get::<i64, _>(7)
+        ));
+    }
+    for r in rows(format!(
+        "SELECT portal_id, activity_id, goal_id, title, state FROM cp_activities_{cp}"
+    ))
+    .await
+    {
+        lines.push(format!(
+            "activity {} {} goal={} title={} state={}",
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<String, _>(3),
+            r.get::<String, _>(4)
+        ));
+    }
+    for r in rows(format!(
+        "SELECT portal_id, sequence, position FROM history_{hs}"
+    ))
+    .await
+    {
+        lines.push(format!(
+            "history {} {} {}",
+            r.get::<String, _>(0),
+            r.get::<i64, _>(1),
+            r.get::<i64, _>(2)
+        ));
+    }
+    lines.sort();
+    lines
+}
+
+mod cqrs_es_fold {
+    use std::collections::BTreeMap;
+
+    use cqrs_es::Aggregate;
+    use domain::portal::{ActivityState, GoalState, Portal, PortalEvent};
+
+    /// Folds every portal with the domain aggregate and counts what it does not keep.
+    pub fn fold(events: &[projections::StoredEvent]) -> Vec<String> {
+        let mut portals: BTreeMap<String, (Portal, i64)> = BTreeMap::new();
+        let mut ratings: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+        let mut lines = Vec::new();
+        for e in events.iter().filter(|e| e.aggregate_type == "Portal") {
+            let event: PortalEvent = e.decode().unwrap();
+            if let PortalEvent::StatusRated { domain, score, .. } = &event {
+                let r = ratings
+                    .entry((e.aggregate_id.clone(), domain.clone()))
+                    .or_default();
+                r.0 += 1;
+                r.1 = i64::from(*score);
+            }
+            let (portal, version) = portals.entry(e.aggregate_id.clone()).or_default();
+            assert_eq!(
+                *version + 1,
+                e.sequence,
+                "sequence gap in {}",
+                e.aggregate_id
+            );
+            portal.apply(event);
+            *version = e.sequence;
+            lines.push(format!(
+                "history {} {} {}",
+                e.aggregate_id, e.sequence, e.checkpoint.position
+            ));
+        }
+        for (id, (p, version)) in &portals {
+            lines.push(format!(
+                "portal {id} org={} version={version}",
+                p.organisation
+            ));
+            for (key, d) in &p.domains {
+                let (n, latest) = ratings
+                    .get(&(id.clone(), key.clone()))
+                    .copied()
+                    .map_or((0, None), |(n, s)| (n, Some(s)));
+                lines.push(format!(
+                    "domain {id} {key} name={} custom={} ratings={n} latest={latest:?}",
+                    d.name, d.custom
+                ));
+            }
+            for (gid, g) in &p.goals {
+                let count =
+                    |s: ActivityState| g.activities.values().filter(|a| a.state == s).count();
+                let state = match g.state {
+                    GoalState::Active => "active",
+                    GoalState::Achieved => "achieved",
+                    GoalState::Abandoned => "abandoned",
+                };
+                lines.push(format!(
+                    "goal {id} {gid} domain={} title={} state={state} planned={} done={} dropped={}",
+                    g.domain,
+                    g.title,
+                    count(ActivityState::Planned),
+                    count(ActivityState::Done),
+                    count(ActivityState::Dropped)
+                ));
+                for (aid, a) in &g.activities {
+                    lines.push(format!(
+                        "activity {id} {aid} goal={gid} title={} state={}",
+                        a.title,
+                        a.state.as_str()
+                    ));
+                }
+            }
+        }
+        lines.sort();
+        lines
+    }
 }

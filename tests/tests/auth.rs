@@ -18,19 +18,42 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
 
     // No token, a malformed header, a forged signature, an expired token.
     let anonymous = server.client(None);
-    assert_eq!(anonymous.error_code(PANEL, json!({})).await, "UNAUTHENTICATED");
-    assert_eq!(anonymous.error_code(RATE, json!({})).await, "UNAUTHENTICATED");
+    assert_eq!(
+        anonymous.error_code(PANEL, json!({})).await,
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        anonymous.error_code(RATE, json!({})).await,
+        "UNAUTHENTICATED"
+    );
     let garbage = server.client(Some("not-a-jwt".into()));
-    assert_eq!(garbage.error_code(PANEL, json!({})).await, "UNAUTHENTICATED");
+    assert_eq!(
+        garbage.error_code(PANEL, json!({})).await,
+        "UNAUTHENTICATED"
+    );
     let forged_keys = TokenKeys::new(&Secret::new("another-key-of-an-attacker-0123456789abcdef"));
-    let forged = server.client(Some(forged_keys.mint(alice.id, Role::ServiceUser, "clinic-a", 600).unwrap()));
+    let forged = server.client(Some(
+        forged_keys
+            .mint(alice.id, Role::ServiceUser, "clinic-a", 600)
+            .unwrap(),
+    ));
     assert_eq!(forged.error_code(PANEL, json!({})).await, "UNAUTHENTICATED");
     assert_eq!(forged.error_code(RATE, json!({})).await, "UNAUTHENTICATED");
     let test_keys = TokenKeys::new(&Secret::new(TEST_KEY));
-    let expired = server.client(Some(test_keys.mint(alice.id, Role::ServiceUser, "clinic-a", -10).unwrap()));
+    let expired = server.client(Some(
+        test_keys
+            .mint(alice.id, Role::ServiceUser, "clinic-a", -10)
+            .unwrap(),
+    ));
     let response = expired.gql(PANEL, json!({})).await;
-    assert_eq!(response["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    assert_eq!(response["errors"][0]["message"], "the bearer token has expired");
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        response["errors"][0]["message"],
+        "the bearer token has expired"
+    );
 
     // Another person in the same organisation cannot read Alice's portal.
     let bob = open_user(&server, "clinic-a").await;
@@ -57,21 +80,40 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
     assert_eq!(elsewhere.error_code(RATE, json!({})).await, "FORBIDDEN");
 
     // Providers (until consent grants exist), admins and auditors see no portal content.
-    for role in [Role::Provider, Role::Admin, Role::Auditor, Role::Researcher, Role::Moderator] {
+    for role in [
+        Role::Provider,
+        Role::Admin,
+        Role::Auditor,
+        Role::Researcher,
+        Role::Moderator,
+    ] {
         let c = server.client(Some(token(Uuid::new_v4(), role, "clinic-a")));
         let read = c
-            .error_code("query($p: UUID!) { controlPanel(portalId: $p) { version } }", json!({"p": alice.id}))
+            .error_code(
+                "query($p: UUID!) { controlPanel(portalId: $p) { version } }",
+                json!({"p": alice.id}),
+            )
             .await;
         assert_eq!(read, "FORBIDDEN", "{role:?} read");
-        assert_eq!(c.error_code(RATE, json!({})).await, "FORBIDDEN", "{role:?} write");
+        assert_eq!(
+            c.error_code(RATE, json!({})).await,
+            "FORBIDDEN",
+            "{role:?} write"
+        );
     }
 
     // None of the refused writes reached Alice's portal.
     let panel = alice.client.data(PANEL, json!({})).await;
     assert_eq!(panel["controlPanel"]["version"], 1);
     // Errors never leak internals.
-    let me = alice.client.data("{ me { subject role organisation } }", json!({})).await;
-    assert_eq!(me["me"], json!({"subject": alice.id, "role": "SERVICE_USER", "organisation": "clinic-a"}));
+    let me = alice
+        .client
+        .data("{ me { subject role organisation } }", json!({}))
+        .await;
+    assert_eq!(
+        me["me"],
+        json!({"subject": alice.id, "role": "SERVICE_USER", "organisation": "clinic-a"})
+    );
     server.stop().await;
 }
 both_stores!(auth, tokens_and_tenancy_are_enforced);

@@ -28,25 +28,51 @@ async fn malformed_huge_and_deep_requests_are_refused_cleanly(store: Store) {
     let not_utf8 = post(vec![0xff, 0xfe, 0x00]).await.unwrap();
     assert_eq!(not_utf8.status(), 400);
 
-    let huge = format!(r#"{{"query": "{{ me {{ subject }} }}", "variables": {{"x": "{}"}}}}"#, "a".repeat(200_000));
+    let huge = format!(
+        r#"{{"query": "{{ me {{ subject }} }}", "variables": {{"x": "{}"}}}}"#,
+        "a".repeat(200_000)
+    );
     let huge = post(huge.into_bytes()).await.unwrap();
     assert_eq!(huge.status(), 413);
     let body: Value = huge.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
-    let deep = format!("{{ controlPanel {{ domains {{ activeGoals {{ activities {{ id {} }} }} }} }} }}", "");
-    assert!(user.client.gql(&deep, json!({})).await.get("errors").is_none(), "a normal query is fine");
-    let too_deep = format!("{}{}", "{ me ".repeat(1), "{ a { b { c { d { e { f { g { h { i { j { k } } } } } } } } } } } }");
+    let deep = format!(
+        "{{ controlPanel {{ domains {{ activeGoals {{ activities {{ id {} }} }} }} }} }}",
+        ""
+    );
+    assert!(
+        user.client
+            .gql(&deep, json!({}))
+            .await
+            .get("errors")
+            .is_none(),
+        "a normal query is fine"
+    );
+    let too_deep = format!(
+        "{}{}",
+        "{ me ".repeat(1),
+        "{ a { b { c { d { e { f { g { h { i { j { k } } } } } } } } } } } }"
+    );
     let response = user.client.gql(&too_deep, json!({})).await;
-    assert_eq!(response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{response}");
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{response}"
+    );
 
     let syntax = user.client.gql("{ controlPanel { ", json!({})).await;
     assert_eq!(syntax["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     let wrong_type = user
         .client
-        .gql(r#"mutation { rateStatus(domain: "housing", score: "high") { version } }"#, json!({}))
+        .gql(
+            r#"mutation { rateStatus(domain: "housing", score: "high") { version } }"#,
+            json!({}),
+        )
         .await;
-    assert_eq!(wrong_type["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        wrong_type["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
     let control = user
         .client
         .gql("mutation($n: String!) { rateStatus(domain: \"housing\", score: 3, note: $n) { version } }", json!({"n": "a\u{0}b"}))
@@ -54,13 +80,23 @@ async fn malformed_huge_and_deep_requests_are_refused_cleanly(store: Store) {
     assert_eq!(control["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
     // The server is still healthy and nothing was stored by any of it.
-    let health = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let panel = user.client.data("{ controlPanel { version } }", json!({})).await;
+    let panel = user
+        .client
+        .data("{ controlPanel { version } }", json!({}))
+        .await;
     assert_eq!(panel["controlPanel"]["version"], 1);
     server.stop().await;
 }
-both_stores!(bad_requests, malformed_huge_and_deep_requests_are_refused_cleanly);
+both_stores!(
+    bad_requests,
+    malformed_huge_and_deep_requests_are_refused_cleanly
+);
 
 async fn an_idempotency_key_appends_once(store: Store) {
     let db = fresh_db(store).await;
@@ -80,16 +116,31 @@ async fn an_idempotency_key_appends_once(store: Store) {
         async move { c.data(set, json!({"k": "goal-2"})).await["setGoal"].clone() }
     });
     let results = futures::future::join_all(copies).await;
-    let ids: std::collections::BTreeSet<String> =
-        results.iter().map(|r| r["createdId"].as_str().unwrap().to_string()).collect();
-    assert_eq!(ids.len(), 1, "every copy reports the same goal: {results:?}");
+    let ids: std::collections::BTreeSet<String> = results
+        .iter()
+        .map(|r| r["createdId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every copy reports the same goal: {results:?}"
+    );
     assert_eq!(results.iter().filter(|r| r["replayed"] == false).count(), 1);
     let panel = user
         .client
-        .data("{ controlPanel { version domains { key activeGoals { id } } } }", json!({}))
+        .data(
+            "{ controlPanel { version domains { key activeGoals { id } } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(panel["controlPanel"]["version"], 3, "open + one goal per key");
-    let bad = user.client.error_code(set, json!({"k": "x".repeat(129)})).await;
+    assert_eq!(
+        panel["controlPanel"]["version"], 3,
+        "open + one goal per key"
+    );
+    let bad = user
+        .client
+        .error_code(set, json!({"k": "x".repeat(129)}))
+        .await;
     assert_eq!(bad, "BAD_USER_INPUT");
     server.stop().await;
 }
@@ -117,10 +168,17 @@ async fn concurrent_writes_on_one_portal_conflict_and_lose_nothing(store: Store)
         .iter()
         .filter_map(|r| r["data"]["rateStatus"]["version"].as_i64())
         .collect();
-    assert_eq!(versions.len(), ok, "no two successful writes got the same version");
+    assert_eq!(
+        versions.len(),
+        ok,
+        "no two successful writes got the same version"
+    );
     let panel = user
         .client
-        .data("{ controlPanel { version domains { key ratings } } }", json!({}))
+        .data(
+            "{ controlPanel { version domains { key ratings } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(panel["controlPanel"]["version"], 1 + ok as i64);
     let housing = panel["controlPanel"]["domains"]
@@ -130,7 +188,13 @@ async fn concurrent_writes_on_one_portal_conflict_and_lose_nothing(store: Store)
         .find(|d| d["key"] == "housing")
         .unwrap()
         .clone();
-    assert_eq!(housing["ratings"], ok as i64, "every acknowledged rating is there, and only those");
+    assert_eq!(
+        housing["ratings"], ok as i64,
+        "every acknowledged rating is there, and only those"
+    );
     server.stop().await;
 }
-both_stores!(conflicts, concurrent_writes_on_one_portal_conflict_and_lose_nothing);
+both_stores!(
+    conflicts,
+    concurrent_writes_on_one_portal_conflict_and_lose_nothing
+);

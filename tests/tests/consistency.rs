@@ -1,0 +1,207 @@
+//! The projections against the events: under many concurrent writers, after a
+//! SIGKILL in the middle of a write load, and across a rebuild while serving.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portal_tests::*;
+use serde_json::json;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+/// One writer: a mix of every portal command on its users, until `rounds` run
+/// out or the server goes away. Returns the goals whose creation was acknowledged.
+async fn write_load(users: Arc<Vec<User>>, seed: usize, rounds: usize) -> Vec<(usize, Uuid)> {
+    let mut acknowledged = Vec::new();
+    let mut goals: Vec<(usize, Uuid)> = Vec::new();
+    let mut activities: Vec<(usize, Uuid)> = Vec::new();
+    for round in 0..rounds {
+        let n = seed * 7919 + round * 104_729;
+        let u = n % users.len();
+        let c = &users[u].client;
+        let (query, vars) = match n % 5 {
+            0 | 1 => {
+                let g = Uuid::new_v4();
+                goals.push((u, g));
+                (
+                    "mutation($g: UUID!, $t: String!) { setGoal(goalId: $g, domain: \"housing\", title: $t) { version } }",
+                    json!({"g": g, "t": format!("goal {seed}-{round}")}),
+                )
+            }
+            2 if !goals.is_empty() => {
+                let (gu, g) = goals[n % goals.len()];
+                let a = Uuid::new_v4();
+                activities.push((gu, a));
+                let c = &users[gu].client;
+                let r = c
+                    .try_gql(
+                        "mutation($g: UUID!, $a: UUID!) { planActivity(goalId: $g, activityId: $a, title: \"step\") { version } }",
+                        json!({"g": g, "a": a}),
+                    )
+                    .await;
+                if r.is_none() {
+                    break;
+                }
+                continue;
+            }
+            3 if !activities.is_empty() => {
+                let (au, a) = activities[n % activities.len()];
+                let q = if n % 2 == 0 {
+                    "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }"
+                } else {
+                    "mutation($a: UUID!) { dropActivity(activityId: $a) { version } }"
+                };
+                if users[au].client.try_gql(q, json!({"a": a})).await.is_none() {
+                    break;
+                }
+                continue;
+            }
+            _ => (
+                "mutation($s: Int!) { rateStatus(domain: \"leisure\", score: $s) { version } }",
+                json!({"s": (n % 10 + 1) as i64}),
+            ),
+        };
+        let Some(response) = c.try_gql(query, vars.clone()).await else {
+            break;
+        };
+        if response.get("errors").is_none() {
+            if let Some(g) = vars.get("g") {
+                acknowledged.push((u, Uuid::parse_str(g.as_str().unwrap()).unwrap()));
+            }
+        }
+    }
+    acknowledged
+}
+
+async fn projections_equal_a_fold_of_all_events_under_concurrency(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(open_user(&server, if i % 2 == 0 { "clinic-a" } else { "clinic-b" }).await);
+    }
+    let users = Arc::new(users);
+    let writers = (0..16).map(|w| tokio::spawn(write_load(Arc::clone(&users), w, 40)));
+    let acknowledged: Vec<_> = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    assert!(
+        acknowledged.len() > 50,
+        "the load did write: {}",
+        acknowledged.len()
+    );
+    wait_caught_up(&server).await;
+    let read = read_db(&db).await;
+    let expected = expected_state(&read).await;
+    assert!(expected.len() > 500);
+    assert_eq!(projected_state(&read).await, expected);
+    server.stop().await;
+}
+both_stores!(
+    concurrency,
+    projections_equal_a_fold_of_all_events_under_concurrency
+);
+
+async fn a_sigkill_during_writes_loses_nothing_acknowledged(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let mut users = Vec::new();
+    for _ in 0..6 {
+        users.push(open_user(&server, "clinic-a").await);
+    }
+    let tokens: Vec<_> = users.iter().map(|u| u.client.token.clone()).collect();
+    let users = Arc::new(users);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (users, acknowledged) = (Arc::clone(&users), Arc::clone(&acknowledged));
+            tokio::spawn(async move {
+                let done = write_load(users, w, 100_000).await;
+                acknowledged.lock().await.extend(done);
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().await.clone();
+    assert!(
+        acknowledged.len() > 10,
+        "the load was running: {}",
+        acknowledged.len()
+    );
+
+    let server = Server::start(&db).await;
+    wait_caught_up(&server).await;
+    for (u, goal) in &acknowledged {
+        let c = server.client(tokens[*u].clone());
+        c.data(
+            "query($g: UUID!) { goal(goalId: $g) { id } }",
+            json!({"g": goal}),
+        )
+        .await;
+    }
+    let read = read_db(&db).await;
+    let expected = expected_state(&read).await;
+    assert_eq!(
+        projected_state(&read).await,
+        expected,
+        "projections after the crash"
+    );
+    portal_cli(&db, &["projections", "rebuild", "--all"]).await;
+    assert_eq!(
+        projected_state(&read).await,
+        expected,
+        "a rebuild from position 0 gives the same"
+    );
+    server.stop().await;
+}
+both_stores!(crash, a_sigkill_during_writes_loses_nothing_acknowledged);
+
+async fn a_rebuild_while_serving_swaps_in_an_equal_copy(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    for i in 0..30 {
+        user.client
+            .data(
+                "mutation($t: String!) { setGoal(domain: \"education\", title: $t) { version } }",
+                json!({"t": format!("goal {i}")}),
+            )
+            .await;
+    }
+    let before = user.client.data(CONTROL_PANEL, json!({})).await;
+    let out = portal_cli(&db, &["projections", "rebuild", "control_panel"]).await;
+    assert!(out.contains("rebuilt control_panel: 31 events"), "{out}");
+    // The running server follows the switch; reads and writes go on.
+    let read = read_db(&db).await;
+    let slot: String =
+        sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = 'control_panel'")
+            .fetch_one(&read.pool)
+            .await
+            .unwrap();
+    assert_eq!(slot, "b");
+    assert_eq!(user.client.data(CONTROL_PANEL, json!({})).await, before);
+    let write = user
+        .client
+        .data(
+            r#"mutation { rateStatus(domain: "education", score: 8) { caughtUp } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(write["rateStatus"]["caughtUp"], true);
+    let status = portal_cli(&db, &["projections", "status"]).await;
+    assert!(
+        status.contains("control_panel") && status.contains("history"),
+        "{status}"
+    );
+    wait_caught_up(&server).await;
+    assert_eq!(projected_state(&read).await, expected_state(&read).await);
+    server.stop().await;
+}
+both_stores!(rebuild, a_rebuild_while_serving_swaps_in_an_equal_copy);

@@ -1,0 +1,56 @@
+//! Operations: the committed schema, health, readiness, metrics, GraphiQL.
+#![allow(clippy::unwrap_used)]
+
+use portal_tests::*;
+use serde_json::{json, Value};
+
+#[test]
+fn the_committed_schema_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/schema.graphql");
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed == api::schema::sdl(),
+        "api/schema.graphql is stale: run `cargo run --bin portal -- schema > api/schema.graphql`"
+    );
+}
+
+async fn health_readiness_and_metrics_answer(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    user.client
+        .data(
+            r#"mutation { rateStatus(domain: "housing", score: 5) { version } }"#,
+            json!({}),
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", server.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok");
+    let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(ready["ready"], true);
+    let names: Vec<&str> = ready["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["control_panel", "history"]);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("portal_commands_total{outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portal_projection_position{projection=\"control_panel\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portal_command_seconds_count 2"),
+        "{metrics}"
+    );
+    let graphiql = get("/").await.unwrap().text().await.unwrap();
+    assert!(graphiql.contains("graphiql"), "GraphiQL is served at /");
+    server.stop().await;
+}
+both_stores!(operations, health_readiness_and_metrics_answer);
