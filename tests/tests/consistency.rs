@@ -47,7 +47,7 @@ async fn write_load(users: Arc<Vec<User>>, seed: usize, rounds: usize) -> Vec<(u
             }
             3 if !activities.is_empty() => {
                 let (au, a) = activities[n % activities.len()];
-                let q = if n % 2 == 0 {
+                let q = if n.is_multiple_of(2) {
                     "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }"
                 } else {
                     "mutation($a: UUID!) { dropActivity(activityId: $a) { version } }"
@@ -78,8 +78,18 @@ async fn projections_equal_a_fold_of_all_events_under_concurrency(store: Store) 
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
     let mut users = Vec::new();
-    for i in 0..12 {
-        users.push(open_user(&server, if i % 2 == 0 { "clinic-a" } else { "clinic-b" }).await);
+    for i in 0..12_u32 {
+        users.push(
+            open_user(
+                &server,
+                if i.is_multiple_of(2) {
+                    "clinic-a"
+                } else {
+                    "clinic-b"
+                },
+            )
+            .await,
+        );
     }
     let users = Arc::new(users);
     let writers = (0..16).map(|w| tokio::spawn(write_load(Arc::clone(&users), w, 40)));

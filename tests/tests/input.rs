@@ -37,26 +37,41 @@ async fn malformed_huge_and_deep_requests_are_refused_cleanly(store: Store) {
     let body: Value = huge.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
-    let deep = format!(
-        "{{ controlPanel {{ domains {{ activeGoals {{ activities {{ id {} }} }} }} }} }}",
-        ""
-    );
+    let normal = "{ controlPanel { domains { activeGoals { activities { id } } } } }";
     assert!(
         user.client
-            .gql(&deep, json!({}))
+            .gql(normal, json!({}))
             .await
             .get("errors")
             .is_none(),
         "a normal query is fine"
     );
-    let too_deep = format!(
-        "{}{}",
-        "{ me ".repeat(1),
-        "{ a { b { c { d { e { f { g { h { i { j { k } } } } } } } } } } } }"
-    );
-    let response = user.client.gql(&too_deep, json!({})).await;
+    let too_deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }";
+    let response = user.client.gql(too_deep, json!({})).await;
     assert_eq!(
         response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{response}"
+    );
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{response}"
+    );
+    let wide: String = (0..600)
+        .map(|i| format!("a{i}: me {{ subject role }} "))
+        .collect();
+    let response = user.client.gql(&format!("{{ {wide} }}"), json!({})).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{response}"
+    );
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex"),
         "{response}"
     );
 
