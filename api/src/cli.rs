@@ -52,6 +52,39 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Measurements used by `ops/bench` (not tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Drive a running server with writers and control-panel readers.
+    Load {
+        /// Base URL of the server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// Concurrent writers, each on its own portal.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Concurrent control-panel readers.
+        #[arg(long, default_value_t = 0)]
+        readers: usize,
+        /// How long to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Append valid portal events in bulk straight into the store.
+    Seed {
+        /// About how many events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Over how many portals.
+        #[arg(long, default_value_t = 10_000)]
+        portals: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,7 +103,7 @@ enum ProjectionsCommand {
 
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -184,6 +217,21 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             }
         }
         Command::Schema => print!("{}", crate::schema::sdl()),
+        Command::Bench { command } => match command {
+            BenchCommand::Load {
+                url,
+                clients,
+                readers,
+                seconds,
+            } => crate::bench::load(&settings, &url, clients, readers, seconds)
+                .await
+                .map_err(|e| e.to_string())?,
+            BenchCommand::Seed { events, portals } => {
+                crate::bench::seed(&settings, events, portals)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        },
     }
     Ok(())
 }

@@ -15,8 +15,9 @@ use projections::engine::EngineConfig;
 use projections::stream::{self, EventMetadata};
 use projections::{Backend, Checkpoint, Db, Engine};
 use sqlite_es::SqliteEventRepository;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -76,10 +77,13 @@ async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
     let url = &settings.database_url;
     match Backend::from_url(url)? {
         Backend::Postgres => {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(ApiError::internal)?
+                .disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(settings.db_max_connections)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options)
                 .await
                 .map_err(ApiError::internal)?;
             sqlx::migrate!("../migrations/postgres")
@@ -99,7 +103,8 @@ async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                .disable_statement_logging();
             if let Some(parent) = Path::new(options.get_filename()).parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(ApiError::internal)?;

@@ -61,7 +61,9 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
-        let options = sqlx::any::AnyConnectOptions::from_str(url)?;
+        // Statement logging would print every multi-row upsert in full.
+        use sqlx::ConnectOptions;
+        let options = sqlx::any::AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -126,6 +128,18 @@ pub fn params(start: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Placeholders for `n` parameters starting at `start`, as the connection's
+/// store binds them fastest. SQLite looks up each named parameter (`$n`) with a
+/// linear scan, which makes a statement with thousands of them quadratic; its
+/// anonymous `?` binds in order at no cost.
+fn placeholders(tx: &Transaction<'_, Any>, start: usize, n: usize) -> String {
+    if tx.backend_name() == "SQLite" {
+        vec!["?"; n].join(", ")
+    } else {
+        params(start, n)
+    }
+}
+
 /// Inserts or replaces rows in one statement per chunk. `key` columns are the
 /// conflict target; every other column is overwritten.
 pub async fn upsert(
@@ -154,7 +168,12 @@ pub async fn upsert(
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_chunk).collect();
         let values: Vec<String> = (0..chunk.len())
-            .map(|r| format!("({})", params(r * columns.len() + 1, columns.len())))
+            .map(|r| {
+                format!(
+                    "({})",
+                    placeholders(tx, r * columns.len() + 1, columns.len())
+                )
+            })
             .collect();
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) {conflict}",
@@ -180,7 +199,10 @@ pub async fn fetch_in(
 ) -> Result<Vec<AnyRow>, DbError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(5_000) {
-        let sql = format!("{select} WHERE {column} IN ({})", params(1, chunk.len()));
+        let sql = format!(
+            "{select} WHERE {column} IN ({})",
+            placeholders(tx, 1, chunk.len())
+        );
         let mut q = sqlx::query(&sql);
         for k in chunk {
             q = q.bind(k.clone());

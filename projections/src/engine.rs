@@ -293,10 +293,12 @@ impl Engine {
         slot: &str,
         after: Checkpoint,
     ) -> Result<Option<Checkpoint>, DbError> {
+        let started = std::time::Instant::now();
         let events = stream::read_batch(&self.db, after, self.config.batch_size).await?;
         let Some(last) = events.last().map(|e| e.checkpoint) else {
             return Ok(None);
         };
+        let read = started.elapsed();
         let name = projection.name();
         let mut tx = self.db.pool.begin().await?;
         // Moving the checkpoint first takes the row lock, so a second runner
@@ -320,7 +322,16 @@ impl Engine {
             return Err(DbError::CheckpointMoved(name.to_string()));
         }
         projection.apply(&mut tx, slot, &events).await?;
+        let applied = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(
+            projection = name,
+            events = events.len(),
+            read_ms = read.as_millis() as u64,
+            apply_ms = (applied - read).as_millis() as u64,
+            commit_ms = (started.elapsed() - applied).as_millis() as u64,
+            "batch applied"
+        );
         Ok(Some(last))
     }
 
