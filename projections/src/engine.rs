@@ -46,6 +46,9 @@ fn other_slot(slot: &str) -> &'static str {
     }
 }
 
+/// Smallest batch used when catching up a slot (rebuilds, slot switches).
+const CATCH_UP_BATCH: i64 = 10_000;
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -221,16 +224,36 @@ impl Engine {
 
     /// Waits until every projection named has applied `target`, up to `timeout`.
     /// Returns whether they all caught up.
+    ///
+    /// On PostgreSQL an event becomes readable only once every older writing
+    /// transaction has finished, so a runner woken by our commit may still find
+    /// nothing; the waiter therefore wakes the runners again every few
+    /// milliseconds while it waits, instead of leaving them to their poll interval.
     pub async fn wait_for(&self, names: &[&str], target: Checkpoint, timeout: Duration) -> bool {
-        self.wake();
-        let waits = names.iter().filter_map(|n| self.runner(n)).map(|runner| {
-            let mut rx = runner.progress.subscribe();
-            async move { rx.wait_for(|c| *c >= target).await.is_ok() }
-        });
-        matches!(
-            tokio::time::timeout(timeout, futures_all(waits)).await,
-            Ok(true)
-        )
+        let deadline = tokio::time::Instant::now() + timeout;
+        let runners: Vec<_> = names.iter().filter_map(|n| self.runner(n)).collect();
+        let mut receivers: Vec<_> = runners.iter().map(|r| r.progress.subscribe()).collect();
+        loop {
+            if receivers.iter().all(|rx| *rx.borrow() >= target) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            for runner in &runners {
+                runner.wake.notify_one();
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(5));
+            let changed = futures_any(
+                receivers
+                    .iter_mut()
+                    .map(|rx| Box::pin(async move { rx.changed().await.is_ok() })),
+            );
+            tokio::select! {
+                _ = tick => {}
+                _ = changed => {}
+            }
+        }
     }
 
     fn runner(&self, name: &str) -> Option<&Arc<Runner>> {
@@ -253,7 +276,12 @@ impl Engine {
         }
         let (checkpoint, _) = load_checkpoint(&self.db, name, &active).await?;
         let applied = self
-            .apply_batch(runner.projection.as_ref(), &active, checkpoint)
+            .apply_batch(
+                runner.projection.as_ref(),
+                &active,
+                checkpoint,
+                self.config.batch_size,
+            )
             .await?;
         runner.progress.send_replace(applied.unwrap_or(checkpoint));
         Ok(usize::from(applied.is_some()))
@@ -272,14 +300,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies batches to `slot` until the stream has nothing more.
+    /// Applies batches to `slot` until the stream has nothing more. Catching up
+    /// is throughput work, so it uses batches of at least `CATCH_UP_BATCH`.
     async fn catch_up(
         &self,
         projection: &dyn Projection,
         slot: &str,
     ) -> Result<Checkpoint, DbError> {
         let (mut checkpoint, _) = load_checkpoint(&self.db, projection.name(), slot).await?;
-        while let Some(next) = self.apply_batch(projection, slot, checkpoint).await? {
+        let limit = self.config.batch_size.max(CATCH_UP_BATCH);
+        while let Some(next) = self
+            .apply_batch(projection, slot, checkpoint, limit)
+            .await?
+        {
             checkpoint = next;
         }
         Ok(checkpoint)
@@ -292,9 +325,10 @@ impl Engine {
         projection: &dyn Projection,
         slot: &str,
         after: Checkpoint,
+        limit: i64,
     ) -> Result<Option<Checkpoint>, DbError> {
         let started = std::time::Instant::now();
-        let events = stream::read_batch(&self.db, after, self.config.batch_size).await?;
+        let events = stream::read_batch(&self.db, after, limit).await?;
         let Some(last) = events.last().map(|e| e.checkpoint) else {
             return Ok(None);
         };
@@ -402,15 +436,21 @@ impl Engine {
     }
 }
 
-async fn futures_all<F: std::future::Future<Output = bool>>(
-    waits: impl Iterator<Item = F>,
-) -> bool {
-    for wait in waits {
-        if !wait.await {
-            return false;
+/// Resolves when the first of `futures` does.
+async fn futures_any<F>(futures: impl Iterator<Item = std::pin::Pin<Box<F>>>) -> bool
+where
+    F: std::future::Future<Output = bool>,
+{
+    let mut futures: Vec<_> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
         }
-    }
-    true
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn active_slot(db: &Db, name: &str) -> Result<(String, i32), DbError> {
