@@ -78,7 +78,7 @@ pub async fn load(
                 while Instant::now() < deadline {
                     let query = if i >= clients {
                         "{ controlPanel { domains { key latestStatus { score } activeGoals { title progress { done } activities { title } } } } }".to_string()
-                    } else if n % 2 == 0 {
+                    } else if n.is_multiple_of(2) {
                         format!("mutation {{ rateStatus(domain: \"housing\", score: {}) {{ version }} }}", n % 10 + 1)
                     } else {
                         format!("mutation {{ setGoal(domain: \"leisure\", title: \"goal {n}\") {{ version }} }}")
