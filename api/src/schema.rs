@@ -550,16 +550,13 @@ async fn history_rows(
     let portal_id = portal_id.unwrap_or(caller.subject);
     authorize_read(svc, &caller, portal_id).await?;
     let table = svc.engine.table(history::NAME, "history");
-    sqlx::query(&format!(
-        "SELECT sequence, position, event_type, at, recorded_at, actor_id, actor_role, request_id, data \
-         FROM {table} WHERE portal_id = $1 AND subject_kind = $2 AND subject_id = $3 ORDER BY sequence"
-    ))
-    .bind(portal_id.to_string())
-    .bind(kind)
-    .bind(subject_id)
-    .fetch_all(&svc.db.pool)
-    .await
-    .map_err(ApiError::internal)
+    sqlx::query(&history::query(svc.db.backend, &table))
+        .bind(portal_id.to_string())
+        .bind(kind)
+        .bind(subject_id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// Changes: a service user works on their own portal only.
@@ -578,14 +575,7 @@ async fn run(
         );
     }
     if !matches!(command, PortalCommand::OpenPortal { .. }) {
-        let table = svc.engine.table(control_panel::NAME, "cp_portals");
-        let org: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT organisation FROM {table} WHERE portal_id = $1"
-        ))
-        .bind(caller.subject.to_string())
-        .fetch_optional(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        let org = svc.portal_organisation(caller.subject).await?;
         if org.is_some_and(|org| org != caller.organisation) {
             return Err(
                 ApiError::Forbidden("this portal belongs to another organisation".into()).into(),

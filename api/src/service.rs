@@ -66,7 +66,12 @@ pub struct Service {
     pub keys: TokenKeys,
     pub metrics: Metrics,
     store: EventStore,
+    /// Organisation of each portal seen; it never changes after opening.
+    organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
 }
+
+/// Most portals whose organisation is remembered before the cache starts over.
+const ORGANISATION_CACHE_MAX: usize = 100_000;
 
 /// Applies the store's migrations to the database `url` names.
 pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
@@ -148,7 +153,38 @@ impl Service {
             keys,
             metrics: Metrics::default(),
             store,
+            organisations: Default::default(),
         })
+    }
+
+    /// The organisation a portal was opened in, or `None` if it is not open
+    /// (as far as the read model shows).
+    pub async fn portal_organisation(&self, portal_id: Uuid) -> Result<Option<String>, ApiError> {
+        if let Some(org) = self
+            .organisations
+            .read()
+            .ok()
+            .and_then(|m| m.get(&portal_id).cloned())
+        {
+            return Ok(Some(org));
+        }
+        let table = self
+            .engine
+            .table(projections::control_panel::NAME, "cp_portals");
+        let org: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT organisation FROM {table} WHERE portal_id = $1"
+        ))
+        .bind(portal_id.to_string())
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        if let (Some(org), Ok(mut cache)) = (&org, self.organisations.write()) {
+            if cache.len() >= ORGANISATION_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(portal_id, org.clone());
+        }
+        Ok(org)
     }
 
     /// Runs a command on the caller's own portal and waits until the read

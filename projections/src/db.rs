@@ -67,10 +67,33 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    relax_durability(conn).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Db { pool, backend })
     }
+}
+
+/// This pool writes only read models, which can always be rebuilt from the
+/// events and whose checkpoint commits with their rows: a crash may lose the
+/// last few projection commits, never their consistency, and the runner
+/// re-applies them. So these commits skip the wait for the disk flush
+/// (PostgreSQL `synchronous_commit = off`; SQLite `synchronous = NORMAL` in WAL
+/// mode). Event appends go through the event store's own pool, fully durable.
+async fn relax_durability(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    let statement = if conn.backend_name() == "SQLite" {
+        "PRAGMA synchronous = NORMAL"
+    } else {
+        "SET synchronous_commit = off"
+    };
+    conn.execute(statement).await?;
+    Ok(())
 }
 
 /// A value bound into a portable statement.

@@ -268,23 +268,41 @@ impl Engine {
     /// Applies one batch to the active slot; returns how many events it applied.
     async fn step(&self, runner: &Runner) -> Result<usize, DbError> {
         let name = runner.projection.name();
-        let current = runner.slot.read().map(|s| s.clone()).unwrap_or_default();
-        let (active, _) = active_slot(&self.db, name).await?;
-        if active != current {
-            // Another process rebuilt this projection and switched slots.
-            return self.follow_slot(runner).await.map(|_| 1);
-        }
-        let (checkpoint, _) = load_checkpoint(&self.db, name, &active).await?;
-        let applied = self
+        let slot = runner.slot.read().map(|s| s.clone()).unwrap_or_default();
+        // The runner's own published checkpoint is where it stands; the
+        // conditional update in `apply_batch` tells when another runner moved it.
+        let checkpoint = *runner.progress.borrow();
+        let applied = match self
             .apply_batch(
                 runner.projection.as_ref(),
-                &active,
+                &slot,
                 checkpoint,
                 self.config.batch_size,
             )
-            .await?;
-        runner.progress.send_replace(applied.unwrap_or(checkpoint));
-        Ok(usize::from(applied.is_some()))
+            .await
+        {
+            Err(DbError::CheckpointMoved(_)) => {
+                let (moved, _) = load_checkpoint(&self.db, name, &slot).await?;
+                runner.progress.send_replace(moved);
+                return Ok(1);
+            }
+            other => other?,
+        };
+        match applied {
+            Some(next) => {
+                runner.progress.send_replace(next);
+                Ok(1)
+            }
+            None => {
+                // Idle: the moment to notice a rebuild by another process.
+                let (active, _) = active_slot(&self.db, name).await?;
+                if active != slot {
+                    self.follow_slot(runner).await?;
+                    return Ok(1);
+                }
+                Ok(0)
+            }
+        }
     }
 
     /// Catches up the newly active slot, then points queries at it.
@@ -309,11 +327,18 @@ impl Engine {
     ) -> Result<Checkpoint, DbError> {
         let (mut checkpoint, _) = load_checkpoint(&self.db, projection.name(), slot).await?;
         let limit = self.config.batch_size.max(CATCH_UP_BATCH);
-        while let Some(next) = self
-            .apply_batch(projection, slot, checkpoint, limit)
-            .await?
-        {
-            checkpoint = next;
+        // Read the next batch on another connection while this one is applied:
+        // the read does not depend on the apply, only on the batch before it.
+        let mut pending = stream::read_batch(&self.db, checkpoint, limit).await?;
+        while let Some(last) = pending.last().map(|e| e.checkpoint) {
+            let db = self.db.clone();
+            let next = tokio::spawn(async move { stream::read_batch(&db, last, limit).await });
+            self.apply_events(projection, slot, checkpoint, &pending)
+                .await?;
+            checkpoint = last;
+            pending = next
+                .await
+                .map_err(|e| DbError::Config(format!("reader task failed: {e}")))??;
         }
         Ok(checkpoint)
     }
@@ -327,12 +352,28 @@ impl Engine {
         after: Checkpoint,
         limit: i64,
     ) -> Result<Option<Checkpoint>, DbError> {
-        let started = std::time::Instant::now();
         let events = stream::read_batch(&self.db, after, limit).await?;
-        let Some(last) = events.last().map(|e| e.checkpoint) else {
+        if events.is_empty() {
             return Ok(None);
+        }
+        self.apply_events(projection, slot, after, &events)
+            .await
+            .map(Some)
+    }
+
+    /// Applies `events` (read after `after`) with the checkpoint in one
+    /// transaction; returns the new checkpoint.
+    async fn apply_events(
+        &self,
+        projection: &dyn Projection,
+        slot: &str,
+        after: Checkpoint,
+        events: &[StoredEvent],
+    ) -> Result<Checkpoint, DbError> {
+        let Some(last) = events.last().map(|e| e.checkpoint) else {
+            return Ok(after);
         };
-        let read = started.elapsed();
+        let started = std::time::Instant::now();
         let name = projection.name();
         let mut tx = self.db.pool.begin().await?;
         // Moving the checkpoint first takes the row lock, so a second runner
@@ -355,18 +396,17 @@ impl Engine {
             tx.rollback().await?;
             return Err(DbError::CheckpointMoved(name.to_string()));
         }
-        projection.apply(&mut tx, slot, &events).await?;
+        projection.apply(&mut tx, slot, events).await?;
         let applied = started.elapsed();
         tx.commit().await?;
         tracing::debug!(
             projection = name,
             events = events.len(),
-            read_ms = read.as_millis() as u64,
-            apply_ms = (applied - read).as_millis() as u64,
+            apply_ms = applied.as_millis() as u64,
             commit_ms = (started.elapsed() - applied).as_millis() as u64,
             "batch applied"
         );
-        Ok(Some(last))
+        Ok(last)
     }
 
     /// Rebuilds projection `name` from position 0 into its inactive slot while

@@ -49,7 +49,8 @@ pub struct StoredEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: serde_json::Value,
+    /// The event as stored (JSON text); decoded only by those who need it.
+    pub payload: String,
     pub metadata: EventMetadata,
     /// When the store recorded it (RFC 3339, UTC).
     pub recorded_at: String,
@@ -58,7 +59,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the payload as an aggregate's event type.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, DbError> {
-        serde_json::from_value(self.payload.clone()).map_err(|e| DbError::Corrupt {
+        serde_json::from_str(&self.payload).map_err(|e| DbError::Corrupt {
             position: self.checkpoint.position,
             reason: e.to_string(),
         })
@@ -224,7 +225,7 @@ fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, DbError> {
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?,
+        payload,
         metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
         recorded_at: row.try_get("recorded_at")?,
     })
