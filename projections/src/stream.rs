@@ -82,13 +82,16 @@ pub async fn read_batch(
 ) -> Result<Vec<StoredEvent>, DbError> {
     let rows = match db.backend {
         // Only transactions older than every running one are certain to be
-        // complete: below pg_snapshot_xmin nothing can still appear.
+        // complete: below pg_snapshot_xmin nothing can still appear. The ORDER
+        // BY names the table's columns: the output alias `tx_id` is a bigint
+        // expression, and sorting by it would defeat the index and sort every
+        // remaining event for each batch.
         Backend::Postgres => {
             let sql = format!(
                 "SELECT {COLUMNS_PG} FROM events \
                  WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY tx_id, position LIMIT $3"
+                 ORDER BY events.tx_id, events.position LIMIT $3"
             );
             sqlx::query(&sql)
                 .bind(after.tx_id)
