@@ -73,6 +73,13 @@ const COLUMNS_SQLITE: &str =
     "position, tx_id, aggregate_type, aggregate_id, sequence, event_type, \
     event_version, payload, metadata, recorded_at";
 
+fn columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => COLUMNS_PG,
+        Backend::Sqlite => COLUMNS_SQLITE,
+    }
+}
+
 /// Reads up to `limit` events after `after`, in global order, never returning
 /// an event while an earlier one may still commit.
 pub async fn read_batch(
@@ -115,27 +122,6 @@ pub async fn read_batch(
     rows.iter().map(decode_row).collect()
 }
 
-/// Reads the events of one aggregate, in sequence order.
-pub async fn read_aggregate(
-    db: &Db,
-    aggregate_type: &str,
-    aggregate_id: &str,
-) -> Result<Vec<StoredEvent>, DbError> {
-    let columns = match db.backend {
-        Backend::Postgres => COLUMNS_PG,
-        Backend::Sqlite => COLUMNS_SQLITE,
-    };
-    let sql = format!(
-        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter().map(decode_row).collect()
-}
-
 /// The last `n` events of one aggregate, newest first.
 pub async fn read_aggregate_tail(
     db: &Db,
@@ -143,13 +129,10 @@ pub async fn read_aggregate_tail(
     aggregate_id: &str,
     n: i64,
 ) -> Result<Vec<StoredEvent>, DbError> {
-    let columns = match db.backend {
-        Backend::Postgres => COLUMNS_PG,
-        Backend::Sqlite => COLUMNS_SQLITE,
-    };
     let sql = format!(
-        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
-         ORDER BY sequence DESC LIMIT $3"
+        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+         ORDER BY sequence DESC LIMIT $3",
+        columns(db.backend)
     );
     let rows = sqlx::query(&sql)
         .bind(aggregate_type)
@@ -167,12 +150,9 @@ pub async fn read_at_sequence(
     aggregate_id: &str,
     sequence: i64,
 ) -> Result<Option<StoredEvent>, DbError> {
-    let columns = match db.backend {
-        Backend::Postgres => COLUMNS_PG,
-        Backend::Sqlite => COLUMNS_SQLITE,
-    };
     let sql = format!(
-        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3"
+        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        columns(db.backend)
     );
     let row = sqlx::query(&sql)
         .bind(aggregate_type)
