@@ -77,20 +77,6 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
 async fn graphql(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -125,7 +111,8 @@ async fn graphql(
             )
         }
     };
-    let request_id = request_id(&headers);
+    // Always ours: a client-chosen id could collide with another request's.
+    let request_id = uuid::Uuid::new_v4().to_string();
     let caller = app.service.keys.verify_header(
         headers
             .get(header::AUTHORIZATION)

@@ -233,11 +233,13 @@ impl Service {
         }
         let portal_id = caller.subject;
         let aggregate_id = portal_id.to_string();
+        let command_id = Uuid::new_v4().to_string();
         let metadata = EventMetadata {
             actor_id: caller.subject.to_string(),
             actor_role: caller.role.as_str().to_string(),
             organisation: caller.organisation.clone(),
             request_id: request_id.to_string(),
+            command_id: command_id.clone(),
             idempotency_key: idempotency_key.clone(),
         }
         .to_map();
@@ -271,11 +273,11 @@ impl Service {
             };
         }
         self.engine.wake();
-        // Our events are the newest of this aggregate carrying our request id.
+        // Our events are the newest of this aggregate carrying our command id.
         let tail = stream::read_aggregate_tail(&self.db, "Portal", &aggregate_id, 16).await?;
         let ours: Vec<_> = tail
             .into_iter()
-            .filter(|e| e.metadata.request_id == request_id)
+            .filter(|e| e.metadata.command_id == command_id)
             .collect();
         let (Some(last), Some(first)) = (ours.first(), ours.last()) else {
             return Err(ApiError::internal("stored events not found after commit"));

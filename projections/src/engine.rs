@@ -269,10 +269,17 @@ impl Engine {
     async fn step(&self, runner: &Runner) -> Result<usize, DbError> {
         let name = runner.projection.name();
         let slot = runner.slot.read().map(|s| s.clone()).unwrap_or_default();
+        // Every step first looks for a switch by another process, so a busy
+        // runner never keeps serving (or writing) a slot a rebuild may drop next.
+        let (active, _) = active_slot(&self.db, name).await?;
+        if active != slot {
+            self.follow_slot(runner).await?;
+            return Ok(1);
+        }
         // The runner's own published checkpoint is where it stands; the
-        // conditional update in `apply_batch` tells when another runner moved it.
+        // conditional update in `apply_events` tells when another runner moved it.
         let checkpoint = *runner.progress.borrow();
-        let applied = match self
+        match self
             .apply_batch(
                 runner.projection.as_ref(),
                 &slot,
@@ -281,27 +288,17 @@ impl Engine {
             )
             .await
         {
-            Err(DbError::CheckpointMoved(_)) => {
-                let (moved, _) = load_checkpoint(&self.db, name, &slot).await?;
-                runner.progress.send_replace(moved);
-                return Ok(1);
-            }
-            other => other?,
-        };
-        match applied {
-            Some(next) => {
+            Ok(Some(next)) => {
                 runner.progress.send_replace(next);
                 Ok(1)
             }
-            None => {
-                // Idle: the moment to notice a rebuild by another process.
-                let (active, _) = active_slot(&self.db, name).await?;
-                if active != slot {
-                    self.follow_slot(runner).await?;
-                    return Ok(1);
-                }
-                Ok(0)
+            Ok(None) => Ok(0),
+            Err(DbError::CheckpointMoved(_)) => {
+                let (moved, _) = load_checkpoint(&self.db, name, &slot).await?;
+                runner.progress.send_replace(moved);
+                Ok(1)
             }
+            Err(error) => Err(error),
         }
     }
 

@@ -20,6 +20,9 @@ pub struct EventMetadata {
     pub actor_role: String,
     pub organisation: String,
     pub request_id: String,
+    /// Unique per command: one HTTP request may carry several mutations.
+    #[serde(default)]
+    pub command_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }
@@ -32,6 +35,7 @@ impl EventMetadata {
             ("actor_role".to_string(), self.actor_role.clone()),
             ("organisation".to_string(), self.organisation.clone()),
             ("request_id".to_string(), self.request_id.clone()),
+            ("command_id".to_string(), self.command_id.clone()),
         ]);
         if let Some(key) = &self.idempotency_key {
             map.insert("idempotency_key".to_string(), key.clone());

@@ -257,3 +257,32 @@ async fn rules_reach_the_client_as_bad_user_input(store: Store) {
     server.stop().await;
 }
 both_stores!(domain_rules, rules_reach_the_client_as_bad_user_input);
+
+async fn several_mutations_in_one_request_report_their_own_results(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let c = open_user(&server, "clinic-a").await.client;
+    let both = c
+        .data(
+            r#"mutation { a: setGoal(domain: "housing", title: "A") { createdId version }
+                          b: setGoal(domain: "leisure", title: "B") { createdId version } }"#,
+            json!({}),
+        )
+        .await;
+    assert_ne!(both["a"]["createdId"], both["b"]["createdId"]);
+    assert_ne!(both["a"]["version"], both["b"]["version"]);
+    for (alias, title) in [("a", "A"), ("b", "B")] {
+        let goal = c
+            .data(
+                "query($g: UUID!) { goal(goalId: $g) { title } }",
+                json!({"g": both[alias]["createdId"]}),
+            )
+            .await;
+        assert_eq!(goal["goal"]["title"], title);
+    }
+    server.stop().await;
+}
+both_stores!(
+    one_request_many_mutations,
+    several_mutations_in_one_request_report_their_own_results
+);
