@@ -78,6 +78,14 @@ pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
     open_store(settings).await.map(|_| ())
 }
 
+/// cqrs-es with events as the only source of truth: no snapshots (0.5.0's apply
+/// events twice) and no inline queries (the projection engine feeds read models).
+fn event_store_mode<R: cqrs_es::persist::PersistedEventRepository>(
+    repo: R,
+) -> CqrsFramework<Portal, PersistedEventStore<R, Portal>> {
+    CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
+}
+
 async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
     let url = &settings.database_url;
     match Backend::from_url(url)? {
@@ -95,11 +103,8 @@ async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
                 .run(&pool)
                 .await
                 .map_err(ApiError::internal)?;
-            let repo = PostgresEventRepository::new(pool);
-            Ok(EventStore::Postgres(CqrsFramework::new(
-                PersistedEventStore::new_event_store(repo),
-                vec![],
-                (),
+            Ok(EventStore::Postgres(event_store_mode(
+                PostgresEventRepository::new(pool),
             )))
         }
         Backend::Sqlite => {
@@ -124,11 +129,8 @@ async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
                 .run(&pool)
                 .await
                 .map_err(ApiError::internal)?;
-            let repo = SqliteEventRepository::new(pool);
-            Ok(EventStore::Sqlite(CqrsFramework::new(
-                PersistedEventStore::new_event_store(repo),
-                vec![],
-                (),
+            Ok(EventStore::Sqlite(event_store_mode(
+                SqliteEventRepository::new(pool),
             )))
         }
     }
