@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod schema;
 pub mod service;
 pub mod settings;
+pub mod toolbox;

@@ -5,9 +5,13 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, Enum, Json, Object, Schema, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, EmptySubscription, Enum, Json, MergedObject, Object, Schema,
+    SimpleObject,
+};
 use chrono::{DateTime, Utc};
-use domain::portal::PortalCommand;
+use domain::portal::view::PortalView;
+use domain::portal::{PortalCommand, Section};
 use projections::{control_panel, history};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -16,6 +20,7 @@ use uuid::Uuid;
 use crate::auth::{AuthError, Caller, Role};
 use crate::error::ApiError;
 use crate::service::{CommandOutcome, Service};
+use crate::toolbox::{self, RecentChange, SectionSummary, ToolboxMutation, ToolboxQuery};
 
 /// The schema type served at `/graphql`.
 pub type PortalSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -35,7 +40,7 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         service.settings.max_query_depth,
         service.settings.max_query_complexity,
     );
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(service)
         .limit_depth(depth)
         .limit_complexity(complexity)
@@ -44,16 +49,16 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
 
 /// The schema in SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }
 
-fn service<'a>(ctx: &Context<'a>) -> &'a Arc<Service> {
+pub(crate) fn service<'a>(ctx: &Context<'a>) -> &'a Arc<Service> {
     ctx.data_unchecked::<Arc<Service>>()
 }
 
-fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+pub(crate) fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
 }
 
@@ -70,7 +75,7 @@ fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, ApiError> {
     parse_time(&text)
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(ApiError::internal)
@@ -94,8 +99,10 @@ pub struct Me {
     pub organisation: String,
 }
 
-/// Status → process → goals at a glance, per life domain.
+/// Status → process → goals at a glance, per life domain, with counts and
+/// recency for every section of the portal.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ControlPanel {
     /// The portal (its owner's subject id).
     pub portal_id: Uuid,
@@ -109,6 +116,27 @@ pub struct ControlPanel {
     pub version: i64,
     /// Every life domain, default ones first, then the user's own in the order added.
     pub domains: Vec<DomainPanel>,
+    /// The time this panel was asked for, if not now.
+    #[graphql(skip)]
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl ControlPanel {
+    /// Counts and the time of the latest change for each section, in the
+    /// order core, medications, network, crisis plan, exercises.
+    async fn sections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SectionSummary>> {
+        Ok(toolbox::summaries(ctx, self.portal_id, self.as_of).await?)
+    }
+
+    /// The newest changes across all sections, newest first: `limit` 1-50 (default 10).
+    async fn recent_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] limit: i32,
+    ) -> async_graphql::Result<Vec<RecentChange>> {
+        Ok(toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of).await?)
+    }
 }
 
 /// One life domain on the control panel.
@@ -250,11 +278,20 @@ pub struct StatusEntry {
     pub at: DateTime<Utc>,
 }
 
-/// Reads: only a service user's own portal, within their organisation.
-pub struct Query;
+/// Every read: the portal core and the toolbox.
+#[derive(MergedObject, Default)]
+pub struct Query(CoreQuery, ToolboxQuery);
+
+/// Every change: the portal core and the toolbox.
+#[derive(MergedObject, Default)]
+pub struct Mutation(CoreMutation, ToolboxMutation);
+
+/// Reads of the portal core: only a service user's own portal, within their organisation.
+#[derive(Default)]
+pub struct CoreQuery;
 
 /// Loads the portal row after checking that `caller` may read `portal_id`.
-async fn authorize_read(
+pub(crate) async fn authorize_read(
     svc: &Service,
     caller: &Caller,
     portal_id: Uuid,
@@ -298,6 +335,19 @@ fn activity_state(s: &str) -> ActivityState {
     }
 }
 
+fn progress(planned: i64, done: i64, dropped: i64) -> Progress {
+    Progress {
+        planned,
+        done,
+        dropped,
+        percent_done: if planned + done == 0 {
+            0
+        } else {
+            (done * 100 / (planned + done)) as i32
+        },
+    }
+}
+
 fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
     let (planned, done, dropped): (i64, i64, i64) = (
         get(row, "planned")?,
@@ -314,16 +364,7 @@ fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
         set_at: time(row, "set_at")?,
         updated_at: time(row, "updated_at")?,
         closed_at: closed.as_deref().map(parse_time).transpose()?,
-        progress: Progress {
-            planned,
-            done,
-            dropped,
-            percent_done: if planned + done == 0 {
-                0
-            } else {
-                (done * 100 / (planned + done)) as i32
-            },
-        },
+        progress: progress(planned, done, dropped),
         activities: Vec::new(),
     })
 }
@@ -346,7 +387,7 @@ const ACTIVITY_SELECT: &str = "activity_id, goal_id, title, state, planned_at, u
 
 /// Reads: a service user's own portal, within their organisation.
 #[Object]
-impl Query {
+impl CoreQuery {
     /// Who the bearer token says is asking.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         let caller = caller(ctx)?;
@@ -358,13 +399,18 @@ impl Query {
     }
 
     /// The control panel of a portal: per life domain, the latest status and the
-    /// active goals with their activities and progress. `portalId` defaults to
-    /// the caller's own portal.
+    /// active goals with their activities and progress, and a summary of every
+    /// section. `portalId` defaults to the caller's own portal. With `asOf`, the
+    /// panel as it stood at that time, computed from the events.
     async fn control_panel(
         &self,
         ctx: &Context<'_>,
         portal_id: Option<Uuid>,
+        as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<ControlPanel> {
+        if let Some(as_of) = as_of {
+            return Ok(panel_as_of(ctx, portal_id, as_of).await?);
+        }
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
         let portal = authorize_read(svc, &caller, portal_id).await?;
@@ -440,6 +486,7 @@ impl Query {
             updated_at: time(&portal, "updated_at")?,
             version: get(&portal, "version")?,
             domains,
+            as_of: None,
         })
     }
 
@@ -487,27 +534,11 @@ impl Query {
         goal_id: Uuid,
         portal_id: Option<Uuid>,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
-        let rows = history_rows(ctx, portal_id, "goal", &goal_id.to_string()).await?;
-        if rows.is_empty() {
+        let entries = history_entries(ctx, portal_id, "goal", &goal_id.to_string()).await?;
+        if entries.is_empty() {
             return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
         }
-        rows.iter()
-            .map(|row| {
-                let data: String = get(row, "data")?;
-                Ok(HistoryEntry {
-                    sequence: get(row, "sequence")?,
-                    position: get(row, "position")?,
-                    event_type: get(row, "event_type")?,
-                    at: time(row, "at")?,
-                    recorded_at: time(row, "recorded_at")?,
-                    actor_id: get(row, "actor_id")?,
-                    actor_role: get(row, "actor_role")?,
-                    request_id: get(row, "request_id")?,
-                    data: Json(serde_json::from_str(&data).map_err(ApiError::internal)?),
-                })
-            })
-            .collect::<Result<_, ApiError>>()
-            .map_err(Into::into)
+        Ok(entries)
     }
 
     /// Every status rating of a life domain, oldest first.
@@ -540,6 +571,125 @@ impl Query {
     }
 }
 
+/// The history of one thing in a portal (`kind`, `subject_id`), oldest first.
+pub(crate) async fn history_entries(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    kind: &str,
+    subject_id: &str,
+) -> Result<Vec<HistoryEntry>, ApiError> {
+    let rows = history_rows(ctx, portal_id, kind, subject_id).await?;
+    rows.iter()
+        .map(|row| {
+            let data: String = get(row, "data")?;
+            Ok(HistoryEntry {
+                sequence: get(row, "sequence")?,
+                position: get(row, "position")?,
+                event_type: get(row, "event_type")?,
+                at: time(row, "at")?,
+                recorded_at: time(row, "recorded_at")?,
+                actor_id: get(row, "actor_id")?,
+                actor_role: get(row, "actor_role")?,
+                request_id: get(row, "request_id")?,
+                data: Json(serde_json::from_str(&data).map_err(ApiError::internal)?),
+            })
+        })
+        .collect()
+}
+
+/// The control panel as it stood at `as_of`: the core section's events up to
+/// then, folded.
+async fn panel_as_of(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    as_of: DateTime<Utc>,
+) -> Result<ControlPanel, ApiError> {
+    let portal_id = portal_id.unwrap_or(caller(ctx)?.subject);
+    let view: PortalView = toolbox::section_view(
+        ctx,
+        Some(portal_id),
+        Section::Core,
+        Some(as_of),
+        projections::history::Pick::All,
+        0,
+    )
+    .await?;
+    let Some(opened_at) = view.opened_at else {
+        return Err(ApiError::NotFound(
+            "this portal was not open at that time".into(),
+        ));
+    };
+    let summaries = toolbox::summaries(ctx, portal_id, Some(as_of)).await?;
+    let updated_at = summaries
+        .iter()
+        .filter_map(|s| s.last_changed_at)
+        .max()
+        .unwrap_or(opened_at);
+    let version = summaries.iter().map(|s| s.changes).sum();
+    let mut goals: Vec<Goal> = view
+        .goals
+        .into_iter()
+        .filter(|g| g.state == "active")
+        .map(|g| {
+            let count = |s: &str| g.activities.iter().filter(|a| a.state == s).count() as i64;
+            let (planned, done, dropped) = (count("planned"), count("done"), count("dropped"));
+            Goal {
+                id: g.id,
+                domain: g.domain,
+                title: g.title,
+                description: g.description,
+                state: goal_state(g.state),
+                set_at: g.set_at,
+                updated_at: g.updated_at,
+                closed_at: g.closed_at,
+                progress: progress(planned, done, dropped),
+                activities: g
+                    .activities
+                    .into_iter()
+                    .map(|a| Activity {
+                        id: a.id,
+                        title: a.title,
+                        state: activity_state(a.state),
+                        planned_at: a.planned_at,
+                        updated_at: a.updated_at,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let domains = view
+        .domains
+        .into_iter()
+        .map(|d| {
+            let (mine, rest): (Vec<Goal>, Vec<Goal>) = std::mem::take(&mut goals)
+                .into_iter()
+                .partition(|g| g.domain == d.key);
+            goals = rest;
+            DomainPanel {
+                latest_status: d.latest.map(|(score, note, rated_at)| Status {
+                    score,
+                    note,
+                    rated_at,
+                }),
+                ratings: d.ratings,
+                active_goals: mine,
+                key: d.key,
+                name: d.name,
+                custom: d.custom,
+            }
+        })
+        .collect();
+    Ok(ControlPanel {
+        portal_id,
+        organisation: view.organisation,
+        opened_at,
+        updated_at,
+        version,
+        domains,
+        as_of: Some(as_of),
+    })
+}
+
 async fn history_rows(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
@@ -559,11 +709,12 @@ async fn history_rows(
         .map_err(ApiError::internal)
 }
 
-/// Changes: a service user works on their own portal only.
-pub struct Mutation;
+/// Changes to the portal core: a service user works on their own portal only.
+#[derive(Default)]
+pub struct CoreMutation;
 
 /// Runs `command` on the caller's own portal after the role and tenancy checks.
-async fn run(
+pub(crate) async fn run(
     ctx: &Context<'_>,
     idempotency_key: Option<String>,
     command: PortalCommand,
@@ -587,14 +738,14 @@ async fn run(
         .await?)
 }
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
 /// Changes: a service user works on their own portal only. Every mutation waits until
 /// the read models show its change (see `caughtUp`).
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Opens the caller's portal in their organisation, with the default life domains.
     /// Every mutation takes an optional `idempotencyKey` (1-128 characters): sending the
     /// same key again appends nothing and returns the first result.
@@ -782,7 +933,8 @@ mod tests {
     /// Every field and enum value of our own types carries a description.
     #[tokio::test]
     async fn every_schema_field_is_described() {
-        let schema = Schema::build(Query, Mutation, EmptySubscription).finish();
+        let schema =
+            Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish();
         let response = schema
             .execute("{ __schema { types { name description fields { name description args { name } } enumValues { name description } } } }")
             .await;

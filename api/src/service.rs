@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::CqrsFramework;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use domain::catalogue::{self, Catalogue, CatalogueCommand, CatalogueEvent};
 use domain::portal::{Portal, PortalCommand, PortalEvent};
 use postgres_es::PostgresEventRepository;
 use projections::engine::EngineConfig;
@@ -26,13 +27,53 @@ use crate::error::{classify, ApiError, StoreFailure};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
-type PgCqrs = CqrsFramework<Portal, PersistedEventStore<PostgresEventRepository, Portal>>;
-type SqliteCqrs = CqrsFramework<Portal, PersistedEventStore<SqliteEventRepository, Portal>>;
+type Framework<A, R> = CqrsFramework<A, PersistedEventStore<R, A>>;
 
-/// cqrs-es in event-store mode, on whichever store the URL names.
-enum EventStore {
-    Postgres(PgCqrs),
-    Sqlite(SqliteCqrs),
+/// cqrs-es in event-store mode for one aggregate type, on whichever store the URL names.
+enum EventStore<A: Aggregate> {
+    Postgres(Framework<A, PostgresEventRepository>),
+    Sqlite(Framework<A, SqliteEventRepository>),
+}
+
+impl<A: Aggregate> EventStore<A> {
+    async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: std::collections::HashMap<String, String>,
+    ) -> Result<(), AggregateError<A::Error>> {
+        match self {
+            EventStore::Postgres(cqrs) => {
+                cqrs.execute_with_metadata(aggregate_id, command, metadata)
+                    .await
+            }
+            EventStore::Sqlite(cqrs) => {
+                cqrs.execute_with_metadata(aggregate_id, command, metadata)
+                    .await
+            }
+        }
+    }
+}
+
+/// The event stores of every aggregate type, sharing one pool.
+struct Stores {
+    portals: EventStore<Portal>,
+    catalogues: EventStore<Catalogue>,
+}
+
+/// The id of what the first event of a command created, whatever its aggregate.
+fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiError> {
+    Ok(match stored.aggregate_type.as_str() {
+        catalogue::AGGREGATE_TYPE => stored.decode::<CatalogueEvent>()?.created_id(),
+        _ => stored.decode::<PortalEvent>()?.created_id(),
+    })
+}
+
+/// The portal an aggregate id names, if it is a portal.
+fn portal_of(aggregate_type: &str, aggregate_id: &str) -> Option<Uuid> {
+    (aggregate_type == "Portal")
+        .then(|| Uuid::parse_str(aggregate_id).ok())
+        .flatten()
 }
 
 /// Longest accepted idempotency key.
@@ -44,13 +85,14 @@ const PORTAL_READ_MODELS: &[&str] = &[projections::control_panel::NAME, projecti
 /// What a mutation reports back.
 #[derive(Debug, Clone, PartialEq, async_graphql::SimpleObject)]
 pub struct CommandOutcome {
-    /// The portal the command changed.
-    pub portal_id: Uuid,
+    /// The portal the command changed; null for a change to the organisation's exercise catalogue.
+    pub portal_id: Option<Uuid>,
     /// The portal's version (its event sequence number) after the command.
     pub version: i64,
     /// Global position of the command's event in the event stream.
     pub position: i64,
-    /// Id of what the command created (goal, activity, life-domain key), if anything.
+    /// Id of what the command created (goal, activity, life-domain key, medication,
+    /// person, crisis-plan revision number, exercise log entry, exercise key), if anything.
     pub created_id: Option<String>,
     /// True when this is the stored result of an earlier request with the same idempotency key.
     pub replayed: bool,
@@ -65,7 +107,7 @@ pub struct Service {
     pub engine: Arc<Engine>,
     pub keys: TokenKeys,
     pub metrics: Metrics,
-    store: EventStore,
+    stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
     organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
 }
@@ -80,13 +122,15 @@ pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
 
 /// cqrs-es with events as the only source of truth: no snapshots (0.5.0's apply
 /// events twice) and no inline queries (the projection engine feeds read models).
-fn event_store_mode<R: cqrs_es::persist::PersistedEventRepository>(
-    repo: R,
-) -> CqrsFramework<Portal, PersistedEventStore<R, Portal>> {
+fn event_store_mode<A, R>(repo: R) -> Framework<A, R>
+where
+    A: Aggregate<Services = ()>,
+    R: cqrs_es::persist::PersistedEventRepository,
+{
     CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
 }
 
-async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
+async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
     let url = &settings.database_url;
     match Backend::from_url(url)? {
         Backend::Postgres => {
@@ -103,9 +147,14 @@ async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
                 .run(&pool)
                 .await
                 .map_err(ApiError::internal)?;
-            Ok(EventStore::Postgres(event_store_mode(
-                PostgresEventRepository::new(pool),
-            )))
+            Ok(Stores {
+                portals: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
+                    pool.clone(),
+                ))),
+                catalogues: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
+                    pool,
+                ))),
+            })
         }
         Backend::Sqlite => {
             let options = SqliteConnectOptions::from_str(url)
@@ -129,9 +178,12 @@ async fn open_store(settings: &Settings) -> Result<EventStore, ApiError> {
                 .run(&pool)
                 .await
                 .map_err(ApiError::internal)?;
-            Ok(EventStore::Sqlite(event_store_mode(
-                SqliteEventRepository::new(pool),
-            )))
+            Ok(Stores {
+                portals: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool.clone(),
+                ))),
+                catalogues: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(pool))),
+            })
         }
     }
 }
@@ -140,7 +192,7 @@ impl Service {
     /// Opens the store (creating and migrating it if needed) and prepares the
     /// projections. Runners are started by [`crate::http::serve`].
     pub async fn open(settings: Settings) -> Result<Self, ApiError> {
-        let store = open_store(&settings).await?;
+        let stores = open_store(&settings).await?;
         let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
         let config = EngineConfig {
             batch_size: settings.projection_batch_size,
@@ -154,7 +206,7 @@ impl Service {
             engine,
             keys,
             metrics: Metrics::default(),
-            store,
+            stores,
             organisations: Default::default(),
         })
     }
@@ -198,10 +250,57 @@ impl Service {
         idempotency_key: Option<String>,
         command: PortalCommand,
     ) -> Result<CommandOutcome, ApiError> {
+        let id = caller.subject.to_string();
+        self.measured(self.execute_on(
+            &self.stores.portals,
+            &id,
+            caller,
+            request_id,
+            idempotency_key,
+            command,
+        ))
+        .await
+    }
+
+    /// Runs a command on the exercise catalogue of the caller's organisation.
+    pub async fn execute_catalogue(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        command: CatalogueCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        let id = caller.organisation.clone();
+        self.measured(self.execute_on(
+            &self.stores.catalogues,
+            &id,
+            caller,
+            request_id,
+            idempotency_key,
+            command,
+        ))
+        .await
+    }
+
+    /// The exercise catalogue of an organisation, folded from its events.
+    pub async fn catalogue(&self, organisation: &str) -> Result<Catalogue, ApiError> {
+        let limit = (domain::portal::limits::EXERCISES_MAX + 1) as i64;
+        let events =
+            stream::read_aggregate_tail(&self.db, catalogue::AGGREGATE_TYPE, organisation, limit)
+                .await?;
+        let mut catalogue = Catalogue::default();
+        for stored in events.iter().rev() {
+            catalogue.apply(stored.decode::<CatalogueEvent>()?);
+        }
+        Ok(catalogue)
+    }
+
+    async fn measured(
+        &self,
+        run: impl std::future::Future<Output = Result<CommandOutcome, ApiError>>,
+    ) -> Result<CommandOutcome, ApiError> {
         let started = Instant::now();
-        let result = self
-            .execute_inner(caller, request_id, idempotency_key, command)
-            .await;
+        let result = run.await;
         self.metrics
             .command_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -213,13 +312,18 @@ impl Service {
         result
     }
 
-    async fn execute_inner(
+    async fn execute_on<A>(
         &self,
+        store: &EventStore<A>,
+        aggregate_id: &str,
         caller: &Caller,
         request_id: &str,
         idempotency_key: Option<String>,
-        command: PortalCommand,
-    ) -> Result<CommandOutcome, ApiError> {
+        command: A::Command,
+    ) -> Result<CommandOutcome, ApiError>
+    where
+        A: Aggregate<Error = domain::portal::PortalError>,
+    {
         if let Some(key) = &idempotency_key {
             if key.is_empty()
                 || key.len() > IDEMPOTENCY_KEY_MAX
@@ -233,8 +337,6 @@ impl Service {
                 return Ok(outcome);
             }
         }
-        let portal_id = caller.subject;
-        let aggregate_id = portal_id.to_string();
         let command_id = Uuid::new_v4().to_string();
         let metadata = EventMetadata {
             actor_id: caller.subject.to_string(),
@@ -245,17 +347,7 @@ impl Service {
             idempotency_key: idempotency_key.clone(),
         }
         .to_map();
-        let result = match &self.store {
-            EventStore::Postgres(cqrs) => {
-                cqrs.execute_with_metadata(&aggregate_id, command, metadata)
-                    .await
-            }
-            EventStore::Sqlite(cqrs) => {
-                cqrs.execute_with_metadata(&aggregate_id, command, metadata)
-                    .await
-            }
-        };
-        if let Err(error) = result {
+        if let Err(error) = store.execute(aggregate_id, command, metadata).await {
             return match classify(error) {
                 StoreFailure::Rule(rule) => Err(rule.into()),
                 // A copy of this request with the same key may have won the
@@ -267,7 +359,7 @@ impl Service {
                     };
                     replayed.ok_or_else(|| {
                         ApiError::Conflict(
-                            "the portal was changed by another request at the same time".into(),
+                            "this was changed by another request at the same time".into(),
                         )
                     })
                 }
@@ -276,7 +368,7 @@ impl Service {
         }
         self.engine.wake();
         // Our events are the newest of this aggregate carrying our command id.
-        let tail = stream::read_aggregate_tail(&self.db, "Portal", &aggregate_id, 16).await?;
+        let tail = stream::read_aggregate_tail(&self.db, A::TYPE, aggregate_id, 16).await?;
         let ours: Vec<_> = tail
             .into_iter()
             .filter(|e| e.metadata.command_id == command_id)
@@ -284,13 +376,12 @@ impl Service {
         let (Some(last), Some(first)) = (ours.first(), ours.last()) else {
             return Err(ApiError::internal("stored events not found after commit"));
         };
-        let event: PortalEvent = first.decode()?;
         let caught_up = self.wait_for_read_models(last.checkpoint).await;
         Ok(CommandOutcome {
-            portal_id,
+            portal_id: portal_of(A::TYPE, aggregate_id),
             version: last.sequence,
             position: last.checkpoint.position,
-            created_id: event.created_id(),
+            created_id: created_id(first)?,
             replayed: false,
             caught_up,
         })
@@ -321,13 +412,12 @@ impl Service {
         let stored = stream::read_at_sequence(&self.db, &aggregate_type, &aggregate_id, sequence)
             .await?
             .ok_or_else(|| ApiError::internal("idempotency key points at a missing event"))?;
-        let event: PortalEvent = stored.decode()?;
         let caught_up = self.wait_for_read_models(stored.checkpoint).await;
         Ok(Some(CommandOutcome {
-            portal_id: Uuid::parse_str(&aggregate_id).map_err(ApiError::internal)?,
+            portal_id: portal_of(&aggregate_type, &aggregate_id),
             version: stored.sequence,
             position: stored.checkpoint.position,
-            created_id: event.created_id(),
+            created_id: created_id(&stored)?,
             replayed: true,
             caught_up,
         }))

@@ -4,5 +4,6 @@
 //! commands, so every rule is a pure function that a given/when/then test can pin.
 #![forbid(unsafe_code)]
 
+pub mod catalogue;
 pub mod portal;
 pub mod text;

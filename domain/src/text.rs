@@ -36,9 +36,10 @@ pub fn required(value: &str, max: usize) -> Result<String, TextProblem> {
     optional(trimmed, max)
 }
 
-/// Checks text that may be empty: within `max` characters, no control characters
+/// Checks text that may be empty: trimmed, then within `max` characters, no control characters
 /// other than newline and tab. Any other Unicode (right-to-left scripts, emoji) is fine.
 pub fn optional(value: &str, max: usize) -> Result<String, TextProblem> {
+    let value = value.trim();
     if value.chars().count() > max {
         return Err(TextProblem::TooLong { max });
     }
@@ -48,7 +49,17 @@ pub fn optional(value: &str, max: usize) -> Result<String, TextProblem> {
     {
         return Err(TextProblem::ControlCharacter);
     }
-    Ok(value.trim().to_string())
+    Ok(value.to_string())
+}
+
+/// A stable key: 1-`max` characters of `a-z`, `0-9` and `_`, starting with a letter.
+pub fn key_ok(key: &str, max: usize) -> bool {
+    !key.is_empty()
+        && key.len() <= max
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 #[cfg(test)]

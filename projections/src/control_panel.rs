@@ -1,5 +1,6 @@
 //! The control panel: per portal and life domain, the latest status and the
-//! goals with their activities and progress.
+//! goals with their activities and progress; per toolbox section, counts and
+//! the time of the latest change.
 //!
 //! A batch is folded in memory: the rows it touches are loaded once, changed,
 //! and written back with one multi-row upsert per table. That keeps a rebuild
@@ -7,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use domain::portal::{PortalEvent, DEFAULT_DOMAINS};
+use domain::portal::{PortalEvent, Section, DEFAULT_DOMAINS};
 use sqlx::{Any, Row, Transaction};
 
 use crate::db::{fetch_in, ts, upsert, DbError, Val};
@@ -63,6 +64,39 @@ const ACTIVITY_COLS: &[&str] = &[
     "updated_at",
 ];
 
+const SECTION_COLS: &[&str] = &[
+    "portal_id",
+    "section",
+    "items",
+    "current",
+    "changes",
+    "updated_at",
+];
+
+/// Counts of one section of one portal. `items`: goals set, medications and
+/// people added, crisis-plan revisions, exercises started. `current`: goals
+/// active, medications not stopped, people not removed, 1 once a crisis plan
+/// exists, exercises completed. `changes`: events in the section.
+#[derive(Debug, Clone, Default)]
+struct SectionRow {
+    items: i64,
+    current: i64,
+    changes: i64,
+    updated_at: String,
+}
+
+/// How an event (by its type) moves the counts of its section: (items,
+/// current). A crisis plan's `current` is 1 once it has any revision.
+pub fn section_delta(event_type: &str) -> (i64, i64) {
+    match event_type {
+        "GoalSet" | "MedicationAdded" | "PersonAdded" => (1, 1),
+        "GoalAchieved" | "GoalAbandoned" | "MedicationStopped" | "PersonRemoved" => (0, -1),
+        "CrisisPlanRevised" | "ExerciseStarted" => (1, 0),
+        "ExerciseCompleted" => (0, 1),
+        _ => (0, 0),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct PortalRow {
     owner: String,
@@ -113,6 +147,7 @@ struct Batch {
     domains: BTreeMap<(String, String), DomainRow>,
     goals: BTreeMap<(String, String), GoalRow>,
     activities: BTreeMap<(String, String), ActivityRow>,
+    sections: BTreeMap<(String, String), SectionRow>,
     dirty_portals: BTreeSet<String>,
     dirty_domains: BTreeSet<(String, String)>,
     dirty_goals: BTreeSet<(String, String)>,
@@ -120,7 +155,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn apply(&mut self, portal_id: &str, sequence: i64, event: PortalEvent) {
+    fn apply(&mut self, portal_id: &str, sequence: i64, event_type: &str, event: PortalEvent) {
         let at = ts(event.at());
         if let Some(portal) = self.portals.get_mut(portal_id) {
             portal.updated_at = at.clone();
@@ -128,6 +163,18 @@ impl Batch {
             self.dirty_portals.insert(portal_id.to_string());
         }
         let p = portal_id.to_string();
+        let (items, current) = section_delta(event_type);
+        let section = self
+            .sections
+            .entry((p.clone(), event.section().as_str().to_string()))
+            .or_default();
+        section.items += items;
+        section.current += current;
+        if event.section() == Section::CrisisPlan {
+            section.current = section.items.min(1);
+        }
+        section.changes += 1;
+        section.updated_at = at.clone();
         match event {
             PortalEvent::PortalOpened {
                 owner,
@@ -289,6 +336,8 @@ impl Batch {
                 &at,
                 "dropped",
             ),
+            // The toolbox sections only move their counts (above).
+            _ => {}
         }
     }
 
@@ -330,11 +379,17 @@ impl Projection for ControlPanel {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["cp_portals", "cp_domains", "cp_goals", "cp_activities"]
+        &[
+            "cp_portals",
+            "cp_domains",
+            "cp_goals",
+            "cp_activities",
+            "cp_sections",
+        ]
     }
 
     fn create(&self, s: &str) -> Vec<String> {
@@ -362,6 +417,11 @@ impl Projection for ControlPanel {
             ),
             format!("CREATE INDEX IF NOT EXISTS cp_activities_{s}_activity ON cp_activities_{s} (activity_id)"),
             format!("CREATE INDEX IF NOT EXISTS cp_activities_{s}_goal ON cp_activities_{s} (portal_id, goal_id)"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS cp_sections_{s} (portal_id TEXT NOT NULL, section TEXT NOT NULL, \
+                 items BIGINT NOT NULL, current BIGINT NOT NULL, changes BIGINT NOT NULL, \
+                 updated_at TEXT NOT NULL, PRIMARY KEY (portal_id, section))"
+            ),
         ]
     }
 
@@ -387,7 +447,12 @@ impl Projection for ControlPanel {
                 }
                 _ => {}
             }
-            decoded.push((stored.aggregate_id.as_str(), stored.sequence, event));
+            decoded.push((
+                stored.aggregate_id.as_str(),
+                stored.sequence,
+                stored.event_type.as_str(),
+                event,
+            ));
         }
         if decoded.is_empty() {
             return Ok(());
@@ -419,6 +484,18 @@ impl Projection for ControlPanel {
                     latest_note: opt_text(&row, "latest_note")?,
                     latest_rated_at: opt_text(&row, "latest_rated_at")?,
                     ratings: row.try_get("ratings")?,
+                },
+            );
+        }
+        let select = format!("SELECT {} FROM cp_sections_{s}", SECTION_COLS.join(", "));
+        for row in fetch_in(tx, &select, "portal_id", &portal_ids).await? {
+            batch.sections.insert(
+                (row.try_get("portal_id")?, row.try_get("section")?),
+                SectionRow {
+                    items: row.try_get("items")?,
+                    current: row.try_get("current")?,
+                    changes: row.try_get("changes")?,
+                    updated_at: row.try_get("updated_at")?,
                 },
             );
         }
@@ -456,9 +533,35 @@ impl Projection for ControlPanel {
             );
         }
 
-        for (portal_id, sequence, event) in decoded {
-            batch.apply(portal_id, sequence, event);
+        let mut touched_sections = BTreeSet::new();
+        for (portal_id, sequence, event_type, event) in decoded {
+            touched_sections.insert((portal_id.to_string(), event.section()));
+            batch.apply(portal_id, sequence, event_type, event);
         }
+        let rows = touched_sections
+            .iter()
+            .filter_map(|(p, section)| {
+                let k = (p.clone(), section.as_str().to_string());
+                batch.sections.get(&k).map(|r| {
+                    vec![
+                        Val::from(p.as_str()),
+                        section.as_str().into(),
+                        r.items.into(),
+                        r.current.into(),
+                        r.changes.into(),
+                        r.updated_at.clone().into(),
+                    ]
+                })
+            })
+            .collect();
+        upsert(
+            tx,
+            &format!("cp_sections_{s}"),
+            SECTION_COLS,
+            &["portal_id", "section"],
+            rows,
+        )
+        .await?;
 
         let rows = batch
             .dirty_portals

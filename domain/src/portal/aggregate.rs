@@ -10,6 +10,7 @@ use super::commands::PortalCommand;
 use super::errors::PortalError;
 use super::events::PortalEvent;
 use super::limits::*;
+use super::toolbox::{CrisisPlan, Medication, MedicationState, Person};
 use super::DEFAULT_DOMAINS;
 use crate::text;
 
@@ -23,6 +24,12 @@ pub struct Portal {
     pub goals: BTreeMap<Uuid, Goal>,
     /// activity id -> goal id, so activity commands need not name the goal.
     pub activity_goal: BTreeMap<Uuid, Uuid>,
+    pub medications: BTreeMap<Uuid, Medication>,
+    pub people: BTreeMap<Uuid, Person>,
+    /// The latest revision number and its content.
+    pub crisis_plan: Option<(u32, CrisisPlan)>,
+    /// Exercise log entry id -> completed yet.
+    pub exercise_log: BTreeMap<Uuid, bool>,
 }
 
 /// A life domain of the portal.
@@ -159,13 +166,7 @@ impl Portal {
                 }
             }
             PortalCommand::AddLifeDomain { key, name, at } => {
-                let key_ok = !key.is_empty()
-                    && key.len() <= DOMAIN_KEY_MAX
-                    && key.starts_with(|c: char| c.is_ascii_lowercase())
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                if !key_ok {
+                if !text::key_ok(&key, DOMAIN_KEY_MAX) {
                     return Err(PortalError::InvalidDomainKey {
                         max: DOMAIN_KEY_MAX,
                     });
@@ -316,6 +317,66 @@ impl Portal {
                     at,
                 }
             }
+            PortalCommand::AddMedication {
+                medication_id,
+                name,
+                dose,
+                schedule,
+                purpose,
+                prescriber,
+                at,
+            } => self.add_medication(
+                medication_id,
+                [name, dose, schedule, purpose, prescriber],
+                at,
+            )?,
+            PortalCommand::ChangeMedication {
+                medication_id,
+                dose,
+                schedule,
+                at,
+            } => self.change_medication(medication_id, dose, schedule, at)?,
+            PortalCommand::PauseMedication {
+                medication_id,
+                reason,
+                at,
+            } => self.pause_medication(medication_id, reason, at)?,
+            PortalCommand::ResumeMedication { medication_id, at } => {
+                self.resume_medication(medication_id, at)?
+            }
+            PortalCommand::StopMedication {
+                medication_id,
+                reason,
+                at,
+            } => self.stop_medication(medication_id, reason, at)?,
+            PortalCommand::AddPerson {
+                person_id,
+                details,
+                at,
+            } => self.add_person(person_id, details, at)?,
+            PortalCommand::UpdatePerson {
+                person_id,
+                details,
+                at,
+            } => self.update_person(person_id, details, at)?,
+            PortalCommand::RemovePerson {
+                person_id,
+                reason,
+                at,
+            } => self.remove_person(person_id, reason, at)?,
+            PortalCommand::ReviseCrisisPlan { plan, at } => self.revise_crisis_plan(plan, at)?,
+            PortalCommand::StartExercise {
+                entry_id,
+                exercise,
+                catalogue_title,
+                at,
+            } => self.start_exercise(entry_id, exercise, catalogue_title, at)?,
+            PortalCommand::CompleteExercise {
+                entry_id,
+                reflection,
+                rating,
+                at,
+            } => self.complete_exercise(entry_id, reflection, rating, at)?,
         };
         Ok(vec![event])
     }
@@ -418,11 +479,95 @@ impl Aggregate for Portal {
                 activity_id,
                 ..
             } => self.set_activity_state(goal_id, activity_id, ActivityState::Dropped),
+            PortalEvent::MedicationAdded {
+                medication_id,
+                name,
+                dose,
+                schedule,
+                ..
+            } => {
+                self.medications.insert(
+                    medication_id,
+                    Medication {
+                        name,
+                        dose,
+                        schedule,
+                        state: MedicationState::Active,
+                    },
+                );
+            }
+            PortalEvent::MedicationChanged {
+                medication_id,
+                dose,
+                schedule,
+                ..
+            } => {
+                if let Some(m) = self.medications.get_mut(&medication_id) {
+                    m.dose = dose;
+                    m.schedule = schedule;
+                }
+            }
+            PortalEvent::MedicationPaused { medication_id, .. } => {
+                self.set_medication_state(medication_id, MedicationState::Paused)
+            }
+            PortalEvent::MedicationResumed { medication_id, .. } => {
+                self.set_medication_state(medication_id, MedicationState::Active)
+            }
+            PortalEvent::MedicationStopped { medication_id, .. } => {
+                self.set_medication_state(medication_id, MedicationState::Stopped)
+            }
+            PortalEvent::PersonAdded {
+                person_id,
+                display_name,
+                relation,
+                closeness,
+                support,
+                ..
+            }
+            | PortalEvent::PersonUpdated {
+                person_id,
+                display_name,
+                relation,
+                closeness,
+                support,
+                ..
+            } => {
+                self.people.insert(
+                    person_id,
+                    Person {
+                        display_name,
+                        relation,
+                        closeness,
+                        support,
+                        removed: false,
+                    },
+                );
+            }
+            PortalEvent::PersonRemoved { person_id, .. } => {
+                if let Some(p) = self.people.get_mut(&person_id) {
+                    p.removed = true;
+                }
+            }
+            PortalEvent::CrisisPlanRevised { revision, plan, .. } => {
+                self.crisis_plan = Some((revision, plan));
+            }
+            PortalEvent::ExerciseStarted { entry_id, .. } => {
+                self.exercise_log.insert(entry_id, false);
+            }
+            PortalEvent::ExerciseCompleted { entry_id, .. } => {
+                self.exercise_log.insert(entry_id, true);
+            }
         }
     }
 }
 
 impl Portal {
+    fn set_medication_state(&mut self, id: Uuid, state: MedicationState) {
+        if let Some(m) = self.medications.get_mut(&id) {
+            m.state = state;
+        }
+    }
+
     fn set_goal_state(&mut self, goal_id: Uuid, state: GoalState) {
         if let Some(goal) = self.goals.get_mut(&goal_id) {
             goal.state = state;

@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::toolbox::{CrisisPlan, PersonDetails};
+
 /// What a service user asks their portal to do. Ids and times are chosen by the
 /// caller (the API), never inside the aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,76 @@ pub enum PortalCommand {
     DropActivity {
         activity_id: Uuid,
         reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Add a medication the user takes.
+    AddMedication {
+        medication_id: Uuid,
+        name: String,
+        dose: String,
+        schedule: String,
+        purpose: String,
+        prescriber: String,
+        at: DateTime<Utc>,
+    },
+    /// Change the dose or the schedule (or both) of a medication not stopped;
+    /// `None` keeps the current value.
+    ChangeMedication {
+        medication_id: Uuid,
+        dose: Option<String>,
+        schedule: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Pause an active medication, optionally saying why.
+    PauseMedication {
+        medication_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Take a paused medication again.
+    ResumeMedication {
+        medication_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Stop a medication for good, optionally saying why.
+    StopMedication {
+        medication_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Put a person on the network map.
+    AddPerson {
+        person_id: Uuid,
+        details: PersonDetails,
+        at: DateTime<Utc>,
+    },
+    /// Change what the network map says about a person (all details at once).
+    UpdatePerson {
+        person_id: Uuid,
+        details: PersonDetails,
+        at: DateTime<Utc>,
+    },
+    /// Take a person off the network map; they stay in the history.
+    RemovePerson {
+        person_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Write a new revision of the crisis plan (the whole document).
+    ReviseCrisisPlan { plan: CrisisPlan, at: DateTime<Utc> },
+    /// Start an exercise from the organisation's catalogue. The caller looks the
+    /// key up in the catalogue and passes the title it found, or `None`.
+    StartExercise {
+        entry_id: Uuid,
+        exercise: String,
+        catalogue_title: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Complete a started exercise, with an optional reflection and 1-5 self-rating.
+    CompleteExercise {
+        entry_id: Uuid,
+        reflection: String,
+        rating: Option<i32>,
         at: DateTime<Utc>,
     },
 }

@@ -2,7 +2,7 @@ use uuid::Uuid;
 
 use crate::text::TextProblem;
 
-/// A portal rule the command broke. Every case is the client's to fix, so the
+/// A rule the command broke (portal or exercise catalogue). Every case is the client's to fix, so the
 /// API reports all of them as `BAD_USER_INPUT` (or `NOT_FOUND` / `CONFLICT`
 /// where [`PortalError::kind`] says so), with this message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,6 +47,44 @@ pub enum PortalError {
         activity_id: Uuid,
         state: &'static str,
     },
+    #[error("field `{field}` must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        field: &'static str,
+        got: i32,
+        min: i32,
+        max: i32,
+    },
+    #[error("field `{field}` item {index} {problem}")]
+    InvalidItem {
+        field: &'static str,
+        index: usize,
+        problem: TextProblem,
+    },
+    #[error("field `{field}` may hold at most {max} items")]
+    TooManyItems { field: &'static str, max: usize },
+    #[error("field `contacts.phone` item {index} must be 3-30 characters of digits, spaces and + - . ( ), with at least 3 digits")]
+    InvalidPhone { index: usize },
+    #[error("the crisis plan needs at least one warning sign, helpful or unhelpful thing, contact, or words of your own")]
+    EmptyCrisisPlan,
+    #[error("{item} {id} does not exist")]
+    Unknown { item: &'static str, id: Uuid },
+    #[error("{item} {id} already exists")]
+    DuplicateId { item: &'static str, id: Uuid },
+    #[error("a {item} named `{name}` already exists")]
+    DuplicateName { item: &'static str, name: String },
+    #[error("at most {max} {items} are allowed")]
+    TooMany { items: &'static str, max: usize },
+    #[error("{item} {id} is {state} and cannot be {action}")]
+    WrongState {
+        item: &'static str,
+        id: Uuid,
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("nothing would change: the {0} already says this")]
+    NothingChanged(&'static str),
+    #[error("exercise `{0}` is not in the organisation's catalogue")]
+    UnknownExercise(String),
 }
 
 /// How the edge should classify a rule violation.
@@ -64,7 +102,9 @@ impl PortalError {
         match self {
             PortalError::NotOpen
             | PortalError::UnknownGoal(_)
-            | PortalError::UnknownActivity(_) => ErrorKind::NotFound,
+            | PortalError::UnknownActivity(_)
+            | PortalError::Unknown { .. }
+            | PortalError::UnknownExercise(_) => ErrorKind::NotFound,
             _ => ErrorKind::BadInput,
         }
     }

@@ -3,6 +3,8 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::toolbox::{CrisisPlan, RelationKind, SupportKind};
+
 /// Facts recorded in a portal. Never edited or removed; a new version of an
 /// event gets a new `event_version` and an upcaster, not a rewrite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,107 @@ pub enum PortalEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    MedicationAdded {
+        medication_id: Uuid,
+        name: String,
+        dose: String,
+        schedule: String,
+        purpose: String,
+        prescriber: String,
+        at: DateTime<Utc>,
+    },
+    MedicationChanged {
+        medication_id: Uuid,
+        dose: String,
+        schedule: String,
+        at: DateTime<Utc>,
+    },
+    MedicationPaused {
+        medication_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    MedicationResumed {
+        medication_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    MedicationStopped {
+        medication_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    PersonAdded {
+        person_id: Uuid,
+        display_name: String,
+        relation: RelationKind,
+        closeness: i32,
+        support: Vec<SupportKind>,
+        at: DateTime<Utc>,
+    },
+    PersonUpdated {
+        person_id: Uuid,
+        display_name: String,
+        relation: RelationKind,
+        closeness: i32,
+        support: Vec<SupportKind>,
+        at: DateTime<Utc>,
+    },
+    PersonRemoved {
+        person_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    CrisisPlanRevised {
+        revision: u32,
+        plan: CrisisPlan,
+        at: DateTime<Utc>,
+    },
+    ExerciseStarted {
+        entry_id: Uuid,
+        exercise: String,
+        title: String,
+        at: DateTime<Utc>,
+    },
+    ExerciseCompleted {
+        entry_id: Uuid,
+        reflection: String,
+        rating: Option<i32>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The part of the portal an event belongs to, for as-of reads and the
+/// access rules of later issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Section {
+    /// Opening, life domains, status ratings, goals and activities.
+    Core,
+    Medications,
+    Network,
+    CrisisPlan,
+    Exercises,
+}
+
+impl Section {
+    /// Every section, in display order.
+    pub const ALL: [Section; 5] = [
+        Section::Core,
+        Section::Medications,
+        Section::Network,
+        Section::CrisisPlan,
+        Section::Exercises,
+    ];
+
+    /// Stable lower-case name stored in read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Core => "core",
+            Section::Medications => "medications",
+            Section::Network => "network",
+            Section::CrisisPlan => "crisis_plan",
+            Section::Exercises => "exercises",
+        }
+    }
 }
 
 impl PortalEvent {
@@ -77,7 +180,18 @@ impl PortalEvent {
             | PortalEvent::GoalAbandoned { at, .. }
             | PortalEvent::ActivityPlanned { at, .. }
             | PortalEvent::ActivityCompleted { at, .. }
-            | PortalEvent::ActivityDropped { at, .. } => *at,
+            | PortalEvent::ActivityDropped { at, .. }
+            | PortalEvent::MedicationAdded { at, .. }
+            | PortalEvent::MedicationChanged { at, .. }
+            | PortalEvent::MedicationPaused { at, .. }
+            | PortalEvent::MedicationResumed { at, .. }
+            | PortalEvent::MedicationStopped { at, .. }
+            | PortalEvent::PersonAdded { at, .. }
+            | PortalEvent::PersonUpdated { at, .. }
+            | PortalEvent::PersonRemoved { at, .. }
+            | PortalEvent::CrisisPlanRevised { at, .. }
+            | PortalEvent::ExerciseStarted { at, .. }
+            | PortalEvent::ExerciseCompleted { at, .. } => *at,
         }
     }
 
@@ -95,6 +209,42 @@ impl PortalEvent {
         }
     }
 
+    /// The section this event belongs to.
+    pub fn section(&self) -> Section {
+        match self {
+            PortalEvent::MedicationAdded { .. }
+            | PortalEvent::MedicationChanged { .. }
+            | PortalEvent::MedicationPaused { .. }
+            | PortalEvent::MedicationResumed { .. }
+            | PortalEvent::MedicationStopped { .. } => Section::Medications,
+            PortalEvent::PersonAdded { .. }
+            | PortalEvent::PersonUpdated { .. }
+            | PortalEvent::PersonRemoved { .. } => Section::Network,
+            PortalEvent::CrisisPlanRevised { .. } => Section::CrisisPlan,
+            PortalEvent::ExerciseStarted { .. } | PortalEvent::ExerciseCompleted { .. } => {
+                Section::Exercises
+            }
+            _ => Section::Core,
+        }
+    }
+
+    /// The toolbox item (medication, person, exercise log entry) this event concerns.
+    pub fn item_id(&self) -> Option<Uuid> {
+        match self {
+            PortalEvent::MedicationAdded { medication_id, .. }
+            | PortalEvent::MedicationChanged { medication_id, .. }
+            | PortalEvent::MedicationPaused { medication_id, .. }
+            | PortalEvent::MedicationResumed { medication_id, .. }
+            | PortalEvent::MedicationStopped { medication_id, .. } => Some(*medication_id),
+            PortalEvent::PersonAdded { person_id, .. }
+            | PortalEvent::PersonUpdated { person_id, .. }
+            | PortalEvent::PersonRemoved { person_id, .. } => Some(*person_id),
+            PortalEvent::ExerciseStarted { entry_id, .. }
+            | PortalEvent::ExerciseCompleted { entry_id, .. } => Some(*entry_id),
+            _ => None,
+        }
+    }
+
     /// The id of the thing this event created, for mutation results.
     pub fn created_id(&self) -> Option<String> {
         match self {
@@ -102,6 +252,10 @@ impl PortalEvent {
             PortalEvent::LifeDomainAdded { key, .. } => Some(key.clone()),
             PortalEvent::GoalSet { goal_id, .. } => Some(goal_id.to_string()),
             PortalEvent::ActivityPlanned { activity_id, .. } => Some(activity_id.to_string()),
+            PortalEvent::MedicationAdded { medication_id, .. } => Some(medication_id.to_string()),
+            PortalEvent::PersonAdded { person_id, .. } => Some(person_id.to_string()),
+            PortalEvent::CrisisPlanRevised { revision, .. } => Some(revision.to_string()),
+            PortalEvent::ExerciseStarted { entry_id, .. } => Some(entry_id.to_string()),
             _ => None,
         }
     }
@@ -120,6 +274,17 @@ impl DomainEvent for PortalEvent {
             PortalEvent::ActivityPlanned { .. } => "ActivityPlanned",
             PortalEvent::ActivityCompleted { .. } => "ActivityCompleted",
             PortalEvent::ActivityDropped { .. } => "ActivityDropped",
+            PortalEvent::MedicationAdded { .. } => "MedicationAdded",
+            PortalEvent::MedicationChanged { .. } => "MedicationChanged",
+            PortalEvent::MedicationPaused { .. } => "MedicationPaused",
+            PortalEvent::MedicationResumed { .. } => "MedicationResumed",
+            PortalEvent::MedicationStopped { .. } => "MedicationStopped",
+            PortalEvent::PersonAdded { .. } => "PersonAdded",
+            PortalEvent::PersonUpdated { .. } => "PersonUpdated",
+            PortalEvent::PersonRemoved { .. } => "PersonRemoved",
+            PortalEvent::CrisisPlanRevised { .. } => "CrisisPlanRevised",
+            PortalEvent::ExerciseStarted { .. } => "ExerciseStarted",
+            PortalEvent::ExerciseCompleted { .. } => "ExerciseCompleted",
         }
         .to_string()
     }

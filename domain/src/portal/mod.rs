@@ -1,4 +1,5 @@
-//! The service user's portal: life domains with status ratings, goals and activities.
+//! The service user's portal: life domains with status ratings, goals and
+//! activities, and the toolbox (medications, network map, crisis plan, exercises).
 //!
 //! One aggregate per service user (its id is the owner's subject id), so that one
 //! person's edits are ordered and checked together while different people never
@@ -8,11 +9,17 @@ mod aggregate;
 mod commands;
 mod errors;
 mod events;
+mod toolbox;
+pub mod view;
 
 pub use aggregate::{Activity, ActivityState, Goal, GoalState, LifeDomain, Portal};
 pub use commands::PortalCommand;
 pub use errors::{ErrorKind, PortalError};
-pub use events::PortalEvent;
+pub use events::{PortalEvent, Section};
+pub use toolbox::{
+    checked_plan, CrisisContact, CrisisPlan, Medication, MedicationState, Person, PersonDetails,
+    RelationKind, SupportKind,
+};
 
 /// Limits on portal input, stated once so the schema descriptions can quote them.
 pub mod limits {
@@ -34,6 +41,42 @@ pub mod limits {
     pub const SCORE_MIN: i32 = 1;
     /// Highest status score.
     pub const SCORE_MAX: i32 = 10;
+    /// Longest medication name, in characters.
+    pub const MED_NAME_MAX: usize = 100;
+    /// Longest dose, in characters.
+    pub const MED_DOSE_MAX: usize = 100;
+    /// Longest schedule, in characters.
+    pub const MED_SCHEDULE_MAX: usize = 200;
+    /// Longest purpose of a medication, in characters.
+    pub const MED_PURPOSE_MAX: usize = 500;
+    /// Most medications (of any state) per portal.
+    pub const MEDICATIONS_MAX: usize = 300;
+    /// Longest name of a person (network map, prescriber, crisis contact), in characters.
+    pub const PERSON_NAME_MAX: usize = 100;
+    /// Most people (removed ones included) on a network map.
+    pub const PEOPLE_MAX: usize = 300;
+    /// Lowest closeness of a person.
+    pub const CLOSENESS_MIN: i32 = 1;
+    /// Highest closeness of a person.
+    pub const CLOSENESS_MAX: i32 = 5;
+    /// Most items in each list of the crisis plan.
+    pub const PLAN_LIST_MAX: usize = 30;
+    /// Longest item of a crisis-plan list, or a contact's "when to call", in characters.
+    pub const PLAN_ITEM_MAX: usize = 500;
+    /// Most contacts in the crisis plan.
+    pub const PLAN_CONTACTS_MAX: usize = 20;
+    /// Longest phone number, in characters.
+    pub const PHONE_MAX: usize = 30;
+    /// Longest "own words" of the crisis plan, in characters.
+    pub const OWN_WORDS_MAX: usize = 4000;
+    /// Lowest exercise self-rating.
+    pub const RATING_MIN: i32 = 1;
+    /// Highest exercise self-rating.
+    pub const RATING_MAX: i32 = 5;
+    /// Longest exercise title, in characters.
+    pub const EXERCISE_TITLE_MAX: usize = 100;
+    /// Most exercises an organisation adds to the default catalogue.
+    pub const EXERCISES_MAX: usize = 200;
 }
 
 /// The default life domains every portal starts with: (key, display name).

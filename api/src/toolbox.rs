@@ -1,0 +1,896 @@
+//! The toolbox in GraphQL: medications, network map, crisis plan, exercises,
+//! and the control panel's section summary, each readable "now" or as it
+//! stood at any earlier time (`asOf`).
+//!
+//! Reads of a section fold that section's events (found through the history
+//! index) with [`PortalView`]; the current state is the same fold up to now,
+//! so "now" and "as of T" cannot disagree. See `docs/as-of.md`.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::catalogue::CatalogueCommand;
+use domain::portal::view::PortalView;
+use domain::portal::{PersonDetails, PortalCommand, PortalEvent, Section};
+use projections::history::{self, Pick};
+use projections::{control_panel, db::ts};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::schema::{
+    authorize_read, caller, history_entries, now, request, run, service, HistoryEntry,
+};
+use crate::service::CommandOutcome;
+
+/// Where a medication stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::portal::MedicationState")]
+pub enum MedicationState {
+    /// Being taken.
+    Active,
+    /// Paused for now; can be resumed.
+    Paused,
+    /// Stopped for good.
+    Stopped,
+}
+
+/// How a person on the network map is related to the service user.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::portal::RelationKind")]
+pub enum RelationKind {
+    /// Family.
+    Family,
+    /// A friend.
+    Friend,
+    /// A professional (doctor, nurse, social worker, ...).
+    Professional,
+    /// A peer: someone with lived experience.
+    Peer,
+    /// Anyone else.
+    Other,
+}
+
+/// A kind of support a person gives.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::portal::SupportKind")]
+pub enum SupportKind {
+    /// Listening, comfort, encouragement.
+    Emotional,
+    /// Help with everyday tasks.
+    Practical,
+    /// Advice and information.
+    Informational,
+    /// Company and shared activities.
+    Social,
+    /// Money or material help.
+    Financial,
+    /// Anything else.
+    Other,
+}
+
+/// A part of the portal.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::portal::Section")]
+pub enum PortalSection {
+    /// Life domains, status ratings, goals and activities.
+    Core,
+    /// Medications.
+    Medications,
+    /// The network map.
+    Network,
+    /// The crisis plan.
+    CrisisPlan,
+    /// The exercise log.
+    Exercises,
+}
+
+/// A medication.
+#[derive(SimpleObject)]
+pub struct Medication {
+    /// Medication id.
+    pub id: Uuid,
+    /// Name (1-100 characters).
+    pub name: String,
+    /// Dose, as free text (1-100 characters).
+    pub dose: String,
+    /// When it is taken, as free text (1-200 characters).
+    pub schedule: String,
+    /// What it is for (up to 500 characters; may be empty).
+    pub purpose: String,
+    /// Who prescribed it, as free text (up to 100 characters; may be empty).
+    pub prescriber: String,
+    /// Active, paused or stopped.
+    pub state: MedicationState,
+    /// When it was added.
+    pub started_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Why it is paused (while paused) or was stopped (once stopped); may be empty.
+    pub reason: Option<String>,
+    /// When it was stopped.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// How many dose or schedule changes it has had.
+    pub changes: i32,
+}
+
+/// A person on the network map.
+#[derive(SimpleObject)]
+pub struct NetworkPerson {
+    /// Person id.
+    pub id: Uuid,
+    /// Name as the user wants to see it (1-100 characters).
+    pub display_name: String,
+    /// How they are related.
+    pub relation: RelationKind,
+    /// Closeness from 1 (distant) to 5 (very close).
+    pub closeness: i32,
+    /// The kinds of support they give, without repeats.
+    pub support: Vec<SupportKind>,
+    /// When they were added.
+    pub added_at: DateTime<Utc>,
+    /// When their entry last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When they were taken off the map; null while on it.
+    pub removed_at: Option<DateTime<Utc>>,
+    /// Why they were taken off (may be empty); null while on the map.
+    pub removal_reason: Option<String>,
+}
+
+/// Someone to contact in a crisis.
+#[derive(SimpleObject)]
+pub struct CrisisContact {
+    /// Name (1-100 characters).
+    pub name: String,
+    /// Phone number: 3-30 characters of digits, spaces and + - . ( ).
+    pub phone: String,
+    /// When to call them (up to 500 characters; may be empty).
+    pub when_to_call: String,
+}
+
+/// One revision of the crisis plan.
+#[derive(SimpleObject)]
+pub struct CrisisPlan {
+    /// Revision number, 1 for the first.
+    pub revision: i32,
+    /// When this revision was written.
+    pub revised_at: DateTime<Utc>,
+    /// Signs that a crisis is coming (up to 30 items of 1-500 characters).
+    pub warning_signs: Vec<String>,
+    /// What helps (up to 30 items of 1-500 characters).
+    pub what_helps: Vec<String>,
+    /// What does not help (up to 30 items of 1-500 characters).
+    pub what_does_not_help: Vec<String>,
+    /// Who to contact and when (up to 20).
+    pub contacts: Vec<CrisisContact>,
+    /// The user's own words for the situation (up to 4000 characters).
+    pub own_words: String,
+}
+
+/// A crisis contact as a revision gives it.
+#[derive(InputObject)]
+pub struct CrisisContactInput {
+    /// Name: 1-100 characters, unique within the plan (ignoring case).
+    pub name: String,
+    /// Phone number: 3-30 characters of digits, spaces and + - . ( ), at least 3 digits.
+    pub phone: String,
+    /// When to call them: up to 500 characters.
+    pub when_to_call: Option<String>,
+}
+
+/// A whole revision of the crisis plan. At least one part must be non-empty,
+/// and it must differ from the current revision.
+#[derive(InputObject)]
+pub struct CrisisPlanInput {
+    /// Warning signs: up to 30 items of 1-500 characters.
+    #[graphql(default)]
+    pub warning_signs: Vec<String>,
+    /// What helps: up to 30 items of 1-500 characters.
+    #[graphql(default)]
+    pub what_helps: Vec<String>,
+    /// What does not help: up to 30 items of 1-500 characters.
+    #[graphql(default)]
+    pub what_does_not_help: Vec<String>,
+    /// Contacts: up to 20.
+    #[graphql(default)]
+    pub contacts: Vec<CrisisContactInput>,
+    /// The user's own words: up to 4000 characters.
+    #[graphql(default)]
+    pub own_words: String,
+}
+
+/// An exercise of the organisation's catalogue.
+#[derive(SimpleObject)]
+pub struct Exercise {
+    /// Stable key, used to start it.
+    pub key: String,
+    /// Title (1-100 characters).
+    pub title: String,
+    /// What it is about (up to 2000 characters).
+    pub description: String,
+    /// True for exercises the organisation added, false for the defaults.
+    pub added: bool,
+}
+
+/// One entry of the exercise log.
+#[derive(SimpleObject)]
+pub struct ExerciseEntry {
+    /// Log entry id.
+    pub id: Uuid,
+    /// Key of the exercise.
+    pub exercise: String,
+    /// Title of the exercise when it was started.
+    pub title: String,
+    /// When it was started.
+    pub started_at: DateTime<Utc>,
+    /// When it was completed; null while under way.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The user's reflection (up to 2000 characters); null until completed.
+    pub reflection: Option<String>,
+    /// Self-rating from 1 to 5, if given.
+    pub rating: Option<i32>,
+}
+
+/// The exercise log.
+#[derive(SimpleObject)]
+pub struct ExerciseLog {
+    /// Exercises started, in all.
+    pub started: i32,
+    /// Exercises completed, in all.
+    pub completed: i32,
+    /// The newest entries first, as many as asked for.
+    pub entries: Vec<ExerciseEntry>,
+}
+
+/// Counts and recency of one section, for the control panel.
+#[derive(SimpleObject)]
+pub struct SectionSummary {
+    /// Which section.
+    pub section: PortalSection,
+    /// Items ever created: goals set, medications and people added,
+    /// crisis-plan revisions written, exercises started.
+    pub items: i64,
+    /// Items current now: active goals, medications not stopped, people on the
+    /// map, 1 if a crisis plan exists, exercises completed.
+    pub current: i64,
+    /// Recorded changes in the section.
+    pub changes: i64,
+    /// When the section last changed; null if never.
+    pub last_changed_at: Option<DateTime<Utc>>,
+}
+
+/// One recorded change of a portal, without its content.
+#[derive(SimpleObject)]
+pub struct RecentChange {
+    /// The portal's event sequence number.
+    pub sequence: i64,
+    /// The section it changed.
+    pub section: PortalSection,
+    /// What happened (`MedicationAdded`, `CrisisPlanRevised`, ...).
+    pub event_type: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// A time far enough ahead to mean "now and everything before it".
+fn as_of_text(as_of: Option<DateTime<Utc>>) -> String {
+    as_of.map_or_else(|| "9999-12-31T23:59:59.999999Z".to_string(), ts)
+}
+
+fn section_of(name: &str) -> Result<Section, ApiError> {
+    Section::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| ApiError::internal(format!("unknown section {name}")))
+}
+
+/// Folds one section of a portal up to `as_of` (or now), after the read check.
+pub(crate) async fn section_view(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    section: Section,
+    as_of: Option<DateTime<Utc>>,
+    pick: Pick,
+    skip: i64,
+) -> Result<PortalView, ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let portal_id = portal_id.unwrap_or(caller.subject);
+    authorize_read(svc, &caller, portal_id).await?;
+    let table = svc.engine.table(history::NAME, "history");
+    let sql = history::section_query(svc.db.backend, &table, pick);
+    let mut query = sqlx::query(&sql)
+        .bind(portal_id.to_string())
+        .bind(section.as_str())
+        .bind(as_of_text(as_of));
+    if pick == Pick::Nth {
+        query = query.bind(skip);
+    }
+    let rows = query
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut view = PortalView::default();
+    for row in &rows {
+        let data: String = row.try_get("data").map_err(ApiError::internal)?;
+        let event: PortalEvent = serde_json::from_str(&data).map_err(ApiError::internal)?;
+        view.apply(&event);
+    }
+    Ok(view)
+}
+
+/// The section summaries of a portal as it stood at `as_of` (or now), from
+/// the history index: counts by event type, no payloads.
+pub(crate) async fn summaries(
+    ctx: &Context<'_>,
+    portal_id: Uuid,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Vec<SectionSummary>, ApiError> {
+    let svc = service(ctx);
+    let table = svc.engine.table(history::NAME, "history");
+    let rows = sqlx::query(&history::summary_query(&table))
+        .bind(portal_id.to_string())
+        .bind(as_of_text(as_of))
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut out: Vec<SectionSummary> = Section::ALL
+        .into_iter()
+        .map(|section| SectionSummary {
+            section: section.into(),
+            items: 0,
+            current: 0,
+            changes: 0,
+            last_changed_at: None,
+        })
+        .collect();
+    for row in &rows {
+        let section: String = row.try_get("section").map_err(ApiError::internal)?;
+        let event_type: String = row.try_get("event_type").map_err(ApiError::internal)?;
+        let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+        let last: String = row.try_get("last_at").map_err(ApiError::internal)?;
+        let last = crate::schema::parse_time(&last)?;
+        let i = Section::ALL
+            .iter()
+            .position(|s| *s == section_of(&section).unwrap_or(Section::Core))
+            .unwrap_or(0);
+        let (items, current) = control_panel::section_delta(&event_type);
+        let summary = &mut out[i];
+        summary.items += items * n;
+        summary.current += current * n;
+        summary.changes += n;
+        summary.last_changed_at = summary.last_changed_at.max(Some(last));
+    }
+    let plan = &mut out[3];
+    plan.current = plan.items.min(1);
+    Ok(out)
+}
+
+/// The newest `limit` changes of a portal as it stood at `as_of` (or now).
+pub(crate) async fn recent_changes(
+    ctx: &Context<'_>,
+    portal_id: Uuid,
+    limit: i32,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Vec<RecentChange>, ApiError> {
+    if !(1..=RECENT_MAX).contains(&limit) {
+        return Err(ApiError::BadInput(format!(
+            "field `limit` must be between 1 and {RECENT_MAX}, got {limit}"
+        )));
+    }
+    let svc = service(ctx);
+    let table = svc.engine.table(history::NAME, "history");
+    let rows = sqlx::query(&history::recent_query(&table))
+        .bind(portal_id.to_string())
+        .bind(i64::from(limit))
+        .bind(as_of_text(as_of))
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    rows.iter()
+        .map(|row| {
+            let section: String = row.try_get("section").map_err(ApiError::internal)?;
+            let at: String = row.try_get("at").map_err(ApiError::internal)?;
+            Ok(RecentChange {
+                sequence: row.try_get("sequence").map_err(ApiError::internal)?,
+                section: section_of(&section)?.into(),
+                event_type: row.try_get("event_type").map_err(ApiError::internal)?,
+                at: crate::schema::parse_time(&at)?,
+            })
+        })
+        .collect()
+}
+
+/// Most recent changes a control panel lists at once.
+pub const RECENT_MAX: i32 = 50;
+/// Most exercise log entries returned at once.
+pub const LOG_LIMIT_MAX: i32 = 500;
+
+/// Toolbox reads: the caller's own portal, now or as of an earlier time.
+#[derive(Default)]
+pub struct ToolboxQuery;
+
+/// Toolbox reads. Every field takes `asOf`: the section as it stood at that
+/// time, computed from the events (omitted: now).
+#[Object]
+impl ToolboxQuery {
+    /// The medications, in the order added. Stopped ones are included unless
+    /// `includeStopped` is false.
+    async fn medications(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+        as_of: Option<DateTime<Utc>>,
+        #[graphql(default = true)] include_stopped: bool,
+    ) -> async_graphql::Result<Vec<Medication>> {
+        let view = section_view(ctx, portal_id, Section::Medications, as_of, Pick::All, 0).await?;
+        Ok(view
+            .medications
+            .into_iter()
+            .filter(|m| include_stopped || m.state != domain::portal::MedicationState::Stopped)
+            .map(|m| Medication {
+                id: m.id,
+                name: m.name,
+                dose: m.dose,
+                schedule: m.schedule,
+                purpose: m.purpose,
+                prescriber: m.prescriber,
+                state: m.state.into(),
+                started_at: m.started_at,
+                updated_at: m.updated_at,
+                reason: m.reason,
+                stopped_at: m.stopped_at,
+                changes: m.changes as i32,
+            })
+            .collect())
+    }
+
+    /// The people on the network map, in the order added. Removed people are
+    /// included (with `removedAt`) only if `includeRemoved` is true.
+    async fn network(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+        as_of: Option<DateTime<Utc>>,
+        #[graphql(default = false)] include_removed: bool,
+    ) -> async_graphql::Result<Vec<NetworkPerson>> {
+        let view = section_view(ctx, portal_id, Section::Network, as_of, Pick::All, 0).await?;
+        Ok(view
+            .people
+            .into_iter()
+            .filter(|p| include_removed || p.removed_at.is_none())
+            .map(|p| NetworkPerson {
+                id: p.id,
+                display_name: p.display_name,
+                relation: p.relation.into(),
+                closeness: p.closeness,
+                support: p.support.into_iter().map(Into::into).collect(),
+                added_at: p.added_at,
+                updated_at: p.updated_at,
+                removed_at: p.removed_at,
+                removal_reason: p.removal_reason,
+            })
+            .collect())
+    }
+
+    /// The crisis plan: the latest revision at `asOf` (or now), or the given
+    /// `revision`. Null when there is none.
+    async fn crisis_plan(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+        as_of: Option<DateTime<Utc>>,
+        revision: Option<i32>,
+    ) -> async_graphql::Result<Option<CrisisPlan>> {
+        let (pick, skip) = match revision {
+            None => (Pick::Latest, 0),
+            Some(n) if n >= 1 => (Pick::Nth, i64::from(n) - 1),
+            Some(n) => {
+                return Err(ApiError::BadInput(format!(
+                    "field `revision` must be at least 1, got {n}"
+                ))
+                .into())
+            }
+        };
+        let view = section_view(ctx, portal_id, Section::CrisisPlan, as_of, pick, skip).await?;
+        Ok(view.crisis_plan.map(|p| CrisisPlan {
+            revision: p.revision as i32,
+            revised_at: p.revised_at,
+            warning_signs: p.plan.warning_signs,
+            what_helps: p.plan.what_helps,
+            what_does_not_help: p.plan.what_does_not_help,
+            contacts: p
+                .plan
+                .contacts
+                .into_iter()
+                .map(|c| CrisisContact {
+                    name: c.name,
+                    phone: c.phone,
+                    when_to_call: c.when_to_call,
+                })
+                .collect(),
+            own_words: p.plan.own_words,
+        }))
+    }
+
+    /// Every change to one medication, oldest first.
+    async fn medication_history(
+        &self,
+        ctx: &Context<'_>,
+        medication_id: Uuid,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let id = medication_id.to_string();
+        let entries = history_entries(ctx, portal_id, Section::Medications.as_str(), &id).await?;
+        if entries.is_empty() {
+            return Err(ApiError::NotFound(format!("medication {id} does not exist")).into());
+        }
+        Ok(entries)
+    }
+
+    /// Every change to one person on the network map, removal included, oldest first.
+    async fn person_history(
+        &self,
+        ctx: &Context<'_>,
+        person_id: Uuid,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let id = person_id.to_string();
+        let entries = history_entries(ctx, portal_id, Section::Network.as_str(), &id).await?;
+        if entries.is_empty() {
+            return Err(ApiError::NotFound(format!("person {id} does not exist")).into());
+        }
+        Ok(entries)
+    }
+
+    /// Every revision of the crisis plan, oldest first, with who wrote it and when.
+    async fn crisis_plan_history(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let id = portal_id.unwrap_or(caller(ctx)?.subject).to_string();
+        Ok(history_entries(ctx, portal_id, Section::CrisisPlan.as_str(), &id).await?)
+    }
+
+    /// The organisation's exercise catalogue: the defaults, then the ones added.
+    async fn exercise_catalogue(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Exercise>> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let catalogue = svc.catalogue(&caller.organisation).await?;
+        let mut list: Vec<Exercise> = catalogue
+            .exercises
+            .into_iter()
+            .map(|(key, e)| Exercise {
+                key,
+                title: e.title,
+                description: e.description,
+                added: e.added,
+            })
+            .collect();
+        list.sort_by(|a, b| a.added.cmp(&b.added).then(a.title.cmp(&b.title)));
+        Ok(list)
+    }
+
+    /// The exercise log: totals and the newest `limit` entries (1-500, default 100).
+    async fn exercise_log(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+        as_of: Option<DateTime<Utc>>,
+        #[graphql(default = 100)] limit: i32,
+    ) -> async_graphql::Result<ExerciseLog> {
+        if !(1..=LOG_LIMIT_MAX).contains(&limit) {
+            return Err(ApiError::BadInput(format!(
+                "field `limit` must be between 1 and {LOG_LIMIT_MAX}, got {limit}"
+            ))
+            .into());
+        }
+        let view = section_view(ctx, portal_id, Section::Exercises, as_of, Pick::All, 0).await?;
+        let started = view.exercise_log.len() as i32;
+        let completed = view
+            .exercise_log
+            .iter()
+            .filter(|e| e.completed_at.is_some())
+            .count() as i32;
+        let entries = view
+            .exercise_log
+            .into_iter()
+            .rev()
+            .take(limit as usize)
+            .map(|e| ExerciseEntry {
+                id: e.id,
+                exercise: e.exercise,
+                title: e.title,
+                started_at: e.started_at,
+                completed_at: e.completed_at,
+                reflection: e.reflection,
+                rating: e.rating,
+            })
+            .collect();
+        Ok(ExerciseLog {
+            started,
+            completed,
+            entries,
+        })
+    }
+}
+
+/// Toolbox changes: a service user works on their own portal; an admin adds
+/// exercises to the organisation's catalogue. Every mutation takes an optional
+/// `idempotencyKey` and waits for the read models, as the core ones do.
+#[derive(Default)]
+pub struct ToolboxMutation;
+
+fn person(
+    display_name: String,
+    relation: RelationKind,
+    closeness: i32,
+    support: Vec<SupportKind>,
+) -> PersonDetails {
+    PersonDetails {
+        display_name,
+        relation: relation.into(),
+        closeness,
+        support: support.into_iter().map(Into::into).collect(),
+    }
+}
+
+#[Object]
+impl ToolboxMutation {
+    /// Adds a medication: `name` 1-100 characters (unique among medications not
+    /// stopped, ignoring case), `dose` 1-100, `schedule` 1-200, `purpose` up to 500,
+    /// `prescriber` up to 100. At most 300 per portal. `medicationId` may be chosen
+    /// by the client; otherwise one is generated and returned as `createdId`.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_medication(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        dose: String,
+        schedule: String,
+        purpose: Option<String>,
+        prescriber: Option<String>,
+        medication_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::AddMedication {
+            medication_id: medication_id.unwrap_or_else(Uuid::new_v4),
+            name,
+            dose,
+            schedule,
+            purpose: purpose.unwrap_or_default(),
+            prescriber: prescriber.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Changes the dose (1-100 characters) or schedule (1-200), or both, of a
+    /// medication that is not stopped. An omitted value stays as it is; a change
+    /// that changes nothing is refused.
+    async fn change_medication(
+        &self,
+        ctx: &Context<'_>,
+        medication_id: Uuid,
+        dose: Option<String>,
+        schedule: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::ChangeMedication {
+            medication_id,
+            dose,
+            schedule,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Pauses an active medication; `reason` up to 2000 characters.
+    async fn pause_medication(
+        &self,
+        ctx: &Context<'_>,
+        medication_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::PauseMedication {
+            medication_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Resumes a paused medication.
+    async fn resume_medication(
+        &self,
+        ctx: &Context<'_>,
+        medication_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::ResumeMedication {
+            medication_id,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Stops an active or paused medication for good; `reason` up to 2000 characters.
+    async fn stop_medication(
+        &self,
+        ctx: &Context<'_>,
+        medication_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::StopMedication {
+            medication_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Puts a person on the network map: `displayName` 1-100 characters (unique
+    /// on the map, ignoring case), `closeness` 1-5, `support` any kinds (repeats
+    /// are ignored). At most 300 people, removed ones included. `personId` may be
+    /// chosen by the client; otherwise one is generated and returned as `createdId`.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_person(
+        &self,
+        ctx: &Context<'_>,
+        display_name: String,
+        relation: RelationKind,
+        closeness: i32,
+        #[graphql(default)] support: Vec<SupportKind>,
+        person_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::AddPerson {
+            person_id: person_id.unwrap_or_else(Uuid::new_v4),
+            details: person(display_name, relation, closeness, support),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Replaces what the map says about a person still on it (same limits as
+    /// `addPerson`); a change that changes nothing is refused.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_person(
+        &self,
+        ctx: &Context<'_>,
+        person_id: Uuid,
+        display_name: String,
+        relation: RelationKind,
+        closeness: i32,
+        #[graphql(default)] support: Vec<SupportKind>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::UpdatePerson {
+            person_id,
+            details: person(display_name, relation, closeness, support),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Takes a person off the network map; `reason` up to 2000 characters. They
+    /// stay in the history and in earlier `asOf` reads.
+    async fn remove_person(
+        &self,
+        ctx: &Context<'_>,
+        person_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::RemovePerson {
+            person_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Writes a new revision of the crisis plan (the whole document; see
+    /// `CrisisPlanInput` for the limits). `createdId` is the new revision number.
+    async fn revise_crisis_plan(
+        &self,
+        ctx: &Context<'_>,
+        plan: CrisisPlanInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let plan = domain::portal::CrisisPlan {
+            warning_signs: plan.warning_signs,
+            what_helps: plan.what_helps,
+            what_does_not_help: plan.what_does_not_help,
+            contacts: plan
+                .contacts
+                .into_iter()
+                .map(|c| domain::portal::CrisisContact {
+                    name: c.name,
+                    phone: c.phone,
+                    when_to_call: c.when_to_call.unwrap_or_default(),
+                })
+                .collect(),
+            own_words: plan.own_words,
+        };
+        let command = PortalCommand::ReviseCrisisPlan { plan, at: now() };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Starts an exercise of the organisation's catalogue, by its key. `entryId`
+    /// may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    async fn start_exercise(
+        &self,
+        ctx: &Context<'_>,
+        exercise: String,
+        entry_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let catalogue_title = if caller.role == Role::ServiceUser {
+            svc.catalogue(&caller.organisation)
+                .await?
+                .exercises
+                .get(&exercise)
+                .map(|e| e.title.clone())
+        } else {
+            None
+        };
+        let command = PortalCommand::StartExercise {
+            entry_id: entry_id.unwrap_or_else(Uuid::new_v4),
+            exercise,
+            catalogue_title,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Completes a started exercise: `reflection` up to 2000 characters, `rating` 1-5.
+    async fn complete_exercise(
+        &self,
+        ctx: &Context<'_>,
+        entry_id: Uuid,
+        reflection: Option<String>,
+        rating: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::CompleteExercise {
+            entry_id,
+            reflection: reflection.unwrap_or_default(),
+            rating,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Adds an exercise to the caller's organisation's catalogue (admins only):
+    /// `key` 1-40 characters of a-z, 0-9 and _ starting with a letter, `title`
+    /// 1-100 characters, both unique in the catalogue (titles ignoring case);
+    /// `description` up to 2000. At most 200 added exercises.
+    async fn add_exercise(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        title: String,
+        description: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        if caller.role != Role::Admin {
+            return Err(ApiError::Forbidden(
+                "only an admin can change the organisation's exercise catalogue".into(),
+            )
+            .into());
+        }
+        let command = CatalogueCommand::AddExercise {
+            key,
+            title,
+            description: description.unwrap_or_default(),
+            at: now(),
+        };
+        Ok(svc
+            .execute_catalogue(&caller, &request(ctx).request_id, idempotency_key, command)
+            .await?)
+    }
+}
