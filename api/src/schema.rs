@@ -738,8 +738,12 @@ pub(crate) async fn run(
         .await?)
 }
 
+/// The time a command happens, to the microsecond: the precision every
+/// store and read model keeps, so that reads from events and from read models
+/// show the same instant.
 pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now()
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
 }
 
 /// Changes: a service user works on their own portal only. Every mutation waits until

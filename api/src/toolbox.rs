@@ -318,21 +318,15 @@ pub(crate) async fn section_view(
     Ok(view)
 }
 
-/// The section summaries of a portal as it stood at `as_of` (or now), from
-/// the history index: counts by event type, no payloads.
+/// The section summaries of a portal: now from the control-panel projection,
+/// or as it stood at `as_of` from the history index (counts by event type, no
+/// payloads). Tests hold the two to each other.
 pub(crate) async fn summaries(
     ctx: &Context<'_>,
     portal_id: Uuid,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<SectionSummary>, ApiError> {
     let svc = service(ctx);
-    let table = svc.engine.table(history::NAME, "history");
-    let rows = sqlx::query(&history::summary_query(&table))
-        .bind(portal_id.to_string())
-        .bind(as_of_text(as_of))
-        .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
     let mut out: Vec<SectionSummary> = Section::ALL
         .into_iter()
         .map(|section| SectionSummary {
@@ -343,24 +337,54 @@ pub(crate) async fn summaries(
             last_changed_at: None,
         })
         .collect();
-    for row in &rows {
-        let section: String = row.try_get("section").map_err(ApiError::internal)?;
-        let event_type: String = row.try_get("event_type").map_err(ApiError::internal)?;
-        let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
-        let last: String = row.try_get("last_at").map_err(ApiError::internal)?;
-        let last = crate::schema::parse_time(&last)?;
-        let i = Section::ALL
+    let slot = |section: &str| {
+        Section::ALL
             .iter()
-            .position(|s| *s == section_of(&section).unwrap_or(Section::Core))
-            .unwrap_or(0);
+            .position(|s| s.as_str() == section)
+            .ok_or_else(|| ApiError::internal(format!("unknown section {section}")))
+    };
+    let get_err = ApiError::internal;
+    let Some(as_of) = as_of else {
+        let table = svc.engine.table(control_panel::NAME, "cp_sections");
+        let rows = sqlx::query(&format!(
+            "SELECT section, items, current, changes, updated_at FROM {table} WHERE portal_id = $1"
+        ))
+        .bind(portal_id.to_string())
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(get_err)?;
+        for row in &rows {
+            let section: String = row.try_get("section").map_err(get_err)?;
+            let updated: String = row.try_get("updated_at").map_err(get_err)?;
+            let summary = &mut out[slot(&section)?];
+            summary.items = row.try_get("items").map_err(get_err)?;
+            summary.current = row.try_get("current").map_err(get_err)?;
+            summary.changes = row.try_get("changes").map_err(get_err)?;
+            summary.last_changed_at = Some(crate::schema::parse_time(&updated)?);
+        }
+        return Ok(out);
+    };
+    let table = svc.engine.table(history::NAME, "history");
+    let rows = sqlx::query(&history::summary_query(&table))
+        .bind(portal_id.to_string())
+        .bind(ts(as_of))
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(get_err)?;
+    for row in &rows {
+        let section: String = row.try_get("section").map_err(get_err)?;
+        let event_type: String = row.try_get("event_type").map_err(get_err)?;
+        let n: i64 = row.try_get("n").map_err(get_err)?;
+        let last: String = row.try_get("last_at").map_err(get_err)?;
+        let last = crate::schema::parse_time(&last)?;
         let (items, current) = control_panel::section_delta(&event_type);
-        let summary = &mut out[i];
+        let summary = &mut out[slot(&section)?];
         summary.items += items * n;
         summary.current += current * n;
         summary.changes += n;
         summary.last_changed_at = summary.last_changed_at.max(Some(last));
     }
-    let plan = &mut out[3];
+    let plan = &mut out[slot(Section::CrisisPlan.as_str())?];
     plan.current = plan.items.min(1);
     Ok(out)
 }

@@ -398,6 +398,20 @@ pub async fn projected_state(db: &projections::Db) -> Vec<String> {
         ));
     }
     for r in rows(format!(
+        "SELECT portal_id, section, items, current, changes FROM cp_sections_{cp}"
+    ))
+    .await
+    {
+        lines.push(format!(
+            "section {} {} items={} current={} changes={}",
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<i64, _>(2),
+            r.get::<i64, _>(3),
+            r.get::<i64, _>(4)
+        ));
+    }
+    for r in rows(format!(
         "SELECT portal_id, sequence, position FROM history_{hs}"
     ))
     .await
@@ -417,12 +431,13 @@ mod cqrs_es_fold {
     use std::collections::BTreeMap;
 
     use cqrs_es::Aggregate;
-    use domain::portal::{ActivityState, GoalState, Portal, PortalEvent};
+    use domain::portal::{ActivityState, GoalState, MedicationState, Portal, PortalEvent, Section};
 
     /// Folds every portal with the domain aggregate and counts what it does not keep.
     pub fn fold(events: &[projections::StoredEvent]) -> Vec<String> {
         let mut portals: BTreeMap<String, (Portal, i64)> = BTreeMap::new();
         let mut ratings: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+        let mut changes: BTreeMap<(String, Section), i64> = BTreeMap::new();
         let mut lines = Vec::new();
         for e in events.iter().filter(|e| e.aggregate_type == "Portal") {
             let event: PortalEvent = e.decode().unwrap();
@@ -433,6 +448,9 @@ mod cqrs_es_fold {
                 r.0 += 1;
                 r.1 = i64::from(*score);
             }
+            *changes
+                .entry((e.aggregate_id.clone(), event.section()))
+                .or_default() += 1;
             let (portal, version) = portals.entry(e.aggregate_id.clone()).or_default();
             assert_eq!(
                 *version + 1,
@@ -452,6 +470,49 @@ mod cqrs_es_fold {
                 "portal {id} org={} version={version}",
                 p.organisation
             ));
+            // Section counts from the aggregate's own state.
+            let count = |n: usize| n as i64;
+            for section in Section::ALL {
+                let Some(n) = changes.get(&(id.clone(), section)) else {
+                    continue;
+                };
+                let (items, current) = match section {
+                    Section::Core => (
+                        count(p.goals.len()),
+                        count(
+                            p.goals
+                                .values()
+                                .filter(|g| g.state == GoalState::Active)
+                                .count(),
+                        ),
+                    ),
+                    Section::Medications => (
+                        count(p.medications.len()),
+                        count(
+                            p.medications
+                                .values()
+                                .filter(|m| m.state != MedicationState::Stopped)
+                                .count(),
+                        ),
+                    ),
+                    Section::Network => (
+                        count(p.people.len()),
+                        count(p.people.values().filter(|x| !x.removed).count()),
+                    ),
+                    Section::CrisisPlan => {
+                        let revision = p.crisis_plan.as_ref().map_or(0, |(r, _)| i64::from(*r));
+                        (revision, revision.min(1))
+                    }
+                    Section::Exercises => (
+                        count(p.exercise_log.len()),
+                        count(p.exercise_log.values().filter(|done| **done).count()),
+                    ),
+                };
+                lines.push(format!(
+                    "section {id} {} items={items} current={current} changes={n}",
+                    section.as_str()
+                ));
+            }
             for (key, d) in &p.domains {
                 let (n, latest) = ratings
                     .get(&(id.clone(), key.clone()))

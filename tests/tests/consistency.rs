@@ -57,10 +57,28 @@ async fn write_load(users: Arc<Vec<User>>, seed: usize, rounds: usize) -> Vec<(u
                 }
                 continue;
             }
-            _ => (
-                "mutation($s: Int!) { rateStatus(domain: \"leisure\", score: $s) { version } }",
-                json!({"s": (n % 10 + 1) as i64}),
-            ),
+            _ => match (n / 5) % 5 {
+                0 => (
+                    "mutation($s: Int!) { rateStatus(domain: \"leisure\", score: $s) { version } }",
+                    json!({"s": (n % 10 + 1) as i64}),
+                ),
+                1 => (
+                    "mutation($t: String!) { addMedication(name: $t, dose: \"1 mg\", schedule: \"daily\") { version } }",
+                    json!({"t": format!("med {seed}-{round}")}),
+                ),
+                2 => (
+                    "mutation($t: String!) { addPerson(displayName: $t, relation: PEER, closeness: 3, support: [SOCIAL]) { version } }",
+                    json!({"t": format!("peer {seed}-{round}")}),
+                ),
+                3 => (
+                    "mutation($t: String!) { reviseCrisisPlan(plan: { ownWords: $t }) { version } }",
+                    json!({"t": format!("words {seed}-{round}")}),
+                ),
+                _ => (
+                    "mutation { startExercise(exercise: \"mindfulness\") { version } }",
+                    json!({}),
+                ),
+            },
         };
         let Some(response) = c.try_gql(query, vars.clone()).await else {
             break;
@@ -107,6 +125,15 @@ async fn projections_equal_a_fold_of_all_events_under_concurrency(store: Store) 
     let read = read_db(&db).await;
     let expected = expected_state(&read).await;
     assert!(expected.len() > 500);
+    for section in ["core", "medications", "network", "crisis_plan", "exercises"] {
+        let pattern = format!(" {section} items=");
+        assert!(
+            expected
+                .iter()
+                .any(|l| l.starts_with("section ") && l.contains(&pattern)),
+            "the load wrote nothing in section {section}"
+        );
+    }
     assert_eq!(projected_state(&read).await, expected);
     server.stop().await;
 }

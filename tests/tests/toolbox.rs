@@ -1,0 +1,501 @@
+//! The toolbox end to end over real HTTP against both stores: every section,
+//! its rules at the edge, and "as it stood at time T" checked against what the
+//! service showed at T, across a restart of the server process.
+#![allow(clippy::unwrap_used)]
+
+use api::auth::Role;
+use chrono::{DateTime, Utc};
+use portal_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Every section of a portal, now (`$t` null) or as it stood at `$t`.
+const EVERYTHING: &str = "query($t: DateTime) { \
+  controlPanel(asOf: $t) { portalId organisation version openedAt updatedAt \
+    domains { key name custom ratings latestStatus { score note ratedAt } \
+      activeGoals { id domain title description state setAt updatedAt closedAt \
+        progress { planned done dropped percentDone } activities { id title state plannedAt updatedAt } } } \
+    sections { section items current changes lastChangedAt } \
+    recentChanges(limit: 5) { sequence section eventType at } } \
+  medications(asOf: $t) { id name dose schedule purpose prescriber state startedAt updatedAt reason stoppedAt changes } \
+  network(asOf: $t, includeRemoved: true) { id displayName relation closeness support addedAt updatedAt removedAt removalReason } \
+  crisisPlan(asOf: $t) { revision revisedAt warningSigns whatHelps whatDoesNotHelp contacts { name phone whenToCall } ownWords } \
+  exerciseLog(asOf: $t) { started completed entries { id exercise title startedAt completedAt reflection rating } } }";
+
+fn id(v: &Value, field: &str) -> String {
+    v[field]["createdId"].as_str().unwrap().to_string()
+}
+
+/// What the portal shows now, and the time just after it.
+async fn look(c: &Client) -> (DateTime<Utc>, Value) {
+    let now = c.data(EVERYTHING, json!({ "t": null })).await;
+    (Utc::now(), now)
+}
+
+const PLAN: &str =
+    "mutation($p: CrisisPlanInput!) { reviseCrisisPlan(plan: $p) { createdId version } }";
+
+async fn toolbox_end_to_end(store: Store) {
+    let db = fresh_db(store).await;
+    let mut server = Server::start(&db).await;
+    let before_open = Utc::now();
+    let user = open_user(&server, "clinic-a").await;
+    let mut c = user.client.clone();
+    let mut seen = vec![look(&c).await];
+
+    // Medications.
+    let med = c
+        .data(
+            r#"mutation { addMedication(name: " Sertraline ", dose: "50 mg", schedule: "every morning",
+                purpose: "mood\tand sleep", prescriber: "د. علي 🩺") { createdId version } }"#,
+            json!({}),
+        )
+        .await;
+    let med = id(&med, "addMedication");
+    seen.push(look(&c).await);
+    let change = "mutation($m: UUID!, $d: String, $s: String) { changeMedication(medicationId: $m, dose: $d, schedule: $s) { version } }";
+    c.data(change, json!({"m": med, "d": "100 mg"})).await;
+    seen.push(look(&c).await);
+    c.data(
+        "mutation($m: UUID!) { pauseMedication(medicationId: $m, reason: \"holiday\") { version } }",
+        json!({"m": med}),
+    )
+    .await;
+    let lithium = c
+        .data(
+            r#"mutation { addMedication(name: "ليثيوم", dose: "400 mg", schedule: "evening") { createdId } }"#,
+            json!({}),
+        )
+        .await;
+    let lithium = id(&lithium, "addMedication");
+    seen.push(look(&c).await);
+
+    // Network map.
+    let add_person = "mutation($n: String!, $r: RelationKind!, $c: Int!, $s: [SupportKind!]) { \
+        addPerson(displayName: $n, relation: $r, closeness: $c, support: $s) { createdId } }";
+    let mum = c
+        .data(
+            add_person,
+            json!({"n": "Mum", "r": "FAMILY", "c": 5, "s": ["EMOTIONAL", "PRACTICAL", "EMOTIONAL"]}),
+        )
+        .await;
+    let mum = id(&mum, "addPerson");
+    let coach = c
+        .data(
+            add_person,
+            json!({"n": "שרה the coach", "r": "PROFESSIONAL", "c": 3, "s": ["INFORMATIONAL"]}),
+        )
+        .await;
+    let coach = id(&coach, "addPerson");
+    seen.push(look(&c).await);
+
+    // Crisis plan, first revision.
+    let first_plan = json!({
+        "warningSigns": ["Not sleeping", "Skipping meals"],
+        "whatHelps": ["A walk with Mum 🌳"],
+        "whatDoesNotHelp": ["Being told to calm down"],
+        "contacts": [{"name": "Mum", "phone": "+47 22 33 44 55", "whenToCall": "Any time"}],
+        "ownWords": "When the walls close in,\nI need air."
+    });
+    let r1 = c.data(PLAN, json!({ "p": first_plan })).await;
+    assert_eq!(r1["reviseCrisisPlan"]["createdId"], "1");
+    seen.push(look(&c).await);
+
+    // A restart in the middle: everything so far must come back, and the
+    // history keeps answering for times before it.
+    server.stop().await;
+    server = Server::start(&db).await;
+    c = server.client(c.token.clone());
+    let (_, after_restart) = look(&c).await;
+    assert_eq!(
+        after_restart,
+        seen.last().unwrap().1,
+        "state changed over a restart"
+    );
+
+    // More changes after the restart.
+    c.data(
+        "mutation($m: UUID!) { resumeMedication(medicationId: $m) { version } }",
+        json!({"m": med}),
+    )
+    .await;
+    c.data(
+        "mutation($m: UUID!) { stopMedication(medicationId: $m, reason: \"side effects\") { version } }",
+        json!({"m": lithium}),
+    )
+    .await;
+    c.data(
+        "mutation($p: UUID!) { updatePerson(personId: $p, displayName: \"Mum\", relation: FAMILY, closeness: 4, support: [EMOTIONAL]) { version } }",
+        json!({"p": mum}),
+    )
+    .await;
+    c.data(
+        "mutation($p: UUID!) { removePerson(personId: $p, reason: \"moved away\") { version } }",
+        json!({"p": coach}),
+    )
+    .await;
+    seen.push(look(&c).await);
+    let mut second_plan = first_plan.clone();
+    second_plan["warningSigns"] = json!(["Not sleeping"]);
+    second_plan["contacts"] = json!([
+        {"name": "Mum", "phone": "+47 22 33 44 55"},
+        {"name": "Crisis team", "phone": "(020) 123-4567", "whenToCall": "At night"}
+    ]);
+    let r2 = c.data(PLAN, json!({ "p": second_plan })).await;
+    assert_eq!(r2["reviseCrisisPlan"]["createdId"], "2");
+    seen.push(look(&c).await);
+
+    // Exercises: an admin adds one to the catalogue; the user logs two.
+    let admin = server.client(Some(token(Uuid::new_v4(), Role::Admin, "clinic-a")));
+    let added = admin
+        .data(
+            r#"mutation { addExercise(key: "breathing", title: "Breathing 🌬", description: "Five slow breaths") { createdId portalId } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(added["addExercise"]["createdId"], "breathing");
+    assert!(added["addExercise"]["portalId"].is_null());
+    let catalogue = c
+        .data("{ exerciseCatalogue { key title added } }", json!({}))
+        .await;
+    let keys: Vec<&str> = catalogue["exerciseCatalogue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 4, "{catalogue}");
+    assert!(keys.contains(&"breathing") && keys.contains(&"sleep_hygiene"));
+    let start = "mutation($e: String!) { startExercise(exercise: $e) { createdId } }";
+    let e1 = c.data(start, json!({"e": "breathing"})).await;
+    let e1 = id(&e1, "startExercise");
+    c.data(
+        "mutation($e: UUID!) { completeExercise(entryId: $e, reflection: \"calmer ✨\", rating: 4) { version } }",
+        json!({"e": e1}),
+    )
+    .await;
+    c.data(start, json!({"e": "mindfulness"})).await;
+    seen.push(look(&c).await);
+
+    // Now: what each section says.
+    let (_, now) = seen.last().unwrap().clone();
+    let meds = now["medications"].as_array().unwrap();
+    assert_eq!(meds.len(), 2);
+    assert_eq!(meds[0]["name"], "Sertraline");
+    assert_eq!(meds[0]["dose"], "100 mg");
+    assert_eq!(meds[0]["state"], "ACTIVE");
+    assert_eq!(meds[0]["changes"], 1);
+    assert_eq!(meds[0]["purpose"], "mood\tand sleep");
+    assert_eq!(meds[0]["prescriber"], "د. علي 🩺");
+    assert_eq!(meds[1]["state"], "STOPPED");
+    assert_eq!(meds[1]["reason"], "side effects");
+    let people = now["network"].as_array().unwrap();
+    assert_eq!(people[0]["support"], json!(["EMOTIONAL"]));
+    assert_eq!(people[0]["closeness"], 4);
+    assert_eq!(people[1]["removalReason"], "moved away");
+    assert_eq!(now["crisisPlan"]["revision"], 2);
+    assert_eq!(now["crisisPlan"]["contacts"][1]["whenToCall"], "At night");
+    assert_eq!(now["crisisPlan"]["contacts"][0]["whenToCall"], "");
+    assert_eq!(now["exerciseLog"]["started"], 2);
+    assert_eq!(now["exerciseLog"]["completed"], 1);
+    assert_eq!(now["exerciseLog"]["entries"][1]["rating"], 4);
+    assert_eq!(now["exerciseLog"]["entries"][1]["title"], "Breathing 🌬");
+    let sections = now["controlPanel"]["sections"].as_array().unwrap();
+    let section = |name: &str| {
+        sections
+            .iter()
+            .find(|s| s["section"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(section("MEDICATIONS")["items"], 2);
+    assert_eq!(section("MEDICATIONS")["current"], 1);
+    assert_eq!(section("MEDICATIONS")["changes"], 6);
+    assert_eq!(section("NETWORK")["current"], 1);
+    assert_eq!(section("CRISIS_PLAN")["items"], 2);
+    assert_eq!(section("CRISIS_PLAN")["current"], 1);
+    assert_eq!(section("EXERCISES")["items"], 2);
+    assert_eq!(section("EXERCISES")["current"], 1);
+    assert_eq!(
+        now["controlPanel"]["recentChanges"][0]["eventType"],
+        "ExerciseStarted"
+    );
+
+    // Removed people are left out unless asked for.
+    let present = c.data("{ network { displayName } }", json!({})).await;
+    assert_eq!(present["network"].as_array().unwrap().len(), 1);
+    let active = c
+        .data("{ medications(includeStopped: false) { name } }", json!({}))
+        .await;
+    assert_eq!(active["medications"].as_array().unwrap().len(), 1);
+
+    // Earlier revisions and the histories of single items.
+    let rev1 = c
+        .data(
+            "{ crisisPlan(revision: 1) { revision warningSigns ownWords } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(rev1["crisisPlan"]["revision"], 1);
+    assert_eq!(
+        rev1["crisisPlan"]["warningSigns"],
+        json!(["Not sleeping", "Skipping meals"])
+    );
+    let none = c
+        .data("{ crisisPlan(revision: 3) { revision } }", json!({}))
+        .await;
+    assert!(none["crisisPlan"].is_null());
+    let history = c
+        .data("{ crisisPlanHistory { eventType actorRole } }", json!({}))
+        .await;
+    assert_eq!(history["crisisPlanHistory"].as_array().unwrap().len(), 2);
+    let history = c
+        .data(
+            "query($m: UUID!) { medicationHistory(medicationId: $m) { eventType } }",
+            json!({"m": med}),
+        )
+        .await;
+    let types: Vec<&str> = history["medicationHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "MedicationAdded",
+            "MedicationChanged",
+            "MedicationPaused",
+            "MedicationResumed"
+        ]
+    );
+    let history = c
+        .data(
+            "query($p: UUID!) { personHistory(personId: $p) { eventType } }",
+            json!({"p": coach}),
+        )
+        .await;
+    assert_eq!(history["personHistory"].as_array().unwrap().len(), 2);
+
+    // As of every moment seen: exactly what was shown then, computed now
+    // from the events (and after the restart for the early ones).
+    for (i, (t, then)) in seen.iter().enumerate() {
+        let again = c.data(EVERYTHING, json!({ "t": t.to_rfc3339() })).await;
+        assert_eq!(&again, then, "as-of read {i} at {t} differs");
+    }
+    // Before the portal existed there was nothing.
+    let t0 = json!({ "t": before_open.to_rfc3339() });
+    assert_eq!(
+        c.error_code(
+            "query($t: DateTime) { controlPanel(asOf: $t) { version } }",
+            t0.clone()
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    let empty = c
+        .data(
+            "query($t: DateTime) { medications(asOf: $t) { id } crisisPlan(asOf: $t) { revision } exerciseLog(asOf: $t) { started } }",
+            t0,
+        )
+        .await;
+    assert_eq!(
+        empty,
+        json!({"medications": [], "crisisPlan": null, "exerciseLog": {"started": 0}})
+    );
+    server.stop().await;
+}
+both_stores!(toolbox, toolbox_end_to_end);
+
+/// Refusals at the edge: bad input names the field, nothing partial is
+/// stored, and only the right people act.
+async fn toolbox_refusals(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    let c = &user.client;
+    let version = || async {
+        c.data("{ controlPanel { version } }", json!({})).await["controlPanel"]["version"]
+            .as_i64()
+            .unwrap()
+    };
+    let start = version().await;
+
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "mutation { addMedication(name: \"\", dose: \"1\", schedule: \"x\") { version } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`name` must not be empty",
+        ),
+        (
+            "mutation($d: String!) { addMedication(name: \"A\", dose: $d, schedule: \"x\") { version } }",
+            json!({"d": "9".repeat(101)}),
+            "BAD_USER_INPUT",
+            "`dose` must be at most 100 characters",
+        ),
+        (
+            "mutation { addMedication(name: \"A\", dose: \"1\", schedule: \"x\\u0007\") { version } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`schedule` must not contain control characters",
+        ),
+        (
+            "mutation { addPerson(displayName: \"Bo\", relation: FRIEND, closeness: 6) { version } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`closeness` must be between 1 and 5, got 6",
+        ),
+        (
+            "mutation { reviseCrisisPlan(plan: {}) { version } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "at least one",
+        ),
+        (
+            PLAN,
+            json!({"p": {"whatHelps": ["Music", " "]}}),
+            "BAD_USER_INPUT",
+            "`whatHelps` item 1 must not be empty",
+        ),
+        (
+            PLAN,
+            json!({"p": {"contacts": [{"name": "Mum", "phone": "call me"}]}}),
+            "BAD_USER_INPUT",
+            "`contacts.phone` item 0",
+        ),
+        (
+            "mutation { startExercise(exercise: \"juggling\") { version } }",
+            json!({}),
+            "NOT_FOUND",
+            "`juggling` is not in the organisation's catalogue",
+        ),
+        (
+            "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
+            json!({"m": Uuid::new_v4()}),
+            "NOT_FOUND",
+            "does not exist",
+        ),
+        (
+            "{ exerciseLog(limit: 0) { started } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`limit` must be between 1 and 500",
+        ),
+        (
+            "{ crisisPlan(revision: 0) { revision } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`revision` must be at least 1",
+        ),
+        (
+            "mutation { addExercise(key: \"walk\", title: \"Walk\") { version } }",
+            json!({}),
+            "FORBIDDEN",
+            "only an admin",
+        ),
+    ];
+    for (query, vars, code, message) in cases {
+        let response = c.gql(query, vars).await;
+        let error = &response["errors"][0];
+        assert_eq!(error["extensions"]["code"], code, "{query}: {response}");
+        assert!(
+            error["message"].as_str().unwrap().contains(message),
+            "{query}: {response}"
+        );
+    }
+    assert_eq!(version().await, start, "a refused command stored something");
+
+    // A stopped medication cannot change; a duplicate name is refused while
+    // the first is not stopped.
+    let med = c
+        .data(
+            "mutation { addMedication(name: \"Quetiapine\", dose: \"25 mg\", schedule: \"night\") { createdId } }",
+            json!({}),
+        )
+        .await;
+    let med = id(&med, "addMedication");
+    assert_eq!(
+        c.error_code(
+            "mutation { addMedication(name: \"QUETIAPINE\", dose: \"50 mg\", schedule: \"night\") { version } }",
+            json!({})
+        )
+        .await,
+        "BAD_USER_INPUT"
+    );
+    c.data(
+        "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
+        json!({"m": med}),
+    )
+    .await;
+    let response = c
+        .gql(
+            "mutation($m: UUID!) { changeMedication(medicationId: $m, dose: \"50 mg\") { version } }",
+            json!({"m": med}),
+        )
+        .await;
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is stopped and cannot be changed"),
+        "{response}"
+    );
+
+    // Other people: another user, a provider, an admin of another organisation.
+    let other = open_user(&server, "clinic-a").await;
+    let q = "query($p: UUID!) { medications(portalId: $p) { id } }";
+    assert_eq!(
+        other.client.error_code(q, json!({"p": user.id})).await,
+        "FORBIDDEN"
+    );
+    let provider = server.client(Some(token(Uuid::new_v4(), Role::Provider, "clinic-a")));
+    assert_eq!(
+        provider
+            .error_code(
+                "mutation { addPerson(displayName: \"X\", relation: OTHER, closeness: 1) { version } }",
+                json!({})
+            )
+            .await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        provider.error_code(q, json!({"p": user.id})).await,
+        "FORBIDDEN"
+    );
+    // Catalogues are per organisation.
+    let admin_b = server.client(Some(token(Uuid::new_v4(), Role::Admin, "clinic-b")));
+    admin_b
+        .data(
+            "mutation { addExercise(key: \"yoga\", title: \"Yoga\") { createdId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        c.error_code(
+            "mutation { startExercise(exercise: \"yoga\") { version } }",
+            json!({})
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        admin_b
+            .error_code(
+                "mutation { addExercise(key: \"yoga2\", title: \"YOGA\") { createdId } }",
+                json!({})
+            )
+            .await,
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        server
+            .client(None)
+            .error_code("{ exerciseCatalogue { key } }", json!({}))
+            .await,
+        "UNAUTHENTICATED"
+    );
+    server.stop().await;
+}
+both_stores!(refusals, toolbox_refusals);
