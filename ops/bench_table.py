@@ -43,3 +43,39 @@ for name in sorted({r["projection"] for r in rows if r["kind"] == "rebuild"}):
         cell[s] = [r["events"] / r["seconds"] for r in runs]
         n = runs[0]["events"] if runs else 0
     print(f"| rebuild `{name}`, events/s over {n:,} events | 1 | {fmt(cell['postgres'])} | {fmt(cell['sqlite'])} | | |")
+
+sections = [r for r in rows if r["kind"] == "section"]
+if sections:
+    ref8 = [r["value"] for r in rows if r["kind"] == "pgbench" and r["clients"] == 8]
+    print("\nOne write command per section, 8 clients (mutations/s; median (min-max)):\n")
+    print("| section | command | PostgreSQL | SQLite | PostgreSQL / pgbench at 8 clients |")
+    print("|---|---|---|---|---|")
+    commands = {"status": "rateStatus", "medication": "changeMedication", "network": "updatePerson",
+                "crisis_plan": "reviseCrisisPlan", "exercise": "startExercise / completeExercise"}
+    for kind, command in commands.items():
+        cell = {s: [r["run"]["mutations_per_s"] for r in sections if r["store"] == s and r["section"] == kind]
+                for s in ("postgres", "sqlite")}
+        if not cell["postgres"] or not ref8:
+            continue
+        ratios = sorted(p / statistics.median(ref8) for p in cell["postgres"])
+        print(f"| {kind} | `{command}` | {fmt(cell['postgres'])} | {fmt(cell['sqlite'])} | "
+              f"{statistics.median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) |")
+asof = [r for r in rows if r["kind"] == "asof"]
+if asof:
+    n = asof[0]["run"]["events"]
+    print(f"\nReads of one portal with {n:,} events, p50 / p99 in ms (median of runs; `me` is the HTTP floor):\n")
+    print("| query | PostgreSQL as of T | PostgreSQL now | SQLite as of T | SQLite now |")
+    print("|---|---|---|---|---|")
+    for q in ("me", "control_panel", "medications", "network", "crisis_plan", "exercise_log"):
+        cells = []
+        for s in ("postgres", "sqlite"):
+            for when in ("as_of", "now"):
+                runs = [r["run"].get(f"{q}_{when}") for r in asof if r["store"] == s]
+                runs = [x for x in runs if x]
+                if not runs:
+                    cells.append("")
+                    continue
+                p50 = statistics.median(x["p50_ms"] for x in runs)
+                p99 = statistics.median(x["p99_ms"] for x in runs)
+                cells.append(f"{p50:.2f} / {p99:.2f}")
+        print(f"| {q} | " + " | ".join(cells) + " |")

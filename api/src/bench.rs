@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use domain::portal::{Portal, PortalCommand};
+use chrono::{DateTime, Utc};
+use domain::portal::{
+    CrisisContact, CrisisPlan, PersonDetails, Portal, PortalCommand, RelationKind, SupportKind,
+};
 use projections::db::params;
 use projections::{Backend, Db};
 use serde_json::json;
@@ -41,15 +43,70 @@ async fn post(
     Ok(response.get("errors").is_none())
 }
 
-/// Runs `clients` writers (each on its own portal) and `readers` control-panel
-/// readers against a running server for `seconds`; prints one JSON line.
+/// The `n`-th write of a writer doing `kind` (`mix`: status ratings and goals;
+/// or one section: `status`, `medication`, `network`, `crisis_plan`,
+/// `exercise`). Each kind's first write creates what the later ones change, so
+/// no limit on the number of items is reached however long the run.
+fn write_query(kind: &str, n: u64) -> String {
+    match (kind, n) {
+        ("status", _) => format!(
+            "mutation {{ rateStatus(domain: \"housing\", score: {}) {{ version }} }}",
+            n % 10 + 1
+        ),
+        ("medication", 0) => "mutation { addMedication(medicationId: \"00000000-0000-0000-0000-000000000001\", name: \"Sertraline\", dose: \"0 mg\", schedule: \"morning\") { version } }".to_string(),
+        ("medication", _) => format!(
+            "mutation {{ changeMedication(medicationId: \"00000000-0000-0000-0000-000000000001\", dose: \"{n} mg\") {{ version }} }}"
+        ),
+        ("network", 0) => "mutation { addPerson(personId: \"00000000-0000-0000-0000-000000000002\", displayName: \"Mum\", relation: FAMILY, closeness: 1) { version } }".to_string(),
+        ("network", _) => format!(
+            "mutation {{ updatePerson(personId: \"00000000-0000-0000-0000-000000000002\", displayName: \"Mum\", relation: FAMILY, closeness: {}, support: [EMOTIONAL]) {{ version }} }}",
+            n % 5 + 1
+        ),
+        ("crisis_plan", _) => format!(
+            "mutation {{ reviseCrisisPlan(plan: {{ warningSigns: [\"Not sleeping\"], whatHelps: [\"A walk\"], \
+             contacts: [{{ name: \"Mum\", phone: \"+47 22 33 44 55\" }}], ownWords: \"revision {n}\" }}) {{ version }} }}"
+        ),
+        ("exercise", _) if n.is_multiple_of(2) => format!(
+            "mutation {{ startExercise(exercise: \"mindfulness\", entryId: \"{}\") {{ version }} }}",
+            Uuid::from_u128(u128::from(n / 2 + 1))
+        ),
+        ("exercise", _) => format!(
+            "mutation {{ completeExercise(entryId: \"{}\", rating: 4, reflection: \"calm\") {{ version }} }}",
+            Uuid::from_u128(u128::from(n / 2 + 1))
+        ),
+        _ if n.is_multiple_of(2) => format!(
+            "mutation {{ rateStatus(domain: \"housing\", score: {}) {{ version }} }}",
+            n % 10 + 1
+        ),
+        _ => format!("mutation {{ setGoal(domain: \"leisure\", title: \"goal {n}\") {{ version }} }}"),
+    }
+}
+
+/// The kinds of write [`load`] can drive.
+pub const WRITE_KINDS: &[&str] = &[
+    "mix",
+    "status",
+    "medication",
+    "network",
+    "crisis_plan",
+    "exercise",
+];
+
+/// Runs `clients` writers (each on its own portal, doing `kind` writes) and
+/// `readers` control-panel readers against a running server for `seconds`;
+/// prints one JSON line.
 pub async fn load(
     settings: &Settings,
     base: &str,
     clients: usize,
     readers: usize,
     seconds: u64,
+    kind: &str,
 ) -> Result<(), BoxError> {
+    if !WRITE_KINDS.contains(&kind) {
+        return Err(format!("unknown write kind {kind}; one of {WRITE_KINDS:?}").into());
+    }
+    let kind = kind.to_string();
     let keys = TokenKeys::new(&settings.resolve_token_key()?);
     let url = format!("{base}/graphql");
     let http = reqwest::Client::builder()
@@ -71,17 +128,15 @@ pub async fn load(
         .into_iter()
         .enumerate()
         .map(|(i, token)| {
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url, kind) = (http.clone(), url.clone(), kind.clone());
             tokio::spawn(async move {
                 let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let query = if i >= clients {
                         "{ controlPanel { domains { key latestStatus { score } activeGoals { title progress { done } activities { title } } } } }".to_string()
-                    } else if n.is_multiple_of(2) {
-                        format!("mutation {{ rateStatus(domain: \"housing\", score: {}) {{ version }} }}", n % 10 + 1)
                     } else {
-                        format!("mutation {{ setGoal(domain: \"leisure\", title: \"goal {n}\") {{ version }} }}")
+                        write_query(&kind, n)
                     };
                     n += 1;
                     let started = Instant::now();
@@ -116,6 +171,7 @@ pub async fn load(
         json!({
             "clients": clients,
             "readers": readers,
+            "kind": kind,
             "seconds": seconds,
             "mutations_ok": writes,
             "mutations_failed": write_failures,
@@ -130,10 +186,188 @@ pub async fn load(
     Ok(())
 }
 
+/// Produces a realistic mix of valid commands for one portal: status
+/// ratings, goals and activities, medications, the network map, crisis-plan
+/// revisions and exercises, in the proportions of a portal used for years.
+struct Seeder {
+    owner: Uuid,
+    portal: Portal,
+    goals: Vec<Uuid>,
+    planned: Vec<Uuid>,
+    medications: Vec<Uuid>,
+    people: Vec<Uuid>,
+    exercises: Vec<Uuid>,
+    step: usize,
+}
+
+impl Seeder {
+    fn new() -> Self {
+        Seeder {
+            owner: Uuid::new_v4(),
+            portal: Portal::default(),
+            goals: Vec::new(),
+            planned: Vec::new(),
+            medications: Vec::new(),
+            people: Vec::new(),
+            exercises: Vec::new(),
+            step: 0,
+        }
+    }
+
+    fn command(&mut self, at: DateTime<Utc>) -> PortalCommand {
+        let step = self.step;
+        self.step += 1;
+        if self.portal.owner.is_none() {
+            return PortalCommand::OpenPortal {
+                owner: self.owner,
+                organisation: "bench".into(),
+                at,
+            };
+        }
+        let rate = |domain: &str| PortalCommand::RateStatus {
+            domain: domain.into(),
+            score: (step % 10 + 1) as i32,
+            note: "seeded".into(),
+            at,
+        };
+        match step % 12 {
+            0 | 1 => rate("housing"),
+            // A person works on a few goals at a time: the oldest is
+            // achieved before a sixth is set.
+            2 if self.goals.len() >= 5 => PortalCommand::AchieveGoal {
+                goal_id: self.goals.remove(0),
+                at,
+            },
+            2 => {
+                let goal_id = Uuid::new_v4();
+                self.goals.push(goal_id);
+                PortalCommand::SetGoal {
+                    goal_id,
+                    domain: "education".into(),
+                    title: format!("goal {step}"),
+                    description: String::new(),
+                    at,
+                }
+            }
+            3 if !self.goals.is_empty() && self.goals.len() * 200 > self.planned.len() + 1 => {
+                let activity_id = Uuid::new_v4();
+                self.planned.push(activity_id);
+                PortalCommand::PlanActivity {
+                    goal_id: self.goals[self.goals.len() - 1],
+                    activity_id,
+                    title: "step".into(),
+                    at,
+                }
+            }
+            4 => match self.planned.pop() {
+                Some(activity_id) => PortalCommand::CompleteActivity { activity_id, at },
+                None => rate("leisure"),
+            },
+            5 if self.medications.len() < 20 => {
+                let medication_id = Uuid::new_v4();
+                self.medications.push(medication_id);
+                PortalCommand::AddMedication {
+                    medication_id,
+                    name: format!("medication {step}"),
+                    dose: "10 mg".into(),
+                    schedule: "morning".into(),
+                    purpose: "seeded".into(),
+                    prescriber: String::new(),
+                    at,
+                }
+            }
+            5 => PortalCommand::ChangeMedication {
+                medication_id: self.medications[step % self.medications.len()],
+                dose: Some(format!("{step} mg")),
+                schedule: None,
+                at,
+            },
+            6 if self.people.len() < 30 => {
+                let person_id = Uuid::new_v4();
+                self.people.push(person_id);
+                PortalCommand::AddPerson {
+                    person_id,
+                    details: person(format!("person {step}"), step),
+                    at,
+                }
+            }
+            6 => {
+                let person_id = self.people[step % self.people.len()];
+                let name = self.portal.people[&person_id].display_name.clone();
+                PortalCommand::UpdatePerson {
+                    person_id,
+                    details: person(name, step),
+                    at,
+                }
+            }
+            7 => PortalCommand::ReviseCrisisPlan {
+                plan: CrisisPlan {
+                    warning_signs: vec!["Not sleeping".into(), "Skipping meals".into()],
+                    what_helps: vec!["A walk".into()],
+                    what_does_not_help: vec!["Crowds".into()],
+                    contacts: vec![CrisisContact {
+                        name: "Mum".into(),
+                        phone: "+47 22 33 44 55".into(),
+                        when_to_call: "Any time".into(),
+                    }],
+                    own_words: format!("revision {step}"),
+                },
+                at,
+            },
+            8 | 9 => {
+                let entry_id = Uuid::new_v4();
+                self.exercises.push(entry_id);
+                PortalCommand::StartExercise {
+                    entry_id,
+                    exercise: "mindfulness".into(),
+                    catalogue_title: Some("Mindfulness".into()),
+                    at,
+                }
+            }
+            10 | 11 => match self.exercises.pop() {
+                Some(entry_id) => PortalCommand::CompleteExercise {
+                    entry_id,
+                    reflection: "calmer".into(),
+                    rating: Some((step % 5 + 1) as i32),
+                    at,
+                },
+                None => rate("leisure"),
+            },
+            _ => rate("leisure"),
+        }
+    }
+
+    /// Decides the next command; returns its events, applied to the state.
+    fn next(&mut self, at: DateTime<Utc>) -> Vec<domain::portal::PortalEvent> {
+        let command = self.command(at);
+        let events = self.portal.decide(command).unwrap_or_default();
+        for event in &events {
+            cqrs_es::Aggregate::apply(&mut self.portal, event.clone());
+        }
+        events
+    }
+}
+
+fn person(display_name: String, step: usize) -> PersonDetails {
+    PersonDetails {
+        display_name,
+        relation: RelationKind::Friend,
+        closeness: (step % 5 + 1) as i32,
+        support: vec![SupportKind::Emotional],
+    }
+}
+
 /// Appends about `events` valid portal events straight into the event store,
 /// produced by the domain's own `decide` on `portals` portals, in bulk. For
-/// measuring rebuilds; the service's write path is measured by `load`.
-pub async fn seed(settings: &Settings, events: usize, portals: usize) -> Result<(), BoxError> {
+/// measuring rebuilds and reads of large portals; the service's write path is
+/// measured by `load`. Events of one portal are stamped one `spacing` apart,
+/// ending now. Returns the portals' owners.
+pub async fn seed(
+    settings: &Settings,
+    events: usize,
+    portals: usize,
+    spacing: chrono::Duration,
+) -> Result<Vec<Uuid>, BoxError> {
     crate::service::migrate(settings)
         .await
         .map_err(|e| format!("{e:?}"))?;
@@ -143,75 +377,22 @@ pub async fn seed(settings: &Settings, events: usize, portals: usize) -> Result<
     let metadata = json!({"actor_id": "bench", "actor_role": "service_user", "organisation": "bench", "request_id": "seed"}).to_string();
     let mut rows: Vec<(String, i64, String, String)> = Vec::with_capacity(10_000);
     let mut written = 0usize;
+    let mut owners = Vec::with_capacity(portals);
+    let first = Utc::now() - spacing * per_portal as i32;
     for p in 0..portals {
-        let owner = Uuid::new_v4();
-        let mut portal = Portal::default();
-        let mut goals: Vec<Uuid> = Vec::new();
-        let mut planned: Vec<Uuid> = Vec::new();
+        let mut seeder = Seeder::new();
+        owners.push(seeder.owner);
         let mut sequence = 0i64;
-        let mut step = 0usize;
         while (sequence as usize) < per_portal {
-            let at = Utc::now();
-            let command = if sequence == 0 {
-                PortalCommand::OpenPortal {
-                    owner,
-                    organisation: "bench".into(),
-                    at,
-                }
-            } else {
-                match step % 6 {
-                    0 | 1 => PortalCommand::RateStatus {
-                        domain: "housing".into(),
-                        score: (step % 10 + 1) as i32,
-                        note: "seeded".into(),
-                        at,
-                    },
-                    2 => {
-                        let goal_id = Uuid::new_v4();
-                        goals.push(goal_id);
-                        PortalCommand::SetGoal {
-                            goal_id,
-                            domain: "education".into(),
-                            title: format!("goal {step}"),
-                            description: String::new(),
-                            at,
-                        }
-                    }
-                    3 | 4 if !goals.is_empty() && goals.len() * 200 > planned.len() + 1 => {
-                        let activity_id = Uuid::new_v4();
-                        planned.push(activity_id);
-                        PortalCommand::PlanActivity {
-                            goal_id: goals[goals.len() - 1],
-                            activity_id,
-                            title: "step".into(),
-                            at,
-                        }
-                    }
-                    _ => match planned.pop() {
-                        Some(activity_id) => PortalCommand::CompleteActivity { activity_id, at },
-                        None => PortalCommand::RateStatus {
-                            domain: "leisure".into(),
-                            score: 5,
-                            note: String::new(),
-                            at,
-                        },
-                    },
-                }
-            };
-            step += 1;
-            let decided = match portal.decide(command) {
-                Ok(events) => events,
-                Err(_) => continue,
-            };
-            for event in decided {
+            let at = first + spacing * sequence as i32;
+            for event in seeder.next(at) {
                 sequence += 1;
                 rows.push((
-                    owner.to_string(),
+                    seeder.owner.to_string(),
                     sequence,
                     cqrs_es::DomainEvent::event_type(&event),
                     serde_json::to_string(&event)?,
                 ));
-                cqrs_es::Aggregate::apply(&mut portal, event);
             }
         }
         if rows.len() >= 5_000 || p + 1 == portals {
@@ -220,10 +401,105 @@ pub async fn seed(settings: &Settings, events: usize, portals: usize) -> Result<
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    eprintln!(
         "{}",
         json!({"seeded_events": written, "portals": portals, "seconds": secs})
     );
+    Ok(owners)
+}
+
+/// Seeds one portal of `events` events (one minute apart), beside 200 portals
+/// of 100 events, into the store a running server at `base` uses, waits until its projections have caught up,
+/// then times every section read as of random earlier times, next to the
+/// same reads now and to a `me` query (the HTTP and GraphQL floor). Prints
+/// one JSON line of per-query p50/p99 in milliseconds.
+pub async fn as_of(
+    settings: &Settings,
+    base: &str,
+    events: usize,
+    samples: usize,
+) -> Result<(), BoxError> {
+    // Other portals beside the large one, as in any real store (and so that
+    // PostgreSQL's planner sees a table of many portals).
+    seed(settings, 20_000, 200, chrono::Duration::minutes(1)).await?;
+    let owner = seed(settings, events, 1, chrono::Duration::minutes(1)).await?[0];
+    let keys = TokenKeys::new(&settings.resolve_token_key()?);
+    let token = keys.mint(owner, Role::ServiceUser, "bench", 3600)?;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/graphql");
+    for _ in 0..1200 {
+        let ready: serde_json::Value = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let lagging = ready["projections"]
+            .as_array()
+            .is_none_or(|a| a.iter().any(|p| p["lag_events"].as_i64() != Some(0)));
+        if !lagging {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Table statistics as autovacuum would keep them on a live database.
+    if Backend::from_url(&settings.database_url)? == Backend::Postgres {
+        let db = Db::connect(&settings.database_url, 1).await?;
+        sqlx::query("ANALYZE").execute(&db.pool).await?;
+    }
+    let span = chrono::Duration::minutes(events as i64);
+    let start = Utc::now() - span;
+    let queries: &[(&str, &str)] = &[
+        ("me", "{ me { subject } }"),
+        ("control_panel", "query($t: DateTime) { controlPanel(asOf: $t) { version domains { key latestStatus { score } activeGoals { title activities { title } } } sections { section items } } }"),
+        ("medications", "query($t: DateTime) { medications(asOf: $t) { id name dose state } }"),
+        ("network", "query($t: DateTime) { network(asOf: $t) { id displayName closeness } }"),
+        ("crisis_plan", "query($t: DateTime) { crisisPlan(asOf: $t) { revision warningSigns contacts { name phone } ownWords } }"),
+        ("exercise_log", "query($t: DateTime) { exerciseLog(asOf: $t, limit: 20) { started completed entries { title rating } } }"),
+    ];
+    let mut out = serde_json::Map::new();
+    out.insert("events".into(), json!(events));
+    out.insert("samples".into(), json!(samples));
+    for (name, query) in queries {
+        for past in [true, false] {
+            if *name == "me" && past {
+                continue;
+            }
+            let mut latencies = Vec::with_capacity(samples);
+            for i in 0..samples {
+                // Spread the times over the whole history, deterministically.
+                let t = if past {
+                    json!((start + span * ((i * 7919) % 1000) as i32 / 1000).to_rfc3339())
+                } else {
+                    serde_json::Value::Null
+                };
+                let started = Instant::now();
+                let response: serde_json::Value = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "query": query, "variables": { "t": t } }))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                if response.get("errors").is_some() {
+                    return Err(format!("{name}: {response}").into());
+                }
+            }
+            latencies.sort_by(f64::total_cmp);
+            let key = if past {
+                format!("{name}_as_of")
+            } else {
+                format!("{name}_now")
+            };
+            out.insert(
+                key,
+                json!({"p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99)}),
+            );
+        }
+    }
+    println!("{}", serde_json::Value::Object(out));
     Ok(())
 }
 

@@ -75,6 +75,22 @@ enum BenchCommand {
         /// How long to run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// What the writers do: mix, status, medication, network, crisis_plan or exercise.
+        #[arg(long, default_value = "mix")]
+        kind: String,
+    },
+    /// Seed one large portal into the store a running server uses, then time
+    /// reads as of earlier times.
+    AsOf {
+        /// Base URL of the server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// How many events the portal has.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        /// Requests per query.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
     },
     /// Append valid portal events in bulk straight into the store.
     Seed {
@@ -223,14 +239,23 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 clients,
                 readers,
                 seconds,
-            } => crate::bench::load(&settings, &url, clients, readers, seconds)
+                kind,
+            } => crate::bench::load(&settings, &url, clients, readers, seconds, &kind)
                 .await
                 .map_err(|e| e.to_string())?,
             BenchCommand::Seed { events, portals } => {
-                crate::bench::seed(&settings, events, portals)
+                let spacing = chrono::Duration::milliseconds(1);
+                crate::bench::seed(&settings, events, portals, spacing)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
             }
+            BenchCommand::AsOf {
+                url,
+                events,
+                samples,
+            } => crate::bench::as_of(&settings, &url, events, samples)
+                .await
+                .map_err(|e| e.to_string())?,
         },
     }
     Ok(())

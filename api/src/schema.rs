@@ -11,7 +11,7 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use domain::portal::view::PortalView;
-use domain::portal::{PortalCommand, Section};
+use domain::portal::PortalCommand;
 use projections::{control_panel, history};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -119,6 +119,9 @@ pub struct ControlPanel {
     /// The time this panel was asked for, if not now.
     #[graphql(skip)]
     pub as_of: Option<DateTime<Utc>>,
+    /// The section summaries, when already computed.
+    #[graphql(skip)]
+    pub summaries: Option<Vec<SectionSummary>>,
 }
 
 #[ComplexObject]
@@ -126,6 +129,9 @@ impl ControlPanel {
     /// Counts and the time of the latest change for each section, in the
     /// order core, medications, network, crisis plan, exercises.
     async fn sections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SectionSummary>> {
+        if let Some(summaries) = &self.summaries {
+            return Ok(summaries.clone());
+        }
         Ok(toolbox::summaries(ctx, self.portal_id, self.as_of).await?)
     }
 
@@ -487,6 +493,7 @@ impl CoreQuery {
             version: get(&portal, "version")?,
             domains,
             as_of: None,
+            summaries: None,
         })
     }
 
@@ -604,16 +611,7 @@ async fn panel_as_of(
     portal_id: Option<Uuid>,
     as_of: DateTime<Utc>,
 ) -> Result<ControlPanel, ApiError> {
-    let portal_id = portal_id.unwrap_or(caller(ctx)?.subject);
-    let view: PortalView = toolbox::section_view(
-        ctx,
-        Some(portal_id),
-        Section::Core,
-        Some(as_of),
-        projections::history::Pick::All,
-        0,
-    )
-    .await?;
+    let (portal_id, view): (Uuid, PortalView) = toolbox::panel_view(ctx, portal_id, as_of).await?;
     let Some(opened_at) = view.opened_at else {
         return Err(ApiError::NotFound(
             "this portal was not open at that time".into(),
@@ -687,6 +685,7 @@ async fn panel_as_of(
         version,
         domains,
         as_of: Some(as_of),
+        summaries: Some(summaries),
     })
 }
 

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use domain::catalogue::CatalogueCommand;
 use domain::portal::view::PortalView;
 use domain::portal::{PersonDetails, PortalCommand, PortalEvent, Section};
+use projections::control_panel;
+use projections::db::{bind, ts, Val};
 use projections::history::{self, Pick};
-use projections::{control_panel, db::ts};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -243,7 +244,7 @@ pub struct ExerciseLog {
 }
 
 /// Counts and recency of one section, for the control panel.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct SectionSummary {
     /// Which section.
     pub section: PortalSection,
@@ -284,26 +285,12 @@ fn section_of(name: &str) -> Result<Section, ApiError> {
         .ok_or_else(|| ApiError::internal(format!("unknown section {name}")))
 }
 
-/// Folds one section of a portal up to `as_of` (or now), after the read check.
-pub(crate) async fn section_view(
-    ctx: &Context<'_>,
-    portal_id: Option<Uuid>,
-    section: Section,
-    as_of: Option<DateTime<Utc>>,
-    pick: Pick,
-    skip: i64,
-) -> Result<PortalView, ApiError> {
-    let (svc, caller) = (service(ctx), caller(ctx)?);
-    let portal_id = portal_id.unwrap_or(caller.subject);
-    authorize_read(svc, &caller, portal_id).await?;
-    let table = svc.engine.table(history::NAME, "history");
-    let sql = history::section_query(svc.db.backend, &table, pick);
-    let mut query = sqlx::query(&sql)
-        .bind(portal_id.to_string())
-        .bind(section.as_str())
-        .bind(as_of_text(as_of));
-    if pick == Pick::Nth {
-        query = query.bind(skip);
+/// Runs a query over the history index and folds the events it returns.
+async fn fold_query(ctx: &Context<'_>, sql: &str, binds: Vec<Val>) -> Result<PortalView, ApiError> {
+    let svc = service(ctx);
+    let mut query = sqlx::query(sql);
+    for value in binds {
+        query = bind(query, value);
     }
     let rows = query
         .fetch_all(&svc.db.pool)
@@ -316,6 +303,68 @@ pub(crate) async fn section_view(
         view.apply(&event);
     }
     Ok(view)
+}
+
+/// Checks that the caller may read the portal; returns its id and the live
+/// history table.
+async fn readable(ctx: &Context<'_>, portal_id: Option<Uuid>) -> Result<(Uuid, String), ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let portal_id = portal_id.unwrap_or(caller.subject);
+    authorize_read(svc, &caller, portal_id).await?;
+    Ok((portal_id, svc.engine.table(history::NAME, "history")))
+}
+
+/// Folds one section of a portal up to `as_of` (or now), after the read check.
+pub(crate) async fn section_view(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    section: Section,
+    as_of: Option<DateTime<Utc>>,
+    pick: Pick,
+    skip: i64,
+) -> Result<PortalView, ApiError> {
+    let (portal_id, table) = readable(ctx, portal_id).await?;
+    let sql = history::section_query(service(ctx).db.backend, &table, pick);
+    let mut binds = vec![
+        Val::from(portal_id.to_string()),
+        section.as_str().into(),
+        as_of_text(as_of).into(),
+    ];
+    if pick == Pick::Nth {
+        binds.push(skip.into());
+    }
+    fold_query(ctx, &sql, binds).await
+}
+
+/// What the control panel shows as of a time: the core section's opening and
+/// domains, the goals active then with their activities, and each domain's
+/// latest rating with its count. Events of closed goals and earlier ratings
+/// are not read.
+pub(crate) async fn panel_view(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    as_of: DateTime<Utc>,
+) -> Result<(Uuid, PortalView), ApiError> {
+    let (portal_id, table) = readable(ctx, portal_id).await?;
+    let svc = service(ctx);
+    let id = portal_id.to_string();
+    let sql = history::panel_query(svc.db.backend, &table);
+    let mut view = fold_query(ctx, &sql, vec![id.as_str().into(), ts(as_of).into()]).await?;
+    let counts = sqlx::query(&history::subject_counts_query(&table))
+        .bind(&id)
+        .bind("status")
+        .bind(ts(as_of))
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    for row in &counts {
+        let key: String = row.try_get("subject_id").map_err(ApiError::internal)?;
+        let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+        if let Some(domain) = view.domains.iter_mut().find(|d| d.key == key) {
+            domain.ratings = n;
+        }
+    }
+    Ok((portal_id, view))
 }
 
 /// The section summaries of a portal: now from the control-panel projection,
@@ -608,18 +657,39 @@ impl ToolboxQuery {
             ))
             .into());
         }
-        let view = section_view(ctx, portal_id, Section::Exercises, as_of, Pick::All, 0).await?;
-        let started = view.exercise_log.len() as i32;
-        let completed = view
-            .exercise_log
-            .iter()
-            .filter(|e| e.completed_at.is_some())
-            .count() as i32;
+        let (portal_id, table) = readable(ctx, portal_id).await?;
+        let svc = service(ctx);
+        let section = Section::Exercises.as_str();
+        let counts = sqlx::query(&history::type_counts_query(&table))
+            .bind(portal_id.to_string())
+            .bind(section)
+            .bind(as_of_text(as_of))
+            .fetch_all(&svc.db.pool)
+            .await
+            .map_err(ApiError::internal)?;
+        let (mut started, mut completed) = (0, 0);
+        for row in &counts {
+            let event_type: String = row.try_get("event_type").map_err(ApiError::internal)?;
+            let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+            match event_type.as_str() {
+                "ExerciseStarted" => started = n as i32,
+                "ExerciseCompleted" => completed = n as i32,
+                _ => {}
+            }
+        }
+        // Only the newest `limit` entries are folded, whatever the log's length.
+        let sql = history::newest_items_query(svc.db.backend, &table, "ExerciseStarted");
+        let binds = vec![
+            Val::from(portal_id.to_string()),
+            section.into(),
+            as_of_text(as_of).into(),
+            i64::from(limit).into(),
+        ];
+        let view = fold_query(ctx, &sql, binds).await?;
         let entries = view
             .exercise_log
             .into_iter()
             .rev()
-            .take(limit as usize)
             .map(|e| ExerciseEntry {
                 id: e.id,
                 exercise: e.exercise,

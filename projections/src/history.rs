@@ -52,11 +52,17 @@ pub fn query(backend: Backend, table: &str) -> String {
     )
 }
 
-/// The sequence number of the portal's last event at or before `$3`, as a
+/// The sequence number of the portal's last event at or before a time, as a
 /// subquery over the history `table` (`$1` portal id, `$3` a time written by
 /// [`crate::db::ts`]). The state "as it stood at T" is every event up to it.
+///
+/// Event times never decrease along a portal's sequence (the aggregate
+/// stamps them so), so this is one step down the `(portal_id, at, sequence)` index.
 fn cutoff(table: &str, time: &str) -> String {
-    format!("(SELECT COALESCE(MAX(x.sequence), 0) FROM {table} x WHERE x.portal_id = $1 AND x.at <= {time})")
+    format!(
+        "COALESCE((SELECT x.sequence FROM {table} x WHERE x.portal_id = $1 AND x.at <= {time} \
+         ORDER BY x.at DESC, x.sequence DESC LIMIT 1), 0)"
+    )
 }
 
 /// Which of a section's events a [`section_query`] returns.
@@ -73,31 +79,112 @@ pub enum Pick {
 /// The events of one section of a portal as it stood at a time: `$1` portal
 /// id, `$2` section name, `$3` the time. Columns: sequence, data.
 pub fn section_query(backend: Backend, table: &str, pick: Pick) -> String {
-    let data = match backend {
-        Backend::Postgres => "e.payload::text",
-        Backend::Sqlite => "e.payload",
-    };
+    let data = payload(backend);
     let order = match pick {
         Pick::All => "ASC",
         Pick::Latest => "DESC LIMIT 1",
         Pick::Nth => "ASC LIMIT 1 OFFSET $4",
     };
     format!(
-        "SELECT h.sequence, {data} AS data FROM {table} h JOIN events e \
-           ON e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id AND e.sequence = h.sequence \
+        "SELECT h.sequence, {data} AS data FROM {table} h {JOIN_EVENTS} \
          WHERE h.portal_id = $1 AND h.section = $2 AND h.sequence <= {} \
          ORDER BY h.sequence {order}",
         cutoff(table, "$3")
     )
 }
 
+fn payload(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "e.payload::text",
+        Backend::Sqlite => "e.payload",
+    }
+}
+
+const JOIN_EVENTS: &str =
+    "JOIN events e ON e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id AND e.sequence = h.sequence";
+
+/// The payload of history row `h`, looked up by primary key: for queries
+/// that return few rows of a large portal, where a join might be planned as a
+/// scan of all the portal's events.
+fn payload_of_h(backend: Backend) -> String {
+    format!(
+        "(SELECT {} FROM events e WHERE e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id \
+         AND e.sequence = h.sequence)",
+        payload(backend)
+    )
+}
+
+/// What the control panel needs of the core section as it stood at a time,
+/// and no more: `$1` portal id, `$2` the time.
+/// Opening, life domains, the events of goals still active then, and the
+/// latest status rating of each domain. Columns: sequence, data.
+pub fn panel_query(backend: Backend, table: &str) -> String {
+    let (data, c) = (payload_of_h(backend), cutoff(table, "$2"));
+    format!(
+        "SELECT h.sequence, {data} AS data FROM {table} h \
+         WHERE h.portal_id = $1 AND h.section = 'core' AND h.subject_kind <> 'status' \
+           AND h.sequence <= {c} \
+           AND NOT (h.subject_kind = 'goal' AND h.subject_id IN (SELECT g.subject_id FROM {table} g \
+                WHERE g.portal_id = $1 AND g.subject_kind = 'goal' \
+                  AND g.event_type IN ('GoalAchieved', 'GoalAbandoned') AND g.sequence <= {c})) \
+         UNION ALL \
+         SELECT h.sequence, {data} AS data FROM {table} h \
+         WHERE h.portal_id = $1 AND h.subject_kind = 'status' AND h.sequence IN (SELECT MAX(s.sequence) \
+                FROM {table} s WHERE s.portal_id = $1 AND s.subject_kind = 'status' AND s.sequence <= {c} \
+                GROUP BY s.subject_id) \
+         ORDER BY 1"
+    )
+}
+
+/// How many events of each subject of one kind a portal had at a time: `$1`
+/// portal id, `$2` subject kind, `$3` the time. Columns: subject_id, n.
+pub fn subject_counts_query(table: &str) -> String {
+    format!(
+        "SELECT subject_id, COUNT(*) AS n FROM {table} \
+         WHERE portal_id = $1 AND subject_kind = $2 AND sequence <= {} GROUP BY subject_id",
+        cutoff(table, "$3")
+    )
+}
+
+/// How many events of each type one section of a portal had at a time: `$1`
+/// portal id, `$2` section, `$3` the time. Columns: event_type, n.
+pub fn type_counts_query(table: &str) -> String {
+    format!(
+        "SELECT event_type, COUNT(*) AS n FROM {table} \
+         WHERE portal_id = $1 AND section = $2 AND sequence <= {} GROUP BY event_type",
+        cutoff(table, "$3")
+    )
+}
+
+/// The events of the newest `$4` items of one toolbox section (newest by
+/// their first event, `first_event`) as they stood at a time: `$1` portal id,
+/// `$2` section (also the items' subject kind), `$3` the time. Columns:
+/// sequence, data. Reads `$4` items' events, however long the section: the
+/// `CROSS JOIN` makes SQLite start from the `$4` newest items (PostgreSQL
+/// plans it as an inner join).
+pub fn newest_items_query(backend: Backend, table: &str, first_event: &str) -> String {
+    let (data, c) = (payload_of_h(backend), cutoff(table, "$3"));
+    format!(
+        "SELECT h.sequence, {data} AS data FROM \
+           (SELECT f.subject_id FROM {table} f WHERE f.portal_id = $1 AND f.section = $2 \
+              AND f.event_type = '{first_event}' AND f.sequence <= {c} \
+            ORDER BY f.sequence DESC LIMIT $4) n \
+         CROSS JOIN {table} h \
+         WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = n.subject_id \
+           AND h.sequence <= {c} \
+         ORDER BY h.sequence"
+    )
+}
+
 /// Counts per section and event type of a portal as it stood at a time:
-/// `$1` portal id, `$2` the time.
-/// Columns: section, event_type, n, last_at, last_sequence.
+/// `$1` portal id, `$2` the time. Columns: section, event_type, n, last_at
+/// (the time of the newest such event). Counted on an index, no rows read.
 pub fn summary_query(table: &str) -> String {
     format!(
-        "SELECT section, event_type, COUNT(*) AS n, MAX(at) AS last_at, MAX(sequence) AS last_sequence \
-         FROM {table} WHERE portal_id = $1 AND sequence <= {} GROUP BY section, event_type",
+        "SELECT c.section, c.event_type, c.n, l.at AS last_at FROM \
+           (SELECT section, event_type, COUNT(*) AS n, MAX(sequence) AS last_sequence FROM {table} \
+            WHERE portal_id = $1 AND sequence <= {} GROUP BY section, event_type) c \
+         JOIN {table} l ON l.portal_id = $1 AND l.sequence = c.last_sequence",
         cutoff(table, "$2")
     )
 }
@@ -137,7 +224,7 @@ impl Projection for History {
     }
 
     fn version(&self) -> i32 {
-        3
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -155,7 +242,12 @@ impl Projection for History {
             format!(
                 "CREATE INDEX IF NOT EXISTS history_{s}_section ON history_{s} (portal_id, section, sequence)"
             ),
-            format!("CREATE INDEX IF NOT EXISTS history_{s}_at ON history_{s} (portal_id, at)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS history_{s}_at ON history_{s} (portal_id, at, sequence)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS history_{s}_types ON history_{s} (portal_id, section, event_type, sequence)"
+            ),
             format!(
                 "CREATE INDEX IF NOT EXISTS history_{s}_subject ON history_{s} (portal_id, subject_kind, subject_id, sequence)"
             ),

@@ -43,6 +43,23 @@ async fn toolbox_end_to_end(store: Store) {
     let mut c = user.client.clone();
     let mut seen = vec![look(&c).await];
 
+    // The core: ratings and a goal with activities, closed later on.
+    let rate = "mutation($s: Int!) { rateStatus(domain: \"housing\", score: $s, note: \"so-so\") { version } }";
+    c.data(rate, json!({"s": 3})).await;
+    let g1 = c
+        .data(
+            r#"mutation { setGoal(domain: "housing", title: "Find a flat") { createdId } }"#,
+            json!({}),
+        )
+        .await;
+    let g1 = id(&g1, "setGoal");
+    c.data(
+        "mutation($g: UUID!) { planActivity(goalId: $g, title: \"Call\") { version } }",
+        json!({"g": g1}),
+    )
+    .await;
+    seen.push(look(&c).await);
+
     // Medications.
     let med = c
         .data(
@@ -134,6 +151,17 @@ async fn toolbox_end_to_end(store: Store) {
         json!({"p": coach}),
     )
     .await;
+    c.data(
+        "mutation($g: UUID!) { achieveGoal(goalId: $g) { version } }",
+        json!({"g": g1}),
+    )
+    .await;
+    c.data(
+        r#"mutation { setGoal(domain: "leisure", title: "Join a choir") { createdId } }"#,
+        json!({}),
+    )
+    .await;
+    c.data(rate, json!({"s": 7})).await;
     seen.push(look(&c).await);
     let mut second_plan = first_plan.clone();
     second_plan["warningSigns"] = json!(["Not sleeping"]);
@@ -216,9 +244,27 @@ async fn toolbox_end_to_end(store: Store) {
     assert_eq!(section("CRISIS_PLAN")["current"], 1);
     assert_eq!(section("EXERCISES")["items"], 2);
     assert_eq!(section("EXERCISES")["current"], 1);
+    assert_eq!(section("CORE")["items"], 2);
+    assert_eq!(section("CORE")["current"], 1);
     assert_eq!(
         now["controlPanel"]["recentChanges"][0]["eventType"],
         "ExerciseStarted"
+    );
+
+    let domains = now["controlPanel"]["domains"].as_array().unwrap();
+    assert_eq!(domains[2]["ratings"], 2);
+    assert_eq!(domains[2]["latestStatus"]["score"], 7);
+    assert_eq!(domains[2]["activeGoals"], json!([]));
+    assert_eq!(domains[7]["activeGoals"][0]["title"], "Join a choir");
+    let newest = c
+        .data(
+            "{ exerciseLog(limit: 1) { started entries { exercise } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        newest["exerciseLog"],
+        json!({"started": 2, "entries": [{"exercise": "mindfulness"}]})
     );
 
     // Removed people are left out unless asked for.

@@ -30,6 +30,8 @@ pub struct Portal {
     pub crisis_plan: Option<(u32, CrisisPlan)>,
     /// Exercise log entry id -> completed yet.
     pub exercise_log: BTreeMap<Uuid, bool>,
+    /// Time of the latest event.
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 /// A life domain of the portal.
@@ -143,8 +145,23 @@ impl Portal {
         Ok(goal_id)
     }
 
-    /// Decides a command: the events it causes, or the rule it breaks.
+    /// Decides a command: the events it causes, or the rule it breaks. The
+    /// portal's clock never runs backwards: an event is stamped no earlier than
+    /// the one before it (two requests may read the clock in one order and
+    /// reach the portal in the other), so "as it stood at T" is always a
+    /// prefix of the portal's events.
     pub fn decide(&self, command: PortalCommand) -> Result<Vec<PortalEvent>, PortalError> {
+        let mut events = self.decide_unstamped(command)?;
+        if let Some(last) = self.last_at {
+            for event in &mut events {
+                let at = event.at_mut();
+                *at = (*at).max(last);
+            }
+        }
+        Ok(events)
+    }
+
+    fn decide_unstamped(&self, command: PortalCommand) -> Result<Vec<PortalEvent>, PortalError> {
         if !matches!(command, PortalCommand::OpenPortal { .. }) {
             self.require_open()?;
         }
@@ -402,6 +419,7 @@ impl Aggregate for Portal {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.last_at = Some(event.at());
         match event {
             PortalEvent::PortalOpened {
                 owner,

@@ -195,6 +195,33 @@ impl PortalEvent {
         }
     }
 
+    /// The event's time, to adjust before it is stored.
+    pub fn at_mut(&mut self) -> &mut DateTime<Utc> {
+        match self {
+            PortalEvent::PortalOpened { at, .. }
+            | PortalEvent::LifeDomainAdded { at, .. }
+            | PortalEvent::StatusRated { at, .. }
+            | PortalEvent::GoalSet { at, .. }
+            | PortalEvent::GoalRevised { at, .. }
+            | PortalEvent::GoalAchieved { at, .. }
+            | PortalEvent::GoalAbandoned { at, .. }
+            | PortalEvent::ActivityPlanned { at, .. }
+            | PortalEvent::ActivityCompleted { at, .. }
+            | PortalEvent::ActivityDropped { at, .. }
+            | PortalEvent::MedicationAdded { at, .. }
+            | PortalEvent::MedicationChanged { at, .. }
+            | PortalEvent::MedicationPaused { at, .. }
+            | PortalEvent::MedicationResumed { at, .. }
+            | PortalEvent::MedicationStopped { at, .. }
+            | PortalEvent::PersonAdded { at, .. }
+            | PortalEvent::PersonUpdated { at, .. }
+            | PortalEvent::PersonRemoved { at, .. }
+            | PortalEvent::CrisisPlanRevised { at, .. }
+            | PortalEvent::ExerciseStarted { at, .. }
+            | PortalEvent::ExerciseCompleted { at, .. } => at,
+        }
+    }
+
     /// The goal this event concerns, if any (activities belong to their goal).
     pub fn goal_id(&self) -> Option<Uuid> {
         match self {

@@ -522,3 +522,22 @@ fn activities_of_an_achieved_goal_are_frozen() {
             state: "achieved",
         });
 }
+
+#[test]
+fn the_portal_clock_never_runs_backwards() {
+    let earlier = t() - chrono::Duration::seconds(5);
+    framework()
+        .given(vec![opened()])
+        .when(PortalCommand::RateStatus {
+            domain: "housing".into(),
+            score: 5,
+            note: String::new(),
+            at: earlier,
+        })
+        .then_expect_events(vec![PortalEvent::StatusRated {
+            domain: "housing".into(),
+            score: 5,
+            note: String::new(),
+            at: t(),
+        }]);
+}
