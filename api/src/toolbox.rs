@@ -336,6 +336,26 @@ pub(crate) async fn section_view(
     fold_query(ctx, &sql, binds).await
 }
 
+/// The items of a section whose state the newest event of each kind sets
+/// (medications, network), as of `as_of` (or now); see
+/// [`history::latest_per_type_query`].
+async fn items_view(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    section: Section,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<(Uuid, String, PortalView), ApiError> {
+    let (portal_id, table) = readable(ctx, portal_id).await?;
+    let sql = history::latest_per_type_query(service(ctx).db.backend, &table);
+    let binds = vec![
+        Val::from(portal_id.to_string()),
+        section.as_str().into(),
+        as_of_text(as_of).into(),
+    ];
+    let view = fold_query(ctx, &sql, binds).await?;
+    Ok((portal_id, table, view))
+}
+
 /// What the control panel shows as of a time: the core section's opening and
 /// domains, the goals active then with their activities, and each domain's
 /// latest rating with its count. Events of closed goals and earlier ratings
@@ -495,7 +515,25 @@ impl ToolboxQuery {
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = true)] include_stopped: bool,
     ) -> async_graphql::Result<Vec<Medication>> {
-        let view = section_view(ctx, portal_id, Section::Medications, as_of, Pick::All, 0).await?;
+        let (portal_id, table, mut view) =
+            items_view(ctx, portal_id, Section::Medications, as_of).await?;
+        // Only the newest change was folded: count them all.
+        let svc = service(ctx);
+        let counts = sqlx::query(&history::item_counts_query(&table))
+            .bind(portal_id.to_string())
+            .bind(Section::Medications.as_str())
+            .bind(as_of_text(as_of))
+            .bind("MedicationChanged")
+            .fetch_all(&svc.db.pool)
+            .await
+            .map_err(ApiError::internal)?;
+        for row in &counts {
+            let id: String = row.try_get("subject_id").map_err(ApiError::internal)?;
+            let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+            if let Some(m) = view.medications.iter_mut().find(|m| m.id.to_string() == id) {
+                m.changes = n as u32;
+            }
+        }
         Ok(view
             .medications
             .into_iter()
@@ -526,7 +564,7 @@ impl ToolboxQuery {
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = false)] include_removed: bool,
     ) -> async_graphql::Result<Vec<NetworkPerson>> {
-        let view = section_view(ctx, portal_id, Section::Network, as_of, Pick::All, 0).await?;
+        let (_, _, view) = items_view(ctx, portal_id, Section::Network, as_of).await?;
         Ok(view
             .people
             .into_iter()

@@ -545,3 +545,118 @@ async fn toolbox_refusals(store: Store) {
     server.stop().await;
 }
 both_stores!(refusals, toolbox_refusals);
+
+/// Medications and the network map are read from the newest event of each
+/// kind per item; after every step of a long, varied history they must equal
+/// a fold of every event with the domain's own view.
+async fn item_reads_equal_a_full_fold(store: Store) {
+    use domain::portal::view::PortalView;
+    use domain::portal::PortalEvent;
+
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    let c = &user.client;
+    let read = read_db(&db).await;
+    let meds: Vec<String> = (0..3)
+        .map(|i| Uuid::from_u128(100 + i).to_string())
+        .collect();
+    let people: Vec<String> = (0..3)
+        .map(|i| Uuid::from_u128(200 + i).to_string())
+        .collect();
+    for (i, m) in meds.iter().enumerate() {
+        c.data(
+            "mutation($m: UUID!, $n: String!) { addMedication(medicationId: $m, name: $n, dose: \"1 mg\", schedule: \"daily\") { version } }",
+            json!({"m": m, "n": format!("med {i}")}),
+        )
+        .await;
+    }
+    for (i, p) in people.iter().enumerate() {
+        c.data(
+            "mutation($p: UUID!, $n: String!) { addPerson(personId: $p, displayName: $n, relation: FRIEND, closeness: 1) { version } }",
+            json!({"p": p, "n": format!("person {i}")}),
+        )
+        .await;
+    }
+    let steps = [
+        "change", "pause", "change", "resume", "update", "change", "pause", "update", "resume",
+        "change", "stop", "remove", "change", "update", "pause", "stop",
+    ];
+    for (n, step) in steps.iter().enumerate() {
+        let m = &meds[n % meds.len()];
+        let p = &people[n % people.len()];
+        let (query, vars) = match *step {
+            "change" => (
+                "mutation($m: UUID!, $d: String!) { changeMedication(medicationId: $m, dose: $d) { version } }",
+                json!({"m": m, "d": format!("{n} mg")}),
+            ),
+            "pause" => (
+                "mutation($m: UUID!, $r: String!) { pauseMedication(medicationId: $m, reason: $r) { version } }",
+                json!({"m": m, "r": format!("pause {n}")}),
+            ),
+            "resume" => (
+                "mutation($m: UUID!) { resumeMedication(medicationId: $m) { version } }",
+                json!({"m": m}),
+            ),
+            "stop" => (
+                "mutation($m: UUID!, $r: String!) { stopMedication(medicationId: $m, reason: $r) { version } }",
+                json!({"m": m, "r": format!("stop {n}")}),
+            ),
+            "update" => (
+                "mutation($p: UUID!, $n: String!, $c: Int!) { updatePerson(personId: $p, displayName: $n, relation: PEER, closeness: $c, support: [SOCIAL]) { version } }",
+                json!({"p": p, "n": format!("person {n}"), "c": n % 5 + 1}),
+            ),
+            _ => (
+                "mutation($p: UUID!) { removePerson(personId: $p, reason: \"gone\") { version } }",
+                json!({"p": p}),
+            ),
+        };
+        // Some steps break a rule (resuming an active medication, acting on a
+        // stopped one); they store nothing, which is part of the history too.
+        c.gql(query, vars).await;
+
+        let got = c
+            .data(
+                "{ medications { id name dose schedule state reason changes startedAt updatedAt stoppedAt } \
+                   network(includeRemoved: true) { id displayName relation closeness support addedAt updatedAt removedAt removalReason } }",
+                json!({}),
+            )
+            .await;
+        let events: Vec<PortalEvent> = all_events(&read)
+            .await
+            .iter()
+            .filter(|e| e.aggregate_id == user.id.to_string())
+            .map(|e| e.decode().unwrap())
+            .collect();
+        let full = PortalView::fold(&events);
+        let time = |t: chrono::DateTime<chrono::Utc>| json!(t.to_rfc3339());
+        let opt_time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or(Value::Null, time);
+        let want_meds: Vec<Value> = full
+            .medications
+            .iter()
+            .map(|m| {
+                json!({"id": m.id, "name": m.name, "dose": m.dose, "schedule": m.schedule,
+                    "state": format!("{:?}", m.state).to_uppercase(), "reason": m.reason, "changes": m.changes,
+                    "startedAt": time(m.started_at), "updatedAt": time(m.updated_at), "stoppedAt": opt_time(m.stopped_at)})
+            })
+            .collect();
+        let want_people: Vec<Value> = full
+            .people
+            .iter()
+            .map(|p| {
+                json!({"id": p.id, "displayName": p.display_name,
+                    "relation": format!("{:?}", p.relation).to_uppercase(), "closeness": p.closeness,
+                    "support": p.support.iter().map(|s| format!("{s:?}").to_uppercase()).collect::<Vec<_>>(),
+                    "addedAt": time(p.added_at), "updatedAt": time(p.updated_at),
+                    "removedAt": opt_time(p.removed_at), "removalReason": p.removal_reason})
+            })
+            .collect();
+        assert_eq!(
+            got,
+            json!({"medications": want_meds, "network": want_people}),
+            "after step {n} ({step})"
+        );
+    }
+    server.stop().await;
+}
+both_stores!(item_reads, item_reads_equal_a_full_fold);
