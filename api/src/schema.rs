@@ -534,28 +534,36 @@ impl CoreQuery {
         Ok(goal)
     }
 
-    /// Every change to a goal and its activities, oldest first.
+    /// Every change to a goal and its activities, oldest first: up to `limit`
+    /// (1-500, default 100) after `afterSequence` (default 0).
     async fn goal_history(
         &self,
         ctx: &Context<'_>,
         goal_id: Uuid,
         portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
-        let entries = history_entries(ctx, portal_id, "goal", &goal_id.to_string()).await?;
-        if entries.is_empty() {
+        let page = Page::new(after_sequence, limit)?;
+        let entries = history_entries(ctx, portal_id, "goal", &goal_id.to_string(), page).await?;
+        if entries.is_empty() && page.first() {
             return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
         }
         Ok(entries)
     }
 
-    /// Every status rating of a life domain, oldest first.
+    /// Every status rating of a life domain, oldest first: up to `limit` (1-500,
+    /// default 100) after `afterSequence` (default 0).
     async fn status_history(
         &self,
         ctx: &Context<'_>,
         domain: String,
         portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<StatusEntry>> {
-        let rows = history_rows(ctx, portal_id, "status", &domain).await?;
+        let page = Page::new(after_sequence, limit)?;
+        let rows = history_rows(ctx, portal_id, "status", &domain, page).await?;
         rows.iter()
             .map(|row| {
                 let data: String = get(row, "data")?;
@@ -584,8 +592,9 @@ pub(crate) async fn history_entries(
     portal_id: Option<Uuid>,
     kind: &str,
     subject_id: &str,
+    page: Page,
 ) -> Result<Vec<HistoryEntry>, ApiError> {
-    let rows = history_rows(ctx, portal_id, kind, subject_id).await?;
+    let rows = history_rows(ctx, portal_id, kind, subject_id, page).await?;
     rows.iter()
         .map(|row| {
             let data: String = get(row, "data")?;
@@ -655,6 +664,11 @@ async fn panel_as_of(
             }
         })
         .collect();
+    // The order the read-model query gives now: by time set, then id.
+    goals.sort_by_key(|g| (g.set_at, g.id));
+    for goal in &mut goals {
+        goal.activities.sort_by_key(|a| (a.planned_at, a.id));
+    }
     let domains = view
         .domains
         .into_iter()
@@ -694,6 +708,7 @@ async fn history_rows(
     portal_id: Option<Uuid>,
     kind: &str,
     subject_id: &str,
+    page: Page,
 ) -> Result<Vec<AnyRow>, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
@@ -703,9 +718,46 @@ async fn history_rows(
         .bind(portal_id.to_string())
         .bind(kind)
         .bind(subject_id)
+        .bind(page.after)
+        .bind(page.limit)
         .fetch_all(&svc.db.pool)
         .await
         .map_err(ApiError::internal)
+}
+
+/// Most history entries returned at once.
+pub const HISTORY_LIMIT_MAX: i32 = 500;
+
+/// One page of a history: the entries after a sequence number, oldest first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page {
+    after: i64,
+    limit: i64,
+}
+
+impl Page {
+    /// Checks `afterSequence` (0 or more) and `limit` (1-500).
+    pub(crate) fn new(after_sequence: i64, limit: i32) -> Result<Page, ApiError> {
+        if after_sequence < 0 {
+            return Err(ApiError::BadInput(format!(
+                "field `afterSequence` must be 0 or more, got {after_sequence}"
+            )));
+        }
+        if !(1..=HISTORY_LIMIT_MAX).contains(&limit) {
+            return Err(ApiError::BadInput(format!(
+                "field `limit` must be between 1 and {HISTORY_LIMIT_MAX}, got {limit}"
+            )));
+        }
+        Ok(Page {
+            after: after_sequence,
+            limit: i64::from(limit),
+        })
+    }
+
+    /// True for the first page: an empty first page means there is nothing.
+    pub(crate) fn first(&self) -> bool {
+        self.after == 0
+    }
 }
 
 /// Changes to the portal core: a service user works on their own portal only.

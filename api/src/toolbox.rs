@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::schema::{
-    authorize_read, caller, history_entries, now, request, run, service, HistoryEntry,
+    authorize_read, caller, history_entries, now, request, run, service, HistoryEntry, Page,
 };
 use crate::service::CommandOutcome;
 
@@ -623,44 +623,57 @@ impl ToolboxQuery {
         }))
     }
 
-    /// Every change to one medication, oldest first.
+    /// Every change to one medication, oldest first: up to `limit` (1-500,
+    /// default 100) after `afterSequence` (default 0).
     async fn medication_history(
         &self,
         ctx: &Context<'_>,
         medication_id: Uuid,
         portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
-        let id = medication_id.to_string();
-        let entries = history_entries(ctx, portal_id, Section::Medications.as_str(), &id).await?;
-        if entries.is_empty() {
+        let (id, page) = (medication_id.to_string(), Page::new(after_sequence, limit)?);
+        let section = Section::Medications.as_str();
+        let entries = history_entries(ctx, portal_id, section, &id, page).await?;
+        if entries.is_empty() && page.first() {
             return Err(ApiError::NotFound(format!("medication {id} does not exist")).into());
         }
         Ok(entries)
     }
 
-    /// Every change to one person on the network map, removal included, oldest first.
+    /// Every change to one person on the network map, removal included, oldest
+    /// first: up to `limit` (1-500, default 100) after `afterSequence` (default 0).
     async fn person_history(
         &self,
         ctx: &Context<'_>,
         person_id: Uuid,
         portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
-        let id = person_id.to_string();
-        let entries = history_entries(ctx, portal_id, Section::Network.as_str(), &id).await?;
-        if entries.is_empty() {
+        let (id, page) = (person_id.to_string(), Page::new(after_sequence, limit)?);
+        let section = Section::Network.as_str();
+        let entries = history_entries(ctx, portal_id, section, &id, page).await?;
+        if entries.is_empty() && page.first() {
             return Err(ApiError::NotFound(format!("person {id} does not exist")).into());
         }
         Ok(entries)
     }
 
-    /// Every revision of the crisis plan, oldest first, with who wrote it and when.
+    /// Every revision of the crisis plan, oldest first, with who wrote it and
+    /// when: up to `limit` (1-500, default 100) after `afterSequence` (default 0).
     async fn crisis_plan_history(
         &self,
         ctx: &Context<'_>,
         portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let page = Page::new(after_sequence, limit)?;
         let id = portal_id.unwrap_or(caller(ctx)?.subject).to_string();
-        Ok(history_entries(ctx, portal_id, Section::CrisisPlan.as_str(), &id).await?)
+        let section = Section::CrisisPlan.as_str();
+        Ok(history_entries(ctx, portal_id, section, &id, page).await?)
     }
 
     /// The organisation's exercise catalogue: the defaults, then the ones added.

@@ -120,7 +120,11 @@ impl Engine {
             .execute(&db.pool)
             .await?;
             let (slot, version) = active_slot(&db, name).await?;
-            create_slot(&db, projection.as_ref(), &slot, false).await?;
+            // A slot built by another version may have other columns: its
+            // DDL is not ours to run. The rebuild below builds a fresh slot.
+            if version == projection.version() {
+                create_slot(&db, projection.as_ref(), &slot, false).await?;
+            }
             let (progress, _) = watch::channel(load_checkpoint(&db, name, &slot).await?.0);
             let runner = Arc::new(Runner {
                 projection,

@@ -29,8 +29,9 @@ const COLS: &[&str] = &[
     "at",
 ];
 
-/// The query behind goal and status histories: `$1` portal id, `$2` subject
-/// kind, `$3` subject id, over the history `table` of the live slot. Columns:
+/// The query behind every item's history: `$1` portal id, `$2` subject
+/// kind, `$3` subject id, `$4` the sequence to start after, `$5` how many, over
+/// the history `table` of the live slot. Columns:
 /// sequence, position, event_type, at, recorded_at, actor_id, actor_role,
 /// request_id, data.
 pub fn query(backend: Backend, table: &str) -> String {
@@ -48,7 +49,8 @@ pub fn query(backend: Backend, table: &str) -> String {
          {data} AS data \
          FROM {table} h JOIN events e \
            ON e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id AND e.sequence = h.sequence \
-         WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = $3 ORDER BY h.sequence"
+         WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = $3 AND h.sequence > $4 \
+         ORDER BY h.sequence LIMIT $5"
     )
 }
 

@@ -54,3 +54,54 @@ async fn health_readiness_and_metrics_answer(store: Store) {
     server.stop().await;
 }
 both_stores!(operations, health_readiness_and_metrics_answer);
+
+/// A store whose read models were built by an older version of the service
+/// (here: the history table of version 2, without the `section` column the
+/// current indexes need) starts, rebuilds them, and answers from the events.
+async fn an_older_read_model_is_rebuilt_at_start(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    user.client
+        .data(
+            r#"mutation { addMedication(name: "Sertraline", dose: "50 mg", schedule: "morning") { version } }"#,
+            json!({}),
+        )
+        .await;
+    server.stop().await;
+
+    let read = read_db(&db).await;
+    let slot: String =
+        sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = 'history'")
+            .fetch_one(&read.pool)
+            .await
+            .unwrap();
+    for sql in [
+        format!("DROP TABLE history_{slot}"),
+        format!(
+            "CREATE TABLE history_{slot} (portal_id TEXT NOT NULL, sequence BIGINT NOT NULL, \
+             position BIGINT NOT NULL, subject_kind TEXT NOT NULL, subject_id TEXT NOT NULL, \
+             event_type TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (portal_id, sequence))"
+        ),
+        "UPDATE projection_slots SET version = 2 WHERE name = 'history'".to_string(),
+    ] {
+        sqlx::query(&sql).execute(&read.pool).await.unwrap();
+    }
+
+    let server = Server::start(&db).await;
+    let c = server.client(user.client.token.clone());
+    let meds = c.data("{ medications { name dose } }", json!({})).await;
+    assert_eq!(
+        meds,
+        json!({"medications": [{"name": "Sertraline", "dose": "50 mg"}]})
+    );
+    let version: i64 = sqlx::query_scalar(
+        "SELECT CAST(version AS BIGINT) FROM projection_slots WHERE name = 'history'",
+    )
+    .fetch_one(&read.pool)
+    .await
+    .unwrap();
+    assert!(version > 2, "history was not rebuilt: version {version}");
+    server.stop().await;
+}
+both_stores!(upgrade, an_older_read_model_is_rebuilt_at_start);

@@ -292,9 +292,24 @@ async fn toolbox_end_to_end(store: Store) {
         .await;
     assert!(none["crisisPlan"].is_null());
     let history = c
-        .data("{ crisisPlanHistory { eventType actorRole } }", json!({}))
+        .data(
+            "{ crisisPlanHistory { sequence eventType actorRole } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(history["crisisPlanHistory"].as_array().unwrap().len(), 2);
+    let revisions = history["crisisPlanHistory"].as_array().unwrap();
+    assert_eq!(revisions.len(), 2);
+    assert_eq!(revisions[0]["actorRole"], "service_user");
+    let second = c
+        .data(
+            "query($a: Int!) { crisisPlanHistory(afterSequence: $a, limit: 1) { sequence } }",
+            json!({"a": revisions[0]["sequence"]}),
+        )
+        .await;
+    assert_eq!(
+        second["crisisPlanHistory"],
+        json!([{"sequence": revisions[1]["sequence"]}])
+    );
     let history = c
         .data(
             "query($m: UUID!) { medicationHistory(medicationId: $m) { eventType } }",
@@ -434,6 +449,18 @@ async fn toolbox_refusals(store: Store) {
             json!({}),
             "BAD_USER_INPUT",
             "`revision` must be at least 1",
+        ),
+        (
+            "{ crisisPlanHistory(limit: 501) { sequence } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`limit` must be between 1 and 500",
+        ),
+        (
+            "mutation { startExercise(exercise: \"Not A Key!\") { version } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "`exercise` must be an exercise key",
         ),
         (
             "mutation { addExercise(key: \"walk\", title: \"Walk\") { version } }",

@@ -85,6 +85,8 @@ pub enum PortalError {
     NothingChanged(&'static str),
     #[error("exercise `{0}` is not in the organisation's catalogue")]
     UnknownExercise(String),
+    #[error("field `exercise` must be an exercise key: 1-{max} characters of a-z, 0-9 and _, starting with a letter")]
+    InvalidExerciseKey { max: usize },
 }
 
 /// How the edge should classify a rule violation.

@@ -496,6 +496,11 @@ impl Portal {
         catalogue_title: Option<String>,
         at: DateTime<Utc>,
     ) -> Result<PortalEvent, PortalError> {
+        if !text::key_ok(&exercise, DOMAIN_KEY_MAX) {
+            return Err(PortalError::InvalidExerciseKey {
+                max: DOMAIN_KEY_MAX,
+            });
+        }
         let title =
             catalogue_title.ok_or_else(|| PortalError::UnknownExercise(exercise.clone()))?;
         if self.exercise_log.contains_key(&entry_id) {

@@ -1307,3 +1307,16 @@ fn unknown_items_are_not_found_and_wrong_states_are_bad_input() {
         assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
     }
 }
+
+#[test]
+fn an_exercise_key_that_is_not_a_key_is_bad_input() {
+    framework()
+        .given(vec![opened()])
+        .when(PortalCommand::StartExercise {
+            entry_id: entry(),
+            exercise: "x".repeat(41),
+            catalogue_title: None,
+            at: t(),
+        })
+        .then_expect_error(PortalError::InvalidExerciseKey { max: 40 });
+}
