@@ -324,7 +324,7 @@ pub(crate) async fn section_view(
     skip: i64,
 ) -> Result<PortalView, ApiError> {
     let (portal_id, table) = readable(ctx, portal_id).await?;
-    let sql = history::section_query(service(ctx).db.backend, &table, pick);
+    let sql = history::plan_query(service(ctx).db.backend, &table, pick);
     let mut binds = vec![
         Val::from(portal_id.to_string()),
         section.as_str().into(),
@@ -519,7 +519,7 @@ impl ToolboxQuery {
             items_view(ctx, portal_id, Section::Medications, as_of).await?;
         // Only the newest change was folded: count them all.
         let svc = service(ctx);
-        let counts = sqlx::query(&history::item_counts_query(&table))
+        let counts = sqlx::query(&history::item_counts_query(svc.db.backend, &table))
             .bind(portal_id.to_string())
             .bind(Section::Medications.as_str())
             .bind(as_of_text(as_of))

@@ -43,13 +43,14 @@ pub fn query(backend: Backend, table: &str) -> String {
         ),
         Backend::Sqlite => ("e.recorded_at", "e.metadata ->> ", "e.payload"),
     };
+    let items = by_items(backend, table);
     format!(
         "SELECT h.sequence, h.position, h.event_type, h.at, {recorded_at} AS recorded_at, \
          {meta}'actor_id' AS actor_id, {meta}'actor_role' AS actor_role, {meta}'request_id' AS request_id, \
          {data} AS data \
-         FROM {table} h JOIN events e \
-           ON e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id AND e.sequence = h.sequence \
+         FROM {table} h{items} {THEN_EVENTS} \
          WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = $3 AND h.sequence > $4 \
+           AND {EVENT_OF_H} \
          ORDER BY h.sequence LIMIT $5"
     )
 }
@@ -67,30 +68,42 @@ fn cutoff(table: &str, time: &str) -> String {
     )
 }
 
-/// Which of a section's events a [`section_query`] returns.
+/// On SQLite, `INDEXED BY` the item index: its planner would otherwise answer
+/// a bound on `sequence` (or an `ORDER BY sequence`) from the primary key
+/// (portal, sequence), scanning every event of a large portal. PostgreSQL
+/// plans from its statistics.
+fn by_items(backend: Backend, table: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(" INDEXED BY {table}_items"),
+        Backend::Postgres => String::new(),
+    }
+}
+
+/// Which revisions a [`plan_query`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
-    /// All of them, oldest first.
-    All,
     /// Only the newest.
     Latest,
     /// Only the one after skipping `$4` (a count).
     Nth,
 }
 
-/// The events of one section of a portal as it stood at a time: `$1` portal
-/// id, `$2` section name, `$3` the time. Columns: sequence, data.
-pub fn section_query(backend: Backend, table: &str, pick: Pick) -> String {
+/// Revisions of the crisis plan as it stood at a time: `$1` portal id, `$2`
+/// its subject kind (`crisis_plan`; the plan's subject id is the portal's), `$3`
+/// the time. Columns: sequence, data. Each revision holds the whole plan, so
+/// [`Pick::Latest`] or [`Pick::Nth`] reads one row down the item index.
+pub fn plan_query(backend: Backend, table: &str, pick: Pick) -> String {
     let data = payload(backend);
     let order = match pick {
-        Pick::All => "ASC",
         Pick::Latest => "DESC LIMIT 1",
         Pick::Nth => "ASC LIMIT 1 OFFSET $4",
     };
     format!(
-        "SELECT h.sequence, {data} AS data FROM {table} h {JOIN_EVENTS} \
-         WHERE h.portal_id = $1 AND h.section = $2 AND h.sequence <= {} \
+        "SELECT h.sequence, {data} AS data FROM {table} h{} {THEN_EVENTS} \
+         WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = $1 \
+           AND h.event_type = 'CrisisPlanRevised' AND h.sequence <= {} AND {EVENT_OF_H} \
          ORDER BY h.sequence {order}",
+        by_items(backend, table),
         cutoff(table, "$3")
     )
 }
@@ -102,8 +115,12 @@ fn payload(backend: Backend) -> &'static str {
     }
 }
 
-const JOIN_EVENTS: &str =
-    "JOIN events e ON e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id AND e.sequence = h.sequence";
+/// The events table after the history index `h`: a `CROSS JOIN`, so that
+/// SQLite reads the index first and each event by key (PostgreSQL plans it as
+/// an inner join), with [`EVENT_OF_H`] in the `WHERE`.
+const THEN_EVENTS: &str = "CROSS JOIN events e";
+const EVENT_OF_H: &str =
+    "e.aggregate_type = 'Portal' AND e.aggregate_id = h.portal_id AND e.sequence = h.sequence";
 
 /// The payload of history row `h`, looked up by primary key: for queries
 /// that return few rows of a large portal, where a join might be planned as a
@@ -122,11 +139,12 @@ fn payload_of_h(backend: Backend) -> String {
 /// latest status rating of each domain. Columns: sequence, data.
 pub fn panel_query(backend: Backend, table: &str) -> String {
     let (data, c) = (payload_of_h(backend), cutoff(table, "$2"));
+    let items = by_items(backend, table);
     format!(
-        "SELECT h.sequence, {data} AS data FROM {table} h \
-         WHERE h.portal_id = $1 AND h.section = 'core' AND h.subject_kind <> 'status' \
+        "SELECT h.sequence, {data} AS data FROM {table} h{items} \
+         WHERE h.portal_id = $1 AND h.subject_kind IN ('portal', 'domain', 'goal') \
            AND h.sequence <= {c} \
-           AND NOT (h.subject_kind = 'goal' AND h.subject_id IN (SELECT g.subject_id FROM {table} g \
+           AND NOT (h.subject_kind = 'goal' AND h.subject_id IN (SELECT g.subject_id FROM {table} g{items} \
                 WHERE g.portal_id = $1 AND g.subject_kind = 'goal' \
                   AND g.event_type IN ('GoalAchieved', 'GoalAbandoned') AND g.sequence <= {c})) \
          UNION ALL \
@@ -171,15 +189,16 @@ pub fn newest_items_query(backend: Backend, table: &str, first_event: &str) -> S
            (SELECT f.subject_id FROM {table} f WHERE f.portal_id = $1 AND f.section = $2 \
               AND f.event_type = '{first_event}' AND f.sequence <= {c} \
             ORDER BY f.sequence DESC LIMIT $4) n \
-         CROSS JOIN {table} h \
+         CROSS JOIN {table} h{} \
          WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = n.subject_id \
            AND h.sequence <= {c} \
-         ORDER BY h.sequence"
+         ORDER BY h.sequence",
+        by_items(backend, table)
     )
 }
 
 /// The newest event of each type of each item of a toolbox section as it
-/// stood at a time: `$1` portal id, `$2` section, `$3` the time. Columns:
+/// stood at a time: `$1` portal id, `$2` section (its items' subject kind), `$3` the time. Columns:
 /// sequence, data. Where an item's state is set by the newest event of each
 /// kind (medications, people), folding these gives the same items as folding
 /// every event, from an index scan and a few rows per item.
@@ -188,18 +207,19 @@ pub fn latest_per_type_query(backend: Backend, table: &str) -> String {
     format!(
         "SELECT h.sequence, {data} AS data FROM {table} h \
          WHERE h.portal_id = $1 AND h.sequence IN (SELECT MAX(l.sequence) FROM {table} l \
-               WHERE l.portal_id = $1 AND l.section = $2 AND l.sequence <= {c} \
+               WHERE l.portal_id = $1 AND l.subject_kind = $2 AND l.sequence <= {c} \
                GROUP BY l.subject_id, l.event_type) \
          ORDER BY h.sequence"
     )
 }
 
 /// How many events of one type each item of a section had at a time: `$1`
-/// portal id, `$2` section, `$3` the time, `$4` event type. Columns: subject_id, n.
-pub fn item_counts_query(table: &str) -> String {
+/// portal id, `$2` section (its items' subject kind), `$3` the time, `$4` event type. Columns: subject_id, n.
+pub fn item_counts_query(backend: Backend, table: &str) -> String {
     format!(
-        "SELECT subject_id, COUNT(*) AS n FROM {table} \
-         WHERE portal_id = $1 AND section = $2 AND sequence <= {} AND event_type = $4 GROUP BY subject_id",
+        "SELECT subject_id, COUNT(*) AS n FROM {table}{} \
+         WHERE portal_id = $1 AND subject_kind = $2 AND sequence <= {} AND event_type = $4 GROUP BY subject_id",
+        by_items(backend, table),
         cutoff(table, "$3")
     )
 }
@@ -252,7 +272,7 @@ impl Projection for History {
     }
 
     fn version(&self) -> i32 {
-        5
+        6
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -268,19 +288,16 @@ impl Projection for History {
                  PRIMARY KEY (portal_id, sequence))"
             ),
             format!(
-                "CREATE INDEX IF NOT EXISTS history_{s}_section ON history_{s} (portal_id, section, sequence)"
-            ),
-            format!(
                 "CREATE INDEX IF NOT EXISTS history_{s}_at ON history_{s} (portal_id, at, sequence)"
             ),
             format!(
                 "CREATE INDEX IF NOT EXISTS history_{s}_types ON history_{s} (portal_id, section, event_type, sequence)"
             ),
+            // One index per item (goal, domain status, medication, person,
+            // exercise entry, crisis plan) and kind of event: item histories,
+            // the newest event of each kind, counts per item.
             format!(
-                "CREATE INDEX IF NOT EXISTS history_{s}_items ON history_{s} (portal_id, section, subject_id, event_type, sequence)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS history_{s}_subject ON history_{s} (portal_id, subject_kind, subject_id, sequence)"
+                "CREATE INDEX IF NOT EXISTS history_{s}_items ON history_{s} (portal_id, subject_kind, subject_id, event_type, sequence)"
             ),
         ]
     }
