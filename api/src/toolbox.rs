@@ -2,9 +2,9 @@
 //! and the control panel's section summary, each readable "now" or as it
 //! stood at any earlier time (`asOf`).
 //!
-//! Reads of a section fold that section's events (found through the history
-//! index) with [`PortalView`]; the current state is the same fold up to now,
-//! so "now" and "as of T" cannot disagree. See `docs/as-of.md`.
+//! Reads of a section fold the events its answer needs (found through the
+//! history index) with [`PortalView`]; the current state is the same fold up
+//! to now, so "now" and "as of T" cannot disagree. See `docs/as-of.md`.
 
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -314,11 +314,11 @@ async fn readable(ctx: &Context<'_>, portal_id: Option<Uuid>) -> Result<(Uuid, S
     Ok((portal_id, svc.engine.table(history::NAME, "history")))
 }
 
-/// Folds one section of a portal up to `as_of` (or now), after the read check.
-pub(crate) async fn section_view(
+/// The crisis plan up to `as_of` (or now): its newest revision, or revision
+/// `skip + 1` with [`Pick::Nth`], after the read check.
+async fn plan_view(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
-    section: Section,
     as_of: Option<DateTime<Utc>>,
     pick: Pick,
     skip: i64,
@@ -327,7 +327,7 @@ pub(crate) async fn section_view(
     let sql = history::plan_query(service(ctx).db.backend, &table, pick);
     let mut binds = vec![
         Val::from(portal_id.to_string()),
-        section.as_str().into(),
+        Section::CrisisPlan.as_str().into(),
         as_of_text(as_of).into(),
     ];
     if pick == Pick::Nth {
@@ -602,7 +602,7 @@ impl ToolboxQuery {
                 .into())
             }
         };
-        let view = section_view(ctx, portal_id, Section::CrisisPlan, as_of, pick, skip).await?;
+        let view = plan_view(ctx, portal_id, as_of, pick, skip).await?;
         Ok(view.crisis_plan.map(|p| CrisisPlan {
             revision: p.revision as i32,
             revised_at: p.revised_at,
