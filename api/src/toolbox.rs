@@ -279,10 +279,7 @@ fn as_of_text(as_of: Option<DateTime<Utc>>) -> String {
 }
 
 fn section_of(name: &str) -> Result<Section, ApiError> {
-    Section::ALL
-        .into_iter()
-        .find(|s| s.as_str() == name)
-        .ok_or_else(|| ApiError::internal(format!("unknown section {name}")))
+    Section::parse(name).ok_or_else(|| ApiError::internal(format!("unknown section {name}")))
 }
 
 /// Runs a query over the history index and folds the events it returns.
@@ -406,12 +403,7 @@ pub(crate) async fn summaries(
             last_changed_at: None,
         })
         .collect();
-    let slot = |section: &str| {
-        Section::ALL
-            .iter()
-            .position(|s| s.as_str() == section)
-            .ok_or_else(|| ApiError::internal(format!("unknown section {section}")))
-    };
+    let slot = |name: &str| section_of(name).map(Section::index);
     let get_err = ApiError::internal;
     let Some(as_of) = as_of else {
         let table = svc.engine.table(control_panel::NAME, "cp_sections");
@@ -453,8 +445,9 @@ pub(crate) async fn summaries(
         summary.changes += n;
         summary.last_changed_at = summary.last_changed_at.max(Some(last));
     }
-    let plan = &mut out[slot(Section::CrisisPlan.as_str())?];
-    plan.current = plan.items.min(1);
+    for (summary, section) in out.iter_mut().zip(Section::ALL) {
+        summary.current = control_panel::section_current(section, summary.items, summary.current);
+    }
     Ok(out)
 }
 

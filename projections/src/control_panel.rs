@@ -86,7 +86,7 @@ struct SectionRow {
 }
 
 /// How an event (by its type) moves the counts of its section: (items,
-/// current). A crisis plan's `current` is 1 once it has any revision.
+/// current); see [`section_current`] for the one exception.
 pub fn section_delta(event_type: &str) -> (i64, i64) {
     match event_type {
         "GoalSet" | "MedicationAdded" | "PersonAdded" => (1, 1),
@@ -94,6 +94,16 @@ pub fn section_delta(event_type: &str) -> (i64, i64) {
         "CrisisPlanRevised" | "ExerciseStarted" => (1, 0),
         "ExerciseCompleted" => (0, 1),
         _ => (0, 0),
+    }
+}
+
+/// A section's `current` count from its items and the sum of the
+/// [`section_delta`]s: the crisis plan has one current plan once it has any
+/// revision; every other section keeps the sum.
+pub fn section_current(section: Section, items: i64, summed: i64) -> i64 {
+    match section {
+        Section::CrisisPlan => items.min(1),
+        _ => summed,
     }
 }
 
@@ -169,10 +179,8 @@ impl Batch {
             .entry((p.clone(), event.section().as_str().to_string()))
             .or_default();
         section.items += items;
-        section.current += current;
-        if event.section() == Section::CrisisPlan {
-            section.current = section.items.min(1);
-        }
+        section.current =
+            section_current(event.section(), section.items, section.current + current);
         section.changes += 1;
         section.updated_at = at.clone();
         match event {

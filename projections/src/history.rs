@@ -35,14 +35,13 @@ const COLS: &[&str] = &[
 /// sequence, position, event_type, at, recorded_at, actor_id, actor_role,
 /// request_id, data.
 pub fn query(backend: Backend, table: &str) -> String {
-    let (recorded_at, meta, data) = match backend {
-        Backend::Postgres => (
-            "to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-            "e.metadata ->> ",
-            "e.payload::text",
-        ),
-        Backend::Sqlite => ("e.recorded_at", "e.metadata ->> ", "e.payload"),
+    let recorded_at = match backend {
+        Backend::Postgres => {
+            "to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        }
+        Backend::Sqlite => "e.recorded_at",
     };
+    let (meta, data) = ("e.metadata ->> ", payload(backend));
     let items = by_items(backend, table);
     format!(
         "SELECT h.sequence, h.position, h.event_type, h.at, {recorded_at} AS recorded_at, \

@@ -165,6 +165,16 @@ impl Section {
             Section::Exercises => "exercises",
         }
     }
+
+    /// The section a stored name ([`Section::as_str`]) stands for.
+    pub fn parse(name: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Its place in [`Section::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl PortalEvent {

@@ -541,3 +541,13 @@ fn the_portal_clock_never_runs_backwards() {
             at: t(),
         }]);
 }
+
+#[test]
+fn sections_know_their_names_and_places() {
+    use crate::portal::Section;
+    for (i, section) in Section::ALL.into_iter().enumerate() {
+        assert_eq!(section.index(), i);
+        assert_eq!(Section::parse(section.as_str()), Some(section));
+    }
+    assert_eq!(Section::parse("forum"), None);
+}
