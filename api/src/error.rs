@@ -91,6 +91,7 @@ impl From<PortalError> for ApiError {
         match error.kind() {
             domain::portal::ErrorKind::NotFound => ApiError::NotFound(error.to_string()),
             domain::portal::ErrorKind::BadInput => ApiError::BadInput(error.to_string()),
+            domain::portal::ErrorKind::Forbidden => ApiError::Forbidden(error.to_string()),
         }
     }
 }

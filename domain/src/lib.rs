@@ -4,6 +4,8 @@
 //! commands, so every rule is a pure function that a given/when/then test can pin.
 #![forbid(unsafe_code)]
 
+pub mod care;
 pub mod catalogue;
 pub mod portal;
 pub mod text;
+pub mod trail;

@@ -85,6 +85,17 @@ pub enum PortalError {
     NothingChanged(&'static str),
     #[error("exercise `{0}` is not in the organisation's catalogue")]
     UnknownExercise(String),
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    #[error("the care relationship is {state} and cannot be {action}")]
+    RelationshipState {
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("the invitation expired at {0}")]
+    InvitationExpired(chrono::DateTime<chrono::Utc>),
+    #[error("field `{0}` must be a time in the future")]
+    NotInFuture(&'static str),
     #[error("field `exercise` must be an exercise key: 1-{max} characters of a-z, 0-9 and _, starting with a letter")]
     InvalidExerciseKey { max: usize },
 }
@@ -96,6 +107,8 @@ pub enum ErrorKind {
     BadInput,
     /// The thing named does not exist.
     NotFound,
+    /// The caller may not do this (the wrong side of a care relationship).
+    Forbidden,
 }
 
 impl PortalError {
@@ -107,6 +120,7 @@ impl PortalError {
             | PortalError::UnknownActivity(_)
             | PortalError::Unknown { .. }
             | PortalError::UnknownExercise(_) => ErrorKind::NotFound,
+            PortalError::NotAllowed(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadInput,
         }
     }

@@ -135,7 +135,8 @@ pub enum PortalEvent {
 
 /// The part of the portal an event belongs to, for as-of reads and the
 /// access rules of later issues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Section {
     /// Opening, life domains, status ratings, goals and activities.
     Core,

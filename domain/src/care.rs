@@ -1,0 +1,792 @@
+//! Working together: provider profiles, care relationships, consent grants and
+//! break-glass access.
+//!
+//! One `Provider` aggregate per provider (id: the provider's subject id) holds
+//! their profile. One `CareRelationship` aggregate per pair of service user and
+//! provider (id: [`relationship_id`], derived from the pair) holds every
+//! invitation, acceptance, ending, grant, revocation and break-glass opening
+//! between them, so "is there already a relationship?" is a rule of one
+//! aggregate and the whole story of a pair is one stream. A team is several
+//! relationships around one user; a caseload is several around one provider.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::portal::{PortalError, Section};
+use crate::text;
+
+/// Aggregate type of provider profiles in the event store.
+pub const PROVIDER_TYPE: &str = "Provider";
+/// Aggregate type of care relationships in the event store.
+pub const RELATIONSHIP_TYPE: &str = "CareRelationship";
+
+/// Longest provider display name, in characters.
+pub const DISPLAY_NAME_MAX: usize = 100;
+/// Longest break-glass reason, in characters.
+pub const REASON_MAX: usize = 1000;
+
+/// The id of the care relationship between a service user and a provider:
+/// the same pair always has the same id (a name-based UUID, version 8).
+pub fn relationship_id(user_id: Uuid, provider_id: Uuid) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"portal care relationship\0")
+        .chain_update(user_id.as_bytes())
+        .chain_update(provider_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// What a provider does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profession {
+    Nurse,
+    Psychologist,
+    Psychiatrist,
+    SocialWorker,
+    OccupationalTherapist,
+    PeerWorker,
+    Other,
+}
+
+/// A provider's profile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provider {
+    pub organisation: Option<String>,
+    pub display_name: String,
+    pub profession: Option<Profession>,
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// What a provider asks of their profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderCommand {
+    /// Registers the profile, or changes it when it exists.
+    SaveProfile {
+        organisation: String,
+        display_name: String,
+        profession: Profession,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened to a provider's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProviderEvent {
+    ProviderRegistered {
+        organisation: String,
+        display_name: String,
+        profession: Profession,
+        at: DateTime<Utc>,
+    },
+    ProviderProfileChanged {
+        display_name: String,
+        profession: Profession,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for ProviderEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ProviderEvent::ProviderRegistered { .. } => "ProviderRegistered",
+            ProviderEvent::ProviderProfileChanged { .. } => "ProviderProfileChanged",
+        }
+        .to_string()
+    }
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+impl Provider {
+    /// The events a command causes, or the rule it breaks.
+    pub fn decide(&self, command: ProviderCommand) -> Result<Vec<ProviderEvent>, PortalError> {
+        let ProviderCommand::SaveProfile {
+            organisation,
+            display_name,
+            profession,
+            at,
+        } = command;
+        let display_name = text::required(&display_name, DISPLAY_NAME_MAX)
+            .map_err(PortalError::text("displayName"))?;
+        let at = self.last_at.map_or(at, |last| at.max(last));
+        match &self.organisation {
+            None => Ok(vec![ProviderEvent::ProviderRegistered {
+                organisation,
+                display_name,
+                profession,
+                at,
+            }]),
+            Some(org) if *org != organisation => Err(PortalError::NotAllowed(
+                "this provider is registered in another organisation",
+            )),
+            Some(_) if display_name == self.display_name && Some(profession) == self.profession => {
+                Err(PortalError::NothingChanged("profile"))
+            }
+            Some(_) => Ok(vec![ProviderEvent::ProviderProfileChanged {
+                display_name,
+                profession,
+                at,
+            }]),
+        }
+    }
+}
+
+impl Aggregate for Provider {
+    const TYPE: &'static str = PROVIDER_TYPE;
+    type Command = ProviderCommand;
+    type Event = ProviderEvent;
+    type Error = PortalError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ProviderEvent::ProviderRegistered {
+                organisation,
+                display_name,
+                profession,
+                at,
+            } => {
+                self.organisation = Some(organisation);
+                self.display_name = display_name;
+                self.profession = Some(profession);
+                self.last_at = Some(at);
+            }
+            ProviderEvent::ProviderProfileChanged {
+                display_name,
+                profession,
+                at,
+            } => {
+                self.display_name = display_name;
+                self.profession = Some(profession);
+                self.last_at = Some(at);
+            }
+        }
+    }
+}
+
+/// The two sides of a care relationship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    ServiceUser,
+    Provider,
+}
+
+impl Side {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::ServiceUser => "service_user",
+            Side::Provider => "provider",
+        }
+    }
+}
+
+/// Why a provider opens a crisis plan without a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakGlassCode {
+    /// The service user may harm themselves.
+    RiskToSelf,
+    /// The service user may harm others.
+    RiskToOthers,
+    /// The service user is in crisis and cannot be reached or cannot consent.
+    CannotConsent,
+    /// Another emergency, explained in the free text.
+    Other,
+}
+
+impl BreakGlassCode {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakGlassCode::RiskToSelf => "risk_to_self",
+            BreakGlassCode::RiskToOthers => "risk_to_others",
+            BreakGlassCode::CannotConsent => "cannot_consent",
+            BreakGlassCode::Other => "other",
+        }
+    }
+}
+
+/// Where a relationship stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationshipState {
+    /// Never invited.
+    #[default]
+    None,
+    /// One side invited the other, who has not answered.
+    Invited,
+    /// Both sides agreed; the provider follows the user.
+    Active,
+    /// The invitation was declined.
+    Declined,
+    /// Either side ended the relationship (or withdrew the invitation).
+    Ended,
+}
+
+impl RelationshipState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationshipState::None => "none",
+            RelationshipState::Invited => "invited",
+            RelationshipState::Active => "active",
+            RelationshipState::Declined => "declined",
+            RelationshipState::Ended => "ended",
+        }
+    }
+}
+
+/// A grant of one section: since when, until when, and which event gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub granted_at: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+    /// Sequence number of the `ConsentGranted` event in the relationship's stream.
+    pub sequence: i64,
+}
+
+/// An open break-glass access to the crisis plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    pub opened_at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub code: BreakGlassCode,
+    /// Sequence number of the `BreakGlassOpened` event.
+    pub sequence: i64,
+}
+
+/// What allows a provider to read a section right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    Grant(Grant),
+    BreakGlass(BreakGlass),
+}
+
+/// A care relationship between one service user and one provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CareRelationship {
+    pub user_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+    pub organisation: String,
+    pub state: RelationshipState,
+    pub invited_by: Option<Side>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub grants: BTreeMap<Section, Grant>,
+    pub break_glass: Option<BreakGlass>,
+    /// Events applied so far: the sequence number of the last one.
+    pub version: i64,
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// What the two sides ask of their relationship. `by` is the side the
+/// caller is on; the service checks that the caller is that party.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CareCommand {
+    Invite {
+        user_id: Uuid,
+        provider_id: Uuid,
+        organisation: String,
+        by: Side,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    Accept {
+        by: Side,
+        at: DateTime<Utc>,
+    },
+    Decline {
+        by: Side,
+        at: DateTime<Utc>,
+    },
+    /// Ends an active relationship, or withdraws a pending invitation.
+    End {
+        by: Side,
+        at: DateTime<Utc>,
+    },
+    Grant {
+        by: Side,
+        section: Section,
+        until: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+    Revoke {
+        by: Side,
+        section: Section,
+        at: DateTime<Utc>,
+    },
+    BreakGlass {
+        by: Side,
+        code: BreakGlassCode,
+        reason: String,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened in a relationship.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CareEvent {
+    Invited {
+        relationship_id: Uuid,
+        user_id: Uuid,
+        provider_id: Uuid,
+        organisation: String,
+        by: Side,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    InvitationAccepted {
+        by: Side,
+        at: DateTime<Utc>,
+    },
+    InvitationDeclined {
+        by: Side,
+        at: DateTime<Utc>,
+    },
+    RelationshipEnded {
+        by: Side,
+        at: DateTime<Utc>,
+    },
+    ConsentGranted {
+        section: Section,
+        until: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+    ConsentRevoked {
+        section: Section,
+        at: DateTime<Utc>,
+    },
+    BreakGlassOpened {
+        code: BreakGlassCode,
+        reason: String,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CareEvent {
+    fn event_type(&self) -> String {
+        match self {
+            CareEvent::Invited { .. } => "Invited",
+            CareEvent::InvitationAccepted { .. } => "InvitationAccepted",
+            CareEvent::InvitationDeclined { .. } => "InvitationDeclined",
+            CareEvent::RelationshipEnded { .. } => "RelationshipEnded",
+            CareEvent::ConsentGranted { .. } => "ConsentGranted",
+            CareEvent::ConsentRevoked { .. } => "ConsentRevoked",
+            CareEvent::BreakGlassOpened { .. } => "BreakGlassOpened",
+        }
+        .to_string()
+    }
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+impl CareEvent {
+    /// When it happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            CareEvent::Invited { at, .. }
+            | CareEvent::InvitationAccepted { at, .. }
+            | CareEvent::InvitationDeclined { at, .. }
+            | CareEvent::RelationshipEnded { at, .. }
+            | CareEvent::ConsentGranted { at, .. }
+            | CareEvent::ConsentRevoked { at, .. }
+            | CareEvent::BreakGlassOpened { at, .. } => *at,
+        }
+    }
+}
+
+fn state_error(state: RelationshipState, action: &'static str) -> PortalError {
+    PortalError::RelationshipState {
+        state: state.as_str(),
+        action,
+    }
+}
+
+impl CareRelationship {
+    /// True while an invitation waits for an answer and has not expired at `at`.
+    pub fn invitation_open(&self, at: DateTime<Utc>) -> bool {
+        self.state == RelationshipState::Invited && self.expires_at.is_some_and(|e| at < e)
+    }
+
+    /// The state as seen at `at`: an invitation past its expiry reads as "expired".
+    pub fn state_at(&self, at: DateTime<Utc>) -> &'static str {
+        if self.state == RelationshipState::Invited && !self.invitation_open(at) {
+            "expired"
+        } else {
+            self.state.as_str()
+        }
+    }
+
+    /// The sections granted and not expired at `at`.
+    pub fn granted(&self, at: DateTime<Utc>) -> Vec<(Section, Grant)> {
+        if self.state != RelationshipState::Active {
+            return Vec::new();
+        }
+        self.grants
+            .iter()
+            .filter(|(_, g)| g.until.is_none_or(|u| at < u))
+            .map(|(s, g)| (*s, *g))
+            .collect()
+    }
+
+    /// What lets the provider read `section` at `at`, if anything: a grant
+    /// that has not expired, or (crisis plan only) an open break-glass access.
+    pub fn basis(&self, section: Section, at: DateTime<Utc>) -> Option<Basis> {
+        if self.state != RelationshipState::Active {
+            return None;
+        }
+        if let Some(grant) = self.grants.get(&section) {
+            if grant.until.is_none_or(|u| at < u) {
+                return Some(Basis::Grant(*grant));
+            }
+        }
+        match self.break_glass {
+            Some(bg) if section == Section::CrisisPlan && at < bg.until => {
+                Some(Basis::BreakGlass(bg))
+            }
+            _ => None,
+        }
+    }
+
+    /// The events a command causes, or the rule it breaks.
+    pub fn decide(&self, command: CareCommand) -> Result<Vec<CareEvent>, PortalError> {
+        let clamp = |at: DateTime<Utc>| self.last_at.map_or(at, |last| at.max(last));
+        match command {
+            CareCommand::Invite {
+                user_id,
+                provider_id,
+                organisation,
+                by,
+                expires_at,
+                at,
+            } => {
+                let at = clamp(at);
+                if user_id == provider_id {
+                    return Err(PortalError::NotAllowed(
+                        "nobody can be in care with themselves",
+                    ));
+                }
+                match self.state {
+                    RelationshipState::Active => {
+                        return Err(state_error(self.state, "invited again"))
+                    }
+                    RelationshipState::Invited if self.invitation_open(at) => {
+                        return Err(state_error(self.state, "invited again"))
+                    }
+                    _ => {}
+                }
+                if expires_at <= at {
+                    return Err(PortalError::NotInFuture("expiresAt"));
+                }
+                Ok(vec![CareEvent::Invited {
+                    relationship_id: relationship_id(user_id, provider_id),
+                    user_id,
+                    provider_id,
+                    organisation,
+                    by,
+                    expires_at,
+                    at,
+                }])
+            }
+            CareCommand::Accept { by, at } | CareCommand::Decline { by, at } => {
+                let at = clamp(at);
+                let accept = matches!(command, CareCommand::Accept { .. });
+                let action = if accept { "accepted" } else { "declined" };
+                if self.state != RelationshipState::Invited {
+                    return Err(state_error(self.state, action));
+                }
+                if self.invited_by == Some(by) {
+                    return Err(PortalError::NotAllowed(
+                        "only the side that was invited can answer an invitation",
+                    ));
+                }
+                if let Some(expires_at) = self.expires_at.filter(|e| at >= *e) {
+                    return Err(PortalError::InvitationExpired(expires_at));
+                }
+                Ok(vec![if accept {
+                    CareEvent::InvitationAccepted { by, at }
+                } else {
+                    CareEvent::InvitationDeclined { by, at }
+                }])
+            }
+            CareCommand::End { by, at } => {
+                let at = clamp(at);
+                match self.state {
+                    RelationshipState::Active => {}
+                    RelationshipState::Invited if self.invited_by == Some(by) => {}
+                    RelationshipState::Invited => {
+                        return Err(PortalError::NotAllowed(
+                            "the invited side answers with accept or decline",
+                        ))
+                    }
+                    state => return Err(state_error(state, "ended")),
+                }
+                Ok(vec![CareEvent::RelationshipEnded { by, at }])
+            }
+            CareCommand::Grant {
+                by,
+                section,
+                until,
+                at,
+            } => {
+                let at = clamp(at);
+                self.user_side(by)?;
+                self.active("granted")?;
+                if until.is_some_and(|u| u <= at) {
+                    return Err(PortalError::NotInFuture("until"));
+                }
+                if self
+                    .grants
+                    .get(&section)
+                    .is_some_and(|g| g.until == until && g.until.is_none_or(|u| at < u))
+                {
+                    return Err(PortalError::NothingChanged("consent grant"));
+                }
+                Ok(vec![CareEvent::ConsentGranted { section, until, at }])
+            }
+            CareCommand::Revoke { by, section, at } => {
+                let at = clamp(at);
+                self.user_side(by)?;
+                self.active("changed")?;
+                if !self.granted(at).iter().any(|(s, _)| *s == section) {
+                    return Err(PortalError::NothingChanged("consent grant"));
+                }
+                Ok(vec![CareEvent::ConsentRevoked { section, at }])
+            }
+            CareCommand::BreakGlass {
+                by,
+                code,
+                reason,
+                until,
+                at,
+            } => {
+                let at = clamp(at);
+                if by != Side::Provider {
+                    return Err(PortalError::NotAllowed(
+                        "only a provider can open a crisis plan with break-glass",
+                    ));
+                }
+                self.active("used for break-glass")?;
+                let reason =
+                    text::required(&reason, REASON_MAX).map_err(PortalError::text("reason"))?;
+                if until <= at {
+                    return Err(PortalError::NotInFuture("until"));
+                }
+                Ok(vec![CareEvent::BreakGlassOpened {
+                    code,
+                    reason,
+                    until,
+                    at,
+                }])
+            }
+        }
+    }
+
+    fn user_side(&self, by: Side) -> Result<(), PortalError> {
+        if by != Side::ServiceUser {
+            return Err(PortalError::NotAllowed(
+                "only the service user grants and revokes access to their portal",
+            ));
+        }
+        Ok(())
+    }
+
+    fn active(&self, action: &'static str) -> Result<(), PortalError> {
+        if self.state != RelationshipState::Active {
+            return Err(state_error(self.state, action));
+        }
+        Ok(())
+    }
+}
+
+impl Aggregate for CareRelationship {
+    const TYPE: &'static str = RELATIONSHIP_TYPE;
+    type Command = CareCommand;
+    type Event = CareEvent;
+    type Error = PortalError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        self.last_at = Some(event.at());
+        match event {
+            CareEvent::Invited {
+                user_id,
+                provider_id,
+                organisation,
+                by,
+                expires_at,
+                ..
+            } => {
+                self.user_id = Some(user_id);
+                self.provider_id = Some(provider_id);
+                self.organisation = organisation;
+                self.state = RelationshipState::Invited;
+                self.invited_by = Some(by);
+                self.expires_at = Some(expires_at);
+                self.grants.clear();
+                self.break_glass = None;
+            }
+            CareEvent::InvitationAccepted { .. } => {
+                self.state = RelationshipState::Active;
+                self.expires_at = None;
+            }
+            CareEvent::InvitationDeclined { .. } => {
+                self.state = RelationshipState::Declined;
+                self.expires_at = None;
+            }
+            CareEvent::RelationshipEnded { .. } => {
+                self.state = RelationshipState::Ended;
+                self.expires_at = None;
+                self.grants.clear();
+                self.break_glass = None;
+            }
+            CareEvent::ConsentGranted { section, until, at } => {
+                self.grants.insert(
+                    section,
+                    Grant {
+                        granted_at: at,
+                        until,
+                        sequence: self.version,
+                    },
+                );
+            }
+            CareEvent::ConsentRevoked { section, .. } => {
+                self.grants.remove(&section);
+            }
+            CareEvent::BreakGlassOpened {
+                code, until, at, ..
+            } => {
+                self.break_glass = Some(BreakGlass {
+                    opened_at: at,
+                    until,
+                    code,
+                    sequence: self.version,
+                });
+            }
+        }
+    }
+}
+
+/// How a provider could see a section during a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Grant,
+    BreakGlass,
+}
+
+/// A span of time during which the provider could read a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub section: Section,
+    pub kind: WindowKind,
+    pub from: DateTime<Utc>,
+    /// None while it is still open (and has no end date).
+    pub to: Option<DateTime<Utc>>,
+    /// Sequence number of the event that opened it.
+    pub sequence: i64,
+}
+
+impl Window {
+    /// True when the window overlaps `[from, to)`.
+    pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.from < to && self.to.is_none_or(|end| end > from)
+    }
+}
+
+/// Every window of access a relationship's events gave, in the order they
+/// opened: grants (until revoked, replaced, expired or the relationship
+/// ended) and break-glass openings (until they ran out or the relationship ended).
+pub fn windows<'a>(events: impl IntoIterator<Item = &'a CareEvent>) -> Vec<Window> {
+    let mut done: Vec<Window> = Vec::new();
+    let mut open: Vec<Window> = Vec::new();
+    let close = |w: Window, at: DateTime<Utc>| Window {
+        to: Some(w.to.map_or(at, |t| t.min(at))),
+        ..w
+    };
+    for (index, event) in events.into_iter().enumerate() {
+        let sequence = index as i64 + 1;
+        match event {
+            CareEvent::ConsentGranted { section, until, at } => {
+                if let Some(i) = open
+                    .iter()
+                    .position(|w| w.kind == WindowKind::Grant && w.section == *section)
+                {
+                    done.push(close(open.remove(i), *at));
+                }
+                open.push(Window {
+                    section: *section,
+                    kind: WindowKind::Grant,
+                    from: *at,
+                    to: *until,
+                    sequence,
+                });
+            }
+            CareEvent::ConsentRevoked { section, at } => {
+                if let Some(i) = open
+                    .iter()
+                    .position(|w| w.kind == WindowKind::Grant && w.section == *section)
+                {
+                    done.push(close(open.remove(i), *at));
+                }
+            }
+            CareEvent::BreakGlassOpened { until, at, .. } => open.push(Window {
+                section: Section::CrisisPlan,
+                kind: WindowKind::BreakGlass,
+                from: *at,
+                to: Some(*until),
+                sequence,
+            }),
+            CareEvent::RelationshipEnded { at, .. } | CareEvent::Invited { at, .. } => {
+                done.extend(open.drain(..).map(|w| close(w, *at)));
+            }
+            CareEvent::InvitationAccepted { .. } | CareEvent::InvitationDeclined { .. } => {}
+        }
+    }
+    done.extend(open);
+    done.retain(|w| w.to.is_none_or(|to| to > w.from));
+    done.sort_by_key(|w| (w.from, w.sequence));
+    done
+}
+
+#[cfg(test)]
+#[path = "care_tests.rs"]
+mod tests;
