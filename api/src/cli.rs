@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Check the access trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Measurements used by `ops/bench` (not tests).
@@ -101,6 +106,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         portals: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every chain of the access trail against its hashes; report the
+    /// first record where each broken chain breaks. Exits 1 if any does.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +242,33 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                         );
                     }
                 }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            crate::service::migrate(&settings).await?;
+            let db = projections::Db::connect(&settings.database_url, 2).await?;
+            let trail = crate::trail::Trail::new(&settings.resolve_trail_key()?);
+            let report = trail.verify(&db).await?;
+            for b in &report.breaks {
+                println!(
+                    "BROKEN chain {} at record {} (position {}): {}",
+                    b.chain, b.sequence, b.position, b.reason
+                );
+            }
+            println!(
+                "{} records in {} chains checked: {}",
+                report.records,
+                report.chains,
+                if report.breaks.is_empty() {
+                    "intact".to_string()
+                } else {
+                    format!("{} broken", report.breaks.len())
+                }
+            );
+            if !report.breaks.is_empty() {
+                return Err("the access trail does not verify".into());
             }
         }
         Command::Schema => print!("{}", crate::schema::sdl()),

@@ -79,6 +79,7 @@ async fn graphiql() -> Html<String> {
 
 async fn graphql(
     State(app): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -126,6 +127,7 @@ async fn graphql(
         .execute(request.data(RequestContext {
             caller,
             request_id: request_id.clone(),
+            client_address: connect.map(|c| c.0 .0.ip().to_string()),
         }))
         .await;
     // Parse and validation errors (syntax, unknown fields, depth, complexity,
@@ -204,7 +206,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let runners = service.engine.spawn(stopped);
-    let result = axum::serve(listener, router(Arc::clone(&service)))
+    let app =
+        router(Arc::clone(&service)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);

@@ -2,8 +2,11 @@
 //! service that ties the event store to the projections.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod care;
 pub mod cli;
 pub mod error;
 pub mod http;
@@ -12,3 +15,4 @@ pub mod schema;
 pub mod service;
 pub mod settings;
 pub mod toolbox;
+pub mod trail;

@@ -11,13 +11,16 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use domain::portal::view::PortalView;
-use domain::portal::PortalCommand;
+use domain::portal::{PortalCommand, Section};
 use projections::{control_panel, history};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::access::authorize_read;
+use crate::audit::AuditQuery;
 use crate::auth::{AuthError, Caller, Role};
+use crate::care::{CareMutation, CareQuery};
 use crate::error::ApiError;
 use crate::service::{CommandOutcome, Service};
 use crate::toolbox::{self, RecentChange, SectionSummary, ToolboxMutation, ToolboxQuery};
@@ -32,6 +35,8 @@ pub struct RequestContext {
     pub caller: Result<Caller, AuthError>,
     /// Id of this request, recorded in every event it causes.
     pub request_id: String,
+    /// The address the request came from, recorded in the access trail.
+    pub client_address: Option<String>,
 }
 
 /// Builds the schema with the service and the input limits from settings.
@@ -81,7 +86,7 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(ApiError::internal)
 }
 
-fn get<T>(row: &AnyRow, column: &str) -> Result<T, ApiError>
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T, ApiError>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
@@ -122,26 +127,37 @@ pub struct ControlPanel {
     /// The section summaries, when already computed.
     #[graphql(skip)]
     pub summaries: Option<Vec<SectionSummary>>,
+    /// False when someone other than the owner reads the panel: they see the
+    /// summary and recent changes of the core section only.
+    #[graphql(skip)]
+    pub owner: bool,
 }
 
 #[ComplexObject]
 impl ControlPanel {
     /// Counts and the time of the latest change for each section, in the
     /// order core, medications, network, crisis plan, exercises.
+    /// Someone other than the owner sees the core section's only.
     async fn sections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SectionSummary>> {
-        if let Some(summaries) = &self.summaries {
-            return Ok(summaries.clone());
+        let mut summaries = match &self.summaries {
+            Some(summaries) => summaries.clone(),
+            None => toolbox::summaries(ctx, self.portal_id, self.as_of).await?,
+        };
+        if !self.owner {
+            summaries.retain(|s| s.section == toolbox::PortalSection::Core);
         }
-        Ok(toolbox::summaries(ctx, self.portal_id, self.as_of).await?)
+        Ok(summaries)
     }
 
     /// The newest changes across all sections, newest first: `limit` 1-50 (default 10).
+    /// Someone other than the owner sees changes to the core section only.
     async fn recent_changes(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 10)] limit: i32,
     ) -> async_graphql::Result<Vec<RecentChange>> {
-        Ok(toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of).await?)
+        let section = (!self.owner).then_some(Section::Core);
+        Ok(toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, section).await?)
     }
 }
 
@@ -286,44 +302,15 @@ pub struct StatusEntry {
 
 /// Every read: the portal core and the toolbox.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, ToolboxQuery);
+pub struct Query(CoreQuery, ToolboxQuery, CareQuery, AuditQuery);
 
 /// Every change: the portal core and the toolbox.
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, ToolboxMutation);
+pub struct Mutation(CoreMutation, ToolboxMutation, CareMutation);
 
 /// Reads of the portal core: only a service user's own portal, within their organisation.
 #[derive(Default)]
 pub struct CoreQuery;
-
-/// Loads the portal row after checking that `caller` may read `portal_id`.
-pub(crate) async fn authorize_read(
-    svc: &Service,
-    caller: &Caller,
-    portal_id: Uuid,
-) -> Result<AnyRow, ApiError> {
-    if caller.role != Role::ServiceUser || caller.subject != portal_id {
-        return Err(ApiError::Forbidden(
-            "you may only read your own portal".into(),
-        ));
-    }
-    let table = svc.engine.table(control_panel::NAME, "cp_portals");
-    let row = sqlx::query(&format!(
-        "SELECT portal_id, organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
-    ))
-    .bind(portal_id.to_string())
-    .fetch_optional(&svc.db.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .ok_or_else(|| ApiError::NotFound("this portal has not been opened yet".into()))?;
-    let organisation: String = get(&row, "organisation")?;
-    if organisation != caller.organisation {
-        return Err(ApiError::Forbidden(
-            "this portal belongs to another organisation".into(),
-        ));
-    }
-    Ok(row)
-}
 
 fn goal_state(s: &str) -> GoalState {
     match s {
@@ -419,7 +406,8 @@ impl CoreQuery {
         }
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
-        let portal = authorize_read(svc, &caller, portal_id).await?;
+        let reader = authorize_read(ctx, portal_id, Section::Core).await?;
+        let portal = reader.row;
         let id = portal_id.to_string();
         let e = &svc.engine;
         let (domains_t, goals_t, activities_t) = (
@@ -485,15 +473,30 @@ impl CoreQuery {
                 key,
             });
         }
+        // Someone other than the owner learns nothing of the other sections,
+        // not even that they changed: version and time are the core section's.
+        let (mut updated_at, mut version) =
+            (time(&portal, "updated_at")?, get(&portal, "version")?);
+        if !reader.owner {
+            let summaries = toolbox::summaries(ctx, portal_id, None).await?;
+            if let Some(core) = summaries
+                .iter()
+                .find(|s| s.section == toolbox::PortalSection::Core)
+            {
+                version = core.changes;
+                updated_at = core.last_changed_at.unwrap_or(updated_at);
+            }
+        }
         Ok(ControlPanel {
             portal_id,
             organisation: get(&portal, "organisation")?,
             opened_at: time(&portal, "opened_at")?,
-            updated_at: time(&portal, "updated_at")?,
-            version: get(&portal, "version")?,
+            updated_at,
+            version,
             domains,
             as_of: None,
             summaries: None,
+            owner: reader.owner,
         })
     }
 
@@ -506,7 +509,7 @@ impl CoreQuery {
     ) -> async_graphql::Result<Goal> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
-        authorize_read(svc, &caller, portal_id).await?;
+        authorize_read(ctx, portal_id, Section::Core).await?;
         let goals_t = svc.engine.table(control_panel::NAME, "cp_goals");
         let activities_t = svc.engine.table(control_panel::NAME, "cp_activities");
         let row = sqlx::query(&format!(
@@ -620,13 +623,17 @@ async fn panel_as_of(
     portal_id: Option<Uuid>,
     as_of: DateTime<Utc>,
 ) -> Result<ControlPanel, ApiError> {
-    let (portal_id, view): (Uuid, PortalView) = toolbox::panel_view(ctx, portal_id, as_of).await?;
+    let (portal_id, owner, view): (Uuid, bool, PortalView) =
+        toolbox::panel_view(ctx, portal_id, as_of).await?;
     let Some(opened_at) = view.opened_at else {
         return Err(ApiError::NotFound(
             "this portal was not open at that time".into(),
         ));
     };
-    let summaries = toolbox::summaries(ctx, portal_id, Some(as_of)).await?;
+    let mut summaries = toolbox::summaries(ctx, portal_id, Some(as_of)).await?;
+    if !owner {
+        summaries.retain(|s| s.section == toolbox::PortalSection::Core);
+    }
     let updated_at = summaries
         .iter()
         .filter_map(|s| s.last_changed_at)
@@ -700,7 +707,16 @@ async fn panel_as_of(
         domains,
         as_of: Some(as_of),
         summaries: Some(summaries),
+        owner,
     })
+}
+
+/// The section an item history (`kind`) belongs to.
+fn section_of_kind(kind: &str) -> Section {
+    match kind {
+        "goal" | "status" => Section::Core,
+        other => Section::parse(other).unwrap_or(Section::Core),
+    }
 }
 
 async fn history_rows(
@@ -712,7 +728,7 @@ async fn history_rows(
 ) -> Result<Vec<AnyRow>, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
-    authorize_read(svc, &caller, portal_id).await?;
+    authorize_read(ctx, portal_id, section_of_kind(kind)).await?;
     let table = svc.engine.table(history::NAME, "history");
     sqlx::query(&history::query(svc.db.backend, &table))
         .bind(portal_id.to_string())

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use domain::care::{
+    self, CareCommand, CareEvent, CareRelationship, Provider, ProviderCommand, ProviderEvent,
+};
 use domain::catalogue::{self, Catalogue, CatalogueCommand, CatalogueEvent};
 use domain::portal::{Portal, PortalCommand, PortalEvent};
 use postgres_es::PostgresEventRepository;
@@ -26,6 +29,7 @@ use crate::auth::{Caller, TokenKeys};
 use crate::error::{classify, ApiError, StoreFailure};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::trail::Trail;
 
 type Framework<A, R> = CqrsFramework<A, PersistedEventStore<R, A>>;
 
@@ -59,12 +63,21 @@ impl<A: Aggregate> EventStore<A> {
 struct Stores {
     portals: EventStore<Portal>,
     catalogues: EventStore<Catalogue>,
+    providers: EventStore<Provider>,
+    relationships: EventStore<CareRelationship>,
 }
 
 /// The id of what the first event of a command created, whatever its aggregate.
 fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiError> {
     Ok(match stored.aggregate_type.as_str() {
         catalogue::AGGREGATE_TYPE => stored.decode::<CatalogueEvent>()?.created_id(),
+        care::RELATIONSHIP_TYPE => match stored.decode::<CareEvent>()? {
+            CareEvent::Invited {
+                relationship_id, ..
+            } => Some(relationship_id.to_string()),
+            _ => None,
+        },
+        care::PROVIDER_TYPE => None,
         _ => stored.decode::<PortalEvent>()?.created_id(),
     })
 }
@@ -80,7 +93,11 @@ fn portal_of(aggregate_type: &str, aggregate_id: &str) -> Option<Uuid> {
 pub const IDEMPOTENCY_KEY_MAX: usize = 128;
 
 /// The projections a portal mutation's caller reads next.
-const PORTAL_READ_MODELS: &[&str] = &[projections::control_panel::NAME, projections::history::NAME];
+const PORTAL_READ_MODELS: &[&str] = &[
+    projections::control_panel::NAME,
+    projections::history::NAME,
+    projections::care::NAME,
+];
 
 /// What a mutation reports back.
 #[derive(Debug, Clone, PartialEq, async_graphql::SimpleObject)]
@@ -106,6 +123,8 @@ pub struct Service {
     pub db: Db,
     pub engine: Arc<Engine>,
     pub keys: TokenKeys,
+    /// Appends to the access trail.
+    pub trail: Trail,
     pub metrics: Metrics,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
@@ -152,8 +171,14 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                     pool.clone(),
                 ))),
                 catalogues: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool,
+                    pool.clone(),
                 ))),
+                providers: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
+                    pool.clone(),
+                ))),
+                relationships: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool),
+                )),
             })
         }
         Backend::Sqlite => {
@@ -182,7 +207,15 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 portals: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
                     pool.clone(),
                 ))),
-                catalogues: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(pool))),
+                catalogues: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool.clone(),
+                ))),
+                providers: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool.clone(),
+                ))),
+                relationships: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool,
+                ))),
             })
         }
     }
@@ -200,11 +233,13 @@ impl Service {
         };
         let engine = Arc::new(Engine::prepare(db.clone(), projections::all(), config).await?);
         let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?);
+        let trail = Trail::new(&settings.resolve_trail_key().map_err(ApiError::internal)?);
         Ok(Service {
             settings,
             db,
             engine,
             keys,
+            trail,
             metrics: Metrics::default(),
             stores,
             organisations: Default::default(),
@@ -280,6 +315,86 @@ impl Service {
             command,
         ))
         .await
+    }
+
+    /// Saves the calling provider's profile.
+    pub async fn execute_provider(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        command: ProviderCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        let id = caller.subject.to_string();
+        self.measured(self.execute_on(
+            &self.stores.providers,
+            &id,
+            caller,
+            request_id,
+            idempotency_key,
+            command,
+        ))
+        .await
+    }
+
+    /// Runs a command on a care relationship. The caller must already be
+    /// checked to be the side the command names.
+    pub async fn execute_care(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        relationship_id: Uuid,
+        command: CareCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        let id = relationship_id.to_string();
+        self.measured(self.execute_on(
+            &self.stores.relationships,
+            &id,
+            caller,
+            request_id,
+            idempotency_key,
+            command,
+        ))
+        .await
+    }
+
+    /// A care relationship's events, oldest first, straight from the event
+    /// store: access decisions never wait for a projection.
+    pub async fn relationship_events(
+        &self,
+        relationship_id: Uuid,
+    ) -> Result<Vec<CareEvent>, ApiError> {
+        let stored = stream::read_aggregate(
+            &self.db,
+            care::RELATIONSHIP_TYPE,
+            &relationship_id.to_string(),
+        )
+        .await?;
+        stored
+            .iter()
+            .map(|e| e.decode::<CareEvent>().map_err(ApiError::from))
+            .collect()
+    }
+
+    /// A care relationship as its events leave it.
+    pub async fn relationship(&self, relationship_id: Uuid) -> Result<CareRelationship, ApiError> {
+        let mut relationship = CareRelationship::default();
+        for event in self.relationship_events(relationship_id).await? {
+            relationship.apply(event);
+        }
+        Ok(relationship)
+    }
+
+    /// A provider's profile as its events leave it.
+    pub async fn provider(&self, provider_id: Uuid) -> Result<Provider, ApiError> {
+        let stored =
+            stream::read_aggregate(&self.db, care::PROVIDER_TYPE, &provider_id.to_string()).await?;
+        let mut provider = Provider::default();
+        for e in &stored {
+            provider.apply(e.decode::<ProviderEvent>()?);
+        }
+        Ok(provider)
     }
 
     /// The exercise catalogue of an organisation, folded from its events.

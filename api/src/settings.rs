@@ -59,6 +59,16 @@ pub struct Settings {
     pub projection_poll_ms: u64,
     /// `text` or `json` logs (`PORTAL_LOG_FORMAT`).
     pub log_format: String,
+    /// How long a care-relationship invitation waits for an answer
+    /// (`PORTAL_INVITATION_TTL_SECONDS`, default 14 days).
+    pub invitation_ttl_seconds: u64,
+    /// How long a break-glass opening of a crisis plan lasts
+    /// (`PORTAL_BREAK_GLASS_SECONDS`, default one hour).
+    pub break_glass_seconds: u64,
+    /// HMAC key chaining the access trail (`PORTAL_TRAIL_KEY`). When unset, a
+    /// random key is created once in `<data_dir>/trail.key` and reused. Keep it
+    /// apart from the database: whoever holds both can forge the trail.
+    pub trail_key: Option<Secret>,
 }
 
 impl Default for Settings {
@@ -77,6 +87,9 @@ impl Default for Settings {
             projection_batch_size: 2_000,
             projection_poll_ms: 100,
             log_format: "text".into(),
+            invitation_ttl_seconds: 14 * 24 * 3600,
+            break_glass_seconds: 3600,
+            trail_key: None,
         }
     }
 }
@@ -140,8 +153,13 @@ impl Settings {
         set!(projection_batch_size, "PORTAL_PROJECTION_BATCH_SIZE");
         set!(projection_poll_ms, "PORTAL_PROJECTION_POLL_MS");
         set!(log_format, "PORTAL_LOG_FORMAT");
+        set!(invitation_ttl_seconds, "PORTAL_INVITATION_TTL_SECONDS");
+        set!(break_glass_seconds, "PORTAL_BREAK_GLASS_SECONDS");
         if let Some(key) = env("PORTAL_TOKEN_KEY") {
             self.token_key = Some(Secret::new(key));
+        }
+        if let Some(key) = env("PORTAL_TRAIL_KEY") {
+            self.trail_key = Some(Secret::new(key));
         }
         Ok(())
     }
@@ -149,13 +167,26 @@ impl Settings {
     /// The token key: the configured one, or the one kept in the data folder
     /// (created with owner-only permissions on first use).
     pub fn resolve_token_key(&self) -> Result<Secret, SettingsError> {
-        if let Some(key) = &self.token_key {
+        self.resolve_key(self.token_key.as_ref(), "token.key")
+    }
+
+    /// The access-trail key, found the same way as the token key.
+    pub fn resolve_trail_key(&self) -> Result<Secret, SettingsError> {
+        self.resolve_key(self.trail_key.as_ref(), "trail.key")
+    }
+
+    fn resolve_key(
+        &self,
+        configured: Option<&Secret>,
+        file: &str,
+    ) -> Result<Secret, SettingsError> {
+        if let Some(key) = configured {
             if key.expose().len() < 32 {
                 return Err(SettingsError::Key("must be at least 32 characters".into()));
             }
             return Ok(key.clone());
         }
-        let path = self.data_dir.join("token.key");
+        let path = self.data_dir.join(file);
         if let Ok(key) = std::fs::read_to_string(&path) {
             return Ok(Secret::new(key.trim()));
         }

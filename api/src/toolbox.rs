@@ -17,11 +17,10 @@ use projections::history::{self, Pick};
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::access::authorize_read;
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::schema::{
-    authorize_read, caller, history_entries, now, request, run, service, HistoryEntry, Page,
-};
+use crate::schema::{caller, history_entries, now, request, run, service, HistoryEntry, Page};
 use crate::service::CommandOutcome;
 
 /// Where a medication stands.
@@ -304,11 +303,19 @@ async fn fold_query(ctx: &Context<'_>, sql: &str, binds: Vec<Val>) -> Result<Por
 
 /// Checks that the caller may read the portal; returns its id and the live
 /// history table.
-async fn readable(ctx: &Context<'_>, portal_id: Option<Uuid>) -> Result<(Uuid, String), ApiError> {
+async fn readable(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    section: Section,
+) -> Result<(Uuid, bool, String), ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
-    authorize_read(svc, &caller, portal_id).await?;
-    Ok((portal_id, svc.engine.table(history::NAME, "history")))
+    let reader = authorize_read(ctx, portal_id, section).await?;
+    Ok((
+        portal_id,
+        reader.owner,
+        svc.engine.table(history::NAME, "history"),
+    ))
 }
 
 /// The crisis plan up to `as_of` (or now): its newest revision, or revision
@@ -320,7 +327,7 @@ async fn plan_view(
     pick: Pick,
     skip: i64,
 ) -> Result<PortalView, ApiError> {
-    let (portal_id, table) = readable(ctx, portal_id).await?;
+    let (portal_id, _, table) = readable(ctx, portal_id, Section::CrisisPlan).await?;
     let sql = history::plan_query(service(ctx).db.backend, &table, pick);
     let mut binds = vec![
         Val::from(portal_id.to_string()),
@@ -342,7 +349,7 @@ async fn items_view(
     section: Section,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<(Uuid, String, PortalView), ApiError> {
-    let (portal_id, table) = readable(ctx, portal_id).await?;
+    let (portal_id, _, table) = readable(ctx, portal_id, section).await?;
     let sql = history::latest_per_type_query(service(ctx).db.backend, &table);
     let binds = vec![
         Val::from(portal_id.to_string()),
@@ -361,8 +368,8 @@ pub(crate) async fn panel_view(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
     as_of: DateTime<Utc>,
-) -> Result<(Uuid, PortalView), ApiError> {
-    let (portal_id, table) = readable(ctx, portal_id).await?;
+) -> Result<(Uuid, bool, PortalView), ApiError> {
+    let (portal_id, owner, table) = readable(ctx, portal_id, Section::Core).await?;
     let svc = service(ctx);
     let id = portal_id.to_string();
     let sql = history::panel_query(svc.db.backend, &table);
@@ -381,7 +388,7 @@ pub(crate) async fn panel_view(
             domain.ratings = n;
         }
     }
-    Ok((portal_id, view))
+    Ok((portal_id, owner, view))
 }
 
 /// The section summaries of a portal: now from the control-panel projection,
@@ -457,6 +464,7 @@ pub(crate) async fn recent_changes(
     portal_id: Uuid,
     limit: i32,
     as_of: Option<DateTime<Utc>>,
+    only: Option<Section>,
 ) -> Result<Vec<RecentChange>, ApiError> {
     if !(1..=RECENT_MAX).contains(&limit) {
         return Err(ApiError::BadInput(format!(
@@ -465,10 +473,15 @@ pub(crate) async fn recent_changes(
     }
     let svc = service(ctx);
     let table = svc.engine.table(history::NAME, "history");
-    let rows = sqlx::query(&history::recent_query(&table))
+    let sql = history::recent_query(&table, only.is_some());
+    let mut query = sqlx::query(&sql)
         .bind(portal_id.to_string())
         .bind(i64::from(limit))
-        .bind(as_of_text(as_of))
+        .bind(as_of_text(as_of));
+    if let Some(section) = only {
+        query = query.bind(section.as_str());
+    }
+    let rows = query
         .fetch_all(&svc.db.pool)
         .await
         .map_err(ApiError::internal)?;
@@ -701,7 +714,7 @@ impl ToolboxQuery {
             ))
             .into());
         }
-        let (portal_id, table) = readable(ctx, portal_id).await?;
+        let (portal_id, _, table) = readable(ctx, portal_id, Section::Exercises).await?;
         let svc = service(ctx);
         let section = Section::Exercises.as_str();
         let counts = sqlx::query(&history::type_counts_query(&table))

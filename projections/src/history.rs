@@ -238,10 +238,16 @@ pub fn summary_query(table: &str) -> String {
 
 /// The newest changes of a portal as it stood at a time: `$1` portal id, `$2`
 /// how many, `$3` the time. Columns: sequence, section, event_type, at.
-pub fn recent_query(table: &str) -> String {
+pub fn recent_query(table: &str, section_only: bool) -> String {
+    // `$4`: the one section to show (someone other than the owner reading).
+    let section = if section_only {
+        " AND section = $4"
+    } else {
+        ""
+    };
     format!(
         "SELECT sequence, section, event_type, at FROM {table} \
-         WHERE portal_id = $1 AND sequence <= {} ORDER BY sequence DESC LIMIT $2",
+         WHERE portal_id = $1 AND sequence <= {}{section} ORDER BY sequence DESC LIMIT $2",
         cutoff(table, "$3")
     )
 }

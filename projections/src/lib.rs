@@ -6,6 +6,8 @@
 //! and reports its lag. See `docs/projections.md`.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod care;
 pub mod control_panel;
 pub mod db;
 pub mod engine;
@@ -21,5 +23,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
         std::sync::Arc::new(control_panel::ControlPanel),
         std::sync::Arc::new(history::History),
+        std::sync::Arc::new(care::Care),
+        std::sync::Arc::new(access::Access),
     ]
 }

@@ -126,6 +126,24 @@ pub async fn read_batch(
     rows.iter().map(decode_row).collect()
 }
 
+/// Every event of one aggregate, oldest first.
+pub async fn read_aggregate(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, DbError> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        columns(db.backend)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
 /// The last `n` events of one aggregate, newest first.
 pub async fn read_aggregate_tail(
     db: &Db,

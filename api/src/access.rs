@@ -1,0 +1,191 @@
+//! Who may read what in a portal, and the record of every look by someone
+//! other than its owner.
+//!
+//! The owner reads everything in their portal. A provider reads a section
+//! while their care relationship with the owner is active and holds a grant of
+//! that section that has not expired, or (the crisis plan only) while a
+//! break-glass opening lasts. Nobody else reads portal content: not other
+//! service users, auditors, admins, moderators or researchers.
+//!
+//! Every read by a non-owner of an existing portal, allowed or refused, is
+//! appended to the access trail before the answer is built; if the record
+//! cannot be written, an allowed read fails (fail closed). Decisions fold the
+//! relationship's own events, never a projection, so a revocation or an
+//! expiry holds for the very next read.
+
+use async_graphql::Context;
+use domain::care::{self, Basis as CareBasis};
+use domain::portal::Section;
+use domain::trail::{AccessRecord, Basis, GENESIS};
+use projections::control_panel;
+use projections::EventMetadata;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::schema::{caller, get, now, request, service};
+use crate::service::Service;
+
+/// A read that was let through.
+pub(crate) struct Reader {
+    /// The portal's row in the control-panel projection.
+    pub row: AnyRow,
+    /// True when the caller reads their own portal.
+    pub owner: bool,
+}
+
+/// The organisation of an open portal, read with its row.
+async fn portal_row(svc: &Service, portal_id: Uuid) -> Result<Option<AnyRow>, ApiError> {
+    let table = svc.engine.table(control_panel::NAME, "cp_portals");
+    sqlx::query(&format!(
+        "SELECT portal_id, organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
+    ))
+    .bind(portal_id.to_string())
+    .fetch_optional(&svc.db.pool)
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// Checks that the caller may read `section` of `portal_id`, records the
+/// look of anyone but the owner (allowed or refused) in the access trail, and
+/// returns the portal's row.
+pub(crate) async fn authorize_read(
+    ctx: &Context<'_>,
+    portal_id: Uuid,
+    section: Section,
+) -> Result<Reader, ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let owner = caller.role == Role::ServiceUser && caller.subject == portal_id;
+    let row = portal_row(svc, portal_id).await?;
+    let Some(row) = row else {
+        return Err(if owner {
+            ApiError::NotFound("this portal has not been opened yet".into())
+        } else {
+            ApiError::Forbidden("you may not read this portal".into())
+        });
+    };
+    let organisation: String = get(&row, "organisation")?;
+    if owner {
+        if organisation != caller.organisation {
+            return Err(ApiError::Forbidden(
+                "this portal belongs to another organisation".into(),
+            ));
+        }
+        return Ok(Reader { row, owner });
+    }
+    let at = now();
+    let decision = decide(svc, &caller, portal_id, &organisation, section, at).await?;
+    let (basis, relationship_id, basis_sequence, refusal) = match &decision {
+        Ok((basis, relationship, sequence)) => (*basis, Some(*relationship), Some(*sequence), None),
+        Err(refusal) => (Basis::Refused, None, None, Some(refusal.code().to_string())),
+    };
+    let record = AccessRecord {
+        reader_id: caller.subject,
+        reader_role: caller.role.as_str().to_string(),
+        reader_organisation: caller.organisation.clone(),
+        subject_id: Some(portal_id),
+        organisation,
+        section: section.as_str().to_string(),
+        query: ctx.field().name().to_string(),
+        basis,
+        relationship_id,
+        basis_sequence,
+        refusal,
+        detail: None,
+        request_id: request(ctx).request_id.clone(),
+        client_address: request(ctx).client_address.clone(),
+        at,
+        prev_hash: GENESIS.to_string(),
+    };
+    let written = append(ctx, &caller, record).await;
+    match decision {
+        Ok(_) => {
+            written?;
+            Ok(Reader { row, owner })
+        }
+        Err(refusal) => {
+            if let Err(error) = written {
+                tracing::error!(?error, "a refused read could not be recorded");
+            }
+            Err(refusal)
+        }
+    }
+}
+
+/// On what basis the caller may read `section` at `at`: the basis, the
+/// relationship and the sequence number of the granting event; or the refusal.
+async fn decide(
+    svc: &Service,
+    caller: &Caller,
+    portal_id: Uuid,
+    organisation: &str,
+    section: Section,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<(Basis, Uuid, i64), ApiError>, ApiError> {
+    if organisation != caller.organisation {
+        return Ok(Err(ApiError::Forbidden(
+            "this portal belongs to another organisation".into(),
+        )));
+    }
+    if caller.role != Role::Provider {
+        return Ok(Err(ApiError::Forbidden(
+            "only the owner, and providers they give access, read a portal".into(),
+        )));
+    }
+    let relationship_id = care::relationship_id(portal_id, caller.subject);
+    let relationship = svc.relationship(relationship_id).await?;
+    Ok(match relationship.basis(section, at) {
+        Some(CareBasis::Grant(grant)) => Ok((Basis::Grant, relationship_id, grant.sequence)),
+        Some(CareBasis::BreakGlass(bg)) => Ok((Basis::BreakGlass, relationship_id, bg.sequence)),
+        None => Err(ApiError::Forbidden(format!(
+            "the service user has not given you access to their {} section",
+            section.as_str().replace('_', " ")
+        ))),
+    })
+}
+
+/// Appends a record to the trail with the request's metadata.
+async fn append(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) -> Result<i64, ApiError> {
+    let svc = service(ctx);
+    let metadata = EventMetadata {
+        actor_id: caller.subject.to_string(),
+        actor_role: caller.role.as_str().to_string(),
+        organisation: caller.organisation.clone(),
+        request_id: request(ctx).request_id.clone(),
+        command_id: Uuid::new_v4().to_string(),
+        idempotency_key: None,
+    };
+    svc.trail.append(&svc.db, record, metadata).await
+}
+
+/// Records a read of the trail itself (a service user's own log, an
+/// auditor's search) before it is answered. `subject` is whose trail it is;
+/// `detail` says what was asked (never content).
+pub(crate) async fn record_trail_read(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    subject: Option<Uuid>,
+    basis: Basis,
+    detail: String,
+) -> Result<(), ApiError> {
+    let record = AccessRecord {
+        reader_id: caller.subject,
+        reader_role: caller.role.as_str().to_string(),
+        reader_organisation: caller.organisation.clone(),
+        subject_id: subject,
+        organisation: caller.organisation.clone(),
+        section: domain::trail::ACCESS_LOG.to_string(),
+        query: ctx.field().name().to_string(),
+        basis,
+        relationship_id: None,
+        basis_sequence: None,
+        refusal: None,
+        detail: Some(detail),
+        request_id: request(ctx).request_id.clone(),
+        client_address: request(ctx).client_address.clone(),
+        at: now(),
+        prev_hash: GENESIS.to_string(),
+    };
+    append(ctx, caller, record).await.map(|_| ())
+}

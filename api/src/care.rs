@@ -1,0 +1,611 @@
+//! GraphQL for working together: provider profiles, care relationships,
+//! consent grants, break-glass, and the provider's caseload.
+
+use async_graphql::{Context, Enum, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side};
+use domain::portal::Section;
+use projections::history;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::schema::{caller, get, now, parse_time, request, service};
+use crate::service::CommandOutcome;
+use crate::toolbox::PortalSection;
+
+/// What a provider does.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::care::Profession")]
+pub enum Profession {
+    /// Nurse.
+    Nurse,
+    /// Psychologist.
+    Psychologist,
+    /// Psychiatrist.
+    Psychiatrist,
+    /// Social worker.
+    SocialWorker,
+    /// Occupational therapist.
+    OccupationalTherapist,
+    /// Peer worker (lived experience).
+    PeerWorker,
+    /// Another profession.
+    Other,
+}
+
+/// Why a provider opens a crisis plan without a grant.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::care::BreakGlassCode")]
+pub enum BreakGlassReason {
+    /// The service user may harm themselves.
+    RiskToSelf,
+    /// The service user may harm others.
+    RiskToOthers,
+    /// The service user is in crisis and cannot be reached or cannot consent.
+    CannotConsent,
+    /// Another emergency, explained in the free text.
+    Other,
+}
+
+/// A side of a care relationship.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::care::Side")]
+pub enum CareSide {
+    /// The service user.
+    ServiceUser,
+    /// The provider.
+    Provider,
+}
+
+/// Where a care relationship stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum RelationshipStatus {
+    /// Invited, waiting for the other side's answer.
+    Invited,
+    /// The invitation ran out before it was answered.
+    Expired,
+    /// Both sides agreed.
+    Active,
+    /// The invited side declined.
+    Declined,
+    /// Either side ended it, or the inviter withdrew the invitation.
+    Ended,
+}
+
+fn status(state: &str, expires_at: Option<DateTime<Utc>>, at: DateTime<Utc>) -> RelationshipStatus {
+    match state {
+        "invited" if expires_at.is_some_and(|e| e <= at) => RelationshipStatus::Expired,
+        "invited" => RelationshipStatus::Invited,
+        "active" => RelationshipStatus::Active,
+        "declined" => RelationshipStatus::Declined,
+        _ => RelationshipStatus::Ended,
+    }
+}
+
+/// A stored snake_case name back as its enum.
+pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(ApiError::internal)
+}
+
+/// A provider as others in the organisation see them.
+#[derive(SimpleObject, Clone)]
+pub struct ProviderProfile {
+    /// The provider's subject id.
+    pub provider_id: Uuid,
+    /// Name shown to service users.
+    pub display_name: String,
+    /// What they do.
+    pub profession: Profession,
+    /// When they registered.
+    pub registered_at: DateTime<Utc>,
+}
+
+/// A section granted to a provider.
+#[derive(SimpleObject, Clone)]
+pub struct GrantView {
+    /// The section.
+    pub section: PortalSection,
+    /// When it was granted (or last changed).
+    pub granted_at: DateTime<Utc>,
+    /// When it runs out; null for "until revoked".
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A care relationship between a service user and a provider.
+#[derive(SimpleObject, Clone)]
+pub struct Relationship {
+    /// Stable id of the pair.
+    pub relationship_id: Uuid,
+    /// The service user (their portal id).
+    pub user_id: Uuid,
+    /// The provider's subject id.
+    pub provider_id: Uuid,
+    /// The provider's profile.
+    pub provider: Option<ProviderProfile>,
+    /// Where it stands now.
+    pub status: RelationshipStatus,
+    /// Who sent the latest invitation.
+    pub invited_by: CareSide,
+    /// When the latest invitation was sent.
+    pub invited_at: DateTime<Utc>,
+    /// When a pending invitation runs out.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it became active.
+    pub since: Option<DateTime<Utc>>,
+    /// When it was declined or ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The sections granted now (expired grants left out).
+    pub grants: Vec<GrantView>,
+    /// Until when an open break-glass access to the crisis plan lasts, if one is open.
+    pub break_glass_until: Option<DateTime<Utc>>,
+}
+
+/// Changes in one granted section since the provider last looked.
+#[derive(SimpleObject, Clone)]
+pub struct SectionChanges {
+    /// The section.
+    pub section: PortalSection,
+    /// Events in it since the provider's last allowed read of the portal (all, if never).
+    pub changes: i64,
+}
+
+/// One person on a provider's caseload.
+#[derive(SimpleObject, Clone)]
+pub struct CaseloadEntry {
+    /// The relationship, with the sections granted now.
+    pub relationship: Relationship,
+    /// When the provider last read anything in this portal (from the access trail).
+    pub last_looked_at: Option<DateTime<Utc>>,
+    /// For each section granted now, how much changed since then.
+    pub changed_since_last_look: Vec<SectionChanges>,
+}
+
+fn opt_time(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    get::<Option<String>>(row, column)?
+        .map(|t| parse_time(&t))
+        .transpose()
+}
+
+fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(&get::<String>(row, column)?).map_err(ApiError::internal)
+}
+
+const REL_COLUMNS: &str = "r.relationship_id, r.user_id, r.provider_id, r.state, r.invited_by, \
+    r.invited_at, r.expires_at, r.since, r.ended_at, r.break_glass_until, \
+    p.display_name, p.profession, p.registered_at";
+
+/// Relationships matching `filter` (`$1` a subject id), with profiles and
+/// current grants.
+async fn relationships(
+    ctx: &Context<'_>,
+    filter: &str,
+    subject: Uuid,
+    include_closed: bool,
+) -> Result<Vec<Relationship>, ApiError> {
+    let svc = service(ctx);
+    let (rels, providers, grants) = (
+        svc.engine
+            .table(projections::care::NAME, "care_relationships"),
+        svc.engine.table(projections::care::NAME, "care_providers"),
+        svc.engine.table(projections::care::NAME, "care_grants"),
+    );
+    let closed = if include_closed {
+        ""
+    } else {
+        " AND r.state IN ('invited', 'active')"
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {REL_COLUMNS} FROM {rels} r LEFT JOIN {providers} p ON p.provider_id = r.provider_id \
+         WHERE {filter} = $1{closed} ORDER BY r.invited_at, r.relationship_id LIMIT 1000"
+    ))
+    .bind(subject.to_string())
+    .fetch_all(&svc.db.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let at = now();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let relationship_id = uuid(row, "relationship_id")?;
+        let expires_at = opt_time(row, "expires_at")?;
+        let state: String = get(row, "state")?;
+        let grant_rows = sqlx::query(&format!(
+            "SELECT section, granted_at, until FROM {grants} WHERE relationship_id = $1 ORDER BY section"
+        ))
+        .bind(relationship_id.to_string())
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let mut grants = Vec::new();
+        for g in &grant_rows {
+            let until = opt_time(g, "until")?;
+            if until.is_some_and(|u| u <= at) {
+                continue;
+            }
+            let section: String = get(g, "section")?;
+            let section = Section::parse(&section)
+                .ok_or_else(|| ApiError::internal(format!("unknown section {section}")))?;
+            grants.push(GrantView {
+                section: section.into(),
+                granted_at: parse_time(&get::<String>(g, "granted_at")?)?,
+                until,
+            });
+        }
+        grants.sort_by_key(|g| Section::from(g.section).index());
+        let provider = match get::<Option<String>>(row, "display_name")? {
+            Some(display_name) => Some(ProviderProfile {
+                provider_id: uuid(row, "provider_id")?,
+                display_name,
+                profession: parse_name::<care::Profession>(&get::<String>(row, "profession")?)?
+                    .into(),
+                registered_at: parse_time(&get::<String>(row, "registered_at")?)?,
+            }),
+            None => None,
+        };
+        out.push(Relationship {
+            relationship_id,
+            user_id: uuid(row, "user_id")?,
+            provider_id: uuid(row, "provider_id")?,
+            provider,
+            status: status(&state, expires_at, at),
+            invited_by: parse_name::<Side>(&get::<String>(row, "invited_by")?)?.into(),
+            invited_at: parse_time(&get::<String>(row, "invited_at")?)?,
+            expires_at,
+            since: opt_time(row, "since")?,
+            ended_at: opt_time(row, "ended_at")?,
+            grants,
+            break_glass_until: opt_time(row, "break_glass_until")?.filter(|u| *u > at),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads about working together.
+#[derive(Default)]
+pub struct CareQuery;
+
+#[Object]
+impl CareQuery {
+    /// The providers registered in the caller's organisation, by name (at most 1,000).
+    async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProviderProfile>> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let table = svc.engine.table(projections::care::NAME, "care_providers");
+        let rows = sqlx::query(&format!(
+            "SELECT provider_id, display_name, profession, registered_at FROM {table} \
+             WHERE organisation = $1 ORDER BY display_name, provider_id LIMIT 1000"
+        ))
+        .bind(&caller.organisation)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let profiles = rows
+            .iter()
+            .map(|row| {
+                Ok(ProviderProfile {
+                    provider_id: uuid(row, "provider_id")?,
+                    display_name: get(row, "display_name")?,
+                    profession: parse_name::<care::Profession>(&get::<String>(row, "profession")?)?
+                        .into(),
+                    registered_at: parse_time(&get::<String>(row, "registered_at")?)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(profiles)
+    }
+
+    /// The caller's care relationships: a service user's team, or a provider's
+    /// relationships including pending invitations. Declined and ended ones
+    /// only with `includeClosed`.
+    async fn care_relationships(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_closed: bool,
+    ) -> async_graphql::Result<Vec<Relationship>> {
+        let caller = caller(ctx)?;
+        let filter = match caller.role {
+            Role::ServiceUser => "r.user_id",
+            Role::Provider => "r.provider_id",
+            _ => {
+                return Err(ApiError::Forbidden(
+                    "only service users and providers have care relationships".into(),
+                )
+                .into())
+            }
+        };
+        Ok(relationships(ctx, filter, caller.subject, include_closed).await?)
+    }
+
+    /// A provider's caseload: every active relationship, the sections granted
+    /// now, when the provider last looked (from the access trail), and how many
+    /// changes each granted section has had since. Sections not granted are
+    /// not counted.
+    async fn caseload(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CaseloadEntry>> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        if caller.role != Role::Provider {
+            return Err(ApiError::Forbidden("only providers have a caseload".into()).into());
+        }
+        let access = svc.engine.table(projections::access::NAME, "access_log");
+        let history_t = svc.engine.table(history::NAME, "history");
+        let mut out = Vec::new();
+        for relationship in relationships(ctx, "r.provider_id", caller.subject, false).await? {
+            if relationship.status != RelationshipStatus::Active {
+                continue;
+            }
+            let user = relationship.user_id.to_string();
+            let last: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT MAX(at) FROM {access} WHERE subject_id = $1 AND reader_id = $2 AND basis <> 'refused'"
+            ))
+            .bind(&user)
+            .bind(caller.subject.to_string())
+            .fetch_one(&svc.db.pool)
+            .await
+            .map_err(ApiError::internal)?;
+            let mut changed = Vec::new();
+            for grant in &relationship.grants {
+                let section = Section::from(grant.section);
+                let changes: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM {history_t} WHERE portal_id = $1 AND at > $2 AND section = $3"
+                ))
+                .bind(&user)
+                .bind(last.clone().unwrap_or_default())
+                .bind(section.as_str())
+                .fetch_one(&svc.db.pool)
+                .await
+                .map_err(ApiError::internal)?;
+                changed.push(SectionChanges {
+                    section: grant.section,
+                    changes,
+                });
+            }
+            out.push(CaseloadEntry {
+                last_looked_at: last.map(|t| parse_time(&t)).transpose()?,
+                changed_since_last_look: changed,
+                relationship,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Changes to care relationships and grants.
+#[derive(Default)]
+pub struct CareMutation;
+
+/// The side the caller is on in `relationship`, or NOT_FOUND when they are
+/// on neither (so nobody learns of relationships not theirs).
+fn side_of(caller: &Caller, relationship: &CareRelationship) -> Result<Side, ApiError> {
+    let not_found = || ApiError::NotFound("no such care relationship".into());
+    if relationship.organisation != caller.organisation {
+        return Err(not_found());
+    }
+    match caller.role {
+        Role::ServiceUser if relationship.user_id == Some(caller.subject) => Ok(Side::ServiceUser),
+        Role::Provider if relationship.provider_id == Some(caller.subject) => Ok(Side::Provider),
+        _ => Err(not_found()),
+    }
+}
+
+/// Checks that the caller is a party and runs a command on the relationship.
+async fn on_relationship(
+    ctx: &Context<'_>,
+    relationship_id: Uuid,
+    idempotency_key: Option<String>,
+    command: impl FnOnce(Side, DateTime<Utc>) -> CareCommand,
+) -> async_graphql::Result<CommandOutcome> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let relationship = svc.relationship(relationship_id).await?;
+    let side = side_of(&caller, &relationship)?;
+    let command = command(side, now());
+    Ok(svc
+        .execute_care(
+            &caller,
+            &request(ctx).request_id,
+            idempotency_key,
+            relationship_id,
+            command,
+        )
+        .await?)
+}
+
+/// True when the provider has a profile in the caller's organisation.
+async fn registered(ctx: &Context<'_>, provider_id: Uuid, org: &str) -> Result<bool, ApiError> {
+    let provider = service(ctx).provider(provider_id).await?;
+    Ok(provider.organisation.as_deref() == Some(org))
+}
+
+#[Object]
+impl CareMutation {
+    /// A provider registers their profile in their organisation, or changes it.
+    /// `displayName` 1-100 characters.
+    async fn save_provider_profile(
+        &self,
+        ctx: &Context<'_>,
+        display_name: String,
+        profession: Profession,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        if caller.role != Role::Provider {
+            return Err(ApiError::Forbidden("only providers have a profile".into()).into());
+        }
+        let command = ProviderCommand::SaveProfile {
+            organisation: caller.organisation.clone(),
+            display_name,
+            profession: profession.into(),
+            at: now(),
+        };
+        Ok(svc
+            .execute_provider(&caller, &request(ctx).request_id, idempotency_key, command)
+            .await?)
+    }
+
+    /// Invites someone into a care relationship: a service user invites a
+    /// registered provider, a provider (registered) invites a service user whose
+    /// portal is open, both in the caller's organisation. The invitation runs
+    /// out after the configured time (14 days by default). `createdId` is the
+    /// relationship id.
+    async fn invite_to_care(
+        &self,
+        ctx: &Context<'_>,
+        person_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let org = caller.organisation.clone();
+        let (user_id, provider_id, by) = match caller.role {
+            Role::ServiceUser => (caller.subject, person_id, Side::ServiceUser),
+            Role::Provider => (person_id, caller.subject, Side::Provider),
+            _ => {
+                return Err(ApiError::Forbidden(
+                    "only service users and providers enter care relationships".into(),
+                )
+                .into())
+            }
+        };
+        if svc.portal_organisation(user_id).await?.as_deref() != Some(org.as_str()) {
+            return Err(ApiError::NotFound(match by {
+                Side::ServiceUser => "open your portal before inviting a provider".into(),
+                Side::Provider => format!("no open portal {user_id} in your organisation"),
+            })
+            .into());
+        }
+        if !registered(ctx, provider_id, &org).await? {
+            return Err(ApiError::NotFound(match by {
+                Side::ServiceUser => {
+                    format!("no registered provider {provider_id} in your organisation")
+                }
+                Side::Provider => "register your provider profile first".into(),
+            })
+            .into());
+        }
+        let at = now();
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(svc.settings.invitation_ttl_seconds).unwrap_or(i64::MAX / 1000),
+        );
+        let command = CareCommand::Invite {
+            user_id,
+            provider_id,
+            organisation: org,
+            by,
+            expires_at: at + ttl,
+            at,
+        };
+        Ok(svc
+            .execute_care(
+                &caller,
+                &request(ctx).request_id,
+                idempotency_key,
+                care::relationship_id(user_id, provider_id),
+                command,
+            )
+            .await?)
+    }
+
+    /// The invited side accepts a pending invitation.
+    async fn accept_care_invitation(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
+            CareCommand::Accept { by, at }
+        })
+        .await
+    }
+
+    /// The invited side declines a pending invitation.
+    async fn decline_care_invitation(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
+            CareCommand::Decline { by, at }
+        })
+        .await
+    }
+
+    /// Either side ends an active relationship; the inviter withdraws a pending
+    /// invitation. Every grant ends with it.
+    async fn end_care_relationship(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
+            CareCommand::End { by, at }
+        })
+        .await
+    }
+
+    /// The service user lets the provider of an active relationship read one
+    /// section, until revoked or until `until` (a future time). Granting again
+    /// replaces the end date. Takes effect for the very next read.
+    async fn grant_access(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        section: PortalSection,
+        until: Option<DateTime<Utc>>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
+            CareCommand::Grant {
+                by,
+                section: section.into(),
+                until,
+                at,
+            }
+        })
+        .await
+    }
+
+    /// The service user takes back a section; the provider's very next read of it is refused.
+    async fn revoke_access(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        section: PortalSection,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
+            CareCommand::Revoke {
+                by,
+                section: section.into(),
+                at,
+            }
+        })
+        .await
+    }
+
+    /// A provider in an active relationship opens the service user's crisis
+    /// plan without a grant, stating why (`explanation` 1-1000 characters). It
+    /// lasts the configured time (one hour by default), every read under it is
+    /// flagged in the access trail, and the service user sees it at the top of
+    /// their access log.
+    async fn break_glass(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        reason: BreakGlassReason,
+        explanation: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let seconds = service(ctx).settings.break_glass_seconds;
+        let lasts = chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(3600));
+        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
+            CareCommand::BreakGlass {
+                by,
+                code: reason.into(),
+                reason: explanation,
+                until: at + lasts,
+                at,
+            }
+        })
+        .await
+    }
+}
