@@ -110,6 +110,21 @@ pub async fn portal_cli(db: &TestDb, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs a `portal` subcommand against `db`: (succeeded, stdout, stderr).
+pub async fn portal_cli_status(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(portal_bin())
+        .args(args)
+        .envs(server_env(db))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 fn server_env(db: &TestDb) -> Vec<(String, String)> {
     vec![
         ("PORTAL_BIND".into(), "127.0.0.1:0".into()),
@@ -266,6 +281,62 @@ pub async fn open_user(server: &Server, org: &str) -> User {
         .data("mutation { openPortal { version } }", json!({}))
         .await;
     User { id, client }
+}
+
+/// A provider with a token and a registered profile.
+pub struct Provider {
+    pub id: Uuid,
+    pub client: Client,
+}
+
+/// Creates a provider in `org` and registers their profile.
+pub async fn register_provider(server: &Server, org: &str, name: &str) -> Provider {
+    let id = Uuid::new_v4();
+    let client = server.client(Some(token(id, Role::Provider, org)));
+    client
+        .data(
+            "mutation($n: String!) { saveProviderProfile(displayName: $n, profession: NURSE) { version } }",
+            json!({ "n": name }),
+        )
+        .await;
+    Provider { id, client }
+}
+
+/// The user invites the provider, who accepts; returns the relationship id.
+pub async fn relate(user: &User, provider: &Provider) -> String {
+    let invited = user
+        .client
+        .data(
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            json!({ "p": provider.id }),
+        )
+        .await;
+    let id = invited["inviteToCare"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    provider
+        .client
+        .data(
+            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+            json!({ "r": id }),
+        )
+        .await;
+    id
+}
+
+/// The user grants `sections` (GraphQL enum names) in a relationship, with an optional end.
+pub async fn grant(user: &User, relationship: &str, sections: &[&str], until: Option<&str>) {
+    for section in sections {
+        user.client
+            .data(
+                &format!(
+                    "mutation($r: UUID!, $u: DateTime) {{ grantAccess(relationshipId: $r, section: {section}, until: $u) {{ version }} }}"
+                ),
+                json!({ "r": relationship, "u": until }),
+            )
+            .await;
+    }
 }
 
 /// The whole control panel query, for comparing states.

@@ -1,0 +1,555 @@
+//! Working together, over HTTP against both stores: care relationships,
+//! consent grants that hold for the very next read, break-glass, the user's
+//! access log, the auditor's questions, and a trail that shows tampering.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use api::auth::Role;
+use chrono::{SubsecRound, Utc};
+use portal_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const MEDS: &str = "query($p: UUID) { medications(portalId: $p) { name } }";
+const NETWORK: &str = "query($p: UUID) { network(portalId: $p) { displayName } }";
+const PLAN: &str = "query($p: UUID) { crisisPlan(portalId: $p) { warningSigns } }";
+const LOG: &str = "{ myAccessLog { breakGlass { providerId providerName reason explanation openedAt until } \
+    entries { readerId readerName readerRole section query basis breakGlass refusal clientAddress requestId } } }";
+const EXPOSURE: &str = "query($s: UUID!, $f: DateTime!, $t: DateTime!) { \
+    whoCouldSee(subjectId: $s, section: SECTION, from: $f, to: $t) { \
+    couldSee { providerId providerName basis from to } looked { readerId section query basis } } }";
+
+async fn fill_portal(user: &User) {
+    user.client
+        .data(
+            r#"mutation { addMedication(name: "Lithium MARK-MED", dose: "400 mg", schedule: "evening") { version } }"#,
+            json!({}),
+        )
+        .await;
+    user.client
+        .data(
+            r#"mutation { addPerson(displayName: "Anna MARK-NET", relation: FRIEND, closeness: 4, support: [EMOTIONAL]) { version } }"#,
+            json!({}),
+        )
+        .await;
+    user.client
+        .data(
+            r#"mutation { reviseCrisisPlan(plan: { warningSigns: ["MARK-PLAN sleeping badly"] }) { version } }"#,
+            json!({}),
+        )
+        .await;
+}
+
+fn day() -> (String, String) {
+    let now = Utc::now();
+    (
+        (now - chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::hours(1)).to_rfc3339(),
+    )
+}
+
+async fn working_together(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic").await;
+    fill_portal(&user).await;
+    let kari = register_provider(&server, "clinic", "Kari Nordmann").await;
+    let p = json!({ "p": user.id });
+
+    // The user finds the provider in their organisation and invites them.
+    let providers = user
+        .client
+        .data(
+            "{ providers { providerId displayName profession } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(providers["providers"][0]["displayName"], "Kari Nordmann");
+    assert_eq!(providers["providers"][0]["profession"], "NURSE");
+    let invited = user
+        .client
+        .data(
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            json!({ "p": kari.id }),
+        )
+        .await;
+    let rel = invited["inviteToCare"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = json!({ "r": rel });
+    let pending = kari
+        .client
+        .data(
+            "{ careRelationships { relationshipId userId status invitedBy expiresAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pending["careRelationships"][0]["status"], "INVITED");
+    assert_eq!(pending["careRelationships"][0]["invitedBy"], "SERVICE_USER");
+    // The inviter cannot answer their own invitation; nobody else can see it.
+    let accept = "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }";
+    assert_eq!(user.client.error_code(accept, r.clone()).await, "FORBIDDEN");
+    let stranger = register_provider(&server, "clinic", "Ola").await;
+    assert_eq!(
+        stranger.client.error_code(accept, r.clone()).await,
+        "NOT_FOUND"
+    );
+    kari.client.data(accept, r.clone()).await;
+
+    // Active, but nothing granted: every section is refused.
+    for q in [MEDS, NETWORK, PLAN] {
+        assert_eq!(kari.client.error_code(q, p.clone()).await, "FORBIDDEN");
+    }
+    // A provider cannot grant themselves anything.
+    assert_eq!(
+        kari.client
+            .error_code(
+                "mutation($r: UUID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
+                r.clone()
+            )
+            .await,
+        "FORBIDDEN"
+    );
+    grant(&user, &rel, &["MEDICATIONS"], None).await;
+    let meds = kari.client.data(MEDS, p.clone()).await;
+    assert_eq!(meds["medications"][0]["name"], "Lithium MARK-MED");
+    assert_eq!(
+        kari.client.error_code(NETWORK, p.clone()).await,
+        "FORBIDDEN"
+    );
+
+    // The caseload: the sections granted now and what changed since the last look.
+    wait_caught_up(&server).await;
+    let caseload = "{ caseload { relationship { userId grants { section until } } lastLookedAt \
+        changedSinceLastLook { section changes } } }";
+    let seen = kari.client.data(caseload, json!({})).await;
+    let entry = &seen["caseload"][0];
+    assert_eq!(entry["relationship"]["userId"], user.id.to_string());
+    assert_eq!(entry["relationship"]["grants"][0]["section"], "MEDICATIONS");
+    assert!(entry["lastLookedAt"].is_string());
+    assert_eq!(entry["changedSinceLastLook"][0]["changes"], 0);
+    user.client
+        .data(
+            r#"mutation { addMedication(name: "Melatonin", dose: "2 mg", schedule: "night") { version } }"#,
+            json!({}),
+        )
+        .await;
+    user.client
+        .data(
+            r#"mutation { addPerson(displayName: "Bo", relation: FAMILY, closeness: 2) { version } }"#,
+            json!({}),
+        )
+        .await;
+    wait_caught_up(&server).await;
+    let seen = kari.client.data(caseload, json!({})).await;
+    let changed = &seen["caseload"][0]["changedSinceLastLook"];
+    assert_eq!(
+        changed.as_array().unwrap().len(),
+        1,
+        "only granted sections: {seen}"
+    );
+    assert_eq!(changed[0]["changes"], 1);
+
+    // A revocation holds for the very next read.
+    user.client
+        .data(
+            "mutation($r: UUID!) { revokeAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
+            r.clone(),
+        )
+        .await;
+    assert_eq!(kari.client.error_code(MEDS, p.clone()).await, "FORBIDDEN");
+
+    // A grant with an end date: allowed before it, refused after.
+    let until = (Utc::now() + chrono::Duration::milliseconds(1500)).trunc_subsecs(3);
+    grant(&user, &rel, &["NETWORK"], Some(&until.to_rfc3339())).await;
+    let network = kari.client.data(NETWORK, p.clone()).await;
+    assert_eq!(network["network"][0]["displayName"], "Anna MARK-NET");
+    let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
+    tokio::time::sleep(wait).await;
+    assert_eq!(
+        kari.client.error_code(NETWORK, p.clone()).await,
+        "FORBIDDEN"
+    );
+
+    // Break-glass opens the crisis plan, and only it, for a while.
+    assert_eq!(kari.client.error_code(PLAN, p.clone()).await, "FORBIDDEN");
+    let glass = "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: RISK_TO_SELF, \
+        explanation: \"Called by the crisis team at night\") { version } }";
+    assert_eq!(user.client.error_code(glass, r.clone()).await, "FORBIDDEN");
+    kari.client.data(glass, r.clone()).await;
+    let plan = kari.client.data(PLAN, p.clone()).await;
+    assert_eq!(
+        plan["crisisPlan"]["warningSigns"][0],
+        "MARK-PLAN sleeping badly"
+    );
+    assert_eq!(kari.client.error_code(MEDS, p.clone()).await, "FORBIDDEN");
+    assert_eq!(
+        stranger.client.error_code(PLAN, p.clone()).await,
+        "FORBIDDEN"
+    );
+
+    // The user's access log: the break-glass first, then every look by others.
+    wait_caught_up(&server).await;
+    let log = user.client.data(LOG, json!({})).await["myAccessLog"].clone();
+    assert_eq!(log["breakGlass"][0]["providerName"], "Kari Nordmann");
+    assert_eq!(log["breakGlass"][0]["reason"], "RISK_TO_SELF");
+    assert_eq!(
+        log["breakGlass"][0]["explanation"],
+        "Called by the crisis team at night"
+    );
+    let entries = log["entries"].as_array().unwrap();
+    let newest = &entries[0];
+    assert_eq!(newest["readerId"], stranger.id.to_string());
+    assert_eq!(newest["basis"], "REFUSED");
+    assert_eq!(newest["refusal"], "FORBIDDEN");
+    let glass_read = entries
+        .iter()
+        .find(|e| e["breakGlass"] == true)
+        .expect("the break-glass read is in the log");
+    assert_eq!(glass_read["section"], "crisis_plan");
+    assert_eq!(glass_read["readerName"], "Kari Nordmann");
+    assert_eq!(glass_read["clientAddress"], "127.0.0.1");
+    let allowed: Vec<&Value> = entries.iter().filter(|e| e["basis"] != "REFUSED").collect();
+    assert_eq!(allowed.len(), 3, "medications, network, crisis plan: {log}");
+    assert!(entries.iter().all(|e| e["readerId"] != user.id.to_string()));
+
+    // The auditor: the trail, who could see and who looked, the disclosures.
+    let auditor = server.client(Some(token(Uuid::new_v4(), Role::Auditor, "clinic")));
+    assert_eq!(auditor.error_code(PLAN, p.clone()).await, "FORBIDDEN");
+    let trail = auditor
+        .data(
+            "query($s: UUID) { accessTrail(subjectId: $s, limit: 500) { readerId section basis } }",
+            json!({ "s": user.id }),
+        )
+        .await;
+    let trail = trail["accessTrail"].as_array().unwrap();
+    assert!(trail.iter().any(|e| e["basis"] == "BREAK_GLASS"));
+    let (from, to) = day();
+    let span = json!({ "s": user.id, "f": from, "t": to });
+    let plan_exposure = auditor
+        .data(&EXPOSURE.replace("SECTION", "CRISIS_PLAN"), span.clone())
+        .await["whoCouldSee"]
+        .clone();
+    assert_eq!(plan_exposure["couldSee"][0]["basis"], "BREAK_GLASS");
+    assert_eq!(
+        plan_exposure["couldSee"][0]["providerId"],
+        kari.id.to_string()
+    );
+    assert_eq!(plan_exposure["looked"].as_array().unwrap().len(), 1);
+    assert_eq!(plan_exposure["looked"][0]["query"], "crisisPlan");
+    // Revoked now, but the medications grant shows for the period it held.
+    let meds_exposure = auditor
+        .data(&EXPOSURE.replace("SECTION", "MEDICATIONS"), span.clone())
+        .await["whoCouldSee"]
+        .clone();
+    assert_eq!(meds_exposure["couldSee"][0]["basis"], "GRANT");
+    assert!(meds_exposure["couldSee"][0]["to"].is_string());
+    let csv = auditor
+        .data(
+            "query($s: UUID, $f: DateTime!, $t: DateTime!) { disclosuresCsv(subjectId: $s, from: $f, to: $t) }",
+            span.clone(),
+        )
+        .await["disclosuresCsv"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
+    assert!(lines[0].starts_with("at,reader_id,reader_name"));
+    assert_eq!(lines.len(), 4, "three disclosures: {csv}");
+    assert!(lines.iter().any(|l| l.contains("break_glass")));
+    assert!(!csv.contains("MARK-"), "no portal content in the export");
+    // A service user exports their own; not someone else's.
+    let own = user
+        .client
+        .data(
+            "query($f: DateTime!, $t: DateTime!) { disclosuresCsv(from: $f, to: $t) }",
+            span.clone(),
+        )
+        .await;
+    assert_eq!(own["disclosuresCsv"].as_str().unwrap(), csv);
+    let other_user = open_user(&server, "clinic").await;
+    assert_eq!(
+        other_user
+            .client
+            .error_code(
+                "query($s: UUID, $f: DateTime!, $t: DateTime!) { disclosuresCsv(subjectId: $s, from: $f, to: $t) }",
+                span.clone()
+            )
+            .await,
+        "FORBIDDEN"
+    );
+    // Only auditors search the trail; an auditor of another organisation
+    // cannot name this user.
+    assert_eq!(
+        kari.client
+            .error_code("{ accessTrail { readerId } }", json!({}))
+            .await,
+        "FORBIDDEN"
+    );
+    let elsewhere = server.client(Some(token(Uuid::new_v4(), Role::Auditor, "other")));
+    assert_eq!(
+        elsewhere
+            .error_code(
+                "query($s: UUID) { accessTrail(subjectId: $s) { readerId } }",
+                json!({ "s": user.id })
+            )
+            .await,
+        "NOT_FOUND"
+    );
+
+    // Reads of the trail are themselves on the trail.
+    wait_caught_up(&server).await;
+    let trail_reads = auditor
+        .data(
+            r#"{ accessTrail(section: "access_log", limit: 500) { readerId readerRole query basis } }"#,
+            json!({}),
+        )
+        .await["accessTrail"]
+        .clone();
+    let trail_reads = trail_reads.as_array().unwrap();
+    let by = |role: &str, query: &str| {
+        trail_reads
+            .iter()
+            .filter(|e| e["readerRole"] == role && e["query"] == query)
+            .count()
+    };
+    assert_eq!(by("service_user", "myAccessLog"), 1);
+    assert_eq!(by("service_user", "disclosuresCsv"), 1);
+    assert_eq!(
+        by("auditor", "accessTrail"),
+        1,
+        "this search is recorded but not yet projected"
+    );
+    assert_eq!(by("auditor", "whoCouldSee"), 2);
+    assert_eq!(by("auditor", "disclosuresCsv"), 1);
+
+    // Ending the relationship ends every access; it can start again.
+    kari.client
+        .data(
+            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            r.clone(),
+        )
+        .await;
+    assert_eq!(kari.client.error_code(PLAN, p.clone()).await, "FORBIDDEN");
+    let closed = user
+        .client
+        .data(
+            "{ careRelationships(includeClosed: true) { status endedAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(closed["careRelationships"][0]["status"], "ENDED");
+    kari.client
+        .data(
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            json!({ "p": user.id }),
+        )
+        .await;
+    server.stop().await;
+}
+both_stores!(working_together_over_http, working_together);
+
+async fn invitations_and_break_glass_run_out(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("PORTAL_INVITATION_TTL_SECONDS", "1"),
+            ("PORTAL_BREAK_GLASS_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let user = open_user(&server, "clinic").await;
+    fill_portal(&user).await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let invited = kari
+        .client
+        .data(
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            json!({ "p": user.id }),
+        )
+        .await;
+    let r = json!({ "r": invited["inviteToCare"]["createdId"] });
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let accept = "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }";
+    assert_eq!(
+        user.client.error_code(accept, r.clone()).await,
+        "BAD_USER_INPUT"
+    );
+    let list = user
+        .client
+        .data("{ careRelationships { status } }", json!({}))
+        .await;
+    assert_eq!(list["careRelationships"][0]["status"], "EXPIRED");
+    // A new invitation, answered in time.
+    let rel = relate(&user, &kari).await;
+    let glass = "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }";
+    kari.client.data(glass, json!({ "r": rel })).await;
+    let p = json!({ "p": user.id });
+    kari.client.data(PLAN, p.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(kari.client.error_code(PLAN, p.clone()).await, "FORBIDDEN");
+    // Providers of another organisation cannot be invited, nor invite.
+    let abroad = register_provider(&server, "elsewhere", "Per").await;
+    assert_eq!(
+        user.client
+            .error_code(
+                "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+                json!({ "p": abroad.id })
+            )
+            .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        abroad
+            .client
+            .error_code(
+                "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+                json!({ "p": user.id })
+            )
+            .await,
+        "NOT_FOUND"
+    );
+    server.stop().await;
+}
+both_stores!(
+    invitations_and_break_glass_run_out_over_http,
+    invitations_and_break_glass_run_out
+);
+
+/// Runs a statement on the store with its append-only triggers off, as an
+/// attacker with database access would.
+async fn tamper(db: &TestDb, sql: &str) {
+    let read = read_db(db).await;
+    match db.store {
+        Store::Postgres => {
+            let mut tx = read.pool.begin().await.unwrap();
+            sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+            sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        Store::Sqlite => {
+            for trigger in ["events_no_update", "events_no_delete"] {
+                sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger}"))
+                    .execute(&read.pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(sql).execute(&read.pool).await.unwrap();
+        }
+    }
+}
+
+async fn the_trail_shows_tampering(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    // Three people, three chains of four records each.
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        let user = open_user(&server, "clinic").await;
+        fill_portal(&user).await;
+        let rel = relate(&user, &kari).await;
+        grant(&user, &rel, &["MEDICATIONS"], None).await;
+        for _ in 0..4 {
+            kari.client.data(MEDS, json!({ "p": user.id })).await;
+        }
+        users.push(user);
+    }
+    server.stop().await;
+    let (ok, out, _) = portal_cli_status(&db, &["audit", "verify"]).await;
+    assert!(ok, "an untouched trail verifies: {out}");
+    assert!(
+        out.contains("12 records in 3 chains checked: intact"),
+        "{out}"
+    );
+
+    let chain = |i: usize| {
+        format!(
+            "aggregate_type = 'AccessTrail' AND aggregate_id = '{}'",
+            users[i].id
+        )
+    };
+    // Edit: record 2 of the first chain now claims another section.
+    let edit = match db.store {
+        Store::Postgres => format!(
+            "UPDATE events SET payload = CAST(REPLACE(payload::text, '\"medications\"', '\"network\"') AS json) WHERE {} AND sequence = 2",
+            chain(0)
+        ),
+        Store::Sqlite => format!(
+            "UPDATE events SET payload = REPLACE(payload, '\"medications\"', '\"network\"') WHERE {} AND sequence = 2",
+            chain(0)
+        ),
+    };
+    tamper(&db, &edit).await;
+    // Delete: record 3 of the second chain is gone.
+    tamper(
+        &db,
+        &format!("DELETE FROM events WHERE {} AND sequence = 3", chain(1)),
+    )
+    .await;
+    // Insert: a forged fifth record, linked to the fourth, in the third chain.
+    let read = read_db(&db).await;
+    let meta_sql = match db.store {
+        Store::Postgres => format!(
+            "SELECT payload::text, metadata::text FROM events WHERE {} AND sequence = 4",
+            chain(2)
+        ),
+        Store::Sqlite => format!(
+            "SELECT payload, metadata FROM events WHERE {} AND sequence = 4",
+            chain(2)
+        ),
+    };
+    let (payload4, metadata4): (String, String) = sqlx::query_as(&meta_sql)
+        .fetch_one(&read.pool)
+        .await
+        .unwrap();
+    let mut forged: Value = serde_json::from_str(&payload4).unwrap();
+    let meta: Value = serde_json::from_str(&metadata4).unwrap();
+    forged["prev_hash"] = meta["hash"].clone();
+    forged["reader_id"] = json!(Uuid::new_v4());
+    let mut forged_meta = meta.clone();
+    forged_meta["hash"] = json!("f".repeat(64));
+    let (p_cast, m_cast) = match db.store {
+        Store::Postgres => ("CAST($1 AS json)", "CAST($2 AS json)"),
+        Store::Sqlite => ("$1", "$2"),
+    };
+    sqlx::query(&format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('AccessTrail', '{}', 5, 'AccessRecorded', '1', {p_cast}, {m_cast})",
+        users[2].id
+    ))
+    .bind(forged.to_string())
+    .bind(forged_meta.to_string())
+    .execute(&read.pool)
+    .await
+    .unwrap();
+
+    let (ok, out, _) = portal_cli_status(&db, &["audit", "verify"]).await;
+    assert!(!ok, "a tampered trail fails: {out}");
+    let broken = |i: usize, record: i64, why: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("chain {} ", users[i].id)))
+            .unwrap_or_else(|| panic!("chain {i} not reported: {out}"));
+        assert!(line.contains(&format!("at record {record} ")), "{line}");
+        assert!(line.contains(why), "{line}");
+    };
+    broken(0, 2, "altered");
+    broken(1, 4, "missing");
+    broken(2, 5, "altered");
+    assert!(out.contains("3 broken"), "{out}");
+}
+both_stores!(
+    the_trail_shows_tampering_in_the_database,
+    the_trail_shows_tampering
+);
