@@ -1,0 +1,500 @@
+//! The authorisation matrix, against both stores: every role and grant state
+//! × every portal query, care and audit query and mutation → allowed or
+//! refused as specified; no refused answer carries any portal content, no
+//! allowed answer carries content of a section the reader may not see; and
+//! every look by someone other than the owner is in the access trail exactly
+//! once, allowed or refused.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use api::auth::Role;
+use chrono::{SubsecRound, Utc};
+use domain::trail::AccessRecord;
+use portal_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Content markers, one per section, written into the owner's portal.
+const MARKS: [(&str, &str); 5] = [
+    ("core", "MARKCORE"),
+    ("medications", "MARKMED"),
+    ("network", "MARKNET"),
+    ("crisis_plan", "MARKPLAN"),
+    ("exercises", "MARKEXE"),
+];
+const ALL: [&str; 5] = ["core", "medications", "network", "crisis_plan", "exercises"];
+
+/// A portal query: its GraphQL field, the section it reads, and the document.
+struct Read {
+    field: &'static str,
+    section: &'static str,
+    doc: &'static str,
+}
+
+const READS: &[Read] = &[
+    Read {
+        field: "controlPanel",
+        section: "core",
+        doc: "query($p: UUID) { controlPanel(portalId: $p) { version updatedAt domains { latestStatus { note } \
+              activeGoals { title } } sections { section changes } recentChanges(limit: 50) { section eventType } } }",
+    },
+    Read {
+        field: "controlPanel",
+        section: "core",
+        doc: "query($p: UUID, $now: DateTime) { controlPanel(portalId: $p, asOf: $now) { version updatedAt \
+              domains { latestStatus { note } activeGoals { title } } sections { section changes } recentChanges { section } } }",
+    },
+    Read {
+        field: "goal",
+        section: "core",
+        doc: "query($p: UUID, $g: UUID!) { goal(goalId: $g, portalId: $p) { title } }",
+    },
+    Read {
+        field: "goalHistory",
+        section: "core",
+        doc: "query($p: UUID, $g: UUID!) { goalHistory(goalId: $g, portalId: $p) { eventType data } }",
+    },
+    Read {
+        field: "statusHistory",
+        section: "core",
+        doc: "query($p: UUID) { statusHistory(domain: \"housing\", portalId: $p) { score note } }",
+    },
+    Read {
+        field: "medications",
+        section: "medications",
+        doc: "query($p: UUID) { medications(portalId: $p) { name } }",
+    },
+    Read {
+        field: "medications",
+        section: "medications",
+        doc: "query($p: UUID, $now: DateTime) { medications(portalId: $p, asOf: $now) { name } }",
+    },
+    Read {
+        field: "medicationHistory",
+        section: "medications",
+        doc: "query($p: UUID, $m: UUID!) { medicationHistory(medicationId: $m, portalId: $p) { data } }",
+    },
+    Read {
+        field: "network",
+        section: "network",
+        doc: "query($p: UUID) { network(portalId: $p, includeRemoved: true) { displayName } }",
+    },
+    Read {
+        field: "personHistory",
+        section: "network",
+        doc: "query($p: UUID, $n: UUID!) { personHistory(personId: $n, portalId: $p) { data } }",
+    },
+    Read {
+        field: "crisisPlan",
+        section: "crisis_plan",
+        doc: "query($p: UUID) { crisisPlan(portalId: $p) { warningSigns } }",
+    },
+    Read {
+        field: "crisisPlan",
+        section: "crisis_plan",
+        doc: "query($p: UUID) { crisisPlan(portalId: $p, revision: 1) { warningSigns } }",
+    },
+    Read {
+        field: "crisisPlanHistory",
+        section: "crisis_plan",
+        doc: "query($p: UUID) { crisisPlanHistory(portalId: $p) { data } }",
+    },
+    Read {
+        field: "exerciseLog",
+        section: "exercises",
+        doc: "query($p: UUID) { exerciseLog(portalId: $p) { completed entries { reflection } } }",
+    },
+];
+
+/// Every mutation of a portal, with arguments that would be valid for its owner.
+const PORTAL_MUTATIONS: &[&str] = &[
+    "mutation { openPortal { version } }",
+    "mutation { addLifeDomain(key: \"pets\", name: \"Pets\") { version } }",
+    "mutation { rateStatus(domain: \"housing\", score: 3) { version } }",
+    "mutation { setGoal(domain: \"housing\", title: \"x\") { version } }",
+    "mutation($g: UUID!) { reviseGoal(goalId: $g, title: \"x\") { version } }",
+    "mutation($g: UUID!) { achieveGoal(goalId: $g) { version } }",
+    "mutation($g: UUID!) { abandonGoal(goalId: $g) { version } }",
+    "mutation($g: UUID!) { planActivity(goalId: $g, title: \"x\") { version } }",
+    "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }",
+    "mutation($a: UUID!) { dropActivity(activityId: $a) { version } }",
+    "mutation { addMedication(name: \"x\", dose: \"1\", schedule: \"y\") { version } }",
+    "mutation($m: UUID!) { changeMedication(medicationId: $m, dose: \"2\") { version } }",
+    "mutation($m: UUID!) { pauseMedication(medicationId: $m) { version } }",
+    "mutation($m: UUID!) { resumeMedication(medicationId: $m) { version } }",
+    "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
+    "mutation { addPerson(displayName: \"x\", relation: FRIEND, closeness: 1) { version } }",
+    "mutation($n: UUID!) { updatePerson(personId: $n, displayName: \"y\", relation: FRIEND, closeness: 2) { version } }",
+    "mutation($n: UUID!) { removePerson(personId: $n) { version } }",
+    "mutation { reviseCrisisPlan(plan: { ownWords: \"x\" }) { version } }",
+    "mutation { startExercise(exercise: \"mindfulness\") { version } }",
+    "mutation($e: UUID!) { completeExercise(entryId: $e) { version } }",
+];
+
+/// A reader of the owner's portal and the sections they may read.
+struct Actor {
+    name: &'static str,
+    id: Uuid,
+    client: Client,
+    role: Role,
+    sections: Vec<&'static str>,
+}
+
+async fn provider_in(server: &Server, org: &str, name: &'static str) -> Provider {
+    register_provider(server, org, name).await
+}
+
+async fn matrix(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let owner = open_user(&server, "clinic").await;
+    let c = &owner.client;
+    let created = |v: &Value, f: &str| v[f]["createdId"].as_str().unwrap().to_string();
+    c.data(
+        "mutation { rateStatus(domain: \"housing\", score: 6, note: \"MARKCORE\") { version } }",
+        json!({}),
+    )
+    .await;
+    let goal = created(
+        &c.data(
+            "mutation { setGoal(domain: \"housing\", title: \"MARKCORE goal\") { createdId } }",
+            json!({}),
+        )
+        .await,
+        "setGoal",
+    );
+    let med = created(
+        &c.data(
+            "mutation { addMedication(name: \"MARKMED\", dose: \"1\", schedule: \"x\") { createdId } }",
+            json!({}),
+        )
+        .await,
+        "addMedication",
+    );
+    let person = created(
+        &c.data(
+            "mutation { addPerson(displayName: \"MARKNET\", relation: FRIEND, closeness: 3) { createdId } }",
+            json!({}),
+        )
+        .await,
+        "addPerson",
+    );
+    c.data(
+        "mutation { reviseCrisisPlan(plan: { warningSigns: [\"MARKPLAN\"] }) { version } }",
+        json!({}),
+    )
+    .await;
+    let entry = created(
+        &c.data(
+            "mutation { startExercise(exercise: \"mindfulness\") { createdId } }",
+            json!({}),
+        )
+        .await,
+        "startExercise",
+    );
+    c.data(
+        "mutation($e: UUID!) { completeExercise(entryId: $e, reflection: \"MARKEXE\") { version } }",
+        json!({ "e": entry }),
+    )
+    .await;
+
+    // Every grant state.
+    let granted = provider_in(&server, "clinic", "granted").await;
+    let rel = relate(&owner, &granted).await;
+    let all_enum = ["CORE", "MEDICATIONS", "NETWORK", "CRISIS_PLAN", "EXERCISES"];
+    grant(&owner, &rel, &all_enum, None).await;
+    let none = provider_in(&server, "clinic", "none").await;
+    relate(&owner, &none).await;
+    let revoked = provider_in(&server, "clinic", "revoked").await;
+    let rel_revoked = relate(&owner, &revoked).await;
+    grant(&owner, &rel_revoked, &all_enum, None).await;
+    for s in all_enum {
+        c.data(
+            &format!("mutation($r: UUID!) {{ revokeAccess(relationshipId: $r, section: {s}) {{ version }} }}"),
+            json!({ "r": rel_revoked }),
+        )
+        .await;
+    }
+    let expired = provider_in(&server, "clinic", "expired").await;
+    let rel_expired = relate(&owner, &expired).await;
+    let until = (Utc::now() + chrono::Duration::milliseconds(1500)).trunc_subsecs(3);
+    grant(&owner, &rel_expired, &all_enum, Some(&until.to_rfc3339())).await;
+    let glass = provider_in(&server, "clinic", "glass").await;
+    let rel_glass = relate(&owner, &glass).await;
+    glass
+        .client
+        .data(
+            "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: CANNOT_CONSENT, explanation: \"found unconscious\") { version } }",
+            json!({ "r": rel_glass }),
+        )
+        .await;
+    let pending = provider_in(&server, "clinic", "pending").await;
+    c.data(
+        "mutation($p: UUID!) { inviteToCare(personId: $p) { version } }",
+        json!({ "p": pending.id }),
+    )
+    .await;
+    let ended = provider_in(&server, "clinic", "ended").await;
+    let rel_ended = relate(&owner, &ended).await;
+    grant(&owner, &rel_ended, &all_enum, None).await;
+    ended
+        .client
+        .data(
+            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            json!({ "r": rel_ended }),
+        )
+        .await;
+    let stranger = provider_in(&server, "clinic", "stranger").await;
+    let abroad = provider_in(&server, "elsewhere", "abroad").await;
+    let other_user = open_user(&server, "clinic").await;
+
+    let mut actors = vec![
+        Actor {
+            name: "owner",
+            id: owner.id,
+            client: owner.client.clone(),
+            role: Role::ServiceUser,
+            sections: ALL.to_vec(),
+        },
+        Actor {
+            name: "other service user",
+            id: other_user.id,
+            client: other_user.client.clone(),
+            role: Role::ServiceUser,
+            sections: vec![],
+        },
+    ];
+    for (name, p, sections) in [
+        ("provider, all granted", &granted, ALL.to_vec()),
+        ("provider, nothing granted", &none, vec![]),
+        ("provider, revoked", &revoked, vec![]),
+        ("provider, expired", &expired, vec![]),
+        ("provider, break-glass", &glass, vec!["crisis_plan"]),
+        ("provider, invitation pending", &pending, vec![]),
+        ("provider, relationship ended", &ended, vec![]),
+        ("provider, no relationship", &stranger, vec![]),
+        ("provider, other organisation", &abroad, vec![]),
+    ] {
+        actors.push(Actor {
+            name,
+            id: p.id,
+            client: p.client.clone(),
+            role: Role::Provider,
+            sections,
+        });
+    }
+    for (name, role) in [
+        ("auditor", Role::Auditor),
+        ("admin", Role::Admin),
+        ("moderator", Role::Moderator),
+        ("researcher", Role::Researcher),
+    ] {
+        let id = Uuid::new_v4();
+        actors.push(Actor {
+            name,
+            id,
+            client: server.client(Some(token(id, role, "clinic"))),
+            role,
+            sections: vec![],
+        });
+    }
+    // Let the expiring grants run out.
+    let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
+    tokio::time::sleep(wait).await;
+
+    // Every portal query by every actor.
+    let vars = json!({
+        "p": owner.id, "g": goal, "m": med, "n": person,
+        "now": Utc::now().to_rfc3339(),
+    });
+    // (reader, field, allowed) → reads made.
+    let mut expected: BTreeMap<(Uuid, String, bool), usize> = BTreeMap::new();
+    for actor in &actors {
+        for read in READS {
+            let allowed = actor.sections.contains(&read.section);
+            let response = actor.client.gql(read.doc, vars.clone()).await;
+            let body = response.to_string();
+            let context = format!("{} reading {} ({})", actor.name, read.field, read.doc);
+            if allowed {
+                assert!(response.get("errors").is_none(), "{context}: {response}");
+                let mark = MARKS.iter().find(|(s, _)| *s == read.section).unwrap().1;
+                assert!(body.contains(mark), "{context}: no content: {body}");
+            } else {
+                assert_eq!(
+                    response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                    "{context}: {response}"
+                );
+                assert!(response["data"].is_null(), "{context}: {response}");
+            }
+            if allowed && read.field == "controlPanel" && actor.id != owner.id {
+                // Summaries and changes of the other sections are not shown either.
+                let panel = &response["data"]["controlPanel"];
+                assert_eq!(
+                    panel["sections"],
+                    json!([{ "section": "CORE", "changes": panel["version"] }]),
+                    "{context}"
+                );
+                let changes = panel["recentChanges"].as_array().unwrap();
+                assert!(
+                    !changes.is_empty() && changes.iter().all(|c| c["section"] == "CORE"),
+                    "{context}"
+                );
+            }
+            for (section, mark) in MARKS {
+                if !actor.sections.contains(&section) {
+                    assert!(!body.contains(mark), "{context}: leaks {section}: {body}");
+                }
+            }
+            if actor.id != owner.id {
+                *expected
+                    .entry((actor.id, read.field.to_string(), allowed))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    // Nobody but the owner changes the portal; mutations act on the caller's
+    // own portal, so other roles are refused outright.
+    let ids = json!({ "g": goal, "a": Uuid::new_v4(), "m": med, "n": person, "e": entry });
+    let version = |v: Value| v["controlPanel"]["version"].as_i64().unwrap();
+    let before = version(c.data("{ controlPanel { version } }", json!({})).await);
+    for actor in actors.iter().filter(|a| a.role != Role::ServiceUser) {
+        for m in PORTAL_MUTATIONS {
+            assert_eq!(
+                actor.client.error_code(m, ids.clone()).await,
+                "FORBIDDEN",
+                "{} ran {m}",
+                actor.name
+            );
+        }
+    }
+    assert_eq!(
+        version(c.data("{ controlPanel { version } }", json!({})).await),
+        before
+    );
+
+    // Only the owner changes grants; only the relationship's provider breaks glass.
+    for actor in actors.iter().filter(|a| a.id != owner.id) {
+        let code = actor
+            .client
+            .error_code(
+                "mutation($r: UUID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
+                json!({ "r": rel_revoked }),
+            )
+            .await;
+        assert!(
+            code == "NOT_FOUND" || code == "FORBIDDEN",
+            "{}: {code}",
+            actor.name
+        );
+        let code = actor
+            .client
+            .error_code(
+                "mutation($r: UUID!) { revokeAccess(relationshipId: $r, section: CORE) { version } }",
+                json!({ "r": rel }),
+            )
+            .await;
+        assert!(
+            code == "NOT_FOUND" || code == "FORBIDDEN",
+            "{}: {code}",
+            actor.name
+        );
+        if actor.id != none.id {
+            let code = actor
+                .client
+                .error_code(
+                    "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }",
+                    json!({ "r": relationship_of(owner.id, none.id) }),
+                )
+                .await;
+            assert!(
+                code == "NOT_FOUND" || code == "FORBIDDEN",
+                "{}: {code}",
+                actor.name
+            );
+        }
+    }
+    // ...so the provider with every grant still reads, and the one with none still cannot.
+    granted
+        .client
+        .data(
+            "query($p: UUID) { medications(portalId: $p) { name } }",
+            vars.clone(),
+        )
+        .await;
+    *expected
+        .entry((granted.id, "medications".into(), true))
+        .or_default() += 1;
+
+    // The trail's own queries: auditors search, service users read their own log.
+    let (from, to) = (
+        (Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+        (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    );
+    let span = json!({ "s": owner.id, "f": from, "t": to });
+    for actor in &actors {
+        let auditor = actor.role == Role::Auditor;
+        let service_user = actor.role == Role::ServiceUser;
+        let provider = actor.role == Role::Provider;
+        for (doc, may) in [
+            ("{ accessTrail { position } }", auditor),
+            (
+                "query($s: UUID!, $f: DateTime!, $t: DateTime!) { whoCouldSee(subjectId: $s, section: CRISIS_PLAN, from: $f, to: $t) { looked { position } } }",
+                auditor,
+            ),
+            (
+                "query($s: UUID, $f: DateTime!, $t: DateTime!) { disclosuresCsv(subjectId: $s, from: $f, to: $t) }",
+                auditor || actor.id == owner.id,
+            ),
+            ("{ myAccessLog { entries { position } } }", service_user),
+            ("{ caseload { lastLookedAt } }", provider),
+            ("{ careRelationships { status } }", service_user || provider),
+        ] {
+            let response = actor.client.gql(doc, span.clone()).await;
+            if may {
+                assert!(response.get("errors").is_none(), "{}: {doc}: {response}", actor.name);
+            } else {
+                assert_eq!(
+                    response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                    "{}: {doc}: {response}",
+                    actor.name
+                );
+            }
+            for (_, mark) in MARKS {
+                assert!(!response.to_string().contains(mark), "{}: {doc} leaks", actor.name);
+            }
+        }
+    }
+
+    // Every look at the portal by someone else is on the trail exactly once:
+    // counted from the event store, the source of truth.
+    let read = read_db(&db).await;
+    let mut recorded: BTreeMap<(Uuid, String, bool), usize> = BTreeMap::new();
+    for e in all_events(&read)
+        .await
+        .iter()
+        .filter(|e| e.aggregate_type == "AccessTrail")
+    {
+        let r: AccessRecord = e.decode().unwrap();
+        if r.section == "access_log" {
+            continue;
+        }
+        assert_eq!(r.subject_id, Some(owner.id));
+        assert_ne!(
+            r.reader_id, owner.id,
+            "the owner's own reads are not recorded"
+        );
+        *recorded
+            .entry((r.reader_id, r.query.clone(), r.allowed()))
+            .or_default() += 1;
+    }
+    assert_eq!(recorded, expected);
+    server.stop().await;
+}
+both_stores!(authorisation_matrix, matrix);
+
+fn relationship_of(user: Uuid, provider: Uuid) -> Uuid {
+    domain::care::relationship_id(user, provider)
+}
