@@ -8,13 +8,14 @@
 //! service users, auditors, admins, moderators or researchers.
 //!
 //! Every read by a non-owner of an existing portal, allowed or refused, is
-//! appended to the access trail before the answer is built; if the record
-//! cannot be written, an allowed read fails (fail closed). Decisions fold the
+//! queued for the access trail as soon as it is decided; the answer is built
+//! meanwhile, and leaves only once the record is committed. If the record
+//! cannot be written, the request fails (fail closed). Decisions fold the
 //! relationship's own events, never a projection, so a revocation or an
 //! expiry holds for the very next read.
 
 use async_graphql::Context;
-use domain::care::{self, Basis as CareBasis};
+use domain::care::{self, Basis as CareBasis, CareRelationship};
 use domain::portal::Section;
 use domain::trail::{AccessRecord, Basis, GENESIS};
 use projections::control_panel;
@@ -57,7 +58,17 @@ pub(crate) async fn authorize_read(
 ) -> Result<Reader, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let owner = caller.role == Role::ServiceUser && caller.subject == portal_id;
-    let row = portal_row(svc, portal_id).await?;
+    // A provider's relationship is read beside the portal, not after it.
+    let relationship = async {
+        match caller.role {
+            Role::Provider => svc
+                .relationship(care::relationship_id(portal_id, caller.subject))
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (row, relationship) = tokio::try_join!(portal_row(svc, portal_id), relationship)?;
     let Some(row) = row else {
         return Err(if owner {
             ApiError::NotFound("this portal has not been opened yet".into())
@@ -75,7 +86,7 @@ pub(crate) async fn authorize_read(
         return Ok(Reader { row, owner });
     }
     let at = now();
-    let decision = decide(svc, &caller, portal_id, &organisation, section, at).await?;
+    let decision = decide(&caller, portal_id, relationship, &organisation, section, at);
     let (basis, relationship_id, basis_sequence, refusal) = match &decision {
         Ok((basis, relationship, sequence)) => (*basis, Some(*relationship), Some(*sequence), None),
         Err(refusal) => (Basis::Refused, None, None, Some(refusal.code().to_string())),
@@ -98,55 +109,44 @@ pub(crate) async fn authorize_read(
         at,
         prev_hash: GENESIS.to_string(),
     };
-    let written = append(ctx, &caller, record).await;
-    match decision {
-        Ok(_) => {
-            written?;
-            Ok(Reader { row, owner })
-        }
-        Err(refusal) => {
-            if let Err(error) = written {
-                tracing::error!(?error, "a refused read could not be recorded");
-            }
-            Err(refusal)
-        }
-    }
+    submit(ctx, &caller, record);
+    decision.map(|_| Reader { row, owner })
 }
 
 /// On what basis the caller may read `section` at `at`: the basis, the
 /// relationship and the sequence number of the granting event; or the refusal.
-async fn decide(
-    svc: &Service,
+fn decide(
     caller: &Caller,
     portal_id: Uuid,
+    relationship: Option<CareRelationship>,
     organisation: &str,
     section: Section,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<Result<(Basis, Uuid, i64), ApiError>, ApiError> {
+) -> Result<(Basis, Uuid, i64), ApiError> {
     if organisation != caller.organisation {
-        return Ok(Err(ApiError::Forbidden(
+        return Err(ApiError::Forbidden(
             "this portal belongs to another organisation".into(),
-        )));
+        ));
     }
-    if caller.role != Role::Provider {
-        return Ok(Err(ApiError::Forbidden(
+    let Some(relationship) = relationship.filter(|_| caller.role == Role::Provider) else {
+        return Err(ApiError::Forbidden(
             "only the owner, and providers they give access, read a portal".into(),
-        )));
-    }
+        ));
+    };
     let relationship_id = care::relationship_id(portal_id, caller.subject);
-    let relationship = svc.relationship(relationship_id).await?;
-    Ok(match relationship.basis(section, at) {
+    match relationship.basis(section, at) {
         Some(CareBasis::Grant(grant)) => Ok((Basis::Grant, relationship_id, grant.sequence)),
         Some(CareBasis::BreakGlass(bg)) => Ok((Basis::BreakGlass, relationship_id, bg.sequence)),
         None => Err(ApiError::Forbidden(format!(
             "the service user has not given you access to their {} section",
             section.as_str().replace('_', " ")
         ))),
-    })
+    }
 }
 
-/// Appends a record to the trail with the request's metadata.
-async fn append(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) -> Result<i64, ApiError> {
+/// Queues a record for the trail with the request's metadata; the HTTP
+/// layer holds the answer until it is committed.
+fn submit(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) {
     let svc = service(ctx);
     let metadata = EventMetadata {
         actor_id: caller.subject.to_string(),
@@ -156,19 +156,21 @@ async fn append(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) -> Res
         command_id: Uuid::new_v4().to_string(),
         idempotency_key: None,
     };
-    svc.trail.append(&svc.db, record, metadata).await
+    request(ctx)
+        .receipts
+        .push(svc.trail.submit(record, metadata));
 }
 
 /// Records a read of the trail itself (a service user's own log, an
 /// auditor's search) before it is answered. `subject` is whose trail it is;
 /// `detail` says what was asked (never content).
-pub(crate) async fn record_trail_read(
+pub(crate) fn record_trail_read(
     ctx: &Context<'_>,
     caller: &Caller,
     subject: Option<Uuid>,
     basis: Basis,
     detail: String,
-) -> Result<(), ApiError> {
+) {
     let record = AccessRecord {
         reader_id: caller.subject,
         reader_role: caller.role.as_str().to_string(),
@@ -187,5 +189,5 @@ pub(crate) async fn record_trail_read(
         at: now(),
         prev_hash: GENESIS.to_string(),
     };
-    append(ctx, caller, record).await.map(|_| ())
+    submit(ctx, caller, record);
 }

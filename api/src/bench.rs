@@ -503,6 +503,149 @@ pub async fn as_of(
     Ok(())
 }
 
+/// Which reads the access benchmark times.
+const ACCESS_READS: &[(&str, &str)] = &[
+    (
+        "medications",
+        "query($p: UUID) { medications(portalId: $p) { id name dose schedule state } }",
+    ),
+    (
+        "control_panel",
+        "query($p: UUID) { controlPanel(portalId: $p) { version domains { key latestStatus { score } activeGoals { title } } } }",
+    ),
+];
+
+/// Sends a query with variables; fails on any GraphQL error.
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> Result<serde_json::Value, BoxError> {
+    let response: serde_json::Value = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if response.get("errors").is_some() {
+        return Err(format!("{query}: {response}").into());
+    }
+    Ok(response["data"].clone())
+}
+
+/// The cost of a recorded read: `clients` service users, each followed by
+/// their own provider with a grant of every section, through the real command
+/// path. For each read, `clients` owners read their own portals for `seconds`
+/// (nothing recorded), then `clients` providers read the same portals (each
+/// read appended to the access trail before it is answered). Prints one JSON
+/// line: per read and reader, requests per second and p50/p99 in milliseconds.
+pub async fn access(
+    settings: &Settings,
+    base: &str,
+    clients: usize,
+    seconds: u64,
+) -> Result<(), BoxError> {
+    let keys = TokenKeys::new(&settings.resolve_token_key()?);
+    let url = format!("{base}/graphql");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
+    let mut pairs = Vec::new();
+    for _ in 0..clients {
+        let (user, provider) = (Uuid::new_v4(), Uuid::new_v4());
+        let owner = keys.mint(user, Role::ServiceUser, "bench", 3600)?;
+        let carer = keys.mint(provider, Role::Provider, "bench", 3600)?;
+        let none = json!({});
+        call(
+            &http,
+            &url,
+            &owner,
+            "mutation { openPortal { version } }",
+            none.clone(),
+        )
+        .await?;
+        for (name, dose) in [
+            ("Sertraline", "50 mg"),
+            ("Lithium", "400 mg"),
+            ("Melatonin", "2 mg"),
+        ] {
+            call(&http, &url, &owner, &format!("mutation {{ addMedication(name: \"{name}\", dose: \"{dose}\", schedule: \"evening\") {{ version }} }}"), none.clone()).await?;
+        }
+        for i in 0..3 {
+            call(&http, &url, &owner, &format!("mutation {{ setGoal(domain: \"housing\", title: \"goal {i}\") {{ version }} }}"), none.clone()).await?;
+        }
+        call(&http, &url, &carer, "mutation { saveProviderProfile(displayName: \"Bench\", profession: NURSE) { version } }", none.clone()).await?;
+        let invited = call(
+            &http,
+            &url,
+            &owner,
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            json!({ "p": provider }),
+        )
+        .await?;
+        let rel = invited["inviteToCare"]["createdId"].clone();
+        call(
+            &http,
+            &url,
+            &carer,
+            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+            json!({ "r": rel }),
+        )
+        .await?;
+        for section in ["CORE", "MEDICATIONS"] {
+            call(&http, &url, &owner, &format!("mutation($r: UUID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"), json!({ "r": rel })).await?;
+        }
+        pairs.push((user, owner, carer));
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("clients".into(), json!(clients));
+    out.insert("seconds".into(), json!(seconds));
+    for (name, query) in ACCESS_READS {
+        for reader in ["owner", "provider"] {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let tasks: Vec<_> = pairs
+                .iter()
+                .map(|(user, owner, carer)| {
+                    let token = if reader == "owner" {
+                        owner.clone()
+                    } else {
+                        carer.clone()
+                    };
+                    let (http, url, user) = (http.clone(), url.clone(), *user);
+                    tokio::spawn(async move {
+                        let mut latencies = Vec::new();
+                        while Instant::now() < deadline {
+                            let started = Instant::now();
+                            call(&http, &url, &token, query, json!({ "p": user })).await?;
+                            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                        }
+                        Ok::<_, BoxError>(latencies)
+                    })
+                })
+                .collect();
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await??);
+            }
+            latencies.sort_by(f64::total_cmp);
+            out.insert(
+                format!("{name}_{reader}"),
+                json!({
+                    "per_s": latencies.len() as f64 / seconds as f64,
+                    "p50_ms": percentile(&latencies, 0.5),
+                    "p99_ms": percentile(&latencies, 0.99),
+                }),
+            );
+        }
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
+
 async fn insert_events(
     db: &Db,
     metadata: &str,

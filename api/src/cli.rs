@@ -97,6 +97,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Time reads of a portal by its owner next to the same reads by a
+    /// provider with a grant (each recorded in the access trail).
+    Access {
+        /// Base URL of the server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// Concurrent readers (each pair: one owner, one provider).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// How long each phase runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Append valid portal events in bulk straight into the store.
     Seed {
         /// About how many events.
@@ -280,6 +293,13 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 seconds,
                 kind,
             } => crate::bench::load(&settings, &url, clients, readers, seconds, &kind)
+                .await
+                .map_err(|e| e.to_string())?,
+            BenchCommand::Access {
+                url,
+                clients,
+                seconds,
+            } => crate::bench::access(&settings, &url, clients, seconds)
                 .await
                 .map_err(|e| e.to_string())?,
             BenchCommand::Seed { events, portals } => {

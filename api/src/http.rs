@@ -23,7 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::codes;
-use crate::schema::{self, PortalSchema, RequestContext};
+use crate::schema::{self, PortalSchema, Receipts, RequestContext};
 use crate::service::Service;
 
 #[derive(Clone)]
@@ -122,14 +122,25 @@ async fn graphql(
     let span = tracing::info_span!("graphql", request_id = %request_id, operation = request.operation_name.as_deref().unwrap_or(""));
     let _entered = span.enter();
     drop(_entered);
+    let receipts = Arc::new(Receipts::default());
     let mut response = app
         .schema
         .execute(request.data(RequestContext {
             caller,
             request_id: request_id.clone(),
             client_address: connect.map(|c| c.0 .0.ip().to_string()),
+            receipts: Arc::clone(&receipts),
         }))
         .await;
+    // Nothing leaves before its access-trail records are committed.
+    if let Err(error) = receipts.written().await {
+        tracing::error!(%error, %request_id, "answer withheld: access trail not written");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal error",
+        );
+    }
     // Parse and validation errors (syntax, unknown fields, depth, complexity,
     // wrong argument types) come from async-graphql without a code: they are all
     // the client's input.

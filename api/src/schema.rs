@@ -37,6 +37,40 @@ pub struct RequestContext {
     pub request_id: String,
     /// The address the request came from, recorded in the access trail.
     pub client_address: Option<String>,
+    /// Access-trail records this request's answer waits for.
+    pub receipts: Arc<Receipts>,
+}
+
+/// The access-trail records a request has queued. The HTTP layer sends the
+/// answer only once every one is committed, and an error instead if any
+/// failed: the trail is written before the data leaves (fail closed), while
+/// the answer is computed at the same time.
+#[derive(Debug, Default)]
+pub struct Receipts(std::sync::Mutex<Vec<crate::trail::Receipt>>);
+
+impl Receipts {
+    /// Adds a record to wait for.
+    pub fn push(&self, receipt: crate::trail::Receipt) {
+        if let Ok(mut receipts) = self.0.lock() {
+            receipts.push(receipt);
+        }
+    }
+
+    /// Waits for every queued record; the first failure, if any.
+    pub async fn written(&self) -> Result<(), String> {
+        let receipts = match self.0.lock() {
+            Ok(mut receipts) => std::mem::take(&mut *receipts),
+            Err(_) => return Err("receipt list poisoned".into()),
+        };
+        for receipt in receipts {
+            match receipt.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return Err("the access-trail writer stopped".into()),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Builds the schema with the service and the input limits from settings.

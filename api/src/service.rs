@@ -233,7 +233,10 @@ impl Service {
         };
         let engine = Arc::new(Engine::prepare(db.clone(), projections::all(), config).await?);
         let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?);
-        let trail = Trail::new(&settings.resolve_trail_key().map_err(ApiError::internal)?);
+        let trail = Trail::start(
+            &settings.resolve_trail_key().map_err(ApiError::internal)?,
+            &settings.database_url,
+        )?;
         Ok(Service {
             settings,
             db,

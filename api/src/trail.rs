@@ -9,22 +9,44 @@
 //! inserted row shows as the first record whose hash or link does not match.
 //! See docs/access-trail.md.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use domain::trail::{chain_id, AccessRecord, AGGREGATE_TYPE, EVENT_TYPE, GENESIS};
 use futures::TryStreamExt;
 use hmac::{Hmac, Mac};
 use projections::{Backend, Db, EventMetadata};
 use sha2::Sha256;
-use sqlx::Row;
+use sqlx::AnyConnection;
+use sqlx::{Connection, Executor, Row};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::settings::Secret;
 
-/// How often an append retries after another append to the same chain won.
+/// How often a batch is tried again after another writer appended to one of
+/// its chains first (or SQLite was busy).
 const ATTEMPTS: usize = 50;
+/// Most records written in one transaction.
+const BATCH_MAX: usize = 512;
+/// Most chain heads remembered between batches.
+const HEADS_MAX: usize = 100_000;
+
+/// Resolves once a record is committed (to its global position), or to why
+/// it could not be written. The answer it guards must not leave before.
+pub type Receipt = oneshot::Receiver<Result<i64, String>>;
+
+struct Job {
+    record: AccessRecord,
+    metadata: EventMetadata,
+    done: oneshot::Sender<Result<i64, String>>,
+}
 
 /// Appends and verifies access-trail records with one key.
 pub struct Trail {
-    key: Vec<u8>,
+    key: Arc<[u8]>,
+    jobs: Option<mpsc::Sender<Job>>,
 }
 
 /// Where a chain first stops verifying.
@@ -47,99 +69,73 @@ pub struct Report {
     pub breaks: Vec<Break>,
 }
 
+/// The HMAC-SHA256 of (chain, sequence, payload text) under `key`, in hex.
+fn hash(key: &[u8], chain: &str, sequence: i64, payload: &str) -> String {
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(chain.as_bytes());
+    mac.update(&[0]);
+    mac.update(sequence.to_string().as_bytes());
+    mac.update(&[0]);
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 impl Trail {
-    /// A trail keyed with `secret`.
+    /// A trail keyed with `secret` that can verify but not append.
     pub fn new(secret: &Secret) -> Self {
         Trail {
-            key: secret.expose().as_bytes().to_vec(),
+            key: secret.expose().as_bytes().into(),
+            jobs: None,
         }
     }
 
-    /// The hash of a record: HMAC-SHA256 of chain, sequence and payload text.
+    /// A trail keyed with `secret` whose records a background writer appends
+    /// to the store at `url`, over a connection of its own with full
+    /// durability (the read-model pool's relaxed commits would not do: a
+    /// record must survive a crash once the answer it guards has left).
+    /// Concurrent records share one statement and one disk flush.
+    pub fn start(secret: &Secret, url: &str) -> Result<Self, ApiError> {
+        let backend = Backend::from_url(url)?;
+        let (jobs, queue) = mpsc::channel(4 * BATCH_MAX);
+        let key: Arc<[u8]> = secret.expose().as_bytes().into();
+        tokio::spawn(writer(Arc::clone(&key), url.to_string(), backend, queue));
+        Ok(Trail {
+            key,
+            jobs: Some(jobs),
+        })
+    }
+
+    #[cfg(test)]
     fn hash(&self, chain: &str, sequence: i64, payload: &str) -> String {
-        #[allow(clippy::expect_used)]
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
-        mac.update(chain.as_bytes());
-        mac.update(&[0]);
-        mac.update(sequence.to_string().as_bytes());
-        mac.update(&[0]);
-        mac.update(payload.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hash(&self.key, chain, sequence, payload)
     }
 
-    /// Appends `record` to its chain and returns its global position. Returns
-    /// only once the record is committed; callers answer the read after that.
-    pub async fn append(
-        &self,
-        db: &Db,
-        mut record: AccessRecord,
-        metadata: EventMetadata,
-    ) -> Result<i64, ApiError> {
-        let chain = chain_id(record.subject_id, &record.organisation);
-        let insert = match db.backend {
-            Backend::Postgres => {
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-                 VALUES ($1, $2, $3, $4, '1', CAST($5 AS json), CAST($6 AS json)) RETURNING position"
-            }
-            Backend::Sqlite => {
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-                 VALUES ($1, $2, $3, $4, '1', $5, $6) RETURNING position"
-            }
-        };
-        // PostgreSQL hands json back as json: ask for its text.
-        let tail_sql = match db.backend {
-            Backend::Postgres => {
-                "SELECT sequence, metadata::text AS metadata FROM events \
-                 WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"
-            }
-            Backend::Sqlite => {
-                "SELECT sequence, metadata FROM events \
-                 WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"
-            }
-        };
-        let mut last_error = String::new();
-        for _ in 0..ATTEMPTS {
-            let tail = sqlx::query(tail_sql)
-                .bind(AGGREGATE_TYPE)
-                .bind(&chain)
-                .fetch_optional(&db.pool)
-                .await
-                .map_err(ApiError::internal)?;
-            let (sequence, prev_hash) = match tail {
-                Some(row) => {
-                    let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
-                    let metadata: String = row.try_get("metadata").map_err(ApiError::internal)?;
-                    (sequence + 1, stored_hash(&metadata).unwrap_or_default())
+    /// Queues `record` for its chain. Await the receipt before anything the
+    /// record guards leaves the service.
+    pub fn submit(&self, record: AccessRecord, metadata: EventMetadata) -> Receipt {
+        let (done, receipt) = oneshot::channel();
+        match &self.jobs {
+            Some(jobs) => {
+                let job = Job {
+                    record,
+                    metadata,
+                    done,
+                };
+                if let Err(
+                    mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job),
+                ) = jobs.try_send(job)
+                {
+                    let _ = job
+                        .done
+                        .send(Err("the access-trail writer is full or stopped".into()));
                 }
-                None => (1, GENESIS.to_string()),
-            };
-            record.prev_hash = prev_hash;
-            let payload = serde_json::to_string(&record).map_err(ApiError::internal)?;
-            let hash = self.hash(&chain, sequence, &payload);
-            let mut meta = serde_json::to_value(&metadata).map_err(ApiError::internal)?;
-            meta["hash"] = serde_json::Value::String(hash);
-            let result = sqlx::query(insert)
-                .bind(AGGREGATE_TYPE)
-                .bind(&chain)
-                .bind(sequence)
-                .bind(EVENT_TYPE)
-                .bind(&payload)
-                .bind(meta.to_string())
-                .fetch_one(&db.pool)
-                .await;
-            match result {
-                Ok(row) => return row.try_get("position").map_err(ApiError::internal),
-                Err(e) if retryable(&e) => {
-                    last_error = e.to_string();
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => return Err(ApiError::internal(e)),
+            }
+            None => {
+                let _ = done.send(Err("this trail only verifies".into()));
             }
         }
-        Err(ApiError::internal(format!(
-            "access trail chain {chain}: no append after {ATTEMPTS} attempts: {last_error}"
-        )))
+        receipt
     }
 
     /// Checks every chain: sequence numbers without gaps from 1, each record's
@@ -175,7 +171,7 @@ impl Trail {
             if broken {
                 continue;
             }
-            let own = self.hash(&chain, sequence, &payload);
+            let own = hash(&self.key, &chain, sequence, &payload);
             let linked = serde_json::from_str::<AccessRecord>(&payload)
                 .ok()
                 .map(|r| r.prev_hash);
@@ -211,6 +207,201 @@ impl Trail {
         }
         Ok(report)
     }
+}
+
+/// Appends queued records, a batch per statement, until the service stops.
+async fn writer(key: Arc<[u8]>, url: String, backend: Backend, mut queue: mpsc::Receiver<Job>) {
+    let mut connection: Option<AnyConnection> = None;
+    // The last (sequence, hash) of chains written before, so a batch reads a
+    // tail only for chains it has not seen; a conflict clears them.
+    let mut heads: HashMap<String, (i64, String)> = HashMap::new();
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcome = Err("not written".to_string());
+        for _ in 0..ATTEMPTS {
+            if connection.is_none() {
+                match connect(&url, backend).await {
+                    Ok(c) => connection = Some(c),
+                    Err(e) => {
+                        outcome = Err(format!("cannot connect: {e}"));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = connection.as_mut() else {
+                continue;
+            };
+            match write_batch(&key, conn, backend, &mut heads, &batch).await {
+                Ok(positions) => {
+                    outcome = Ok(positions);
+                    break;
+                }
+                Err(e) => {
+                    heads.clear();
+                    outcome = Err(e.to_string());
+                    if !retryable(&e) {
+                        connection = None;
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        match outcome {
+            Ok(positions) => {
+                for (job, position) in batch.into_iter().zip(positions) {
+                    let _ = job.done.send(Ok(position));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, records = batch.len(), "access trail records could not be written");
+                for job in batch {
+                    let _ = job.done.send(Err(error.clone()));
+                }
+            }
+        }
+        if heads.len() > HEADS_MAX {
+            heads.clear();
+        }
+    }
+}
+
+/// A connection of the writer's own, with every commit flushed to disk.
+async fn connect(url: &str, backend: Backend) -> Result<AnyConnection, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(url).await?;
+    let settings: &[&str] = match backend {
+        Backend::Postgres => &["SET synchronous_commit = on"],
+        Backend::Sqlite => &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = FULL"],
+    };
+    for statement in settings {
+        conn.execute(*statement).await?;
+    }
+    Ok(conn)
+}
+
+/// Writes one batch as one multi-row insert (one statement, so all or none,
+/// and one round trip and one disk flush); the global position of each record.
+/// Tails are read first only for chains not written before; a head that went
+/// stale (another process appended) makes the insert fail on the primary key,
+/// and the caller retries with fresh tails.
+async fn write_batch(
+    key: &[u8],
+    conn: &mut AnyConnection,
+    backend: Backend,
+    heads: &mut HashMap<String, (i64, String)>,
+    batch: &[Job],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let tail_sql = match backend {
+        // PostgreSQL hands json back as json: ask for its text.
+        Backend::Postgres => {
+            "SELECT sequence, metadata::text AS metadata FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"
+        }
+        Backend::Sqlite => {
+            "SELECT sequence, metadata FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"
+        }
+    };
+    let mut written: HashMap<String, (i64, String)> = HashMap::new();
+    let mut rows = Vec::with_capacity(batch.len());
+    for job in batch {
+        let chain = chain_id(job.record.subject_id, &job.record.organisation);
+        let head = match written.get(&chain).or_else(|| heads.get(&chain)) {
+            Some(head) => head.clone(),
+            None => {
+                let row = sqlx::query(tail_sql)
+                    .bind(AGGREGATE_TYPE)
+                    .bind(&chain)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match row {
+                    Some(row) => {
+                        let metadata: String = row.try_get("metadata")?;
+                        (
+                            row.try_get("sequence")?,
+                            stored_hash(&metadata).unwrap_or_default(),
+                        )
+                    }
+                    None => (0, GENESIS.to_string()),
+                }
+            }
+        };
+        let sequence = head.0 + 1;
+        let mut record = job.record.clone();
+        record.prev_hash = head.1;
+        let payload = serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let own = hash(key, &chain, sequence, &payload);
+        let mut meta =
+            serde_json::to_value(&job.metadata).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        meta["hash"] = serde_json::Value::String(own.clone());
+        rows.push((chain.clone(), sequence, payload, meta.to_string()));
+        written.insert(chain, (sequence, own));
+    }
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| match backend {
+            Backend::Postgres => format!(
+                "($1, ${}, ${}, $2, '1', CAST(${} AS json), CAST(${} AS json))",
+                4 * i + 3,
+                4 * i + 4,
+                4 * i + 5,
+                4 * i + 6
+            ),
+            // SQLite binds anonymous parameters in order at no cost.
+            Backend::Sqlite => "(?, ?, ?, ?, '1', ?, ?)".to_string(),
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES {} RETURNING aggregate_id, sequence, position",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    match backend {
+        Backend::Postgres => {
+            query = query.bind(AGGREGATE_TYPE).bind(EVENT_TYPE);
+            for (chain, sequence, payload, meta) in &rows {
+                query = query.bind(chain).bind(*sequence).bind(payload).bind(meta);
+            }
+        }
+        Backend::Sqlite => {
+            for (chain, sequence, payload, meta) in &rows {
+                query = query
+                    .bind(AGGREGATE_TYPE)
+                    .bind(chain)
+                    .bind(*sequence)
+                    .bind(EVENT_TYPE)
+                    .bind(payload)
+                    .bind(meta);
+            }
+        }
+    }
+    let returned = query.fetch_all(&mut *conn).await?;
+    let mut positions: HashMap<(String, i64), i64> = HashMap::with_capacity(returned.len());
+    for row in &returned {
+        positions.insert(
+            (row.try_get("aggregate_id")?, row.try_get("sequence")?),
+            row.try_get("position")?,
+        );
+    }
+    let positions = rows
+        .iter()
+        .map(|(chain, sequence, _, _)| {
+            positions
+                .get(&(chain.clone(), *sequence))
+                .copied()
+                .ok_or_else(|| sqlx::Error::Protocol("a written record was not returned".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    heads.extend(written);
+    Ok(positions)
 }
 
 /// The hash a record's metadata claims.

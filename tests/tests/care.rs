@@ -553,3 +553,52 @@ both_stores!(
     the_trail_shows_tampering_in_the_database,
     the_trail_shows_tampering
 );
+
+/// If the trail cannot be written, the answer does not leave (fail closed).
+async fn no_record_no_answer(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic").await;
+    fill_portal(&user).await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let rel = relate(&user, &kari).await;
+    grant(&user, &rel, &["MEDICATIONS"], None).await;
+    let p = json!({ "p": user.id });
+    kari.client.data(MEDS, p.clone()).await;
+
+    let read = read_db(&db).await;
+    let block = match db.store {
+        Store::Postgres => vec![
+            "CREATE FUNCTION no_trail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$",
+            "CREATE TRIGGER no_trail BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.aggregate_type = 'AccessTrail') EXECUTE FUNCTION no_trail()",
+        ],
+        Store::Sqlite => vec![
+            "CREATE TRIGGER no_trail BEFORE INSERT ON events WHEN NEW.aggregate_type = 'AccessTrail' BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        ],
+    };
+    for statement in block {
+        sqlx::query(statement).execute(&read.pool).await.unwrap();
+    }
+    let response = kari.client.gql(MEDS, p.clone()).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{response}"
+    );
+    assert_eq!(response["errors"][0]["message"], "internal error");
+    assert!(response["data"].is_null());
+    assert!(!response.to_string().contains("MARK-"), "{response}");
+    // The owner's reads are not recorded and go on.
+    user.client.data(MEDS, json!({})).await;
+
+    sqlx::query("DROP TRIGGER no_trail ON events")
+        .execute(&read.pool)
+        .await
+        .or(sqlx::query("DROP TRIGGER no_trail")
+            .execute(&read.pool)
+            .await)
+        .unwrap();
+    let meds = kari.client.data(MEDS, p.clone()).await;
+    assert_eq!(meds["medications"][0]["name"], "Lithium MARK-MED");
+    server.stop().await;
+}
+both_stores!(no_record_no_answer_on_either_store, no_record_no_answer);
