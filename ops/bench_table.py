@@ -79,3 +79,26 @@ if asof:
                 p99 = statistics.median(x["p99_ms"] for x in runs)
                 cells.append(f"{p50:.2f} / {p99:.2f}")
         print(f"| {q} | " + " | ".join(cells) + " |")
+access = [r for r in rows if r["kind"] == "access"]
+if access:
+    print("\nA provider's recorded read (decided from the relationship's events, appended to the access trail")
+    print("before it is answered) next to the owner's own read of the same portal, same run;")
+    print("median of runs (min-max of the provider / owner ratio):\n")
+    print("| store | clients | read | owner p50 / p99 ms | provider p50 / p99 ms | p50 ratio | p99 ratio | owner reads/s | provider reads/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s in ("postgres", "sqlite"):
+        for c in sorted({r["clients"] for r in access}):
+            runs = [r["run"] for r in access if r["store"] == s and r["clients"] == c]
+            if not runs:
+                continue
+            for read in ("medications", "control_panel"):
+                own = [x[f"{read}_owner"] for x in runs]
+                prov = [x[f"{read}_provider"] for x in runs]
+                med = lambda xs, k: statistics.median(x[k] for x in xs)
+                r50 = sorted(p["p50_ms"] / o["p50_ms"] for o, p in zip(own, prov))
+                r99 = sorted(p["p99_ms"] / o["p99_ms"] for o, p in zip(own, prov))
+                print(f"| {s} | {c} | {read} | {med(own, 'p50_ms'):.2f} / {med(own, 'p99_ms'):.2f} | "
+                      f"{med(prov, 'p50_ms'):.2f} / {med(prov, 'p99_ms'):.2f} | "
+                      f"{statistics.median(r50):.2f}× ({r50[0]:.2f}-{r50[-1]:.2f}) | "
+                      f"{statistics.median(r99):.2f}× ({r99[0]:.2f}-{r99[-1]:.2f}) | "
+                      f"{med(own, 'per_s'):,.0f} | {med(prov, 'per_s'):,.0f} |")

@@ -153,6 +153,7 @@ impl Trail {
         };
         let mut rows = sqlx::query(sql).bind(AGGREGATE_TYPE).fetch(&db.pool);
         let mut report = Report::default();
+        let mut lengths: HashMap<String, i64> = HashMap::new();
         let mut chain = String::new();
         let (mut expected, mut prev, mut broken) = (1i64, GENESIS.to_string(), false);
         while let Some(row) = rows.try_next().await.map_err(ApiError::internal)? {
@@ -204,7 +205,27 @@ impl Trail {
                 continue;
             }
             (expected, prev) = (sequence + 1, own);
+            lengths.insert(chain.clone(), sequence);
         }
+        drop(rows);
+        // The chain cannot show its newest records deleted: nothing follows
+        // them. The searchable trail (the access projection) was written as
+        // they were appended, so a chain shorter than it lost its end.
+        for (chain, indexed) in indexed_lengths(db).await? {
+            let stored = lengths.get(&chain).copied().unwrap_or(0);
+            if indexed > stored && !report.breaks.iter().any(|b| b.chain == chain) {
+                report.breaks.push(Break {
+                    chain,
+                    sequence: stored + 1,
+                    position: 0,
+                    reason: format!(
+                        "records {} to {indexed} are missing: the access log had them, the chain ends at {stored}",
+                        stored + 1
+                    ),
+                });
+            }
+        }
+        report.breaks.sort_by(|a, b| a.chain.cmp(&b.chain));
         Ok(report)
     }
 }
@@ -402,6 +423,37 @@ async fn write_batch(
         .collect::<Result<Vec<_>, _>>()?;
     heads.extend(written);
     Ok(positions)
+}
+
+/// The length of each chain as the access projection's live slot saw it
+/// (none before the projection exists).
+async fn indexed_lengths(db: &Db) -> Result<Vec<(String, i64)>, ApiError> {
+    let slot: Option<String> =
+        sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = $1")
+            .bind(projections::access::NAME)
+            .fetch_optional(&db.pool)
+            .await
+            .map_err(ApiError::internal)?;
+    let Some(slot) = slot else {
+        return Ok(Vec::new());
+    };
+    if !projections::engine::SLOTS.contains(&slot.as_str()) {
+        return Err(ApiError::internal(format!("unknown slot {slot}")));
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT chain, MAX(sequence) AS n FROM access_log_{slot} GROUP BY chain"
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("chain").map_err(ApiError::internal)?,
+                row.try_get("n").map_err(ApiError::internal)?,
+            ))
+        })
+        .collect()
 }
 
 /// The hash a record's metadata claims.

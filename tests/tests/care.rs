@@ -453,9 +453,9 @@ async fn the_trail_shows_tampering(store: Store) {
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
     let kari = register_provider(&server, "clinic", "Kari").await;
-    // Three people, three chains of four records each.
+    // Four people, four chains of four records each.
     let mut users = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let user = open_user(&server, "clinic").await;
         fill_portal(&user).await;
         let rel = relate(&user, &kari).await;
@@ -465,11 +465,12 @@ async fn the_trail_shows_tampering(store: Store) {
         }
         users.push(user);
     }
+    wait_caught_up(&server).await;
     server.stop().await;
     let (ok, out, _) = portal_cli_status(&db, &["audit", "verify"]).await;
     assert!(ok, "an untouched trail verifies: {out}");
     assert!(
-        out.contains("12 records in 3 chains checked: intact"),
+        out.contains("16 records in 4 chains checked: intact"),
         "{out}"
     );
 
@@ -495,6 +496,12 @@ async fn the_trail_shows_tampering(store: Store) {
     tamper(
         &db,
         &format!("DELETE FROM events WHERE {} AND sequence = 3", chain(1)),
+    )
+    .await;
+    // Delete the end: the newest two records of the fourth chain are gone.
+    tamper(
+        &db,
+        &format!("DELETE FROM events WHERE {} AND sequence >= 3", chain(3)),
     )
     .await;
     // Insert: a forged fifth record, linked to the fourth, in the third chain.
@@ -547,7 +554,8 @@ async fn the_trail_shows_tampering(store: Store) {
     broken(0, 2, "altered");
     broken(1, 4, "missing");
     broken(2, 5, "altered");
-    assert!(out.contains("3 broken"), "{out}");
+    broken(3, 3, "missing");
+    assert!(out.contains("4 broken"), "{out}");
 }
 both_stores!(
     the_trail_shows_tampering_in_the_database,
