@@ -15,7 +15,7 @@
 //! expiry holds for the very next read.
 
 use async_graphql::Context;
-use domain::care::{self, Basis as CareBasis, CareRelationship};
+use domain::care::{self, Basis as CareBasis, CareRelationship, RelationshipState};
 use domain::portal::Section;
 use domain::trail::{AccessRecord, Basis, GENESIS};
 use projections::control_panel;
@@ -48,6 +48,42 @@ async fn portal_row(svc: &Service, portal_id: Uuid) -> Result<Option<AnyRow>, Ap
     .map_err(ApiError::internal)
 }
 
+/// The one answer to a non-owner who may not read a portal, whether it
+/// exists, is in another organisation, or they have no relationship with its
+/// owner: nobody learns which.
+fn not_yours() -> ApiError {
+    ApiError::Forbidden("you may not read this portal".into())
+}
+
+/// A record of `caller` reading `section` of `subject`'s portal (or trail) in
+/// `organisation` now, refused until a basis is set.
+pub(crate) fn record_of(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    subject: Option<Uuid>,
+    organisation: &str,
+    section: &str,
+) -> AccessRecord {
+    AccessRecord {
+        reader_id: caller.subject,
+        reader_role: caller.role.as_str().to_string(),
+        reader_organisation: caller.organisation.clone(),
+        subject_id: subject,
+        organisation: organisation.to_string(),
+        section: section.to_string(),
+        query: ctx.field().name().to_string(),
+        basis: Basis::Refused,
+        relationship_id: None,
+        basis_sequence: None,
+        refusal: None,
+        detail: None,
+        request_id: request(ctx).request_id.clone(),
+        client_address: request(ctx).client_address.clone(),
+        at: now(),
+        prev_hash: GENESIS.to_string(),
+    }
+}
+
 /// Checks that the caller may read `section` of `portal_id`, records the
 /// look of anyone but the owner (allowed or refused) in the access trail, and
 /// returns the portal's row.
@@ -73,7 +109,7 @@ pub(crate) async fn authorize_read(
         return Err(if owner {
             ApiError::NotFound("this portal has not been opened yet".into())
         } else {
-            ApiError::Forbidden("you may not read this portal".into())
+            not_yours()
         });
     };
     let organisation: String = get(&row, "organisation")?;
@@ -85,30 +121,22 @@ pub(crate) async fn authorize_read(
         }
         return Ok(Reader { row, owner });
     }
-    let at = now();
-    let decision = decide(&caller, portal_id, relationship, &organisation, section, at);
-    let (basis, relationship_id, basis_sequence, refusal) = match &decision {
-        Ok((basis, relationship, sequence)) => (*basis, Some(*relationship), Some(*sequence), None),
-        Err(refusal) => (Basis::Refused, None, None, Some(refusal.code().to_string())),
-    };
-    let record = AccessRecord {
-        reader_id: caller.subject,
-        reader_role: caller.role.as_str().to_string(),
-        reader_organisation: caller.organisation.clone(),
-        subject_id: Some(portal_id),
-        organisation,
-        section: section.as_str().to_string(),
-        query: ctx.field().name().to_string(),
-        basis,
-        relationship_id,
-        basis_sequence,
-        refusal,
-        detail: None,
-        request_id: request(ctx).request_id.clone(),
-        client_address: request(ctx).client_address.clone(),
-        at,
-        prev_hash: GENESIS.to_string(),
-    };
+    let mut record = record_of(
+        ctx,
+        &caller,
+        Some(portal_id),
+        &organisation,
+        section.as_str(),
+    );
+    let decision = decide(&caller, relationship, &organisation, section, record.at);
+    match &decision {
+        Ok((basis, relationship, sequence)) => {
+            record.basis = *basis;
+            record.relationship_id = Some(*relationship);
+            record.basis_sequence = Some(*sequence);
+        }
+        Err(refusal) => record.refusal = Some(refusal.code().to_string()),
+    }
     submit(ctx, &caller, record);
     decision.map(|_| Reader { row, owner })
 }
@@ -117,23 +145,28 @@ pub(crate) async fn authorize_read(
 /// relationship and the sequence number of the granting event; or the refusal.
 fn decide(
     caller: &Caller,
-    portal_id: Uuid,
     relationship: Option<CareRelationship>,
     organisation: &str,
     section: Section,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Basis, Uuid, i64), ApiError> {
     if organisation != caller.organisation {
-        return Err(ApiError::Forbidden(
-            "this portal belongs to another organisation".into(),
-        ));
+        return Err(not_yours());
     }
-    let Some(relationship) = relationship.filter(|_| caller.role == Role::Provider) else {
-        return Err(ApiError::Forbidden(
-            "only the owner, and providers they give access, read a portal".into(),
-        ));
+    // Only a party to an active relationship learns more than "no".
+    let Some(relationship) = relationship.filter(|r| {
+        caller.role == Role::Provider
+            && r.state == RelationshipState::Active
+            && r.provider_id == Some(caller.subject)
+    }) else {
+        return Err(not_yours());
     };
-    let relationship_id = care::relationship_id(portal_id, caller.subject);
+    let Some(relationship_id) = relationship
+        .user_id
+        .map(|user| care::relationship_id(user, caller.subject))
+    else {
+        return Err(not_yours());
+    };
     match relationship.basis(section, at) {
         Some(CareBasis::Grant(grant)) => Ok((Basis::Grant, relationship_id, grant.sequence)),
         Some(CareBasis::BreakGlass(bg)) => Ok((Basis::BreakGlass, relationship_id, bg.sequence)),
@@ -146,7 +179,7 @@ fn decide(
 
 /// Queues a record for the trail with the request's metadata; the HTTP
 /// layer holds the answer until it is committed.
-fn submit(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) {
+pub(crate) fn submit(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) {
     let svc = service(ctx);
     let metadata = EventMetadata {
         actor_id: caller.subject.to_string(),
@@ -171,23 +204,14 @@ pub(crate) fn record_trail_read(
     basis: Basis,
     detail: String,
 ) {
-    let record = AccessRecord {
-        reader_id: caller.subject,
-        reader_role: caller.role.as_str().to_string(),
-        reader_organisation: caller.organisation.clone(),
-        subject_id: subject,
-        organisation: caller.organisation.clone(),
-        section: domain::trail::ACCESS_LOG.to_string(),
-        query: ctx.field().name().to_string(),
-        basis,
-        relationship_id: None,
-        basis_sequence: None,
-        refusal: None,
-        detail: Some(detail),
-        request_id: request(ctx).request_id.clone(),
-        client_address: request(ctx).client_address.clone(),
-        at: now(),
-        prev_hash: GENESIS.to_string(),
-    };
+    let mut record = record_of(
+        ctx,
+        caller,
+        subject,
+        &caller.organisation,
+        domain::trail::ACCESS_LOG,
+    );
+    record.basis = basis;
+    record.detail = Some(detail);
     submit(ctx, caller, record);
 }

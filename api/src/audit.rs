@@ -21,6 +21,10 @@ use crate::toolbox::PortalSection;
 
 /// Most trail entries returned at once.
 pub const TRAIL_LIMIT_MAX: i32 = 500;
+/// Most reads `whoCouldSee` lists; a longer period is refused.
+const LOOKED_MAX: i64 = 1_000;
+/// Most rows of one disclosures export; a longer period is refused.
+const DISCLOSURES_MAX: i64 = 100_000;
 
 /// On what grounds a read was let through, or that it was refused.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -69,11 +73,11 @@ pub struct AccessEntry {
     pub basis_sequence: Option<i64>,
     /// The error code of a refused read.
     pub refusal: Option<String>,
-    /// For reads of the trail: what was searched.
+    /// For reads of the trail: what was searched (null in a service user's own log).
     pub detail: Option<String>,
-    /// The request, as in the `x-request-id` response header.
+    /// The request, as in the `x-request-id` response header (empty in a service user's own log).
     pub request_id: String,
-    /// The address the request came from.
+    /// The address the request came from (null in a service user's own log).
     pub client_address: Option<String>,
 }
 
@@ -122,6 +126,10 @@ pub struct AccessWindow {
     pub to: Option<DateTime<Utc>>,
     /// Sequence number of the event that opened it in the relationship's history.
     pub basis_sequence: i64,
+    /// For a break-glass window: why, as a code.
+    pub reason: Option<BreakGlassReason>,
+    /// For a break-glass window: why, in the provider's words.
+    pub explanation: Option<String>,
 }
 
 /// Who could read a section during a period, and who did.
@@ -129,7 +137,8 @@ pub struct AccessWindow {
 pub struct SectionExposure {
     /// Every window of access overlapping the period, from the relationships' events.
     pub could_see: Vec<AccessWindow>,
-    /// Every allowed read of the section in the period, oldest first (at most 1,000).
+    /// Every allowed read of the section in the period, oldest first (more than 1,000 is
+    /// refused: ask for a shorter period).
     pub looked: Vec<AccessEntry>,
 }
 
@@ -348,12 +357,19 @@ impl AuditQuery {
             }
         }
         break_glass.sort_by_key(|b| std::cmp::Reverse(b.opened_at));
-        let entries = Search::default()
+        let mut entries = Search::default()
             .and("a.subject_id = ?", caller.subject.to_string())
             .and("a.reader_id <> ?", caller.subject.to_string())
             .and_opt("a.position < ?", before_position)
             .run(ctx, true, limit)
             .await?;
+        // Who looked, when, at what and on what grounds; not the readers'
+        // addresses, request ids or an auditor's search terms.
+        for entry in &mut entries {
+            entry.client_address = None;
+            entry.request_id = String::new();
+            entry.detail = None;
+        }
         Ok(AccessLog {
             break_glass,
             entries,
@@ -443,7 +459,15 @@ impl AuditQuery {
                 if window.section != section || !window.overlaps(from, to) {
                     continue;
                 }
+                let (reason, explanation) = match events.get((window.sequence as usize).saturating_sub(1)) {
+                    Some(CareEvent::BreakGlassOpened { code, reason, .. }) => {
+                        (Some((*code).into()), Some(reason.clone()))
+                    }
+                    _ => (None, None),
+                };
                 could_see.push(AccessWindow {
+                    reason,
+                    explanation,
                     provider_id,
                     provider_name: provider_name.clone(),
                     relationship_id,
@@ -466,14 +490,21 @@ impl AuditQuery {
                 ts(from),
             )
             .and("a.at < ?", ts(to))
-            .run(ctx, false, 1000)
+            .run(ctx, false, LOOKED_MAX + 1)
             .await?;
+        if looked.len() as i64 > LOOKED_MAX {
+            return Err(ApiError::BadInput(format!(
+                "more than {LOOKED_MAX} reads in the period: ask for a shorter one"
+            ))
+            .into());
+        }
         Ok(SectionExposure { could_see, looked })
     }
 
     /// The accounting of disclosures of one service user's portal over
     /// [`from`, `to`), as CSV (RFC 4180, header row): every read of their
-    /// portal content by someone else, oldest first (at most 100,000 rows).
+    /// portal content by someone else, oldest first (more than 100,000 rows is refused:
+    /// export shorter periods). Fields a spreadsheet would read as formulas start with `'`.
     /// Auditors ask for anyone in their organisation; a service user for
     /// themselves (`subjectId` omitted). This read is itself recorded.
     async fn disclosures_csv(
@@ -512,8 +543,14 @@ impl AuditQuery {
                 ts(from),
             )
             .and("a.at < ?", ts(to))
-            .run(ctx, false, 100_000)
+            .run(ctx, false, DISCLOSURES_MAX + 1)
             .await?;
+        if rows.len() as i64 > DISCLOSURES_MAX {
+            return Err(ApiError::BadInput(format!(
+                "more than {DISCLOSURES_MAX} disclosures in the period: export shorter periods"
+            ))
+            .into());
+        }
         Ok(disclosures(&rows))
     }
 }
@@ -551,12 +588,19 @@ pub fn disclosures(rows: &[AccessEntry]) -> String {
     out
 }
 
-/// One CSV field, quoted when it holds a comma, quote or line break.
+/// One CSV field, quoted when it holds a comma, quote or line break. A
+/// field a spreadsheet would take for a formula (a provider could name
+/// themselves `=HYPERLINK(...)`) is prefixed with `'`.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
     if value.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_string()
+        value
     }
 }
 
@@ -570,5 +614,7 @@ mod tests {
         assert_eq!(csv_field("Nordmann, Kari"), "\"Nordmann, Kari\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-1"), "'-1");
     }
 }

@@ -142,12 +142,14 @@ pub struct Relationship {
     pub break_glass_until: Option<DateTime<Utc>>,
 }
 
-/// Changes in one granted section since the provider last looked.
+/// Changes in one granted section since the provider last looked at it.
 #[derive(SimpleObject, Clone)]
 pub struct SectionChanges {
     /// The section.
     pub section: PortalSection,
-    /// Events in it since the provider's last allowed read of the portal (all, if never).
+    /// When the provider last read this section (from the access trail), if ever.
+    pub last_looked_at: Option<DateTime<Utc>>,
+    /// Events in it since then (all, if never).
     pub changes: i64,
 }
 
@@ -156,9 +158,9 @@ pub struct SectionChanges {
 pub struct CaseloadEntry {
     /// The relationship, with the sections granted now.
     pub relationship: Relationship,
-    /// When the provider last read anything in this portal (from the access trail).
+    /// When the provider last read any granted section of this portal (from the access trail).
     pub last_looked_at: Option<DateTime<Utc>>,
-    /// For each section granted now, how much changed since then.
+    /// For each section granted now, when the provider last read it and how much changed since.
     pub changed_since_last_look: Vec<SectionChanges>,
 }
 
@@ -317,9 +319,10 @@ impl CareQuery {
     }
 
     /// A provider's caseload: every active relationship, the sections granted
-    /// now, when the provider last looked (from the access trail), and how many
-    /// changes each granted section has had since. Sections not granted are
-    /// not counted.
+    /// now, and for each of them when the provider last read it (from the
+    /// access trail) and how many changes it has had since. Sections not
+    /// granted are not counted. Grants are decided from the relationships'
+    /// events, as reads are, and each count is recorded in the access trail.
     async fn caseload(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CaseloadEntry>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if caller.role != Role::Provider {
@@ -327,39 +330,77 @@ impl CareQuery {
         }
         let access = svc.engine.table(projections::access::NAME, "access_log");
         let history_t = svc.engine.table(history::NAME, "history");
+        let at = now();
         let mut out = Vec::new();
-        for relationship in relationships(ctx, "r.provider_id", caller.subject, false).await? {
-            if relationship.status != RelationshipStatus::Active {
+        for mut relationship in relationships(ctx, "r.provider_id", caller.subject, false).await? {
+            // The projection lists the caseload; the events decide what is granted now.
+            let current = svc.relationship(relationship.relationship_id).await?;
+            if current.state != care::RelationshipState::Active
+                || current.organisation != caller.organisation
+            {
                 continue;
             }
+            relationship.status = RelationshipStatus::Active;
+            relationship.grants = current
+                .granted(at)
+                .into_iter()
+                .map(|(section, grant)| GrantView {
+                    section: section.into(),
+                    granted_at: grant.granted_at,
+                    until: grant.until,
+                })
+                .collect();
             let user = relationship.user_id.to_string();
-            let last: Option<String> = sqlx::query_scalar(&format!(
-                "SELECT MAX(at) FROM {access} WHERE subject_id = $1 AND reader_id = $2 AND basis <> 'refused'"
+            let looks = sqlx::query(&format!(
+                "SELECT section, MAX(at) AS last FROM {access} WHERE subject_id = $1 AND reader_id = $2 \
+                 AND basis IN ('grant', 'break_glass') AND query <> 'caseload' GROUP BY section"
             ))
             .bind(&user)
             .bind(caller.subject.to_string())
-            .fetch_one(&svc.db.pool)
+            .fetch_all(&svc.db.pool)
             .await
             .map_err(ApiError::internal)?;
+            let mut last_looked_at: Option<DateTime<Utc>> = None;
             let mut changed = Vec::new();
-            for grant in &relationship.grants {
-                let section = Section::from(grant.section);
+            for (section, grant) in current.granted(at) {
+                let mut last: Option<String> = None;
+                for row in &looks {
+                    if get::<String>(row, "section")? == section.as_str() {
+                        last = get(row, "last")?;
+                    }
+                }
                 let changes: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM {history_t} WHERE portal_id = $1 AND at > $2 AND section = $3"
+                    "SELECT COUNT(*) FROM {history_t} WHERE portal_id = $1 AND section = $2 AND at > $3"
                 ))
                 .bind(&user)
-                .bind(last.clone().unwrap_or_default())
                 .bind(section.as_str())
+                .bind(last.clone().unwrap_or_default())
                 .fetch_one(&svc.db.pool)
                 .await
                 .map_err(ApiError::internal)?;
+                let last = last.map(|t| parse_time(&t)).transpose()?;
+                last_looked_at = last_looked_at.max(last);
                 changed.push(SectionChanges {
-                    section: grant.section,
+                    section: section.into(),
+                    last_looked_at: last,
                     changes,
                 });
+                // Change counts tell of the portal: on the trail like any read.
+                let mut record = crate::access::record_of(
+                    ctx,
+                    &caller,
+                    Some(relationship.user_id),
+                    &current.organisation,
+                    section.as_str(),
+                );
+                record.basis = domain::trail::Basis::Grant;
+                record.relationship_id = Some(relationship.relationship_id);
+                record.basis_sequence = Some(grant.sequence);
+                record.detail = Some("change count".into());
+                crate::access::submit(ctx, &caller, record);
             }
             out.push(CaseloadEntry {
-                last_looked_at: last.map(|t| parse_time(&t)).transpose()?,
+                last_looked_at,
                 changed_since_last_look: changed,
                 relationship,
             });

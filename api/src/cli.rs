@@ -261,6 +261,13 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             command: AuditCommand::Verify,
         } => {
             crate::service::migrate(&settings).await?;
+            if !settings.has_trail_key() {
+                return Err(format!(
+                    "no access-trail key: set PORTAL_TRAIL_KEY or PORTAL_DATA_DIR to the service's ({} does not exist)",
+                    settings.data_dir.join("trail.key").display()
+                )
+                .into());
+            }
             let db = projections::Db::connect(&settings.database_url, 2).await?;
             let trail = crate::trail::Trail::new(&settings.resolve_trail_key()?);
             let report = trail.verify(&db).await?;

@@ -46,21 +46,29 @@ pub struct RequestContext {
 /// failed: the trail is written before the data leaves (fail closed), while
 /// the answer is computed at the same time.
 #[derive(Debug, Default)]
-pub struct Receipts(std::sync::Mutex<Vec<crate::trail::Receipt>>);
+pub struct Receipts {
+    pending: std::sync::Mutex<Vec<crate::trail::Receipt>>,
+    /// Set when a receipt could not even be kept: the answer must not leave.
+    lost: std::sync::atomic::AtomicBool,
+}
 
 impl Receipts {
     /// Adds a record to wait for.
     pub fn push(&self, receipt: crate::trail::Receipt) {
-        if let Ok(mut receipts) = self.0.lock() {
-            receipts.push(receipt);
+        match self.pending.lock() {
+            Ok(mut pending) => pending.push(receipt),
+            Err(_) => self.lost.store(true, std::sync::atomic::Ordering::SeqCst),
         }
     }
 
     /// Waits for every queued record; the first failure, if any.
     pub async fn written(&self) -> Result<(), String> {
-        let receipts = match self.0.lock() {
-            Ok(mut receipts) => std::mem::take(&mut *receipts),
-            Err(_) => return Err("receipt list poisoned".into()),
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("an access-trail receipt was lost".into());
+        }
+        let receipts = match self.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return Err("an access-trail receipt was lost".into()),
         };
         for receipt in receipts {
             match receipt.await {
@@ -746,10 +754,11 @@ async fn panel_as_of(
 }
 
 /// The section an item history (`kind`) belongs to.
-fn section_of_kind(kind: &str) -> Section {
+fn section_of_kind(kind: &str) -> Result<Section, ApiError> {
     match kind {
-        "goal" | "status" => Section::Core,
-        other => Section::parse(other).unwrap_or(Section::Core),
+        "goal" | "status" => Ok(Section::Core),
+        other => Section::parse(other)
+            .ok_or_else(|| ApiError::internal(format!("history of unknown kind `{other}`"))),
     }
 }
 
@@ -762,7 +771,7 @@ async fn history_rows(
 ) -> Result<Vec<AnyRow>, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
-    authorize_read(ctx, portal_id, section_of_kind(kind)).await?;
+    authorize_read(ctx, portal_id, section_of_kind(kind)?).await?;
     let table = svc.engine.table(history::NAME, "history");
     sqlx::query(&history::query(svc.db.backend, &table))
         .bind(portal_id.to_string())

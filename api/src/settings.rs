@@ -105,6 +105,8 @@ pub enum SettingsError {
     Env(&'static str, String),
     #[error("token key: {0}")]
     Key(String),
+    #[error("setting {0}")]
+    OutOfRange(String),
 }
 
 impl Settings {
@@ -124,7 +126,35 @@ impl Settings {
             None => Settings::default(),
         };
         settings.apply_env(|name| std::env::var(name).ok())?;
+        settings.check()?;
         Ok(settings)
+    }
+
+    /// Refuses values the service cannot work with.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        const DAY: u64 = 24 * 3600;
+        let ranges = [
+            (
+                "invitation_ttl_seconds (PORTAL_INVITATION_TTL_SECONDS)",
+                self.invitation_ttl_seconds,
+                1,
+                365 * DAY,
+            ),
+            (
+                "break_glass_seconds (PORTAL_BREAK_GLASS_SECONDS)",
+                self.break_glass_seconds,
+                1,
+                DAY,
+            ),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(SettingsError::OutOfRange(format!(
+                    "{name} must be between {min} and {max}, got {value}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Overrides fields from `PORTAL_*` variables, read through `env`.
@@ -173,6 +203,12 @@ impl Settings {
     /// The access-trail key, found the same way as the token key.
     pub fn resolve_trail_key(&self) -> Result<Secret, SettingsError> {
         self.resolve_key(self.trail_key.as_ref(), "trail.key")
+    }
+
+    /// True when a trail key is configured or kept in the data folder; a new
+    /// one would be made otherwise.
+    pub fn has_trail_key(&self) -> bool {
+        self.trail_key.is_some() || self.data_dir.join("trail.key").exists()
     }
 
     fn resolve_key(
@@ -246,6 +282,18 @@ mod tests {
             .expect_err("not a number");
         assert!(err.to_string().contains("PORTAL_MAX_BODY_BYTES"));
         assert!(toml::from_str::<Settings>("bnid = \"x\"").is_err());
+    }
+
+    #[test]
+    fn durations_out_of_range_are_refused() {
+        let mut settings = Settings::default();
+        assert!(settings.check().is_ok());
+        settings.break_glass_seconds = 0;
+        let error = settings.check().expect_err("zero seconds");
+        assert!(error.to_string().contains("break_glass_seconds"));
+        settings.break_glass_seconds = 3600;
+        settings.invitation_ttl_seconds = u64::MAX;
+        assert!(settings.check().is_err());
     }
 
     #[test]

@@ -46,7 +46,7 @@ struct Job {
 /// Appends and verifies access-trail records with one key.
 pub struct Trail {
     key: Arc<[u8]>,
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::UnboundedSender<Job>>,
 }
 
 /// Where a chain first stops verifying.
@@ -97,7 +97,9 @@ impl Trail {
     /// Concurrent records share one statement and one disk flush.
     pub fn start(secret: &Secret, url: &str) -> Result<Self, ApiError> {
         let backend = Backend::from_url(url)?;
-        let (jobs, queue) = mpsc::channel(4 * BATCH_MAX);
+        // Unbounded: every job belongs to a request that waits for it, so the
+        // queue is never longer than the requests in flight.
+        let (jobs, queue) = mpsc::unbounded_channel();
         let key: Arc<[u8]> = secret.expose().as_bytes().into();
         tokio::spawn(writer(Arc::clone(&key), url.to_string(), backend, queue));
         Ok(Trail {
@@ -151,6 +153,9 @@ impl Trail {
                  FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
             }
         };
+        // Read before the chains: records appended meanwhile can only make a
+        // chain longer than the index says, never shorter.
+        let indexed = indexed_lengths(db).await?;
         let mut rows = sqlx::query(sql).bind(AGGREGATE_TYPE).fetch(&db.pool);
         let mut report = Report::default();
         let mut lengths: HashMap<String, i64> = HashMap::new();
@@ -211,7 +216,7 @@ impl Trail {
         // The chain cannot show its newest records deleted: nothing follows
         // them. The searchable trail (the access projection) was written as
         // they were appended, so a chain shorter than it lost its end.
-        for (chain, indexed) in indexed_lengths(db).await? {
+        for (chain, indexed) in indexed {
             let stored = lengths.get(&chain).copied().unwrap_or(0);
             if indexed > stored && !report.breaks.iter().any(|b| b.chain == chain) {
                 report.breaks.push(Break {
@@ -231,7 +236,12 @@ impl Trail {
 }
 
 /// Appends queued records, a batch per statement, until the service stops.
-async fn writer(key: Arc<[u8]>, url: String, backend: Backend, mut queue: mpsc::Receiver<Job>) {
+async fn writer(
+    key: Arc<[u8]>,
+    url: String,
+    backend: Backend,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+) {
     let mut connection: Option<AnyConnection> = None;
     // The last (sequence, hash) of chains written before, so a batch reads a
     // tail only for chains it has not seen; a conflict clears them.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use api::auth::Role;
 use chrono::{SubsecRound, Utc};
-use domain::trail::AccessRecord;
+use domain::trail::{AccessRecord, Basis};
 use portal_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -471,7 +471,10 @@ async fn matrix(store: Store) {
     // Every look at the portal by someone else is on the trail exactly once:
     // counted from the event store, the source of truth.
     let read = read_db(&db).await;
+    let section_of = |field: &str| READS.iter().find(|r| r.field == field).map(|r| r.section);
     let mut recorded: BTreeMap<(Uuid, String, bool), usize> = BTreeMap::new();
+    let mut trail_reads: BTreeMap<(Uuid, String), usize> = BTreeMap::new();
+    let mut requests = std::collections::BTreeSet::new();
     for e in all_events(&read)
         .await
         .iter()
@@ -479,18 +482,55 @@ async fn matrix(store: Store) {
     {
         let r: AccessRecord = e.decode().unwrap();
         if r.section == "access_log" {
+            *trail_reads.entry((r.reader_id, r.query.clone())).or_default() += 1;
             continue;
         }
-        assert_eq!(r.subject_id, Some(owner.id));
-        assert_ne!(
-            r.reader_id, owner.id,
-            "the owner's own reads are not recorded"
-        );
+        let context = format!("{r:?}");
+        assert_eq!(r.subject_id, Some(owner.id), "{context}");
+        assert_ne!(r.reader_id, owner.id, "the owner's own reads are not recorded");
+        assert_eq!(r.client_address.as_deref(), Some("127.0.0.1"), "{context}");
+        if r.query == "caseload" {
+            // The caseload's change counts: one record per granted section.
+            assert_eq!(r.basis, Basis::Grant, "{context}");
+            assert_eq!(r.reader_id, granted.id, "{context}");
+        } else {
+            assert_eq!(Some(r.section.as_str()), section_of(&r.query), "{context}");
+            // One record per request: a record counted twice for one query and
+            // missing for another would show here.
+            assert!(requests.insert(r.request_id.clone()), "two records for one request: {context}");
+        }
+        if r.allowed() {
+            let reader = actors.iter().find(|a| a.id == r.reader_id).unwrap();
+            let expected_basis = if reader.id == glass.id { Basis::BreakGlass } else { Basis::Grant };
+            assert_eq!(r.basis, expected_basis, "{context}");
+            assert_eq!(r.relationship_id, Some(relationship_of(owner.id, r.reader_id)), "{context}");
+            assert!(r.basis_sequence.is_some_and(|s| s > 0), "{context}");
+            assert_eq!(r.refusal, None, "{context}");
+        } else {
+            assert_eq!(r.refusal.as_deref(), Some("FORBIDDEN"), "{context}");
+            assert_eq!(r.relationship_id, None, "{context}");
+        }
         *recorded
             .entry((r.reader_id, r.query.clone(), r.allowed()))
             .or_default() += 1;
     }
+    *expected
+        .entry((granted.id, "caseload".into(), true))
+        .or_default() += ALL.len();
     assert_eq!(recorded, expected);
+    // Reads of the trail itself: each allowed one, once.
+    let auditor_id = actors.iter().find(|a| a.role == Role::Auditor).unwrap().id;
+    let expected_trail: BTreeMap<(Uuid, String), usize> = [
+        ((auditor_id, "accessTrail".to_string()), 1),
+        ((auditor_id, "whoCouldSee".to_string()), 1),
+        ((auditor_id, "disclosuresCsv".to_string()), 1),
+        ((owner.id, "disclosuresCsv".to_string()), 1),
+        ((owner.id, "myAccessLog".to_string()), 1),
+        ((other_user.id, "myAccessLog".to_string()), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(trail_reads, expected_trail);
     server.stop().await;
 }
 both_stores!(authorisation_matrix, matrix);
