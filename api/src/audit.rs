@@ -459,12 +459,13 @@ impl AuditQuery {
                 if window.section != section || !window.overlaps(from, to) {
                     continue;
                 }
-                let (reason, explanation) = match events.get((window.sequence as usize).saturating_sub(1)) {
-                    Some(CareEvent::BreakGlassOpened { code, reason, .. }) => {
-                        (Some((*code).into()), Some(reason.clone()))
-                    }
-                    _ => (None, None),
-                };
+                let (reason, explanation) =
+                    match events.get((window.sequence as usize).saturating_sub(1)) {
+                        Some(CareEvent::BreakGlassOpened { code, reason, .. }) => {
+                            (Some((*code).into()), Some(reason.clone()))
+                        }
+                        _ => (None, None),
+                    };
                 could_see.push(AccessWindow {
                     reason,
                     explanation,

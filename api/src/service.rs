@@ -235,13 +235,12 @@ impl Service {
         let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?);
         if !settings.has_trail_key() {
             // A new key would make every existing record fail verification.
-            let written: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM events WHERE aggregate_type = $1 LIMIT 1",
-            )
-            .bind(domain::trail::AGGREGATE_TYPE)
-            .fetch_optional(&db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            let written: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM events WHERE aggregate_type = $1 LIMIT 1")
+                    .bind(domain::trail::AGGREGATE_TYPE)
+                    .fetch_optional(&db.pool)
+                    .await
+                    .map_err(ApiError::internal)?;
             if written.is_some() {
                 return Err(ApiError::internal(format!(
                     "the access trail was written with a key this service does not have: set \

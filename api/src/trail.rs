@@ -124,13 +124,8 @@ impl Trail {
                     metadata,
                     done,
                 };
-                if let Err(
-                    mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job),
-                ) = jobs.try_send(job)
-                {
-                    let _ = job
-                        .done
-                        .send(Err("the access-trail writer is full or stopped".into()));
+                if let Err(mpsc::error::SendError(job)) = jobs.send(job) {
+                    let _ = job.done.send(Err("the access-trail writer stopped".into()));
                 }
             }
             None => {

@@ -482,12 +482,17 @@ async fn matrix(store: Store) {
     {
         let r: AccessRecord = e.decode().unwrap();
         if r.section == "access_log" {
-            *trail_reads.entry((r.reader_id, r.query.clone())).or_default() += 1;
+            *trail_reads
+                .entry((r.reader_id, r.query.clone()))
+                .or_default() += 1;
             continue;
         }
         let context = format!("{r:?}");
         assert_eq!(r.subject_id, Some(owner.id), "{context}");
-        assert_ne!(r.reader_id, owner.id, "the owner's own reads are not recorded");
+        assert_ne!(
+            r.reader_id, owner.id,
+            "the owner's own reads are not recorded"
+        );
         assert_eq!(r.client_address.as_deref(), Some("127.0.0.1"), "{context}");
         if r.query == "caseload" {
             // The caseload's change counts: one record per granted section.
@@ -497,13 +502,24 @@ async fn matrix(store: Store) {
             assert_eq!(Some(r.section.as_str()), section_of(&r.query), "{context}");
             // One record per request: a record counted twice for one query and
             // missing for another would show here.
-            assert!(requests.insert(r.request_id.clone()), "two records for one request: {context}");
+            assert!(
+                requests.insert(r.request_id.clone()),
+                "two records for one request: {context}"
+            );
         }
         if r.allowed() {
             let reader = actors.iter().find(|a| a.id == r.reader_id).unwrap();
-            let expected_basis = if reader.id == glass.id { Basis::BreakGlass } else { Basis::Grant };
+            let expected_basis = if reader.id == glass.id {
+                Basis::BreakGlass
+            } else {
+                Basis::Grant
+            };
             assert_eq!(r.basis, expected_basis, "{context}");
-            assert_eq!(r.relationship_id, Some(relationship_of(owner.id, r.reader_id)), "{context}");
+            assert_eq!(
+                r.relationship_id,
+                Some(relationship_of(owner.id, r.reader_id)),
+                "{context}"
+            );
             assert!(r.basis_sequence.is_some_and(|s| s > 0), "{context}");
             assert_eq!(r.refusal, None, "{context}");
         } else {

@@ -216,9 +216,14 @@ async fn working_together(store: Store) {
         .collect();
     assert_eq!(allowed.len(), 3, "medications, network, crisis plan: {log}");
     let counted = entries.iter().filter(|e| e["query"] == "caseload").count();
-    assert_eq!(counted, 2, "each caseload view counted the medications: {log}");
+    assert_eq!(
+        counted, 2,
+        "each caseload view counted the medications: {log}"
+    );
     // The user sees who looked, not their addresses or request ids.
-    assert!(entries.iter().all(|e| e["clientAddress"].is_null() && e["requestId"] == ""));
+    assert!(entries
+        .iter()
+        .all(|e| e["clientAddress"].is_null() && e["requestId"] == ""));
     assert!(entries.iter().all(|e| e["readerId"] != user.id.to_string()));
 
     // The auditor: the trail, who could see and who looked, the disclosures.

@@ -68,7 +68,11 @@ async fn two_writers(store: Store) {
         .map(|e| e.decode::<AccessRecord>().unwrap().reader_id.as_u128())
         .collect();
     readers.sort_unstable();
-    assert_eq!(readers, (0..total as u128).collect::<Vec<_>>(), "each record once");
+    assert_eq!(
+        readers,
+        (0..total as u128).collect::<Vec<_>>(),
+        "each record once"
+    );
     // With another key, every chain breaks at its first record.
     let other = Trail::new(&Secret::new("another-key-0123456789abcdef0123456789ab"));
     let report = other.verify(&read).await.unwrap();
