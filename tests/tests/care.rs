@@ -566,6 +566,17 @@ async fn the_trail_shows_tampering(store: Store) {
     broken(2, 5, "altered");
     broken(3, 3, "missing");
     assert!(out.contains("4 broken"), "{out}");
+
+    // Without the key nothing verifies, and the service will not start with a new one.
+    std::fs::remove_file(db.dir.join("trail.key")).unwrap();
+    let (ok, _, err) = portal_cli_status(&db, &["audit", "verify"]).await;
+    assert!(!ok && err.contains("no access-trail key"), "{err}");
+    let (ok, _, err) = portal_cli_status(&db, &["projections", "status"]).await;
+    assert!(
+        !ok && err.contains("written with a key this service does not have"),
+        "{err}"
+    );
+    assert!(!db.dir.join("trail.key").exists(), "no key was made");
 }
 both_stores!(
     the_trail_shows_tampering_in_the_database,
