@@ -384,15 +384,18 @@ impl Service {
         &self,
         relationship_id: Uuid,
     ) -> Result<Vec<CareEvent>, ApiError> {
-        let stored = stream::read_aggregate(
+        let payloads = stream::read_payloads(
             &self.db,
             care::RELATIONSHIP_TYPE,
             &relationship_id.to_string(),
         )
         .await?;
-        stored
+        payloads
             .iter()
-            .map(|e| e.decode::<CareEvent>().map_err(ApiError::from))
+            .map(|payload| {
+                serde_json::from_str::<CareEvent>(payload)
+                    .map_err(|e| ApiError::internal(format!("relationship {relationship_id}: {e}")))
+            })
             .collect()
     }
 

@@ -95,6 +95,9 @@ impl Trail {
     /// durability (the read-model pool's relaxed commits would not do: a
     /// record must survive a crash once the answer it guards has left).
     /// Concurrent records share one statement and one disk flush.
+    /// The searchable trail (the access projection) follows within the
+    /// projections' poll interval: waking them for every batch would cost a
+    /// projection transaction per read.
     pub fn start(secret: &Secret, url: &str) -> Result<Self, ApiError> {
         let backend = Backend::from_url(url)?;
         // Unbounded: every job belongs to a request that waits for it, so the

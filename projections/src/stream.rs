@@ -126,6 +126,30 @@ pub async fn read_batch(
     rows.iter().map(decode_row).collect()
 }
 
+/// The payloads (JSON text) of one aggregate's events, oldest first: the
+/// least a fold needs.
+pub async fn read_payloads(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<String>, DbError> {
+    let payload = match db.backend {
+        Backend::Postgres => "payload::text",
+        Backend::Sqlite => "payload",
+    };
+    let sql = format!(
+        "SELECT {payload} AS payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get("payload").map_err(DbError::from))
+        .collect()
+}
+
 /// Every event of one aggregate, oldest first.
 pub async fn read_aggregate(
     db: &Db,
