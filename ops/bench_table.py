@@ -32,7 +32,7 @@ for c in clients:
         cell[store] = [r["run"]["mutation_p99_ms"] for r in rows
                        if r["kind"] == "mutations" and r["store"] == store and r["clients"] == c]
     print(f"| mutation p99 latency, ms | {c} | {fmt(cell['postgres'], 1)} | {fmt(cell['sqlite'], 1)} | | |")
-for q in ("panel_p50_ms", "panel_p99_ms"):
+for q in ("panel_p50_ms", "panel_p99_ms") if any(r["kind"] == "panel" for r in rows) else ():
     cell = {s: [r["run"][q] for r in rows if r["kind"] == "panel" and r["store"] == s] for s in ("postgres", "sqlite")}
     label = "control-panel p50, ms" if q.endswith("p50_ms") else "control-panel p99, ms"
     print(f"| {label} (8 writers + 2 readers) | 10 | {fmt(cell['postgres'], 2)} | {fmt(cell['sqlite'], 2)} | | |")
