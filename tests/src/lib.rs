@@ -96,18 +96,9 @@ pub fn portal_bin() -> PathBuf {
 
 /// Runs a `portal` subcommand against `db` and returns its stdout.
 pub async fn portal_cli(db: &TestDb, args: &[&str]) -> String {
-    let out = Command::new(portal_bin())
-        .args(args)
-        .envs(server_env(db))
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "portal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let (ok, out, err) = portal_cli_status(db, args).await;
+    assert!(ok, "portal {args:?} failed: {err}");
+    out
 }
 
 /// Runs a `portal` subcommand against `db`: (succeeded, stdout, stderr).
