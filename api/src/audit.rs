@@ -546,6 +546,15 @@ impl AuditQuery {
             .and("a.at < ?", ts(to))
             .run(ctx, false, DISCLOSURES_MAX + 1)
             .await?;
+        let mut rows = rows;
+        if basis == Basis::Owner {
+            // As in their access log: who, when, what, on what grounds; not
+            // the readers' addresses or request ids.
+            for row in &mut rows {
+                row.client_address = None;
+                row.request_id = String::new();
+            }
+        }
         if rows.len() as i64 > DISCLOSURES_MAX {
             return Err(ApiError::BadInput(format!(
                 "more than {DISCLOSURES_MAX} disclosures in the period: export shorter periods"

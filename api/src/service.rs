@@ -249,10 +249,14 @@ impl Service {
                 )));
             }
         }
-        let trail = Trail::start(
-            &settings.resolve_trail_key().map_err(ApiError::internal)?,
-            &settings.database_url,
-        )?;
+        let trail_key = settings.resolve_trail_key().map_err(ApiError::internal)?;
+        if !Trail::new(&trail_key).check_key(&db).await? {
+            return Err(ApiError::internal(
+                "none of the access trail's newest records was made with this trail key: \
+                 set the PORTAL_TRAIL_KEY (or trail.key) the trail was written with",
+            ));
+        }
+        let trail = Trail::start(&trail_key, &settings.database_url)?;
         Ok(Service {
             settings,
             db,

@@ -224,6 +224,12 @@ impl Settings {
         }
         let path = self.data_dir.join(file);
         if let Ok(key) = std::fs::read_to_string(&path) {
+            if key.trim().len() < 32 {
+                return Err(SettingsError::Key(format!(
+                    "{} must hold at least 32 characters",
+                    path.display()
+                )));
+            }
             return Ok(Secret::new(key.trim()));
         }
         std::fs::create_dir_all(&self.data_dir).map_err(|e| SettingsError::Key(e.to_string()))?;

@@ -100,8 +100,9 @@ impl Trail {
     /// projection transaction per read.
     pub fn start(secret: &Secret, url: &str) -> Result<Self, ApiError> {
         let backend = Backend::from_url(url)?;
-        // Unbounded: every job belongs to a request that waits for it, so the
-        // queue is never longer than the requests in flight.
+        // Unbounded: every job belongs to a request that waits for it. A job
+        // whose request gave up (timeout, disconnect) is still written: it is
+        // a look that was decided, and the queue drains at the store's pace.
         let (jobs, queue) = mpsc::unbounded_channel();
         let key: Arc<[u8]> = secret.expose().as_bytes().into();
         tokio::spawn(writer(Arc::clone(&key), url.to_string(), backend, queue));
@@ -138,6 +139,36 @@ impl Trail {
         receipt
     }
 
+    /// Checks that this trail's key made at least one of the newest records
+    /// (if there are any): with another key every record from now on would fail
+    /// verification. One forged record does not make it refuse; a wrong key does.
+    pub async fn check_key(&self, db: &Db) -> Result<bool, ApiError> {
+        let sql = match db.backend {
+            Backend::Postgres => {
+                "SELECT aggregate_id, sequence, payload::text AS payload, metadata::text AS metadata \
+                 FROM events WHERE aggregate_type = $1 ORDER BY position DESC LIMIT 20"
+            }
+            Backend::Sqlite => {
+                "SELECT aggregate_id, sequence, payload, metadata \
+                 FROM events WHERE aggregate_type = $1 ORDER BY position DESC LIMIT 20"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(AGGREGATE_TYPE)
+            .fetch_all(&db.pool)
+            .await
+            .map_err(ApiError::internal)?;
+        for row in &rows {
+            let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
+            let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
+            let own = hash(&self.key, &get("aggregate_id")?, sequence, &get("payload")?);
+            if stored_hash(&get("metadata")?).as_deref() == Some(own.as_str()) {
+                return Ok(true);
+            }
+        }
+        Ok(rows.is_empty())
+    }
+
     /// Checks every chain: sequence numbers without gaps from 1, each record's
     /// link to the previous one, and each record's own hash.
     pub async fn verify(&self, db: &Db) -> Result<Report, ApiError> {
@@ -151,12 +182,9 @@ impl Trail {
                  FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
             }
         };
-        // Read before the chains: records appended meanwhile can only make a
-        // chain longer than the index says, never shorter.
-        let indexed = indexed_lengths(db).await?;
+        let lost = lost_records(db).await?;
         let mut rows = sqlx::query(sql).bind(AGGREGATE_TYPE).fetch(&db.pool);
         let mut report = Report::default();
-        let mut lengths: HashMap<String, i64> = HashMap::new();
         let mut chain = String::new();
         let (mut expected, mut prev, mut broken) = (1i64, GENESIS.to_string(), false);
         while let Some(row) = rows.try_next().await.map_err(ApiError::internal)? {
@@ -208,25 +236,27 @@ impl Trail {
                 continue;
             }
             (expected, prev) = (sequence + 1, own);
-            lengths.insert(chain.clone(), sequence);
         }
         drop(rows);
-        // The chain cannot show its newest records deleted: nothing follows
-        // them. The searchable trail (the access projection) was written as
-        // they were appended, so a chain shorter than it lost its end.
-        for (chain, indexed) in indexed {
-            let stored = lengths.get(&chain).copied().unwrap_or(0);
-            if indexed > stored && !report.breaks.iter().any(|b| b.chain == chain) {
-                report.breaks.push(Break {
-                    chain,
-                    sequence: stored + 1,
-                    position: 0,
-                    reason: format!(
-                        "records {} to {indexed} are missing: the access log had them, the chain ends at {stored}",
-                        stored + 1
-                    ),
-                });
+        // A chain cannot show its newest records deleted: nothing follows
+        // them, and new records may since have taken their sequence numbers.
+        // The searchable trail (the access projection) kept a row for each
+        // record as it was appended, under its global position: a row whose
+        // record is gone from the store is a deleted record.
+        for (chain, sequence, position) in lost {
+            let earlier = |b: &Break| b.chain == chain && b.sequence <= sequence;
+            if report.breaks.iter().any(earlier) {
+                continue;
             }
+            report.breaks.retain(|b| b.chain != chain);
+            report.breaks.push(Break {
+                chain,
+                sequence,
+                position,
+                reason: format!(
+                    "record {sequence} (position {position}) is missing: the access log had it, the store does not"
+                ),
+            });
         }
         report.breaks.sort_by(|a, b| a.chain.cmp(&b.chain));
         Ok(report)
@@ -433,9 +463,9 @@ async fn write_batch(
     Ok(positions)
 }
 
-/// The length of each chain as the access projection's live slot saw it
-/// (none before the projection exists).
-async fn indexed_lengths(db: &Db) -> Result<Vec<(String, i64)>, ApiError> {
+/// Records the access projection's live slot holds whose event is gone
+/// from the store, earliest first per chain: (chain, sequence, position).
+async fn lost_records(db: &Db) -> Result<Vec<(String, i64, i64)>, ApiError> {
     let slot: Option<String> =
         sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = $1")
             .bind(projections::access::NAME)
@@ -449,8 +479,11 @@ async fn indexed_lengths(db: &Db) -> Result<Vec<(String, i64)>, ApiError> {
         return Err(ApiError::internal(format!("unknown slot {slot}")));
     }
     let rows = sqlx::query(&format!(
-        "SELECT chain, MAX(sequence) AS n FROM access_log_{slot} GROUP BY chain"
+        "SELECT a.chain, a.sequence, a.position FROM access_log_{slot} a \
+         LEFT JOIN events e ON e.position = a.position AND e.aggregate_type = $1 \
+         WHERE e.position IS NULL ORDER BY a.chain, a.sequence"
     ))
+    .bind(AGGREGATE_TYPE)
     .fetch_all(&db.pool)
     .await
     .map_err(ApiError::internal)?;
@@ -458,7 +491,8 @@ async fn indexed_lengths(db: &Db) -> Result<Vec<(String, i64)>, ApiError> {
         .map(|row| {
             Ok((
                 row.try_get("chain").map_err(ApiError::internal)?,
-                row.try_get("n").map_err(ApiError::internal)?,
+                row.try_get("sequence").map_err(ApiError::internal)?,
+                row.try_get("position").map_err(ApiError::internal)?,
             ))
         })
         .collect()

@@ -280,7 +280,12 @@ async fn working_together(store: Store) {
             span.clone(),
         )
         .await;
-    assert_eq!(own["disclosuresCsv"].as_str().unwrap(), csv);
+    let own = own["disclosuresCsv"].as_str().unwrap();
+    assert_eq!(own.lines().count(), csv.lines().count());
+    assert!(
+        csv.contains("127.0.0.1") && !own.contains("127.0.0.1"),
+        "{own}"
+    );
     let other_user = open_user(&server, "clinic").await;
     assert_eq!(
         other_user
@@ -553,7 +558,7 @@ async fn the_trail_shows_tampering(store: Store) {
 
     let (ok, out, _) = portal_cli_status(&db, &["audit", "verify"]).await;
     assert!(!ok, "a tampered trail fails: {out}");
-    let broken = |i: usize, record: i64, why: &str| {
+    let broken = |out: &str, i: usize, record: i64, why: &str| {
         let line = out
             .lines()
             .find(|l| l.contains(&format!("chain {} ", users[i].id)))
@@ -561,11 +566,31 @@ async fn the_trail_shows_tampering(store: Store) {
         assert!(line.contains(&format!("at record {record} ")), "{line}");
         assert!(line.contains(why), "{line}");
     };
-    broken(0, 2, "altered");
-    broken(1, 4, "missing");
-    broken(2, 5, "altered");
-    broken(3, 3, "missing");
+    broken(&out, 0, 2, "altered");
+    broken(&out, 1, 3, "missing");
+    broken(&out, 2, 5, "altered");
+    broken(&out, 3, 3, "missing");
     assert!(out.contains("4 broken"), "{out}");
+
+    // The deleted end stays found after new records take its sequence numbers.
+    let server = Server::start(&db).await;
+    let again = server.client(Some(token(kari.id, Role::Provider, "clinic")));
+    for _ in 0..2 {
+        again.data(MEDS, json!({ "p": users[3].id })).await;
+    }
+    wait_caught_up(&server).await;
+    server.stop().await;
+    let (ok, out, _) = portal_cli_status(&db, &["audit", "verify"]).await;
+    assert!(!ok, "{out}");
+    broken(&out, 3, 3, "missing");
+
+    // With another key, the service will not start on this trail.
+    let key = db.dir.join("trail.key");
+    let right = std::fs::read_to_string(&key).unwrap();
+    std::fs::write(&key, "x".repeat(64)).unwrap();
+    let (ok, _, err) = portal_cli_status(&db, &["projections", "status"]).await;
+    assert!(!ok && err.contains("none of the access trail's newest records was made with this trail key"), "{err}");
+    std::fs::write(&key, right).unwrap();
 
     // Without the key nothing verifies, and the service will not start with a new one.
     std::fs::remove_file(db.dir.join("trail.key")).unwrap();
