@@ -327,6 +327,17 @@ async fn matrix(store: Store) {
                     "{context}: {response}"
                 );
                 assert!(response["data"].is_null(), "{context}: {response}");
+                // Only the provider of an active relationship learns more
+                // than "no": nobody else can tell whether the portal exists.
+                let party = [&none, &revoked, &expired, &glass]
+                    .iter()
+                    .any(|p| p.id == actor.id);
+                if !party && actor.id != owner.id {
+                    assert_eq!(
+                        response["errors"][0]["message"], "you may not read this portal",
+                        "{context}"
+                    );
+                }
             }
             if allowed && read.field == "controlPanel" && actor.id != owner.id {
                 // Summaries and changes of the other sections are not shown either.
@@ -353,6 +364,17 @@ async fn matrix(store: Store) {
                     .or_default() += 1;
             }
         }
+    }
+
+    // A portal that does not exist gets the same answer as one that is not yours.
+    let nobody = json!({ "p": Uuid::new_v4() });
+    for actor in actors.iter().filter(|a| a.id != owner.id) {
+        let response = actor.client.gql(READS[5].doc, nobody.clone()).await;
+        assert_eq!(
+            response["errors"][0]["message"], "you may not read this portal",
+            "{}: {response}",
+            actor.name
+        );
     }
 
     // Nobody but the owner changes the portal; mutations act on the caller's

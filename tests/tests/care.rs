@@ -112,7 +112,7 @@ async fn working_together(store: Store) {
             .await,
         "FORBIDDEN"
     );
-    grant(&user, &rel, &["MEDICATIONS"], None).await;
+    grant(&user, &rel, &["CORE", "MEDICATIONS"], None).await;
     let meds = kari.client.data(MEDS, p.clone()).await;
     assert_eq!(meds["medications"][0]["name"], "Lithium MARK-MED");
     assert_eq!(
@@ -120,37 +120,42 @@ async fn working_together(store: Store) {
         "FORBIDDEN"
     );
 
-    // The caseload: the sections granted now and what changed since the last look.
+    // The caseload: the sections granted now, and per section the last look
+    // and the changes since (the core section was never read).
     wait_caught_up(&server).await;
     let caseload = "{ caseload { relationship { userId grants { section until } } lastLookedAt \
-        changedSinceLastLook { section changes } } }";
+        changedSinceLastLook { section lastLookedAt changes } } }";
     let seen = kari.client.data(caseload, json!({})).await;
     let entry = &seen["caseload"][0];
     assert_eq!(entry["relationship"]["userId"], user.id.to_string());
-    assert_eq!(entry["relationship"]["grants"][0]["section"], "MEDICATIONS");
-    assert!(entry["lastLookedAt"].is_string());
-    assert_eq!(entry["changedSinceLastLook"][0]["changes"], 0);
-    user.client
-        .data(
-            r#"mutation { addMedication(name: "Melatonin", dose: "2 mg", schedule: "night") { version } }"#,
-            json!({}),
-        )
-        .await;
-    user.client
-        .data(
-            r#"mutation { addPerson(displayName: "Bo", relation: FAMILY, closeness: 2) { version } }"#,
-            json!({}),
-        )
-        .await;
+    assert_eq!(entry["relationship"]["grants"][0]["section"], "CORE");
+    assert_eq!(entry["relationship"]["grants"][1]["section"], "MEDICATIONS");
+    let changed = &entry["changedSinceLastLook"];
+    assert!(changed[0]["lastLookedAt"].is_null(), "{seen}");
+    assert_eq!(changed[0]["changes"], 1, "the portal's opening: {seen}");
+    assert!(changed[1]["lastLookedAt"].is_string());
+    assert_eq!(changed[1]["changes"], 0);
+    assert_eq!(entry["lastLookedAt"], changed[1]["lastLookedAt"]);
+    for change in [
+        r#"mutation { addMedication(name: "Melatonin", dose: "2 mg", schedule: "night") { version } }"#,
+        r#"mutation { addPerson(displayName: "Bo", relation: FAMILY, closeness: 2) { version } }"#,
+        r#"mutation { rateStatus(domain: "housing", score: 4) { version } }"#,
+    ] {
+        user.client.data(change, json!({})).await;
+    }
     wait_caught_up(&server).await;
-    let seen = kari.client.data(caseload, json!({})).await;
-    let changed = &seen["caseload"][0]["changedSinceLastLook"];
-    assert_eq!(
-        changed.as_array().unwrap().len(),
-        1,
-        "only granted sections: {seen}"
-    );
-    assert_eq!(changed[0]["changes"], 1);
+    // Asked twice: looking at the caseload is not a look at the sections.
+    for _ in 0..2 {
+        let seen = kari.client.data(caseload, json!({})).await;
+        let changed = &seen["caseload"][0]["changedSinceLastLook"];
+        assert_eq!(
+            changed.as_array().unwrap().len(),
+            2,
+            "only granted sections: {seen}"
+        );
+        assert_eq!(changed[0]["changes"], 2, "{seen}");
+        assert_eq!(changed[1]["changes"], 1, "{seen}");
+    }
 
     // A revocation holds for the very next read.
     user.client
@@ -217,8 +222,8 @@ async fn working_together(store: Store) {
     assert_eq!(allowed.len(), 3, "medications, network, crisis plan: {log}");
     let counted = entries.iter().filter(|e| e["query"] == "caseload").count();
     assert_eq!(
-        counted, 2,
-        "each caseload view counted the medications: {log}"
+        counted, 6,
+        "three caseload views counted two sections: {log}"
     );
     // The user sees who looked, not their addresses or request ids.
     assert!(entries
@@ -269,7 +274,11 @@ async fn working_together(store: Store) {
         .to_string();
     let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
     assert!(lines[0].starts_with("at,reader_id,reader_name"));
-    assert_eq!(lines.len(), 6, "three reads and two caseload counts: {csv}");
+    assert_eq!(
+        lines.len(),
+        10,
+        "three reads and six caseload counts: {csv}"
+    );
     assert!(lines.iter().any(|l| l.contains("break_glass")));
     assert!(!csv.contains("MARK-"), "no portal content in the export");
     // A service user exports their own; not someone else's.
@@ -589,7 +598,11 @@ async fn the_trail_shows_tampering(store: Store) {
     let right = std::fs::read_to_string(&key).unwrap();
     std::fs::write(&key, "x".repeat(64)).unwrap();
     let (ok, _, err) = portal_cli_status(&db, &["projections", "status"]).await;
-    assert!(!ok && err.contains("none of the access trail's newest records was made with this trail key"), "{err}");
+    assert!(
+        !ok && err
+            .contains("none of the access trail's newest records was made with this trail key"),
+        "{err}"
+    );
     std::fs::write(&key, right).unwrap();
 
     // Without the key nothing verifies, and the service will not start with a new one.
