@@ -669,3 +669,53 @@ async fn no_record_no_answer(store: Store) {
     server.stop().await;
 }
 both_stores!(no_record_no_answer_on_either_store, no_record_no_answer);
+
+/// A revocation refuses the very next read even while the projections lag:
+/// decisions fold the relationship's events, not the care projection. The
+/// projection is held back by a trigger that sleeps when a grant row is
+/// deleted (PostgreSQL only: SQLite has no sleep).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_does_not_wait_for_projections() {
+    let db = fresh_db(Store::Postgres).await;
+    let server = Server::start_with(&db, &[("PORTAL_READ_YOUR_WRITES_TIMEOUT_MS", "100")]).await;
+    let user = open_user(&server, "clinic").await;
+    fill_portal(&user).await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let rel = relate(&user, &kari).await;
+    grant(&user, &rel, &["MEDICATIONS"], None).await;
+    let p = json!({ "p": user.id });
+    kari.client.data(MEDS, p.clone()).await;
+
+    let read = read_db(&db).await;
+    let slot: String =
+        sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = 'care'")
+            .fetch_one(&read.pool)
+            .await
+            .unwrap();
+    for statement in [
+        "CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN OLD; END $$".to_string(),
+        format!("CREATE TRIGGER slow_down BEFORE DELETE ON care_grants_{slot} FOR EACH ROW EXECUTE FUNCTION slow_down()"),
+    ] {
+        sqlx::query(&statement).execute(&read.pool).await.unwrap();
+    }
+    let revoked = user
+        .client
+        .data(
+            "mutation($r: UUID!) { revokeAccess(relationshipId: $r, section: MEDICATIONS) { caughtUp } }",
+            json!({ "r": rel }),
+        )
+        .await;
+    assert_eq!(
+        revoked["revokeAccess"]["caughtUp"], false,
+        "the projection lags"
+    );
+    assert_eq!(kari.client.error_code(MEDS, p.clone()).await, "FORBIDDEN");
+    // The lists, which read the projection, catch up later.
+    wait_caught_up(&server).await;
+    let list = kari
+        .client
+        .data("{ careRelationships { grants { section } } }", json!({}))
+        .await;
+    assert_eq!(list["careRelationships"][0]["grants"], json!([]));
+    server.stop().await;
+}
