@@ -435,6 +435,12 @@ async fn on_relationship(
     command: impl FnOnce(Side, DateTime<Utc>) -> CareCommand,
 ) -> async_graphql::Result<CommandOutcome> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
+    if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+        return Err(ApiError::Forbidden(
+            "only service users and providers have care relationships".into(),
+        )
+        .into());
+    }
     let relationship = svc.relationship(relationship_id).await?;
     let side = side_of(&caller, &relationship)?;
     let command = command(side, now());

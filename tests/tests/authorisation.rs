@@ -397,6 +397,48 @@ async fn matrix(store: Store) {
         before
     );
 
+    // Care relationships are for service users and providers only, and only
+    // between the two parties.
+    let rel_pending = relationship_of(owner.id, pending.id).to_string();
+    for actor in &actors {
+        let staff = matches!(
+            actor.role,
+            Role::Auditor | Role::Admin | Role::Moderator | Role::Researcher
+        );
+        for doc in [
+            "mutation { saveProviderProfile(displayName: \"x\", profession: OTHER) { version } }",
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { version } }",
+            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+            "mutation($r: UUID!) { declineCareInvitation(relationshipId: $r) { version } }",
+            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+        ] {
+            if !staff && (actor.id == pending.id || actor.id == owner.id) {
+                continue; // the parties themselves, tested in tests/care.rs
+            }
+            let vars = json!({ "p": owner.id, "r": rel_pending });
+            let response = actor.client.gql(doc, vars).await;
+            let code = response["errors"][0]["extensions"]["code"].as_str();
+            if staff {
+                assert_eq!(code, Some("FORBIDDEN"), "{}: {doc}: {response}", actor.name);
+            } else if doc.contains("saveProviderProfile") {
+                // A provider may change their own profile; a service user has none.
+                assert!(
+                    actor.role == Role::Provider || code == Some("FORBIDDEN"),
+                    "{}: {doc}: {response}",
+                    actor.name
+                );
+            } else if doc.contains("relationshipId") {
+                assert_eq!(code, Some("NOT_FOUND"), "{}: {doc}: {response}", actor.name);
+            }
+        }
+    }
+    // The pending invitation is still pending.
+    let list = pending
+        .client
+        .data("{ careRelationships { status } }", json!({}))
+        .await;
+    assert_eq!(list["careRelationships"][0]["status"], "INVITED");
+
     // Only the owner changes grants; only the relationship's provider breaks glass.
     for actor in actors.iter().filter(|a| a.id != owner.id) {
         let code = actor
