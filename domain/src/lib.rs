@@ -4,6 +4,7 @@
 //! commands, so every rule is a pure function that a given/when/then test can pin.
 #![forbid(unsafe_code)]
 
+pub mod agreement;
 pub mod care;
 pub mod catalogue;
 pub mod portal;
