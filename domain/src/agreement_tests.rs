@@ -220,7 +220,7 @@ fn the_clock_never_runs_backwards() {
 
 #[test]
 fn reply_times_keep_their_unit_in_the_stored_event() {
-    let json = serde_json::to_value(ReplyTime::WorkingDays(3)).unwrap();
+    let json = serde_json::to_value(ReplyTime::WorkingDays(3)).expect("serialises");
     assert_eq!(
         json,
         serde_json::json!({ "unit": "working_days", "value": 3 })
