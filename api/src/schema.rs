@@ -192,14 +192,34 @@ impl ControlPanel {
     }
 
     /// The newest changes across all sections, newest first: `limit` 1-50 (default 10).
-    /// Someone other than the owner sees changes to the core section only.
+    /// Someone other than the owner sees changes to the core section only, numbered
+    /// within that section (its changes so far, counting down).
     async fn recent_changes(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 10)] limit: i32,
     ) -> async_graphql::Result<Vec<RecentChange>> {
-        let section = (!self.owner).then_some(Section::Core);
-        Ok(toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, section).await?)
+        if self.owner {
+            return Ok(
+                toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, None).await?,
+            );
+        }
+        let core = Some(Section::Core);
+        let mut changes =
+            toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, core).await?;
+        // The newest core changes, in order: number them down from the core
+        // section's count, so no gap tells of other sections.
+        let count = match &self.summaries {
+            Some(summaries) => summaries.clone(),
+            None => toolbox::summaries(ctx, self.portal_id, self.as_of).await?,
+        }
+        .iter()
+        .find(|s| s.section == toolbox::PortalSection::Core)
+        .map_or(0, |s| s.changes);
+        for (i, change) in changes.iter_mut().enumerate() {
+            change.sequence = count - i as i64;
+        }
+        Ok(changes)
     }
 }
 
@@ -309,9 +329,11 @@ pub struct Activity {
 /// One recorded change, as the history of a goal or status shows it.
 #[derive(SimpleObject)]
 pub struct HistoryEntry {
-    /// The portal's event sequence number.
+    /// The portal's event sequence number; for someone other than the owner,
+    /// the entry's place in this history (1, 2, ...), which is what their
+    /// `afterSequence` counts.
     pub sequence: i64,
-    /// Global position in the event stream.
+    /// Global position in the event stream (0 for someone other than the owner).
     pub position: i64,
     /// What happened (`GoalSet`, `ActivityCompleted`, `StatusRated`, ...).
     pub event_type: String,
@@ -323,7 +345,7 @@ pub struct HistoryEntry {
     pub actor_id: String,
     /// In which role.
     pub actor_role: String,
-    /// The request that caused it.
+    /// The request that caused it (empty for someone other than the owner).
     pub request_id: String,
     /// The event itself, as stored.
     pub data: Json<serde_json::Value>,
@@ -332,7 +354,8 @@ pub struct HistoryEntry {
 /// One status rating in the history of a life domain.
 #[derive(SimpleObject)]
 pub struct StatusEntry {
-    /// The portal's event sequence number.
+    /// The portal's event sequence number; for someone other than the owner,
+    /// the rating's place in this history (1, 2, ...).
     pub sequence: i64,
     /// Self-rating from 1 to 10.
     pub score: i32,
@@ -608,9 +631,10 @@ impl CoreQuery {
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<StatusEntry>> {
         let page = Page::new(after_sequence, limit)?;
-        let rows = history_rows(ctx, portal_id, "status", &domain, page).await?;
+        let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, page).await?;
         rows.iter()
-            .map(|row| {
+            .enumerate()
+            .map(|(i, row)| {
                 let data: String = get(row, "data")?;
                 let event: domain::portal::PortalEvent =
                     serde_json::from_str(&data).map_err(ApiError::internal)?;
@@ -618,7 +642,7 @@ impl CoreQuery {
                     domain::portal::PortalEvent::StatusRated {
                         score, note, at, ..
                     } => Ok(StatusEntry {
-                        sequence: get(row, "sequence")?,
+                        sequence: shown_sequence(row, owner, page, i)?,
                         score,
                         note,
                         at,
@@ -639,19 +663,24 @@ pub(crate) async fn history_entries(
     subject_id: &str,
     page: Page,
 ) -> Result<Vec<HistoryEntry>, ApiError> {
-    let rows = history_rows(ctx, portal_id, kind, subject_id, page).await?;
+    let (rows, owner) = history_rows(ctx, portal_id, kind, subject_id, page).await?;
     rows.iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(i, row)| {
             let data: String = get(row, "data")?;
             Ok(HistoryEntry {
-                sequence: get(row, "sequence")?,
-                position: get(row, "position")?,
+                sequence: shown_sequence(row, owner, page, i)?,
+                position: if owner { get(row, "position")? } else { 0 },
                 event_type: get(row, "event_type")?,
                 at: time(row, "at")?,
                 recorded_at: time(row, "recorded_at")?,
                 actor_id: get(row, "actor_id")?,
                 actor_role: get(row, "actor_role")?,
-                request_id: get(row, "request_id")?,
+                request_id: if owner {
+                    get(row, "request_id")?
+                } else {
+                    String::new()
+                },
                 data: Json(serde_json::from_str(&data).map_err(ApiError::internal)?),
             })
         })
@@ -762,18 +791,24 @@ fn section_of_kind(kind: &str) -> Result<Section, ApiError> {
     }
 }
 
+/// One page of an item's history, and whether the owner reads it. Someone
+/// else pages by counting entries (`afterSequence` is how many they have),
+/// since the portal's sequence numbers would tell them of changes in
+/// sections they may not see.
 async fn history_rows(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
     kind: &str,
     subject_id: &str,
     page: Page,
-) -> Result<Vec<AnyRow>, ApiError> {
+) -> Result<(Vec<AnyRow>, bool), ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
-    authorize_read(ctx, portal_id, section_of_kind(kind)?).await?;
+    let owner = authorize_read(ctx, portal_id, section_of_kind(kind)?)
+        .await?
+        .owner;
     let table = svc.engine.table(history::NAME, "history");
-    sqlx::query(&history::query(svc.db.backend, &table))
+    let rows = sqlx::query(&history::query(svc.db.backend, &table, !owner))
         .bind(portal_id.to_string())
         .bind(kind)
         .bind(subject_id)
@@ -781,7 +816,18 @@ async fn history_rows(
         .bind(page.limit)
         .fetch_all(&svc.db.pool)
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?;
+    Ok((rows, owner))
+}
+
+/// The sequence number shown for the `i`-th row of a page: the portal's for
+/// its owner, the entry's place in the list for anyone else.
+fn shown_sequence(row: &AnyRow, owner: bool, page: Page, i: usize) -> Result<i64, ApiError> {
+    if owner {
+        get(row, "sequence")
+    } else {
+        Ok(page.after + i as i64 + 1)
+    }
 }
 
 /// Most history entries returned at once.

@@ -262,7 +262,8 @@ pub struct SectionSummary {
 /// One recorded change of a portal, without its content.
 #[derive(SimpleObject)]
 pub struct RecentChange {
-    /// The portal's event sequence number.
+    /// The portal's event sequence number (for someone other than the owner: the
+    /// change's number within the core section).
     pub sequence: i64,
     /// The section it changed.
     pub section: PortalSection,

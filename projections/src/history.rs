@@ -34,7 +34,11 @@ const COLS: &[&str] = &[
 /// the history `table` of the live slot. Columns:
 /// sequence, position, event_type, at, recorded_at, actor_id, actor_role,
 /// request_id, data.
-pub fn query(backend: Backend, table: &str) -> String {
+///
+/// `ranked`: `$4` counts entries to skip instead of naming a sequence number,
+/// for readers who must not see the portal's numbering (its gaps tell of
+/// changes elsewhere in the portal).
+pub fn query(backend: Backend, table: &str, ranked: bool) -> String {
     let recorded_at = match backend {
         Backend::Postgres => {
             "to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -43,14 +47,19 @@ pub fn query(backend: Backend, table: &str) -> String {
     };
     let (meta, data) = ("e.metadata ->> ", payload(backend));
     let items = by_items(backend, table);
+    let (after, page) = if ranked {
+        ("", "LIMIT $5 OFFSET $4")
+    } else {
+        (" AND h.sequence > $4", "LIMIT $5")
+    };
     format!(
         "SELECT h.sequence, h.position, h.event_type, h.at, {recorded_at} AS recorded_at, \
          {meta}'actor_id' AS actor_id, {meta}'actor_role' AS actor_role, {meta}'request_id' AS request_id, \
          {data} AS data \
          FROM {table} h{items} {THEN_EVENTS} \
-         WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = $3 AND h.sequence > $4 \
+         WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = $3{after} \
            AND {EVENT_OF_H} \
-         ORDER BY h.sequence LIMIT $5"
+         ORDER BY h.sequence {page}"
     )
 }
 

@@ -157,6 +157,42 @@ async fn working_together(store: Store) {
         assert_eq!(changed[1]["changes"], 1, "{seen}");
     }
 
+    // The provider sees each history numbered on its own, not by the portal's
+    // sequence, whose gaps would tell of changes in other sections.
+    let own = user
+        .client
+        .data(
+            "{ medications { id } controlPanel { recentChanges { sequence } } }",
+            json!({}),
+        )
+        .await;
+    let med = json!({ "p": user.id, "m": own["medications"][0]["id"] });
+    let history = kari
+        .client
+        .data(
+            "query($p: UUID, $m: UUID!) { medicationHistory(medicationId: $m, portalId: $p) { sequence position requestId } \
+             statusHistory(domain: \"housing\", portalId: $p) { sequence } \
+             controlPanel(portalId: $p) { version recentChanges { sequence section } } }",
+            med.clone(),
+        )
+        .await;
+    assert_eq!(
+        history["medicationHistory"],
+        json!([{ "sequence": 1, "position": 0, "requestId": "" }])
+    );
+    assert_eq!(history["statusHistory"], json!([{ "sequence": 1 }]));
+    assert_eq!(history["controlPanel"]["version"], 2);
+    assert_eq!(
+        history["controlPanel"]["recentChanges"],
+        json!([{ "sequence": 2, "section": "CORE" }, { "sequence": 1, "section": "CORE" }])
+    );
+    assert!(
+        own["controlPanel"]["recentChanges"][0]["sequence"]
+            .as_i64()
+            .unwrap()
+            > 2
+    );
+
     // A revocation holds for the very next read.
     user.client
         .data(
@@ -219,7 +255,11 @@ async fn working_together(store: Store) {
         .iter()
         .filter(|e| e["basis"] != "REFUSED" && e["query"] != "caseload")
         .collect();
-    assert_eq!(allowed.len(), 3, "medications, network, crisis plan: {log}");
+    assert_eq!(
+        allowed.len(),
+        6,
+        "medications, two histories, the panel, network, crisis plan: {log}"
+    );
     let counted = entries.iter().filter(|e| e["query"] == "caseload").count();
     assert_eq!(
         counted, 6,
@@ -274,11 +314,7 @@ async fn working_together(store: Store) {
         .to_string();
     let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
     assert!(lines[0].starts_with("at,reader_id,reader_name"));
-    assert_eq!(
-        lines.len(),
-        10,
-        "three reads and six caseload counts: {csv}"
-    );
+    assert_eq!(lines.len(), 13, "six reads and six caseload counts: {csv}");
     assert!(lines.iter().any(|l| l.contains("break_glass")));
     assert!(!csv.contains("MARK-"), "no portal content in the export");
     // A service user exports their own; not someone else's.
