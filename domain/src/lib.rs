@@ -4,6 +4,25 @@
 //! commands, so every rule is a pure function that a given/when/then test can pin.
 #![forbid(unsafe_code)]
 
+/// `Aggregate::handle` for an aggregate whose rules are its pure `decide`:
+/// the events it returns are written in order, or its error is returned.
+#[macro_export]
+macro_rules! handle_by_decide {
+    () => {
+        async fn handle(
+            &mut self,
+            command: Self::Command,
+            _service: &Self::Services,
+            sink: &cqrs_es::event_sink::EventSink<Self>,
+        ) -> Result<(), Self::Error> {
+            for event in self.decide(command)? {
+                sink.write(event, self).await;
+            }
+            Ok(())
+        }
+    };
+}
+
 pub mod agreement;
 pub mod care;
 pub mod catalogue;
