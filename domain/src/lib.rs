@@ -26,6 +26,7 @@ macro_rules! handle_by_decide {
 pub mod agreement;
 pub mod care;
 pub mod catalogue;
+pub mod messaging;
 pub mod portal;
 pub mod text;
 pub mod trail;
