@@ -415,7 +415,7 @@ pub struct CareMutation;
 
 /// The side the caller is on in `relationship`, or NOT_FOUND when they are
 /// on neither (so nobody learns of relationships not theirs).
-fn side_of(caller: &Caller, relationship: &CareRelationship) -> Result<Side, ApiError> {
+pub(crate) fn side_of(caller: &Caller, relationship: &CareRelationship) -> Result<Side, ApiError> {
     let not_found = || ApiError::NotFound("no such care relationship".into());
     if relationship.organisation != caller.organisation {
         return Err(not_found());

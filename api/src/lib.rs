@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod agreements;
 pub mod audit;
 pub mod auth;
 pub mod bench;

@@ -18,6 +18,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::access::authorize_read;
+use crate::agreements::{AgreementMutation, AgreementQuery};
 use crate::audit::AuditQuery;
 use crate::auth::{AuthError, Caller, Role};
 use crate::care::{CareMutation, CareQuery};
@@ -367,11 +368,22 @@ pub struct StatusEntry {
 
 /// Every read: the portal core and the toolbox.
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, ToolboxQuery, CareQuery, AuditQuery);
+pub struct Query(
+    CoreQuery,
+    ToolboxQuery,
+    CareQuery,
+    AuditQuery,
+    AgreementQuery,
+);
 
 /// Every change: the portal core and the toolbox.
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, ToolboxMutation, CareMutation);
+pub struct Mutation(
+    CoreMutation,
+    ToolboxMutation,
+    CareMutation,
+    AgreementMutation,
+);
 
 /// Reads of the portal core: only a service user's own portal, within their organisation.
 #[derive(Default)]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use domain::agreement::{Agreement, AgreementCommand, AgreementEvent, AGREEMENT_TYPE};
 use domain::care::{
     self, CareCommand, CareEvent, CareRelationship, Provider, ProviderCommand, ProviderEvent,
 };
@@ -65,6 +66,7 @@ struct Stores {
     catalogues: EventStore<Catalogue>,
     providers: EventStore<Provider>,
     relationships: EventStore<CareRelationship>,
+    agreements: EventStore<Agreement>,
 }
 
 /// The id of what the first event of a command created, whatever its aggregate.
@@ -78,6 +80,10 @@ fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiEr
             _ => None,
         },
         care::PROVIDER_TYPE => None,
+        AGREEMENT_TYPE => match stored.decode::<AgreementEvent>()? {
+            AgreementEvent::AgreementProposed { version, .. } => Some(version.to_string()),
+            _ => None,
+        },
         _ => stored.decode::<PortalEvent>()?.created_id(),
     })
 }
@@ -177,8 +183,11 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                     pool.clone(),
                 ))),
                 relationships: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool),
+                    PostgresEventRepository::new(pool.clone()),
                 )),
+                agreements: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
+                    pool,
+                ))),
             })
         }
         Backend::Sqlite => {
@@ -214,8 +223,9 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                     pool.clone(),
                 ))),
                 relationships: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool,
+                    pool.clone(),
                 ))),
+                agreements: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(pool))),
             })
         }
     }
@@ -380,6 +390,44 @@ impl Service {
             command,
         ))
         .await
+    }
+
+    /// Runs a command on the expectation agreement of a care relationship.
+    /// The caller must already be checked to be the side the command names.
+    pub async fn execute_agreement(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        relationship_id: Uuid,
+        command: AgreementCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        let id = relationship_id.to_string();
+        self.measured(self.execute_on(
+            &self.stores.agreements,
+            &id,
+            caller,
+            request_id,
+            idempotency_key,
+            command,
+        ))
+        .await
+    }
+
+    /// The events of a relationship's expectation agreement, oldest first.
+    pub async fn agreement_events(
+        &self,
+        relationship_id: Uuid,
+    ) -> Result<Vec<AgreementEvent>, ApiError> {
+        let payloads =
+            stream::read_payloads(&self.db, AGREEMENT_TYPE, &relationship_id.to_string()).await?;
+        payloads
+            .iter()
+            .map(|payload| {
+                serde_json::from_str::<AgreementEvent>(payload)
+                    .map_err(|e| ApiError::internal(format!("agreement {relationship_id}: {e}")))
+            })
+            .collect()
     }
 
     /// A care relationship's events, oldest first, straight from the event

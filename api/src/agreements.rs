@@ -1,0 +1,354 @@
+//! GraphQL for expectation agreements: how the two sides of a care
+//! relationship will use the portal together. Read and changed only by the two
+//! parties; changed only while the relationship is active. Every version is
+//! kept and shown.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::agreement::{self as model, AgreementCommand, AgreementEvent};
+use domain::care::{RelationshipState, Side};
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::care::{side_of, CareSide};
+use crate::error::ApiError;
+use crate::schema::{caller, now, request, service};
+use crate::service::CommandOutcome;
+
+/// Who takes the initiative in using the portal together.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::agreement::Initiative")]
+pub enum Initiative {
+    /// The service user.
+    ServiceUser,
+    /// The provider.
+    Provider,
+    /// Both.
+    Both,
+}
+
+/// The unit of a reply time.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyUnit {
+    /// Hours (1-720).
+    Hours,
+    /// Working days (1-20).
+    WorkingDays,
+}
+
+/// How long a side may take to reply to a message.
+#[derive(InputObject, SimpleObject, Clone, Copy)]
+#[graphql(input_name = "ReplyTimeInput")]
+pub struct ReplyTime {
+    /// How many units: 1-720 hours or 1-20 working days.
+    pub value: i32,
+    /// Hours or working days.
+    pub unit: ReplyUnit,
+}
+
+impl From<ReplyTime> for model::ReplyTime {
+    fn from(r: ReplyTime) -> Self {
+        match r.unit {
+            ReplyUnit::Hours => model::ReplyTime::Hours(r.value),
+            ReplyUnit::WorkingDays => model::ReplyTime::WorkingDays(r.value),
+        }
+    }
+}
+
+impl From<model::ReplyTime> for ReplyTime {
+    fn from(r: model::ReplyTime) -> Self {
+        match r {
+            model::ReplyTime::Hours(value) => ReplyTime {
+                value,
+                unit: ReplyUnit::Hours,
+            },
+            model::ReplyTime::WorkingDays(value) => ReplyTime {
+                value,
+                unit: ReplyUnit::WorkingDays,
+            },
+        }
+    }
+}
+
+/// The terms of one version of an agreement.
+#[derive(InputObject, SimpleObject, Clone)]
+#[graphql(input_name = "AgreementTermsInput")]
+pub struct Terms {
+    /// Who takes the initiative.
+    pub initiative: Initiative,
+    /// How often the provider looks in on the portal, in days (1-90).
+    pub provider_looks_in_days: i32,
+    /// How soon the service user replies to a message.
+    pub user_replies_within: ReplyTime,
+    /// How soon the provider replies to a message.
+    pub provider_replies_within: ReplyTime,
+    /// Whether the portal is opened together in appointments.
+    pub opened_together: bool,
+    /// Anything else the two agree (up to 2000 characters).
+    #[graphql(default)]
+    pub notes: String,
+}
+
+impl From<Terms> for model::Terms {
+    fn from(t: Terms) -> Self {
+        model::Terms {
+            initiative: t.initiative.into(),
+            provider_looks_in_days: t.provider_looks_in_days,
+            user_replies_within: t.user_replies_within.into(),
+            provider_replies_within: t.provider_replies_within.into(),
+            opened_together: t.opened_together,
+            notes: t.notes,
+        }
+    }
+}
+
+impl From<model::Terms> for Terms {
+    fn from(t: model::Terms) -> Self {
+        Terms {
+            initiative: t.initiative.into(),
+            provider_looks_in_days: t.provider_looks_in_days,
+            user_replies_within: t.user_replies_within.into(),
+            provider_replies_within: t.provider_replies_within.into(),
+            opened_together: t.opened_together,
+            notes: t.notes,
+        }
+    }
+}
+
+/// What became of a proposed version.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOutcome {
+    /// Waiting for the other side.
+    Pending,
+    /// In force now.
+    InForce,
+    /// Was in force until a later version was accepted.
+    Superseded,
+    /// The other side declined it.
+    Declined,
+    /// The other side answered with a counter-proposal.
+    Countered,
+    /// Its proposer withdrew it.
+    Withdrawn,
+}
+
+/// One version of an agreement.
+#[derive(SimpleObject, Clone)]
+pub struct AgreementVersion {
+    /// Its number, from 1.
+    pub version: i32,
+    /// Who proposed it.
+    pub proposed_by: CareSide,
+    /// When.
+    pub proposed_at: DateTime<Utc>,
+    /// True when it answered the other side's proposal.
+    pub counter: bool,
+    /// What became of it.
+    pub outcome: VersionOutcome,
+    /// When it was accepted, declined, countered or withdrawn.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The terms.
+    pub terms: Terms,
+}
+
+/// The expectation agreement of a care relationship.
+#[derive(SimpleObject, Clone)]
+pub struct AgreementView {
+    /// The relationship.
+    pub relationship_id: Uuid,
+    /// The version in force, if one was ever accepted.
+    pub in_force: Option<AgreementVersion>,
+    /// The proposal waiting for an answer, if any.
+    pub pending: Option<AgreementVersion>,
+    /// Every version ever proposed, oldest first.
+    pub versions: Vec<AgreementVersion>,
+}
+
+/// Every version and what became of it, from the events.
+fn view(relationship_id: Uuid, events: Vec<AgreementEvent>) -> AgreementView {
+    let mut versions: Vec<AgreementVersion> = Vec::new();
+    let decide = |versions: &mut Vec<AgreementVersion>, n: i32, outcome, at| {
+        if let Some(v) = versions.iter_mut().find(|v| v.version == n) {
+            v.outcome = outcome;
+            v.decided_at = Some(at);
+        }
+    };
+    for event in events {
+        match event {
+            AgreementEvent::AgreementProposed {
+                version,
+                by,
+                counter,
+                terms,
+                at,
+            } => {
+                if counter {
+                    if let Some(n) = versions
+                        .iter()
+                        .find(|v| v.outcome == VersionOutcome::Pending)
+                        .map(|v| v.version)
+                    {
+                        decide(&mut versions, n, VersionOutcome::Countered, at);
+                    }
+                }
+                versions.push(AgreementVersion {
+                    version,
+                    proposed_by: by.into(),
+                    proposed_at: at,
+                    counter,
+                    outcome: VersionOutcome::Pending,
+                    decided_at: None,
+                    terms: terms.into(),
+                });
+            }
+            AgreementEvent::AgreementAccepted { version, at, .. } => {
+                if let Some(n) = versions
+                    .iter()
+                    .find(|v| v.outcome == VersionOutcome::InForce)
+                    .map(|v| v.version)
+                {
+                    decide(&mut versions, n, VersionOutcome::Superseded, at);
+                }
+                decide(&mut versions, version, VersionOutcome::InForce, at);
+            }
+            AgreementEvent::AgreementDeclined { version, at, .. } => {
+                decide(&mut versions, version, VersionOutcome::Declined, at);
+            }
+            AgreementEvent::ProposalWithdrawn { version, at, .. } => {
+                decide(&mut versions, version, VersionOutcome::Withdrawn, at);
+            }
+        }
+    }
+    let find = |outcome| versions.iter().find(|v| v.outcome == outcome).cloned();
+    AgreementView {
+        relationship_id,
+        in_force: find(VersionOutcome::InForce),
+        pending: find(VersionOutcome::Pending),
+        versions: versions.clone(),
+    }
+}
+
+/// The caller's side in the relationship (NOT_FOUND for non-parties,
+/// FORBIDDEN for roles without relationships), and whether it is active.
+async fn party(ctx: &Context<'_>, relationship_id: Uuid) -> Result<(Side, bool), ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+        return Err(ApiError::Forbidden(
+            "only service users and providers have care relationships".into(),
+        ));
+    }
+    let relationship = svc.relationship(relationship_id).await?;
+    let side = side_of(&caller, &relationship)?;
+    Ok((side, relationship.state == RelationshipState::Active))
+}
+
+/// Reads of agreements.
+#[derive(Default)]
+pub struct AgreementQuery;
+
+#[Object]
+impl AgreementQuery {
+    /// The expectation agreement of one of the caller's care relationships:
+    /// the version in force, the proposal waiting, and every version ever
+    /// proposed with what became of it. Also after the relationship ended.
+    async fn agreement(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+    ) -> async_graphql::Result<AgreementView> {
+        party(ctx, relationship_id).await?;
+        let events = service(ctx).agreement_events(relationship_id).await?;
+        Ok(view(relationship_id, events))
+    }
+}
+
+/// Changes to agreements: only the two parties of an active relationship.
+#[derive(Default)]
+pub struct AgreementMutation;
+
+async fn run(
+    ctx: &Context<'_>,
+    relationship_id: Uuid,
+    idempotency_key: Option<String>,
+    command: impl FnOnce(Side, DateTime<Utc>) -> AgreementCommand,
+) -> async_graphql::Result<CommandOutcome> {
+    let (side, active) = party(ctx, relationship_id).await?;
+    if !active {
+        return Err(ApiError::BadInput(
+            "the care relationship is not active: its agreement can no longer change".into(),
+        )
+        .into());
+    }
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    Ok(svc
+        .execute_agreement(
+            &caller,
+            &request(ctx).request_id,
+            idempotency_key,
+            relationship_id,
+            command(side, now()),
+        )
+        .await?)
+}
+
+#[Object]
+impl AgreementMutation {
+    /// Proposes terms: the first agreement, a revision of the one in force
+    /// (which holds until the revision is accepted), or a counter-proposal to
+    /// the other side's waiting proposal. `createdId` is the version number.
+    async fn propose_agreement(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        terms: Terms,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, relationship_id, idempotency_key, |by, at| {
+            AgreementCommand::Propose {
+                by,
+                terms: terms.into(),
+                at,
+            }
+        })
+        .await
+    }
+
+    /// Accepts the other side's waiting proposal: it is in force from now.
+    async fn accept_agreement(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, relationship_id, idempotency_key, |by, at| {
+            AgreementCommand::Accept { by, at }
+        })
+        .await
+    }
+
+    /// Declines the other side's waiting proposal; what was in force stays.
+    async fn decline_agreement(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, relationship_id, idempotency_key, |by, at| {
+            AgreementCommand::Decline { by, at }
+        })
+        .await
+    }
+
+    /// Withdraws the caller's own waiting proposal.
+    async fn withdraw_agreement_proposal(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(ctx, relationship_id, idempotency_key, |by, at| {
+            AgreementCommand::Withdraw { by, at }
+        })
+        .await
+    }
+}
