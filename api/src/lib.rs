@@ -11,6 +11,7 @@ pub mod care;
 pub mod cli;
 pub mod error;
 pub mod http;
+pub mod messaging;
 pub mod metrics;
 pub mod schema;
 pub mod service;

@@ -23,6 +23,7 @@ use crate::audit::AuditQuery;
 use crate::auth::{AuthError, Caller, Role};
 use crate::care::{CareMutation, CareQuery};
 use crate::error::ApiError;
+use crate::messaging::{MessagingMutation, MessagingQuery};
 use crate::service::{CommandOutcome, Service};
 use crate::toolbox::{self, RecentChange, SectionSummary, ToolboxMutation, ToolboxQuery};
 
@@ -366,7 +367,7 @@ pub struct StatusEntry {
     pub at: DateTime<Utc>,
 }
 
-/// Every read: the portal core and the toolbox.
+/// Every read: the portal core, the toolbox, working together, the trail.
 #[derive(MergedObject, Default)]
 pub struct Query(
     CoreQuery,
@@ -374,15 +375,17 @@ pub struct Query(
     CareQuery,
     AuditQuery,
     AgreementQuery,
+    MessagingQuery,
 );
 
-/// Every change: the portal core and the toolbox.
+/// Every change: the portal core, the toolbox, working together.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     CoreMutation,
     ToolboxMutation,
     CareMutation,
     AgreementMutation,
+    MessagingMutation,
 );
 
 /// Reads of the portal core: only a service user's own portal, within their organisation.

@@ -14,6 +14,7 @@ use domain::care::{
     self, CareCommand, CareEvent, CareRelationship, Provider, ProviderCommand, ProviderEvent,
 };
 use domain::catalogue::{self, Catalogue, CatalogueCommand, CatalogueEvent};
+use domain::messaging::{Conversation, ConversationCommand, ConversationEvent, CONVERSATION_TYPE};
 use domain::portal::{Portal, PortalCommand, PortalEvent};
 use postgres_es::PostgresEventRepository;
 use projections::engine::EngineConfig;
@@ -67,6 +68,7 @@ struct Stores {
     providers: EventStore<Provider>,
     relationships: EventStore<CareRelationship>,
     agreements: EventStore<Agreement>,
+    conversations: EventStore<Conversation>,
 }
 
 /// The id of what the first event of a command created, whatever its aggregate.
@@ -80,6 +82,13 @@ fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiEr
             _ => None,
         },
         care::PROVIDER_TYPE => None,
+        CONVERSATION_TYPE => match stored.decode::<ConversationEvent>()? {
+            ConversationEvent::ConversationStarted {
+                conversation_id, ..
+            } => Some(conversation_id.to_string()),
+            ConversationEvent::MessagePosted { message_id, .. } => Some(message_id.to_string()),
+            _ => None,
+        },
         AGREEMENT_TYPE => match stored.decode::<AgreementEvent>()? {
             AgreementEvent::AgreementProposed { version, .. } => Some(version.to_string()),
             _ => None,
@@ -186,8 +195,11 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                     PostgresEventRepository::new(pool.clone()),
                 )),
                 agreements: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool,
+                    pool.clone(),
                 ))),
+                conversations: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool),
+                )),
             })
         }
         Backend::Sqlite => {
@@ -225,7 +237,12 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 relationships: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
                     pool.clone(),
                 ))),
-                agreements: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(pool))),
+                agreements: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool.clone(),
+                ))),
+                conversations: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool,
+                ))),
             })
         }
     }
@@ -412,6 +429,47 @@ impl Service {
             command,
         ))
         .await
+    }
+
+    /// Runs a command on a conversation. The caller must already be checked
+    /// to be a participant whose relationship allows it.
+    pub async fn execute_conversation(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        idempotency_key: Option<String>,
+        conversation_id: Uuid,
+        command: ConversationCommand,
+    ) -> Result<CommandOutcome, ApiError> {
+        let id = conversation_id.to_string();
+        self.measured(self.execute_on(
+            &self.stores.conversations,
+            &id,
+            caller,
+            request_id,
+            idempotency_key,
+            command,
+        ))
+        .await
+    }
+
+    /// A conversation as its events leave it.
+    pub async fn conversation(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<(Conversation, Vec<ConversationEvent>), ApiError> {
+        let payloads =
+            stream::read_payloads(&self.db, CONVERSATION_TYPE, &conversation_id.to_string())
+                .await?;
+        let mut conversation = Conversation::default();
+        let mut events = Vec::with_capacity(payloads.len());
+        for payload in &payloads {
+            let event = serde_json::from_str::<ConversationEvent>(payload)
+                .map_err(|e| ApiError::internal(format!("conversation {conversation_id}: {e}")))?;
+            conversation.apply(event.clone());
+            events.push(event);
+        }
+        Ok((conversation, events))
     }
 
     /// The events of a relationship's expectation agreement, oldest first.

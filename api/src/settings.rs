@@ -65,6 +65,10 @@ pub struct Settings {
     /// How long a break-glass opening of a crisis plan lasts
     /// (`PORTAL_BREAK_GLASS_SECONDS`, default one hour).
     pub break_glass_seconds: u64,
+    /// A message written this long after the previous one in its thread starts
+    /// a new exchange, for who-initiates measures (`PORTAL_EXCHANGE_GAP_MINUTES`,
+    /// default one day).
+    pub exchange_gap_minutes: u64,
     /// HMAC key chaining the access trail (`PORTAL_TRAIL_KEY`). When unset, a
     /// random key is created once in `<data_dir>/trail.key` and reused. Keep it
     /// apart from the database: whoever holds both can forge the trail.
@@ -89,6 +93,7 @@ impl Default for Settings {
             log_format: "text".into(),
             invitation_ttl_seconds: 14 * 24 * 3600,
             break_glass_seconds: 3600,
+            exchange_gap_minutes: 24 * 60,
             trail_key: None,
         }
     }
@@ -146,6 +151,12 @@ impl Settings {
                 1,
                 DAY,
             ),
+            (
+                "exchange_gap_minutes (PORTAL_EXCHANGE_GAP_MINUTES)",
+                self.exchange_gap_minutes,
+                1,
+                30 * 24 * 60,
+            ),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -185,6 +196,7 @@ impl Settings {
         set!(log_format, "PORTAL_LOG_FORMAT");
         set!(invitation_ttl_seconds, "PORTAL_INVITATION_TTL_SECONDS");
         set!(break_glass_seconds, "PORTAL_BREAK_GLASS_SECONDS");
+        set!(exchange_gap_minutes, "PORTAL_EXCHANGE_GAP_MINUTES");
         if let Some(key) = env("PORTAL_TOKEN_KEY") {
             self.token_key = Some(Secret::new(key));
         }

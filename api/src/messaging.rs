@@ -1,0 +1,360 @@
+//! GraphQL for secure messaging (first slice: threads, messages, read
+//! receipts; lists with unread counts and live delivery are still to come).
+//!
+//! Who may write is decided from the care relationships' own events at
+//! every request: a provider while their relationship with the user is
+//! active; the user while at least one provider of the thread still is (else
+//! the thread is read-only). A provider whose relationship ended reads only
+//! what was written before it ended. Nothing is ever deleted.
+
+use async_graphql::{Context, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::care::{self, CareEvent, RelationshipState, Side};
+use domain::messaging::{Conversation, ConversationCommand, ConversationEvent};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Role};
+use crate::care::CareSide;
+use crate::error::ApiError;
+use crate::schema::{caller, now, request, service};
+use crate::service::{CommandOutcome, Service};
+
+/// One message.
+#[derive(SimpleObject, Clone)]
+pub struct Message {
+    /// Message id.
+    pub id: Uuid,
+    /// Who wrote it.
+    pub author_id: Uuid,
+    /// On which side.
+    pub side: CareSide,
+    /// The text (1-4000 characters).
+    pub body: String,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// True when it started an exchange (the first of the thread, or written
+    /// after a quiet spell).
+    pub starts_exchange: bool,
+}
+
+/// A participant of a thread.
+#[derive(SimpleObject, Clone)]
+pub struct Participant {
+    /// Their subject id.
+    pub id: Uuid,
+    /// Their side.
+    pub side: CareSide,
+    /// Messages they have read.
+    pub read: i32,
+    /// True while they are in the thread (a provider leaves when their relationship ends).
+    pub active: bool,
+}
+
+/// A thread, as the caller may see it.
+#[derive(SimpleObject, Clone)]
+pub struct ConversationView {
+    /// Thread id.
+    pub id: Uuid,
+    /// The service user the thread is with.
+    pub user_id: Uuid,
+    /// Subject (1-200 characters).
+    pub subject: String,
+    /// Who started it.
+    pub started_by: Uuid,
+    /// True when nobody can write any more (every provider's relationship ended).
+    pub read_only: bool,
+    /// Everyone who was ever in it, with read receipts.
+    pub participants: Vec<Participant>,
+    /// Messages the caller has not read.
+    pub unread: i32,
+    /// The messages the caller may read, oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// When the provider's relationship with the user ended, if it did (and is
+/// not active again); None while active.
+async fn ended_at(
+    svc: &Service,
+    user: Uuid,
+    provider: Uuid,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let events = svc
+        .relationship_events(care::relationship_id(user, provider))
+        .await?;
+    let mut relationship = care::CareRelationship::default();
+    let mut ended = None;
+    for event in events {
+        if let CareEvent::RelationshipEnded { at, .. } = &event {
+            ended = Some(*at);
+        }
+        cqrs_es::Aggregate::apply(&mut relationship, event);
+    }
+    Ok(match relationship.state {
+        RelationshipState::Active => None,
+        _ => Some(ended.unwrap_or(DateTime::<Utc>::MIN_UTC)),
+    })
+}
+
+/// The caller's side in the thread (NOT_FOUND for anyone never in it).
+fn participant(caller: &Caller, conversation: &Conversation) -> Result<Side, ApiError> {
+    let not_found = || ApiError::NotFound("no such conversation".into());
+    if conversation.id.is_none() || conversation.organisation != caller.organisation {
+        return Err(not_found());
+    }
+    match caller.role {
+        Role::ServiceUser if conversation.user_id == Some(caller.subject) => Ok(Side::ServiceUser),
+        Role::Provider
+            if conversation.participants.get(&caller.subject) == Some(&Side::Provider)
+                || conversation.removed.contains_key(&caller.subject) =>
+        {
+            Ok(Side::Provider)
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// Whether anyone can still write: some provider of the thread is active.
+async fn writable(svc: &Service, conversation: &Conversation) -> Result<bool, ApiError> {
+    let user = conversation.user_id.unwrap_or_default();
+    for (id, side) in &conversation.participants {
+        if *side == Side::Provider && ended_at(svc, user, *id).await?.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn messaging_role(caller: &Caller) -> Result<(), ApiError> {
+    if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+        return Err(ApiError::Forbidden(
+            "only service users and providers write messages".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads of messages.
+#[derive(Default)]
+pub struct MessagingQuery;
+
+#[Object]
+impl MessagingQuery {
+    /// One thread the caller is (or was) in, with its messages: a provider
+    /// whose relationship ended sees only what was written before it ended.
+    async fn conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+    ) -> async_graphql::Result<ConversationView> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        messaging_role(&caller)?;
+        let (conversation, events) = svc.conversation(conversation_id).await?;
+        let side = participant(&caller, &conversation)?;
+        let user = conversation.user_id.unwrap_or_default();
+        let cutoff = match side {
+            Side::Provider => ended_at(svc, user, caller.subject).await?,
+            Side::ServiceUser => None,
+        };
+        let mut messages = Vec::new();
+        let mut started_by = user;
+        for event in events {
+            match event {
+                ConversationEvent::ConversationStarted { started_by: by, .. } => started_by = by,
+                ConversationEvent::MessagePosted {
+                    message_id,
+                    by,
+                    side,
+                    body,
+                    starts_exchange,
+                    at,
+                } if cutoff.is_none_or(|end| at < end) => messages.push(Message {
+                    id: message_id,
+                    author_id: by,
+                    side: side.into(),
+                    body,
+                    at,
+                    starts_exchange,
+                }),
+                _ => {}
+            }
+        }
+        let mut participants = Vec::new();
+        let everyone = conversation
+            .participants
+            .iter()
+            .map(|(id, side)| (*id, *side, true))
+            .chain(
+                conversation
+                    .removed
+                    .keys()
+                    .map(|id| (*id, Side::Provider, false)),
+            );
+        for (id, side, in_thread) in everyone {
+            let active = in_thread
+                && (side == Side::ServiceUser || ended_at(svc, user, id).await?.is_none());
+            participants.push(Participant {
+                id,
+                side: side.into(),
+                read: conversation.read.get(&id).copied().unwrap_or(0) as i32,
+                active,
+            });
+        }
+        let read = conversation.read.get(&caller.subject).copied().unwrap_or(0);
+        Ok(ConversationView {
+            id: conversation_id,
+            user_id: user,
+            subject: conversation.subject.clone(),
+            started_by,
+            read_only: !writable(svc, &conversation).await?,
+            participants,
+            unread: messages.len().saturating_sub(read) as i32,
+            messages,
+        })
+    }
+}
+
+/// Changes to threads.
+#[derive(Default)]
+pub struct MessagingMutation;
+
+#[Object]
+impl MessagingMutation {
+    /// Starts a thread with its first message. A service user names one or
+    /// more of their providers; a provider names the service user (`userId`)
+    /// and may add colleagues. Every provider must be in an active care
+    /// relationship with the user. `createdId` is the thread id.
+    async fn start_conversation(
+        &self,
+        ctx: &Context<'_>,
+        subject: String,
+        body: String,
+        #[graphql(default)] provider_ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        messaging_role(&caller)?;
+        let (user, mut providers) = match caller.role {
+            Role::ServiceUser => (caller.subject, provider_ids),
+            _ => {
+                let user = user_id.ok_or_else(|| {
+                    ApiError::BadInput("field `userId` is required for a provider".into())
+                })?;
+                let mut providers = provider_ids;
+                if !providers.contains(&caller.subject) {
+                    providers.insert(0, caller.subject);
+                }
+                (user, providers)
+            }
+        };
+        providers.truncate(domain::messaging::PROVIDERS_MAX + 1);
+        for provider in &providers {
+            let relationship = svc
+                .relationship(care::relationship_id(user, *provider))
+                .await?;
+            if relationship.state != RelationshipState::Active
+                || relationship.organisation != caller.organisation
+            {
+                return Err(ApiError::NotFound(format!(
+                    "no active care relationship between {user} and {provider}"
+                ))
+                .into());
+            }
+        }
+        let conversation_id = Uuid::new_v4();
+        let command = ConversationCommand::Start {
+            conversation_id,
+            organisation: caller.organisation.clone(),
+            user_id: user,
+            providers,
+            subject,
+            by: caller.subject,
+            message_id: Uuid::new_v4(),
+            body,
+            at: now(),
+        };
+        Ok(svc
+            .execute_conversation(
+                &caller,
+                &request(ctx).request_id,
+                idempotency_key,
+                conversation_id,
+                command,
+            )
+            .await?)
+    }
+
+    /// Writes a message (1-4000 characters) in a thread the caller is in,
+    /// while their care relationship allows it. `createdId` is the message id.
+    async fn post_message(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+        body: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        messaging_role(&caller)?;
+        let (conversation, _) = svc.conversation(conversation_id).await?;
+        let side = participant(&caller, &conversation)?;
+        let user = conversation.user_id.unwrap_or_default();
+        let allowed = match side {
+            Side::Provider => {
+                conversation.participants.contains_key(&caller.subject)
+                    && ended_at(svc, user, caller.subject).await?.is_none()
+            }
+            Side::ServiceUser => writable(svc, &conversation).await?,
+        };
+        if !allowed {
+            return Err(ApiError::BadInput(
+                "this conversation is read-only: the care relationship ended".into(),
+            )
+            .into());
+        }
+        let minutes = i64::try_from(svc.settings.exchange_gap_minutes).unwrap_or(24 * 60);
+        let command = ConversationCommand::Post {
+            by: caller.subject,
+            message_id: Uuid::new_v4(),
+            body,
+            exchange_gap: chrono::Duration::minutes(minutes),
+            at: now(),
+        };
+        Ok(svc
+            .execute_conversation(
+                &caller,
+                &request(ctx).request_id,
+                idempotency_key,
+                conversation_id,
+                command,
+            )
+            .await?)
+    }
+
+    /// Marks every message up to and including `upTo` as read by the caller.
+    async fn mark_read(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+        up_to: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        messaging_role(&caller)?;
+        let (conversation, _) = svc.conversation(conversation_id).await?;
+        participant(&caller, &conversation)?;
+        let command = ConversationCommand::MarkRead {
+            by: caller.subject,
+            up_to,
+            at: now(),
+        };
+        Ok(svc
+            .execute_conversation(
+                &caller,
+                &request(ctx).request_id,
+                idempotency_key,
+                conversation_id,
+                command,
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,163 @@
+//! Secure messaging over HTTP against both stores (first slice): threads
+//! with a team, messages with any Unicode and a length limit, read receipts
+//! and unread counts, who started each exchange, and a relationship's end
+//! making the thread read-only for whom it concerns, with nothing deleted.
+#![allow(clippy::unwrap_used)]
+
+use api::auth::Role;
+use portal_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const START: &str = "mutation($s: String!, $b: String!, $p: [UUID!]!, $u: UUID) { \
+    startConversation(subject: $s, body: $b, providerIds: $p, userId: $u) { createdId } }";
+const POST: &str =
+    "mutation($c: UUID!, $b: String!) { postMessage(conversationId: $c, body: $b) { createdId } }";
+const READ: &str =
+    "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }";
+const VIEW: &str =
+    "query($c: UUID!) { conversation(conversationId: $c) { subject startedBy readOnly unread \
+    participants { id side read active } messages { id authorId side body startsExchange } } }";
+
+fn created(v: &Value, field: &str) -> String {
+    v[field]["createdId"].as_str().unwrap().to_string()
+}
+
+async fn messaging(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start_with(&db, &[("PORTAL_EXCHANGE_GAP_MINUTES", "1")]).await;
+    let user = open_user(&server, "clinic").await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let ola = register_provider(&server, "clinic", "Ola").await;
+    let rel_kari = relate(&user, &kari).await;
+    relate(&user, &ola).await;
+    let stranger = register_provider(&server, "clinic", "Per").await;
+
+    // A team thread, started by the user.
+    let started = user
+        .client
+        .data(
+            START,
+            json!({ "s": "Sleep", "b": "Jeg sov dårlig 😴 — مرحبا", "p": [kari.id, ola.id] }),
+        )
+        .await;
+    let c = created(&started, "startConversation");
+    let cv = json!({ "c": c });
+    let reply = kari
+        .client
+        .data(POST, json!({ "c": c, "b": "Thanks for telling us." }))
+        .await;
+    let reply_id = created(&reply, "postMessage");
+    let seen = ola.client.data(VIEW, cv.clone()).await["conversation"].clone();
+    assert_eq!(seen["startedBy"], user.id.to_string());
+    assert_eq!(seen["unread"], 2);
+    assert_eq!(seen["messages"][0]["body"], "Jeg sov dårlig 😴 — مرحبا");
+    assert_eq!(seen["messages"][0]["startsExchange"], true);
+    assert_eq!(seen["messages"][1]["startsExchange"], false, "a reply");
+    assert_eq!(seen["messages"][1]["side"], "PROVIDER");
+    ola.client
+        .data(READ, json!({ "c": c, "m": reply_id }))
+        .await;
+    let seen = user.client.data(VIEW, cv.clone()).await["conversation"].clone();
+    let read_by = |id: Uuid| {
+        seen["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id.to_string())
+            .unwrap()["read"]
+            .clone()
+    };
+    assert_eq!(read_by(ola.id), 2, "read receipt");
+    assert_eq!(read_by(kari.id), 2, "one reads what one writes");
+    assert_eq!(seen["unread"], 1);
+
+    // Limits, strangers, other roles.
+    assert_eq!(
+        user.client
+            .error_code(POST, json!({ "c": c, "b": "x".repeat(4001) }))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        stranger.client.error_code(VIEW, cv.clone()).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        stranger
+            .client
+            .error_code(POST, json!({ "c": c, "b": "hello" }))
+            .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        user.client
+            .error_code(START, json!({ "s": "x", "b": "y", "p": [stranger.id] }))
+            .await,
+        "NOT_FOUND",
+        "only providers in an active relationship"
+    );
+    let auditor = server.client(Some(token(Uuid::new_v4(), Role::Auditor, "clinic")));
+    assert_eq!(auditor.error_code(VIEW, cv.clone()).await, "FORBIDDEN");
+
+    // Within the gap (one minute here) a message continues the exchange;
+    // one after it starts a new one (domain tests: minutes are too long here).
+    kari.client
+        .data(POST, json!({ "c": c, "b": "Shall we talk on Monday?" }))
+        .await;
+    let seen = user.client.data(VIEW, cv.clone()).await["conversation"].clone();
+    assert_eq!(seen["messages"][2]["startsExchange"], false);
+
+    // Kari's relationship ends: she writes nothing more and reads nothing new;
+    // the user and Ola go on; everything stays.
+    kari.client
+        .data(
+            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            json!({ "r": rel_kari }),
+        )
+        .await;
+    assert_eq!(
+        kari.client
+            .error_code(POST, json!({ "c": c, "b": "one more" }))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    user.client
+        .data(POST, json!({ "c": c, "b": "Only for Ola now" }))
+        .await;
+    let hers = kari.client.data(VIEW, cv.clone()).await["conversation"].clone();
+    assert_eq!(hers["messages"].as_array().unwrap().len(), 3);
+    assert!(!hers.to_string().contains("Only for Ola now"));
+    let his = ola.client.data(VIEW, cv.clone()).await["conversation"].clone();
+    assert_eq!(his["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(his["readOnly"], false);
+
+    // A provider starts a thread with the user; it becomes read-only when
+    // the last provider's relationship ends.
+    let second = ola
+        .client
+        .data(
+            START,
+            json!({ "s": "Appointment", "b": "See you Tuesday", "p": [], "u": user.id }),
+        )
+        .await;
+    let c2 = json!({ "c": created(&second, "startConversation") });
+    let rel_ola = domain::care::relationship_id(user.id, ola.id).to_string();
+    user.client
+        .data(
+            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            json!({ "r": rel_ola }),
+        )
+        .await;
+    let seen = user.client.data(VIEW, c2.clone()).await["conversation"].clone();
+    assert_eq!(seen["readOnly"], true);
+    assert_eq!(seen["startedBy"], ola.id.to_string());
+    assert_eq!(
+        user.client
+            .error_code(POST, json!({ "c": c2["c"], "b": "still there?" }))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    server.stop().await;
+}
+both_stores!(messaging_over_http, messaging);
