@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, Role};
 use crate::care::CareSide;
 use crate::error::ApiError;
-use crate::schema::{caller, now, request, service};
+use crate::schema::{caller, get, now, parse_time, request, service};
 use crate::service::{CommandOutcome, Service};
 
 /// One message.
@@ -133,12 +133,92 @@ fn messaging_role(caller: &Caller) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// One thread in the caller's list.
+#[derive(SimpleObject, Clone)]
+pub struct ConversationSummary {
+    /// Thread id.
+    pub id: Uuid,
+    /// The service user the thread is with.
+    pub user_id: Uuid,
+    /// Subject.
+    pub subject: String,
+    /// Who started it.
+    pub started_by: Uuid,
+    /// When the latest message was written.
+    pub last_message_at: DateTime<Utc>,
+    /// Messages in the thread.
+    pub messages: i32,
+    /// Messages the caller has not read (0 for a provider whose relationship ended).
+    pub unread: i32,
+}
+
+/// The caller's threads, newest activity first, and their unread total.
+#[derive(SimpleObject, Clone)]
+pub struct ConversationList {
+    /// Unread messages over all the caller's threads.
+    pub unread_total: i32,
+    /// The threads.
+    pub conversations: Vec<ConversationSummary>,
+}
+
 /// Reads of messages.
 #[derive(Default)]
 pub struct MessagingQuery;
 
 #[Object]
 impl MessagingQuery {
+    /// The caller's threads, newest activity first (at most 500), with unread
+    /// counts per thread and in total.
+    async fn conversations(&self, ctx: &Context<'_>) -> async_graphql::Result<ConversationList> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        messaging_role(&caller)?;
+        let (threads, people) = (
+            svc.engine
+                .table(projections::messaging::NAME, "msg_threads"),
+            svc.engine
+                .table(projections::messaging::NAME, "msg_participants"),
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT t.conversation_id, t.user_id, t.subject, t.started_by, t.last_at, t.messages, p.read_count \
+             FROM {people} p JOIN {threads} t ON t.conversation_id = p.conversation_id \
+             WHERE p.participant_id = $1 AND t.organisation = $2 \
+             ORDER BY t.last_at DESC, t.conversation_id LIMIT 500"
+        ))
+        .bind(caller.subject.to_string())
+        .bind(&caller.organisation)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let mut conversations = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let uuid = |c: &str| {
+                get::<String>(row, c).and_then(|s| Uuid::parse_str(&s).map_err(ApiError::internal))
+            };
+            let user_id = uuid("user_id")?;
+            let messages: i64 = get(row, "messages")?;
+            let read: i64 = get(row, "read_count")?;
+            let gone = caller.role == Role::Provider
+                && ended_at(svc, user_id, caller.subject).await?.is_some();
+            conversations.push(ConversationSummary {
+                id: uuid("conversation_id")?,
+                user_id,
+                subject: get(row, "subject")?,
+                started_by: uuid("started_by")?,
+                last_message_at: parse_time(&get::<String>(row, "last_at")?)?,
+                messages: messages as i32,
+                unread: if gone {
+                    0
+                } else {
+                    (messages - read).max(0) as i32
+                },
+            });
+        }
+        Ok(ConversationList {
+            unread_total: conversations.iter().map(|c| c.unread).sum(),
+            conversations,
+        })
+    }
+
     /// One thread the caller is (or was) in, with its messages: a provider
     /// whose relationship ended sees only what was written before it ended.
     async fn conversation(

@@ -12,6 +12,7 @@ pub mod control_panel;
 pub mod db;
 pub mod engine;
 pub mod history;
+pub mod messaging;
 pub mod stream;
 
 pub use db::{Backend, Db, DbError};
@@ -25,5 +26,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(history::History),
         std::sync::Arc::new(care::Care),
         std::sync::Arc::new(access::Access),
+        std::sync::Arc::new(messaging::Messaging),
     ]
 }

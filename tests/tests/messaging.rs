@@ -48,6 +48,21 @@ async fn messaging(store: Store) {
         .data(POST, json!({ "c": c, "b": "Thanks for telling us." }))
         .await;
     let reply_id = created(&reply, "postMessage");
+    let list =
+        "{ conversations { unreadTotal conversations { id subject startedBy messages unread } } }";
+    wait_caught_up(&server).await;
+    let listed = ola.client.data(list, json!({})).await["conversations"].clone();
+    assert_eq!(listed["unreadTotal"], 2);
+    assert_eq!(listed["conversations"][0]["id"], c);
+    assert_eq!(listed["conversations"][0]["messages"], 2);
+    assert_eq!(
+        user.client.data(list, json!({})).await["conversations"]["unreadTotal"],
+        1
+    );
+    assert_eq!(
+        stranger.client.data(list, json!({})).await["conversations"]["unreadTotal"],
+        0
+    );
     let seen = ola.client.data(VIEW, cv.clone()).await["conversation"].clone();
     assert_eq!(seen["startedBy"], user.id.to_string());
     assert_eq!(seen["unread"], 2);
@@ -69,6 +84,11 @@ async fn messaging(store: Store) {
             .clone()
     };
     assert_eq!(read_by(ola.id), 2, "read receipt");
+    wait_caught_up(&server).await;
+    assert_eq!(
+        ola.client.data(list, json!({})).await["conversations"]["unreadTotal"],
+        0
+    );
     assert_eq!(read_by(kari.id), 2, "one reads what one writes");
     assert_eq!(seen["unread"], 1);
 

@@ -35,7 +35,10 @@ async fn health_readiness_and_metrics_answer(store: Store) {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["control_panel", "history", "care", "access"]);
+    assert_eq!(
+        names,
+        ["control_panel", "history", "care", "access", "messaging"]
+    );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("portal_commands_total{outcome=\"ok\"} 2"),
