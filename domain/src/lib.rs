@@ -24,6 +24,7 @@ macro_rules! handle_by_decide {
 }
 
 pub mod agreement;
+pub mod alignment;
 pub mod care;
 pub mod catalogue;
 pub mod messaging;
