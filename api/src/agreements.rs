@@ -242,12 +242,156 @@ async fn party(ctx: &Context<'_>, relationship_id: Uuid) -> Result<(Side, bool),
     Ok((side, relationship.state == RelationshipState::Active))
 }
 
+/// How one side keeps the agreement.
+#[derive(SimpleObject, Clone)]
+pub struct SideKeeping {
+    /// Messages from the other side not answered within the agreed time.
+    pub overdue_replies: i32,
+    /// The earliest time one of them fell due.
+    pub overdue_since: Option<DateTime<Utc>>,
+}
+
+/// Whether each side keeps the agreement at a time.
+#[derive(SimpleObject, Clone)]
+pub struct AlignmentView {
+    /// The relationship.
+    pub relationship_id: Uuid,
+    /// The time the answer is for.
+    pub as_of: DateTime<Utc>,
+    /// The agreement version in force then; null when none was (nothing to keep).
+    pub agreement_version: Option<i32>,
+    /// True when neither side is behind.
+    pub aligned: bool,
+    /// The service user's replies.
+    pub user: SideKeeping,
+    /// The provider's replies.
+    pub provider: SideKeeping,
+    /// When the provider last read the portal (from the access trail).
+    pub last_provider_look: Option<DateTime<Utc>>,
+    /// When the provider's next look is due.
+    pub provider_look_due: Option<DateTime<Utc>>,
+    /// True when it is overdue.
+    pub provider_look_overdue: bool,
+}
+
 /// Reads of agreements.
 #[derive(Default)]
 pub struct AgreementQuery;
 
 #[Object]
 impl AgreementQuery {
+    /// Whether each side of one of the caller's relationships keeps its
+    /// agreement: messages unanswered past the agreed reply time, and the
+    /// provider's look-ins. Now, or `asOf` any past time (computed from the
+    /// events as they stood then) or a future one (as things stand now).
+    async fn alignment(
+        &self,
+        ctx: &Context<'_>,
+        relationship_id: Uuid,
+        as_of: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<AlignmentView> {
+        party(ctx, relationship_id).await?;
+        let svc = service(ctx);
+        let at = as_of.unwrap_or_else(now);
+        if at > now() + chrono::Duration::days(366) {
+            return Err(
+                ApiError::BadInput("field `asOf` must be at most a year ahead".into()).into(),
+            );
+        }
+        let relationship = svc.relationship(relationship_id).await?;
+        let (user, provider) = (
+            relationship.user_id.unwrap_or_default(),
+            relationship.provider_id.unwrap_or_default(),
+        );
+        let mut agreement = model::Agreement::default();
+        let mut since = None;
+        for event in svc.agreement_events(relationship_id).await? {
+            if event.at() > at {
+                break;
+            }
+            if let AgreementEvent::AgreementAccepted { at, .. } = &event {
+                since = Some(*at);
+            }
+            cqrs_es::Aggregate::apply(&mut agreement, event);
+        }
+        let empty = SideKeeping {
+            overdue_replies: 0,
+            overdue_since: None,
+        };
+        let (Some((version, terms)), Some(since)) = (agreement.accepted, since) else {
+            return Ok(AlignmentView {
+                relationship_id,
+                as_of: at,
+                agreement_version: None,
+                aligned: true,
+                user: empty.clone(),
+                provider: empty,
+                last_provider_look: None,
+                provider_look_due: None,
+                provider_look_overdue: false,
+            });
+        };
+        // The relationship's threads: those with this user that the provider is in.
+        let (threads, people, access) = (
+            svc.engine
+                .table(projections::messaging::NAME, "msg_threads"),
+            svc.engine
+                .table(projections::messaging::NAME, "msg_participants"),
+            svc.engine.table(projections::access::NAME, "access_log"),
+        );
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT t.conversation_id FROM {people} p JOIN {threads} t ON t.conversation_id = p.conversation_id \
+             WHERE p.participant_id = $1 AND t.user_id = $2 ORDER BY t.conversation_id"
+        ))
+        .bind(provider.to_string())
+        .bind(user.to_string())
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let mut written = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            let id = Uuid::parse_str(id).map_err(ApiError::internal)?;
+            let (_, events) = svc.conversation(id).await?;
+            for event in events {
+                if let domain::messaging::ConversationEvent::MessagePosted { side, at, .. } = event
+                {
+                    written.push(domain::alignment::Written {
+                        thread: n as u128,
+                        side,
+                        at,
+                    });
+                }
+            }
+        }
+        let last: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT MAX(at) FROM {access} WHERE subject_id = $1 AND reader_id = $2 \
+             AND basis IN ('grant', 'break_glass') AND query <> 'caseload' AND at <= $3"
+        ))
+        .bind(user.to_string())
+        .bind(provider.to_string())
+        .bind(projections::db::ts(at))
+        .fetch_one(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let last_look = last.map(|t| crate::schema::parse_time(&t)).transpose()?;
+        let a = domain::alignment::alignment(&terms, since, &written, last_look, at);
+        let keeping = |k: domain::alignment::Keeping| SideKeeping {
+            overdue_replies: k.overdue_replies as i32,
+            overdue_since: k.overdue_since,
+        };
+        Ok(AlignmentView {
+            relationship_id,
+            as_of: at,
+            agreement_version: Some(version),
+            aligned: a.aligned(),
+            user: keeping(a.user),
+            provider: keeping(a.provider),
+            last_provider_look: a.last_look,
+            provider_look_due: Some(a.look_due),
+            provider_look_overdue: a.look_overdue,
+        })
+    }
+
     /// The expectation agreement of one of the caller's care relationships:
     /// the version in force, the proposal waiting, and every version ever
     /// proposed with what became of it. Also after the relationship ended.

@@ -149,3 +149,90 @@ async fn agreements(store: Store) {
     server.stop().await;
 }
 both_stores!(agreements_over_http, agreements);
+
+const ALIGNMENT: &str =
+    "query($r: UUID!, $t: DateTime) { alignment(relationshipId: $r, asOf: $t) { \
+    agreementVersion aligned user { overdueReplies } provider { overdueReplies overdueSince } \
+    lastProviderLook providerLookDue providerLookOverdue } }";
+
+async fn alignment(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic").await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let rel = relate(&user, &kari).await;
+    let at = |hours: i64| (chrono::Utc::now() + chrono::Duration::hours(hours)).to_rfc3339();
+    let ask = |hours: i64| json!({ "r": rel, "t": at(hours) });
+    let before = at(0);
+
+    // No agreement: nothing to keep.
+    let a = user.client.data(ALIGNMENT, ask(1)).await["alignment"].clone();
+    assert!(a["agreementVersion"].is_null());
+    assert_eq!(a["aligned"], true);
+
+    let mut t = terms(1, "");
+    t["providerRepliesWithin"] = json!({ "value": 1, "unit": "HOURS" });
+    t["userRepliesWithin"] = json!({ "value": 1, "unit": "WORKING_DAYS" });
+    kari.client.data(PROPOSE, json!({ "r": rel, "t": t })).await;
+    user.client
+        .data(&answer("acceptAgreement"), json!({ "r": rel }))
+        .await;
+
+    // The user writes; an hour later the provider is behind.
+    let started = user
+        .client
+        .data(
+            "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"Are you there?\", providerIds: [$p]) { createdId } }",
+            json!({ "p": kari.id }),
+        )
+        .await;
+    let thread = started["startConversation"]["createdId"].clone();
+    wait_caught_up(&server).await;
+    let a = kari.client.data(ALIGNMENT, ask(0)).await["alignment"].clone();
+    assert_eq!(a["aligned"], true, "not due yet: {a}");
+    let a = kari.client.data(ALIGNMENT, ask(2)).await["alignment"].clone();
+    assert_eq!(a["agreementVersion"], 1);
+    assert_eq!(a["provider"]["overdueReplies"], 1, "{a}");
+    assert!(a["provider"]["overdueSince"].is_string());
+    assert_eq!(a["aligned"], false);
+    // Answering clears it at once; the user now has a working day.
+    kari.client
+        .data(
+            "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"Yes!\") { version } }",
+            json!({ "c": thread }),
+        )
+        .await;
+    let a = user.client.data(ALIGNMENT, ask(2)).await["alignment"].clone();
+    assert_eq!(a["provider"]["overdueReplies"], 0, "{a}");
+    assert_eq!(a["user"]["overdueReplies"], 0);
+    let a = user.client.data(ALIGNMENT, ask(24 * 5)).await["alignment"].clone();
+    assert_eq!(a["user"]["overdueReplies"], 1, "{a}");
+    assert_eq!(a["providerLookOverdue"], true, "no look in five days: {a}");
+    // Asked for a time before the agreement, there was none.
+    let a = user
+        .client
+        .data(ALIGNMENT, json!({ "r": rel, "t": before }))
+        .await["alignment"]
+        .clone();
+    assert!(a["agreementVersion"].is_null(), "{a}");
+    // A look at the portal counts as the provider looking in.
+    grant(&user, &rel, &["CORE"], None).await;
+    kari.client
+        .data(
+            "query($p: UUID) { controlPanel(portalId: $p) { version } }",
+            json!({ "p": user.id }),
+        )
+        .await;
+    wait_caught_up(&server).await;
+    let a = user.client.data(ALIGNMENT, ask(1)).await["alignment"].clone();
+    assert!(a["lastProviderLook"].is_string(), "{a}");
+    assert_eq!(a["providerLookOverdue"], false);
+    // Strangers get nothing.
+    let stranger = register_provider(&server, "clinic", "Ola").await;
+    assert_eq!(
+        stranger.client.error_code(ALIGNMENT, ask(1)).await,
+        "NOT_FOUND"
+    );
+    server.stop().await;
+}
+both_stores!(alignment_over_http, alignment);
