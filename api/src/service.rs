@@ -453,21 +453,33 @@ impl Service {
         .await
     }
 
-    /// A conversation as its events leave it.
+    /// One aggregate's events, oldest first, decoded straight from the event
+    /// store (decisions never wait for a projection).
+    async fn events_of<E: serde::de::DeserializeOwned>(
+        &self,
+        aggregate_type: &str,
+        id: Uuid,
+    ) -> Result<Vec<E>, ApiError> {
+        let payloads = stream::read_payloads(&self.db, aggregate_type, &id.to_string()).await?;
+        payloads
+            .iter()
+            .map(|payload| {
+                serde_json::from_str::<E>(payload)
+                    .map_err(|e| ApiError::internal(format!("{aggregate_type} {id}: {e}")))
+            })
+            .collect()
+    }
+
+    /// A conversation as its events leave it, and the events.
     pub async fn conversation(
         &self,
         conversation_id: Uuid,
     ) -> Result<(Conversation, Vec<ConversationEvent>), ApiError> {
-        let payloads =
-            stream::read_payloads(&self.db, CONVERSATION_TYPE, &conversation_id.to_string())
-                .await?;
+        let events: Vec<ConversationEvent> =
+            self.events_of(CONVERSATION_TYPE, conversation_id).await?;
         let mut conversation = Conversation::default();
-        let mut events = Vec::with_capacity(payloads.len());
-        for payload in &payloads {
-            let event = serde_json::from_str::<ConversationEvent>(payload)
-                .map_err(|e| ApiError::internal(format!("conversation {conversation_id}: {e}")))?;
+        for event in &events {
             conversation.apply(event.clone());
-            events.push(event);
         }
         Ok((conversation, events))
     }
@@ -477,36 +489,16 @@ impl Service {
         &self,
         relationship_id: Uuid,
     ) -> Result<Vec<AgreementEvent>, ApiError> {
-        let payloads =
-            stream::read_payloads(&self.db, AGREEMENT_TYPE, &relationship_id.to_string()).await?;
-        payloads
-            .iter()
-            .map(|payload| {
-                serde_json::from_str::<AgreementEvent>(payload)
-                    .map_err(|e| ApiError::internal(format!("agreement {relationship_id}: {e}")))
-            })
-            .collect()
+        self.events_of(AGREEMENT_TYPE, relationship_id).await
     }
 
-    /// A care relationship's events, oldest first, straight from the event
-    /// store: access decisions never wait for a projection.
+    /// A care relationship's events, oldest first: access decisions fold them.
     pub async fn relationship_events(
         &self,
         relationship_id: Uuid,
     ) -> Result<Vec<CareEvent>, ApiError> {
-        let payloads = stream::read_payloads(
-            &self.db,
-            care::RELATIONSHIP_TYPE,
-            &relationship_id.to_string(),
-        )
-        .await?;
-        payloads
-            .iter()
-            .map(|payload| {
-                serde_json::from_str::<CareEvent>(payload)
-                    .map_err(|e| ApiError::internal(format!("relationship {relationship_id}: {e}")))
-            })
-            .collect()
+        self.events_of(care::RELATIONSHIP_TYPE, relationship_id)
+            .await
     }
 
     /// A care relationship as its events leave it.

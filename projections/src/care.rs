@@ -6,7 +6,7 @@
 use domain::care::{CareEvent, ProviderEvent, PROVIDER_TYPE, RELATIONSHIP_TYPE};
 use sqlx::{Any, Transaction};
 
-use crate::db::{bind, ts, upsert, DbError, Val};
+use crate::db::{execute as exec, ts, upsert, DbError, Val};
 use crate::engine::Projection;
 use crate::stream::StoredEvent;
 
@@ -135,15 +135,6 @@ fn name<T: serde::Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-async fn exec(tx: &mut Transaction<'_, Any>, sql: &str, vals: Vec<Val>) -> Result<(), DbError> {
-    let mut q = sqlx::query(sql);
-    for v in vals {
-        q = bind(q, v);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
 }
 
 async fn relationship(

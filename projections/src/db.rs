@@ -163,6 +163,20 @@ fn placeholders(tx: &Transaction<'_, Any>, start: usize, n: usize) -> String {
     }
 }
 
+/// Runs one statement with its values in the transaction.
+pub async fn execute(
+    tx: &mut Transaction<'_, Any>,
+    sql: &str,
+    vals: Vec<Val>,
+) -> Result<(), DbError> {
+    let mut q = sqlx::query(sql);
+    for v in vals {
+        q = bind(q, v);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Inserts or replaces rows in one statement per chunk. `key` columns are the
 /// conflict target; every other column is overwritten.
 pub async fn upsert(

@@ -5,7 +5,7 @@
 use domain::messaging::{ConversationEvent, CONVERSATION_TYPE};
 use sqlx::{Any, Transaction};
 
-use crate::db::{bind, ts, upsert, DbError, Val};
+use crate::db::{execute as exec, ts, upsert, DbError, Val};
 use crate::engine::Projection;
 use crate::stream::StoredEvent;
 
@@ -14,15 +14,6 @@ pub struct Messaging;
 
 /// Its name in the CLI and in `projection_slots`.
 pub const NAME: &str = "messaging";
-
-async fn exec(tx: &mut Transaction<'_, Any>, sql: &str, vals: Vec<Val>) -> Result<(), DbError> {
-    let mut q = sqlx::query(sql);
-    for v in vals {
-        q = bind(q, v);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
 
 #[async_trait::async_trait]
 impl Projection for Messaging {
