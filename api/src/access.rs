@@ -93,6 +93,7 @@ pub(crate) async fn authorize_read(
     section: Section,
 ) -> Result<Reader, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
+    over_http(ctx)?;
     let owner = caller.role == Role::ServiceUser && caller.subject == portal_id;
     // A provider's relationship is read beside the portal, not after it.
     let relationship = async {
@@ -137,7 +138,7 @@ pub(crate) async fn authorize_read(
         }
         Err(refusal) => record.refusal = Some(refusal.code().to_string()),
     }
-    submit(ctx, &caller, record);
+    submit(ctx, &caller, record)?;
     decision.map(|_| Reader { row, owner })
 }
 
@@ -177,9 +178,25 @@ fn decide(
     }
 }
 
+/// Refuses a read that must be recorded when it did not come over HTTP
+/// (a WebSocket operation): only the HTTP layer waits for the records.
+pub(crate) fn over_http(ctx: &Context<'_>) -> Result<(), ApiError> {
+    if request(ctx).over_websocket {
+        return Err(ApiError::BadInput(
+            "portal and access-log reads go over HTTP; the WebSocket carries subscriptions".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Queues a record for the trail with the request's metadata; the HTTP
 /// layer holds the answer until it is committed.
-pub(crate) fn submit(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) {
+pub(crate) fn submit(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    record: AccessRecord,
+) -> Result<(), ApiError> {
+    over_http(ctx)?;
     let svc = service(ctx);
     let metadata = EventMetadata {
         actor_id: caller.subject.to_string(),
@@ -192,6 +209,7 @@ pub(crate) fn submit(ctx: &Context<'_>, caller: &Caller, record: AccessRecord) {
     request(ctx)
         .receipts
         .push(svc.trail.submit(record, metadata));
+    Ok(())
 }
 
 /// Records a read of the trail itself (a service user's own log, an
@@ -203,7 +221,7 @@ pub(crate) fn record_trail_read(
     subject: Option<Uuid>,
     basis: Basis,
     detail: String,
-) {
+) -> Result<(), ApiError> {
     let mut record = record_of(
         ctx,
         caller,
@@ -213,5 +231,5 @@ pub(crate) fn record_trail_read(
     );
     record.basis = basis;
     record.detail = Some(detail);
-    submit(ctx, caller, record);
+    submit(ctx, caller, record)
 }

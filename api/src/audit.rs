@@ -331,7 +331,7 @@ impl AuditQuery {
             Some(caller.subject),
             Basis::Owner,
             "own access log".into(),
-        );
+        )?;
         let mut break_glass = Vec::new();
         for (relationship_id, provider_id, provider_name) in
             relationships_of(ctx, caller.subject).await?
@@ -414,7 +414,7 @@ impl AuditQuery {
             "from": from, "to": to, "before_position": before_position,
         })
         .to_string();
-        record_trail_read(ctx, &caller, subject_id, Basis::Audit, detail);
+        record_trail_read(ctx, &caller, subject_id, Basis::Audit, detail)?;
         Ok(Search::default()
             .and("a.organisation = ?", caller.organisation.clone())
             .and_opt("a.subject_id = ?", subject_id.map(|s| s.to_string()))
@@ -448,7 +448,7 @@ impl AuditQuery {
             "subject_id": subject_id, "section": section.as_str(), "from": from, "to": to,
         })
         .to_string();
-        record_trail_read(ctx, &caller, Some(subject_id), Basis::Audit, detail);
+        record_trail_read(ctx, &caller, Some(subject_id), Basis::Audit, detail)?;
         let svc = service(ctx);
         let mut could_see = Vec::new();
         for (relationship_id, provider_id, provider_name) in
@@ -536,7 +536,7 @@ impl AuditQuery {
         };
         let detail = serde_json::json!({ "subject_id": subject, "from": from, "to": to, "export": "disclosures_csv" })
             .to_string();
-        record_trail_read(ctx, &caller, Some(subject), basis, detail);
+        record_trail_read(ctx, &caller, Some(subject), basis, detail)?;
         let rows = Search::default()
             .and("a.subject_id = ?", subject.to_string())
             .and(

@@ -397,7 +397,7 @@ impl CareQuery {
                 record.relationship_id = Some(relationship.relationship_id);
                 record.basis_sequence = Some(grant.sequence);
                 record.detail = Some("change count".into());
-                crate::access::submit(ctx, &caller, record);
+                crate::access::submit(ctx, &caller, record)?;
             }
             out.push(CaseloadEntry {
                 last_looked_at,

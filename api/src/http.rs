@@ -42,6 +42,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -130,6 +131,7 @@ async fn graphql(
             request_id: request_id.clone(),
             client_address: connect.map(|c| c.0 .0.ip().to_string()),
             receipts: Arc::clone(&receipts),
+            over_websocket: false,
         }))
         .await;
     // Nothing leaves before its access-trail records are committed.
@@ -165,6 +167,51 @@ async fn graphql(
         http.headers_mut().insert("x-request-id", value);
     }
     http
+}
+
+/// GraphQL subscriptions over WebSocket (`graphql-transport-ws`, or the
+/// older `graphql-ws`). The bearer token comes in `connection_init` as
+/// `{"token": "..."}` (or `{"Authorization": "Bearer ..."}`); a socket
+/// without a valid one is refused.
+async fn websocket(
+    State(app): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    protocol: async_graphql_axum::GraphQLProtocol,
+    upgrade: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let client_address = connect.map(|c| c.0 .0.ip().to_string());
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let service = Arc::clone(&app.service);
+            async_graphql_axum::GraphQLWebSocket::new(socket, app.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = payload
+                        .get("token")
+                        .and_then(|t| t.as_str())
+                        .map(|t| format!("Bearer {t}"))
+                        .or_else(|| {
+                            payload
+                                .get("Authorization")
+                                .and_then(|t| t.as_str())
+                                .map(str::to_string)
+                        });
+                    let caller = service
+                        .keys
+                        .verify_header(header.as_deref())
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestContext {
+                        caller: Ok(caller),
+                        request_id: uuid::Uuid::new_v4().to_string(),
+                        client_address,
+                        receipts: Arc::new(Receipts::default()),
+                        over_websocket: true,
+                    });
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {

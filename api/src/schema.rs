@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Enum, Json, MergedObject, Object, Schema,
-    SimpleObject,
+    ComplexObject, Context, Enum, Json, MergedObject, Object, Schema, SimpleObject,
 };
 use chrono::{DateTime, Utc};
 use domain::portal::view::PortalView;
@@ -25,10 +24,11 @@ use crate::care::{CareMutation, CareQuery};
 use crate::error::ApiError;
 use crate::messaging::{MessagingMutation, MessagingQuery};
 use crate::service::{CommandOutcome, Service};
+use crate::subscription::LiveSubscription;
 use crate::toolbox::{self, RecentChange, SectionSummary, ToolboxMutation, ToolboxQuery};
 
 /// The schema type served at `/graphql`.
-pub type PortalSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type PortalSchema = Schema<Query, Mutation, LiveSubscription>;
 
 /// Per-request facts the HTTP layer establishes before GraphQL runs.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub struct RequestContext {
     pub client_address: Option<String>,
     /// Access-trail records this request's answer waits for.
     pub receipts: Arc<Receipts>,
+    /// True on a WebSocket, where nothing waits for receipts: portal and
+    /// trail reads are refused there (they go over HTTP).
+    pub over_websocket: bool,
 }
 
 /// The access-trail records a request has queued. The HTTP layer sends the
@@ -89,7 +92,7 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         service.settings.max_query_depth,
         service.settings.max_query_complexity,
     );
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), LiveSubscription)
         .data(service)
         .limit_depth(depth)
         .limit_complexity(complexity)
@@ -98,7 +101,7 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
 
 /// The schema in SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), LiveSubscription)
         .finish()
         .sdl()
 }
@@ -1109,7 +1112,7 @@ mod tests {
     #[tokio::test]
     async fn every_schema_field_is_described() {
         let schema =
-            Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish();
+            Schema::build(Query::default(), Mutation::default(), LiveSubscription).finish();
         let response = schema
             .execute("{ __schema { types { name description fields { name description args { name } } enumValues { name description } } } }")
             .await;

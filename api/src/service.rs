@@ -140,6 +140,8 @@ pub struct Service {
     pub keys: TokenKeys,
     /// Appends to the access trail.
     pub trail: Trail,
+    /// New conversation and agreement events, for live subscribers.
+    pub live: crate::live::Live,
     pub metrics: Metrics,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
@@ -284,12 +286,14 @@ impl Service {
             ));
         }
         let trail = Trail::start(&trail_key, &settings.database_url)?;
+        let live = crate::live::Live::start(db.clone(), &settings.database_url).await?;
         Ok(Service {
             settings,
             db,
             engine,
             keys,
             trail,
+            live,
             metrics: Metrics::default(),
             stores,
             organisations: Default::default(),
@@ -606,6 +610,7 @@ impl Service {
             };
         }
         self.engine.wake();
+        self.live.wake();
         // Our events are the newest of this aggregate carrying our command id.
         let tail = stream::read_aggregate_tail(&self.db, A::TYPE, aggregate_id, 16).await?;
         let ours: Vec<_> = tail

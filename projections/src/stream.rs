@@ -217,6 +217,28 @@ pub async fn head(db: &Db) -> Result<(i64, i64), DbError> {
     Ok((row.try_get("head")?, row.try_get("n")?))
 }
 
+/// A checkpoint just before every event not yet certain to be readable: a
+/// reader starting here sees what is appended from now on (and perhaps a few
+/// events committed just before), without reading the whole stream.
+pub async fn live_start(db: &Db) -> Result<Checkpoint, DbError> {
+    Ok(match db.backend {
+        Backend::Postgres => {
+            let xmin: i64 =
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&db.pool)
+                    .await?;
+            Checkpoint {
+                tx_id: xmin - 1,
+                position: i64::MAX,
+            }
+        }
+        Backend::Sqlite => Checkpoint {
+            tx_id: 0,
+            position: head(db).await?.0,
+        },
+    })
+}
+
 /// How many events lie after `after` (the lag of a reader there).
 pub async fn count_after(db: &Db, after: Checkpoint) -> Result<i64, DbError> {
     let row = match db.backend {

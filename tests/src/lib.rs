@@ -365,6 +365,26 @@ pub async fn wait_caught_up(server: &Server) {
     panic!("projections did not catch up within 30 s");
 }
 
+/// The payloads of every event of one aggregate type, in position order,
+/// read plainly: the global-order reader holds back events while any
+/// transaction older than them runs anywhere on the cluster (other tests'
+/// databases included), which a count must not depend on.
+pub async fn payloads_of(db: &projections::Db, aggregate_type: &str) -> Vec<String> {
+    let sql = match db.backend {
+        projections::Backend::Postgres => {
+            "SELECT payload::text FROM events WHERE aggregate_type = $1 ORDER BY position"
+        }
+        projections::Backend::Sqlite => {
+            "SELECT payload FROM events WHERE aggregate_type = $1 ORDER BY position"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(aggregate_type)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
 /// Every event in the store, in global order.
 pub async fn all_events(db: &projections::Db) -> Vec<projections::StoredEvent> {
     let mut out = Vec::new();

@@ -539,12 +539,8 @@ async fn matrix(store: Store) {
     let mut recorded: BTreeMap<(Uuid, String, bool), usize> = BTreeMap::new();
     let mut trail_reads: BTreeMap<(Uuid, String), usize> = BTreeMap::new();
     let mut requests = std::collections::BTreeSet::new();
-    for e in all_events(&read)
-        .await
-        .iter()
-        .filter(|e| e.aggregate_type == "AccessTrail")
-    {
-        let r: AccessRecord = e.decode().unwrap();
+    for payload in payloads_of(&read, "AccessTrail").await {
+        let r: AccessRecord = serde_json::from_str(&payload).unwrap();
         if r.section == "access_log" {
             *trail_reads
                 .entry((r.reader_id, r.query.clone()))

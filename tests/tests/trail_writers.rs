@@ -61,11 +61,15 @@ async fn two_writers(store: Store) {
     assert!(report.breaks.is_empty(), "{report:?}");
     assert_eq!(report.records, total);
     assert_eq!(report.chains, 2);
-    let mut readers: Vec<u128> = all_events(&read)
+    let mut readers: Vec<u128> = payloads_of(&read, "AccessTrail")
         .await
         .iter()
-        .filter(|e| e.aggregate_type == "AccessTrail")
-        .map(|e| e.decode::<AccessRecord>().unwrap().reader_id.as_u128())
+        .map(|p| {
+            serde_json::from_str::<AccessRecord>(p)
+                .unwrap()
+                .reader_id
+                .as_u128()
+        })
         .collect();
     readers.sort_unstable();
     assert_eq!(

@@ -1,0 +1,91 @@
+//! Live delivery: every service instance follows the global event stream
+//! from the moment it starts and hands new conversation and agreement events
+//! to its connected subscribers.
+//!
+//! It reads the stream in the same commit-safe order as the projections, so
+//! an event is delivered once it is certain, on whichever instance wrote it.
+//! It is woken at once by this instance's own commands and, on PostgreSQL,
+//! by `NOTIFY portal_events` (a trigger on the events table) from any
+//! instance; a short poll covers a lost notification.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::agreement::AGREEMENT_TYPE;
+use domain::messaging::CONVERSATION_TYPE;
+use projections::{stream, Backend, Db, StoredEvent};
+use tokio::sync::{broadcast, Notify};
+
+/// How long the feed waits without a wake-up before it looks anyway.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The stream of new events this instance delivers.
+pub struct Live {
+    events: broadcast::Sender<Arc<StoredEvent>>,
+    wake: Arc<Notify>,
+}
+
+impl Live {
+    /// Starts following the stream of `db` (and, on PostgreSQL, listening
+    /// for notifications on `url`).
+    pub async fn start(db: Db, url: &str) -> Result<Self, crate::error::ApiError> {
+        let (events, _) = broadcast::channel(4096);
+        let wake = Arc::new(Notify::new());
+        let mut after = stream::live_start(&db).await?;
+        let sender = events.clone();
+        let woken = Arc::clone(&wake);
+        tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(POLL, woken.notified()).await;
+                loop {
+                    let batch = match stream::read_batch(&db, after, 1000).await {
+                        Ok(batch) => batch,
+                        Err(error) => {
+                            tracing::warn!(%error, "live feed cannot read the stream");
+                            break;
+                        }
+                    };
+                    let Some(last) = batch.last() else { break };
+                    after = last.checkpoint;
+                    for event in batch {
+                        if event.aggregate_type == CONVERSATION_TYPE
+                            || event.aggregate_type == AGREEMENT_TYPE
+                        {
+                            // Nobody listening is fine.
+                            let _ = sender.send(Arc::new(event));
+                        }
+                    }
+                }
+            }
+        });
+        if Backend::from_url(url)? == Backend::Postgres {
+            let (url, woken) = (url.to_string(), Arc::clone(&wake));
+            tokio::spawn(async move {
+                loop {
+                    match sqlx::postgres::PgListener::connect(&url).await {
+                        Ok(mut listener) => {
+                            if listener.listen("portal_events").await.is_ok() {
+                                while listener.recv().await.is_ok() {
+                                    woken.notify_one();
+                                }
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot listen for events"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        Ok(Live { events, wake })
+    }
+
+    /// Looks for new events now (this instance just appended some).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// New conversation and agreement events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.events.subscribe()
+    }
+}

@@ -1,0 +1,186 @@
+//! Live delivery with real WebSocket clients (`graphql-transport-ws`):
+//! participants receive new messages, read receipts and agreement changes as
+//! they happen; others receive nothing; the socket needs a valid token and
+//! carries no portal reads. With PostgreSQL, a message sent through one
+//! service instance reaches a subscriber on another.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use portal_tests::*;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const UPDATES: &str =
+    "subscription { liveUpdates { kind conversationId relationshipId by body read change version } }";
+
+/// Opens a socket, authenticates with `token`, and returns it acknowledged.
+async fn connect(server: &Server, token: &str) -> Result<Socket, String> {
+    let url = format!("{}/graphql/ws", server.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "token": token } });
+    socket
+        .send(Frame::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    match next_frame(&mut socket, Duration::from_secs(5)).await {
+        Some(v) if v["type"] == "connection_ack" => Ok(socket),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// The next JSON frame, if one comes in time.
+async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(wait, socket.next()).await.ok()??;
+        match frame.ok()? {
+            Frame::Text(text) => return serde_json::from_str(&text).ok(),
+            Frame::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, query: &str) {
+    let start = json!({ "type": "subscribe", "id": "1", "payload": { "query": query } });
+    socket
+        .send(Frame::Text(start.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next live update on the socket, if one comes in time.
+async fn update(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        let frame = next_frame(socket, wait).await?;
+        if frame["type"] == "next" {
+            return Some(frame["payload"]["data"]["liveUpdates"].clone());
+        }
+    }
+}
+
+const SECONDS: Duration = Duration::from_secs(10);
+
+async fn live(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic").await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let ola = register_provider(&server, "clinic", "Ola").await;
+    let rel = relate(&user, &kari).await;
+    let token_of = |c: &Client| c.token.clone().unwrap();
+
+    // A bad token gets no socket.
+    assert!(connect(&server, "not-a-token").await.is_err());
+
+    let mut for_kari = connect(&server, &token_of(&kari.client)).await.unwrap();
+    let mut for_user = connect(&server, &token_of(&user.client)).await.unwrap();
+    let mut for_ola = connect(&server, &token_of(&ola.client)).await.unwrap();
+    for socket in [&mut for_kari, &mut for_user, &mut for_ola] {
+        subscribe(socket, UPDATES).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = user
+        .client
+        .data(
+            "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"Hallo 👋\", providerIds: [$p]) { createdId } }",
+            json!({ "p": kari.id }),
+        )
+        .await;
+    let thread = started["startConversation"]["createdId"].clone();
+    let got = update(&mut for_kari, SECONDS)
+        .await
+        .expect("kari gets the message");
+    assert_eq!(got["kind"], "MESSAGE");
+    assert_eq!(got["body"], "Hallo 👋");
+    assert_eq!(got["conversationId"], thread);
+    assert_eq!(got["by"], user.id.to_string());
+    let own = update(&mut for_user, SECONDS).await.unwrap();
+    assert_eq!(own["body"], "Hallo 👋", "the author's other devices too");
+
+    // A read receipt reaches the user.
+    let view = kari
+        .client
+        .data(
+            "query($c: UUID!) { conversation(conversationId: $c) { messages { id } } }",
+            json!({ "c": thread }),
+        )
+        .await;
+    let first = view["conversation"]["messages"][0]["id"].clone();
+    kari.client
+        .data(
+            "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }",
+            json!({ "c": thread, "m": first }),
+        )
+        .await;
+    let receipt = update(&mut for_user, SECONDS).await.unwrap();
+    assert_eq!(receipt["kind"], "READ_RECEIPT");
+    assert_eq!(receipt["by"], kari.id.to_string());
+    assert_eq!(receipt["read"], 1);
+
+    // An agreement change reaches the other side.
+    kari.client
+        .data(
+            "mutation($r: UUID!) { proposeAgreement(relationshipId: $r, terms: { initiative: BOTH, \
+             providerLooksInDays: 7, userRepliesWithin: { value: 2, unit: WORKING_DAYS }, \
+             providerRepliesWithin: { value: 24, unit: HOURS }, openedTogether: true }) { version } }",
+            json!({ "r": rel }),
+        )
+        .await;
+    let change = update(&mut for_user, SECONDS).await.unwrap();
+    assert_eq!(change["kind"], "AGREEMENT");
+    assert_eq!(change["change"], "AgreementProposed");
+    assert_eq!(change["by"], kari.id.to_string());
+    assert_eq!(change["relationshipId"], rel);
+
+    // Ola, in no relationship with the user, received none of it.
+    assert!(update(&mut for_ola, Duration::from_millis(500))
+        .await
+        .is_none());
+
+    // The socket carries subscriptions, not portal reads.
+    let mut socket = connect(&server, &token_of(&user.client)).await.unwrap();
+    subscribe(&mut socket, "{ medications { name } }").await;
+    let answer = next_frame(&mut socket, SECONDS).await.unwrap();
+    assert!(answer.to_string().contains("go over HTTP"), "{answer}");
+    server.stop().await;
+}
+both_stores!(live_over_websocket, live);
+
+/// Two instances of the service on one PostgreSQL database: a message sent
+/// through one reaches a subscriber connected to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_crosses_instances() {
+    let db = fresh_db(Store::Postgres).await;
+    let a = Server::start(&db).await;
+    let b = Server::start(&db).await;
+    let user = open_user(&a, "clinic").await;
+    let kari = register_provider(&a, "clinic", "Kari").await;
+    relate(&user, &kari).await;
+    let mut on_b = connect(&b, kari.client.token.as_ref().unwrap())
+        .await
+        .unwrap();
+    subscribe(&mut on_b, UPDATES).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    user.client
+        .data(
+            "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"via A\", providerIds: [$p]) { createdId } }",
+            json!({ "p": kari.id }),
+        )
+        .await;
+    let got = update(&mut on_b, SECONDS).await.expect("delivered on B");
+    assert_eq!(got["body"], "via A");
+    a.stop().await;
+    b.stop().await;
+}
