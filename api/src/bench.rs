@@ -690,3 +690,155 @@ async fn insert_events(
     tx.commit().await?;
     Ok(())
 }
+
+/// Messaging end to end: `pairs` service users, each with a provider and a
+/// thread, both subscribed over WebSocket (2 × `pairs` subscribers). For
+/// `seconds`, `clients` writers each post a message as a user and mark it
+/// read as the provider (a message with its receipt). Prints one JSON line:
+/// messages with receipts per second, and the time from sending to delivery
+/// on the provider's subscription (p50/p99 ms).
+pub async fn messaging(
+    settings: &Settings,
+    base: &str,
+    pairs: usize,
+    clients: usize,
+    seconds: u64,
+) -> Result<(), BoxError> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let keys = TokenKeys::new(&settings.resolve_token_key()?);
+    let url = format!("{base}/graphql");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
+    let none = json!({});
+    // (user token, provider token, thread id)
+    let mut threads = Vec::with_capacity(pairs);
+    for _ in 0..pairs {
+        let (user, provider) = (Uuid::new_v4(), Uuid::new_v4());
+        let owner = keys.mint(user, Role::ServiceUser, "bench", 3600)?;
+        let carer = keys.mint(provider, Role::Provider, "bench", 3600)?;
+        call(
+            &http,
+            &url,
+            &owner,
+            "mutation { openPortal { version } }",
+            none.clone(),
+        )
+        .await?;
+        call(&http, &url, &carer, "mutation { saveProviderProfile(displayName: \"Bench\", profession: NURSE) { version } }", none.clone()).await?;
+        let invited = call(
+            &http,
+            &url,
+            &owner,
+            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            json!({ "p": provider }),
+        )
+        .await?;
+        let rel = invited["inviteToCare"]["createdId"].clone();
+        call(
+            &http,
+            &url,
+            &carer,
+            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+            json!({ "r": rel }),
+        )
+        .await?;
+        let started = call(&http, &url, &owner, "mutation($p: UUID!) { startConversation(subject: \"Bench\", body: \"hello\", providerIds: [$p]) { createdId } }", json!({ "p": provider })).await?;
+        let thread = started["startConversation"]["createdId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        threads.push((owner, carer, thread));
+    }
+    // Every user and provider subscribes; providers' sockets time deliveries.
+    let ws = format!("{}/graphql/ws", base.replace("http://", "ws://"));
+    let (delivered, mut deliveries) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    for (owner, carer, _) in &threads {
+        for (token, timed) in [(owner, false), (carer, true)] {
+            let mut request = ws.as_str().into_client_request()?;
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+            let init = json!({ "type": "connection_init", "payload": { "token": token } });
+            socket.send(Frame::Text(init.to_string().into())).await?;
+            let _ack = socket.next().await;
+            let start = json!({ "type": "subscribe", "id": "1", "payload": { "query": "subscription { liveUpdates { kind body } }" } });
+            socket.send(Frame::Text(start.to_string().into())).await?;
+            let delivered = delivered.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(frame)) = socket.next().await {
+                    let Frame::Text(text) = frame else { continue };
+                    if !timed {
+                        continue;
+                    }
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                        continue;
+                    };
+                    if let Some(body) = v["payload"]["data"]["liveUpdates"]["body"].as_str() {
+                        let _ = delivered.send((body.to_string(), Instant::now()));
+                    }
+                }
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        Instant,
+    >::new()));
+    let threads = std::sync::Arc::new(threads);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let writers: Vec<_> = (0..clients)
+        .map(|w| {
+            let (http, url, threads, sent) = (http.clone(), url.clone(), threads.clone(), sent.clone());
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                let mut n = w;
+                while Instant::now() < deadline {
+                    let (owner, carer, thread) = &threads[n % threads.len()];
+                    n += clients;
+                    let body = format!("m-{w}-{done}");
+                    if let Ok(mut sent) = sent.lock() {
+                        sent.insert(body.clone(), Instant::now());
+                    }
+                    let posted = call(&http, &url, owner, "mutation($c: UUID!, $b: String!) { postMessage(conversationId: $c, body: $b) { createdId } }", json!({ "c": thread, "b": body })).await?;
+                    let message = posted["postMessage"]["createdId"].clone();
+                    call(&http, &url, carer, "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }", json!({ "c": thread, "m": message })).await?;
+                    done += 1;
+                }
+                Ok::<_, BoxError>(done)
+            })
+        })
+        .collect();
+    let mut total = 0u64;
+    for writer in writers {
+        total += writer.await??;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut latencies = Vec::new();
+    while let Ok((body, at)) = deliveries.try_recv() {
+        if let Some(start) = sent.lock().ok().and_then(|s| s.get(&body).copied()) {
+            latencies.push(at.duration_since(start).as_secs_f64() * 1e3);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({
+            "pairs": pairs,
+            "subscribers": pairs * 2,
+            "clients": clients,
+            "seconds": seconds,
+            "messages_with_receipts_per_s": total as f64 / seconds as f64,
+            "delivered": latencies.len(),
+            "sent": total,
+            "delivery_p50_ms": percentile(&latencies, 0.5),
+            "delivery_p99_ms": percentile(&latencies, 0.99),
+        })
+    );
+    Ok(())
+}

@@ -110,6 +110,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Messages with read receipts end to end, and delivery latency to
+    /// WebSocket subscribers.
+    Messaging {
+        /// Base URL of the server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// User-provider pairs, each with a thread; twice as many subscribers.
+        #[arg(long, default_value_t = 500)]
+        pairs: usize,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// How long to write.
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+    },
     /// Append valid portal events in bulk straight into the store.
     Seed {
         /// About how many events.
@@ -307,6 +323,14 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 clients,
                 seconds,
             } => crate::bench::access(&settings, &url, clients, seconds)
+                .await
+                .map_err(|e| e.to_string())?,
+            BenchCommand::Messaging {
+                url,
+                pairs,
+                clients,
+                seconds,
+            } => crate::bench::messaging(&settings, &url, pairs, clients, seconds)
                 .await
                 .map_err(|e| e.to_string())?,
             BenchCommand::Seed { events, portals } => {

@@ -12,17 +12,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::agreement::AGREEMENT_TYPE;
-use domain::messaging::CONVERSATION_TYPE;
+use domain::messaging::{ConversationEvent, CONVERSATION_TYPE};
 use projections::{stream, Backend, Db, StoredEvent};
 use tokio::sync::{broadcast, Notify};
 
 /// How long the feed waits without a wake-up before it looks anyway.
 const POLL: Duration = Duration::from_millis(250);
 
+/// Who is in a thread, shared by every subscriber of this instance so that a
+/// thread is looked up once, not once per subscriber.
+#[derive(Debug, Clone)]
+pub struct Members {
+    pub organisation: String,
+    pub user: uuid::Uuid,
+    pub providers: std::collections::BTreeSet<uuid::Uuid>,
+}
+
+/// A new event, decoded once for every subscriber.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub stored: StoredEvent,
+    pub conversation: Option<ConversationEvent>,
+    pub agreement: Option<domain::agreement::AgreementEvent>,
+}
+
 /// The stream of new events this instance delivers.
 pub struct Live {
-    events: broadcast::Sender<Arc<StoredEvent>>,
+    events: broadcast::Sender<Arc<LiveEvent>>,
     wake: Arc<Notify>,
+    /// Threads seen, by id.
+    pub members: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Arc<Members>>>>,
 }
 
 impl Live {
@@ -34,6 +53,9 @@ impl Live {
         let mut after = stream::live_start(&db).await?;
         let sender = events.clone();
         let woken = Arc::clone(&wake);
+        let members: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Arc<Members>>>> =
+            Default::default();
+        let shared = Arc::clone(&members);
         tokio::spawn(async move {
             loop {
                 let _ = tokio::time::timeout(POLL, woken.notified()).await;
@@ -48,11 +70,40 @@ impl Live {
                     let Some(last) = batch.last() else { break };
                     after = last.checkpoint;
                     for event in batch {
-                        if event.aggregate_type == CONVERSATION_TYPE
-                            || event.aggregate_type == AGREEMENT_TYPE
+                        let conversation = (event.aggregate_type == CONVERSATION_TYPE)
+                            .then(|| event.decode::<ConversationEvent>().ok())
+                            .flatten();
+                        let agreement = (event.aggregate_type == AGREEMENT_TYPE)
+                            .then(|| event.decode().ok())
+                            .flatten();
+                        // A new thread's members are in its first event: keep
+                        // them before any subscriber asks.
+                        if let Some(ConversationEvent::ConversationStarted {
+                            conversation_id,
+                            organisation,
+                            user_id,
+                            providers,
+                            ..
+                        }) = &conversation
                         {
+                            if let Ok(mut cache) = members.lock() {
+                                cache.insert(
+                                    *conversation_id,
+                                    Arc::new(Members {
+                                        organisation: organisation.clone(),
+                                        user: *user_id,
+                                        providers: providers.iter().copied().collect(),
+                                    }),
+                                );
+                            }
+                        }
+                        if conversation.is_some() || agreement.is_some() {
                             // Nobody listening is fine.
-                            let _ = sender.send(Arc::new(event));
+                            let _ = sender.send(Arc::new(LiveEvent {
+                                stored: event,
+                                conversation,
+                                agreement,
+                            }));
                         }
                     }
                 }
@@ -76,7 +127,11 @@ impl Live {
                 }
             });
         }
-        Ok(Live { events, wake })
+        Ok(Live {
+            events,
+            wake,
+            members: shared,
+        })
     }
 
     /// Looks for new events now (this instance just appended some).
@@ -85,7 +140,7 @@ impl Live {
     }
 
     /// New conversation and agreement events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.events.subscribe()
     }
 }

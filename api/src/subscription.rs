@@ -11,14 +11,15 @@ use std::collections::HashMap;
 
 use async_graphql::{Context, Enum, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use domain::agreement::{AgreementEvent, AGREEMENT_TYPE};
+use domain::agreement::AgreementEvent;
 use domain::care::{self, RelationshipState, Side};
-use domain::messaging::{ConversationEvent, CONVERSATION_TYPE};
+use domain::messaging::ConversationEvent;
 use futures::Stream;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
+use crate::live::Members;
 use crate::schema::{caller, service};
 use crate::service::Service;
 
@@ -60,27 +61,46 @@ pub struct LiveUpdate {
     pub position: i64,
 }
 
-/// Whether `caller` is in a thread: (member, the thread's user).
-async fn member_of_thread(
-    svc: &Service,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<(bool, Uuid), ApiError> {
-    let (conversation, _) = svc.conversation(id).await?;
-    let user = conversation.user_id.unwrap_or_default();
-    if conversation.organisation != caller.organisation {
-        return Ok((false, user));
+/// Who is in a thread, from the instance's shared cache or, the first time,
+/// from the thread's events.
+async fn members(svc: &Service, id: Uuid) -> Result<std::sync::Arc<Members>, ApiError> {
+    if let Some(known) = svc
+        .live
+        .members
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&id).cloned())
+    {
+        return Ok(known);
     }
-    Ok((
-        match caller.role {
-            Role::ServiceUser => user == caller.subject,
-            Role::Provider => {
-                conversation.participants.get(&caller.subject) == Some(&Side::Provider)
-            }
+    let (conversation, _) = svc.conversation(id).await?;
+    let members = std::sync::Arc::new(Members {
+        organisation: conversation.organisation.clone(),
+        user: conversation.user_id.unwrap_or_default(),
+        providers: conversation
+            .participants
+            .iter()
+            .filter(|(_, side)| **side == Side::Provider)
+            .map(|(id, _)| *id)
+            .collect(),
+    });
+    if let Ok(mut cache) = svc.live.members.lock() {
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(id, std::sync::Arc::clone(&members));
+    }
+    Ok(members)
+}
+
+/// Whether `caller` is in the thread.
+fn member(caller: &Caller, members: &Members) -> bool {
+    members.organisation == caller.organisation
+        && match caller.role {
+            Role::ServiceUser => members.user == caller.subject,
+            Role::Provider => members.providers.contains(&caller.subject),
             _ => false,
-        },
-        user,
-    ))
+        }
 }
 
 /// Whether a provider's relationship with `user` is active now (checked
@@ -104,11 +124,9 @@ async fn follows_agreement(svc: &Service, caller: &Caller, id: Uuid) -> Result<b
 
 /// One subscriber's view of the live stream.
 struct Feed {
-    events: tokio::sync::broadcast::Receiver<std::sync::Arc<projections::StoredEvent>>,
+    events: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::live::LiveEvent>>,
     svc: std::sync::Arc<Service>,
     caller: Caller,
-    /// Threads seen: whether the caller is in them, and their user.
-    threads: HashMap<String, (bool, Uuid)>,
     agreements: HashMap<String, bool>,
 }
 
@@ -125,31 +143,23 @@ impl Feed {
                 }
                 Err(RecvError::Closed) => return None,
             };
-            let Ok(id) = Uuid::parse_str(&event.aggregate_id) else {
+            let Ok(id) = Uuid::parse_str(&event.stored.aggregate_id) else {
                 continue;
             };
-            let position = event.checkpoint.position;
-            if event.aggregate_type == CONVERSATION_TYPE {
-                let Ok(decoded) = event.decode::<ConversationEvent>() else {
-                    continue;
-                };
+            let position = event.stored.checkpoint.position;
+            if let Some(decoded) = event.conversation.clone() {
                 // Membership changes with removals: look again after one.
                 if matches!(decoded, ConversationEvent::ProviderRemoved { .. }) {
-                    self.threads.remove(&event.aggregate_id);
-                }
-                let (member, user) = match self.threads.get(&event.aggregate_id) {
-                    Some(known) => *known,
-                    None => {
-                        let known = member_of_thread(&self.svc, &self.caller, id)
-                            .await
-                            .unwrap_or((false, Uuid::nil()));
-                        self.threads.insert(event.aggregate_id.clone(), known);
-                        known
+                    if let Ok(mut cache) = self.svc.live.members.lock() {
+                        cache.remove(&id);
                     }
+                }
+                let Ok(members) = members(&self.svc, id).await else {
+                    continue;
                 };
-                if !member
+                if !member(&self.caller, &members)
                     || (self.caller.role == Role::Provider
-                        && !provider_active(&self.svc, &self.caller, user).await)
+                        && !provider_active(&self.svc, &self.caller, members.user).await)
                 {
                     continue;
                 }
@@ -194,19 +204,17 @@ impl Feed {
                     _ => continue,
                 }
             }
-            if event.aggregate_type == AGREEMENT_TYPE {
-                let follows = match self.agreements.get(&event.aggregate_id) {
+            if let Some(decoded) = event.agreement.clone() {
+                let follows = match self.agreements.get(&event.stored.aggregate_id) {
                     Some(follows) => *follows,
                     None => {
                         let follows = follows_agreement(&self.svc, &self.caller, id)
                             .await
                             .unwrap_or(false);
-                        self.agreements.insert(event.aggregate_id.clone(), follows);
+                        self.agreements
+                            .insert(event.stored.aggregate_id.clone(), follows);
                         follows
                     }
-                };
-                let Ok(decoded) = event.decode::<AgreementEvent>() else {
-                    continue;
                 };
                 if !follows {
                     continue;
@@ -234,7 +242,7 @@ impl Feed {
                     by,
                     body: None,
                     read: None,
-                    change: Some(event.event_type.clone()),
+                    change: Some(event.stored.event_type.clone()),
                     version: Some(version),
                     at: decoded.at(),
                     position,
@@ -271,7 +279,6 @@ impl LiveSubscription {
             events: svc.live.subscribe(),
             svc,
             caller,
-            threads: HashMap::new(),
             agreements: HashMap::new(),
         };
         Ok(futures::stream::unfold(feed, |mut feed| async move {
