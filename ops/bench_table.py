@@ -102,3 +102,17 @@ if access:
                       f"{statistics.median(r50):.2f}× ({r50[0]:.2f}-{r50[-1]:.2f}) | "
                       f"{statistics.median(r99):.2f}× ({r99[0]:.2f}-{r99[-1]:.2f}) | "
                       f"{med(own, 'per_s'):,.0f} | {med(prov, 'per_s'):,.0f} |")
+
+messaging = [r for r in rows if r["kind"] == "messaging"]
+if messaging:
+    print("\nMessages with read receipts end to end (8 writers: post as the user, mark read as the provider),")
+    print("500 threads with both sides subscribed over WebSocket (1,000 subscribers); median (min-max):\n")
+    print("| store | messages with receipts/s | delivery p50, ms | delivery p99, ms | delivered / sent |")
+    print("|---|---|---|---|---|")
+    for s in ("postgres", "sqlite"):
+        runs = [r["run"] for r in messaging if r["store"] == s]
+        if not runs:
+            continue
+        print(f"| {s} | {fmt([x['messages_with_receipts_per_s'] for x in runs], 1)} | "
+              f"{fmt([x['delivery_p50_ms'] for x in runs], 1)} | {fmt([x['delivery_p99_ms'] for x in runs], 1)} | "
+              f"{sum(x['delivered'] for x in runs)} / {sum(x['sent'] for x in runs)} |")
