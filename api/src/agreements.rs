@@ -348,18 +348,25 @@ impl AgreementQuery {
         .fetch_all(&svc.db.pool)
         .await
         .map_err(ApiError::internal)?;
+        // Only this user's and this provider's messages, written while the
+        // relationship was active, count under its agreement.
+        let spans = crate::messaging::spans(svc, user, provider).await?;
         let mut written = Vec::new();
         for (n, id) in ids.iter().enumerate() {
             let id = Uuid::parse_str(id).map_err(ApiError::internal)?;
             let (_, events) = svc.conversation(id).await?;
             for event in events {
-                if let domain::messaging::ConversationEvent::MessagePosted { side, at, .. } = event
+                if let domain::messaging::ConversationEvent::MessagePosted {
+                    by, side, at, ..
+                } = event
                 {
-                    written.push(domain::alignment::Written {
-                        thread: n as u128,
-                        side,
-                        at,
-                    });
+                    if (by == user || by == provider) && domain::care::within(&spans, at) {
+                        written.push(domain::alignment::Written {
+                            thread: n as u128,
+                            side,
+                            at,
+                        });
+                    }
                 }
             }
         }

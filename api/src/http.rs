@@ -180,7 +180,10 @@ async fn websocket(
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Response {
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
+    let limit = app.service.settings.max_body_bytes;
     upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             let service = Arc::clone(&app.service);

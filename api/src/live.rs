@@ -16,9 +16,6 @@ use domain::messaging::{ConversationEvent, CONVERSATION_TYPE};
 use projections::{stream, Backend, Db, StoredEvent};
 use tokio::sync::{broadcast, Notify};
 
-/// How long the feed waits without a wake-up before it looks anyway.
-const POLL: Duration = Duration::from_millis(250);
-
 /// Who is in a thread, shared by every subscriber of this instance so that a
 /// thread is looked up once, not once per subscriber.
 #[derive(Debug, Clone)]
@@ -47,7 +44,8 @@ pub struct Live {
 impl Live {
     /// Starts following the stream of `db` (and, on PostgreSQL, listening
     /// for notifications on `url`).
-    pub async fn start(db: Db, url: &str) -> Result<Self, crate::error::ApiError> {
+    /// `poll`: how long the feed waits without a wake-up before it looks anyway.
+    pub async fn start(db: Db, url: &str, poll: Duration) -> Result<Self, crate::error::ApiError> {
         let (events, _) = broadcast::channel(4096);
         let wake = Arc::new(Notify::new());
         let mut after = stream::live_start(&db).await?;
@@ -58,7 +56,7 @@ impl Live {
         let shared = Arc::clone(&members);
         tokio::spawn(async move {
             loop {
-                let _ = tokio::time::timeout(POLL, woken.notified()).await;
+                let _ = tokio::time::timeout(poll, woken.notified()).await;
                 loop {
                     let batch = match stream::read_batch(&db, after, 1000).await {
                         Ok(batch) => batch,
@@ -87,6 +85,9 @@ impl Live {
                         }) = &conversation
                         {
                             if let Ok(mut cache) = members.lock() {
+                                if cache.len() > 100_000 {
+                                    cache.clear();
+                                }
                                 cache.insert(
                                     *conversation_id,
                                     Arc::new(Members {

@@ -71,6 +71,19 @@ pub struct ConversationView {
     pub messages: Vec<Message>,
 }
 
+/// The spans during which the provider's relationship with the user was
+/// active: a provider sees and hears of messages written within them only.
+pub(crate) async fn spans(
+    svc: &Service,
+    user: Uuid,
+    provider: Uuid,
+) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>, ApiError> {
+    let events = svc
+        .relationship_events(care::relationship_id(user, provider))
+        .await?;
+    Ok(care::active_spans(&events))
+}
+
 /// When the provider's relationship with the user ended, if it did (and is
 /// not active again); None while active.
 async fn ended_at(
@@ -195,22 +208,42 @@ impl MessagingQuery {
                 get::<String>(row, c).and_then(|s| Uuid::parse_str(&s).map_err(ApiError::internal))
             };
             let user_id = uuid("user_id")?;
-            let messages: i64 = get(row, "messages")?;
+            let id = uuid("conversation_id")?;
+            let mut messages: i64 = get(row, "messages")?;
             let read: i64 = get(row, "read_count")?;
-            let gone = caller.role == Role::Provider
-                && ended_at(svc, user_id, caller.subject).await?.is_some();
+            let mut last_message_at = parse_time(&get::<String>(row, "last_at")?)?;
+            if caller.role == Role::Provider {
+                let spans = spans(svc, user_id, caller.subject).await?;
+                // Unless the relationship has been active throughout, count
+                // only what the provider may see, from the thread's events.
+                if !(spans.len() == 1 && spans[0].1.is_none()) {
+                    let (_, events) = svc.conversation(id).await?;
+                    let visible: Vec<DateTime<Utc>> = events
+                        .iter()
+                        .filter_map(|e| match e {
+                            ConversationEvent::MessagePosted { at, .. }
+                                if care::within(&spans, *at) =>
+                            {
+                                Some(*at)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    if visible.is_empty() {
+                        continue;
+                    }
+                    messages = visible.len() as i64;
+                    last_message_at = visible.last().copied().unwrap_or(last_message_at);
+                }
+            }
             conversations.push(ConversationSummary {
-                id: uuid("conversation_id")?,
+                id,
                 user_id,
                 subject: get(row, "subject")?,
                 started_by: uuid("started_by")?,
-                last_message_at: parse_time(&get::<String>(row, "last_at")?)?,
+                last_message_at,
                 messages: messages as i32,
-                unread: if gone {
-                    0
-                } else {
-                    (messages - read).max(0) as i32
-                },
+                unread: (messages - read.min(messages)).max(0) as i32,
             });
         }
         Ok(ConversationList {
@@ -231,8 +264,9 @@ impl MessagingQuery {
         let (conversation, events) = svc.conversation(conversation_id).await?;
         let side = participant(&caller, &conversation)?;
         let user = conversation.user_id.unwrap_or_default();
-        let cutoff = match side {
-            Side::Provider => ended_at(svc, user, caller.subject).await?,
+        // A provider sees what was written while their relationship was active.
+        let seen_spans = match side {
+            Side::Provider => Some(spans(svc, user, caller.subject).await?),
             Side::ServiceUser => None,
         };
         let mut messages = Vec::new();
@@ -247,14 +281,19 @@ impl MessagingQuery {
                     body,
                     starts_exchange,
                     at,
-                } if cutoff.is_none_or(|end| at < end) => messages.push(Message {
-                    id: message_id,
-                    author_id: by,
-                    side: side.into(),
-                    body,
-                    at,
-                    starts_exchange,
-                }),
+                } if seen_spans
+                    .as_ref()
+                    .is_none_or(|spans| care::within(spans, at)) =>
+                {
+                    messages.push(Message {
+                        id: message_id,
+                        author_id: by,
+                        side: side.into(),
+                        body,
+                        at,
+                        starts_exchange,
+                    })
+                }
                 _ => {}
             }
         }
@@ -272,10 +311,16 @@ impl MessagingQuery {
         for (id, side, in_thread) in everyone {
             let active = in_thread
                 && (side == Side::ServiceUser || ended_at(svc, user, id).await?.is_none());
+            let read = conversation.read.get(&id).copied().unwrap_or(0);
             participants.push(Participant {
                 id,
                 side: side.into(),
-                read: conversation.read.get(&id).copied().unwrap_or(0) as i32,
+                // A provider learns nothing of messages they may not see.
+                read: if seen_spans.is_some() {
+                    read.min(messages.len())
+                } else {
+                    read
+                } as i32,
                 active,
             });
         }

@@ -112,6 +112,7 @@ const PORTAL_READ_MODELS: &[&str] = &[
     projections::control_panel::NAME,
     projections::history::NAME,
     projections::care::NAME,
+    projections::messaging::NAME,
 ];
 
 /// What a mutation reports back.
@@ -286,7 +287,12 @@ impl Service {
             ));
         }
         let trail = Trail::start(&trail_key, &settings.database_url)?;
-        let live = crate::live::Live::start(db.clone(), &settings.database_url).await?;
+        let live = crate::live::Live::start(
+            db.clone(),
+            &settings.database_url,
+            Duration::from_millis(settings.live_poll_ms),
+        )
+        .await?;
         Ok(Service {
             settings,
             db,

@@ -69,6 +69,9 @@ pub struct Settings {
     /// a new exchange, for who-initiates measures (`PORTAL_EXCHANGE_GAP_MINUTES`,
     /// default one day).
     pub exchange_gap_minutes: u64,
+    /// How often the live feed looks for new events when nothing woke it
+    /// (`PORTAL_LIVE_POLL_MS`; on PostgreSQL, NOTIFY wakes it at once).
+    pub live_poll_ms: u64,
     /// HMAC key chaining the access trail (`PORTAL_TRAIL_KEY`). When unset, a
     /// random key is created once in `<data_dir>/trail.key` and reused. Keep it
     /// apart from the database: whoever holds both can forge the trail.
@@ -94,6 +97,7 @@ impl Default for Settings {
             invitation_ttl_seconds: 14 * 24 * 3600,
             break_glass_seconds: 3600,
             exchange_gap_minutes: 24 * 60,
+            live_poll_ms: 250,
             trail_key: None,
         }
     }
@@ -197,6 +201,7 @@ impl Settings {
         set!(invitation_ttl_seconds, "PORTAL_INVITATION_TTL_SECONDS");
         set!(break_glass_seconds, "PORTAL_BREAK_GLASS_SECONDS");
         set!(exchange_gap_minutes, "PORTAL_EXCHANGE_GAP_MINUTES");
+        set!(live_poll_ms, "PORTAL_LIVE_POLL_MS");
         if let Some(key) = env("PORTAL_TOKEN_KEY") {
             self.token_key = Some(Secret::new(key));
         }

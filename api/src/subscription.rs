@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use async_graphql::{Context, Enum, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use domain::agreement::AgreementEvent;
-use domain::care::{self, RelationshipState, Side};
+use domain::care::{self, Side};
 use domain::messaging::ConversationEvent;
 use futures::Stream;
 use uuid::Uuid;
@@ -103,12 +103,15 @@ fn member(caller: &Caller, members: &Members) -> bool {
         }
 }
 
-/// Whether a provider's relationship with `user` is active now (checked
-/// for every event: it may have ended since the last one).
-async fn provider_active(svc: &Service, caller: &Caller, user: Uuid) -> bool {
-    svc.relationship(care::relationship_id(user, caller.subject))
+/// Whether a provider may hear of something written at `at`: their
+/// relationship with `user` is active now and was when it was written
+/// (checked for every event: it may have ended since the last one).
+async fn provider_active(svc: &Service, caller: &Caller, user: Uuid, at: DateTime<Utc>) -> bool {
+    crate::messaging::spans(svc, user, caller.subject)
         .await
-        .is_ok_and(|r| r.state == RelationshipState::Active)
+        .is_ok_and(|spans| {
+            spans.last().is_some_and(|(_, to)| to.is_none()) && care::within(&spans, at)
+        })
 }
 
 /// Whether `caller` is a party of the relationship.
@@ -138,8 +141,9 @@ impl Feed {
             let event = match self.events.recv().await {
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "a live subscriber fell behind");
-                    continue;
+                    // Ending the stream tells the client to re-read and resubscribe.
+                    tracing::warn!(missed, "a live subscriber fell behind; ending its stream");
+                    return None;
                 }
                 Err(RecvError::Closed) => return None,
             };
@@ -159,7 +163,8 @@ impl Feed {
                 };
                 if !member(&self.caller, &members)
                     || (self.caller.role == Role::Provider
-                        && !provider_active(&self.svc, &self.caller, members.user).await)
+                        && !provider_active(&self.svc, &self.caller, members.user, decoded.at())
+                            .await)
                 {
                     continue;
                 }
@@ -207,14 +212,15 @@ impl Feed {
             if let Some(decoded) = event.agreement.clone() {
                 let follows = match self.agreements.get(&event.stored.aggregate_id) {
                     Some(follows) => *follows,
-                    None => {
-                        let follows = follows_agreement(&self.svc, &self.caller, id)
-                            .await
-                            .unwrap_or(false);
-                        self.agreements
-                            .insert(event.stored.aggregate_id.clone(), follows);
-                        follows
-                    }
+                    None => match follows_agreement(&self.svc, &self.caller, id).await {
+                        Ok(follows) => {
+                            self.agreements
+                                .insert(event.stored.aggregate_id.clone(), follows);
+                            follows
+                        }
+                        // Not remembered: the next event asks again.
+                        Err(_) => false,
+                    },
                 };
                 if !follows {
                     continue;

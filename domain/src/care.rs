@@ -766,6 +766,34 @@ pub fn windows<'a>(events: impl IntoIterator<Item = &'a CareEvent>) -> Vec<Windo
     done
 }
 
+/// The spans during which a relationship was active: from each acceptance
+/// to the ending after it (open while it lasts). A provider who comes back
+/// sees nothing of the time between.
+pub fn active_spans<'a>(
+    events: impl IntoIterator<Item = &'a CareEvent>,
+) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    let mut spans: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
+    for event in events {
+        match event {
+            CareEvent::InvitationAccepted { at, .. } => spans.push((*at, None)),
+            CareEvent::RelationshipEnded { at, .. } => {
+                if let Some(last) = spans.last_mut().filter(|s| s.1.is_none()) {
+                    last.1 = Some(*at);
+                }
+            }
+            _ => {}
+        }
+    }
+    spans
+}
+
+/// True when `at` falls within one of the spans.
+pub fn within(spans: &[(DateTime<Utc>, Option<DateTime<Utc>>)], at: DateTime<Utc>) -> bool {
+    spans
+        .iter()
+        .any(|(from, to)| *from <= at && to.is_none_or(|to| at < to))
+}
+
 #[cfg(test)]
 #[path = "care_tests.rs"]
 mod tests;

@@ -449,3 +449,22 @@ fn provider_profiles_register_once_per_organisation() {
             at: t(0),
         }]);
 }
+
+#[test]
+fn active_spans_leave_out_the_time_between() {
+    let mut events = active();
+    events.push(CareEvent::RelationshipEnded {
+        by: Side::Provider,
+        at: t(10),
+    });
+    events.push(invited(Side::Provider, 20));
+    events.push(CareEvent::InvitationAccepted {
+        by: Side::ServiceUser,
+        at: t(30),
+    });
+    let spans = active_spans(&events);
+    assert_eq!(spans, vec![(t(1), Some(t(10))), (t(30), None)]);
+    assert!(within(&spans, t(5)));
+    assert!(!within(&spans, t(15)), "away");
+    assert!(within(&spans, t(40)));
+}

@@ -163,8 +163,10 @@ both_stores!(live_over_websocket, live);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_crosses_instances() {
     let db = fresh_db(Store::Postgres).await;
-    let a = Server::start(&db).await;
-    let b = Server::start(&db).await;
+    // No polling to fall back on: only NOTIFY can wake B in time.
+    let quiet = [("PORTAL_LIVE_POLL_MS", "600000")];
+    let a = Server::start_with(&db, &quiet).await;
+    let b = Server::start_with(&db, &quiet).await;
     let user = open_user(&a, "clinic").await;
     let kari = register_provider(&a, "clinic", "Kari").await;
     relate(&user, &kari).await;

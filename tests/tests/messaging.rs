@@ -152,6 +152,24 @@ async fn messaging(store: Store) {
     assert_eq!(his["messages"].as_array().unwrap().len(), 4);
     assert_eq!(his["readOnly"], false);
 
+    // Kari comes back: she writes again, and sees nothing of the time between.
+    relate(&user, &kari).await;
+    kari.client
+        .data(POST, json!({ "c": c, "b": "I am back" }))
+        .await;
+    let hers = kari.client.data(VIEW, cv.clone()).await["conversation"].clone();
+    let bodies: Vec<&str> = hers["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    assert!(!bodies.contains(&"Only for Ola now"), "{bodies:?}");
+    assert_eq!(bodies[3], "I am back");
+    let listed = kari.client.data(list, json!({})).await["conversations"].clone();
+    assert_eq!(listed["conversations"][0]["messages"], 4, "{listed}");
+
     // A provider starts a thread with the user; it becomes read-only when
     // the last provider's relationship ends.
     let second = ola
