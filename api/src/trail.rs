@@ -404,6 +404,10 @@ async fn write_batch(
         rows.push((chain.clone(), sequence, payload, meta.to_string()));
         written.insert(chain, (sequence, own));
     }
+    // The same key order in every writer, so two of them wait on each other
+    // as little as possible (a conflict still fails on the primary key).
+    let in_job_order: Vec<(String, i64)> = rows.iter().map(|r| (r.0.clone(), r.1)).collect();
+    rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let values: Vec<String> = (0..rows.len())
         .map(|i| match backend {
             Backend::Postgres => format!(
@@ -450,9 +454,9 @@ async fn write_batch(
             row.try_get("position")?,
         );
     }
-    let positions = rows
+    let positions = in_job_order
         .iter()
-        .map(|(chain, sequence, _, _)| {
+        .map(|(chain, sequence)| {
             positions
                 .get(&(chain.clone(), *sequence))
                 .copied()
@@ -518,6 +522,10 @@ fn retryable(error: &sqlx::Error) -> bool {
                 || message.contains("duplicate key")
                 || message.contains("locked")
                 || message.contains("busy")
+                // Two writers inserting into the same chains can wait on each
+                // other's uncommitted keys; PostgreSQL aborts one.
+                || message.contains("deadlock")
+                || message.contains("could not serialize")
         }
         _ => false,
     }
