@@ -63,6 +63,8 @@ pub struct Caller {
     pub subject: Uuid,
     pub role: Role,
     pub organisation: String,
+    /// When the token runs out (Unix seconds): a live subscription ends then.
+    pub expires_at: i64,
 }
 
 /// Why a token was refused. The client only learns that it was.
@@ -137,6 +139,7 @@ impl TokenKeys {
             subject: claims.sub,
             role: claims.role,
             organisation: claims.org,
+            expires_at: claims.exp,
         })
     }
 }

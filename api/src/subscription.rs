@@ -138,7 +138,16 @@ impl Feed {
     async fn next(&mut self) -> Option<LiveUpdate> {
         use tokio::sync::broadcast::error::RecvError;
         loop {
-            let event = match self.events.recv().await {
+            // The token checked when the socket opened runs out: so does the stream.
+            let left = self.caller.expires_at - Utc::now().timestamp();
+            if left <= 0 {
+                return None;
+            }
+            let wait = std::time::Duration::from_secs(left.unsigned_abs());
+            let Ok(received) = tokio::time::timeout(wait, self.events.recv()).await else {
+                return None;
+            };
+            let event = match received {
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
                     // Ending the stream tells the client to re-read and resubscribe.
@@ -268,7 +277,7 @@ impl LiveSubscription {
     /// New messages and read receipts in the caller's threads, and changes to
     /// the agreements of their relationships, as they happen (from the
     /// moment of subscribing). A provider whose relationship ended receives
-    /// nothing more from its threads.
+    /// nothing more from its threads. The stream ends when the token expires.
     async fn live_updates(
         &self,
         ctx: &Context<'_>,
@@ -279,6 +288,9 @@ impl LiveSubscription {
                 "only service users and providers receive live updates".into(),
             )
             .into());
+        }
+        if caller.expires_at <= Utc::now().timestamp() {
+            return Err(ApiError::Unauthenticated(crate::auth::AuthError::Expired).into());
         }
         let svc = std::sync::Arc::clone(service(ctx));
         let feed = Feed {

@@ -149,6 +149,21 @@ async fn live(store: Store) {
         .await
         .is_none());
 
+    // A subscription ends when its token runs out.
+    let short = api::auth::TokenKeys::new(&api::settings::Secret::new(TEST_KEY))
+        .mint(user.id, api::auth::Role::ServiceUser, "clinic", 2)
+        .unwrap();
+    let mut expiring = connect(&server, &short).await.unwrap();
+    subscribe(&mut expiring, UPDATES).await;
+    let mut ended = false;
+    while let Some(frame) = next_frame(&mut expiring, Duration::from_secs(5)).await {
+        if frame["type"] == "complete" || frame["type"] == "error" {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the stream ended with the token");
+
     // The socket carries subscriptions, not portal reads.
     let mut socket = connect(&server, &token_of(&user.client)).await.unwrap();
     subscribe(&mut socket, "{ medications { name } }").await;
