@@ -503,6 +503,43 @@ pub async fn as_of(
     Ok(())
 }
 
+/// The provider registers, the user invites them, they accept: the
+/// relationship id.
+async fn relate(
+    http: &reqwest::Client,
+    url: &str,
+    owner: &str,
+    carer: &str,
+    provider: Uuid,
+) -> Result<serde_json::Value, BoxError> {
+    call(
+        http,
+        url,
+        carer,
+        "mutation { saveProviderProfile(displayName: \"Bench\", profession: NURSE) { version } }",
+        json!({}),
+    )
+    .await?;
+    let invited = call(
+        http,
+        url,
+        owner,
+        "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+        json!({ "p": provider }),
+    )
+    .await?;
+    let rel = invited["inviteToCare"]["createdId"].clone();
+    call(
+        http,
+        url,
+        carer,
+        "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+        json!({ "r": rel }),
+    )
+    .await?;
+    Ok(rel)
+}
+
 /// Which reads the access benchmark times.
 const ACCESS_READS: &[(&str, &str)] = &[
     (
@@ -578,24 +615,7 @@ pub async fn access(
         for i in 0..3 {
             call(&http, &url, &owner, &format!("mutation {{ setGoal(domain: \"housing\", title: \"goal {i}\") {{ version }} }}"), none.clone()).await?;
         }
-        call(&http, &url, &carer, "mutation { saveProviderProfile(displayName: \"Bench\", profession: NURSE) { version } }", none.clone()).await?;
-        let invited = call(
-            &http,
-            &url,
-            &owner,
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
-            json!({ "p": provider }),
-        )
-        .await?;
-        let rel = invited["inviteToCare"]["createdId"].clone();
-        call(
-            &http,
-            &url,
-            &carer,
-            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
-            json!({ "r": rel }),
-        )
-        .await?;
+        let rel = relate(&http, &url, &owner, &carer, provider).await?;
         for section in ["CORE", "MEDICATIONS"] {
             call(&http, &url, &owner, &format!("mutation($r: UUID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"), json!({ "r": rel })).await?;
         }
@@ -728,24 +748,7 @@ pub async fn messaging(
             none.clone(),
         )
         .await?;
-        call(&http, &url, &carer, "mutation { saveProviderProfile(displayName: \"Bench\", profession: NURSE) { version } }", none.clone()).await?;
-        let invited = call(
-            &http,
-            &url,
-            &owner,
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
-            json!({ "p": provider }),
-        )
-        .await?;
-        let rel = invited["inviteToCare"]["createdId"].clone();
-        call(
-            &http,
-            &url,
-            &carer,
-            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
-            json!({ "r": rel }),
-        )
-        .await?;
+        relate(&http, &url, &owner, &carer, provider).await?;
         let started = call(&http, &url, &owner, "mutation($p: UUID!) { startConversation(subject: \"Bench\", body: \"hello\", providerIds: [$p]) { createdId } }", json!({ "p": provider })).await?;
         let thread = started["startConversation"]["createdId"]
             .as_str()
