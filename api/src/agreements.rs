@@ -432,11 +432,11 @@ async fn run(
     }
     let (svc, caller) = (service(ctx), caller(ctx)?);
     Ok(svc
-        .execute_agreement(
+        .run_command::<model::Agreement>(
             &caller,
             &request(ctx).request_id,
             idempotency_key,
-            relationship_id,
+            &relationship_id.to_string(),
             command(side, now()),
         )
         .await?)

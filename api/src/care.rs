@@ -445,11 +445,11 @@ async fn on_relationship(
     let side = side_of(&caller, &relationship)?;
     let command = command(side, now());
     Ok(svc
-        .execute_care(
+        .run_command::<CareRelationship>(
             &caller,
             &request(ctx).request_id,
             idempotency_key,
-            relationship_id,
+            &relationship_id.to_string(),
             command,
         )
         .await?)
@@ -483,7 +483,13 @@ impl CareMutation {
             at: now(),
         };
         Ok(svc
-            .execute_provider(&caller, &request(ctx).request_id, idempotency_key, command)
+            .run_command::<care::Provider>(
+                &caller,
+                &request(ctx).request_id,
+                idempotency_key,
+                &caller.subject.to_string(),
+                command,
+            )
             .await?)
     }
 
@@ -539,11 +545,11 @@ impl CareMutation {
             at,
         };
         Ok(svc
-            .execute_care(
+            .run_command::<CareRelationship>(
                 &caller,
                 &request(ctx).request_id,
                 idempotency_key,
-                care::relationship_id(user_id, provider_id),
+                &care::relationship_id(user_id, provider_id).to_string(),
                 command,
             )
             .await?)

@@ -9,7 +9,7 @@
 
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::care::{self, CareEvent, RelationshipState, Side};
+use domain::care::{self, RelationshipState, Side};
 use domain::messaging::{Conversation, ConversationCommand, ConversationEvent};
 use uuid::Uuid;
 
@@ -91,20 +91,10 @@ async fn ended_at(
     user: Uuid,
     provider: Uuid,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let events = svc
-        .relationship_events(care::relationship_id(user, provider))
-        .await?;
-    let mut relationship = care::CareRelationship::default();
-    let mut ended = None;
-    for event in events {
-        if let CareEvent::RelationshipEnded { at, .. } = &event {
-            ended = Some(*at);
-        }
-        cqrs_es::Aggregate::apply(&mut relationship, event);
-    }
-    Ok(match relationship.state {
-        RelationshipState::Active => None,
-        _ => Some(ended.unwrap_or(DateTime::<Utc>::MIN_UTC)),
+    Ok(match spans(svc, user, provider).await?.last() {
+        Some((_, None)) => None,
+        Some((_, Some(ended))) => Some(*ended),
+        None => Some(DateTime::<Utc>::MIN_UTC),
     })
 }
 
@@ -342,6 +332,25 @@ impl MessagingQuery {
 #[derive(Default)]
 pub struct MessagingMutation;
 
+/// Runs a command on a thread whose caller was checked to be allowed it.
+async fn run(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    idempotency_key: Option<String>,
+    conversation_id: Uuid,
+    command: ConversationCommand,
+) -> Result<CommandOutcome, ApiError> {
+    service(ctx)
+        .run_command::<Conversation>(
+            caller,
+            &request(ctx).request_id,
+            idempotency_key,
+            &conversation_id.to_string(),
+            command,
+        )
+        .await
+}
+
 #[Object]
 impl MessagingMutation {
     /// Starts a thread with its first message. A service user names one or
@@ -398,15 +407,7 @@ impl MessagingMutation {
             body,
             at: now(),
         };
-        Ok(svc
-            .execute_conversation(
-                &caller,
-                &request(ctx).request_id,
-                idempotency_key,
-                conversation_id,
-                command,
-            )
-            .await?)
+        Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }
 
     /// Writes a message (1-4000 characters) in a thread the caller is in,
@@ -444,15 +445,7 @@ impl MessagingMutation {
             exchange_gap: chrono::Duration::minutes(minutes),
             at: now(),
         };
-        Ok(svc
-            .execute_conversation(
-                &caller,
-                &request(ctx).request_id,
-                idempotency_key,
-                conversation_id,
-                command,
-            )
-            .await?)
+        Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }
 
     /// Marks every message up to and including `upTo` as read by the caller.
@@ -472,14 +465,6 @@ impl MessagingMutation {
             up_to,
             at: now(),
         };
-        Ok(svc
-            .execute_conversation(
-                &caller,
-                &request(ctx).request_id,
-                idempotency_key,
-                conversation_id,
-                command,
-            )
-            .await?)
+        Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }
 }

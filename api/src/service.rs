@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
-use domain::agreement::{Agreement, AgreementCommand, AgreementEvent, AGREEMENT_TYPE};
-use domain::care::{
-    self, CareCommand, CareEvent, CareRelationship, Provider, ProviderCommand, ProviderEvent,
-};
-use domain::catalogue::{self, Catalogue, CatalogueCommand, CatalogueEvent};
-use domain::messaging::{Conversation, ConversationCommand, ConversationEvent, CONVERSATION_TYPE};
+use domain::agreement::{Agreement, AgreementEvent, AGREEMENT_TYPE};
+use domain::care::{self, CareEvent, CareRelationship, Provider, ProviderEvent};
+use domain::catalogue::{self, Catalogue, CatalogueEvent};
+use domain::messaging::{Conversation, ConversationEvent, CONVERSATION_TYPE};
 use domain::portal::{Portal, PortalCommand, PortalEvent};
 use postgres_es::PostgresEventRepository;
 use projections::engine::EngineConfig;
@@ -36,7 +34,7 @@ use crate::trail::Trail;
 type Framework<A, R> = CqrsFramework<A, PersistedEventStore<R, A>>;
 
 /// cqrs-es in event-store mode for one aggregate type, on whichever store the URL names.
-enum EventStore<A: Aggregate> {
+pub(crate) enum EventStore<A: Aggregate> {
     Postgres(Framework<A, PostgresEventRepository>),
     Sqlite(Framework<A, SqliteEventRepository>),
 }
@@ -62,7 +60,7 @@ impl<A: Aggregate> EventStore<A> {
 }
 
 /// The event stores of every aggregate type, sharing one pool.
-struct Stores {
+pub(crate) struct Stores {
     portals: EventStore<Portal>,
     catalogues: EventStore<Catalogue>,
     providers: EventStore<Provider>,
@@ -70,6 +68,30 @@ struct Stores {
     agreements: EventStore<Agreement>,
     conversations: EventStore<Conversation>,
 }
+
+/// An aggregate type the service stores commands for, and its store.
+pub(crate) trait Stored: Aggregate<Error = domain::portal::PortalError> {
+    fn store(stores: &Stores) -> &EventStore<Self>;
+}
+
+macro_rules! stored {
+    ($($aggregate:ty => $field:ident),* $(,)?) => {
+        $(impl Stored for $aggregate {
+            fn store(stores: &Stores) -> &EventStore<Self> {
+                &stores.$field
+            }
+        })*
+    };
+}
+
+stored!(
+    Portal => portals,
+    Catalogue => catalogues,
+    Provider => providers,
+    CareRelationship => relationships,
+    Agreement => agreements,
+    Conversation => conversations,
+);
 
 /// The id of what the first event of a command created, whatever its aggregate.
 fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiError> {
@@ -346,115 +368,24 @@ impl Service {
         command: PortalCommand,
     ) -> Result<CommandOutcome, ApiError> {
         let id = caller.subject.to_string();
-        self.measured(self.execute_on(
-            &self.stores.portals,
-            &id,
-            caller,
-            request_id,
-            idempotency_key,
-            command,
-        ))
-        .await
+        self.run_command::<Portal>(caller, request_id, idempotency_key, &id, command)
+            .await
     }
 
-    /// Runs a command on the exercise catalogue of the caller's organisation.
-    pub async fn execute_catalogue(
+    /// Runs a command on aggregate `aggregate_id` of type `A` and waits until
+    /// the read models show it. The caller's right to run it is checked by
+    /// whoever calls.
+    pub(crate) async fn run_command<A: Stored>(
         &self,
         caller: &Caller,
         request_id: &str,
         idempotency_key: Option<String>,
-        command: CatalogueCommand,
+        aggregate_id: &str,
+        command: A::Command,
     ) -> Result<CommandOutcome, ApiError> {
-        let id = caller.organisation.clone();
         self.measured(self.execute_on(
-            &self.stores.catalogues,
-            &id,
-            caller,
-            request_id,
-            idempotency_key,
-            command,
-        ))
-        .await
-    }
-
-    /// Saves the calling provider's profile.
-    pub async fn execute_provider(
-        &self,
-        caller: &Caller,
-        request_id: &str,
-        idempotency_key: Option<String>,
-        command: ProviderCommand,
-    ) -> Result<CommandOutcome, ApiError> {
-        let id = caller.subject.to_string();
-        self.measured(self.execute_on(
-            &self.stores.providers,
-            &id,
-            caller,
-            request_id,
-            idempotency_key,
-            command,
-        ))
-        .await
-    }
-
-    /// Runs a command on a care relationship. The caller must already be
-    /// checked to be the side the command names.
-    pub async fn execute_care(
-        &self,
-        caller: &Caller,
-        request_id: &str,
-        idempotency_key: Option<String>,
-        relationship_id: Uuid,
-        command: CareCommand,
-    ) -> Result<CommandOutcome, ApiError> {
-        let id = relationship_id.to_string();
-        self.measured(self.execute_on(
-            &self.stores.relationships,
-            &id,
-            caller,
-            request_id,
-            idempotency_key,
-            command,
-        ))
-        .await
-    }
-
-    /// Runs a command on the expectation agreement of a care relationship.
-    /// The caller must already be checked to be the side the command names.
-    pub async fn execute_agreement(
-        &self,
-        caller: &Caller,
-        request_id: &str,
-        idempotency_key: Option<String>,
-        relationship_id: Uuid,
-        command: AgreementCommand,
-    ) -> Result<CommandOutcome, ApiError> {
-        let id = relationship_id.to_string();
-        self.measured(self.execute_on(
-            &self.stores.agreements,
-            &id,
-            caller,
-            request_id,
-            idempotency_key,
-            command,
-        ))
-        .await
-    }
-
-    /// Runs a command on a conversation. The caller must already be checked
-    /// to be a participant whose relationship allows it.
-    pub async fn execute_conversation(
-        &self,
-        caller: &Caller,
-        request_id: &str,
-        idempotency_key: Option<String>,
-        conversation_id: Uuid,
-        command: ConversationCommand,
-    ) -> Result<CommandOutcome, ApiError> {
-        let id = conversation_id.to_string();
-        self.measured(self.execute_on(
-            &self.stores.conversations,
-            &id,
+            A::store(&self.stores),
+            aggregate_id,
             caller,
             request_id,
             idempotency_key,

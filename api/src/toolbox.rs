@@ -1042,7 +1042,13 @@ impl ToolboxMutation {
             at: now(),
         };
         Ok(svc
-            .execute_catalogue(&caller, &request(ctx).request_id, idempotency_key, command)
+            .run_command::<domain::catalogue::Catalogue>(
+                &caller,
+                &request(ctx).request_id,
+                idempotency_key,
+                &caller.organisation,
+                command,
+            )
             .await?)
     }
 }
