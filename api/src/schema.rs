@@ -23,6 +23,7 @@ use crate::auth::{AuthError, Caller, Role};
 use crate::care::{CareMutation, CareQuery};
 use crate::error::ApiError;
 use crate::messaging::{MessagingMutation, MessagingQuery};
+use crate::research::{ResearchMutation, ResearchQuery};
 use crate::service::{CommandOutcome, Service};
 use crate::subscription::LiveSubscription;
 use crate::toolbox::{self, RecentChange, SectionSummary, ToolboxMutation, ToolboxQuery};
@@ -96,6 +97,7 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         .data(service)
         .limit_depth(depth)
         .limit_complexity(complexity)
+        .extension(crate::usage::UsageExtension)
         .finish()
 }
 
@@ -379,6 +381,7 @@ pub struct Query(
     AuditQuery,
     AgreementQuery,
     MessagingQuery,
+    ResearchQuery,
 );
 
 /// Every change: the portal core, the toolbox, working together.
@@ -389,6 +392,7 @@ pub struct Mutation(
     CareMutation,
     AgreementMutation,
     MessagingMutation,
+    ResearchMutation,
 );
 
 /// Reads of the portal core: only a service user's own portal, within their organisation.

@@ -14,6 +14,7 @@ use domain::care::{self, CareEvent, CareRelationship, Provider, ProviderEvent};
 use domain::catalogue::{self, Catalogue, CatalogueEvent};
 use domain::messaging::{Conversation, ConversationEvent, CONVERSATION_TYPE};
 use domain::portal::{Portal, PortalCommand, PortalEvent};
+use domain::study::{Enrolment, Study, StudyEvent, STUDY_TYPE};
 use postgres_es::PostgresEventRepository;
 use projections::engine::EngineConfig;
 use projections::stream::{self, EventMetadata};
@@ -67,6 +68,8 @@ pub(crate) struct Stores {
     relationships: EventStore<CareRelationship>,
     agreements: EventStore<Agreement>,
     conversations: EventStore<Conversation>,
+    studies: EventStore<Study>,
+    enrolments: EventStore<Enrolment>,
 }
 
 /// An aggregate type the service stores commands for, and its store.
@@ -91,6 +94,8 @@ stored!(
     CareRelationship => relationships,
     Agreement => agreements,
     Conversation => conversations,
+    Study => studies,
+    Enrolment => enrolments,
 );
 
 /// The id of what the first event of a command created, whatever its aggregate.
@@ -111,6 +116,10 @@ fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiEr
             ConversationEvent::MessagePosted { message_id, .. } => Some(message_id.to_string()),
             _ => None,
         },
+        STUDY_TYPE => match stored.decode::<StudyEvent>()? {
+            StudyEvent::StudyRegistered { info, .. } => Some(info.study_id.to_string()),
+        },
+        domain::study::ENROLMENT_TYPE => None,
         AGREEMENT_TYPE => match stored.decode::<AgreementEvent>()? {
             AgreementEvent::AgreementProposed { version, .. } => Some(version.to_string()),
             _ => None,
@@ -165,6 +174,8 @@ pub struct Service {
     pub trail: Trail,
     /// New conversation and agreement events, for live subscribers.
     pub live: crate::live::Live,
+    /// Usage records of enrolled participants, for research.
+    pub usage: crate::usage::UsageRecorder,
     pub metrics: Metrics,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
@@ -223,8 +234,14 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                     pool.clone(),
                 ))),
                 conversations: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool),
+                    PostgresEventRepository::new(pool.clone()),
                 )),
+                studies: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
+                    pool.clone(),
+                ))),
+                enrolments: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
+                    pool,
+                ))),
             })
         }
         Backend::Sqlite => {
@@ -266,8 +283,12 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                     pool.clone(),
                 ))),
                 conversations: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool,
+                    pool.clone(),
                 ))),
+                studies: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
+                    pool.clone(),
+                ))),
+                enrolments: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(pool))),
             })
         }
     }
@@ -315,6 +336,7 @@ impl Service {
             Duration::from_millis(settings.live_poll_ms),
         )
         .await?;
+        let usage = crate::usage::UsageRecorder::start(db.clone()).await?;
         Ok(Service {
             settings,
             db,
@@ -322,6 +344,7 @@ impl Service {
             keys,
             trail,
             live,
+            usage,
             metrics: Metrics::default(),
             stores,
             organisations: Default::default(),
@@ -449,6 +472,31 @@ impl Service {
             relationship.apply(event);
         }
         Ok(relationship)
+    }
+
+    /// Every registered study, oldest first.
+    pub async fn studies(&self) -> Result<Vec<domain::study::StudyInfo>, ApiError> {
+        let mut studies = Vec::new();
+        for (id, payload) in stream::read_type_payloads(&self.db, STUDY_TYPE).await? {
+            match serde_json::from_str::<StudyEvent>(&payload)
+                .map_err(|e| ApiError::internal(format!("study {id}: {e}")))?
+            {
+                StudyEvent::StudyRegistered { info, .. } => studies.push(info),
+            }
+        }
+        Ok(studies)
+    }
+
+    /// Every enrolment event of every study, in the order they happened.
+    pub async fn enrolment_events(&self) -> Result<Vec<domain::study::EnrolmentEvent>, ApiError> {
+        stream::read_type_payloads(&self.db, domain::study::ENROLMENT_TYPE)
+            .await?
+            .iter()
+            .map(|(id, payload)| {
+                serde_json::from_str(payload)
+                    .map_err(|e| ApiError::internal(format!("enrolment {id}: {e}")))
+            })
+            .collect()
     }
 
     /// A provider's profile as its events leave it.

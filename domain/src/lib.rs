@@ -29,5 +29,6 @@ pub mod care;
 pub mod catalogue;
 pub mod messaging;
 pub mod portal;
+pub mod study;
 pub mod text;
 pub mod trail;

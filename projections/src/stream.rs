@@ -150,6 +150,28 @@ pub async fn read_payloads(
         .collect()
 }
 
+/// Every event of one aggregate type as (aggregate id, payload text), in
+/// the order they were appended. For small types (studies, enrolments).
+pub async fn read_type_payloads(
+    db: &Db,
+    aggregate_type: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    let payload = match db.backend {
+        Backend::Postgres => "payload::text",
+        Backend::Sqlite => "payload",
+    };
+    let sql = format!(
+        "SELECT aggregate_id, {payload} AS payload FROM events WHERE aggregate_type = $1 ORDER BY position"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("aggregate_id")?, row.try_get("payload")?)))
+        .collect()
+}
+
 /// Every event of one aggregate, oldest first.
 pub async fn read_aggregate(
     db: &Db,

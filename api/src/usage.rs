@@ -1,0 +1,386 @@
+//! Usage records for research: every query or mutation an enrolled
+//! participant makes becomes a `Used` event (who, role, module, view or
+//! write, time; never content).
+//!
+//! Cheap by construction: the request path looks the caller up in an
+//! in-memory set of enrolled participants and, if present, hands the record
+//! to a channel; a background writer appends what has queued as one
+//! multi-row insert into the caller-independent stream of this process
+//! (`Usage/<writer id>`, sequence numbers of its own, so two instances never
+//! contend). People who are not enrolled leave no usage record at all.
+//!
+//! Usage is not acknowledged to anyone, so records queued when the process
+//! dies are lost (at most one batch interval's worth); see docs/research.md.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection,
+};
+use async_graphql::{Response, ServerResult, Variables};
+use domain::study::{EnrolmentEvent, Module, ParticipantRole, Used, USAGE_EVENT, USAGE_TYPE};
+use projections::{Backend, Db, EventMetadata};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Role};
+use crate::schema::RequestContext;
+
+/// Most records in one insert.
+const BATCH_MAX: usize = 500;
+/// Most records waiting; beyond it new ones are dropped (and counted).
+const QUEUE_MAX: usize = 100_000;
+/// How often enrolments made through other instances are picked up.
+const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+struct Record {
+    used: Used,
+    metadata: EventMetadata,
+}
+
+/// Records usage of enrolled participants.
+#[derive(Clone)]
+pub struct UsageRecorder {
+    enrolled: Arc<RwLock<HashSet<Uuid>>>,
+    follower: Arc<tokio::sync::Mutex<Enrolments>>,
+    db: Db,
+    jobs: mpsc::Sender<Record>,
+}
+
+impl UsageRecorder {
+    /// Loads who is enrolled now and starts the writer on `db`.
+    pub async fn start(db: Db) -> Result<Self, crate::error::ApiError> {
+        let (jobs, queue) = mpsc::channel(QUEUE_MAX);
+        let recorder = UsageRecorder {
+            enrolled: Arc::new(RwLock::new(HashSet::new())),
+            follower: Arc::new(tokio::sync::Mutex::new(Enrolments::default())),
+            db: db.clone(),
+            jobs,
+        };
+        recorder.refresh().await?;
+        tokio::spawn(writer(db, queue, recorder.clone()));
+        Ok(recorder)
+    }
+
+    /// Reads enrolments made since the last look (by this instance or
+    /// another); called after every enrolment and withdrawal here, so the
+    /// very next request of that person is recorded or not accordingly.
+    pub async fn refresh(&self) -> Result<(), crate::error::ApiError> {
+        let mut follower = self.follower.lock().await;
+        follower.catch_up(&self.db).await?;
+        if let Ok(mut set) = self.enrolled.write() {
+            *set = follower.enrolled();
+        }
+        Ok(())
+    }
+
+    /// Records one use by `caller` if they are enrolled in any study.
+    pub fn record(&self, caller: &Caller, request_id: &str, module: Module, write: bool) {
+        let role = match caller.role {
+            Role::ServiceUser => ParticipantRole::ServiceUser,
+            Role::Provider => ParticipantRole::Provider,
+            _ => return,
+        };
+        let enrolled = self
+            .enrolled
+            .read()
+            .map(|set| set.contains(&caller.subject))
+            .unwrap_or(false);
+        if !enrolled {
+            return;
+        }
+        let record = Record {
+            used: Used {
+                participant_id: caller.subject,
+                role,
+                module,
+                write,
+                at: crate::schema::now(),
+            },
+            metadata: EventMetadata {
+                actor_id: caller.subject.to_string(),
+                actor_role: caller.role.as_str().to_string(),
+                organisation: caller.organisation.clone(),
+                request_id: request_id.to_string(),
+                command_id: String::new(),
+                idempotency_key: None,
+            },
+        };
+        if self.jobs.try_send(record).is_err() {
+            tracing::warn!("usage queue full: a usage record was dropped");
+        }
+    }
+}
+
+/// Who is enrolled in what, followed from the enrolment events.
+#[derive(Default)]
+struct Enrolments {
+    last_position: i64,
+    open: HashMap<(Uuid, Uuid), bool>,
+}
+
+impl Enrolments {
+    async fn catch_up(&mut self, db: &Db) -> Result<(), crate::error::ApiError> {
+        let payload = match db.backend {
+            Backend::Postgres => "payload::text",
+            Backend::Sqlite => "payload",
+        };
+        let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
+            "SELECT position, {payload} AS payload FROM events \
+             WHERE aggregate_type = $1 AND position > $2 ORDER BY position"
+        ))
+        .bind(domain::study::ENROLMENT_TYPE)
+        .bind(self.last_position)
+        .fetch_all(&db.pool)
+        .await
+        .map_err(crate::error::ApiError::internal)?;
+        for (position, payload) in rows {
+            let event: EnrolmentEvent =
+                serde_json::from_str(&payload).map_err(crate::error::ApiError::internal)?;
+            let open = matches!(event, EnrolmentEvent::Enrolled { .. });
+            self.open.insert(event.parties(), open);
+            self.last_position = self.last_position.max(position);
+        }
+        Ok(())
+    }
+
+    fn enrolled(&self) -> HashSet<Uuid> {
+        self.open
+            .iter()
+            .filter(|(_, open)| **open)
+            .map(|((_, participant), _)| *participant)
+            .collect()
+    }
+}
+
+async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecorder) {
+    let stream = Uuid::new_v4().to_string();
+    let mut sequence = 0i64;
+    let mut batch: Vec<Record> = Vec::with_capacity(BATCH_MAX);
+    let mut refreshed_at = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            received = queue.recv_many(&mut batch, BATCH_MAX) => {
+                if received == 0 {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(REFRESH_EVERY) => {}
+        };
+        if refreshed_at.elapsed() >= REFRESH_EVERY {
+            // Enrolments made through other instances.
+            if let Err(error) = recorder.refresh().await {
+                tracing::warn!(?error, "usage: cannot read enrolments");
+            }
+            refreshed_at = std::time::Instant::now();
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        for attempt in 0..5 {
+            match write_batch(&db, &stream, sequence, &batch).await {
+                Ok(()) => {
+                    sequence += batch.len() as i64;
+                    break;
+                }
+                Err(error) if attempt == 4 => {
+                    tracing::error!(%error, records = batch.len(), "usage records could not be written");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        batch.clear();
+    }
+}
+
+async fn write_batch(
+    db: &Db,
+    stream: &str,
+    after: i64,
+    batch: &[Record],
+) -> Result<(), sqlx::Error> {
+    let values: Vec<String> = (0..batch.len())
+        .map(|i| match db.backend {
+            Backend::Postgres => format!(
+                "($1, $2, ${}, $3, '1', CAST(${} AS json), CAST(${} AS json))",
+                3 * i + 4,
+                3 * i + 5,
+                3 * i + 6
+            ),
+            Backend::Sqlite => format!(
+                "($1, $2, ${}, $3, '1', ${}, ${})",
+                3 * i + 4,
+                3 * i + 5,
+                3 * i + 6
+            ),
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(USAGE_TYPE)
+        .bind(stream)
+        .bind(USAGE_EVENT);
+    for (i, record) in batch.iter().enumerate() {
+        let payload =
+            serde_json::to_string(&record.used).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let metadata =
+            serde_json::to_string(&record.metadata).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        query = query
+            .bind(after + 1 + i as i64)
+            .bind(payload)
+            .bind(metadata);
+    }
+    query.execute(&db.pool).await?;
+    Ok(())
+}
+
+/// The module a top-level field belongs to; `None` for introspection and
+/// anything not about a participant's use.
+pub fn module_of(field: &str) -> Option<Module> {
+    Some(match field {
+        "openPortal" | "addLifeDomain" | "rateStatus" | "setGoal" | "reviseGoal"
+        | "achieveGoal" | "abandonGoal" | "planActivity" | "completeActivity" | "dropActivity"
+        | "me" | "controlPanel" | "goal" | "goalHistory" | "statusHistory" => Module::ControlPanel,
+        "addMedication" | "changeMedication" | "pauseMedication" | "resumeMedication"
+        | "stopMedication" | "medications" | "medicationHistory" => Module::Medications,
+        "addPerson" | "updatePerson" | "removePerson" | "network" | "personHistory" => {
+            Module::Network
+        }
+        "reviseCrisisPlan" | "crisisPlan" | "crisisPlanHistory" | "breakGlass" => {
+            Module::CrisisPlan
+        }
+        "startExercise" | "completeExercise" | "addExercise" | "exerciseCatalogue"
+        | "exerciseLog" => Module::Exercises,
+        "saveProviderProfile"
+        | "inviteToCare"
+        | "acceptCareInvitation"
+        | "declineCareInvitation"
+        | "withdrawCareInvitation"
+        | "endCareRelationship"
+        | "grantAccess"
+        | "revokeAccess"
+        | "providers"
+        | "careRelationships"
+        | "caseload" => Module::Care,
+        "startConversation" | "postMessage" | "markRead" | "conversations" | "conversation" => {
+            Module::Messages
+        }
+        "proposeAgreement"
+        | "acceptAgreement"
+        | "declineAgreement"
+        | "withdrawAgreementProposal"
+        | "agreement"
+        | "alignment" => Module::Agreements,
+        "myAccessLog" | "disclosuresCsv" => Module::AccessLog,
+        "studies" | "enrolInStudy" | "withdrawFromStudy" => Module::Studies,
+        _ => return None,
+    })
+}
+
+/// Records the top-level fields of every successful query and mutation as
+/// usage (subscriptions are not requests of their own).
+pub struct UsageExtension;
+
+impl ExtensionFactory for UsageExtension {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerRequest::default())
+    }
+}
+
+/// One operation of a document: its name, whether it writes, its modules.
+type Operation = (Option<String>, bool, Vec<Module>);
+
+#[derive(Default)]
+struct PerRequest {
+    operations: std::sync::Mutex<Vec<Operation>>,
+}
+
+fn top_level(document: &ExecutableDocument) -> Vec<Operation> {
+    let summarise = |name: Option<String>,
+                     op: &async_graphql::parser::types::OperationDefinition| {
+        let write = match op.ty {
+            OperationType::Query => false,
+            OperationType::Mutation => true,
+            OperationType::Subscription => return None,
+        };
+        let modules = op
+            .selection_set
+            .node
+            .items
+            .iter()
+            .filter_map(|item| match &item.node {
+                Selection::Field(field) => module_of(field.node.name.node.as_str()),
+                _ => None,
+            })
+            .collect();
+        Some((name, write, modules))
+    };
+    match &document.operations {
+        DocumentOperations::Single(op) => summarise(None, &op.node).into_iter().collect(),
+        DocumentOperations::Multiple(ops) => ops
+            .iter()
+            .filter_map(|(name, op)| summarise(Some(name.to_string()), &op.node))
+            .collect(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for PerRequest {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if let Ok(mut operations) = self.operations.lock() {
+            *operations = top_level(&document);
+        }
+        Ok(document)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let response = next.run(ctx, operation_name).await;
+        if !response.errors.is_empty() {
+            return response;
+        }
+        let (Some(request), Some(service)) = (
+            ctx.data_opt::<RequestContext>(),
+            ctx.data_opt::<Arc<crate::service::Service>>(),
+        ) else {
+            return response;
+        };
+        let Ok(caller) = &request.caller else {
+            return response;
+        };
+        let chosen = self.operations.lock().ok().and_then(|ops| {
+            let single = ops.len() == 1;
+            ops.iter()
+                .find(|(name, _, _)| single || name.as_deref() == operation_name)
+                .map(|(_, write, modules)| (*write, modules.clone()))
+        });
+        if let Some((write, modules)) = chosen {
+            for module in modules {
+                service
+                    .usage
+                    .record(caller, &request.request_id, module, write);
+            }
+        }
+        response
+    }
+}
