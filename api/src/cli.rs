@@ -55,6 +55,33 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Research outputs of a study.
+    Research {
+        #[command(subcommand)]
+        command: ResearchCommand,
+    },
+    /// Drive a seeded synthetic study through the real command path, at
+    /// simulated times (PORTAL_DATABASE_URL names where it goes).
+    Simulate {
+        /// Service users.
+        #[arg(long, default_value_t = 29)]
+        users: usize,
+        /// Providers.
+        #[arg(long, default_value_t = 27)]
+        providers: usize,
+        /// Months of use (30 days each), ending now unless --start is given.
+        #[arg(long, default_value_t = 6)]
+        months: u32,
+        /// Seed: the same seed gives the same people and actions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Organisation.
+        #[arg(long, default_value = "simulated")]
+        org: String,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        start: Option<chrono::NaiveDate>,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Measurements used by `ops/bench` (not tests).
@@ -134,6 +161,30 @@ enum BenchCommand {
         /// Over how many portals.
         #[arg(long, default_value_t = 10_000)]
         portals: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResearchCommand {
+    /// Write every measure of a study, computed from the events as they stood
+    /// at `--as-of`, with pseudonyms, and a manifest. Only reads: point
+    /// PORTAL_DATABASE_URL at a read-only replica or a copy.
+    Export {
+        /// The study's id.
+        #[arg(long)]
+        study: Uuid,
+        /// The time the data is as of (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// csv or parquet.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::export::Format,
+        /// Folder for the files (created if missing; existing tables replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -306,6 +357,74 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             if !report.breaks.is_empty() {
                 return Err("the access trail does not verify".into());
             }
+        }
+        Command::Research {
+            command:
+                ResearchCommand::Export {
+                    study,
+                    as_of,
+                    format,
+                    out,
+                    quiet,
+                },
+        } => {
+            let request = crate::export::ExportRequest {
+                study,
+                as_of: as_of.unwrap_or_else(crate::schema::now),
+                format,
+                out,
+                progress: !quiet,
+            };
+            let summary = crate::export::export(&settings, &request).await?;
+            for (file, rows) in &summary.files {
+                println!("{file}: {rows} rows");
+            }
+            println!(
+                "{} events read, {} of them up to the as-of time (last position {}), in {:.2} s ({:.0} events/s)",
+                summary.events,
+                summary.used,
+                summary.position,
+                summary.seconds,
+                summary.events as f64 / summary.seconds.max(1e-9)
+            );
+        }
+        Command::Simulate {
+            users,
+            providers,
+            months,
+            seed,
+            org,
+            start,
+        } => {
+            if !(1..=100_000).contains(&users)
+                || providers > 100_000
+                || !(1..=120).contains(&months)
+            {
+                return Err("--users 1-100000, --providers 0-100000, --months 1-120".into());
+            }
+            let service = Arc::new(Service::open(settings).await?);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let runners = service.engine.spawn(stopped);
+            let request = crate::simulate::SimulateRequest {
+                users,
+                providers,
+                months,
+                seed,
+                organisation: org,
+                start,
+            };
+            let result = crate::simulate::run(Arc::clone(&service), &request).await;
+            let _ = stop.send(true);
+            for runner in runners {
+                let _ = runner.await;
+            }
+            let summary = result?;
+            println!("study {}", summary.study_id);
+            println!("researcher {}", summary.researcher_id);
+            println!(
+                "{} operations in {:.1} s; refused: {:?}",
+                summary.operations, summary.seconds, summary.refused
+            );
         }
         Command::Schema => print!("{}", crate::schema::sdl()),
         Command::Bench { command } => match command {

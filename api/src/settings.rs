@@ -76,6 +76,14 @@ pub struct Settings {
     /// random key is created once in `<data_dir>/trail.key` and reused. Keep it
     /// apart from the database: whoever holds both can forge the trail.
     pub trail_key: Option<Secret>,
+    /// Key from which each study's pseudonym secret is derived
+    /// (`PORTAL_RESEARCH_KEY`). When unset, a random key is created once in
+    /// `<data_dir>/research.key` and reused. The same key gives the same
+    /// pseudonyms; keep it apart from the exports.
+    pub research_key: Option<Secret>,
+    /// A visit ends after this long without a request, for research measures
+    /// (`PORTAL_VISIT_GAP_MINUTES`, default 30).
+    pub visit_gap_minutes: u64,
 }
 
 impl Default for Settings {
@@ -99,6 +107,8 @@ impl Default for Settings {
             exchange_gap_minutes: 24 * 60,
             live_poll_ms: 250,
             trail_key: None,
+            research_key: None,
+            visit_gap_minutes: 30,
         }
     }
 }
@@ -161,6 +171,12 @@ impl Settings {
                 1,
                 30 * 24 * 60,
             ),
+            (
+                "visit_gap_minutes (PORTAL_VISIT_GAP_MINUTES)",
+                self.visit_gap_minutes,
+                1,
+                24 * 60,
+            ),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -202,11 +218,15 @@ impl Settings {
         set!(break_glass_seconds, "PORTAL_BREAK_GLASS_SECONDS");
         set!(exchange_gap_minutes, "PORTAL_EXCHANGE_GAP_MINUTES");
         set!(live_poll_ms, "PORTAL_LIVE_POLL_MS");
+        set!(visit_gap_minutes, "PORTAL_VISIT_GAP_MINUTES");
         if let Some(key) = env("PORTAL_TOKEN_KEY") {
             self.token_key = Some(Secret::new(key));
         }
         if let Some(key) = env("PORTAL_TRAIL_KEY") {
             self.trail_key = Some(Secret::new(key));
+        }
+        if let Some(key) = env("PORTAL_RESEARCH_KEY") {
+            self.research_key = Some(Secret::new(key));
         }
         Ok(())
     }
@@ -220,6 +240,16 @@ impl Settings {
     /// The access-trail key, found the same way as the token key.
     pub fn resolve_trail_key(&self) -> Result<Secret, SettingsError> {
         self.resolve_key(self.trail_key.as_ref(), "trail.key")
+    }
+
+    /// The research key, found the same way as the token key; true in the
+    /// second place when it was just made.
+    pub fn resolve_research_key(&self) -> Result<(Secret, bool), SettingsError> {
+        let made = self.research_key.is_none() && !self.data_dir.join("research.key").exists();
+        Ok((
+            self.resolve_key(self.research_key.as_ref(), "research.key")?,
+            made,
+        ))
     }
 
     /// True when a trail key is configured or kept in the data folder; a new

@@ -46,6 +46,8 @@ struct Record {
 /// Records usage of enrolled participants.
 #[derive(Clone)]
 pub struct UsageRecorder {
+    /// Records queued and not yet written (or given up on).
+    pending: Arc<std::sync::atomic::AtomicUsize>,
     enrolled: Arc<RwLock<HashSet<Uuid>>>,
     follower: Arc<tokio::sync::Mutex<Enrolments>>,
     db: Db,
@@ -57,6 +59,7 @@ impl UsageRecorder {
     pub async fn start(db: Db) -> Result<Self, crate::error::ApiError> {
         let (jobs, queue) = mpsc::channel(QUEUE_MAX);
         let recorder = UsageRecorder {
+            pending: Arc::default(),
             enrolled: Arc::new(RwLock::new(HashSet::new())),
             follower: Arc::new(tokio::sync::Mutex::new(Enrolments::default())),
             db: db.clone(),
@@ -111,8 +114,19 @@ impl UsageRecorder {
                 idempotency_key: None,
             },
         };
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.jobs.try_send(record).is_err() {
+            self.pending
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             tracing::warn!("usage queue full: a usage record was dropped");
+        }
+    }
+
+    /// Waits until every record queued so far is written (or given up on).
+    pub async fn flush(&self) {
+        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -194,6 +208,9 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecord
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+        recorder
+            .pending
+            .fetch_sub(batch.len(), std::sync::atomic::Ordering::SeqCst);
         batch.clear();
     }
 }

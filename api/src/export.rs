@@ -1,0 +1,557 @@
+//! `portal research export`: every research measure of one study, computed
+//! from the events as they stood at a time, with pseudonyms, as CSV or
+//! Parquet files and a manifest.
+//!
+//! Reproducible: the files depend only on the events recorded up to the
+//! as-of time, the withdrawals made since (a withdrawal applies to every
+//! export made after it), the research key and the visit gap. The same
+//! command on the same data writes the same bytes; nothing in the files
+//! records when the export ran.
+//!
+//! Read-only: one connection, one read-only transaction (`REPEATABLE READ`
+//! on PostgreSQL, so a hot-standby replica serves it), nothing but SELECTs.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::study::{EnrolmentEvent, StudyEvent, StudyInfo};
+use futures::TryStreamExt;
+use hmac::{Hmac, Mac};
+use projections::research::{Cell, ColumnType, Fold, Table, PARTICIPANT_COLUMNS};
+use projections::Backend;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Connection, Executor, Row};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::settings::{Secret, Settings};
+
+/// The file format of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub study: Uuid,
+    pub as_of: DateTime<Utc>,
+    pub format: Format,
+    pub out: PathBuf,
+    /// Draw a progress bar on stderr (only if it is a terminal).
+    pub progress: bool,
+}
+
+/// What an export did.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    /// Events read from the store.
+    pub events: u64,
+    /// Of those, events up to the as-of time that the measures used.
+    pub used: u64,
+    /// The last global position among them.
+    pub position: i64,
+    pub seconds: f64,
+    /// (file, rows) written.
+    pub files: Vec<(String, usize)>,
+}
+
+/// Version of the manifest's and tables' layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Manifest {
+    format_version: u32,
+    study: ManifestStudy,
+    as_of: String,
+    /// Last global event position included.
+    last_position: i64,
+    /// Events up to the as-of time the measures were computed from.
+    events_used: u64,
+    participants: usize,
+    /// Participants left out because they have withdrawn (by the time of export).
+    withdrawn_excluded: usize,
+    visit_gap_minutes: u64,
+    /// Changes when the research key changes: exports with the same check
+    /// share pseudonyms.
+    pseudonym_key_check: String,
+    tables: Vec<ManifestTable>,
+}
+
+#[derive(Serialize)]
+struct ManifestStudy {
+    id: Uuid,
+    title: String,
+    protocol_id: String,
+    starts_on: String,
+    ends_on: String,
+}
+
+#[derive(Serialize)]
+struct ManifestTable {
+    name: &'static str,
+    file: String,
+    description: &'static str,
+    rows: usize,
+    sha256: String,
+    columns: Vec<ManifestColumn>,
+}
+
+#[derive(Serialize)]
+struct ManifestColumn {
+    name: &'static str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    nullable: bool,
+    description: &'static str,
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part);
+        mac.update(&[0]);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Pseudonyms of one study: a keyed hash under the study's own secret
+/// (itself a keyed hash of the study id under the research key), so the
+/// same person has unrelated pseudonyms in two studies and nobody without
+/// the key can go from a pseudonym back to an id.
+pub struct Pseudonyms {
+    secret: [u8; 32],
+}
+
+impl Pseudonyms {
+    /// The pseudonyms of `study` under `key`.
+    pub fn new(key: &Secret, study: Uuid) -> Self {
+        Pseudonyms {
+            secret: hmac(
+                key.expose().as_bytes(),
+                &[b"portal study pseudonyms", study.as_bytes()],
+            ),
+        }
+    }
+    /// The pseudonym of a participant: `p` and 20 hex digits (80 bits).
+    pub fn of(&self, participant: Uuid) -> String {
+        let digest = hmac(&self.secret, &[participant.as_bytes()]);
+        format!("p{}", hex::encode(&digest[..10]))
+    }
+    /// A short check that changes with the key (not with the participant).
+    pub fn check(&self) -> String {
+        hex::encode(&hmac(&self.secret, &[b"check"])[..6])
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Runs an export; see the module documentation.
+pub async fn export(
+    settings: &Settings,
+    request: &ExportRequest,
+) -> Result<ExportSummary, ApiError> {
+    let started = Instant::now();
+    let backend = Backend::from_url(&settings.database_url)?;
+    let (key, made) = settings.resolve_research_key().map_err(internal)?;
+    if made {
+        eprintln!(
+            "note: made a new research key in {}; keep it to get the same pseudonyms again",
+            settings.data_dir.join("research.key").display()
+        );
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&settings.database_url)
+        .await
+        .map_err(internal)?;
+    conn.execute(match backend {
+        Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Backend::Sqlite => "BEGIN",
+    })
+    .await
+    .map_err(internal)?;
+    let payload = match backend {
+        Backend::Postgres => "payload::text",
+        Backend::Sqlite => "payload",
+    };
+
+    // The study, and who has withdrawn from it by now.
+    let study: StudyInfo = {
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT {payload} FROM events WHERE aggregate_type = 'Study' AND aggregate_id = $1"
+        ))
+        .bind(request.study.to_string())
+        .fetch_all(&mut conn)
+        .await
+        .map_err(internal)?;
+        let mut found = None;
+        for row in rows {
+            let StudyEvent::StudyRegistered { info, .. } =
+                serde_json::from_str(&row).map_err(internal)?;
+            found = Some(info);
+        }
+        found.ok_or_else(|| ApiError::NotFound(format!("no study {}", request.study)))?
+    };
+    let mut latest: std::collections::HashMap<Uuid, bool> = Default::default();
+    let rows: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT {payload} FROM events WHERE aggregate_type = 'Enrolment' ORDER BY position"
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .map_err(internal)?;
+    for row in rows {
+        let event: EnrolmentEvent = serde_json::from_str(&row).map_err(internal)?;
+        let (study_id, participant) = event.parties();
+        if study_id == study.study_id {
+            latest.insert(
+                participant,
+                matches!(event, EnrolmentEvent::Enrolled { .. }),
+            );
+        }
+    }
+    let withdrawn: HashSet<Uuid> = latest
+        .iter()
+        .filter(|(_, enrolled)| !**enrolled)
+        .map(|(p, _)| *p)
+        .collect();
+
+    // Every event the measures need; the fold leaves out those that
+    // happened after the as-of time (by the time each event carries).
+    let max_position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(internal)?;
+    let sql = format!(
+        "SELECT position, aggregate_type, aggregate_id, event_type, {payload} AS payload FROM events \
+         WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') \
+         ORDER BY position"
+    );
+    let mut fold = Fold::until(request.as_of);
+    let mut read = 0u64;
+    let mut bar = Progress::new(request.progress, max_position);
+    {
+        let mut rows = sqlx::query(&sql).fetch(&mut conn);
+        while let Some(row) = rows.try_next().await.map_err(internal)? {
+            let position: i64 = row.try_get(0).map_err(internal)?;
+            let aggregate_type: &str = row.try_get(1).map_err(internal)?;
+            let aggregate_id: &str = row.try_get(2).map_err(internal)?;
+            let event_type: &str = row.try_get(3).map_err(internal)?;
+            let payload: &str = row.try_get(4).map_err(internal)?;
+            fold.apply(position, aggregate_type, aggregate_id, event_type, payload)
+                .map_err(internal)?;
+            read += 1;
+            bar.tick(position, read);
+        }
+    }
+    conn.execute("COMMIT").await.map_err(internal)?;
+    bar.finish(read);
+
+    let gap = Duration::minutes(settings.visit_gap_minutes as i64);
+    let mut tables = fold.tables(study.study_id, request.as_of, gap, &withdrawn);
+    let pseudonyms = Pseudonyms::new(&key, study.study_id);
+    for table in &mut tables {
+        pseudonymise(table, &pseudonyms);
+    }
+    let participants = tables.first().map_or(0, |t| t.rows.len());
+
+    std::fs::create_dir_all(&request.out).map_err(internal)?;
+    let mut manifest_tables = Vec::new();
+    let mut files = Vec::new();
+    for table in &tables {
+        let (file, bytes) = match request.format {
+            Format::Csv => (format!("{}.csv", table.name), csv(table)),
+            Format::Parquet => (format!("{}.parquet", table.name), parquet(table)?),
+        };
+        write_atomically(&request.out.join(&file), &bytes)?;
+        files.push((file.clone(), table.rows.len()));
+        manifest_tables.push(ManifestTable {
+            name: table.name,
+            file,
+            description: table.description,
+            rows: table.rows.len(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ManifestColumn {
+                    name: c.name,
+                    ty: c.ty.as_str(),
+                    nullable: c.nullable,
+                    description: c.description,
+                })
+                .collect(),
+        });
+    }
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        study: ManifestStudy {
+            id: study.study_id,
+            title: study.title.clone(),
+            protocol_id: study.protocol_id.clone(),
+            starts_on: study.starts_on.to_string(),
+            ends_on: study.ends_on.to_string(),
+        },
+        as_of: request
+            .as_of
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        last_position: fold.last_position,
+        events_used: fold.events,
+        participants,
+        withdrawn_excluded: withdrawn.len(),
+        visit_gap_minutes: settings.visit_gap_minutes,
+        pseudonym_key_check: pseudonyms.check(),
+        tables: manifest_tables,
+    };
+    let mut text = serde_json::to_vec_pretty(&manifest).map_err(internal)?;
+    text.push(b'\n');
+    write_atomically(&request.out.join("manifest.json"), &text)?;
+    Ok(ExportSummary {
+        events: read,
+        used: fold.events,
+        position: fold.last_position,
+        seconds: started.elapsed().as_secs_f64(),
+        files,
+    })
+}
+
+/// Replaces participant ids in the participant columns with pseudonyms.
+fn pseudonymise(table: &mut Table, pseudonyms: &Pseudonyms) {
+    let columns: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| PARTICIPANT_COLUMNS.contains(&c.name))
+        .map(|(i, _)| i)
+        .collect();
+    for row in &mut table.rows {
+        for i in &columns {
+            if let Cell::Text(id) = &row[*i] {
+                if let Ok(id) = Uuid::parse_str(id) {
+                    row[*i] = Cell::Text(pseudonyms.of(id));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` by way of a temporary file and a rename, so a
+/// reader never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(internal)?;
+    file.write_all(bytes).map_err(internal)?;
+    file.sync_all().map_err(internal)?;
+    std::fs::rename(&tmp, path).map_err(internal)?;
+    Ok(())
+}
+
+/// RFC 4180 CSV: a header, then one line per row, `\n` line ends; floats
+/// with six decimals; null as an empty field.
+pub fn csv(table: &Table) -> Vec<u8> {
+    let mut out = String::new();
+    let quote = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let header: Vec<String> = table.columns.iter().map(|c| quote(c.name)).collect();
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for row in &table.rows {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|cell| match cell {
+                Cell::Int(v) => v.to_string(),
+                Cell::Float(v) => format!("{v:.6}"),
+                Cell::Text(s) => quote(s),
+                Cell::Null => String::new(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// One uncompressed Parquet file with one row group.
+pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
+    use parquet::basic::{LogicalType, Repetition, Type as Physical};
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+
+    let fields = table
+        .columns
+        .iter()
+        .map(|c| {
+            let builder = match c.ty {
+                ColumnType::Int => Type::primitive_type_builder(c.name, Physical::INT64),
+                ColumnType::Float => Type::primitive_type_builder(c.name, Physical::DOUBLE),
+                ColumnType::Text => Type::primitive_type_builder(c.name, Physical::BYTE_ARRAY)
+                    .with_logical_type(Some(LogicalType::String)),
+            };
+            builder
+                .with_repetition(if c.nullable {
+                    Repetition::OPTIONAL
+                } else {
+                    Repetition::REQUIRED
+                })
+                .build()
+                .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    let schema = Type::group_type_builder("schema")
+        .with_fields(fields)
+        .build()
+        .map_err(internal)?;
+    let properties = WriterProperties::builder()
+        .set_created_by(format!("portal {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), Arc::new(properties))
+        .map_err(internal)?;
+    let mut group = writer.next_row_group().map_err(internal)?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column().map_err(internal)? {
+        let spec = &table.columns[index];
+        let cells = table.rows.iter().map(|row| &row[index]);
+        let levels: Vec<i16> = cells
+            .clone()
+            .map(|c| i16::from(!matches!(c, Cell::Null)))
+            .collect();
+        let levels = spec.nullable.then_some(levels.as_slice());
+        match spec.ty {
+            ColumnType::Int => {
+                let values: Vec<i64> = cells
+                    .filter_map(|c| match c {
+                        Cell::Int(v) => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                column
+                    .typed::<Int64Type>()
+                    .write_batch(&values, levels, None)
+                    .map_err(internal)?;
+            }
+            ColumnType::Float => {
+                let values: Vec<f64> = cells
+                    .filter_map(|c| match c {
+                        Cell::Float(v) => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                column
+                    .typed::<DoubleType>()
+                    .write_batch(&values, levels, None)
+                    .map_err(internal)?;
+            }
+            ColumnType::Text => {
+                let values: Vec<ByteArray> = cells
+                    .filter_map(|c| match c {
+                        Cell::Text(s) => Some(ByteArray::from(s.as_str())),
+                        _ => None,
+                    })
+                    .collect();
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&values, levels, None)
+                    .map_err(internal)?;
+            }
+        }
+        column.close().map_err(internal)?;
+        index += 1;
+    }
+    group.close().map_err(internal)?;
+    writer.close().map_err(internal)?;
+    Ok(bytes)
+}
+
+/// A progress bar on stderr, redrawn at most every 200 ms.
+struct Progress {
+    enabled: bool,
+    total: i64,
+    started: Instant,
+    drawn: Instant,
+}
+
+impl Progress {
+    fn new(wanted: bool, total: i64) -> Self {
+        Progress {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            total: total.max(1),
+            started: Instant::now(),
+            drawn: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, position: i64, events: u64) {
+        if !self.enabled || self.drawn.elapsed().as_millis() < 200 {
+            return;
+        }
+        self.drawn = Instant::now();
+        let done = (position as f64 / self.total as f64).clamp(0.0, 1.0);
+        let filled = (done * 30.0) as usize;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let rate = events as f64 / seconds.max(1e-9);
+        let left = if done > 0.0 {
+            seconds * (1.0 - done) / done
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r[{}{}] {:>3.0}% {} events, {:.0}/s, {:.0} s left   ",
+            "#".repeat(filled),
+            ".".repeat(30 - filled),
+            done * 100.0,
+            events,
+            rate,
+            left
+        );
+    }
+
+    fn finish(&self, events: u64) {
+        if self.enabled {
+            eprintln!(
+                "\r[{}] 100% {} events in {:.1} s          ",
+                "#".repeat(30),
+                events,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_stable_per_study_and_differ_between_studies() {
+        let key = Secret::new("k".repeat(32));
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let person = Uuid::from_u128(7);
+        let in_a = Pseudonyms::new(&key, a);
+        assert_eq!(in_a.of(person), Pseudonyms::new(&key, a).of(person));
+        assert_ne!(in_a.of(person), Pseudonyms::new(&key, b).of(person));
+        assert_ne!(in_a.of(person), in_a.of(Uuid::from_u128(8)));
+        let other_key = Pseudonyms::new(&Secret::new("j".repeat(32)), a);
+        assert_ne!(in_a.of(person), other_key.of(person));
+        assert_ne!(in_a.check(), other_key.check());
+        assert_eq!(in_a.of(person).len(), 21);
+        assert!(!in_a.of(person).contains(&person.simple().to_string()[..8]));
+    }
+}

@@ -1,0 +1,706 @@
+//! `portal simulate`: a seeded, synthetic study driven through the real
+//! command path. Every action is a GraphQL operation executed by the
+//! service's own schema as the person doing it (authorisation, commands,
+//! access trail and usage records included), at a simulated time: the
+//! service clock is set to each action's time before it runs, so months of
+//! use land in minutes.
+//!
+//! The pattern (docs/research.md): service users join over the first two
+//! weeks, each with a visit rate that decays over the months (some faster
+//! than others); a minority writes many messages; about a fifth of the
+//! providers never log in; providers initiate most exchanges at first and
+//! users more later; in some dyads the provider's replies grow slower and
+//! slower than agreed. One admin registers the study; most people enrol,
+//! a few withdraw half-way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::{Request, Variables};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Role};
+use crate::schema::{self, Receipts, RequestContext};
+use crate::service::Service;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimulateRequest {
+    pub users: usize,
+    pub providers: usize,
+    pub months: u32,
+    pub seed: u64,
+    pub organisation: String,
+    /// First day; default: `months` months before today, so it ends now.
+    pub start: Option<NaiveDate>,
+}
+
+/// What a simulation did.
+#[derive(Debug, Clone, Default)]
+pub struct SimulateSummary {
+    pub study_id: Uuid,
+    pub researcher_id: Uuid,
+    pub operations: u64,
+    /// Operations refused, by error code (a few are expected: e.g. a reply
+    /// to a thread whose relationship has just ended).
+    pub refused: std::collections::BTreeMap<String, u64>,
+    pub seconds: f64,
+}
+
+/// SplitMix64: small, fast, and the same numbers for the same seed everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// Exponentially distributed with this mean.
+    fn exp(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.unit()).ln()
+    }
+    /// Poisson-distributed count with mean `lambda` (small lambdas).
+    fn poisson(&mut self, lambda: f64) -> u32 {
+        let limit = (-lambda).exp();
+        let (mut k, mut p) = (0u32, 1.0);
+        loop {
+            p *= self.unit();
+            if p <= limit || k > 100 {
+                return k;
+            }
+            k += 1;
+        }
+    }
+    fn uuid(&mut self) -> Uuid {
+        uuid::Builder::from_random_bytes(
+            ((u128::from(self.next()) << 64) | u128::from(self.next())).to_le_bytes(),
+        )
+        .into_uuid()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Who {
+    Admin,
+    User(usize),
+    Provider(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    RegisterStudy,
+    Profile,
+    OpenPortal,
+    Enrol,
+    Withdraw,
+    Invite {
+        user: usize,
+    },
+    Accept {
+        provider: usize,
+    },
+    Grant {
+        provider: usize,
+        section: &'static str,
+    },
+    Propose {
+        user: usize,
+    },
+    AcceptAgreement {
+        provider: usize,
+    },
+    View(&'static str),
+    ReadPortal {
+        user: usize,
+    },
+    RateStatus,
+    SetGoal,
+    PlanActivity,
+    CompleteActivity,
+    AddMedication,
+    Exercise,
+    /// A message in the dyad's thread (started if there is none).
+    Message {
+        user: usize,
+        provider: usize,
+    },
+}
+
+struct Person {
+    id: Uuid,
+    role: Role,
+}
+
+/// Runs the simulation against `service` (whose projections must be running).
+pub async fn run(
+    service: Arc<Service>,
+    request: &SimulateRequest,
+) -> Result<SimulateSummary, String> {
+    let started = Instant::now();
+    let mut rng = Rng(request.seed);
+    let days = i64::from(request.months) * 30;
+    let start = request
+        .start
+        .unwrap_or_else(|| (Utc::now() - Duration::days(days)).date_naive());
+    let t0 = start
+        .and_hms_opt(8, 0, 0)
+        .map(|t| t.and_utc())
+        .ok_or("bad start")?;
+    let end = t0 + Duration::days(days);
+
+    let admin = Person {
+        id: rng.uuid(),
+        role: Role::Admin,
+    };
+    let researcher = rng.uuid();
+    let users: Vec<Person> = (0..request.users)
+        .map(|_| Person {
+            id: rng.uuid(),
+            role: Role::ServiceUser,
+        })
+        .collect();
+    let providers: Vec<Person> = (0..request.providers)
+        .map(|_| Person {
+            id: rng.uuid(),
+            role: Role::Provider,
+        })
+        .collect();
+
+    let mut plan: Vec<(DateTime<Utc>, u64, Who, Action)> = Vec::new();
+    let mut order = 0u64;
+    let mut at =
+        |plan: &mut Vec<(DateTime<Utc>, u64, Who, Action)>, t: DateTime<Utc>, who, action| {
+            order += 1;
+            plan.push((t, order, who, action));
+        };
+    let minutes = |m: f64| Duration::milliseconds((m * 60_000.0) as i64);
+
+    at(&mut plan, t0, Who::Admin, Action::RegisterStudy);
+    // Providers: a fifth never log in after their profile; the rest look
+    // in a few times a week and reply within hours to days.
+    struct ProviderHabit {
+        never: bool,
+        visits_per_week: f64,
+        reply_hours: f64,
+    }
+    let habits: Vec<ProviderHabit> = (0..providers.len())
+        .map(|_| ProviderHabit {
+            never: rng.chance(0.2),
+            visits_per_week: 1.0 + rng.unit() * 4.0,
+            reply_hours: 4.0 + rng.exp(20.0),
+        })
+        .collect();
+    for (p, habit) in habits.iter().enumerate() {
+        let t = t0 + minutes(5.0 + rng.unit() * 60.0 * 24.0 * 3.0);
+        at(&mut plan, t, Who::Provider(p), Action::Profile);
+        if rng.chance(0.85) {
+            at(&mut plan, t + minutes(2.0), Who::Provider(p), Action::Enrol);
+        }
+        if habit.never {
+            continue;
+        }
+        let mut week = 0i64;
+        while week * 7 < days {
+            for _ in 0..rng.poisson(habit.visits_per_week) {
+                let when = t0 + Duration::days(week * 7) + minutes(60.0 * 24.0 * 7.0 * rng.unit());
+                if when < t + Duration::days(4) || when >= end {
+                    continue;
+                }
+                at(&mut plan, when, Who::Provider(p), Action::View("caseload"));
+                let mine: Vec<usize> = (0..users.len())
+                    .filter(|u| u % providers.len().max(1) == p)
+                    .collect();
+                if let Some(&u) = mine.get(rng.below(mine.len())) {
+                    at(
+                        &mut plan,
+                        when + minutes(1.0),
+                        Who::Provider(p),
+                        Action::ReadPortal { user: u },
+                    );
+                    // Providers start most exchanges early on, fewer later.
+                    let progress = (when - t0).num_days() as f64 / days.max(1) as f64;
+                    if rng.chance(0.45 * (1.0 - progress).powi(2) + 0.03) {
+                        at(
+                            &mut plan,
+                            when + minutes(3.0),
+                            Who::Provider(p),
+                            Action::Message {
+                                user: u,
+                                provider: p,
+                            },
+                        );
+                    }
+                }
+            }
+            week += 1;
+        }
+    }
+    // Service users: each is cared for by provider u % M (and maybe one more).
+    for u in 0..users.len() {
+        let p = u % providers.len().max(1);
+        let joined = t0 + Duration::days(4) + minutes(rng.unit() * 60.0 * 24.0 * 14.0);
+        let who = Who::User(u);
+        at(&mut plan, joined, who, Action::OpenPortal);
+        let enrols = rng.chance(0.9);
+        if enrols {
+            at(&mut plan, joined + minutes(1.0), who, Action::Enrol);
+            if rng.chance(0.08) {
+                let half = joined + Duration::days(days / 2) + minutes(rng.unit() * 600.0);
+                at(&mut plan, half, who, Action::Withdraw);
+            }
+        }
+        if providers.is_empty() {
+            continue;
+        }
+        at(
+            &mut plan,
+            joined + minutes(2.0),
+            Who::Provider(p),
+            Action::Invite { user: u },
+        );
+        at(
+            &mut plan,
+            joined + minutes(3.0),
+            who,
+            Action::Accept { provider: p },
+        );
+        at(
+            &mut plan,
+            joined + minutes(4.0),
+            who,
+            Action::Grant {
+                provider: p,
+                section: "CORE",
+            },
+        );
+        if rng.chance(0.6) {
+            at(
+                &mut plan,
+                joined + minutes(4.5),
+                who,
+                Action::Grant {
+                    provider: p,
+                    section: "MEDICATIONS",
+                },
+            );
+        }
+        // Dyads whose expectations drift apart: an agreement, and replies
+        // that come ever later than it says.
+        let mut drift = false;
+        if rng.chance(0.6) {
+            drift = rng.chance(0.4);
+            at(
+                &mut plan,
+                joined + minutes(5.0),
+                Who::Provider(p),
+                Action::Propose { user: u },
+            );
+            at(
+                &mut plan,
+                joined + minutes(6.0),
+                who,
+                Action::AcceptAgreement { provider: p },
+            );
+        }
+        if rng.chance(0.5) {
+            at(&mut plan, joined + minutes(7.0), who, Action::AddMedication);
+        }
+        // Visits: a rate that decays; a minority writes many messages.
+        let heavy = rng.chance(0.15);
+        let base = 0.8 + rng.exp(2.5);
+        let decay_days = 30.0 + rng.exp(90.0);
+        let provider_habit = &habits[p];
+        let mut day = 0i64;
+        while joined + Duration::days(day) < end {
+            let rate = base * (-(day as f64) / decay_days).exp();
+            for _ in 0..rng.poisson(rate) {
+                let mut when =
+                    joined + Duration::days(day) + minutes(60.0 * (8.0 + rng.unit() * 14.0));
+                if when >= end {
+                    continue;
+                }
+                at(&mut plan, when, who, Action::View("controlPanel"));
+                for _ in 0..1 + rng.below(4) {
+                    when += minutes(0.5 + rng.unit() * 3.0);
+                    let roll = rng.unit();
+                    let action = if roll < 0.25 {
+                        Action::RateStatus
+                    } else if roll < 0.32 {
+                        Action::SetGoal
+                    } else if roll < 0.40 {
+                        Action::PlanActivity
+                    } else if roll < 0.50 {
+                        Action::CompleteActivity
+                    } else if roll < 0.60 {
+                        Action::View("medications")
+                    } else if roll < 0.70 {
+                        Action::Exercise
+                    } else {
+                        Action::View("conversations")
+                    };
+                    at(&mut plan, when, who, action);
+                }
+                let progress = (when - t0).num_days() as f64 / days.max(1) as f64;
+                let writes = if heavy { 0.7 } else { 0.08 + 0.2 * progress };
+                if rng.chance(writes) {
+                    at(
+                        &mut plan,
+                        when + minutes(1.0),
+                        who,
+                        Action::Message {
+                            user: u,
+                            provider: p,
+                        },
+                    );
+                    if !provider_habit.never && rng.chance(0.85) {
+                        // The provider answers; in drifting dyads ever later.
+                        let drift = if drift { 1.0 + 4.0 * progress } else { 1.0 };
+                        let later = when
+                            + minutes(60.0 * rng.exp(provider_habit.reply_hours * drift))
+                            + minutes(2.0);
+                        if later < end {
+                            at(
+                                &mut plan,
+                                later,
+                                Who::Provider(p),
+                                Action::View("conversations"),
+                            );
+                            at(
+                                &mut plan,
+                                later + minutes(1.0),
+                                Who::Provider(p),
+                                Action::Message {
+                                    user: u,
+                                    provider: p,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            day += 1;
+        }
+    }
+    plan.sort_by_key(|(t, order, _, _)| (*t, *order));
+
+    let schema = schema::build(Arc::clone(&service));
+    let mut summary = SimulateSummary {
+        researcher_id: researcher,
+        ..Default::default()
+    };
+    let mut state = State::default();
+    let total = plan.len();
+    let mut shown = Instant::now();
+    for (i, (t, _, who, action)) in plan.into_iter().enumerate() {
+        schema::set_simulated_now(t);
+        let person = match who {
+            Who::Admin => &admin,
+            Who::User(u) => &users[u],
+            Who::Provider(p) => &providers[p],
+        };
+        let Some((query, variables)) = state.operation(
+            &action, who, &users, &providers, &mut rng, t, researcher, start, request,
+        ) else {
+            continue;
+        };
+        let caller = Caller {
+            subject: person.id,
+            role: person.role,
+            organisation: request.organisation.clone(),
+            expires_at: i64::MAX,
+        };
+        let receipts = Arc::new(Receipts::default());
+        let response = schema
+            .execute(
+                Request::new(query)
+                    .variables(Variables::from_json(variables))
+                    .data(RequestContext {
+                        caller: Ok(caller),
+                        request_id: Uuid::new_v4().to_string(),
+                        client_address: None,
+                        receipts: Arc::clone(&receipts),
+                        over_websocket: false,
+                    }),
+            )
+            .await;
+        receipts.written().await?;
+        summary.operations += 1;
+        if let Some(error) = response.errors.first() {
+            let code = error
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .map(|c| c.to_string().trim_matches('"').to_string())
+                .unwrap_or_else(|| "UNKNOWN".into());
+            if code == "INTERNAL" {
+                return Err(format!("{action:?} by {who:?} failed: {}", error.message));
+            }
+            let kind = format!("{action:?}");
+            let kind = kind.split([' ', '(']).next().unwrap_or_default();
+            let key = format!("{kind} {code}");
+            if !summary.refused.contains_key(&key) {
+                tracing::debug!(%key, message = %error.message, "simulated operation refused");
+            }
+            *summary.refused.entry(key).or_default() += 1;
+            continue;
+        }
+        let data = response.data.into_json().map_err(|e| e.to_string())?;
+        state.learn(&action, who, &data, &mut summary);
+        if shown.elapsed().as_secs() >= 2 {
+            shown = Instant::now();
+            eprintln!(
+                "simulated {} of {} operations, up to {}",
+                i + 1,
+                total,
+                t.format("%Y-%m-%d")
+            );
+        }
+    }
+    service.usage.flush().await;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// What the simulation learned from the answers: ids it needs later.
+#[derive(Default)]
+struct State {
+    study: Option<Uuid>,
+    goals: HashMap<usize, Vec<Uuid>>,
+    activities: HashMap<usize, Vec<Uuid>>,
+    threads: HashMap<(usize, usize), Uuid>,
+    last_message: HashMap<Uuid, Uuid>,
+    relationships: HashMap<(usize, usize), Uuid>,
+    /// (user, provider) pairs whose relationship is active.
+    related: std::collections::HashSet<(usize, usize)>,
+}
+
+const CONTROL_PANEL: &str = "{ controlPanel { version } }";
+
+impl State {
+    #[allow(clippy::too_many_arguments)]
+    fn operation(
+        &mut self,
+        action: &Action,
+        who: Who,
+        users: &[Person],
+        providers: &[Person],
+        rng: &mut Rng,
+        now: DateTime<Utc>,
+        researcher: Uuid,
+        start: NaiveDate,
+        request: &SimulateRequest,
+    ) -> Option<(String, Value)> {
+        let user_index = match who {
+            Who::User(u) => Some(u),
+            _ => None,
+        };
+        let provider_index = match who {
+            Who::Provider(p) => Some(p),
+            _ => None,
+        };
+        let relationship = |user: usize, provider: usize| {
+            domain::care::relationship_id(users[user].id, providers[provider].id)
+        };
+        Some(match action {
+            Action::RegisterStudy => (
+                "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [UUID!]!) { registerStudy(title: $t, protocolId: $p, startsOn: $s, endsOn: $e, researchers: $r) { createdId } }".into(),
+                json!({
+                    "t": format!("Simulated engagement study (seed {})", request.seed),
+                    "p": format!("SIM-{}", request.seed),
+                    "s": start.to_string(),
+                    "e": (start + Duration::days(i64::from(request.months) * 31 + 31)).to_string(),
+                    "r": [researcher],
+                }),
+            ),
+            Action::Profile => {
+                let Who::Provider(p) = who else { return None };
+                let professions = ["NURSE", "PSYCHOLOGIST", "PSYCHIATRIST", "SOCIAL_WORKER", "PEER_WORKER"];
+                (
+                    format!("mutation {{ saveProviderProfile(displayName: \"Provider {}\", profession: {}) {{ version }} }}", p + 1, professions[p % professions.len()]),
+                    json!({}),
+                )
+            }
+            Action::OpenPortal => ("mutation { openPortal { version } }".into(), json!({})),
+            Action::Enrol => (
+                "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }".into(),
+                json!({ "s": self.study? }),
+            ),
+            Action::Withdraw => (
+                "mutation($s: UUID!) { withdrawFromStudy(studyId: $s) { version } }".into(),
+                json!({ "s": self.study? }),
+            ),
+            Action::Invite { user } => (
+                "mutation($u: UUID!) { inviteToCare(personId: $u) { createdId } }".into(),
+                json!({ "u": users[*user].id }),
+            ),
+            Action::Accept { provider } => (
+                "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }".into(),
+                json!({ "r": relationship(user_index?, *provider) }),
+            ),
+            Action::Grant { provider, section } => (
+                format!("mutation($r: UUID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"),
+                json!({ "r": relationship(user_index?, *provider) }),
+            ),
+            Action::Propose { user, .. } => {
+                let Who::Provider(p) = who else { return None };
+                (
+                    "mutation($r: UUID!, $t: AgreementTermsInput!) { proposeAgreement(relationshipId: $r, terms: $t) { createdId } }".into(),
+                    json!({
+                        "r": relationship(*user, p),
+                        "t": {
+                            "initiative": "BOTH",
+                            "providerLooksInDays": 7,
+                            "userRepliesWithin": { "value": 3, "unit": "WORKING_DAYS" },
+                            "providerRepliesWithin": { "value": 2, "unit": "WORKING_DAYS" },
+                            "openedTogether": true,
+                            "notes": "",
+                        }
+                    }),
+                )
+            }
+            Action::AcceptAgreement { provider } => (
+                "mutation($r: UUID!) { acceptAgreement(relationshipId: $r) { version } }".into(),
+                json!({ "r": relationship(user_index?, *provider) }),
+            ),
+            Action::View(field) => (
+                match *field {
+                    "controlPanel" => CONTROL_PANEL.to_string(),
+                    "medications" => "{ medications { id } }".into(),
+                    "conversations" => "{ conversations { unreadTotal } }".into(),
+                    "caseload" => "{ caseload { lastLookedAt } }".into(),
+                    other => format!("{{ {other} }}"),
+                },
+                json!({}),
+            ),
+            Action::ReadPortal { user } if !self.related.contains(&(*user, provider_index?)) => {
+                return None
+            }
+            Action::Message { user, provider }
+                if !self.related.contains(&(*user, *provider)) =>
+            {
+                return None
+            }
+            Action::ReadPortal { user } => (
+                "query($p: UUID!) { controlPanel(portalId: $p) { version } }".into(),
+                json!({ "p": users[*user].id }),
+            ),
+            Action::RateStatus => {
+                let domains = domain::portal::DEFAULT_DOMAINS;
+                (
+                    "mutation($d: String!, $s: Int!) { rateStatus(domain: $d, score: $s) { version } }".into(),
+                    json!({ "d": domains[rng.below(domains.len())].0, "s": 1 + rng.below(10) }),
+                )
+            }
+            Action::SetGoal => {
+                let goal = rng.uuid();
+                self.goals.entry(user_index?).or_default().push(goal);
+                (
+                    "mutation($g: UUID!) { setGoal(domain: \"mental_health\", title: \"A goal\", goalId: $g) { version } }".into(),
+                    json!({ "g": goal }),
+                )
+            }
+            Action::PlanActivity => {
+                let goals = self.goals.get(&user_index?)?;
+                let goal = goals[rng.below(goals.len())];
+                let activity = rng.uuid();
+                self.activities.entry(user_index?).or_default().push(activity);
+                (
+                    "mutation($g: UUID!, $a: UUID!) { planActivity(goalId: $g, title: \"A step\", activityId: $a) { version } }".into(),
+                    json!({ "g": goal, "a": activity }),
+                )
+            }
+            Action::CompleteActivity => {
+                let open = self.activities.get_mut(&user_index?)?;
+                if open.is_empty() {
+                    return None;
+                }
+                let activity = open.swap_remove(rng.below(open.len()));
+                (
+                    "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }".into(),
+                    json!({ "a": activity }),
+                )
+            }
+            Action::AddMedication => (
+                "mutation { addMedication(name: \"Sertraline\", dose: \"50 mg\", schedule: \"mornings\") { version } }".into(),
+                json!({}),
+            ),
+            Action::Exercise => {
+                let keys = ["sleep_hygiene", "mindfulness", "strengths_and_resources"];
+                let _ = now;
+                (
+                    "mutation($e: String!, $id: UUID!) { startExercise(exercise: $e, entryId: $id) { version } \
+                     completeExercise(entryId: $id, rating: 4) { version } }".into(),
+                    json!({ "e": keys[rng.below(keys.len())], "id": rng.uuid() }),
+                )
+            }
+            Action::Message { user, provider } => match self.threads.get(&(*user, *provider)) {
+                Some(thread) => (
+                    "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"How are things?\") { createdId } }".into(),
+                    json!({ "c": thread }),
+                ),
+                None => match who {
+                    Who::User(_) => (
+                        "mutation($p: [UUID!]!) { startConversation(subject: \"Us\", body: \"Hello\", providerIds: $p) { createdId } }".into(),
+                        json!({ "p": [providers[*provider].id] }),
+                    ),
+                    _ => (
+                        "mutation($u: UUID!) { startConversation(subject: \"Us\", body: \"Hello\", userId: $u) { createdId } }".into(),
+                        json!({ "u": users[*user].id }),
+                    ),
+                },
+            },
+        })
+    }
+
+    fn learn(&mut self, action: &Action, who: Who, data: &Value, summary: &mut SimulateSummary) {
+        let created = |field: &str| {
+            data[field]["createdId"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        };
+        match action {
+            Action::RegisterStudy => {
+                self.study = created("registerStudy");
+                summary.study_id = self.study.unwrap_or_default();
+            }
+            Action::Invite { user } => {
+                if let (Who::Provider(p), Some(r)) = (who, created("inviteToCare")) {
+                    self.relationships.insert((*user, p), r);
+                }
+            }
+            Action::Accept { provider } => {
+                if let Who::User(u) = who {
+                    self.related.insert((u, *provider));
+                }
+            }
+            Action::Message { user, provider } => {
+                if let Some(id) = created("startConversation") {
+                    self.threads.insert((*user, *provider), id);
+                }
+                if let (Some(thread), Some(message)) = (
+                    self.threads.get(&(*user, *provider)),
+                    created("postMessage"),
+                ) {
+                    self.last_message.insert(*thread, message);
+                }
+            }
+            _ => {}
+        }
+    }
+}
