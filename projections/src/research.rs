@@ -1097,3 +1097,7 @@ pub fn nearest_rank(sorted: &[i64], p: f64) -> Option<i64> {
     let rank = (p * sorted.len() as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
+
+#[cfg(test)]
+#[path = "research_tests.rs"]
+mod tests;

@@ -4,11 +4,15 @@
 //! participants' requests become usage events.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use api::auth::Role;
 use portal_tests::*;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
 use uuid::Uuid;
 
 const REGISTER: &str = "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [UUID!]!) { \
@@ -204,3 +208,279 @@ async fn studies_and_consent(store: Store) {
 }
 
 both_stores!(studies, studies_and_consent);
+
+/// Runs `portal research export` and returns its folder.
+async fn export(db: &TestDb, study: &str, as_of: &str, format: &str, name: &str) -> PathBuf {
+    let out = db.dir.join(name);
+    portal_cli(
+        db,
+        &[
+            "research",
+            "export",
+            "--study",
+            study,
+            "--as-of",
+            as_of,
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+    )
+    .await;
+    out
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Every file of an export folder, by name, with its bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// True if `text` holds something shaped like a UUID.
+fn has_uuid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(35)).any(|i| {
+        let s = &text[i..i + 36];
+        s.char_indices().all(|(j, c)| match j {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+    })
+}
+
+fn csv_rows(dir: &Path, table: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(dir.join(format!("{table}.csv")))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// A simulated study, exported twice as CSV and once as Parquet: the same
+/// bytes each time, checksums as the manifest says, no ids, and pyarrow
+/// reads the Parquet files to the same values as the CSV. On PostgreSQL the
+/// export also runs against a database that refuses every write.
+async fn simulated_export(store: Store) {
+    let db = fresh_db(store).await;
+    let out = portal_cli(
+        &db,
+        &[
+            "simulate",
+            "--users",
+            "6",
+            "--providers",
+            "4",
+            "--months",
+            "2",
+            "--seed",
+            "11",
+        ],
+    )
+    .await;
+    let study = out
+        .lines()
+        .find_map(|l| l.strip_prefix("study "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        out.contains("refused: {}"),
+        "every simulated operation went through: {out}"
+    );
+    let as_of = chrono::Utc::now().to_rfc3339();
+    let a = export(&db, &study, &as_of, "csv", "a").await;
+    let b = export(&db, &study, &as_of, "csv", "b").await;
+    assert_eq!(
+        files(&a),
+        files(&b),
+        "the same export twice gives the same bytes"
+    );
+
+    let m = manifest(&a);
+    assert_eq!(m["study"]["id"], study.as_str());
+    assert!(m["participants"].as_u64().unwrap() >= 8, "{m}");
+    assert!(m["events_used"].as_u64().unwrap() > 500, "{m}");
+    let on_disk = files(&a);
+    for table in m["tables"].as_array().unwrap() {
+        let bytes = &on_disk[table["file"].as_str().unwrap()];
+        assert_eq!(
+            table["sha256"].as_str().unwrap(),
+            hex::encode(Sha256::digest(bytes)),
+            "{}",
+            table["name"]
+        );
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(
+            text.lines().count() as u64 - 1,
+            table["rows"].as_u64().unwrap()
+        );
+        assert!(!has_uuid(&text), "{} holds an id", table["name"]);
+    }
+    for table in [
+        "participant_weeks",
+        "participant_module_weeks",
+        "relationship_weeks",
+        "study_weeks",
+    ] {
+        assert!(!csv_rows(&a, table).is_empty(), "{table} is empty");
+    }
+    // Engagement decays in the simulation: fewer visits in the last full
+    // week than in the busiest one.
+    let weeks = csv_rows(&a, "study_weeks");
+    let visits: Vec<i64> = weeks.iter().map(|r| r[5].parse().unwrap()).collect();
+    assert!(
+        visits.iter().max().unwrap() > &visits[visits.len() - 2],
+        "{visits:?}"
+    );
+
+    let p = export(&db, &study, &as_of, "parquet", "p").await;
+    let python = std::env::var("PORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_parquet.py");
+    let checked = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(&a)
+        .arg(&p)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{python}: {e} (ops/test installs pyarrow)"));
+    assert!(
+        checked.status.success(),
+        "pyarrow check failed: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&checked.stdout)
+            .matches("rows match")
+            .count(),
+        8
+    );
+
+    if store == Store::Postgres {
+        // As on a hot-standby replica: every transaction is read-only.
+        let admin = std::env::var("PORTAL_TEST_POSTGRES_URL").unwrap();
+        let name = db.url.rsplit_once('/').unwrap().1.to_string();
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = on"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut replica = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        assert!(sqlx::query("CREATE TABLE scratch (x int)")
+            .execute(&mut replica)
+            .await
+            .is_err());
+        let r = export(&db, &study, &as_of, "csv", "r").await;
+        assert_eq!(
+            files(&a),
+            files(&r),
+            "a read-only database gives the same export"
+        );
+    }
+}
+
+both_stores!(simulated, simulated_export);
+
+/// Measures of a small study made over HTTP, and what a withdrawal does to
+/// exports made after it (even of earlier dates).
+async fn measures_and_withdrawal(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let rid = Uuid::new_v4();
+    let admin = server.client(Some(token(Uuid::new_v4(), Role::Admin, "clinic")));
+    let user = open_user(&server, "clinic").await;
+    let kari = register_provider(&server, "clinic", "Kari").await;
+    let rel = relate(&user, &kari).await;
+    let s = admin.data(REGISTER, study("Measures", &[rid])).await["registerStudy"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    user.client.data(ENROL, json!({ "s": s })).await;
+    kari.client.data(ENROL, json!({ "s": s })).await;
+    user.client
+        .data(
+            "mutation { rateStatus(domain: \"housing\", score: 6) { version } }",
+            json!({}),
+        )
+        .await;
+    let started = kari
+        .client
+        .data(
+            "mutation($u: UUID!) { startConversation(subject: \"Hi\", body: \"How are you?\", userId: $u) { createdId } }",
+            json!({ "u": user.id }),
+        )
+        .await;
+    let thread = started["startConversation"]["createdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    user.client
+        .data(
+            "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"Fine\") { version } }",
+            json!({ "c": thread }),
+        )
+        .await;
+    let _ = rel;
+    user.client
+        .data("{ controlPanel { version } }", json!({}))
+        .await;
+    // Let the usage writer catch up before the export.
+    let read = read_db(&db).await;
+    usage_at_least(&read, 3).await;
+    let as_of = chrono::Utc::now().to_rfc3339();
+
+    let before = export(&db, &s, &as_of, "csv", "before").await;
+    assert_eq!(manifest(&before)["participants"], 2);
+    let weeks = csv_rows(&before, "participant_weeks");
+    let user_row = weeks.iter().find(|r| r[4] == "1").expect("the user's week");
+    assert_eq!(
+        &user_row[4..11],
+        ["1", "0", "0", "0", "1", "1", "0"],
+        "{user_row:?}"
+    );
+    let provider_row = weeks
+        .iter()
+        .find(|r| r[10] == "1")
+        .expect("the provider's week");
+    assert_eq!(provider_row[8], "1", "one message sent");
+    assert_ne!(user_row[0], provider_row[0]);
+    let pairs = csv_rows(&before, "relationship_weeks");
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(
+        (pairs[0][3].as_str(), pairs[0][4].as_str()),
+        ("0", "1"),
+        "the provider initiated"
+    );
+    assert_eq!(pairs[0][5], "1", "one reply by the user");
+    assert_eq!(pairs[0][6], pairs[0][7], "median and p90 of one sample");
+
+    user.client.data(WITHDRAW, json!({ "s": s })).await;
+    let after = export(&db, &s, &as_of, "csv", "after").await;
+    let m = manifest(&after);
+    assert_eq!(m["participants"], 1, "{m}");
+    assert_eq!(m["withdrawn_excluded"], 1);
+    let text = std::fs::read_to_string(after.join("participant_weeks.csv")).unwrap();
+    assert!(!text.contains(&user_row[0]), "the withdrawn user is gone");
+    assert!(text.contains(&provider_row[0]));
+    assert!(csv_rows(&after, "relationship_weeks").is_empty());
+    server.stop().await;
+}
+
+both_stores!(withdrawal, measures_and_withdrawal);
