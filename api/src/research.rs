@@ -2,13 +2,16 @@
 //! service users and providers enrol and withdraw themselves, researchers
 //! see the studies they belong to.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::NaiveDate;
 use domain::study::{
     enrolment_id, spans, EnrolmentCommand, EnrolmentEvent, ParticipantRole, StudyCommand, StudyInfo,
 };
+use projections::research::{Cell, Fold, Table};
+use projections::stream;
+use projections::Checkpoint;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
@@ -245,5 +248,298 @@ impl ResearchMutation {
             .await?;
         svc.usage.refresh().await?;
         Ok(outcome)
+    }
+}
+
+/// The research measures, kept in memory by following the global stream:
+/// built on the first question (from every event), brought up to date
+/// from the last event seen on each one after. See docs/research.md.
+#[derive(Default)]
+pub struct Measures {
+    state: tokio::sync::Mutex<(Fold, Checkpoint)>,
+}
+
+/// Events read per batch while catching up.
+const CATCH_UP_BATCH: i64 = 5_000;
+
+impl Measures {
+    /// Every table of `study` now, after catching up with the stream.
+    pub async fn tables(
+        &self,
+        svc: &Service,
+        study: Uuid,
+        withdrawn: &HashSet<Uuid>,
+    ) -> Result<(Vec<Table>, u64), ApiError> {
+        let mut state = self.state.lock().await;
+        loop {
+            let batch = stream::read_batch(&svc.db, state.1, CATCH_UP_BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            state.1 = last.checkpoint;
+            for e in &batch {
+                state
+                    .0
+                    .apply(
+                        e.checkpoint.position,
+                        &e.aggregate_type,
+                        &e.aggregate_id,
+                        &e.event_type,
+                        &e.payload,
+                    )
+                    .map_err(ApiError::internal)?;
+            }
+        }
+        let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);
+        Ok((state.0.tables(study, now(), gap, withdrawn), state.0.events))
+    }
+}
+
+/// One week of a study, in aggregate.
+#[derive(SimpleObject, Clone)]
+pub struct StudyWeek {
+    /// Monday of the week (UTC).
+    pub week: NaiveDate,
+    /// Service users enrolled during the week.
+    pub enrolled_users: i64,
+    /// Providers enrolled during the week.
+    pub enrolled_providers: i64,
+    /// Service users with at least one visit (weekly active).
+    pub active_users: i64,
+    /// Providers with at least one visit.
+    pub active_providers: i64,
+    /// Visits (runs of requests with gaps under the visit gap).
+    pub visits: i64,
+    /// Requests in those visits.
+    pub requests: i64,
+    /// Exchanges service users initiated.
+    pub exchanges_by_users: i64,
+    /// Exchanges providers initiated.
+    pub exchanges_by_providers: i64,
+    /// Exchanges by providers per exchange by users; null without user-initiated ones.
+    pub initiation_ratio: Option<f64>,
+    /// Median seconds to a service user's reply.
+    pub user_reply_median_seconds: Option<i64>,
+    /// Median seconds to a provider's reply.
+    pub provider_reply_median_seconds: Option<i64>,
+    /// Service users' replies due under an agreement that fell due this week.
+    pub user_replies_due: i64,
+    /// Of those, answered in the agreed time.
+    pub user_replies_on_time: i64,
+    /// Providers' replies that fell due this week.
+    pub provider_replies_due: i64,
+    /// Of those, answered in the agreed time.
+    pub provider_replies_on_time: i64,
+}
+
+/// How much one module was used in one week.
+#[derive(SimpleObject, Clone)]
+pub struct ModuleWeek {
+    /// Monday of the week (UTC).
+    pub week: NaiveDate,
+    /// The part of the portal: control_panel, medications, network,
+    /// crisis_plan, exercises, care, messages, agreements, access_log, studies.
+    pub module: String,
+    /// Participants who used it.
+    pub participants: i64,
+    /// Visits that used it.
+    pub visits: i64,
+    /// Reads.
+    pub views: i64,
+    /// Changes.
+    pub writes: i64,
+}
+
+/// Retention in one month since enrolment.
+#[derive(SimpleObject, Clone)]
+pub struct RetentionMonth {
+    /// Month since enrolment (30-day months, from 1).
+    pub month: i64,
+    /// Service users enrolled at least this many months.
+    pub eligible: i64,
+    /// Of those, with a visit in the month.
+    pub active: i64,
+    /// active / eligible.
+    pub share: f64,
+}
+
+/// How many providers fall in one engagement band.
+#[derive(SimpleObject, Clone)]
+pub struct EngagementBand {
+    /// never, less_than_monthly, monthly, weekly or daily.
+    pub band: String,
+    /// Providers in it.
+    pub providers: i64,
+}
+
+/// A study's measures in aggregate: no person-level rows, no pseudonyms.
+#[derive(SimpleObject, Clone)]
+pub struct StudyMeasures {
+    /// The study.
+    pub study_id: Uuid,
+    /// The time the measures are for (now).
+    pub as_of: chrono::DateTime<chrono::Utc>,
+    /// Events the measures were computed from.
+    pub events: i64,
+    /// Participants included (enrolled at some point and not withdrawn).
+    pub participants: i64,
+    /// Week by week.
+    pub weeks: Vec<StudyWeek>,
+    /// Module popularity, week by week.
+    pub modules: Vec<ModuleWeek>,
+    /// Service users' retention by month since enrolment.
+    pub retention: Vec<RetentionMonth>,
+    /// Providers per engagement band, from never to daily.
+    pub provider_engagement: Vec<EngagementBand>,
+}
+
+fn cell_int(table: &Table, row: &[Cell], name: &str) -> Option<i64> {
+    match table.column(name).map(|i| &row[i]) {
+        Some(Cell::Int(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn cell_float(table: &Table, row: &[Cell], name: &str) -> Option<f64> {
+    match table.column(name).map(|i| &row[i]) {
+        Some(Cell::Float(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn cell_text(table: &Table, row: &[Cell], name: &str) -> String {
+    match table.column(name).map(|i| &row[i]) {
+        Some(Cell::Text(v)) => v.clone(),
+        _ => String::new(),
+    }
+}
+
+fn cell_day(table: &Table, row: &[Cell], name: &str) -> NaiveDate {
+    cell_text(table, row, name).parse().unwrap_or_default()
+}
+
+/// The aggregates of the tables.
+fn aggregates(study_id: Uuid, tables: &[Table], events: u64) -> StudyMeasures {
+    let named = |name: &str| tables.iter().find(|t| t.name == name);
+    let int = |t: &Table, r: &[Cell], n: &str| cell_int(t, r, n).unwrap_or(0);
+    let mut measures = StudyMeasures {
+        study_id,
+        as_of: now(),
+        events: events as i64,
+        participants: named("participants").map_or(0, |t| t.rows.len() as i64),
+        weeks: Vec::new(),
+        modules: Vec::new(),
+        retention: Vec::new(),
+        provider_engagement: Vec::new(),
+    };
+    if let Some(t) = named("study_weeks") {
+        measures.weeks = t
+            .rows
+            .iter()
+            .map(|r| StudyWeek {
+                week: cell_day(t, r, "week"),
+                enrolled_users: int(t, r, "enrolled_users"),
+                enrolled_providers: int(t, r, "enrolled_providers"),
+                active_users: int(t, r, "active_users"),
+                active_providers: int(t, r, "active_providers"),
+                visits: int(t, r, "visits"),
+                requests: int(t, r, "requests"),
+                exchanges_by_users: int(t, r, "exchanges_by_users"),
+                exchanges_by_providers: int(t, r, "exchanges_by_providers"),
+                initiation_ratio: cell_float(t, r, "initiation_ratio"),
+                user_reply_median_seconds: cell_int(t, r, "user_reply_median_s"),
+                provider_reply_median_seconds: cell_int(t, r, "provider_reply_median_s"),
+                user_replies_due: int(t, r, "user_replies_due"),
+                user_replies_on_time: int(t, r, "user_replies_on_time"),
+                provider_replies_due: int(t, r, "provider_replies_due"),
+                provider_replies_on_time: int(t, r, "provider_replies_on_time"),
+            })
+            .collect();
+    }
+    if let Some(t) = named("module_weeks") {
+        measures.modules = t
+            .rows
+            .iter()
+            .map(|r| ModuleWeek {
+                week: cell_day(t, r, "week"),
+                module: cell_text(t, r, "module"),
+                participants: int(t, r, "participants"),
+                visits: int(t, r, "visits"),
+                views: int(t, r, "views"),
+                writes: int(t, r, "writes"),
+            })
+            .collect();
+    }
+    if let Some(t) = named("retention") {
+        measures.retention = t
+            .rows
+            .iter()
+            .map(|r| RetentionMonth {
+                month: int(t, r, "month"),
+                eligible: int(t, r, "eligible"),
+                active: int(t, r, "active"),
+                share: cell_float(t, r, "share").unwrap_or(0.0),
+            })
+            .collect();
+    }
+    if let Some(t) = named("provider_engagement") {
+        let mut bands: Vec<(String, i64)> =
+            ["never", "less_than_monthly", "monthly", "weekly", "daily"]
+                .iter()
+                .map(|b| (b.to_string(), 0))
+                .collect();
+        for r in &t.rows {
+            let band = cell_text(t, r, "category");
+            if let Some(entry) = bands.iter_mut().find(|(b, _)| *b == band) {
+                entry.1 += 1;
+            }
+        }
+        measures.provider_engagement = bands
+            .into_iter()
+            .map(|(band, providers)| EngagementBand { band, providers })
+            .collect();
+    }
+    measures
+}
+
+/// Reads of research measures.
+#[derive(Default)]
+pub struct MeasuresQuery;
+
+#[Object]
+impl MeasuresQuery {
+    /// A study's measures in aggregate, for its researchers only (anyone
+    /// else: FORBIDDEN, or NOT_FOUND for a researcher of other studies):
+    /// weekly active participants, visits, initiation ratio and reply times,
+    /// agreement adherence, module popularity, retention and provider
+    /// engagement. Computed from the events now, leaving out everyone who
+    /// has withdrawn. Person-level data leaves only through
+    /// `portal research export`, pseudonymised.
+    async fn study_measures(
+        &self,
+        ctx: &Context<'_>,
+        study_id: Uuid,
+    ) -> async_graphql::Result<StudyMeasures> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        if caller.role != Role::Researcher {
+            return Err(
+                ApiError::Forbidden("measures are for the study's researchers".into()).into(),
+            );
+        }
+        let study = study_of(svc, &caller, study_id).await?;
+        if !study.researchers.contains(&caller.subject) {
+            return Err(ApiError::NotFound("no such study".into()).into());
+        }
+        let events = svc.enrolment_events().await?;
+        let withdrawn: HashSet<Uuid> = enrolments(&events)
+            .into_iter()
+            .filter(|((s, _), es)| {
+                *s == study_id
+                    && spans(es.iter().copied())
+                        .last()
+                        .is_some_and(|s| s.1.is_some())
+            })
+            .map(|((_, p), _)| p)
+            .collect();
+        let (tables, events) = svc.measures.tables(svc, study_id, &withdrawn).await?;
+        Ok(aggregates(study_id, &tables, events))
     }
 }

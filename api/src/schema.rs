@@ -23,7 +23,7 @@ use crate::auth::{AuthError, Caller, Role};
 use crate::care::{CareMutation, CareQuery};
 use crate::error::ApiError;
 use crate::messaging::{MessagingMutation, MessagingQuery};
-use crate::research::{ResearchMutation, ResearchQuery};
+use crate::research::{MeasuresQuery, ResearchMutation, ResearchQuery};
 use crate::service::{CommandOutcome, Service};
 use crate::subscription::LiveSubscription;
 use crate::toolbox::{self, RecentChange, SectionSummary, ToolboxMutation, ToolboxQuery};
@@ -382,6 +382,7 @@ pub struct Query(
     AgreementQuery,
     MessagingQuery,
     ResearchQuery,
+    MeasuresQuery,
 );
 
 /// Every change: the portal core, the toolbox, working together.

@@ -176,6 +176,8 @@ pub struct Service {
     pub live: crate::live::Live,
     /// Usage records of enrolled participants, for research.
     pub usage: crate::usage::UsageRecorder,
+    /// Research measures, followed from the stream once asked for.
+    pub measures: crate::research::Measures,
     pub metrics: Metrics,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
@@ -345,6 +347,7 @@ impl Service {
             trail,
             live,
             usage,
+            measures: Default::default(),
             metrics: Metrics::default(),
             stores,
             organisations: Default::default(),

@@ -482,12 +482,13 @@ impl Fold {
                 })
             })
             .collect();
-        let weekly = self.weekly(study, as_of, &people);
+        let (relationship_weeks, pair_weeks) = self.relationships_table(as_of, &people);
+        let weekly = self.weekly(study, as_of, &people, &pair_weeks);
         vec![
             participants_table(&people),
             weekly.participant_weeks,
             weekly.participant_module_weeks,
-            self.relationships_table(as_of, &people),
+            relationship_weeks,
             weekly.study_weeks,
             weekly.module_weeks,
             retention_table(as_of, &people),
@@ -527,7 +528,13 @@ impl Fold {
 
     /// The week-by-week tables: per participant, per participant and
     /// module, per study week, per module week.
-    fn weekly(&self, study: Uuid, as_of: DateTime<Utc>, people: &[Participant]) -> Weekly {
+    fn weekly(
+        &self,
+        study: Uuid,
+        as_of: DateTime<Utc>,
+        people: &[Participant],
+        pair_weeks: &BTreeMap<NaiveDate, PairWeek>,
+    ) -> Weekly {
         let as_of_week = week_of(as_of);
         let mut participant_weeks = Vec::new();
         let mut module_rows = Vec::new();
@@ -599,7 +606,7 @@ impl Fold {
                 }
             }
         }
-        use ColumnType::{Int, Text};
+        use ColumnType::{Float, Int, Text};
         Weekly {
             participant_weeks: Table {
                 name: "participant_weeks",
@@ -663,12 +670,45 @@ impl Fold {
                     col("active_providers", Int, "providers with at least one visit"),
                     col("visits", Int, "visits"),
                     col("requests", Int, "requests"),
+                    col("exchanges_by_users", Int, "exchanges service users initiated"),
+                    col("exchanges_by_providers", Int, "exchanges providers initiated"),
+                    opt(
+                        "initiation_ratio",
+                        Float,
+                        "exchanges by providers per exchange by users (null without user-initiated ones)",
+                    ),
+                    col("user_replies", Int, "replies by service users"),
+                    opt("user_reply_median_s", Int, "median seconds to a service user's reply"),
+                    col("provider_replies", Int, "replies by providers"),
+                    opt("provider_reply_median_s", Int, "median seconds to a provider's reply"),
+                    col("user_replies_due", Int, "service users' replies that fell due"),
+                    col("user_replies_on_time", Int, "of those, answered in the agreed time"),
+                    col("provider_replies_due", Int, "providers' replies that fell due"),
+                    col("provider_replies_on_time", Int, "of those, answered in the agreed time"),
                 ],
                 rows: study_weeks
                     .iter()
                     .map(|(w, n)| {
                         let mut row = vec![day(*w)];
                         row.extend(n.iter().map(|v| Cell::Int(*v)));
+                        let empty = PairWeek::default();
+                        let pairs = pair_weeks.get(w).unwrap_or(&empty);
+                        row.push(Cell::Int(pairs.exchanges[0]));
+                        row.push(Cell::Int(pairs.exchanges[1]));
+                        row.push(if pairs.exchanges[0] > 0 {
+                            Cell::Float(pairs.exchanges[1] as f64 / pairs.exchanges[0] as f64)
+                        } else {
+                            Cell::Null
+                        });
+                        for side in [0, 1] {
+                            let l = &pairs.latencies[side];
+                            row.push(Cell::Int(l.len() as i64));
+                            row.push(nearest_rank(l, 0.5).map_or(Cell::Null, Cell::Int));
+                        }
+                        for side in [0, 1] {
+                            row.push(Cell::Int(pairs.due[side]));
+                            row.push(Cell::Int(pairs.on_time[side]));
+                        }
                         row
                     })
                     .collect(),
@@ -703,7 +743,13 @@ impl Fold {
 
     /// Per care relationship (both enrolled) and week: who initiated
     /// exchanges, reply latencies each way, replies due and on time.
-    fn relationships_table(&self, as_of: DateTime<Utc>, people: &[Participant]) -> Table {
+    /// With it, every relationship's week merged into one per week.
+    fn relationships_table(
+        &self,
+        as_of: DateTime<Utc>,
+        people: &[Participant],
+    ) -> (Table, BTreeMap<NaiveDate, PairWeek>) {
+        let mut merged: BTreeMap<NaiveDate, PairWeek> = BTreeMap::new();
         let spans_of: HashMap<Uuid, &[Span]> =
             people.iter().map(|p| (p.id, p.spans.as_slice())).collect();
         let as_of_week = week_of(as_of);
@@ -766,6 +812,13 @@ impl Fold {
                 if w > as_of_week {
                     continue;
                 }
+                let all = merged.entry(w).or_default();
+                for side in [0, 1] {
+                    all.exchanges[side] += week.exchanges[side];
+                    all.latencies[side].extend_from_slice(&week.latencies[side]);
+                    all.due[side] += week.due[side];
+                    all.on_time[side] += week.on_time[side];
+                }
                 let week_end = (w + Duration::days(7))
                     .and_time(chrono::NaiveTime::MIN)
                     .and_utc()
@@ -796,7 +849,7 @@ impl Fold {
             }
         }
         use ColumnType::{Int, Text};
-        Table {
+        let table = Table {
             name: "relationship_weeks",
             description:
                 "Per care relationship (both enrolled) and week with messages or replies due.",
@@ -855,7 +908,13 @@ impl Fold {
                 ),
             ],
             rows,
+        };
+        for week in merged.values_mut() {
+            for side in [0, 1] {
+                week.latencies[side].sort_unstable();
+            }
         }
+        (table, merged)
     }
 
     /// When the reply to a run that began with `first` was due, and whether
@@ -1086,6 +1145,13 @@ pub fn engagement_band(active: i64, enrolled: i64) -> &'static str {
         "monthly"
     } else {
         "less_than_monthly"
+    }
+}
+
+impl Table {
+    /// The place of a column.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
     }
 }
 

@@ -288,6 +288,14 @@ fn replies_initiation_latency_and_agreement_adherence() {
         "{:?}",
         pairs.rows[0]
     );
+    let study = table(&tables, "study_weeks");
+    let ratio = study.column("initiation_ratio").expect("column");
+    assert_eq!(ints(&study.rows[0][ratio - 2..ratio]), vec![1, 2]);
+    assert_eq!(study.rows[0][ratio], Cell::Float(2.0));
+    assert_eq!(
+        ints(&study.rows[0][ratio + 1..]),
+        vec![2, 3600, 2, 10_800, 3, 1, 2, 0]
+    );
     let weeks = table(&tables, "participant_weeks");
     let user = weeks
         .rows

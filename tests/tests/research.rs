@@ -20,6 +20,10 @@ const REGISTER: &str = "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: N
 const STUDIES: &str =
     "{ studies { studyId title protocolId startsOn endsOn researchers enrolledNow meEnrolled } }";
 const ENROL: &str = "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }";
+const MEASURES: &str = "query($s: UUID!) { studyMeasures(studyId: $s) { participants events \
+    weeks { week activeUsers activeProviders visits exchangesByUsers exchangesByProviders initiationRatio \
+    userReplyMedianSeconds providerReplyMedianSeconds } modules { week module participants visits } \
+    retention { month share } providerEngagement { band providers } } }";
 const WITHDRAW: &str = "mutation($s: UUID!) { withdrawFromStudy(studyId: $s) { version } }";
 
 fn study(title: &str, researchers: &[Uuid]) -> Value {
@@ -471,7 +475,55 @@ async fn measures_and_withdrawal(store: Store) {
     assert_eq!(pairs[0][5], "1", "one reply by the user");
     assert_eq!(pairs[0][6], pairs[0][7], "median and p90 of one sample");
 
+    // The same measures in aggregate over GraphQL, for the study's researchers only.
+    let researcher = server.client(Some(token(rid, Role::Researcher, "clinic")));
+    let stranger = server.client(Some(token(Uuid::new_v4(), Role::Researcher, "clinic")));
+    let measures = json!({ "s": s });
+    assert_eq!(
+        stranger.error_code(MEASURES, measures.clone()).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        user.client.error_code(MEASURES, measures.clone()).await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        admin.error_code(MEASURES, measures.clone()).await,
+        "FORBIDDEN"
+    );
+    let m = researcher.data(MEASURES, measures.clone()).await["studyMeasures"].clone();
+    assert_eq!(m["participants"], 2, "{m}");
+    let week = m["weeks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(week["activeUsers"], 1, "{week}");
+    assert_eq!(week["activeProviders"], 1);
+    assert_eq!(week["exchangesByProviders"], 1);
+    assert_eq!(week["exchangesByUsers"], 0);
+    assert!(
+        week["initiationRatio"].is_null(),
+        "no user-initiated exchange to divide by"
+    );
+    assert!(week["userReplyMedianSeconds"].as_i64().unwrap() >= 0);
+    assert!(m["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["module"] == "messages"));
+    let bands: Vec<&str> = m["providerEngagement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["band"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bands,
+        ["never", "less_than_monthly", "monthly", "weekly", "daily"]
+    );
+    let text = m.to_string();
+    assert!(!text.contains(&user.id.to_string()) && !text.contains(&user_row[0]));
+
     user.client.data(WITHDRAW, json!({ "s": s })).await;
+    let m = researcher.data(MEASURES, measures).await["studyMeasures"].clone();
+    assert_eq!(m["participants"], 1, "a withdrawal applies at once: {m}");
     let after = export(&db, &s, &as_of, "csv", "after").await;
     let m = manifest(&after);
     assert_eq!(m["participants"], 1, "{m}");
