@@ -166,6 +166,22 @@ enum BenchCommand {
 
 #[derive(Subcommand)]
 enum ResearchCommand {
+    /// Draw a study's weekly engagement per module, its retention curve and
+    /// its initiation ratio over time, as SVG and PNG. Only reads.
+    Plot {
+        /// The study's id.
+        #[arg(long)]
+        study: Uuid,
+        /// The time the data is as of (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Folder for the figures (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Write every measure of a study, computed from the events as they stood
     /// at `--as-of`, with pseudonyms, and a manifest. Only reads: point
     /// PORTAL_DATABASE_URL at a read-only replica or a copy.
@@ -425,6 +441,25 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 "{} operations in {:.1} s; refused: {:?}",
                 summary.operations, summary.seconds, summary.refused
             );
+        }
+        Command::Research {
+            command:
+                ResearchCommand::Plot {
+                    study,
+                    as_of,
+                    out,
+                    quiet,
+                },
+        } => {
+            let request = crate::plot::PlotRequest {
+                study,
+                as_of: as_of.unwrap_or_else(crate::schema::now),
+                out,
+                progress: !quiet,
+            };
+            for path in crate::plot::plot(&settings, &request).await? {
+                println!("{}", path.display());
+            }
         }
         Command::Schema => print!("{}", crate::schema::sdl()),
         Command::Bench { command } => match command {

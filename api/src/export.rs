@@ -162,106 +162,14 @@ pub async fn export(
     request: &ExportRequest,
 ) -> Result<ExportSummary, ApiError> {
     let started = Instant::now();
-    let backend = Backend::from_url(&settings.database_url)?;
-    let (key, made) = settings.resolve_research_key().map_err(internal)?;
-    if made {
-        eprintln!(
-            "note: made a new research key in {}; keep it to get the same pseudonyms again",
-            settings.data_dir.join("research.key").display()
-        );
-    }
-    sqlx::any::install_default_drivers();
-    let mut conn = AnyConnection::connect(&settings.database_url)
-        .await
-        .map_err(internal)?;
-    conn.execute(match backend {
-        Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        Backend::Sqlite => "BEGIN",
-    })
-    .await
-    .map_err(internal)?;
-    let payload = match backend {
-        Backend::Postgres => "payload::text",
-        Backend::Sqlite => "payload",
-    };
-
-    // The study, and who has withdrawn from it by now.
-    let study: StudyInfo = {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT {payload} FROM events WHERE aggregate_type = 'Study' AND aggregate_id = $1"
-        ))
-        .bind(request.study.to_string())
-        .fetch_all(&mut conn)
-        .await
-        .map_err(internal)?;
-        let mut found = None;
-        for row in rows {
-            let StudyEvent::StudyRegistered { info, .. } =
-                serde_json::from_str(&row).map_err(internal)?;
-            found = Some(info);
-        }
-        found.ok_or_else(|| ApiError::NotFound(format!("no study {}", request.study)))?
-    };
-    let mut latest: std::collections::HashMap<Uuid, bool> = Default::default();
-    let rows: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT {payload} FROM events WHERE aggregate_type = 'Enrolment' ORDER BY position"
-    ))
-    .fetch_all(&mut conn)
-    .await
-    .map_err(internal)?;
-    for row in rows {
-        let event: EnrolmentEvent = serde_json::from_str(&row).map_err(internal)?;
-        let (study_id, participant) = event.parties();
-        if study_id == study.study_id {
-            latest.insert(
-                participant,
-                matches!(event, EnrolmentEvent::Enrolled { .. }),
-            );
-        }
-    }
-    let withdrawn: HashSet<Uuid> = latest
-        .iter()
-        .filter(|(_, enrolled)| !**enrolled)
-        .map(|(p, _)| *p)
-        .collect();
-
-    // Every event the measures need; the fold leaves out those that
-    // happened after the as-of time (by the time each event carries).
-    let max_position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(internal)?;
-    let sql = format!(
-        "SELECT position, aggregate_type, aggregate_id, event_type, {payload} AS payload FROM events \
-         WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') \
-         ORDER BY position"
-    );
-    let mut fold = Fold::until(request.as_of);
-    let mut read = 0u64;
-    let mut bar = Progress::new(request.progress, max_position);
-    {
-        let mut rows = sqlx::query(&sql).fetch(&mut conn);
-        while let Some(row) = rows.try_next().await.map_err(internal)? {
-            let position: i64 = row.try_get(0).map_err(internal)?;
-            let aggregate_type: &str = row.try_get(1).map_err(internal)?;
-            let aggregate_id: &str = row.try_get(2).map_err(internal)?;
-            let event_type: &str = row.try_get(3).map_err(internal)?;
-            let payload: &str = row.try_get(4).map_err(internal)?;
-            fold.apply(position, aggregate_type, aggregate_id, event_type, payload)
-                .map_err(internal)?;
-            read += 1;
-            bar.tick(position, read);
-        }
-    }
-    conn.execute("COMMIT").await.map_err(internal)?;
-    bar.finish(read);
-
-    let gap = Duration::minutes(settings.visit_gap_minutes as i64);
-    let mut tables = fold.tables(study.study_id, request.as_of, gap, &withdrawn);
-    let pseudonyms = Pseudonyms::new(&key, study.study_id);
-    for table in &mut tables {
-        pseudonymise(table, &pseudonyms);
-    }
+    let Computed {
+        study,
+        tables,
+        withdrawn,
+        fold,
+        read,
+        key_check,
+    } = compute(settings, request.study, request.as_of, request.progress).await?;
     let participants = tables.first().map_or(0, |t| t.rows.len());
 
     std::fs::create_dir_all(&request.out).map_err(internal)?;
@@ -309,7 +217,7 @@ pub async fn export(
         participants,
         withdrawn_excluded: withdrawn.len(),
         visit_gap_minutes: settings.visit_gap_minutes,
-        pseudonym_key_check: pseudonyms.check(),
+        pseudonym_key_check: key_check,
         tables: manifest_tables,
     };
     let mut text = serde_json::to_vec_pretty(&manifest).map_err(internal)?;
@@ -321,6 +229,138 @@ pub async fn export(
         position: fold.last_position,
         seconds: started.elapsed().as_secs_f64(),
         files,
+    })
+}
+
+/// What [`compute`] found.
+pub struct Computed {
+    pub study: StudyInfo,
+    /// Every table, pseudonymised.
+    pub tables: Vec<Table>,
+    /// Participants left out because they have withdrawn.
+    pub withdrawn: HashSet<Uuid>,
+    pub fold: Fold,
+    /// Events read.
+    pub read: u64,
+    /// See [`Pseudonyms::check`].
+    pub key_check: String,
+}
+
+/// Every table of `study_id` as of `as_of`, pseudonymised: one read-only
+/// transaction over the store, then the fold.
+pub async fn compute(
+    settings: &Settings,
+    study_id: Uuid,
+    as_of: DateTime<Utc>,
+    progress: bool,
+) -> Result<Computed, ApiError> {
+    let backend = Backend::from_url(&settings.database_url)?;
+    let (key, made) = settings.resolve_research_key().map_err(internal)?;
+    if made {
+        eprintln!(
+            "note: made a new research key in {}; keep it to get the same pseudonyms again",
+            settings.data_dir.join("research.key").display()
+        );
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&settings.database_url)
+        .await
+        .map_err(internal)?;
+    conn.execute(match backend {
+        Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Backend::Sqlite => "BEGIN",
+    })
+    .await
+    .map_err(internal)?;
+    let payload = match backend {
+        Backend::Postgres => "payload::text",
+        Backend::Sqlite => "payload",
+    };
+
+    // The study, and who has withdrawn from it by now.
+    let study: StudyInfo = {
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT {payload} FROM events WHERE aggregate_type = 'Study' AND aggregate_id = $1"
+        ))
+        .bind(study_id.to_string())
+        .fetch_all(&mut conn)
+        .await
+        .map_err(internal)?;
+        let mut found = None;
+        for row in rows {
+            let StudyEvent::StudyRegistered { info, .. } =
+                serde_json::from_str(&row).map_err(internal)?;
+            found = Some(info);
+        }
+        found.ok_or_else(|| ApiError::NotFound(format!("no study {}", study_id)))?
+    };
+    let mut latest: std::collections::HashMap<Uuid, bool> = Default::default();
+    let rows: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT {payload} FROM events WHERE aggregate_type = 'Enrolment' ORDER BY position"
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .map_err(internal)?;
+    for row in rows {
+        let event: EnrolmentEvent = serde_json::from_str(&row).map_err(internal)?;
+        let (study_id, participant) = event.parties();
+        if study_id == study.study_id {
+            latest.insert(
+                participant,
+                matches!(event, EnrolmentEvent::Enrolled { .. }),
+            );
+        }
+    }
+    let withdrawn: HashSet<Uuid> = latest
+        .iter()
+        .filter(|(_, enrolled)| !**enrolled)
+        .map(|(p, _)| *p)
+        .collect();
+
+    // Every event the measures need; the fold leaves out those that
+    // happened after the as-of time (by the time each event carries).
+    let max_position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(internal)?;
+    let sql = format!(
+        "SELECT position, aggregate_type, aggregate_id, event_type, {payload} AS payload FROM events \
+         WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') \
+         ORDER BY position"
+    );
+    let mut fold = Fold::until(as_of);
+    let mut read = 0u64;
+    let mut bar = Progress::new(progress, max_position);
+    {
+        let mut rows = sqlx::query(&sql).fetch(&mut conn);
+        while let Some(row) = rows.try_next().await.map_err(internal)? {
+            let position: i64 = row.try_get(0).map_err(internal)?;
+            let aggregate_type: &str = row.try_get(1).map_err(internal)?;
+            let aggregate_id: &str = row.try_get(2).map_err(internal)?;
+            let event_type: &str = row.try_get(3).map_err(internal)?;
+            let payload: &str = row.try_get(4).map_err(internal)?;
+            fold.apply(position, aggregate_type, aggregate_id, event_type, payload)
+                .map_err(internal)?;
+            read += 1;
+            bar.tick(position, read);
+        }
+    }
+    conn.execute("COMMIT").await.map_err(internal)?;
+    bar.finish(read);
+
+    let gap = Duration::minutes(settings.visit_gap_minutes as i64);
+    let mut tables = fold.tables(study.study_id, as_of, gap, &withdrawn);
+    let pseudonyms = Pseudonyms::new(&key, study.study_id);
+    for table in &mut tables {
+        pseudonymise(table, &pseudonyms);
+    }
+    Ok(Computed {
+        study,
+        tables,
+        withdrawn,
+        fold,
+        read,
+        key_check: pseudonyms.check(),
     })
 }
 

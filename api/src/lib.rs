@@ -15,6 +15,7 @@ pub mod http;
 pub mod live;
 pub mod messaging;
 pub mod metrics;
+pub mod plot;
 pub mod research;
 pub mod schema;
 pub mod service;

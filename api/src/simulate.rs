@@ -192,6 +192,19 @@ pub async fn run(
     let minutes = |m: f64| Duration::milliseconds((m * 60_000.0) as i64);
 
     at(&mut plan, t0, Who::Admin, Action::RegisterStudy);
+    // When each user joins, and the last day they use the portal: a
+    // quarter stop altogether at some point.
+    let mut habits_rng = Rng(request.seed ^ 0x005E_ED0F_0A5E);
+    let joins: Vec<DateTime<Utc>> = (0..users.len())
+        .map(|_| t0 + Duration::days(4) + minutes(habits_rng.unit() * 60.0 * 24.0 * 14.0))
+        .collect();
+    let last_use: Vec<DateTime<Utc>> = joins
+        .iter()
+        .map(|joined| match habits_rng.chance(0.25) {
+            true => *joined + Duration::days(habits_rng.exp(75.0) as i64),
+            false => end,
+        })
+        .collect();
     // Providers: a fifth never log in after their profile; the rest look
     // in a few times a week and reply within hours to days.
     struct ProviderHabit {
@@ -202,7 +215,7 @@ pub async fn run(
     let habits: Vec<ProviderHabit> = (0..providers.len())
         .map(|_| ProviderHabit {
             never: rng.chance(0.2),
-            visits_per_week: 1.0 + rng.unit() * 4.0,
+            visits_per_week: (0.5 + rng.exp(3.0)).min(7.0),
             reply_hours: 4.0 + rng.exp(20.0),
         })
         .collect();
@@ -210,7 +223,13 @@ pub async fn run(
         let t = t0 + minutes(5.0 + rng.unit() * 60.0 * 24.0 * 3.0);
         at(&mut plan, t, Who::Provider(p), Action::Profile);
         if rng.chance(0.85) {
-            at(&mut plan, t + minutes(2.0), Who::Provider(p), Action::Enrol);
+            // Those who never log in enrol once their clients are set up.
+            let enrols = if habit.never {
+                t0 + Duration::days(20)
+            } else {
+                t + minutes(2.0)
+            };
+            at(&mut plan, enrols, Who::Provider(p), Action::Enrol);
         }
         if habit.never {
             continue;
@@ -235,7 +254,7 @@ pub async fn run(
                     );
                     // Providers start most exchanges early on, fewer later.
                     let progress = (when - t0).num_days() as f64 / days.max(1) as f64;
-                    if rng.chance(0.45 * (1.0 - progress).powi(2) + 0.03) {
+                    if rng.chance(0.85 * (1.0 - progress).powi(2) + 0.12) {
                         at(
                             &mut plan,
                             when + minutes(3.0),
@@ -245,6 +264,18 @@ pub async fn run(
                                 provider: p,
                             },
                         );
+                        // Most users answer, within a day or so, while they
+                        // still use the portal.
+                        let answer = when + minutes(60.0 * rng.exp(18.0) + 5.0);
+                        if rng.chance(0.6) && answer < end && answer <= last_use[u] {
+                            let who = Who::User(u);
+                            at(&mut plan, answer, who, Action::View("conversations"));
+                            let action = Action::Message {
+                                user: u,
+                                provider: p,
+                            };
+                            at(&mut plan, answer + minutes(1.0), who, action);
+                        }
                     }
                 }
             }
@@ -254,7 +285,7 @@ pub async fn run(
     // Service users: each is cared for by provider u % M (and maybe one more).
     for u in 0..users.len() {
         let p = u % providers.len().max(1);
-        let joined = t0 + Duration::days(4) + minutes(rng.unit() * 60.0 * 24.0 * 14.0);
+        let joined = joins[u];
         let who = Who::User(u);
         at(&mut plan, joined, who, Action::OpenPortal);
         let enrols = rng.chance(0.9);
@@ -321,13 +352,14 @@ pub async fn run(
         if rng.chance(0.5) {
             at(&mut plan, joined + minutes(7.0), who, Action::AddMedication);
         }
-        // Visits: a rate that decays; a minority writes many messages.
+        // Visits: a daily rate that decays at each user's own pace, until
+        // their last day; a minority writes many messages.
         let heavy = rng.chance(0.15);
-        let base = 0.8 + rng.exp(2.5);
-        let decay_days = 30.0 + rng.exp(90.0);
+        let base = 0.15 + rng.exp(0.35);
+        let decay_days = 20.0 + rng.exp(120.0);
         let provider_habit = &habits[p];
         let mut day = 0i64;
-        while joined + Duration::days(day) < end {
+        while joined + Duration::days(day) < end.min(last_use[u]) {
             let rate = base * (-(day as f64) / decay_days).exp();
             for _ in 0..rng.poisson(rate) {
                 let mut when =
@@ -357,7 +389,7 @@ pub async fn run(
                     at(&mut plan, when, who, action);
                 }
                 let progress = (when - t0).num_days() as f64 / days.max(1) as f64;
-                let writes = if heavy { 0.7 } else { 0.08 + 0.2 * progress };
+                let writes = if heavy { 0.35 } else { 0.02 + 0.12 * progress };
                 if rng.chance(writes) {
                     at(
                         &mut plan,

@@ -82,6 +82,15 @@ impl UsageRecorder {
         Ok(())
     }
 
+    /// True when `participant` is enrolled in some study (as far as this
+    /// instance knows).
+    pub fn is_enrolled(&self, participant: Uuid) -> bool {
+        self.enrolled
+            .read()
+            .map(|set| set.contains(&participant))
+            .unwrap_or(false)
+    }
+
     /// Records one use by `caller` if they are enrolled in any study.
     pub fn record(&self, caller: &Caller, request_id: &str, module: Module, write: bool) {
         let role = match caller.role {
@@ -89,12 +98,7 @@ impl UsageRecorder {
             Role::Provider => ParticipantRole::Provider,
             _ => return,
         };
-        let enrolled = self
-            .enrolled
-            .read()
-            .map(|set| set.contains(&caller.subject))
-            .unwrap_or(false);
-        if !enrolled {
+        if !self.is_enrolled(caller.subject) {
             return;
         }
         let record = Record {
@@ -319,6 +323,10 @@ type Operation = (Option<String>, bool, Vec<Module>);
 #[derive(Default)]
 struct PerRequest {
     operations: std::sync::Mutex<Vec<Operation>>,
+    /// Whether the caller was enrolled when the request began: a request
+    /// counts only if they were enrolled before and after it (so neither
+    /// the enrolment nor the withdrawal itself is recorded).
+    enrolled_before: std::sync::atomic::AtomicBool,
 }
 
 fn top_level(document: &ExecutableDocument) -> Vec<Operation> {
@@ -360,6 +368,17 @@ impl Extension for PerRequest {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
+        if let (Some(request), Some(service)) = (
+            ctx.data_opt::<RequestContext>(),
+            ctx.data_opt::<Arc<crate::service::Service>>(),
+        ) {
+            if let Ok(caller) = &request.caller {
+                self.enrolled_before.store(
+                    service.usage.is_enrolled(caller.subject),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            }
+        }
         if let Ok(mut operations) = self.operations.lock() {
             *operations = top_level(&document);
         }
@@ -373,7 +392,11 @@ impl Extension for PerRequest {
         next: NextExecute<'_>,
     ) -> Response {
         let response = next.run(ctx, operation_name).await;
-        if !response.errors.is_empty() {
+        if !response.errors.is_empty()
+            || !self
+                .enrolled_before
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
             return response;
         }
         let (Some(request), Some(service)) = (
