@@ -102,6 +102,7 @@ pub async fn load(
     readers: usize,
     seconds: u64,
     kind: &str,
+    enrolled: bool,
 ) -> Result<(), BoxError> {
     if !WRITE_KINDS.contains(&kind) {
         return Err(format!("unknown write kind {kind}; one of {WRITE_KINDS:?}").into());
@@ -117,6 +118,31 @@ pub async fn load(
         let token = keys.mint(Uuid::new_v4(), Role::ServiceUser, "bench", 3600)?;
         post(&http, &url, &token, "mutation { openPortal { version } }").await?;
         tokens.push(token);
+    }
+    if enrolled {
+        // Every user takes part in a study, so every request is also a usage record.
+        let admin = keys.mint(Uuid::new_v4(), Role::Admin, "bench", 3600)?;
+        let study: serde_json::Value = http
+            .post(&url)
+            .bearer_auth(&admin)
+            .json(&json!({ "query": format!(
+                "mutation {{ registerStudy(title: \"Bench\", protocolId: \"B-1\", startsOn: \"2020-01-01\", endsOn: \"2029-12-31\", researchers: [\"{}\"]) {{ createdId }} }}",
+                Uuid::new_v4()
+            ) }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = study["data"]["registerStudy"]["createdId"]
+            .as_str()
+            .ok_or("the study was not registered")?
+            .to_string();
+        for token in &tokens {
+            let query = format!("mutation {{ enrolInStudy(studyId: \"{id}\") {{ version }} }}");
+            if !post(&http, &url, token, &query).await? {
+                return Err("an enrolment was refused".into());
+            }
+        }
     }
     for token in &tokens[clients..] {
         for i in 0..5 {

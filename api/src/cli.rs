@@ -110,6 +110,29 @@ enum BenchCommand {
         /// What the writers do: mix, status, medication, network, crisis_plan or exercise.
         #[arg(long, default_value = "mix")]
         kind: String,
+        /// Enrol every user in a study first, so every request is also a usage record.
+        #[arg(long)]
+        enrolled: bool,
+    },
+    /// Make the research export benchmark's data set in PORTAL_DATABASE_URL:
+    /// a cohort through the real command path, then copies of it under new
+    /// ids. Prints one JSON line.
+    ResearchData {
+        /// Service users of the base cohort.
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// Providers of the base cohort.
+        #[arg(long, default_value_t = 10)]
+        providers: usize,
+        /// Months of use.
+        #[arg(long, default_value_t = 24)]
+        months: u32,
+        /// Seed of the simulation.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// How many copies of the cohort to add.
+        #[arg(long, default_value_t = 99)]
+        copies: usize,
     },
     /// Seed one large portal into the store a running server uses, then time
     /// reads as of earlier times.
@@ -189,9 +212,10 @@ enum ResearchCommand {
         /// The study's id.
         #[arg(long)]
         study: Uuid,
-        /// The time the data is as of (RFC 3339); default now.
+        /// The time the data is as of (RFC 3339), not in the future: the same
+        /// time gives the same files.
         #[arg(long)]
-        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        as_of: chrono::DateTime<chrono::Utc>,
         /// csv or parquet.
         #[arg(long, value_enum, default_value = "csv")]
         format: crate::export::Format,
@@ -386,7 +410,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         } => {
             let request = crate::export::ExportRequest {
                 study,
-                as_of: as_of.unwrap_or_else(crate::schema::now),
+                as_of,
                 format,
                 out,
                 progress: !quiet,
@@ -469,7 +493,8 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 readers,
                 seconds,
                 kind,
-            } => crate::bench::load(&settings, &url, clients, readers, seconds, &kind)
+                enrolled,
+            } => crate::bench::load(&settings, &url, clients, readers, seconds, &kind, enrolled)
                 .await
                 .map_err(|e| e.to_string())?,
             BenchCommand::Access {
@@ -492,6 +517,24 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 crate::bench::seed(&settings, events, portals, spacing)
                     .await
                     .map_err(|e| e.to_string())?;
+            }
+            BenchCommand::ResearchData {
+                users,
+                providers,
+                months,
+                seed,
+                copies,
+            } => {
+                let base = crate::simulate::SimulateRequest {
+                    users,
+                    providers,
+                    months,
+                    seed,
+                    organisation: "bench".into(),
+                    start: None,
+                };
+                let made = crate::bench_research::research_data(settings, base, copies).await?;
+                println!("{}", serde_json::to_string(&made)?);
             }
             BenchCommand::AsOf {
                 url,

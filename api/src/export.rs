@@ -25,7 +25,7 @@ use projections::research::{Cell, ColumnType, Fold, Table, PARTICIPANT_COLUMNS};
 use projections::Backend;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Connection, Executor, Row};
+use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -255,104 +255,104 @@ pub async fn compute(
     progress: bool,
 ) -> Result<Computed, ApiError> {
     let backend = Backend::from_url(&settings.database_url)?;
-    let (key, made) = settings.resolve_research_key().map_err(internal)?;
-    if made {
-        eprintln!(
-            "note: made a new research key in {}; keep it to get the same pseudonyms again",
+    if !settings.has_research_key() {
+        // A new key would silently give every participant new pseudonyms.
+        return Err(ApiError::BadInput(format!(
+            "no research key: set PORTAL_RESEARCH_KEY, or PORTAL_DATA_DIR to the service's data \
+             folder ({} does not exist); the service makes one when it first starts",
             settings.data_dir.join("research.key").display()
-        );
+        )));
     }
-    sqlx::any::install_default_drivers();
-    let mut conn = AnyConnection::connect(&settings.database_url)
-        .await
-        .map_err(internal)?;
-    conn.execute(match backend {
-        Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        Backend::Sqlite => "BEGIN",
-    })
-    .await
-    .map_err(internal)?;
-    let payload = match backend {
-        Backend::Postgres => "payload::text",
-        Backend::Sqlite => "payload",
-    };
-
-    // The study, and who has withdrawn from it by now.
-    let study: StudyInfo = {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT {payload} FROM events WHERE aggregate_type = 'Study' AND aggregate_id = $1"
-        ))
-        .bind(study_id.to_string())
-        .fetch_all(&mut conn)
-        .await
-        .map_err(internal)?;
-        let mut found = None;
-        for row in rows {
-            let StudyEvent::StudyRegistered { info, .. } =
-                serde_json::from_str(&row).map_err(internal)?;
-            found = Some(info);
-        }
-        found.ok_or_else(|| ApiError::NotFound(format!("no study {}", study_id)))?
-    };
-    let mut latest: std::collections::HashMap<Uuid, bool> = Default::default();
-    let rows: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT {payload} FROM events WHERE aggregate_type = 'Enrolment' ORDER BY position"
-    ))
-    .fetch_all(&mut conn)
-    .await
-    .map_err(internal)?;
-    for row in rows {
-        let event: EnrolmentEvent = serde_json::from_str(&row).map_err(internal)?;
-        let (study_id, participant) = event.parties();
-        if study_id == study.study_id {
-            latest.insert(
-                participant,
-                matches!(event, EnrolmentEvent::Enrolled { .. }),
-            );
-        }
+    let (key, _) = settings.resolve_research_key().map_err(internal)?;
+    if as_of > crate::schema::now() {
+        return Err(ApiError::BadInput(
+            "--as-of must not be in the future: the data of a time not yet lived would change"
+                .into(),
+        ));
     }
-    let withdrawn: HashSet<Uuid> = latest
-        .iter()
-        .filter(|(_, enrolled)| !**enrolled)
-        .map(|(p, _)| *p)
-        .collect();
-
-    // Every event the measures need; the fold leaves out those that
-    // happened after the as-of time (by the time each event carries).
-    let max_position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(internal)?;
-    let sql = format!(
-        "SELECT position, aggregate_type, aggregate_id, event_type, {payload} AS payload FROM events \
-         WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') \
-         ORDER BY position"
-    );
-    let mut fold = Fold::until(as_of);
-    let mut read = 0u64;
-    let mut bar = Progress::new(progress, max_position);
-    {
-        let mut rows = sqlx::query(&sql).fetch(&mut conn);
-        while let Some(row) = rows.try_next().await.map_err(internal)? {
-            let position: i64 = row.try_get(0).map_err(internal)?;
-            let aggregate_type: &str = row.try_get(1).map_err(internal)?;
-            let aggregate_id: &str = row.try_get(2).map_err(internal)?;
-            let event_type: &str = row.try_get(3).map_err(internal)?;
-            let payload: &str = row.try_get(4).map_err(internal)?;
-            fold.apply(position, aggregate_type, aggregate_id, event_type, payload)
+    // One connection of the store's own driver (no conversion through the
+    // Any driver: rows are borrowed straight from the wire), one read-only
+    // transaction for every query.
+    macro_rules! read {
+        ($conn:expr, $payload:literal, $begin:literal) => {{
+            let conn = $conn;
+            conn.execute($begin).await.map_err(internal)?;
+            let (study, withdrawn) = {
+                let study: Vec<String> = sqlx::query_scalar(concat!(
+                    "SELECT ", $payload, " FROM events WHERE aggregate_type = 'Study' AND aggregate_id = $1"
+                ))
+                .bind(study_id.to_string())
+                .fetch_all(&mut *conn)
+                .await
                 .map_err(internal)?;
-            read += 1;
-            bar.tick(position, read);
-        }
+                let enrolments: Vec<String> = sqlx::query_scalar(concat!(
+                    "SELECT ", $payload, " FROM events WHERE aggregate_type = 'Enrolment' ORDER BY position"
+                ))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(internal)?;
+                study_and_withdrawn(study_id, &study, &enrolments)?
+            };
+            let max_position: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(internal)?;
+            let mut fold = Fold::until(as_of);
+            let mut read = 0u64;
+            let mut bar = Progress::new(progress, max_position);
+            {
+                let mut rows = sqlx::query(concat!(
+                    "SELECT position, aggregate_type, aggregate_id, event_type, ", $payload,
+                    " AS payload FROM events \
+                     WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') \
+                     ORDER BY position"
+                ))
+                .fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await.map_err(internal)? {
+                    let position: i64 = row.try_get(0).map_err(internal)?;
+                    let aggregate_type: &str = row.try_get(1).map_err(internal)?;
+                    let aggregate_id: &str = row.try_get(2).map_err(internal)?;
+                    let event_type: &str = row.try_get(3).map_err(internal)?;
+                    let payload: &str = row.try_get(4).map_err(internal)?;
+                    fold.apply(position, aggregate_type, aggregate_id, event_type, payload)
+                        .map_err(internal)?;
+                    read += 1;
+                    bar.tick(position, read);
+                }
+            }
+            conn.execute("COMMIT").await.map_err(internal)?;
+            bar.finish(read);
+            (study, withdrawn, fold, read)
+        }};
     }
-    conn.execute("COMMIT").await.map_err(internal)?;
-    bar.finish(read);
+    let (study, withdrawn, fold, read) = match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&settings.database_url)
+                .await
+                .map_err(internal)?;
+            read!(
+                &mut conn,
+                "payload::text",
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            )
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&settings.database_url)
+                .await
+                .map_err(internal)?;
+            read!(&mut conn, "payload", "BEGIN")
+        }
+    };
 
     let gap = Duration::minutes(settings.visit_gap_minutes as i64);
-    let mut tables = fold.tables(study.study_id, as_of, gap, &withdrawn);
+    let mut tables = fold.tables(&study, as_of, gap, &withdrawn);
     let pseudonyms = Pseudonyms::new(&key, study.study_id);
     for table in &mut tables {
         pseudonymise(table, &pseudonyms);
+        // Rows in pseudonym order: the fold's order follows the real ids,
+        // which would let anyone who knows who is enrolled match them by rank.
+        table.rows.sort_by(|a, b| compare_rows(a, b));
     }
     Ok(Computed {
         study,
@@ -362,6 +362,62 @@ pub async fn compute(
         read,
         key_check: pseudonyms.check(),
     })
+}
+
+/// The study from its events, and the participants whose latest enrolment
+/// event for it is a withdrawal (from every enrolment event, in order).
+fn study_and_withdrawn(
+    study_id: Uuid,
+    study: &[String],
+    enrolments: &[String],
+) -> Result<(StudyInfo, HashSet<Uuid>), ApiError> {
+    let mut found = None;
+    for row in study {
+        let StudyEvent::StudyRegistered { info, .. } =
+            serde_json::from_str(row).map_err(internal)?;
+        found = Some(info);
+    }
+    let study = found.ok_or_else(|| ApiError::NotFound(format!("no study {study_id}")))?;
+    let mut latest: std::collections::HashMap<Uuid, bool> = Default::default();
+    for row in enrolments {
+        let event: EnrolmentEvent = serde_json::from_str(row).map_err(internal)?;
+        let (of, participant) = event.parties();
+        if of == study.study_id {
+            latest.insert(
+                participant,
+                matches!(event, EnrolmentEvent::Enrolled { .. }),
+            );
+        }
+    }
+    let withdrawn = latest
+        .into_iter()
+        .filter(|(_, enrolled)| !enrolled)
+        .map(|(p, _)| p)
+        .collect();
+    Ok((study, withdrawn))
+}
+
+/// Rows compared cell by cell (text, then numbers; null first).
+fn compare_rows(a: &[Cell], b: &[Cell]) -> std::cmp::Ordering {
+    fn rank(cell: &Cell) -> u8 {
+        match cell {
+            Cell::Null => 0,
+            Cell::Int(_) | Cell::Float(_) => 1,
+            Cell::Text(_) => 2,
+        }
+    }
+    for (x, y) in a.iter().zip(b) {
+        let order = match (x, y) {
+            (Cell::Text(x), Cell::Text(y)) => x.cmp(y),
+            (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
+            (Cell::Float(x), Cell::Float(y)) => x.total_cmp(y),
+            _ => rank(x).cmp(&rank(y)),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Replaces participant ids in the participant columns with pseudonyms.

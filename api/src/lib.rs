@@ -7,6 +7,7 @@ pub mod agreements;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod bench_research;
 pub mod care;
 pub mod cli;
 pub mod error;

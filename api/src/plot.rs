@@ -57,7 +57,10 @@ pub async fn plot(settings: &Settings, request: &PlotRequest) -> Result<Vec<Path
             .ok_or_else(|| ApiError::internal(format!("no {name} table")))
     };
     let figures: Vec<(&str, Figure)> = vec![
-        ("engagement", engagement(table("module_weeks")?)),
+        (
+            "engagement",
+            engagement(table("module_weeks")?, table("study_weeks")?),
+        ),
         ("retention", retention(table("retention")?)),
         ("initiation", initiation(table("study_weeks")?)),
     ];
@@ -72,6 +75,9 @@ pub async fn plot(settings: &Settings, request: &PlotRequest) -> Result<Vec<Path
     Ok(written)
 }
 
+/// Points of a line: (x position, y value if known).
+type Points = Vec<(usize, Option<f64>)>;
+
 /// One figure: lines over a shared x axis.
 struct Figure {
     title: &'static str,
@@ -79,8 +85,8 @@ struct Figure {
     y_label: &'static str,
     /// Labels of the x positions 0, 1, ...
     x_ticks: Vec<String>,
-    /// (name, points (x, y)); a missing y leaves a gap.
-    series: Vec<(String, Vec<(usize, f64)>)>,
+    /// (name, points (x, y)); a missing y leaves a gap in the line.
+    series: Vec<(String, Points)>,
     /// The y axis starts at 0 and ends at least here.
     y_min_top: f64,
     /// Draw y values as percentages.
@@ -114,14 +120,14 @@ fn week_label(week: &str) -> String {
         .unwrap_or_else(|_| week.to_string())
 }
 
-fn engagement(modules: &Table) -> Figure {
-    let mut weeks: Vec<String> = modules
+fn engagement(modules: &Table, study_weeks: &Table) -> Figure {
+    // Every week of the study, used or not: a quiet week is a zero, not a
+    // week left out.
+    let weeks: Vec<String> = study_weeks
         .rows
         .iter()
-        .filter_map(|r| text(modules, r, "week").map(str::to_string))
+        .filter_map(|r| text(study_weeks, r, "week").map(str::to_string))
         .collect();
-    weeks.sort();
-    weeks.dedup();
     let mut names: Vec<String> = modules
         .rows
         .iter()
@@ -145,7 +151,7 @@ fn engagement(modules: &Table) -> Figure {
                         })
                         .and_then(|r| int(modules, r, "visits"))
                         .unwrap_or(0);
-                    (i, visits as f64)
+                    (i, Some(visits as f64))
                 })
                 .collect();
             (module.replace('_', " "), points)
@@ -163,11 +169,11 @@ fn engagement(modules: &Table) -> Figure {
 }
 
 fn retention(months: &Table) -> Figure {
-    let points: Vec<(usize, f64)> = months
+    let points: Vec<(usize, Option<f64>)> = months
         .rows
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| float(months, r, "share").map(|s| (i, s * 100.0)))
+        .map(|(i, r)| (i, float(months, r, "share").map(|s| s * 100.0)))
         .collect();
     Figure {
         title: "Retention of service users",
@@ -191,11 +197,12 @@ fn retention(months: &Table) -> Figure {
 }
 
 fn initiation(weeks: &Table) -> Figure {
-    let points: Vec<(usize, f64)> = weeks
+    // A week without exchanges started by users has no ratio: a gap.
+    let points: Vec<(usize, Option<f64>)> = weeks
         .rows
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| float(weeks, r, "initiation_ratio").map(|v| (i, v)))
+        .map(|(i, r)| (i, float(weeks, r, "initiation_ratio")))
         .collect();
     Figure {
         title: "Who starts conversations: provider-to-user initiation ratio",
@@ -264,7 +271,7 @@ fn draw<DB: DrawingBackend>(
     let top_y = figure
         .series
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+        .flat_map(|(_, p)| p.iter().filter_map(|(_, y)| *y))
         .fold(figure.y_min_top, f64::max);
     let top_y = if figure.percent { 100.0 } else { top_y * 1.1 };
     let mut chart = ChartBuilder::on(&body)
@@ -302,14 +309,27 @@ fn draw<DB: DrawingBackend>(
         .draw()?;
     for (i, (name, points)) in figure.series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
-        let line: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x as f64, *y)).collect();
-        chart
-            .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))?
-            .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
-            });
-        chart.draw_series(line.iter().map(|p| Circle::new(*p, 3, colour.filled())))?;
+        // One line per run of known values; a missing value breaks the line.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (x, y) in points {
+            match y {
+                Some(y) => runs
+                    .last_mut()
+                    .map(|r| r.push((*x as f64, *y)))
+                    .unwrap_or(()),
+                None => runs.push(Vec::new()),
+            }
+        }
+        runs.retain(|r| !r.is_empty());
+        for (k, run) in runs.iter().enumerate() {
+            let drawn = chart.draw_series(LineSeries::new(run.clone(), colour.stroke_width(2)))?;
+            if k == 0 {
+                drawn.label(name.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                });
+            }
+            chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, colour.filled())))?;
+        }
     }
     if figure.series.len() > 1 || figure.series.iter().any(|(n, _)| !n.is_empty()) {
         chart

@@ -212,7 +212,11 @@ impl ResearchMutation {
                 command,
             )
             .await?;
-        svc.usage.refresh().await?;
+        // The command has committed; a failed refresh only delays recording
+        // (the writer refreshes every 2 s) and must not report a failure.
+        if let Err(error) = svc.usage.refresh().await {
+            tracing::warn!(?error, "usage: cannot read enrolments");
+        }
         Ok(outcome)
     }
 
@@ -246,7 +250,11 @@ impl ResearchMutation {
                 command,
             )
             .await?;
-        svc.usage.refresh().await?;
+        // The command has committed; a failed refresh only delays recording
+        // (the writer refreshes every 2 s) and must not report a failure.
+        if let Err(error) = svc.usage.refresh().await {
+            tracing::warn!(?error, "usage: cannot read enrolments");
+        }
         Ok(outcome)
     }
 }
@@ -263,18 +271,16 @@ pub struct Measures {
 const CATCH_UP_BATCH: i64 = 5_000;
 
 impl Measures {
-    /// Every table of `study` now, after catching up with the stream.
-    pub async fn tables(
-        &self,
-        svc: &Service,
-        study: Uuid,
-        withdrawn: &HashSet<Uuid>,
-    ) -> Result<(Vec<Table>, u64), ApiError> {
+    /// Every table of `study` now, after catching up with the stream,
+    /// leaving out everyone who has withdrawn (read after catching up, so a
+    /// withdrawal the fold has seen always applies).
+    pub async fn tables(&self, svc: &Service, study: &StudyInfo) -> Result<Vec<Table>, ApiError> {
         let mut state = self.state.lock().await;
         loop {
             let batch = stream::read_batch(&svc.db, state.1, CATCH_UP_BATCH).await?;
-            let Some(last) = batch.last() else { break };
-            state.1 = last.checkpoint;
+            if batch.is_empty() {
+                break;
+            }
             for e in &batch {
                 state
                     .0
@@ -286,10 +292,22 @@ impl Measures {
                         &e.payload,
                     )
                     .map_err(ApiError::internal)?;
+                state.1 = e.checkpoint;
             }
         }
+        let events = svc.enrolment_events().await?;
+        let withdrawn: HashSet<Uuid> = enrolments(&events)
+            .into_iter()
+            .filter(|((s, _), es)| {
+                *s == study.study_id
+                    && spans(es.iter().copied())
+                        .last()
+                        .is_some_and(|s| s.1.is_some())
+            })
+            .map(|((_, p), _)| p)
+            .collect();
         let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);
-        Ok((state.0.tables(study, now(), gap, withdrawn), state.0.events))
+        Ok(state.0.tables(study, now(), gap, &withdrawn))
     }
 }
 
@@ -377,8 +395,6 @@ pub struct StudyMeasures {
     pub study_id: Uuid,
     /// The time the measures are for (now).
     pub as_of: chrono::DateTime<chrono::Utc>,
-    /// Events the measures were computed from.
-    pub events: i64,
     /// Participants included (enrolled at some point and not withdrawn).
     pub participants: i64,
     /// Week by week.
@@ -417,13 +433,12 @@ fn cell_day(table: &Table, row: &[Cell], name: &str) -> NaiveDate {
 }
 
 /// The aggregates of the tables.
-fn aggregates(study_id: Uuid, tables: &[Table], events: u64) -> StudyMeasures {
+fn aggregates(study_id: Uuid, tables: &[Table]) -> StudyMeasures {
     let named = |name: &str| tables.iter().find(|t| t.name == name);
     let int = |t: &Table, r: &[Cell], n: &str| cell_int(t, r, n).unwrap_or(0);
     let mut measures = StudyMeasures {
         study_id,
         as_of: now(),
-        events: events as i64,
         participants: named("participants").map_or(0, |t| t.rows.len() as i64),
         weeks: Vec::new(),
         modules: Vec::new(),
@@ -528,18 +543,7 @@ impl MeasuresQuery {
         if !study.researchers.contains(&caller.subject) {
             return Err(ApiError::NotFound("no such study".into()).into());
         }
-        let events = svc.enrolment_events().await?;
-        let withdrawn: HashSet<Uuid> = enrolments(&events)
-            .into_iter()
-            .filter(|((s, _), es)| {
-                *s == study_id
-                    && spans(es.iter().copied())
-                        .last()
-                        .is_some_and(|s| s.1.is_some())
-            })
-            .map(|((_, p), _)| p)
-            .collect();
-        let (tables, events) = svc.measures.tables(svc, study_id, &withdrawn).await?;
-        Ok(aggregates(study_id, &tables, events))
+        let tables = svc.measures.tables(svc, &study).await?;
+        Ok(aggregates(study_id, &tables))
     }
 }

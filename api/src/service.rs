@@ -332,6 +332,10 @@ impl Service {
             ));
         }
         let trail = Trail::start(&trail_key, &settings.database_url)?;
+        // Made now if missing, so exports from this data folder find it.
+        settings
+            .resolve_research_key()
+            .map_err(ApiError::internal)?;
         let live = crate::live::Live::start(
             db.clone(),
             &settings.database_url,

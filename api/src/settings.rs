@@ -252,6 +252,11 @@ impl Settings {
         ))
     }
 
+    /// True when a research key is configured or kept in the data folder.
+    pub fn has_research_key(&self) -> bool {
+        self.research_key.is_some() || self.data_dir.join("research.key").exists()
+    }
+
     /// True when a trail key is configured or kept in the data folder; a new
     /// one would be made otherwise.
     pub fn has_trail_key(&self) -> bool {

@@ -135,35 +135,40 @@ impl UsageRecorder {
     }
 }
 
-/// Who is enrolled in what, followed from the enrolment events.
+/// Who is enrolled in what, from the enrolment events.
 #[derive(Default)]
 struct Enrolments {
-    last_position: i64,
     open: HashMap<(Uuid, Uuid), bool>,
 }
 
 impl Enrolments {
+    /// Reads every enrolment event again. They are few (two per person and
+    /// study at most, usually), and reading from a position could miss one
+    /// that committed after a later one on PostgreSQL.
     async fn catch_up(&mut self, db: &Db) -> Result<(), crate::error::ApiError> {
         let payload = match db.backend {
             Backend::Postgres => "payload::text",
             Backend::Sqlite => "payload",
         };
-        let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
-            "SELECT position, {payload} AS payload FROM events \
-             WHERE aggregate_type = $1 AND position > $2 ORDER BY position"
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT {payload} AS payload FROM events WHERE aggregate_type = $1 ORDER BY position"
         ))
         .bind(domain::study::ENROLMENT_TYPE)
-        .bind(self.last_position)
         .fetch_all(&db.pool)
         .await
         .map_err(crate::error::ApiError::internal)?;
-        for (position, payload) in rows {
+        let mut open = HashMap::new();
+        for payload in rows {
             let event: EnrolmentEvent =
                 serde_json::from_str(&payload).map_err(crate::error::ApiError::internal)?;
-            let open = matches!(event, EnrolmentEvent::Enrolled { .. });
-            self.open.insert(event.parties(), open);
-            self.last_position = self.last_position.max(position);
+            // Each pair's events are one stream, appended in order, so its
+            // last one by position is its latest.
+            open.insert(
+                event.parties(),
+                matches!(event, EnrolmentEvent::Enrolled { .. }),
+            );
         }
+        self.open = open;
         Ok(())
     }
 
@@ -206,10 +211,30 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecord
                     sequence += batch.len() as i64;
                     break;
                 }
-                Err(error) if attempt == 4 => {
-                    tracing::error!(%error, records = batch.len(), "usage records could not be written");
+                Err(error) => {
+                    // The insert may have committed although we heard an
+                    // error: ask the store where the stream stands.
+                    let stored: Option<i64> = sqlx::query_scalar(
+                        "SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+                    )
+                    .bind(USAGE_TYPE)
+                    .bind(&stream)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap_or(None);
+                    if let Some(stored) = stored {
+                        if stored >= sequence + batch.len() as i64 {
+                            sequence = stored;
+                            break;
+                        }
+                        sequence = sequence.max(stored);
+                    }
+                    if attempt == 4 {
+                        tracing::error!(%error, records = batch.len(), "usage records could not be written");
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
         recorder
@@ -342,7 +367,32 @@ fn top_level(document: &ExecutableDocument) -> Vec<Operation> {
             .node
             .items
             .iter()
-            .filter_map(|item| match &item.node {
+            .flat_map(|item| match &item.node {
+                Selection::Field(_) => vec![&item.node],
+                // Fields inside a top-level fragment are top-level fields too.
+                Selection::InlineFragment(fragment) => fragment
+                    .node
+                    .selection_set
+                    .node
+                    .items
+                    .iter()
+                    .map(|i| &i.node)
+                    .collect(),
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map(|f| {
+                        f.node
+                            .selection_set
+                            .node
+                            .items
+                            .iter()
+                            .map(|i| &i.node)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .filter_map(|selection| match selection {
                 Selection::Field(field) => module_of(field.node.name.node.as_str()),
                 _ => None,
             })

@@ -29,7 +29,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use domain::agreement::{ReplyTime, Terms};
 use domain::alignment::reply_due;
 use domain::care::{relationship_id, Side};
-use domain::study::{Module, ParticipantRole};
+use domain::study::{Module, ParticipantRole, StudyInfo};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -153,7 +153,7 @@ struct PairMessage {
 /// What the stream tells about one event, decoded from its payload's body
 /// (every field the measures need, nothing else).
 #[derive(Debug, Default, Deserialize)]
-struct Body {
+struct Body<'a> {
     at: Option<DateTime<Utc>>,
     // enrolments and usage
     study_id: Option<Uuid>,
@@ -162,16 +162,48 @@ struct Body {
     module: Option<Module>,
     write: Option<bool>,
     // conversations
-    conversation_id: Option<Uuid>,
     user_id: Option<Uuid>,
     providers: Option<Vec<Uuid>>,
     started_by: Option<Uuid>,
-    by: Option<serde_json::Value>,
+    /// A message's author (an id) or an agreement's side (a name).
+    #[serde(borrow)]
+    by: Option<std::borrow::Cow<'a, str>>,
     starts_exchange: Option<bool>,
     provider: Option<Uuid>,
     // agreements
     version: Option<i32>,
     terms: Option<Terms>,
+}
+
+/// The body of an externally tagged event (`{"Variant": {...}}`), read
+/// without building a map: the event type column already names the variant.
+struct Tagged<'a>(Body<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tagged<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Tagged<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object with one variant")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let Some(serde::de::IgnoredAny) = map.next_key()? else {
+                    return Err(serde::de::Error::custom("no variant"));
+                };
+                let body: Body<'a> = map.next_value()?;
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Tagged(body))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 /// The study-independent state of the measures.
@@ -255,11 +287,9 @@ impl Fold {
         let body: Body = if aggregate_type == "Usage" {
             serde_json::from_str(payload).map_err(|e| fail(e.to_string()))?
         } else {
-            let mut tagged: HashMap<String, Body> =
-                serde_json::from_str(payload).map_err(|e| fail(e.to_string()))?;
-            tagged
-                .remove(event_type)
-                .ok_or_else(|| fail("payload is not of its event type".into()))?
+            serde_json::from_str::<Tagged>(payload)
+                .map_err(|e| fail(e.to_string()))?
+                .0
         };
         let at = body.at.ok_or_else(|| fail("no time".into()))?;
         if self.until.is_some_and(|until| at > until) {
@@ -326,7 +356,6 @@ impl Fold {
                         else {
                             return Err(fail("incomplete start".into()));
                         };
-                        let _ = body.conversation_id;
                         self.count(started_by, at, |c| c.threads_initiated += 1);
                         self.threads.insert(thread_id, Thread { user, providers });
                     }
@@ -340,8 +369,7 @@ impl Fold {
                     _ => {
                         let author = body
                             .by
-                            .as_ref()
-                            .and_then(|v| v.as_str())
+                            .as_deref()
                             .and_then(|s| Uuid::parse_str(s).ok())
                             .ok_or_else(|| fail("no author".into()))?;
                         let Some(thread) = self.threads.get(&thread_id).cloned() else {
@@ -454,15 +482,22 @@ impl Fold {
             .map(|t| (version, t))
     }
 
-    /// Every table for `study` as of `as_of`, leaving out `excluded`
-    /// participants (those who have withdrawn since). `gap` is the visit gap.
+    /// Every table for `info`'s study as of `as_of`, leaving out `excluded`
+    /// participants (those who have withdrawn since), within the study's
+    /// period. `gap` is the visit gap.
     pub fn tables(
         &self,
-        study: Uuid,
+        info: &StudyInfo,
         as_of: DateTime<Utc>,
         gap: Duration,
         excluded: &HashSet<Uuid>,
     ) -> Vec<Table> {
+        let study = info.study_id;
+        // The study's period, from the first day's start to the last day's end (UTC).
+        let start = info.starts_on.and_time(chrono::NaiveTime::MIN).and_utc();
+        let end = (info.ends_on + Duration::days(1))
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
         let people: Vec<Participant> = self
             .participants(study)
             .into_iter()
@@ -471,8 +506,11 @@ impl Fold {
                 let spans: Vec<Span> = self.enrolments[&(study, id)]
                     .spans
                     .iter()
-                    .filter(|(from, _)| *from <= as_of)
-                    .map(|(from, until)| (*from, until.unwrap_or(as_of).min(as_of)))
+                    .filter_map(|(from, until)| {
+                        let from = (*from).max(start);
+                        let until = until.unwrap_or(as_of).min(as_of).min(end);
+                        (from <= until).then_some((from, until))
+                    })
                     .collect();
                 (!spans.is_empty()).then(|| Participant {
                     visits: self.visits(id, &spans, gap),
@@ -750,6 +788,13 @@ impl Fold {
         people: &[Participant],
     ) -> (Table, BTreeMap<NaiveDate, PairWeek>) {
         let mut merged: BTreeMap<NaiveDate, PairWeek> = BTreeMap::new();
+        // A service user's message in a thread with several providers belongs
+        // to each of those relationships; for the study it counts once (a
+        // reply with the longest of its latencies).
+        let mut unique_exchanges: BTreeSet<(NaiveDate, usize, Uuid, DateTime<Utc>)> =
+            BTreeSet::new();
+        let mut unique_replies: BTreeMap<(NaiveDate, usize, Uuid, DateTime<Utc>), i64> =
+            BTreeMap::new();
         let spans_of: HashMap<Uuid, &[Span]> =
             people.iter().map(|p| (p.id, p.spans.as_slice())).collect();
         let as_of_week = week_of(as_of);
@@ -774,6 +819,7 @@ impl Fold {
             for m in &messages {
                 if m.starts_exchange {
                     weeks.entry(week_of(m.at)).or_default().exchanges[index(m.side)] += 1;
+                    unique_exchanges.insert((week_of(m.at), index(m.side), m.thread, m.at));
                 }
                 by_thread.entry(m.thread).or_default().push(m);
             }
@@ -784,7 +830,12 @@ impl Fold {
                     match run {
                         Some(first) if first.side != m.side => {
                             let w = weeks.entry(week_of(m.at)).or_default();
-                            w.latencies[index(m.side)].push((m.at - first.at).num_seconds());
+                            let latency = (m.at - first.at).num_seconds();
+                            w.latencies[index(m.side)].push(latency);
+                            let once = unique_replies
+                                .entry((week_of(m.at), index(m.side), m.thread, m.at))
+                                .or_insert(latency);
+                            *once = (*once).max(latency);
                             if let Some((due, on_time)) =
                                 self.due(user, provider, first, Some(m.at))
                             {
@@ -814,8 +865,6 @@ impl Fold {
                 }
                 let all = merged.entry(w).or_default();
                 for side in [0, 1] {
-                    all.exchanges[side] += week.exchanges[side];
-                    all.latencies[side].extend_from_slice(&week.latencies[side]);
                     all.due[side] += week.due[side];
                     all.on_time[side] += week.on_time[side];
                 }
@@ -909,6 +958,16 @@ impl Fold {
             ],
             rows,
         };
+        for (week, side, _, _) in unique_exchanges {
+            if week <= as_of_week {
+                merged.entry(week).or_default().exchanges[side] += 1;
+            }
+        }
+        for ((week, side, _, _), latency) in unique_replies {
+            if week <= as_of_week {
+                merged.entry(week).or_default().latencies[side].push(latency);
+            }
+        }
         for week in merged.values_mut() {
             for side in [0, 1] {
                 week.latencies[side].sort_unstable();
@@ -1067,7 +1126,7 @@ fn retention_table(as_of: DateTime<Utc>, people: &[Participant]) -> Table {
             col(
                 "eligible",
                 Int,
-                "users enrolled at least n months by the as-of time",
+                "users whose first enrolment began at least n months before the as-of time",
             ),
             col("active", Int, "of those, with a visit in month n"),
             col("share", Float, "active / eligible"),

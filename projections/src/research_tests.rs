@@ -22,6 +22,18 @@ fn t(minutes: i64) -> DateTime<Utc> {
         + Duration::minutes(minutes)
 }
 
+fn info() -> StudyInfo {
+    StudyInfo {
+        study_id: STUDY,
+        organisation: "org".into(),
+        title: "t".into(),
+        protocol_id: "p".into(),
+        starts_on: NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"),
+        ends_on: NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
+        researchers: vec![Uuid::from_u128(9)],
+    }
+}
+
 #[derive(Default)]
 struct Stream {
     fold: Option<Fold>,
@@ -145,7 +157,7 @@ impl Stream {
     }
     fn tables(&mut self, as_of: DateTime<Utc>) -> Vec<Table> {
         self.fold()
-            .tables(STUDY, as_of, Duration::minutes(30), &HashSet::new())
+            .tables(&info(), as_of, Duration::minutes(30), &HashSet::new())
     }
 }
 
@@ -227,7 +239,7 @@ fn only_enrolled_time_counts_and_as_of_cuts_the_stream() {
     // Withdrawn since: left out entirely.
     let excluded = HashSet::from([USER]);
     let fold = s.fold();
-    let none = fold.tables(STUDY, t(60 * 24 * 10), Duration::minutes(30), &excluded);
+    let none = fold.tables(&info(), t(60 * 24 * 10), Duration::minutes(30), &excluded);
     assert!(none
         .iter()
         .all(|t| t.rows.is_empty() || t.name == "study_weeks"));
@@ -326,4 +338,41 @@ fn engagement_bands() {
     assert_eq!(engagement_band(1, 30), "monthly");
     assert_eq!(engagement_band(1, 7), "weekly");
     assert_eq!(engagement_band(5, 7), "daily");
+}
+
+#[test]
+fn only_the_study_period_counts() {
+    let mut s = Stream::default();
+    s.enrol(USER, ParticipantRole::ServiceUser, t(0));
+    s.used(
+        USER,
+        ParticipantRole::ServiceUser,
+        Module::ControlPanel,
+        false,
+        t(60),
+    ); // Monday 2 March
+    s.used(
+        USER,
+        ParticipantRole::ServiceUser,
+        Module::ControlPanel,
+        false,
+        t(60 * 24 + 60),
+    ); // Tuesday
+    let later = StudyInfo {
+        starts_on: NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+        ends_on: NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+        ..info()
+    };
+    let tables = s.fold().tables(
+        &later,
+        t(60 * 24 * 5),
+        Duration::minutes(30),
+        &HashSet::new(),
+    );
+    let participants = table(&tables, "participants");
+    assert_eq!(
+        ints(&participants.rows[0][3..5]),
+        vec![1, 1],
+        "one day, one visit"
+    );
 }

@@ -20,7 +20,7 @@ const REGISTER: &str = "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: N
 const STUDIES: &str =
     "{ studies { studyId title protocolId startsOn endsOn researchers enrolledNow meEnrolled } }";
 const ENROL: &str = "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }";
-const MEASURES: &str = "query($s: UUID!) { studyMeasures(studyId: $s) { participants events \
+const MEASURES: &str = "query($s: UUID!) { studyMeasures(studyId: $s) { participants \
     weeks { week activeUsers activeProviders visits exchangesByUsers exchangesByProviders initiationRatio \
     userReplyMedianSeconds providerReplyMedianSeconds } modules { week module participants visits } \
     retention { month share } providerEngagement { band providers } } }";
@@ -162,8 +162,12 @@ async fn studies_and_consent(store: Store) {
         .client
         .data("{ controlPanel { version } }", json!({}))
         .await;
+    // Fields inside a top-level fragment count like any other.
     user.client
-        .data("{ controlPanel { version } medications { id } }", json!({}))
+        .data(
+            "query { ...Panel medications { id } } fragment Panel on Query { controlPanel { version } }",
+            json!({}),
+        )
         .await;
     user.client
         .data(
@@ -307,6 +311,24 @@ async fn simulated_export(store: Store) {
         "every simulated operation went through: {out}"
     );
     let as_of = chrono::Utc::now().to_rfc3339();
+    let (ok, _, err) = portal_cli_status(
+        &db,
+        &[
+            "research",
+            "export",
+            "--study",
+            &study,
+            "--as-of",
+            "2999-01-01T00:00:00Z",
+            "--out",
+            "x",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("future"),
+        "a future as-of is refused: {err}"
+    );
     let a = export(&db, &study, &as_of, "csv", "a").await;
     let b = export(&db, &study, &as_of, "csv", "b").await;
     assert_eq!(
@@ -335,6 +357,10 @@ async fn simulated_export(store: Store) {
         );
         assert!(!has_uuid(&text), "{} holds an id", table["name"]);
     }
+    // Rows in pseudonym order, never in the order of the real ids.
+    let people = csv_rows(&a, "participants");
+    let names: Vec<&String> = people.iter().map(|r| &r[0]).collect();
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
     for table in [
         "participant_weeks",
         "participant_module_weeks",
