@@ -81,6 +81,9 @@ enum Command {
         /// First day (YYYY-MM-DD).
         #[arg(long)]
         start: Option<chrono::NaiveDate>,
+        /// Play groups of providers and their users at once (1: one order).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -133,6 +136,9 @@ enum BenchCommand {
         /// How many copies of the cohort to add.
         #[arg(long, default_value_t = 99)]
         copies: usize,
+        /// Workers playing the cohort.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
     },
     /// Seed one large portal into the store a running server uses, then time
     /// reads as of earlier times.
@@ -435,6 +441,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             seed,
             org,
             start,
+            workers,
         } => {
             if !(1..=100_000).contains(&users)
                 || providers > 100_000
@@ -452,6 +459,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 seed,
                 organisation: org,
                 start,
+                workers: workers.clamp(1, 64),
             };
             let result = crate::simulate::run(Arc::clone(&service), &request).await;
             let _ = stop.send(true);
@@ -524,6 +532,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 months,
                 seed,
                 copies,
+                workers,
             } => {
                 let base = crate::simulate::SimulateRequest {
                     users,
@@ -532,6 +541,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                     seed,
                     organisation: "bench".into(),
                     start: None,
+                    workers: workers.clamp(1, 64),
                 };
                 let made = crate::bench_research::research_data(settings, base, copies).await?;
                 println!("{}", serde_json::to_string(&made)?);

@@ -922,6 +922,13 @@ pub(crate) async fn run(
 /// show the same instant.
 pub(crate) fn now() -> DateTime<Utc> {
     use chrono::SubsecRound;
+    if let Ok(Some(at)) =
+        crate::simulate::CLOCK.try_with(|c| DateTime::from_timestamp_micros(c.get()))
+    {
+        if at.timestamp_micros() != 0 {
+            return at;
+        }
+    }
     let simulated = SIMULATED_MICROS.load(std::sync::atomic::Ordering::Relaxed);
     if simulated != 0 {
         if let Some(at) = DateTime::from_timestamp_micros(simulated) {

@@ -36,6 +36,9 @@ pub struct SimulateRequest {
     pub organisation: String,
     /// First day; default: `months` months before today, so it ends now.
     pub start: Option<NaiveDate>,
+    /// Workers playing disjoint groups of providers and their users at once
+    /// (1: everything in one order).
+    pub workers: usize,
 }
 
 /// What a simulation did.
@@ -355,7 +358,7 @@ pub async fn run(
         // Visits: a daily rate that decays at each user's own pace, until
         // their last day; a minority writes many messages.
         let heavy = rng.chance(0.15);
-        let base = 0.15 + rng.exp(0.35);
+        let base = 0.2 + rng.exp(0.5);
         let decay_days = 20.0 + rng.exp(120.0);
         let provider_habit = &habits[p];
         let mut day = 0i64;
@@ -368,21 +371,26 @@ pub async fn run(
                     continue;
                 }
                 at(&mut plan, when, who, Action::View("controlPanel"));
-                for _ in 0..1 + rng.below(4) {
+                for _ in 0..2 + rng.below(9) {
                     when += minutes(0.5 + rng.unit() * 3.0);
                     let roll = rng.unit();
-                    let action = if roll < 0.25 {
+                    // Mostly looking around, sometimes a change.
+                    let action = if roll < 0.10 {
                         Action::RateStatus
-                    } else if roll < 0.32 {
+                    } else if roll < 0.13 {
                         Action::SetGoal
-                    } else if roll < 0.40 {
+                    } else if roll < 0.17 {
                         Action::PlanActivity
-                    } else if roll < 0.50 {
+                    } else if roll < 0.22 {
                         Action::CompleteActivity
-                    } else if roll < 0.60 {
-                        Action::View("medications")
-                    } else if roll < 0.70 {
+                    } else if roll < 0.27 {
                         Action::Exercise
+                    } else if roll < 0.45 {
+                        Action::View("medications")
+                    } else if roll < 0.60 {
+                        Action::View("network")
+                    } else if roll < 0.75 {
+                        Action::View("controlPanel")
                     } else {
                         Action::View("conversations")
                     };
@@ -436,18 +444,127 @@ pub async fn run(
         researcher_id: researcher,
         ..Default::default()
     };
-    let mut state = State::default();
+    let people = People {
+        admin,
+        users,
+        providers,
+        researcher,
+        start,
+    };
+    // The admin's actions (the study) first; then each worker plays the
+    // providers p with p % workers == w and their users, in time order, at
+    // its own simulated clock. With one worker this is the whole plan in
+    // one order, drawing from the one generator.
+    let workers = request.workers.max(1);
+    let (first, rest): (Vec<_>, Vec<_>) = plan.into_iter().partition(|e| e.2 == Who::Admin);
+    let state = State::default();
+    let (state, rng) = play(&schema, &people, request, first, state, rng, &mut summary).await?;
+    let study = state.study;
+    if workers == 1 {
+        play(&schema, &people, request, rest, state, rng, &mut summary).await?;
+    } else {
+        let m = people.providers.len().max(1);
+        let mut parts: Vec<Vec<Planned>> = (0..workers).map(|_| Vec::new()).collect();
+        for planned in rest {
+            let w = match planned.2 {
+                Who::Provider(p) => p % workers,
+                Who::User(u) => (u % m) % workers,
+                Who::Admin => 0,
+            };
+            parts[w].push(planned);
+        }
+        let people = Arc::new(people);
+        let tasks: Vec<_> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(w, part)| {
+                let (schema, people, request) =
+                    (schema.clone(), Arc::clone(&people), request.clone());
+                let worker_rng = Rng(request.seed ^ (0x9E37_79B9 * (w as u64 + 1)));
+                tokio::spawn(CLOCK.scope(std::cell::Cell::new(0), async move {
+                    let mut summary = SimulateSummary::default();
+                    let state = State {
+                        study,
+                        ..State::default()
+                    };
+                    play(
+                        &schema,
+                        &people,
+                        &request,
+                        part,
+                        state,
+                        worker_rng,
+                        &mut summary,
+                    )
+                    .await
+                    .map(|_| summary)
+                }))
+            })
+            .collect();
+        for task in tasks {
+            let part = task.await.map_err(|e| e.to_string())??;
+            summary.operations += part.operations;
+            for (key, n) in part.refused {
+                *summary.refused.entry(key).or_default() += n;
+            }
+        }
+    }
+    service.usage.flush().await;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// One planned operation: when, its order among those at the same time, who, what.
+type Planned = (DateTime<Utc>, u64, Who, Action);
+
+/// Everyone in the simulation.
+struct People {
+    admin: Person,
+    users: Vec<Person>,
+    providers: Vec<Person>,
+    researcher: Uuid,
+    start: NaiveDate,
+}
+
+tokio::task_local! {
+    /// The simulated time of the worker this task plays (microseconds), read
+    /// by the service clock (`schema::now`) in place of the global one.
+    pub(crate) static CLOCK: std::cell::Cell<i64>;
+}
+
+/// Plays `plan` (sorted by time) through the schema, one operation after the
+/// other, each at its own simulated time.
+async fn play(
+    schema: &schema::PortalSchema,
+    people: &People,
+    request: &SimulateRequest,
+    mut plan: Vec<Planned>,
+    mut state: State,
+    mut rng: Rng,
+    summary: &mut SimulateSummary,
+) -> Result<(State, Rng), String> {
+    plan.sort_by_key(|(t, order, _, _)| (*t, *order));
     let total = plan.len();
     let mut shown = Instant::now();
     for (i, (t, _, who, action)) in plan.into_iter().enumerate() {
-        schema::set_simulated_now(t);
+        if CLOCK.try_with(|c| c.set(t.timestamp_micros())).is_err() {
+            schema::set_simulated_now(t);
+        }
         let person = match who {
-            Who::Admin => &admin,
-            Who::User(u) => &users[u],
-            Who::Provider(p) => &providers[p],
+            Who::Admin => &people.admin,
+            Who::User(u) => &people.users[u],
+            Who::Provider(p) => &people.providers[p],
         };
         let Some((query, variables)) = state.operation(
-            &action, who, &users, &providers, &mut rng, t, researcher, start, request,
+            &action,
+            who,
+            &people.users,
+            &people.providers,
+            &mut rng,
+            t,
+            people.researcher,
+            people.start,
+            request,
         ) else {
             continue;
         };
@@ -493,7 +610,7 @@ pub async fn run(
             continue;
         }
         let data = response.data.into_json().map_err(|e| e.to_string())?;
-        state.learn(&action, who, &data, &mut summary);
+        state.learn(&action, who, &data, summary);
         if shown.elapsed().as_secs() >= 2 {
             shown = Instant::now();
             eprintln!(
@@ -504,9 +621,7 @@ pub async fn run(
             );
         }
     }
-    service.usage.flush().await;
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok((state, rng))
 }
 
 /// What the simulation learned from the answers: ids it needs later.
@@ -616,6 +731,7 @@ impl State {
                     "medications" => "{ medications { id } }".into(),
                     "conversations" => "{ conversations { unreadTotal } }".into(),
                     "caseload" => "{ caseload { lastLookedAt } }".into(),
+                    "network" => "{ network { id } }".into(),
                     other => format!("{{ {other} }}"),
                 },
                 json!({}),
