@@ -84,6 +84,9 @@ enum Command {
         /// Play groups of providers and their users at once (1: one order).
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Multiply every visit rate (an engaged cohort: 2).
+        #[arg(long, default_value_t = 1.0)]
+        activity: f64,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -139,6 +142,9 @@ enum BenchCommand {
         /// Workers playing the cohort.
         #[arg(long, default_value_t = 8)]
         workers: usize,
+        /// Multiply every visit rate of the cohort.
+        #[arg(long, default_value_t = 1.0)]
+        activity: f64,
     },
     /// Seed one large portal into the store a running server uses, then time
     /// reads as of earlier times.
@@ -442,12 +448,17 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             org,
             start,
             workers,
+            activity,
         } => {
             if !(1..=100_000).contains(&users)
                 || providers > 100_000
                 || !(1..=120).contains(&months)
+                || !(0.1..=10.0).contains(&activity)
             {
-                return Err("--users 1-100000, --providers 0-100000, --months 1-120".into());
+                return Err(
+                    "--users 1-100000, --providers 0-100000, --months 1-120, --activity 0.1-10"
+                        .into(),
+                );
             }
             let service = Arc::new(Service::open(settings).await?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -460,6 +471,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 organisation: org,
                 start,
                 workers: workers.clamp(1, 64),
+                activity,
             };
             let result = crate::simulate::run(Arc::clone(&service), &request).await;
             let _ = stop.send(true);
@@ -533,6 +545,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 seed,
                 copies,
                 workers,
+                activity,
             } => {
                 let base = crate::simulate::SimulateRequest {
                     users,
@@ -542,6 +555,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                     organisation: "bench".into(),
                     start: None,
                     workers: workers.clamp(1, 64),
+                    activity: activity.clamp(0.1, 10.0),
                 };
                 let made = crate::bench_research::research_data(settings, base, copies).await?;
                 println!("{}", serde_json::to_string(&made)?);

@@ -39,6 +39,8 @@ pub struct SimulateRequest {
     /// Workers playing disjoint groups of providers and their users at once
     /// (1: everything in one order).
     pub workers: usize,
+    /// Multiplies every visit rate (1: the pattern described above).
+    pub activity: f64,
 }
 
 /// What a simulation did.
@@ -218,7 +220,7 @@ pub async fn run(
     let habits: Vec<ProviderHabit> = (0..providers.len())
         .map(|_| ProviderHabit {
             never: rng.chance(0.2),
-            visits_per_week: (0.5 + rng.exp(3.0)).min(7.0),
+            visits_per_week: ((0.5 + rng.exp(3.0)) * request.activity).min(7.0),
             reply_hours: 4.0 + rng.exp(20.0),
         })
         .collect();
@@ -358,7 +360,7 @@ pub async fn run(
         // Visits: a daily rate that decays at each user's own pace, until
         // their last day; a minority writes many messages.
         let heavy = rng.chance(0.15);
-        let base = 0.2 + rng.exp(0.5);
+        let base = (0.2 + rng.exp(0.5)) * request.activity;
         let decay_days = 20.0 + rng.exp(120.0);
         let provider_habit = &habits[p];
         let mut day = 0i64;
