@@ -10,7 +10,8 @@
 //! contend). People who are not enrolled leave no usage record at all.
 //!
 //! Usage is not acknowledged to anyone, so records queued when the process
-//! dies are lost (at most one batch interval's worth); see docs/research.md.
+//! dies are lost (at most one batch interval's worth, 200 ms); see
+//! docs/research.md.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -32,9 +33,11 @@ use crate::auth::{Caller, Role};
 use crate::schema::RequestContext;
 
 /// Most records in one insert.
-const BATCH_MAX: usize = 500;
+const BATCH_MAX: usize = 2_000;
 /// Most records waiting; beyond it new ones are dropped (and counted).
 const QUEUE_MAX: usize = 100_000;
+/// How long the writer waits after the first record for others to join it.
+const LINGER: Duration = Duration::from_millis(200);
 /// How often enrolments made through other instances are picked up.
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
@@ -186,11 +189,23 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecord
     let mut sequence = 0i64;
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH_MAX);
     let mut refreshed_at = std::time::Instant::now();
+    let mut resync = false;
     loop {
         tokio::select! {
             received = queue.recv_many(&mut batch, BATCH_MAX) => {
                 if received == 0 {
                     return;
+                }
+                // Let more gather, until the batch is full or the interval
+                // ends: one insert (and one wake-up of every stream reader)
+                // per interval instead of one per request.
+                let deadline = tokio::time::Instant::now() + LINGER;
+                while batch.len() < BATCH_MAX {
+                    let room = BATCH_MAX - batch.len();
+                    match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
             }
             _ = tokio::time::sleep(REFRESH_EVERY) => {}
@@ -206,6 +221,19 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecord
             continue;
         }
         for attempt in 0..5 {
+            if resync {
+                // A failure left us unsure where the stream stands.
+                match stored_sequence(&db, &stream).await {
+                    Ok(stored) => {
+                        sequence = stored;
+                        resync = false;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            }
             match write_batch(&db, &stream, sequence, &batch).await {
                 Ok(()) => {
                     sequence += batch.len() as i64;
@@ -214,20 +242,13 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecord
                 Err(error) => {
                     // The insert may have committed although we heard an
                     // error: ask the store where the stream stands.
-                    let stored: Option<i64> = sqlx::query_scalar(
-                        "SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
-                    )
-                    .bind(USAGE_TYPE)
-                    .bind(&stream)
-                    .fetch_one(&db.pool)
-                    .await
-                    .unwrap_or(None);
-                    if let Some(stored) = stored {
-                        if stored >= sequence + batch.len() as i64 {
+                    match stored_sequence(&db, &stream).await {
+                        Ok(stored) if stored >= sequence + batch.len() as i64 => {
                             sequence = stored;
                             break;
                         }
-                        sequence = sequence.max(stored);
+                        Ok(stored) => sequence = stored,
+                        Err(_) => resync = true,
                     }
                     if attempt == 4 {
                         tracing::error!(%error, records = batch.len(), "usage records could not be written");
@@ -242,6 +263,18 @@ async fn writer(db: Db, mut queue: mpsc::Receiver<Record>, recorder: UsageRecord
             .fetch_sub(batch.len(), std::sync::atomic::Ordering::SeqCst);
         batch.clear();
     }
+}
+
+/// The last sequence number of the usage stream `stream` (0 when empty).
+async fn stored_sequence(db: &Db, stream: &str) -> Result<i64, sqlx::Error> {
+    let stored: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .bind(USAGE_TYPE)
+    .bind(stream)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(stored.unwrap_or(0))
 }
 
 async fn write_batch(
