@@ -420,9 +420,11 @@ fn study_and_withdrawn(
 
 /// The events the measures need, in global order.
 const EVENTS_QUERY_PG: &str = "SELECT position, aggregate_type, aggregate_id, event_type, payload FROM events \
-     WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') ORDER BY position";
+     WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement', 'AccessTrail') \
+     ORDER BY position";
 const EVENTS_QUERY_SQLITE: &str = "SELECT position, aggregate_type, aggregate_id, event_type, payload FROM events \
-     WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement') ORDER BY position";
+     WHERE aggregate_type IN ('Usage', 'Enrolment', 'Portal', 'Conversation', 'Agreement', 'AccessTrail') \
+     ORDER BY position";
 
 /// Folds one row of `COPY ... TO STDOUT` (text format: tab-separated,
 /// backslash escapes); its position.

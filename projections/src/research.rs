@@ -170,6 +170,11 @@ struct Body<'a> {
     by: Option<std::borrow::Cow<'a, str>>,
     starts_exchange: Option<bool>,
     provider: Option<Uuid>,
+    // the access trail
+    reader_id: Option<Uuid>,
+    subject_id: Option<Uuid>,
+    #[serde(borrow)]
+    basis: Option<std::borrow::Cow<'a, str>>,
     // agreements
     version: Option<i32>,
     terms: Option<Terms>,
@@ -216,6 +221,8 @@ pub struct Fold {
     usage: HashMap<Uuid, Vec<(DateTime<Utc>, Module, bool)>>,
     threads: HashMap<Uuid, Thread>,
     pairs: HashMap<(Uuid, Uuid), Vec<PairMessage>>,
+    /// (user, provider): when the provider read the user's portal (allowed reads).
+    looks: HashMap<(Uuid, Uuid), Vec<DateTime<Utc>>>,
     /// Per relationship: proposed terms by version, and (from, version) accepted.
     proposed: HashMap<(Uuid, i32), Terms>,
     accepted: HashMap<Uuid, Vec<(DateTime<Utc>, i32)>>,
@@ -256,6 +263,8 @@ impl Fold {
     ) -> Result<(), FoldError> {
         let wanted = match aggregate_type {
             "Usage" | "Enrolment" => true,
+            // A provider's look at a portal, for look-in adherence.
+            "AccessTrail" => event_type == "AccessRecorded",
             "Portal" => matches!(
                 event_type,
                 "StatusRated"
@@ -284,7 +293,7 @@ impl Fold {
             event_type: event_type.to_string(),
             reason,
         };
-        let body: Body = if aggregate_type == "Usage" {
+        let body: Body = if aggregate_type == "Usage" || aggregate_type == "AccessTrail" {
             serde_json::from_str(payload).map_err(|e| fail(e.to_string()))?
         } else {
             serde_json::from_str::<Tagged>(payload)
@@ -406,6 +415,16 @@ impl Fold {
                                     .push(message);
                             }
                         }
+                    }
+                }
+            }
+            "AccessTrail" => {
+                let allowed = matches!(body.basis.as_deref(), Some("grant" | "break_glass"));
+                if let (true, Some(reader), Some(subject)) =
+                    (allowed, body.reader_id, body.subject_id)
+                {
+                    if self.enrolled_anywhere(subject, at) && self.enrolled_anywhere(reader, at) {
+                        self.looks.entry((subject, reader)).or_default().push(at);
                     }
                 }
             }
@@ -802,17 +821,31 @@ impl Fold {
         let mut pairs: Vec<&(Uuid, Uuid)> = self
             .pairs
             .keys()
+            .chain(self.looks.keys())
             .filter(|(u, p)| spans_of.contains_key(u) && spans_of.contains_key(p))
             .collect();
         pairs.sort();
+        pairs.dedup();
         let index = |side: Side| usize::from(side == Side::Provider);
         for pair in pairs {
             let (user, provider) = *pair;
             let both =
                 |at: DateTime<Utc>| within(spans_of[&user], at) && within(spans_of[&provider], at);
             let mut weeks: BTreeMap<NaiveDate, PairWeek> = BTreeMap::new();
-            let messages: Vec<&PairMessage> = self.pairs[pair]
-                .iter()
+            for at in self.looks.get(pair).into_iter().flatten() {
+                if *at <= as_of && both(*at) {
+                    weeks
+                        .entry(week_of(*at))
+                        .or_default()
+                        .look_days
+                        .insert(at.date_naive());
+                }
+            }
+            let messages: Vec<&PairMessage> = self
+                .pairs
+                .get(pair)
+                .into_iter()
+                .flatten()
                 .filter(|m| m.at <= as_of && both(m.at))
                 .collect();
             let mut by_thread: BTreeMap<Uuid, Vec<&PairMessage>> = BTreeMap::new();
@@ -872,9 +905,9 @@ impl Fold {
                     .and_time(chrono::NaiveTime::MIN)
                     .and_utc()
                     - Duration::seconds(1);
-                let version = self
-                    .terms_at(user, provider, week_end.min(as_of))
-                    .map(|(v, _)| v);
+                let terms = self.terms_at(user, provider, week_end.min(as_of));
+                let version = terms.map(|(v, _)| v);
+                let look_in_days = terms.map(|(_, t)| t.provider_looks_in_days);
                 let mut row = vec![
                     text(user.to_string()),
                     text(provider.to_string()),
@@ -894,6 +927,8 @@ impl Fold {
                     row.push(Cell::Int(week.due[side]));
                     row.push(Cell::Int(week.on_time[side]));
                 }
+                row.push(Cell::Int(week.look_days.len() as i64));
+                row.push(look_in_days.map_or(Cell::Null, |d| Cell::Int(i64::from(d))));
                 rows.push(row);
             }
         }
@@ -954,6 +989,16 @@ impl Fold {
                     "provider_replies_on_time",
                     Int,
                     "of those, answered in the agreed time",
+                ),
+                col(
+                    "provider_look_days",
+                    Int,
+                    "days of the week the provider read the user's portal (allowed reads)",
+                ),
+                opt(
+                    "agreed_look_in_days",
+                    Int,
+                    "the agreement's look-in interval in days at the week's end",
                 ),
             ],
             rows,
@@ -1053,6 +1098,8 @@ struct PairWeek {
     latencies: [Vec<i64>; 2],
     due: [i64; 2],
     on_time: [i64; 2],
+    /// Days the provider looked at the user's portal.
+    look_days: BTreeSet<NaiveDate>,
 }
 
 struct Weekly {

@@ -296,7 +296,7 @@ fn replies_initiation_latency_and_agreement_adherence() {
     // n/median/p90, agreement version, user due/on time, provider due/on time
     assert_eq!(
         row,
-        vec![1, 2, 2, 3600, 157_800, 2, 10_800, 86_400, 1, 3, 1, 2, 0],
+        vec![1, 2, 2, 3600, 157_800, 2, 10_800, 86_400, 1, 3, 1, 2, 0, 0, 7],
         "{:?}",
         pairs.rows[0]
     );
@@ -375,4 +375,82 @@ fn only_the_study_period_counts() {
         vec![1, 1],
         "one day, one visit"
     );
+}
+
+#[test]
+fn provider_look_ins_per_week_beside_the_agreed_interval() {
+    use domain::trail::{AccessRecord, Basis};
+    let mut s = Stream::default();
+    s.enrol(USER, ParticipantRole::ServiceUser, t(0));
+    s.enrol(PROVIDER, ParticipantRole::Provider, t(0));
+    let relationship = relationship_id(USER, PROVIDER);
+    let terms = Terms {
+        initiative: Initiative::Both,
+        provider_looks_in_days: 7,
+        user_replies_within: ReplyTime::Hours(24),
+        provider_replies_within: ReplyTime::Hours(24),
+        opened_together: false,
+        notes: String::new(),
+    };
+    s.push(
+        "Agreement",
+        relationship,
+        AgreementEvent::AgreementProposed {
+            version: 1,
+            by: Side::Provider,
+            counter: false,
+            terms,
+            at: t(1),
+        },
+    );
+    s.push(
+        "Agreement",
+        relationship,
+        AgreementEvent::AgreementAccepted {
+            version: 1,
+            by: Side::ServiceUser,
+            at: t(2),
+        },
+    );
+    let look = |minutes: i64, basis: Basis| AccessRecord {
+        reader_id: PROVIDER,
+        reader_role: "provider".into(),
+        reader_organisation: "org".into(),
+        subject_id: Some(USER),
+        organisation: "org".into(),
+        section: "core".into(),
+        query: "controlPanel".into(),
+        basis,
+        relationship_id: Some(relationship),
+        basis_sequence: Some(3),
+        refusal: None,
+        detail: None,
+        request_id: "r".into(),
+        client_address: None,
+        at: t(minutes),
+        prev_hash: String::new(),
+    };
+    // Two looks on Monday, one on Wednesday, one refused on Thursday.
+    for (minutes, basis) in [
+        (60, Basis::Grant),
+        (120, Basis::Grant),
+        (60 * 48, Basis::Grant),
+        (60 * 72, Basis::Refused),
+    ] {
+        s.position += 1;
+        let payload = serde_json::to_string(&look(minutes, basis)).expect("serialises");
+        let position = s.position;
+        s.fold()
+            .apply(position, "AccessTrail", "chain", "AccessRecorded", &payload)
+            .expect("folds");
+    }
+    let tables = s.tables(t(60 * 24 * 5));
+    let pairs = table(&tables, "relationship_weeks");
+    assert_eq!(
+        pairs.rows.len(),
+        1,
+        "a relationship with looks and no messages"
+    );
+    let days = pairs.column("provider_look_days").expect("column");
+    assert_eq!(ints(&pairs.rows[0][days..]), vec![2, 7]);
 }
