@@ -401,6 +401,42 @@ async fn simulated_export(store: Store) {
         8
     );
 
+    // The figures: SVG with their titles, PNG images, from the same data.
+    let plots = db.dir.join("plots");
+    let listed = portal_cli(
+        &db,
+        &[
+            "research",
+            "plot",
+            "--study",
+            &study,
+            "--as-of",
+            &as_of,
+            "--out",
+            plots.to_str().unwrap(),
+            "--quiet",
+        ],
+    )
+    .await;
+    for (name, title) in [
+        ("engagement", "Weekly engagement per module"),
+        ("retention", "Retention of service users"),
+        ("initiation", "provider-to-user initiation ratio"),
+    ] {
+        assert!(listed.contains(&format!("{name}.svg")) && listed.contains(&format!("{name}.png")));
+        let svg = std::fs::read_to_string(plots.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(title), "{name}.svg");
+        assert!(
+            svg.contains("Simulated engagement study (seed 11)"),
+            "titled with the study"
+        );
+        let png = std::fs::read(plots.join(format!("{name}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{name}.png"
+        );
+    }
+
     if store == Store::Postgres {
         // As on a hot-standby replica: every transaction is read-only.
         let admin = std::env::var("PORTAL_TEST_POSTGRES_URL").unwrap();
