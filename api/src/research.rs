@@ -66,6 +66,33 @@ async fn study_of(svc: &Service, caller: &Caller, study_id: Uuid) -> Result<Stud
         .ok_or_else(|| ApiError::NotFound("no such study".into()))
 }
 
+/// Runs a command on the caller's enrolment in `study_id`, then tells the
+/// usage recorder at once.
+async fn on_enrolment(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    study_id: Uuid,
+    idempotency_key: Option<String>,
+    command: EnrolmentCommand,
+) -> async_graphql::Result<CommandOutcome> {
+    let svc = service(ctx);
+    let outcome = svc
+        .run_command::<domain::study::Enrolment>(
+            caller,
+            &request(ctx).request_id,
+            idempotency_key,
+            &enrolment_id(study_id, caller.subject).to_string(),
+            command,
+        )
+        .await?;
+    // The command has committed; a failed refresh only delays recording
+    // (the writer refreshes every 2 s) and must not report a failure.
+    if let Err(error) = svc.usage.refresh().await {
+        tracing::warn!(?error, "usage: cannot read enrolments");
+    }
+    Ok(outcome)
+}
+
 /// Reads of studies.
 #[derive(Default)]
 pub struct ResearchQuery;
@@ -203,21 +230,7 @@ impl ResearchMutation {
             role,
             at: now(),
         };
-        let outcome = svc
-            .run_command::<domain::study::Enrolment>(
-                &caller,
-                &request(ctx).request_id,
-                idempotency_key,
-                &enrolment_id(study_id, caller.subject).to_string(),
-                command,
-            )
-            .await?;
-        // The command has committed; a failed refresh only delays recording
-        // (the writer refreshes every 2 s) and must not report a failure.
-        if let Err(error) = svc.usage.refresh().await {
-            tracing::warn!(?error, "usage: cannot read enrolments");
-        }
-        Ok(outcome)
+        on_enrolment(ctx, &caller, study_id, idempotency_key, command).await
     }
 
     /// Withdraws the caller from a study: they leave every export made from
@@ -241,21 +254,7 @@ impl ResearchMutation {
             participant_id: caller.subject,
             at: now(),
         };
-        let outcome = svc
-            .run_command::<domain::study::Enrolment>(
-                &caller,
-                &request(ctx).request_id,
-                idempotency_key,
-                &enrolment_id(study_id, caller.subject).to_string(),
-                command,
-            )
-            .await?;
-        // The command has committed; a failed refresh only delays recording
-        // (the writer refreshes every 2 s) and must not report a failure.
-        if let Err(error) = svc.usage.refresh().await {
-            tracing::warn!(?error, "usage: cannot read enrolments");
-        }
-        Ok(outcome)
+        on_enrolment(ctx, &caller, study_id, idempotency_key, command).await
     }
 }
 

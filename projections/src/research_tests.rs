@@ -155,6 +155,40 @@ impl Stream {
             },
         );
     }
+    /// The provider proposes and the user accepts an agreement: look in
+    /// weekly, the user replies within a day, the provider within `hours`.
+    fn agree(&mut self, hours: i32) {
+        let relationship = relationship_id(USER, PROVIDER);
+        let terms = Terms {
+            initiative: Initiative::Both,
+            provider_looks_in_days: 7,
+            user_replies_within: ReplyTime::Hours(24),
+            provider_replies_within: ReplyTime::Hours(hours),
+            opened_together: false,
+            notes: String::new(),
+        };
+        self.push(
+            "Agreement",
+            relationship,
+            AgreementEvent::AgreementProposed {
+                version: 1,
+                by: Side::Provider,
+                counter: false,
+                terms,
+                at: t(1),
+            },
+        );
+        self.push(
+            "Agreement",
+            relationship,
+            AgreementEvent::AgreementAccepted {
+                version: 1,
+                by: Side::ServiceUser,
+                at: t(2),
+            },
+        );
+    }
+
     fn tables(&mut self, as_of: DateTime<Utc>) -> Vec<Table> {
         self.fold()
             .tables(&info(), as_of, Duration::minutes(30), &HashSet::new())
@@ -251,35 +285,7 @@ fn replies_initiation_latency_and_agreement_adherence() {
     let mut s = Stream::default();
     s.enrol(USER, ParticipantRole::ServiceUser, t(0));
     s.enrol(PROVIDER, ParticipantRole::Provider, t(0));
-    let relationship = relationship_id(USER, PROVIDER);
-    let terms = Terms {
-        initiative: Initiative::Both,
-        provider_looks_in_days: 7,
-        user_replies_within: ReplyTime::Hours(24),
-        provider_replies_within: ReplyTime::Hours(2),
-        opened_together: false,
-        notes: String::new(),
-    };
-    s.push(
-        "Agreement",
-        relationship,
-        AgreementEvent::AgreementProposed {
-            version: 1,
-            by: Side::Provider,
-            counter: false,
-            terms,
-            at: t(1),
-        },
-    );
-    s.push(
-        "Agreement",
-        relationship,
-        AgreementEvent::AgreementAccepted {
-            version: 1,
-            by: Side::ServiceUser,
-            at: t(2),
-        },
-    );
+    s.agree(2);
     s.start_thread(t(10));
     s.message(PROVIDER, true, t(10)); // provider starts an exchange
     s.message(USER, false, t(70)); // user replies after 60 min (due in 24 h: on time)
@@ -384,34 +390,7 @@ fn provider_look_ins_per_week_beside_the_agreed_interval() {
     s.enrol(USER, ParticipantRole::ServiceUser, t(0));
     s.enrol(PROVIDER, ParticipantRole::Provider, t(0));
     let relationship = relationship_id(USER, PROVIDER);
-    let terms = Terms {
-        initiative: Initiative::Both,
-        provider_looks_in_days: 7,
-        user_replies_within: ReplyTime::Hours(24),
-        provider_replies_within: ReplyTime::Hours(24),
-        opened_together: false,
-        notes: String::new(),
-    };
-    s.push(
-        "Agreement",
-        relationship,
-        AgreementEvent::AgreementProposed {
-            version: 1,
-            by: Side::Provider,
-            counter: false,
-            terms,
-            at: t(1),
-        },
-    );
-    s.push(
-        "Agreement",
-        relationship,
-        AgreementEvent::AgreementAccepted {
-            version: 1,
-            by: Side::ServiceUser,
-            at: t(2),
-        },
-    );
+    s.agree(24);
     let look = |minutes: i64, basis: Basis| AccessRecord {
         reader_id: PROVIDER,
         reader_role: "provider".into(),
