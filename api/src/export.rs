@@ -628,8 +628,13 @@ pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
         .with_fields(fields)
         .build()
         .map_err(internal)?;
+    // Plain encoding and statistics per column chunk only: the tables are
+    // read whole into R or pandas, where page statistics and dictionaries
+    // buy nothing and cost a hash and a min/max per value on every export.
     let properties = WriterProperties::builder()
         .set_created_by(format!("portal {}", env!("CARGO_PKG_VERSION")))
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .build();
     let mut bytes = Vec::new();
     let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), Arc::new(properties))
