@@ -94,24 +94,15 @@ struct Figure {
 }
 
 fn int(table: &Table, row: &[Cell], name: &str) -> Option<i64> {
-    match table.column(name).map(|i| &row[i]) {
-        Some(Cell::Int(v)) => Some(*v),
-        _ => None,
-    }
+    table.int(row, name)
 }
 
 fn float(table: &Table, row: &[Cell], name: &str) -> Option<f64> {
-    match table.column(name).map(|i| &row[i]) {
-        Some(Cell::Float(v)) => Some(*v),
-        _ => None,
-    }
+    table.float(row, name)
 }
 
 fn text<'a>(table: &Table, row: &'a [Cell], name: &str) -> Option<&'a str> {
-    match table.column(name).map(|i| &row[i]) {
-        Some(Cell::Text(v)) => Some(v.as_str()),
-        _ => None,
-    }
+    table.text(row, name)
 }
 
 fn week_label(week: &str) -> String {

@@ -407,24 +407,15 @@ pub struct StudyMeasures {
 }
 
 fn cell_int(table: &Table, row: &[Cell], name: &str) -> Option<i64> {
-    match table.column(name).map(|i| &row[i]) {
-        Some(Cell::Int(v)) => Some(*v),
-        _ => None,
-    }
+    table.int(row, name)
 }
 
 fn cell_float(table: &Table, row: &[Cell], name: &str) -> Option<f64> {
-    match table.column(name).map(|i| &row[i]) {
-        Some(Cell::Float(v)) => Some(*v),
-        _ => None,
-    }
+    table.float(row, name)
 }
 
 fn cell_text(table: &Table, row: &[Cell], name: &str) -> String {
-    match table.column(name).map(|i| &row[i]) {
-        Some(Cell::Text(v)) => v.clone(),
-        _ => String::new(),
-    }
+    table.text(row, name).unwrap_or_default().to_string()
 }
 
 fn cell_day(table: &Table, row: &[Cell], name: &str) -> NaiveDate {

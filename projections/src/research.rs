@@ -1259,6 +1259,27 @@ impl Table {
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
+    /// The integer in column `name` of `row`, if it holds one.
+    pub fn int(&self, row: &[Cell], name: &str) -> Option<i64> {
+        match self.column(name).map(|i| &row[i]) {
+            Some(Cell::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    /// The float in column `name` of `row`, if it holds one.
+    pub fn float(&self, row: &[Cell], name: &str) -> Option<f64> {
+        match self.column(name).map(|i| &row[i]) {
+            Some(Cell::Float(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    /// The text in column `name` of `row`, if it holds some.
+    pub fn text<'a>(&self, row: &'a [Cell], name: &str) -> Option<&'a str> {
+        match self.column(name).map(|i| &row[i]) {
+            Some(Cell::Text(v)) => Some(v.as_str()),
+            _ => None,
+        }
+    }
 }
 
 /// The nearest-rank percentile of sorted samples.
