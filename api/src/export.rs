@@ -399,21 +399,14 @@ fn study_and_withdrawn(
         found = Some(info);
     }
     let study = found.ok_or_else(|| ApiError::NotFound(format!("no study {study_id}")))?;
-    let mut latest: std::collections::HashMap<Uuid, bool> = Default::default();
-    for row in enrolments {
-        let event: EnrolmentEvent = serde_json::from_str(row).map_err(internal)?;
-        let (of, participant) = event.parties();
-        if of == study.study_id {
-            latest.insert(
-                participant,
-                matches!(event, EnrolmentEvent::Enrolled { .. }),
-            );
-        }
-    }
-    let withdrawn = latest
+    let events = enrolments
+        .iter()
+        .map(|row| serde_json::from_str::<EnrolmentEvent>(row).map_err(internal))
+        .collect::<Result<Vec<_>, _>>()?;
+    let withdrawn = domain::study::enrolled_now(&events)
         .into_iter()
-        .filter(|(_, enrolled)| !enrolled)
-        .map(|(p, _)| p)
+        .filter(|((of, _), now)| *of == study.study_id && !now)
+        .map(|((_, p), _)| p)
         .collect();
     Ok((study, withdrawn))
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::settings::Settings;
-use projections::research::{Cell, Table};
+use projections::research::Table;
 
 /// Pixel size of every figure (SVG user units and PNG pixels).
 const SIZE: (u32, u32) = (1200, 750);
@@ -93,18 +93,6 @@ struct Figure {
     percent: bool,
 }
 
-fn int(table: &Table, row: &[Cell], name: &str) -> Option<i64> {
-    table.int(row, name)
-}
-
-fn float(table: &Table, row: &[Cell], name: &str) -> Option<f64> {
-    table.float(row, name)
-}
-
-fn text<'a>(table: &Table, row: &'a [Cell], name: &str) -> Option<&'a str> {
-    table.text(row, name)
-}
-
 fn week_label(week: &str) -> String {
     week.parse::<NaiveDate>()
         .map(|d| d.format("%d %b %y").to_string())
@@ -117,12 +105,12 @@ fn engagement(modules: &Table, study_weeks: &Table) -> Figure {
     let weeks: Vec<String> = study_weeks
         .rows
         .iter()
-        .filter_map(|r| text(study_weeks, r, "week").map(str::to_string))
+        .filter_map(|r| study_weeks.text(r, "week").map(str::to_string))
         .collect();
     let mut names: Vec<String> = modules
         .rows
         .iter()
-        .filter_map(|r| text(modules, r, "module").map(str::to_string))
+        .filter_map(|r| modules.text(r, "module").map(str::to_string))
         .collect();
     names.sort();
     names.dedup();
@@ -137,10 +125,10 @@ fn engagement(modules: &Table, study_weeks: &Table) -> Figure {
                         .rows
                         .iter()
                         .find(|r| {
-                            text(modules, r, "week") == Some(week.as_str())
-                                && text(modules, r, "module") == Some(module.as_str())
+                            modules.text(r, "week") == Some(week.as_str())
+                                && modules.text(r, "module") == Some(module.as_str())
                         })
-                        .and_then(|r| int(modules, r, "visits"))
+                        .and_then(|r| modules.int(r, "visits"))
                         .unwrap_or(0);
                     (i, Some(visits as f64))
                 })
@@ -164,7 +152,7 @@ fn retention(months: &Table) -> Figure {
         .rows
         .iter()
         .enumerate()
-        .map(|(i, r)| (i, float(months, r, "share").map(|s| s * 100.0)))
+        .map(|(i, r)| (i, months.float(r, "share").map(|s| s * 100.0)))
         .collect();
     Figure {
         title: "Retention of service users",
@@ -176,8 +164,8 @@ fn retention(months: &Table) -> Figure {
             .map(|r| {
                 format!(
                     "{} (n={})",
-                    int(months, r, "month").unwrap_or(0),
-                    int(months, r, "eligible").unwrap_or(0)
+                    months.int(r, "month").unwrap_or(0),
+                    months.int(r, "eligible").unwrap_or(0)
                 )
             })
             .collect(),
@@ -193,7 +181,7 @@ fn initiation(weeks: &Table) -> Figure {
         .rows
         .iter()
         .enumerate()
-        .map(|(i, r)| (i, float(weeks, r, "initiation_ratio")))
+        .map(|(i, r)| (i, weeks.float(r, "initiation_ratio")))
         .collect();
     Figure {
         title: "Who starts conversations: provider-to-user initiation ratio",
@@ -202,7 +190,7 @@ fn initiation(weeks: &Table) -> Figure {
         x_ticks: weeks
             .rows
             .iter()
-            .map(|r| week_label(text(weeks, r, "week").unwrap_or_default()))
+            .map(|r| week_label(weeks.text(r, "week").unwrap_or_default()))
             .collect(),
         series: vec![("provider : user".into(), points)],
         y_min_top: 1.0,

@@ -2,12 +2,12 @@
 //! service users and providers enrol and withdraw themselves, researchers
 //! see the studies they belong to.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::NaiveDate;
 use domain::study::{
-    enrolment_id, spans, EnrolmentCommand, EnrolmentEvent, ParticipantRole, StudyCommand, StudyInfo,
+    enrolled_now, enrolment_id, EnrolmentCommand, ParticipantRole, StudyCommand, StudyInfo,
 };
 use projections::research::{Cell, Fold, Table};
 use projections::stream;
@@ -38,15 +38,6 @@ pub struct StudyView {
     pub enrolled_now: Option<i32>,
     /// Whether the caller is enrolled now; null for those who cannot enrol.
     pub me_enrolled: Option<bool>,
-}
-
-/// Enrolment spans per (study, participant), from the events in order.
-pub(crate) fn enrolments(events: &[EnrolmentEvent]) -> HashMap<(Uuid, Uuid), Vec<&EnrolmentEvent>> {
-    let mut by: HashMap<(Uuid, Uuid), Vec<&EnrolmentEvent>> = HashMap::new();
-    for e in events {
-        by.entry(e.parties()).or_default().push(e);
-    }
-    by
 }
 
 fn participant_role(caller: &Caller) -> Option<ParticipantRole> {
@@ -111,7 +102,7 @@ impl ResearchQuery {
             .into());
         }
         let events = svc.enrolment_events().await?;
-        let by = enrolments(&events);
+        let enrolled = enrolled_now(&events);
         let today = now().date_naive();
         let mut out = Vec::new();
         for study in svc.studies().await? {
@@ -120,25 +111,16 @@ impl ResearchQuery {
             }
             let member = caller.role == Role::Admin
                 || (caller.role == Role::Researcher && study.researchers.contains(&caller.subject));
-            let me = participant_role(&caller).map(|_| {
-                by.get(&(study.study_id, caller.subject)).is_some_and(|es| {
-                    spans(es.iter().copied())
-                        .last()
-                        .is_some_and(|s| s.1.is_none())
-                })
-            });
+            let me = participant_role(&caller)
+                .map(|_| enrolled.get(&(study.study_id, caller.subject)) == Some(&true));
             let visible = member || me.is_some_and(|enrolled| enrolled || today <= study.ends_on);
             if !visible {
                 continue;
             }
             let enrolled_now = member.then(|| {
-                by.iter()
-                    .filter(|((s, _), es)| {
-                        *s == study.study_id
-                            && spans(es.iter().copied())
-                                .last()
-                                .is_some_and(|s| s.1.is_none())
-                    })
+                enrolled
+                    .iter()
+                    .filter(|((s, _), now)| *s == study.study_id && **now)
                     .count() as i32
             });
             out.push(StudyView {
@@ -295,14 +277,9 @@ impl Measures {
             }
         }
         let events = svc.enrolment_events().await?;
-        let withdrawn: HashSet<Uuid> = enrolments(&events)
+        let withdrawn: HashSet<Uuid> = enrolled_now(&events)
             .into_iter()
-            .filter(|((s, _), es)| {
-                *s == study.study_id
-                    && spans(es.iter().copied())
-                        .last()
-                        .is_some_and(|s| s.1.is_some())
-            })
+            .filter(|((s, _), now)| *s == study.study_id && !now)
             .map(|((_, p), _)| p)
             .collect();
         let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);
@@ -406,14 +383,6 @@ pub struct StudyMeasures {
     pub provider_engagement: Vec<EngagementBand>,
 }
 
-fn cell_int(table: &Table, row: &[Cell], name: &str) -> Option<i64> {
-    table.int(row, name)
-}
-
-fn cell_float(table: &Table, row: &[Cell], name: &str) -> Option<f64> {
-    table.float(row, name)
-}
-
 fn cell_text(table: &Table, row: &[Cell], name: &str) -> String {
     table.text(row, name).unwrap_or_default().to_string()
 }
@@ -425,7 +394,7 @@ fn cell_day(table: &Table, row: &[Cell], name: &str) -> NaiveDate {
 /// The aggregates of the tables.
 fn aggregates(study_id: Uuid, tables: &[Table]) -> StudyMeasures {
     let named = |name: &str| tables.iter().find(|t| t.name == name);
-    let int = |t: &Table, r: &[Cell], n: &str| cell_int(t, r, n).unwrap_or(0);
+    let int = |t: &Table, r: &[Cell], n: &str| t.int(r, n).unwrap_or(0);
     let mut measures = StudyMeasures {
         study_id,
         as_of: now(),
@@ -449,9 +418,9 @@ fn aggregates(study_id: Uuid, tables: &[Table]) -> StudyMeasures {
                 requests: int(t, r, "requests"),
                 exchanges_by_users: int(t, r, "exchanges_by_users"),
                 exchanges_by_providers: int(t, r, "exchanges_by_providers"),
-                initiation_ratio: cell_float(t, r, "initiation_ratio"),
-                user_reply_median_seconds: cell_int(t, r, "user_reply_median_s"),
-                provider_reply_median_seconds: cell_int(t, r, "provider_reply_median_s"),
+                initiation_ratio: t.float(r, "initiation_ratio"),
+                user_reply_median_seconds: t.int(r, "user_reply_median_s"),
+                provider_reply_median_seconds: t.int(r, "provider_reply_median_s"),
                 user_replies_due: int(t, r, "user_replies_due"),
                 user_replies_on_time: int(t, r, "user_replies_on_time"),
                 provider_replies_due: int(t, r, "provider_replies_due"),
@@ -481,7 +450,7 @@ fn aggregates(study_id: Uuid, tables: &[Table]) -> StudyMeasures {
                 month: int(t, r, "month"),
                 eligible: int(t, r, "eligible"),
                 active: int(t, r, "active"),
-                share: cell_float(t, r, "share").unwrap_or(0.0),
+                share: t.float(r, "share").unwrap_or(0.0),
             })
             .collect();
     }

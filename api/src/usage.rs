@@ -149,29 +149,15 @@ impl Enrolments {
     /// study at most, usually), and reading from a position could miss one
     /// that committed after a later one on PostgreSQL.
     async fn catch_up(&mut self, db: &Db) -> Result<(), crate::error::ApiError> {
-        let payload = match db.backend {
-            Backend::Postgres => "payload::text",
-            Backend::Sqlite => "payload",
-        };
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT {payload} AS payload FROM events WHERE aggregate_type = $1 ORDER BY position"
-        ))
-        .bind(domain::study::ENROLMENT_TYPE)
-        .fetch_all(&db.pool)
-        .await
-        .map_err(crate::error::ApiError::internal)?;
-        let mut open = HashMap::new();
-        for payload in rows {
-            let event: EnrolmentEvent =
-                serde_json::from_str(&payload).map_err(crate::error::ApiError::internal)?;
-            // Each pair's events are one stream, appended in order, so its
-            // last one by position is its latest.
-            open.insert(
-                event.parties(),
-                matches!(event, EnrolmentEvent::Enrolled { .. }),
-            );
-        }
-        self.open = open;
+        let events = projections::stream::read_type_payloads(db, domain::study::ENROLMENT_TYPE)
+            .await?
+            .iter()
+            .map(|(_, payload)| serde_json::from_str::<EnrolmentEvent>(payload))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(crate::error::ApiError::internal)?;
+        // Each pair's events are one stream, appended in order, so its last
+        // one by position is its latest.
+        self.open = domain::study::enrolled_now(&events);
         Ok(())
     }
 

@@ -377,6 +377,17 @@ pub struct Used {
     pub at: DateTime<Utc>,
 }
 
+/// Whether each (study, participant) pair is enrolled now: the latest of its
+/// enrolment events, given in the order they were appended.
+pub fn enrolled_now<'a>(
+    events: impl IntoIterator<Item = &'a EnrolmentEvent>,
+) -> std::collections::HashMap<(Uuid, Uuid), bool> {
+    events
+        .into_iter()
+        .map(|e| (e.parties(), matches!(e, EnrolmentEvent::Enrolled { .. })))
+        .collect()
+}
+
 /// The spans one participant was enrolled, from their enrolment's events in
 /// order: `(from, until)`, `until` open while still enrolled.
 pub fn spans<'a>(
