@@ -929,22 +929,7 @@ pub(crate) fn now() -> DateTime<Utc> {
             return at;
         }
     }
-    let simulated = SIMULATED_MICROS.load(std::sync::atomic::Ordering::Relaxed);
-    if simulated != 0 {
-        if let Some(at) = DateTime::from_timestamp_micros(simulated) {
-            return at;
-        }
-    }
     Utc::now().trunc_subsecs(6)
-}
-
-/// The time `portal simulate` has reached (microseconds since 1970), or 0
-/// for the real clock. Only the simulate command, in its own process, sets it.
-static SIMULATED_MICROS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// Makes [`now`] answer `at` (for `portal simulate` only).
-pub(crate) fn set_simulated_now(at: DateTime<Utc>) {
-    SIMULATED_MICROS.store(at.timestamp_micros(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Changes: a service user works on their own portal only. Every mutation waits until

@@ -152,8 +152,19 @@ struct Person {
     role: Role,
 }
 
-/// Runs the simulation against `service` (whose projections must be running).
+/// Runs the simulation against `service` (whose projections must be running),
+/// with the service clock following the simulation in this task (and in
+/// each worker's).
 pub async fn run(
+    service: Arc<Service>,
+    request: &SimulateRequest,
+) -> Result<SimulateSummary, String> {
+    CLOCK
+        .scope(std::cell::Cell::new(0), simulate(service, request))
+        .await
+}
+
+async fn simulate(
     service: Arc<Service>,
     request: &SimulateRequest,
 ) -> Result<SimulateSummary, String> {
@@ -549,9 +560,9 @@ async fn play(
     let total = plan.len();
     let mut shown = Instant::now();
     for (i, (t, _, who, action)) in plan.into_iter().enumerate() {
-        if CLOCK.try_with(|c| c.set(t.timestamp_micros())).is_err() {
-            schema::set_simulated_now(t);
-        }
+        CLOCK
+            .try_with(|c| c.set(t.timestamp_micros()))
+            .map_err(|_| "a simulation runs within its clock".to_string())?;
         let person = match who {
             Who::Admin => &people.admin,
             Who::User(u) => &people.users[u],
