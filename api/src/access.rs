@@ -205,6 +205,7 @@ pub(crate) fn submit(
         request_id: request(ctx).request_id.clone(),
         command_id: Uuid::new_v4().to_string(),
         idempotency_key: None,
+        idempotency_fingerprint: None,
     };
     request(ctx)
         .receipts

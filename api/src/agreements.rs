@@ -435,7 +435,7 @@ async fn run(
         .run_command::<model::Agreement>(
             &caller,
             &request(ctx).request_id,
-            idempotency_key,
+            crate::schema::idempotency(ctx, idempotency_key),
             &relationship_id.to_string(),
             command(side, now()),
         )

@@ -273,10 +273,12 @@ fn ts(t: DateTime<Utc>) -> String {
     projections::db::ts(t)
 }
 
-/// The relationships a service user has ever had: (relationship, provider, provider name).
+/// The relationships a service user has ever had in their organisation:
+/// (relationship, provider, provider name).
 async fn relationships_of(
     ctx: &Context<'_>,
     user: Uuid,
+    organisation: &str,
 ) -> Result<Vec<(Uuid, Uuid, Option<String>)>, ApiError> {
     let svc = service(ctx);
     let rels = svc
@@ -285,10 +287,11 @@ async fn relationships_of(
     let providers = svc.engine.table(projections::care::NAME, "care_providers");
     let rows = sqlx::query(&format!(
         "SELECT r.relationship_id, r.provider_id, p.display_name FROM {rels} r \
-         LEFT JOIN {providers} p ON p.provider_id = r.provider_id WHERE r.user_id = $1 \
-         ORDER BY r.relationship_id"
+         LEFT JOIN {providers} p ON p.provider_id = r.provider_id \
+         WHERE r.user_id = $1 AND r.organisation = $2 ORDER BY r.relationship_id"
     ))
     .bind(user.to_string())
+    .bind(organisation)
     .fetch_all(&svc.db.pool)
     .await
     .map_err(ApiError::internal)?;
@@ -313,6 +316,7 @@ impl AuditQuery {
     /// their crisis plan first, then every read of their portal by someone else,
     /// allowed or refused, newest first: up to `limit` (1-500, default 100)
     /// before position `beforePosition`. This read is itself recorded.
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn my_access_log(
         &self,
         ctx: &Context<'_>,
@@ -325,6 +329,7 @@ impl AuditQuery {
         }
         let limit = check_limit(limit)?;
         let svc = service(ctx);
+        crate::schema::own_portal_here(svc, &caller).await?;
         record_trail_read(
             ctx,
             &caller,
@@ -334,7 +339,7 @@ impl AuditQuery {
         )?;
         let mut break_glass = Vec::new();
         for (relationship_id, provider_id, provider_name) in
-            relationships_of(ctx, caller.subject).await?
+            relationships_of(ctx, caller.subject, &caller.organisation).await?
         {
             for event in svc.relationship_events(relationship_id).await? {
                 if let CareEvent::BreakGlassOpened {
@@ -359,6 +364,7 @@ impl AuditQuery {
         break_glass.sort_by_key(|b| std::cmp::Reverse(b.opened_at));
         let mut entries = Search::default()
             .and("a.subject_id = ?", caller.subject.to_string())
+            .and("a.organisation = ?", caller.organisation.clone())
             .and("a.reader_id <> ?", caller.subject.to_string())
             .and_opt("a.position < ?", before_position)
             .run(ctx, true, limit)
@@ -381,6 +387,7 @@ impl AuditQuery {
     /// [`from`, `to`): up to `limit` (1-500, default 100) before position
     /// `beforePosition`. Never portal content. This read is itself recorded.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn access_trail(
         &self,
         ctx: &Context<'_>,
@@ -452,7 +459,7 @@ impl AuditQuery {
         let svc = service(ctx);
         let mut could_see = Vec::new();
         for (relationship_id, provider_id, provider_name) in
-            relationships_of(ctx, subject_id).await?
+            relationships_of(ctx, subject_id, &caller.organisation).await?
         {
             let events = svc.relationship_events(relationship_id).await?;
             for window in care::windows(&events) {
@@ -485,6 +492,7 @@ impl AuditQuery {
         could_see.sort_by_key(|w| (w.from, w.relationship_id));
         let looked = Search::default()
             .and("a.subject_id = ?", subject_id.to_string())
+            .and("a.organisation = ?", caller.organisation.clone())
             .and("a.section = ?", section.as_str())
             .and(
                 "a.basis IN ('grant', 'break_glass') AND a.at >= ?",
@@ -525,6 +533,7 @@ impl AuditQuery {
                 (subject, Basis::Audit)
             }
             Role::ServiceUser if subject_id.is_none_or(|s| s == caller.subject) => {
+                crate::schema::own_portal_here(service(ctx), &caller).await?;
                 (caller.subject, Basis::Owner)
             }
             _ => {
@@ -539,6 +548,7 @@ impl AuditQuery {
         record_trail_read(ctx, &caller, Some(subject), basis, detail)?;
         let rows = Search::default()
             .and("a.subject_id = ?", subject.to_string())
+            .and("a.organisation = ?", caller.organisation.clone())
             .and(
                 "a.basis IN ('grant', 'break_glass') AND a.at >= ?",
                 ts(from),

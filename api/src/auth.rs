@@ -55,6 +55,31 @@ pub struct Claims {
     pub org: String,
     pub exp: i64,
     pub iat: i64,
+    /// Not valid before this time (Unix seconds), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+/// Largest accepted bearer token, in bytes.
+pub const TOKEN_MAX_BYTES: usize = 8 * 1024;
+
+/// Longest accepted organisation name, in bytes.
+pub const ORGANISATION_MAX_BYTES: usize = 100;
+
+/// Default tolerance for clocks that disagree, applied to `nbf` and `iat`
+/// (never to `exp`).
+pub const DEFAULT_LEEWAY_SECONDS: i64 = 30;
+
+/// Whether `org` can name an organisation: 1-100 bytes, no control or
+/// invisible formatting characters, no surrounding white space.
+pub fn valid_organisation(org: &str) -> bool {
+    !org.is_empty()
+        && org.len() <= ORGANISATION_MAX_BYTES
+        && org.trim() == org
+        && !org.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+        })
 }
 
 /// The authenticated person behind a request.
@@ -76,6 +101,10 @@ pub enum AuthError {
     Invalid,
     #[error("the bearer token has expired")]
     Expired,
+    #[error("the bearer token is not valid yet")]
+    NotYetValid,
+    #[error("the bearer token is larger than 8 KiB")]
+    TooLarge,
 }
 
 /// Signs and verifies tokens with one key.
@@ -83,6 +112,7 @@ pub enum AuthError {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    leeway_seconds: i64,
 }
 
 impl TokenKeys {
@@ -91,7 +121,14 @@ impl TokenKeys {
         TokenKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            leeway_seconds: DEFAULT_LEEWAY_SECONDS,
         }
+    }
+
+    /// The same keys, tolerating clocks `seconds` apart for `nbf` and `iat`.
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway_seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+        self
     }
 
     /// Mints a token valid for `ttl_seconds` from now.
@@ -109,8 +146,14 @@ impl TokenKeys {
             org: org.to_string(),
             iat: now,
             exp: now + ttl_seconds,
+            nbf: None,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// Signs any set of claims (the command line and tests use it).
+    pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|_| AuthError::Invalid)
     }
 
@@ -121,20 +164,22 @@ impl TokenKeys {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or(AuthError::Invalid)?;
+        let token = token.trim();
+        if token.len() > TOKEN_MAX_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        // The signature and the claims' types are checked by jsonwebtoken;
+        // the times here, so that `exp` is strict and only `nbf` and `iat`
+        // get the leeway.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let data =
-            decode::<Claims>(token.trim(), &self.decoding, &validation).map_err(|e| {
-                match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                    _ => AuthError::Invalid,
-                }
-            })?;
-        let claims = data.claims;
-        if claims.org.trim().is_empty() || claims.org.len() > 100 {
-            return Err(AuthError::Invalid);
-        }
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        let claims = decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| AuthError::Invalid)?
+            .claims;
+        check_claims(&claims, chrono::Utc::now().timestamp(), self.leeway_seconds)?;
         Ok(Caller {
             subject: claims.sub,
             role: claims.role,
@@ -142,6 +187,27 @@ impl TokenKeys {
             expires_at: claims.exp,
         })
     }
+}
+
+/// The checks on a signed token's claims at time `now` (Unix seconds).
+pub fn check_claims(claims: &Claims, now: i64, leeway: i64) -> Result<(), AuthError> {
+    if claims.exp <= now {
+        return Err(AuthError::Expired);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+    {
+        return Err(AuthError::NotYetValid);
+    }
+    // A token issued in the future, or living longer than it was issued for.
+    if claims.iat > now.saturating_add(leeway) || claims.iat > claims.exp {
+        return Err(AuthError::Invalid);
+    }
+    if claims.sub.is_nil() || !valid_organisation(&claims.org) {
+        return Err(AuthError::Invalid);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,6 +251,91 @@ mod tests {
         assert_eq!(keys("a").verify_header(None), Err(AuthError::Missing));
         assert_eq!(
             keys("a").verify_header(Some("Basic abc")),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            sub: Uuid::from_u128(7),
+            role: Role::ServiceUser,
+            org: "clinic-a".into(),
+            exp: now + 60,
+            iat: now,
+            nbf: None,
+        }
+    }
+
+    #[test]
+    fn times_are_strict_for_exp_and_lenient_for_nbf_and_iat() {
+        let now = 1_800_000_000;
+        assert_eq!(check_claims(&claims(now), now, 30), Ok(()));
+        let at_now = Claims {
+            exp: now,
+            ..claims(now)
+        };
+        assert_eq!(check_claims(&at_now, now, 30), Err(AuthError::Expired));
+        let early = Claims {
+            nbf: Some(now + 31),
+            ..claims(now)
+        };
+        assert_eq!(check_claims(&early, now, 30), Err(AuthError::NotYetValid));
+        let nearly = Claims {
+            nbf: Some(now + 30),
+            ..claims(now)
+        };
+        assert_eq!(check_claims(&nearly, now, 30), Ok(()));
+        let future = Claims {
+            iat: now + 365 * 24 * 3600,
+            exp: now + 366 * 24 * 3600,
+            ..claims(now)
+        };
+        assert_eq!(check_claims(&future, now, 30), Err(AuthError::Invalid));
+        let skewed = Claims {
+            iat: now + 20,
+            ..claims(now)
+        };
+        assert_eq!(check_claims(&skewed, now, 30), Ok(()));
+    }
+
+    #[test]
+    fn subjects_and_organisations_must_be_well_formed() {
+        let now = 1_800_000_000;
+        for org in ["", " a", "a\u{0}b", "a\nb", "a\u{202E}b", &"x".repeat(101)] {
+            let c = Claims {
+                org: org.to_string(),
+                ..claims(now)
+            };
+            assert_eq!(
+                check_claims(&c, now, 30),
+                Err(AuthError::Invalid),
+                "{org:?}"
+            );
+        }
+        for org in ["clinic-a", "Klinikk Øst", &"x".repeat(100)] {
+            let c = Claims {
+                org: org.to_string(),
+                ..claims(now)
+            };
+            assert_eq!(check_claims(&c, now, 30), Ok(()), "{org:?}");
+        }
+        let nil = Claims {
+            sub: Uuid::nil(),
+            ..claims(now)
+        };
+        assert_eq!(check_claims(&nil, now, 30), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn oversized_and_non_uuid_tokens_are_refused() {
+        let k = keys("a");
+        let big = format!("Bearer {}", "a".repeat(TOKEN_MAX_BYTES + 1));
+        assert_eq!(k.verify_header(Some(&big)), Err(AuthError::TooLarge));
+        let mut raw = serde_json::to_value(claims(chrono::Utc::now().timestamp())).expect("json");
+        raw["sub"] = serde_json::json!("not-a-uuid");
+        let token = encode(&Header::new(Algorithm::HS256), &raw, &k.encoding).expect("sign");
+        assert_eq!(
+            k.verify_header(Some(&format!("Bearer {token}"))),
             Err(AuthError::Invalid)
         );
     }

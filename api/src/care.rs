@@ -178,12 +178,13 @@ const REL_COLUMNS: &str = "r.relationship_id, r.user_id, r.provider_id, r.state,
     r.invited_at, r.expires_at, r.since, r.ended_at, r.break_glass_until, \
     p.display_name, p.profession, p.registered_at";
 
-/// Relationships matching `filter` (`$1` a subject id), with profiles and
-/// current grants.
+/// Relationships of `organisation` matching `filter` (`$1` a subject id),
+/// with profiles and current grants.
 async fn relationships(
     ctx: &Context<'_>,
     filter: &str,
     subject: Uuid,
+    organisation: &str,
     include_closed: bool,
 ) -> Result<Vec<Relationship>, ApiError> {
     let svc = service(ctx);
@@ -200,9 +201,11 @@ async fn relationships(
     };
     let rows = sqlx::query(&format!(
         "SELECT {REL_COLUMNS} FROM {rels} r LEFT JOIN {providers} p ON p.provider_id = r.provider_id \
-         WHERE {filter} = $1{closed} ORDER BY r.invited_at, r.relationship_id LIMIT 1000"
+         WHERE {filter} = $1 AND r.organisation = $2{closed} \
+         ORDER BY r.invited_at, r.relationship_id LIMIT 1000"
     ))
     .bind(subject.to_string())
+    .bind(organisation)
     .fetch_all(&svc.db.pool)
     .await
     .map_err(ApiError::internal)?;
@@ -315,7 +318,14 @@ impl CareQuery {
                 .into())
             }
         };
-        Ok(relationships(ctx, filter, caller.subject, include_closed).await?)
+        Ok(relationships(
+            ctx,
+            filter,
+            caller.subject,
+            &caller.organisation,
+            include_closed,
+        )
+        .await?)
     }
 
     /// A provider's caseload: every active relationship, the sections granted
@@ -332,7 +342,15 @@ impl CareQuery {
         let history_t = svc.engine.table(history::NAME, "history");
         let at = now();
         let mut out = Vec::new();
-        for mut relationship in relationships(ctx, "r.provider_id", caller.subject, false).await? {
+        for mut relationship in relationships(
+            ctx,
+            "r.provider_id",
+            caller.subject,
+            &caller.organisation,
+            false,
+        )
+        .await?
+        {
             // The projection lists the caseload; the events decide what is granted now.
             let current = svc.relationship(relationship.relationship_id).await?;
             if current.state != care::RelationshipState::Active
@@ -448,7 +466,7 @@ async fn on_relationship(
         .run_command::<CareRelationship>(
             &caller,
             &request(ctx).request_id,
-            idempotency_key,
+            crate::schema::idempotency(ctx, idempotency_key),
             &relationship_id.to_string(),
             command,
         )
@@ -486,7 +504,7 @@ impl CareMutation {
             .run_command::<care::Provider>(
                 &caller,
                 &request(ctx).request_id,
-                idempotency_key,
+                crate::schema::idempotency(ctx, idempotency_key),
                 &caller.subject.to_string(),
                 command,
             )
@@ -548,7 +566,7 @@ impl CareMutation {
             .run_command::<CareRelationship>(
                 &caller,
                 &request(ctx).request_id,
-                idempotency_key,
+                crate::schema::idempotency(ctx, idempotency_key),
                 &care::relationship_id(user_id, provider_id).to_string(),
                 command,
             )

@@ -15,6 +15,14 @@ pub mod codes {
     pub const CONFLICT: &str = "CONFLICT";
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     pub const INTERNAL: &str = "INTERNAL";
+    /// A request that is not valid HTTP, or not one this service serves
+    /// (an impossible `Content-Length`, headers too large or too many, a
+    /// method a route does not take).
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    /// The request took longer than the server allows.
+    pub const TIMEOUT: &str = "TIMEOUT";
+    /// An idempotency key sent again with a different request.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 }
 
 /// Everything a request can fail with.
@@ -29,6 +37,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     BadInput(String),
+    /// An idempotency key reused for a different request.
+    KeyReused(String),
     /// Logged in full, reported to the client only as "internal error".
     Internal(String),
 }
@@ -54,7 +64,10 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::Unauthenticated(e) => e.to_string(),
-            ApiError::Forbidden(m) | ApiError::NotFound(m) | ApiError::BadInput(m) => m.clone(),
+            ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::BadInput(m)
+            | ApiError::KeyReused(m) => m.clone(),
             ApiError::Conflict(m) => format!("{m}; retry the request"),
             ApiError::Internal(_) => "internal error".to_string(),
         }
@@ -68,6 +81,7 @@ impl ApiError {
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::Conflict(_) => codes::CONFLICT,
             ApiError::BadInput(_) => codes::BAD_USER_INPUT,
+            ApiError::KeyReused(_) => codes::IDEMPOTENCY_KEY_REUSED,
             ApiError::Internal(_) => codes::INTERNAL,
         }
     }

@@ -23,20 +23,22 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::codes;
+use crate::limits::Limited;
 use crate::schema::{self, PortalSchema, Receipts, RequestContext};
 use crate::service::Service;
+use async_graphql::Executor;
 
 #[derive(Clone)]
 struct AppState {
     service: Arc<Service>,
-    schema: PortalSchema,
+    schema: Limited<PortalSchema>,
 }
 
 /// The whole HTTP surface, for `serve` and for in-process tests.
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.settings.max_body_bytes;
     let state = AppState {
-        schema: schema::build(Arc::clone(&service)),
+        schema: schema::serving(Arc::clone(&service)),
         service,
     };
     Router::new()
@@ -46,6 +48,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(|| async {
+            error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such path")
+        })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_responses,
@@ -63,8 +68,53 @@ pub fn router(service: Arc<Service>) -> Router {
                 "internal error",
             )
         }))
+        .layer(middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every error leaves as a GraphQL JSON error with a code: the ones axum
+/// and tower-http make (405, 408, a refused WebSocket upgrade, ...) come
+/// without one, or as plain text.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejections of axum explain themselves in a short text; keep it.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|t| !t.trim().is_empty() && t.len() < 300 && status.as_u16() < 500);
+    let code = match status {
+        StatusCode::UNAUTHORIZED => codes::UNAUTHENTICATED,
+        StatusCode::FORBIDDEN => codes::FORBIDDEN,
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::REQUEST_TIMEOUT => codes::TIMEOUT,
+        StatusCode::PAYLOAD_TOO_LARGE => codes::BAD_USER_INPUT,
+        s if s.is_server_error() => codes::INTERNAL,
+        _ => codes::BAD_REQUEST,
+    };
+    let message = match (status, text) {
+        (StatusCode::REQUEST_TIMEOUT, _) => "the request took longer than 30 s".to_string(),
+        (s, _) if s.is_server_error() => "internal error".to_string(),
+        (_, Some(text)) => text.trim().to_string(),
+        (s, None) => s.canonical_reason().unwrap_or("bad request").to_lowercase(),
+    };
+    let mut response = error_response(status, code, &message);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
 }
 
 /// A GraphQL-shaped error for failures before GraphQL runs.
@@ -267,11 +317,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let runners = service.engine.spawn(stopped);
-    let app =
-        router(Arc::clone(&service)).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = crate::connection::accept(listener, router(Arc::clone(&service)), shutdown).await;
     let _ = stop.send(true);
     for runner in runners {
         let _ = runner.await;

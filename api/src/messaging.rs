@@ -65,9 +65,11 @@ pub struct ConversationView {
     pub read_only: bool,
     /// Everyone who was ever in it, with read receipts.
     pub participants: Vec<Participant>,
-    /// Messages the caller has not read.
+    /// Messages the caller has not read (0 for a provider whose relationship ended).
     pub unread: i32,
-    /// The messages the caller may read, oldest first.
+    /// The messages the caller may read, oldest first. (Counted into query
+    /// complexity as 50 messages.)
+    #[graphql(complexity = "crate::limits::UNPAGED_LIST_COST * child_complexity + 1")]
     pub messages: Vec<Message>,
 }
 
@@ -160,7 +162,8 @@ pub struct ConversationSummary {
 pub struct ConversationList {
     /// Unread messages over all the caller's threads.
     pub unread_total: i32,
-    /// The threads.
+    /// The threads. (Counted into query complexity as 50 threads.)
+    #[graphql(complexity = "crate::limits::UNPAGED_LIST_COST * child_complexity + 1")]
     pub conversations: Vec<ConversationSummary>,
 }
 
@@ -202,8 +205,10 @@ impl MessagingQuery {
             let mut messages: i64 = get(row, "messages")?;
             let read: i64 = get(row, "read_count")?;
             let mut last_message_at = parse_time(&get::<String>(row, "last_at")?)?;
+            let mut ended = false;
             if caller.role == Role::Provider {
                 let spans = spans(svc, user_id, caller.subject).await?;
+                ended = spans.last().is_none_or(|span| span.1.is_some());
                 // Unless the relationship has been active throughout, count
                 // only what the provider may see, from the thread's events.
                 if !(spans.len() == 1 && spans[0].1.is_none()) {
@@ -233,7 +238,12 @@ impl MessagingQuery {
                 started_by: uuid("started_by")?,
                 last_message_at,
                 messages: messages as i32,
-                unread: (messages - read.min(messages)).max(0) as i32,
+                // Nothing is unread for a provider whose relationship ended.
+                unread: if ended {
+                    0
+                } else {
+                    (messages - read.min(messages)).max(0) as i32
+                },
             });
         }
         Ok(ConversationList {
@@ -315,6 +325,10 @@ impl MessagingQuery {
             });
         }
         let read = conversation.read.get(&caller.subject).copied().unwrap_or(0);
+        let ended = match &seen_spans {
+            Some(spans) => spans.last().is_none_or(|span| span.1.is_some()),
+            None => false,
+        };
         Ok(ConversationView {
             id: conversation_id,
             user_id: user,
@@ -322,7 +336,11 @@ impl MessagingQuery {
             started_by,
             read_only: !writable(svc, &conversation).await?,
             participants,
-            unread: messages.len().saturating_sub(read) as i32,
+            unread: if ended {
+                0
+            } else {
+                messages.len().saturating_sub(read) as i32
+            },
             messages,
         })
     }
@@ -344,7 +362,7 @@ async fn run(
         .run_command::<Conversation>(
             caller,
             &request(ctx).request_id,
-            idempotency_key,
+            crate::schema::idempotency(ctx, idempotency_key),
             &conversation_id.to_string(),
             command,
         )
@@ -432,7 +450,7 @@ impl MessagingMutation {
             Side::ServiceUser => writable(svc, &conversation).await?,
         };
         if !allowed {
-            return Err(ApiError::BadInput(
+            return Err(ApiError::Forbidden(
                 "this conversation is read-only: the care relationship ended".into(),
             )
             .into());
@@ -459,7 +477,23 @@ impl MessagingMutation {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;
-        participant(&caller, &conversation)?;
+        let side = participant(&caller, &conversation)?;
+        // A provider whose relationship ended reads nothing new, so has
+        // nothing to mark: the thread is read-only for them.
+        if side == Side::Provider
+            && ended_at(
+                svc,
+                conversation.user_id.unwrap_or_default(),
+                caller.subject,
+            )
+            .await?
+            .is_some()
+        {
+            return Err(ApiError::Forbidden(
+                "this conversation is read-only: the care relationship ended".into(),
+            )
+            .into());
+        }
         let command = ConversationCommand::MarkRead {
             by: caller.subject,
             up_to,

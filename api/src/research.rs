@@ -71,7 +71,7 @@ async fn on_enrolment(
         .run_command::<domain::study::Enrolment>(
             caller,
             &request(ctx).request_id,
-            idempotency_key,
+            crate::schema::idempotency(ctx, idempotency_key),
             &enrolment_id(study_id, caller.subject).to_string(),
             command,
         )
@@ -179,7 +179,7 @@ impl ResearchMutation {
             .run_command::<domain::study::Study>(
                 &caller,
                 &request(ctx).request_id,
-                idempotency_key,
+                crate::schema::idempotency(ctx, idempotency_key),
                 &study_id.to_string(),
                 command,
             )
@@ -203,6 +203,10 @@ impl ResearchMutation {
             .into());
         };
         let study = study_of(svc, &caller, study_id).await?;
+        // The participant must be the person of this organisation: a token
+        // of it carrying the id of someone elsewhere would otherwise pour
+        // that person's use into this organisation's study.
+        crate::schema::identity_here(svc, &caller).await?;
         if now().date_naive() > study.ends_on {
             return Err(ApiError::BadInput("the study has ended".into()).into());
         }

@@ -89,16 +89,33 @@ impl Receipts {
 
 /// Builds the schema with the service and the input limits from settings.
 pub fn build(service: Arc<Service>) -> PortalSchema {
-    let (depth, complexity) = (
-        service.settings.max_query_depth,
-        service.settings.max_query_complexity,
-    );
-    Schema::build(Query::default(), Mutation::default(), LiveSubscription)
-        .data(service)
-        .limit_depth(depth)
-        .limit_complexity(complexity)
-        .extension(crate::usage::UsageExtension)
-        .finish()
+    let settings = &service.settings;
+    let builder = Schema::build(Query::default(), Mutation::default(), LiveSubscription)
+        // Complexity counts a field's `limit` times what it selects. Depth and
+        // size are checked before async-graphql sees the document, by
+        // `limits::Limited` (see `limits`).
+        .limit_complexity(settings.max_query_complexity)
+        .limit_directives(crate::limits::DIRECTIVES_MAX)
+        .extension(crate::usage::UsageExtension);
+    let builder = if settings.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
+    builder.data(service).finish()
+}
+
+/// The schema as served: every document measured against the limits
+/// before async-graphql parses it further.
+pub fn serving(service: Arc<Service>) -> crate::limits::Limited<PortalSchema> {
+    let limits = crate::limits::Limits {
+        max_fields: service.settings.max_query_fields as u64,
+        max_depth: service.settings.max_query_depth,
+    };
+    crate::limits::Limited {
+        inner: build(service),
+        limits,
+    }
 }
 
 /// The schema in SDL, as committed in `api/schema.graphql`.
@@ -201,6 +218,7 @@ impl ControlPanel {
     /// The newest changes across all sections, newest first: `limit` 1-50 (default 10).
     /// Someone other than the owner sees changes to the core section only, numbered
     /// within that section (its changes so far, counting down).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn recent_changes(
         &self,
         ctx: &Context<'_>,
@@ -627,6 +645,7 @@ impl CoreQuery {
 
     /// Every change to a goal and its activities, oldest first: up to `limit`
     /// (1-500, default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn goal_history(
         &self,
         ctx: &Context<'_>,
@@ -645,6 +664,7 @@ impl CoreQuery {
 
     /// Every status rating of a life domain, oldest first: up to `limit` (1-500,
     /// default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn status_history(
         &self,
         ctx: &Context<'_>,
@@ -904,17 +924,93 @@ pub(crate) async fn run(
             ApiError::Forbidden("only a service user can change their own portal".into()).into(),
         );
     }
-    if !matches!(command, PortalCommand::OpenPortal { .. }) {
-        let org = svc.portal_organisation(caller.subject).await?;
-        if org.is_some_and(|org| org != caller.organisation) {
-            return Err(
-                ApiError::Forbidden("this portal belongs to another organisation".into()).into(),
-            );
-        }
-    }
+    // Also for openPortal: the id may have a portal in another organisation.
+    own_portal_here(svc, &caller).await?;
     Ok(svc
-        .execute(&caller, &request(ctx).request_id, idempotency_key, command)
+        .execute(
+            &caller,
+            &request(ctx).request_id,
+            idempotency(ctx, idempotency_key),
+            command,
+        )
         .await?)
+}
+
+/// Refuses a caller whose subject id has a portal in another organisation:
+/// a token of one organisation never acts on, or reads about, a portal of
+/// another that happens to carry the same id.
+pub(crate) async fn own_portal_here(svc: &Service, caller: &Caller) -> Result<(), ApiError> {
+    let org = svc.portal_organisation(caller.subject).await?;
+    if org.is_some_and(|org| org != caller.organisation) {
+        return Err(ApiError::Forbidden(
+            "this portal belongs to another organisation".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a caller whose subject id is a person of another organisation:
+/// a portal or a provider profile there.
+pub(crate) async fn identity_here(svc: &Service, caller: &Caller) -> Result<(), ApiError> {
+    own_portal_here(svc, caller).await?;
+    let profile = svc.provider(caller.subject).await?;
+    if profile
+        .organisation
+        .is_some_and(|org| org != caller.organisation)
+    {
+        return Err(ApiError::Forbidden(
+            "this person belongs to another organisation".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The client's idempotency key with the fingerprint of the mutation it came
+/// with: the field's name and its arguments (variables resolved, object keys
+/// sorted, the key itself left out), hashed.
+pub(crate) fn idempotency(
+    ctx: &Context<'_>,
+    key: Option<String>,
+) -> Option<crate::service::IdempotencyKey> {
+    use sha2::{Digest, Sha256};
+    let key = key?;
+    let field = ctx.field();
+    let mut arguments: Vec<(String, serde_json::Value)> = field
+        .arguments()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name.as_str() != "idempotencyKey")
+        .map(|(name, value)| {
+            let json = value.into_json().unwrap_or(serde_json::Value::Null);
+            (name.to_string(), canonical(json))
+        })
+        .collect();
+    arguments.sort_by(|a, b| a.0.cmp(&b.0));
+    let text = serde_json::to_string(&(field.name(), arguments)).unwrap_or_default();
+    Some(crate::service::IdempotencyKey {
+        key,
+        fingerprint: hex::encode(Sha256::digest(text.as_bytes())),
+    })
+}
+
+/// The same JSON with every object's keys in sorted order.
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(canonical).collect())
+        }
+        other => other,
+    }
 }
 
 /// The time a command happens, to the microsecond: the precision every

@@ -138,6 +138,15 @@ fn portal_of(aggregate_type: &str, aggregate_id: &str) -> Option<Uuid> {
 /// Longest accepted idempotency key.
 pub const IDEMPOTENCY_KEY_MAX: usize = 128;
 
+/// A client's idempotency key and the fingerprint of the request it came
+/// with (the mutation and its arguments): a key reused for a different
+/// request is refused rather than answered with the first one's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
 /// The projections a portal mutation's caller reads next.
 const PORTAL_READ_MODELS: &[&str] = &[
     projections::control_panel::NAME,
@@ -307,7 +316,8 @@ impl Service {
             poll_interval: Duration::from_millis(settings.projection_poll_ms),
         };
         let engine = Arc::new(Engine::prepare(db.clone(), projections::all(), config).await?);
-        let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?);
+        let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?)
+            .with_leeway(settings.token_leeway_seconds);
         if !settings.has_trail_key() {
             // A new key would make every existing record fail verification.
             let written: Option<i64> =
@@ -358,8 +368,10 @@ impl Service {
         })
     }
 
-    /// The organisation a portal was opened in, or `None` if it is not open
-    /// (as far as the read model shows).
+    /// The organisation a portal was opened in, or `None` if it is not open.
+    /// The read model answers first; while it has not caught up with a portal
+    /// just opened, the portal's first event does (so a portal is never taken
+    /// for unopened, and open to another organisation, in that window).
     pub async fn portal_organisation(&self, portal_id: Uuid) -> Result<Option<String>, ApiError> {
         if let Some(org) = self
             .organisations
@@ -379,6 +391,12 @@ impl Service {
         .fetch_optional(&self.db.pool)
         .await
         .map_err(ApiError::internal)?;
+        let org = match org {
+            Some(org) => Some(org),
+            None => stream::read_at_sequence(&self.db, "Portal", &portal_id.to_string(), 1)
+                .await?
+                .map(|opened| opened.metadata.organisation),
+        };
         if let (Some(org), Ok(mut cache)) = (&org, self.organisations.write()) {
             if cache.len() >= ORGANISATION_CACHE_MAX {
                 cache.clear();
@@ -394,7 +412,7 @@ impl Service {
         &self,
         caller: &Caller,
         request_id: &str,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<IdempotencyKey>,
         command: PortalCommand,
     ) -> Result<CommandOutcome, ApiError> {
         let id = caller.subject.to_string();
@@ -409,7 +427,7 @@ impl Service {
         &self,
         caller: &Caller,
         request_id: &str,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<IdempotencyKey>,
         aggregate_id: &str,
         command: A::Command,
     ) -> Result<CommandOutcome, ApiError> {
@@ -553,13 +571,13 @@ impl Service {
         aggregate_id: &str,
         caller: &Caller,
         request_id: &str,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<IdempotencyKey>,
         command: A::Command,
     ) -> Result<CommandOutcome, ApiError>
     where
         A: Aggregate<Error = domain::portal::PortalError>,
     {
-        if let Some(key) = &idempotency_key {
+        if let Some(IdempotencyKey { key, .. }) = &idempotency_key {
             if key.is_empty()
                 || key.len() > IDEMPOTENCY_KEY_MAX
                 || key.chars().any(char::is_control)
@@ -568,6 +586,8 @@ impl Service {
                     "field `idempotencyKey` must be 1-{IDEMPOTENCY_KEY_MAX} characters without control characters"
                 )));
             }
+        }
+        if let Some(key) = &idempotency_key {
             if let Some(outcome) = self.replay(caller, key).await? {
                 return Ok(outcome);
             }
@@ -579,7 +599,8 @@ impl Service {
             organisation: caller.organisation.clone(),
             request_id: request_id.to_string(),
             command_id: command_id.clone(),
-            idempotency_key: idempotency_key.clone(),
+            idempotency_key: idempotency_key.as_ref().map(|k| k.key.clone()),
+            idempotency_fingerprint: idempotency_key.as_ref().map(|k| k.fingerprint.clone()),
         }
         .to_map();
         if let Err(error) = store.execute(aggregate_id, command, metadata).await {
@@ -630,14 +651,20 @@ impl Service {
             .await
     }
 
-    /// The stored result of the request that first used this key, if any.
-    async fn replay(&self, caller: &Caller, key: &str) -> Result<Option<CommandOutcome>, ApiError> {
+    /// The stored result of the request that first used this key, if any;
+    /// `IDEMPOTENCY_KEY_REUSED` if that request was a different one (another
+    /// mutation, other arguments, or another organisation's identity).
+    async fn replay(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+    ) -> Result<Option<CommandOutcome>, ApiError> {
         let row = sqlx::query(
             "SELECT aggregate_type, aggregate_id, first_sequence FROM idempotency_keys \
              WHERE actor_id = $1 AND key = $2",
         )
         .bind(caller.subject.to_string())
-        .bind(key)
+        .bind(&key.key)
         .fetch_optional(&self.db.pool)
         .await
         .map_err(ApiError::internal)?;
@@ -648,6 +675,18 @@ impl Service {
         let stored = stream::read_at_sequence(&self.db, &aggregate_type, &aggregate_id, sequence)
             .await?
             .ok_or_else(|| ApiError::internal("idempotency key points at a missing event"))?;
+        let first = &stored.metadata;
+        // Keys stored before fingerprints were kept match any request.
+        let same_request = first
+            .idempotency_fingerprint
+            .as_ref()
+            .is_none_or(|f| *f == key.fingerprint);
+        if first.organisation != caller.organisation || !same_request {
+            return Err(ApiError::KeyReused(
+                "this idempotency key was already used for a different request; use a new key"
+                    .into(),
+            ));
+        }
         let caught_up = self.wait_for_read_models(stored.checkpoint).await;
         Ok(Some(CommandOutcome {
             portal_id: portal_of(&aggregate_type, &aggregate_id),

@@ -42,12 +42,24 @@ pub struct Settings {
     pub token_key: Option<Secret>,
     /// Lifetime of tokens minted by `portal token` (`PORTAL_TOKEN_TTL_SECONDS`).
     pub token_ttl_seconds: u64,
+    /// How far apart clocks may be for a token's `nbf` and `iat`
+    /// (`PORTAL_TOKEN_LEEWAY_SECONDS`, default 30; `exp` is always strict).
+    pub token_leeway_seconds: u64,
     /// Largest accepted request body (`PORTAL_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Deepest accepted GraphQL query (`PORTAL_MAX_QUERY_DEPTH`).
     pub max_query_depth: usize,
-    /// Highest accepted GraphQL query complexity (`PORTAL_MAX_QUERY_COMPLEXITY`).
+    /// Highest accepted GraphQL query complexity (`PORTAL_MAX_QUERY_COMPLEXITY`):
+    /// every field costs 1, and a field that returns up to `limit` rows costs
+    /// `limit` times what it selects.
     pub max_query_complexity: usize,
+    /// Most fields a query may select once every fragment is spread out
+    /// (`PORTAL_MAX_QUERY_FIELDS`); checked before validation, so a document
+    /// whose fragments multiply each other is refused without being expanded.
+    pub max_query_fields: usize,
+    /// Whether the schema can be introspected (`PORTAL_INTROSPECTION`, default
+    /// true: GraphiQL and code generators need it).
+    pub introspection: bool,
     /// How long a mutation waits for the projections to show its events
     /// (`PORTAL_READ_YOUR_WRITES_TIMEOUT_MS`).
     pub read_your_writes_timeout_ms: u64,
@@ -94,9 +106,12 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             token_key: None,
             token_ttl_seconds: 8 * 3600,
+            token_leeway_seconds: 30,
             max_body_bytes: 64 * 1024,
             max_query_depth: 10,
-            max_query_complexity: 1_000,
+            max_query_complexity: 10_000,
+            max_query_fields: 2_000,
+            introspection: true,
             read_your_writes_timeout_ms: 5_000,
             db_max_connections: 16,
             projection_batch_size: 2_000,
@@ -154,6 +169,18 @@ impl Settings {
         const DAY: u64 = 24 * 3600;
         let ranges = [
             (
+                "token_leeway_seconds (PORTAL_TOKEN_LEEWAY_SECONDS)",
+                self.token_leeway_seconds,
+                0,
+                300,
+            ),
+            (
+                "max_query_fields (PORTAL_MAX_QUERY_FIELDS)",
+                self.max_query_fields as u64,
+                10,
+                100_000,
+            ),
+            (
                 "invitation_ttl_seconds (PORTAL_INVITATION_TTL_SECONDS)",
                 self.invitation_ttl_seconds,
                 1,
@@ -203,9 +230,12 @@ impl Settings {
         set!(database_url, "PORTAL_DATABASE_URL");
         set!(data_dir, "PORTAL_DATA_DIR");
         set!(token_ttl_seconds, "PORTAL_TOKEN_TTL_SECONDS");
+        set!(token_leeway_seconds, "PORTAL_TOKEN_LEEWAY_SECONDS");
         set!(max_body_bytes, "PORTAL_MAX_BODY_BYTES");
         set!(max_query_depth, "PORTAL_MAX_QUERY_DEPTH");
         set!(max_query_complexity, "PORTAL_MAX_QUERY_COMPLEXITY");
+        set!(max_query_fields, "PORTAL_MAX_QUERY_FIELDS");
+        set!(introspection, "PORTAL_INTROSPECTION");
         set!(
             read_your_writes_timeout_ms,
             "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS"

@@ -632,6 +632,7 @@ impl ToolboxQuery {
 
     /// Every change to one medication, oldest first: up to `limit` (1-500,
     /// default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn medication_history(
         &self,
         ctx: &Context<'_>,
@@ -651,6 +652,7 @@ impl ToolboxQuery {
 
     /// Every change to one person on the network map, removal included, oldest
     /// first: up to `limit` (1-500, default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn person_history(
         &self,
         ctx: &Context<'_>,
@@ -670,6 +672,7 @@ impl ToolboxQuery {
 
     /// Every revision of the crisis plan, oldest first, with who wrote it and
     /// when: up to `limit` (1-500, default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn crisis_plan_history(
         &self,
         ctx: &Context<'_>,
@@ -702,6 +705,7 @@ impl ToolboxQuery {
     }
 
     /// The exercise log: totals and the newest `limit` entries (1-500, default 100).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
     async fn exercise_log(
         &self,
         ctx: &Context<'_>,
@@ -1045,7 +1049,7 @@ impl ToolboxMutation {
             .run_command::<domain::catalogue::Catalogue>(
                 &caller,
                 &request(ctx).request_id,
-                idempotency_key,
+                crate::schema::idempotency(ctx, idempotency_key),
                 &caller.organisation,
                 command,
             )

@@ -51,7 +51,8 @@ struct Record {
 pub struct UsageRecorder {
     /// Records queued and not yet written (or given up on).
     pending: Arc<std::sync::atomic::AtomicUsize>,
-    enrolled: Arc<RwLock<HashSet<Uuid>>>,
+    /// (organisation, participant) of everyone enrolled now.
+    enrolled: Arc<RwLock<HashSet<(String, Uuid)>>>,
     follower: Arc<tokio::sync::Mutex<Enrolments>>,
     db: Db,
     jobs: mpsc::Sender<Record>,
@@ -85,12 +86,13 @@ impl UsageRecorder {
         Ok(())
     }
 
-    /// True when `participant` is enrolled in some study (as far as this
-    /// instance knows).
-    pub fn is_enrolled(&self, participant: Uuid) -> bool {
+    /// True when `participant` is enrolled in some study of `organisation`
+    /// (as far as this instance knows): a token of another organisation that
+    /// carries the same id is not them.
+    pub fn is_enrolled(&self, organisation: &str, participant: Uuid) -> bool {
         self.enrolled
             .read()
-            .map(|set| set.contains(&participant))
+            .map(|set| set.contains(&(organisation.to_string(), participant)))
             .unwrap_or(false)
     }
 
@@ -101,7 +103,7 @@ impl UsageRecorder {
             Role::Provider => ParticipantRole::Provider,
             _ => return,
         };
-        if !self.is_enrolled(caller.subject) {
+        if !self.is_enrolled(&caller.organisation, caller.subject) {
             return;
         }
         let record = Record {
@@ -119,6 +121,7 @@ impl UsageRecorder {
                 request_id: request_id.to_string(),
                 command_id: String::new(),
                 idempotency_key: None,
+                idempotency_fingerprint: None,
             },
         };
         self.pending
@@ -142,6 +145,8 @@ impl UsageRecorder {
 #[derive(Default)]
 struct Enrolments {
     open: HashMap<(Uuid, Uuid), bool>,
+    /// The organisation of each study.
+    studies: HashMap<Uuid, String>,
 }
 
 impl Enrolments {
@@ -158,14 +163,24 @@ impl Enrolments {
         // Each pair's events are one stream, appended in order, so its last
         // one by position is its latest.
         self.open = domain::study::enrolled_now(&events);
+        for (_, payload) in projections::stream::read_type_payloads(db, domain::study::STUDY_TYPE)
+            .await?
+            .iter()
+        {
+            let domain::study::StudyEvent::StudyRegistered { info, .. } =
+                serde_json::from_str(payload).map_err(crate::error::ApiError::internal)?;
+            self.studies.insert(info.study_id, info.organisation);
+        }
         Ok(())
     }
 
-    fn enrolled(&self) -> HashSet<Uuid> {
+    fn enrolled(&self) -> HashSet<(String, Uuid)> {
         self.open
             .iter()
             .filter(|(_, open)| **open)
-            .map(|((_, participant), _)| *participant)
+            .filter_map(|((study, participant), _)| {
+                Some((self.studies.get(study)?.clone(), *participant))
+            })
             .collect()
     }
 }
@@ -443,7 +458,9 @@ impl Extension for PerRequest {
         ) {
             if let Ok(caller) = &request.caller {
                 self.enrolled_before.store(
-                    service.usage.is_enrolled(caller.subject),
+                    service
+                        .usage
+                        .is_enrolled(&caller.organisation, caller.subject),
                     std::sync::atomic::Ordering::SeqCst,
                 );
             }

@@ -25,6 +25,9 @@ pub struct EventMetadata {
     pub command_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Hash of the request (mutation and arguments) the key came with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_fingerprint: Option<String>,
 }
 
 impl EventMetadata {
@@ -39,6 +42,9 @@ impl EventMetadata {
         ]);
         if let Some(key) = &self.idempotency_key {
             map.insert("idempotency_key".to_string(), key.clone());
+        }
+        if let Some(fingerprint) = &self.idempotency_fingerprint {
+            map.insert("idempotency_fingerprint".to_string(), fingerprint.clone());
         }
         map
     }
