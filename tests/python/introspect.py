@@ -7,6 +7,23 @@ from gql import Client, gql
 from gql.transport.requests import RequestsHTTPTransport
 
 url = sys.argv[1]
+
+# The newest introspection query GraphiQL sends asks for everything.
+everything = dict(
+    descriptions=True,
+    specified_by_url=True,
+    directive_is_repeatable=True,
+    schema_description=True,
+    input_value_deprecation=True,
+)
+full = Client(
+    transport=RequestsHTTPTransport(url=url, retries=0, timeout=30),
+    fetch_schema_from_transport=True,
+    introspection_args=everything,
+)
+with full:
+    assert full.schema is not None and full.schema.query_type is not None
+
 client = Client(
     transport=RequestsHTTPTransport(url=url, retries=0, timeout=30),
     fetch_schema_from_transport=True,

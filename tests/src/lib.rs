@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use api::auth::{Role, TokenKeys};
 use api::settings::Secret;
+use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
 
 /// The token key every test server is started with.
@@ -632,5 +635,41 @@ mod cqrs_es_fold {
         }
         lines.sort();
         lines
+    }
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a `graphql-transport-ws` socket at `/graphql/ws`, authenticates
+/// with `token`, and returns it acknowledged (or what came instead).
+pub async fn connect(server: &Server, token: &str) -> Result<Socket, String> {
+    let url = format!("{}/graphql/ws", server.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "token": token } });
+    socket
+        .send(Frame::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    match next_frame(&mut socket, Duration::from_secs(5)).await {
+        Some(v) if v["type"] == "connection_ack" => Ok(socket),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// The next JSON frame, if one comes in time.
+pub async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(wait, socket.next()).await.ok()??;
+        match frame.ok()? {
+            Frame::Text(text) => return serde_json::from_str(&text).ok(),
+            Frame::Close(_) => return None,
+            _ => continue,
+        }
     }
 }

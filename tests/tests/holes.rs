@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use api::auth::{Claims, Role, TokenKeys};
 use api::settings::Secret;
+use futures::SinkExt;
 use portal_tests::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
 
 /// `query { ...F<n> }` where each fragment spreads the previous one twice.
@@ -76,6 +78,29 @@ async fn fragment_bombs_are_refused_before_validation(store: Store) {
             "{message}"
         );
     }
+    // Over the WebSocket too: the bomb as a subscription gets an error frame.
+    let mut socket = connect(&server, &token(user.id, Role::ServiceUser, "clinic-a"))
+        .await
+        .unwrap();
+    let start =
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": fragment_bomb(30) } });
+    socket
+        .send(Frame::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    let answer = next_frame(&mut socket, PROMPTLY)
+        .await
+        .expect("the bomb held the socket");
+    // (Sent as a `next` carrying the error; the protocol's frames are the
+    // GraphQL API issue's.)
+    assert!(
+        answer["type"] == "error" || answer["type"] == "next",
+        "{answer}"
+    );
+    assert!(
+        answer.to_string().contains("fragments are spread out"),
+        "{answer}"
+    );
     // As wide as the body allows: 4,000 aliases.
     let wide = format!(
         "{{ {} }}",

@@ -140,7 +140,7 @@ async fn messaging(store: Store) {
         kari.client
             .error_code(POST, json!({ "c": c, "b": "one more" }))
             .await,
-        "BAD_USER_INPUT"
+        "FORBIDDEN"
     );
     user.client
         .data(POST, json!({ "c": c, "b": "Only for Ola now" }))
@@ -194,7 +194,7 @@ async fn messaging(store: Store) {
         user.client
             .error_code(POST, json!({ "c": c2["c"], "b": "still there?" }))
             .await,
-        "BAD_USER_INPUT"
+        "FORBIDDEN"
     );
     server.stop().await;
 }

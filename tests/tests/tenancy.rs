@@ -9,10 +9,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use api::auth::Role;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use portal_tests::*;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
 
@@ -324,9 +323,9 @@ async fn another_organisation_sees_and_changes_nothing(store: Store) {
     // B's live subscribers, to check that nothing of A reaches them.
     let mut b_sockets = Vec::new();
     for (subject, role) in &b_people[..2] {
-        b_sockets.push(connect(&server, &token(*subject, *role, "clinic-b")).await);
+        b_sockets.push(subscribed(&server, &token(*subject, *role, "clinic-b")).await);
     }
-    let mut a_socket = connect(&server, &token(a.user.id, Role::ServiceUser, "clinic-a")).await;
+    let mut a_socket = subscribed(&server, &token(a.user.id, Role::ServiceUser, "clinic-a")).await;
 
     let mut answered = 0;
     for (subject, role) in b_people {
@@ -407,28 +406,9 @@ both_stores!(
     another_organisation_sees_and_changes_nothing
 );
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A socket authenticated with `token` and subscribed to live updates.
-async fn connect(server: &Server, token: &str) -> Socket {
-    let url = format!("{}/graphql/ws", server.base.replace("http://", "ws://"));
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({ "type": "connection_init", "payload": { "token": token } });
-    socket
-        .send(Frame::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    let ack = next_frame(&mut socket, Duration::from_secs(5)).await;
-    assert_eq!(
-        ack.map(|a| a["type"].clone()),
-        Some(json!("connection_ack"))
-    );
+/// A socket of `token`'s, subscribed to live updates.
+async fn subscribed(server: &Server, token: &str) -> Socket {
+    let mut socket = connect(server, token).await.unwrap();
     let start = json!({ "type": "subscribe", "id": "1", "payload": { "query":
         "subscription { liveUpdates { kind conversationId relationshipId by body read change version } }" } });
     socket
@@ -438,17 +418,6 @@ async fn connect(server: &Server, token: &str) -> Socket {
     // Give the subscription a moment to be in place before anything is sent.
     tokio::time::sleep(Duration::from_millis(300)).await;
     socket
-}
-
-async fn next_frame(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        let frame = tokio::time::timeout(wait, socket.next()).await.ok()??;
-        match frame.ok()? {
-            Frame::Text(text) => return serde_json::from_str(&text).ok(),
-            Frame::Close(_) => return None,
-            _ => continue,
-        }
-    }
 }
 
 async fn next_update(socket: &mut Socket, wait: Duration) -> Option<Value> {
