@@ -1013,20 +1013,7 @@ fn canonical(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// The time a command happens, to the microsecond: the precision every
-/// store and read model keeps, so that reads from events and from read models
-/// show the same instant.
-pub(crate) fn now() -> DateTime<Utc> {
-    use chrono::SubsecRound;
-    if let Ok(Some(at)) =
-        crate::simulate::CLOCK.try_with(|c| DateTime::from_timestamp_micros(c.get()))
-    {
-        if at.timestamp_micros() != 0 {
-            return at;
-        }
-    }
-    Utc::now().trunc_subsecs(6)
-}
+pub(crate) use crate::clock::now;
 
 /// Changes: a service user works on their own portal only. Every mutation waits until
 /// the read models show its change (see `caughtUp`).

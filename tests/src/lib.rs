@@ -82,7 +82,7 @@ pub async fn fresh_db(store: Store) -> TestDb {
     TestDb { store, url, dir }
 }
 
-/// The `portal` command under test: the same `api::cli::main` as the real
+/// The `portal` command under test: the same `portal::main` as the real
 /// binary, built by cargo together with the tests (so never stale).
 /// Cargo builds it next to the test executables' `deps/` folder.
 pub fn portal_bin() -> PathBuf {

@@ -25,9 +25,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::service::Service;
-use crate::settings::Settings;
 use crate::simulate::{run, SimulateRequest};
+use api::service::Service;
+use api::settings::Settings;
 
 /// What was made.
 #[derive(Debug, Clone, serde::Serialize)]

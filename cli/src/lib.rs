@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::auth::Role;
-use crate::service::Service;
-use crate::settings::Settings;
+use api::auth::Role;
+use api::service::Service;
+use api::settings::Settings;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
@@ -230,7 +230,7 @@ enum ResearchCommand {
         as_of: chrono::DateTime<chrono::Utc>,
         /// csv or parquet.
         #[arg(long, value_enum, default_value = "csv")]
-        format: crate::export::Format,
+        format: portal_tools::export::Format,
         /// Folder for the files (created if missing; existing tables replaced).
         #[arg(long)]
         out: PathBuf,
@@ -316,10 +316,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             let service = Arc::new(Service::open(settings).await?);
             println!("portal listening on http://{addr}");
             println!("GraphiQL: http://{addr}/   GraphQL: POST http://{addr}/graphql");
-            crate::http::serve(service, listener, crate::http::shutdown_signal()).await?;
+            api::http::serve(service, listener, api::http::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            crate::service::migrate(&settings).await?;
+            api::service::migrate(&settings).await?;
             println!("migrations applied");
         }
         Command::Token {
@@ -328,7 +328,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             org,
             ttl,
         } => {
-            let keys = crate::auth::TokenKeys::new(&settings.resolve_token_key()?);
+            let keys = api::auth::TokenKeys::new(&settings.resolve_token_key()?);
             let ttl = ttl.unwrap_or(settings.token_ttl_seconds as i64);
             println!("{}", keys.mint(subject, role, &org, ttl)?);
         }
@@ -379,7 +379,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            crate::service::migrate(&settings).await?;
+            api::service::migrate(&settings).await?;
             if !settings.has_trail_key() {
                 return Err(format!(
                     "no access-trail key: set PORTAL_TRAIL_KEY or PORTAL_DATA_DIR to the service's ({} does not exist)",
@@ -388,7 +388,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 .into());
             }
             let db = projections::Db::connect(&settings.database_url, 2).await?;
-            let trail = crate::trail::Trail::new(&settings.resolve_trail_key()?);
+            let trail = api::trail::Trail::new(&settings.resolve_trail_key()?);
             let report = trail.verify(&db).await?;
             for b in &report.breaks {
                 println!(
@@ -420,14 +420,14 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                     quiet,
                 },
         } => {
-            let request = crate::export::ExportRequest {
+            let request = portal_tools::export::ExportRequest {
                 study,
                 as_of,
                 format,
                 out,
                 progress: !quiet,
             };
-            let summary = crate::export::export(&settings, &request).await?;
+            let summary = portal_tools::export::export(&settings, &request).await?;
             for (file, rows) in &summary.files {
                 println!("{file}: {rows} rows");
             }
@@ -463,7 +463,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             let service = Arc::new(Service::open(settings).await?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let runners = service.engine.spawn(stopped);
-            let request = crate::simulate::SimulateRequest {
+            let request = portal_tools::simulate::SimulateRequest {
                 users,
                 providers,
                 months,
@@ -473,7 +473,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 workers: workers.clamp(1, 64),
                 activity,
             };
-            let result = crate::simulate::run(Arc::clone(&service), &request).await;
+            let result = portal_tools::simulate::run(Arc::clone(&service), &request).await;
             let _ = stop.send(true);
             for runner in runners {
                 let _ = runner.await;
@@ -495,17 +495,17 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                     quiet,
                 },
         } => {
-            let request = crate::plot::PlotRequest {
+            let request = portal_tools::plot::PlotRequest {
                 study,
-                as_of: as_of.unwrap_or_else(crate::schema::now),
+                as_of: as_of.unwrap_or_else(api::clock::now),
                 out,
                 progress: !quiet,
             };
-            for path in crate::plot::plot(&settings, &request).await? {
+            for path in portal_tools::plot::plot(&settings, &request).await? {
                 println!("{}", path.display());
             }
         }
-        Command::Schema => print!("{}", crate::schema::sdl()),
+        Command::Schema => print!("{}", api::schema::sdl()),
         Command::Bench { command } => match command {
             BenchCommand::Load {
                 url,
@@ -514,14 +514,16 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 seconds,
                 kind,
                 enrolled,
-            } => crate::bench::load(&settings, &url, clients, readers, seconds, &kind, enrolled)
-                .await
-                .map_err(|e| e.to_string())?,
+            } => portal_tools::bench::load(
+                &settings, &url, clients, readers, seconds, &kind, enrolled,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
             BenchCommand::Access {
                 url,
                 clients,
                 seconds,
-            } => crate::bench::access(&settings, &url, clients, seconds)
+            } => portal_tools::bench::access(&settings, &url, clients, seconds)
                 .await
                 .map_err(|e| e.to_string())?,
             BenchCommand::Messaging {
@@ -529,12 +531,12 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 pairs,
                 clients,
                 seconds,
-            } => crate::bench::messaging(&settings, &url, pairs, clients, seconds)
+            } => portal_tools::bench::messaging(&settings, &url, pairs, clients, seconds)
                 .await
                 .map_err(|e| e.to_string())?,
             BenchCommand::Seed { events, portals } => {
                 let spacing = chrono::Duration::milliseconds(1);
-                crate::bench::seed(&settings, events, portals, spacing)
+                portal_tools::bench::seed(&settings, events, portals, spacing)
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -547,7 +549,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 workers,
                 activity,
             } => {
-                let base = crate::simulate::SimulateRequest {
+                let base = portal_tools::simulate::SimulateRequest {
                     users,
                     providers,
                     months,
@@ -557,14 +559,15 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                     workers: workers.clamp(1, 64),
                     activity: activity.clamp(0.1, 10.0),
                 };
-                let made = crate::bench_research::research_data(settings, base, copies).await?;
+                let made =
+                    portal_tools::bench_research::research_data(settings, base, copies).await?;
                 println!("{}", serde_json::to_string(&made)?);
             }
             BenchCommand::AsOf {
                 url,
                 events,
                 samples,
-            } => crate::bench::as_of(&settings, &url, events, samples)
+            } => portal_tools::bench::as_of(&settings, &url, events, samples)
                 .await
                 .map_err(|e| e.to_string())?,
         },

@@ -7,7 +7,7 @@
 //! - `initiation`: exchanges initiated by providers per exchange initiated
 //!   by service users, week by week.
 //!
-//! Text is set in DejaVu Sans, built into the binary (api/assets), so the
+//! Text is set in DejaVu Sans, built into the binary (tools/assets), so the
 //! figures look the same on every machine.
 
 use std::path::{Path, PathBuf};
@@ -17,14 +17,14 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::settings::Settings;
+use api::error::ApiError;
+use api::settings::Settings;
 use projections::research::Table;
 
 /// Pixel size of every figure (SVG user units and PNG pixels).
 const SIZE: (u32, u32) = (1200, 750);
 
-/// DejaVu Sans (see api/assets/DejaVuSans.LICENSE).
+/// DejaVu Sans (see tools/assets/DejaVuSans.LICENSE).
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// What to draw.

@@ -22,9 +22,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
-use crate::schema::{self, Receipts, RequestContext};
-use crate::service::Service;
+use api::auth::{Caller, Role};
+use api::schema::{self, Receipts, RequestContext};
+use api::service::Service;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -159,7 +159,7 @@ pub async fn run(
     service: Arc<Service>,
     request: &SimulateRequest,
 ) -> Result<SimulateSummary, String> {
-    CLOCK
+    api::clock::SIMULATED
         .scope(std::cell::Cell::new(0), simulate(service, request))
         .await
 }
@@ -494,24 +494,26 @@ async fn simulate(
                 let (schema, people, request) =
                     (schema.clone(), Arc::clone(&people), request.clone());
                 let worker_rng = Rng(request.seed ^ (0x9E37_79B9 * (w as u64 + 1)));
-                tokio::spawn(CLOCK.scope(std::cell::Cell::new(0), async move {
-                    let mut summary = SimulateSummary::default();
-                    let state = State {
-                        study,
-                        ..State::default()
-                    };
-                    play(
-                        &schema,
-                        &people,
-                        &request,
-                        part,
-                        state,
-                        worker_rng,
-                        &mut summary,
-                    )
-                    .await
-                    .map(|_| summary)
-                }))
+                tokio::spawn(
+                    api::clock::SIMULATED.scope(std::cell::Cell::new(0), async move {
+                        let mut summary = SimulateSummary::default();
+                        let state = State {
+                            study,
+                            ..State::default()
+                        };
+                        play(
+                            &schema,
+                            &people,
+                            &request,
+                            part,
+                            state,
+                            worker_rng,
+                            &mut summary,
+                        )
+                        .await
+                        .map(|_| summary)
+                    }),
+                )
             })
             .collect();
         for task in tasks {
@@ -539,12 +541,6 @@ struct People {
     start: NaiveDate,
 }
 
-tokio::task_local! {
-    /// The simulated time of the worker this task plays (microseconds), read
-    /// by the service clock (`schema::now`) in place of the global one.
-    pub(crate) static CLOCK: std::cell::Cell<i64>;
-}
-
 /// Plays `plan` (sorted by time) through the schema, one operation after the
 /// other, each at its own simulated time.
 async fn play(
@@ -560,7 +556,7 @@ async fn play(
     let total = plan.len();
     let mut shown = Instant::now();
     for (i, (t, _, who, action)) in plan.into_iter().enumerate() {
-        CLOCK
+        api::clock::SIMULATED
             .try_with(|c| c.set(t.timestamp_micros()))
             .map_err(|_| "a simulation runs within its clock".to_string())?;
         let person = match who {

@@ -13,8 +13,8 @@ use projections::{Backend, Db};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::{Role, TokenKeys};
-use crate::settings::Settings;
+use api::auth::{Role, TokenKeys};
+use api::settings::Settings;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -394,7 +394,7 @@ pub async fn seed(
     portals: usize,
     spacing: chrono::Duration,
 ) -> Result<Vec<Uuid>, BoxError> {
-    crate::service::migrate(settings)
+    api::service::migrate(settings)
         .await
         .map_err(|e| format!("{e:?}"))?;
     let db = Db::connect(&settings.database_url, 4).await?;

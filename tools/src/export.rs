@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::settings::{Secret, Settings};
+use api::error::ApiError;
+use api::settings::{Secret, Settings};
 
 /// The file format of the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -264,7 +264,7 @@ pub async fn compute(
         )));
     }
     let (key, _) = settings.resolve_research_key().map_err(internal)?;
-    if as_of > crate::schema::now() {
+    if as_of > api::clock::now() {
         return Err(ApiError::BadInput(
             "--as-of must not be in the future: the data of a time not yet lived would change"
                 .into(),

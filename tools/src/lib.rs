@@ -1,0 +1,10 @@
+//! Tools beside the service, kept out of the crate that serves GraphQL:
+//! the research export and plots, the seeded simulation, and the
+//! benchmarks. The `portal` command line offers them as subcommands.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod bench_research;
+pub mod export;
+pub mod plot;
+pub mod simulate;
