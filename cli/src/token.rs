@@ -1,0 +1,30 @@
+//! `portal token`: a bearer token minted with the configured key.
+
+use api::auth::Role;
+use api::settings::Settings;
+use uuid::Uuid;
+
+use crate::Outcome;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// service_user, provider, moderator, researcher, auditor or admin.
+    #[arg(long)]
+    role: Role,
+    /// The person's id.
+    #[arg(long)]
+    subject: Uuid,
+    /// The person's organisation.
+    #[arg(long)]
+    org: String,
+    /// Lifetime in seconds (default from settings).
+    #[arg(long)]
+    ttl: Option<i64>,
+}
+
+pub fn run(args: Args, settings: Settings) -> Outcome {
+    let keys = api::auth::TokenKeys::new(&settings.resolve_token_key()?);
+    let ttl = args.ttl.unwrap_or(settings.token_ttl_seconds as i64);
+    println!("{}", keys.mint(args.subject, args.role, &args.org, ttl)?);
+    Ok(())
+}
