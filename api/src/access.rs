@@ -24,8 +24,8 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
+use crate::context::{caller, get, now, request, service};
 use crate::error::ApiError;
-use crate::schema::{caller, get, now, request, service};
 use crate::service::Service;
 
 /// A read that was let through.

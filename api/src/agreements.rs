@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::auth::Role;
 use crate::care::{side_of, CareSide};
+use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::schema::{caller, now, request, service};
 use crate::service::CommandOutcome;
 
 /// Who takes the initiative in using the portal together.
@@ -380,7 +380,7 @@ impl AgreementQuery {
         .fetch_one(&svc.db.pool)
         .await
         .map_err(ApiError::internal)?;
-        let last_look = last.map(|t| crate::schema::parse_time(&t)).transpose()?;
+        let last_look = last.map(|t| crate::context::parse_time(&t)).transpose()?;
         let a = domain::alignment::alignment(&terms, since, &written, last_look, at);
         let keeping = |k: domain::alignment::Keeping| SideKeeping {
             overdue_replies: k.overdue_replies as i32,
@@ -435,7 +435,7 @@ async fn run(
         .run_command::<model::Agreement>(
             &caller,
             &request(ctx).request_id,
-            crate::schema::idempotency(ctx, idempotency_key),
+            crate::context::idempotency(ctx, idempotency_key),
             &relationship_id.to_string(),
             command(side, now()),
         )

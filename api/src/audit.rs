@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::access::record_trail_read;
 use crate::auth::{Caller, Role};
 use crate::care::{parse_name, BreakGlassReason};
+use crate::context::{caller, get, parse_time, service};
 use crate::error::ApiError;
-use crate::schema::{caller, get, parse_time, service};
 use crate::toolbox::PortalSection;
 
 /// Most trail entries returned at once.
@@ -329,7 +329,7 @@ impl AuditQuery {
         }
         let limit = check_limit(limit)?;
         let svc = service(ctx);
-        crate::schema::own_portal_here(svc, &caller).await?;
+        crate::context::own_portal_here(svc, &caller).await?;
         record_trail_read(
             ctx,
             &caller,
@@ -533,7 +533,7 @@ impl AuditQuery {
                 (subject, Basis::Audit)
             }
             Role::ServiceUser if subject_id.is_none_or(|s| s == caller.subject) => {
-                crate::schema::own_portal_here(service(ctx), &caller).await?;
+                crate::context::own_portal_here(service(ctx), &caller).await?;
                 (caller.subject, Basis::Owner)
             }
             _ => {

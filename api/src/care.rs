@@ -10,8 +10,8 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
+use crate::context::{caller, get, now, parse_time, request, service};
 use crate::error::ApiError;
-use crate::schema::{caller, get, now, parse_time, request, service};
 use crate::service::CommandOutcome;
 use crate::toolbox::PortalSection;
 
@@ -466,7 +466,7 @@ async fn on_relationship(
         .run_command::<CareRelationship>(
             &caller,
             &request(ctx).request_id,
-            crate::schema::idempotency(ctx, idempotency_key),
+            crate::context::idempotency(ctx, idempotency_key),
             &relationship_id.to_string(),
             command,
         )
@@ -504,7 +504,7 @@ impl CareMutation {
             .run_command::<care::Provider>(
                 &caller,
                 &request(ctx).request_id,
-                crate::schema::idempotency(ctx, idempotency_key),
+                crate::context::idempotency(ctx, idempotency_key),
                 &caller.subject.to_string(),
                 command,
             )
@@ -566,7 +566,7 @@ impl CareMutation {
             .run_command::<CareRelationship>(
                 &caller,
                 &request(ctx).request_id,
-                crate::schema::idempotency(ctx, idempotency_key),
+                crate::context::idempotency(ctx, idempotency_key),
                 &care::relationship_id(user_id, provider_id).to_string(),
                 command,
             )

@@ -22,9 +22,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::context::{Receipts, RequestContext};
 use crate::error::codes;
 use crate::limits::Limited;
-use crate::schema::{self, PortalSchema, Receipts, RequestContext};
+use crate::schema::{self, PortalSchema};
 use crate::service::Service;
 use async_graphql::Executor;
 

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
 use crate::care::CareSide;
+use crate::context::{caller, get, now, parse_time, request, service};
 use crate::error::ApiError;
-use crate::schema::{caller, get, now, parse_time, request, service};
 use crate::service::{CommandOutcome, Service};
 
 /// One message.
@@ -362,7 +362,7 @@ async fn run(
         .run_command::<Conversation>(
             caller,
             &request(ctx).request_id,
-            crate::schema::idempotency(ctx, idempotency_key),
+            crate::context::idempotency(ctx, idempotency_key),
             &conversation_id.to_string(),
             command,
         )

@@ -2,21 +2,17 @@
 //! service users and providers enrol and withdraw themselves, researchers
 //! see the studies they belong to.
 
-use std::collections::HashSet;
-
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::NaiveDate;
 use domain::study::{
     enrolled_now, enrolment_id, EnrolmentCommand, ParticipantRole, StudyCommand, StudyInfo,
 };
-use projections::research::{Cell, Fold, Table};
-use projections::stream;
-use projections::Checkpoint;
+use projections::research::{Cell, Table};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
+use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::schema::{caller, now, request, service};
 use crate::service::{CommandOutcome, Service};
 
 /// A study as the caller may see it.
@@ -71,7 +67,7 @@ async fn on_enrolment(
         .run_command::<domain::study::Enrolment>(
             caller,
             &request(ctx).request_id,
-            crate::schema::idempotency(ctx, idempotency_key),
+            crate::context::idempotency(ctx, idempotency_key),
             &enrolment_id(study_id, caller.subject).to_string(),
             command,
         )
@@ -179,7 +175,7 @@ impl ResearchMutation {
             .run_command::<domain::study::Study>(
                 &caller,
                 &request(ctx).request_id,
-                crate::schema::idempotency(ctx, idempotency_key),
+                crate::context::idempotency(ctx, idempotency_key),
                 &study_id.to_string(),
                 command,
             )
@@ -206,7 +202,7 @@ impl ResearchMutation {
         // The participant must be the person of this organisation: a token
         // of it carrying the id of someone elsewhere would otherwise pour
         // that person's use into this organisation's study.
-        crate::schema::identity_here(svc, &caller).await?;
+        crate::context::identity_here(svc, &caller).await?;
         if now().date_naive() > study.ends_on {
             return Err(ApiError::BadInput("the study has ended".into()).into());
         }
@@ -241,53 +237,6 @@ impl ResearchMutation {
             at: now(),
         };
         on_enrolment(ctx, &caller, study_id, idempotency_key, command).await
-    }
-}
-
-/// The research measures, kept in memory by following the global stream:
-/// built on the first question (from every event), brought up to date
-/// from the last event seen on each one after. See docs/research.md.
-#[derive(Default)]
-pub struct Measures {
-    state: tokio::sync::Mutex<(Fold, Checkpoint)>,
-}
-
-/// Events read per batch while catching up.
-const CATCH_UP_BATCH: i64 = 5_000;
-
-impl Measures {
-    /// Every table of `study` now, after catching up with the stream,
-    /// leaving out everyone who has withdrawn (read after catching up, so a
-    /// withdrawal the fold has seen always applies).
-    pub async fn tables(&self, svc: &Service, study: &StudyInfo) -> Result<Vec<Table>, ApiError> {
-        let mut state = self.state.lock().await;
-        loop {
-            let batch = stream::read_batch(&svc.db, state.1, CATCH_UP_BATCH).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for e in &batch {
-                state
-                    .0
-                    .apply(
-                        e.checkpoint.position,
-                        &e.aggregate_type,
-                        &e.aggregate_id,
-                        &e.event_type,
-                        &e.payload,
-                    )
-                    .map_err(ApiError::internal)?;
-                state.1 = e.checkpoint;
-            }
-        }
-        let events = svc.enrolment_events().await?;
-        let withdrawn: HashSet<Uuid> = enrolled_now(&events)
-            .into_iter()
-            .filter(|((s, _), now)| *s == study.study_id && !now)
-            .map(|((_, p), _)| p)
-            .collect();
-        let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);
-        Ok(state.0.tables(study, now(), gap, &withdrawn))
     }
 }
 
@@ -506,7 +455,12 @@ impl MeasuresQuery {
         if !study.researchers.contains(&caller.subject) {
             return Err(ApiError::NotFound("no such study".into()).into());
         }
-        let tables = svc.measures.tables(svc, &study).await?;
+        let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);
+        let enrolments = svc.enrolment_events().await?;
+        let tables = svc
+            .measures
+            .tables(&svc.db, &enrolments, gap, &study)
+            .await?;
         Ok(aggregates(study_id, &tables))
     }
 }

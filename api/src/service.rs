@@ -186,7 +186,7 @@ pub struct Service {
     /// Usage records of enrolled participants, for research.
     pub usage: crate::usage::UsageRecorder,
     /// Research measures, followed from the stream once asked for.
-    pub measures: crate::research::Measures,
+    pub measures: crate::measures::Measures,
     pub metrics: Metrics,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.

@@ -18,9 +18,9 @@ use futures::Stream;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
+use crate::context::{caller, service};
 use crate::error::ApiError;
 use crate::live::Members;
-use crate::schema::{caller, service};
 use crate::service::Service;
 
 /// What changed.

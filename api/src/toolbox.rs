@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use crate::access::authorize_read;
 use crate::auth::Role;
+use crate::context::{caller, now, request, run, service};
 use crate::error::ApiError;
-use crate::schema::{caller, history_entries, now, request, run, service, HistoryEntry, Page};
+use crate::history::{history_entries, HistoryEntry, Page};
 use crate::service::CommandOutcome;
 
 /// Where a medication stands.
@@ -429,7 +430,7 @@ pub(crate) async fn summaries(
             summary.items = row.try_get("items").map_err(get_err)?;
             summary.current = row.try_get("current").map_err(get_err)?;
             summary.changes = row.try_get("changes").map_err(get_err)?;
-            summary.last_changed_at = Some(crate::schema::parse_time(&updated)?);
+            summary.last_changed_at = Some(crate::context::parse_time(&updated)?);
         }
         return Ok(out);
     };
@@ -445,7 +446,7 @@ pub(crate) async fn summaries(
         let event_type: String = row.try_get("event_type").map_err(get_err)?;
         let n: i64 = row.try_get("n").map_err(get_err)?;
         let last: String = row.try_get("last_at").map_err(get_err)?;
-        let last = crate::schema::parse_time(&last)?;
+        let last = crate::context::parse_time(&last)?;
         let (items, current) = control_panel::section_delta(&event_type);
         let summary = &mut out[slot(&section)?];
         summary.items += items * n;
@@ -494,7 +495,7 @@ pub(crate) async fn recent_changes(
                 sequence: row.try_get("sequence").map_err(ApiError::internal)?,
                 section: section_of(&section)?.into(),
                 event_type: row.try_get("event_type").map_err(ApiError::internal)?,
-                at: crate::schema::parse_time(&at)?,
+                at: crate::context::parse_time(&at)?,
             })
         })
         .collect()
@@ -1049,7 +1050,7 @@ impl ToolboxMutation {
             .run_command::<domain::catalogue::Catalogue>(
                 &caller,
                 &request(ctx).request_id,
-                crate::schema::idempotency(ctx, idempotency_key),
+                crate::context::idempotency(ctx, idempotency_key),
                 &caller.organisation,
                 command,
             )

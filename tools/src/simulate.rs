@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use api::auth::{Caller, Role};
-use api::schema::{self, Receipts, RequestContext};
+use api::context::{Receipts, RequestContext};
+use api::schema;
 use api::service::Service;
 
 /// What to simulate.

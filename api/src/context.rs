@@ -1,0 +1,155 @@
+//! What every resolver takes from the request: who is asking, the service,
+//! the request's facts (id, address, trail receipts), row decoding, the
+//! organisation checks, idempotency fingerprints, and the one path by which
+//! a portal command runs. Below every resolver module; imports none of them.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use chrono::{DateTime, Utc};
+use domain::portal::PortalCommand;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::service::{CommandOutcome, Service};
+
+pub use crate::request::{Receipts, RequestContext};
+
+pub(crate) fn service<'a>(ctx: &Context<'a>) -> &'a Arc<Service> {
+    ctx.data_unchecked::<Arc<Service>>()
+}
+
+pub(crate) fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+/// The verified caller, or `UNAUTHENTICATED`.
+pub fn caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
+    request(ctx)
+        .caller
+        .clone()
+        .map_err(ApiError::Unauthenticated)
+}
+
+pub(crate) fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text: String = row.try_get(column).map_err(ApiError::internal)?;
+    parse_time(&text)
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(ApiError::internal)
+}
+
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T, ApiError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(ApiError::internal)
+}
+
+/// Runs `command` on the caller's own portal after the role and tenancy checks.
+pub(crate) async fn run(
+    ctx: &Context<'_>,
+    idempotency_key: Option<String>,
+    command: PortalCommand,
+) -> async_graphql::Result<CommandOutcome> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    if caller.role != Role::ServiceUser {
+        return Err(
+            ApiError::Forbidden("only a service user can change their own portal".into()).into(),
+        );
+    }
+    // Also for openPortal: the id may have a portal in another organisation.
+    own_portal_here(svc, &caller).await?;
+    Ok(svc
+        .execute(
+            &caller,
+            &request(ctx).request_id,
+            idempotency(ctx, idempotency_key),
+            command,
+        )
+        .await?)
+}
+
+/// Refuses a caller whose subject id has a portal in another organisation:
+/// a token of one organisation never acts on, or reads about, a portal of
+/// another that happens to carry the same id.
+pub(crate) async fn own_portal_here(svc: &Service, caller: &Caller) -> Result<(), ApiError> {
+    let org = svc.portal_organisation(caller.subject).await?;
+    if org.is_some_and(|org| org != caller.organisation) {
+        return Err(ApiError::Forbidden(
+            "this portal belongs to another organisation".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a caller whose subject id is a person of another organisation:
+/// a portal or a provider profile there.
+pub(crate) async fn identity_here(svc: &Service, caller: &Caller) -> Result<(), ApiError> {
+    own_portal_here(svc, caller).await?;
+    let profile = svc.provider(caller.subject).await?;
+    if profile
+        .organisation
+        .is_some_and(|org| org != caller.organisation)
+    {
+        return Err(ApiError::Forbidden(
+            "this person belongs to another organisation".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The client's idempotency key with the fingerprint of the mutation it came
+/// with: the field's name and its arguments (variables resolved, object keys
+/// sorted, the key itself left out), hashed.
+pub(crate) fn idempotency(
+    ctx: &Context<'_>,
+    key: Option<String>,
+) -> Option<crate::service::IdempotencyKey> {
+    use sha2::{Digest, Sha256};
+    let key = key?;
+    let field = ctx.field();
+    let mut arguments: Vec<(String, serde_json::Value)> = field
+        .arguments()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name.as_str() != "idempotencyKey")
+        .map(|(name, value)| {
+            let json = value.into_json().unwrap_or(serde_json::Value::Null);
+            (name.to_string(), canonical(json))
+        })
+        .collect();
+    arguments.sort_by(|a, b| a.0.cmp(&b.0));
+    let text = serde_json::to_string(&(field.name(), arguments)).unwrap_or_default();
+    Some(crate::service::IdempotencyKey {
+        key,
+        fingerprint: hex::encode(Sha256::digest(text.as_bytes())),
+    })
+}
+
+/// The same JSON with every object's keys in sorted order.
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(canonical).collect())
+        }
+        other => other,
+    }
+}
+
+pub use crate::clock::now;

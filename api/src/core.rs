@@ -1,0 +1,791 @@
+//! The portal core over GraphQL: the control panel, goals and activities,
+//! status ratings, their histories, and the core mutations.
+
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::portal::view::PortalView;
+use domain::portal::{PortalCommand, Section};
+use projections::control_panel;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::access::authorize_read;
+use crate::auth::Role;
+use crate::context::{caller, get, now, parse_time, run, service, time};
+use crate::error::ApiError;
+use crate::history::{history_entries, history_rows, shown_sequence, HistoryEntry, Page};
+use crate::service::CommandOutcome;
+use crate::toolbox::{self, RecentChange, SectionSummary};
+
+/// Who is asking.
+#[derive(SimpleObject)]
+pub struct Me {
+    /// The caller's subject id (for a service user, also their portal id).
+    pub subject: Uuid,
+    /// The caller's role.
+    pub role: Role,
+    /// The caller's organisation.
+    pub organisation: String,
+}
+
+/// Status → process → goals at a glance, per life domain, with counts and
+/// recency for every section of the portal.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ControlPanel {
+    /// The portal (its owner's subject id).
+    pub portal_id: Uuid,
+    /// Organisation the portal belongs to.
+    pub organisation: String,
+    /// When the portal was opened.
+    pub opened_at: DateTime<Utc>,
+    /// When anything in the portal last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The portal's version: the sequence number of its latest event.
+    pub version: i64,
+    /// Every life domain, default ones first, then the user's own in the order added.
+    pub domains: Vec<DomainPanel>,
+    /// The time this panel was asked for, if not now.
+    #[graphql(skip)]
+    pub as_of: Option<DateTime<Utc>>,
+    /// The section summaries, when already computed.
+    #[graphql(skip)]
+    pub summaries: Option<Vec<SectionSummary>>,
+    /// False when someone other than the owner reads the panel: they see the
+    /// summary and recent changes of the core section only.
+    #[graphql(skip)]
+    pub owner: bool,
+}
+
+#[ComplexObject]
+impl ControlPanel {
+    /// Counts and the time of the latest change for each section, in the
+    /// order core, medications, network, crisis plan, exercises.
+    /// Someone other than the owner sees the core section's only.
+    async fn sections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SectionSummary>> {
+        let mut summaries = match &self.summaries {
+            Some(summaries) => summaries.clone(),
+            None => toolbox::summaries(ctx, self.portal_id, self.as_of).await?,
+        };
+        if !self.owner {
+            summaries.retain(|s| s.section == toolbox::PortalSection::Core);
+        }
+        Ok(summaries)
+    }
+
+    /// The newest changes across all sections, newest first: `limit` 1-50 (default 10).
+    /// Someone other than the owner sees changes to the core section only, numbered
+    /// within that section (its changes so far, counting down).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    async fn recent_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] limit: i32,
+    ) -> async_graphql::Result<Vec<RecentChange>> {
+        if self.owner {
+            return Ok(
+                toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, None).await?,
+            );
+        }
+        let core = Some(Section::Core);
+        let mut changes =
+            toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, core).await?;
+        // The newest core changes, in order: number them down from the core
+        // section's count, so no gap tells of other sections.
+        let count = match &self.summaries {
+            Some(summaries) => summaries.clone(),
+            None => toolbox::summaries(ctx, self.portal_id, self.as_of).await?,
+        }
+        .iter()
+        .find(|s| s.section == toolbox::PortalSection::Core)
+        .map_or(0, |s| s.changes);
+        for (i, change) in changes.iter_mut().enumerate() {
+            change.sequence = count - i as i64;
+        }
+        Ok(changes)
+    }
+}
+
+/// One life domain on the control panel.
+#[derive(SimpleObject)]
+pub struct DomainPanel {
+    /// Stable key (`housing`, or the user's own key).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// True for a domain the user added.
+    pub custom: bool,
+    /// The latest status rating, if the domain was ever rated.
+    pub latest_status: Option<Status>,
+    /// How many times the domain has been rated.
+    pub ratings: i64,
+    /// Goals in this domain that are still active, oldest first, with their activities.
+    pub active_goals: Vec<Goal>,
+}
+
+/// A status rating of a life domain.
+#[derive(SimpleObject, Clone)]
+pub struct Status {
+    /// Self-rating from 1 (worst) to 10 (best).
+    pub score: i32,
+    /// The user's note (up to 2000 characters; may be empty).
+    pub note: String,
+    /// When the rating was made.
+    pub rated_at: DateTime<Utc>,
+}
+
+/// Where a goal stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum GoalState {
+    /// Being worked on.
+    Active,
+    /// Reached.
+    Achieved,
+    /// Given up.
+    Abandoned,
+}
+
+/// Where an activity stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityState {
+    /// Still to do.
+    Planned,
+    /// Done.
+    Done,
+    /// Dropped.
+    Dropped,
+}
+
+/// A goal with its activities and progress.
+#[derive(SimpleObject)]
+pub struct Goal {
+    /// Goal id.
+    pub id: Uuid,
+    /// Key of the life domain the goal belongs to.
+    pub domain: String,
+    /// Title (1-200 characters).
+    pub title: String,
+    /// Description (up to 2000 characters; may be empty).
+    pub description: String,
+    /// Active, achieved or abandoned.
+    pub state: GoalState,
+    /// When the goal was set.
+    pub set_at: DateTime<Utc>,
+    /// When the goal or one of its activities last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When the goal was achieved or abandoned.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Counts of its activities by state.
+    pub progress: Progress,
+    /// Its activities, in the order planned.
+    pub activities: Vec<Activity>,
+}
+
+/// How far a goal's activities have come.
+#[derive(SimpleObject)]
+pub struct Progress {
+    /// Activities still planned.
+    pub planned: i64,
+    /// Activities done.
+    pub done: i64,
+    /// Activities dropped.
+    pub dropped: i64,
+    /// Done as a whole percentage of planned plus done (dropped ones do not count); 0 with none.
+    pub percent_done: i32,
+}
+
+/// A concrete step under a goal.
+#[derive(SimpleObject)]
+pub struct Activity {
+    /// Activity id.
+    pub id: Uuid,
+    /// Title (1-200 characters).
+    pub title: String,
+    /// Planned, done or dropped.
+    pub state: ActivityState,
+    /// When it was planned.
+    pub planned_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One status rating in the history of a life domain.
+#[derive(SimpleObject)]
+pub struct StatusEntry {
+    /// The portal's event sequence number; for someone other than the owner,
+    /// the rating's place in this history (1, 2, ...).
+    pub sequence: i64,
+    /// Self-rating from 1 to 10.
+    pub score: i32,
+    /// The note given with it.
+    pub note: String,
+    /// When the rating was made.
+    pub at: DateTime<Utc>,
+}
+
+/// Reads of the portal core: only a service user's own portal, within their organisation.
+#[derive(Default)]
+pub struct CoreQuery;
+
+fn goal_state(s: &str) -> GoalState {
+    match s {
+        "achieved" => GoalState::Achieved,
+        "abandoned" => GoalState::Abandoned,
+        _ => GoalState::Active,
+    }
+}
+
+fn activity_state(s: &str) -> ActivityState {
+    match s {
+        "done" => ActivityState::Done,
+        "dropped" => ActivityState::Dropped,
+        _ => ActivityState::Planned,
+    }
+}
+
+fn progress(planned: i64, done: i64, dropped: i64) -> Progress {
+    Progress {
+        planned,
+        done,
+        dropped,
+        percent_done: if planned + done == 0 {
+            0
+        } else {
+            (done * 100 / (planned + done)) as i32
+        },
+    }
+}
+
+fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
+    let (planned, done, dropped): (i64, i64, i64) = (
+        get(row, "planned")?,
+        get(row, "done")?,
+        get(row, "dropped")?,
+    );
+    let closed: Option<String> = get(row, "closed_at")?;
+    Ok(Goal {
+        id: Uuid::parse_str(&get::<String>(row, "goal_id")?).map_err(ApiError::internal)?,
+        domain: get(row, "domain_key")?,
+        title: get(row, "title")?,
+        description: get(row, "description")?,
+        state: goal_state(&get::<String>(row, "state")?),
+        set_at: time(row, "set_at")?,
+        updated_at: time(row, "updated_at")?,
+        closed_at: closed.as_deref().map(parse_time).transpose()?,
+        progress: progress(planned, done, dropped),
+        activities: Vec::new(),
+    })
+}
+
+fn activity_from_row(row: &AnyRow) -> Result<(String, Activity), ApiError> {
+    Ok((
+        get(row, "goal_id")?,
+        Activity {
+            id: Uuid::parse_str(&get::<String>(row, "activity_id")?).map_err(ApiError::internal)?,
+            title: get(row, "title")?,
+            state: activity_state(&get::<String>(row, "state")?),
+            planned_at: time(row, "planned_at")?,
+            updated_at: time(row, "updated_at")?,
+        },
+    ))
+}
+
+const GOAL_SELECT: &str = "goal_id, domain_key, title, description, state, set_at, updated_at, closed_at, planned, done, dropped";
+const ACTIVITY_SELECT: &str = "activity_id, goal_id, title, state, planned_at, updated_at";
+
+/// Reads: a service user's own portal, within their organisation.
+#[Object]
+impl CoreQuery {
+    /// Who the bearer token says is asking.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
+        let caller = caller(ctx)?;
+        Ok(Me {
+            subject: caller.subject,
+            role: caller.role,
+            organisation: caller.organisation,
+        })
+    }
+
+    /// The control panel of a portal: per life domain, the latest status and the
+    /// active goals with their activities and progress, and a summary of every
+    /// section. `portalId` defaults to the caller's own portal. With `asOf`, the
+    /// panel as it stood at that time, computed from the events.
+    async fn control_panel(
+        &self,
+        ctx: &Context<'_>,
+        portal_id: Option<Uuid>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<ControlPanel> {
+        if let Some(as_of) = as_of {
+            return Ok(panel_as_of(ctx, portal_id, as_of).await?);
+        }
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let portal_id = portal_id.unwrap_or(caller.subject);
+        let reader = authorize_read(ctx, portal_id, Section::Core).await?;
+        let portal = reader.row;
+        let id = portal_id.to_string();
+        let e = &svc.engine;
+        let (domains_t, goals_t, activities_t) = (
+            e.table(control_panel::NAME, "cp_domains"),
+            e.table(control_panel::NAME, "cp_goals"),
+            e.table(control_panel::NAME, "cp_activities"),
+        );
+        let domain_rows = sqlx::query(&format!(
+            "SELECT domain_key, name, custom, latest_score, latest_note, latest_rated_at, ratings \
+             FROM {domains_t} WHERE portal_id = $1 ORDER BY ordinal"
+        ))
+        .bind(&id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let goal_rows = sqlx::query(&format!(
+            "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND state = 'active' ORDER BY set_at, goal_id"
+        ))
+        .bind(&id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let activity_rows = sqlx::query(&format!(
+            "SELECT a.activity_id, a.goal_id, a.title, a.state, a.planned_at, a.updated_at \
+             FROM {activities_t} a JOIN {goals_t} g ON g.portal_id = a.portal_id AND g.goal_id = a.goal_id \
+             WHERE a.portal_id = $1 AND g.state = 'active' ORDER BY a.planned_at, a.activity_id"
+        ))
+        .bind(&id)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let mut goals = goal_rows
+            .iter()
+            .map(goal_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in &activity_rows {
+            let (goal_id, activity) = activity_from_row(row)?;
+            if let Some(goal) = goals.iter_mut().find(|g| g.id.to_string() == goal_id) {
+                goal.activities.push(activity);
+            }
+        }
+        let mut domains = Vec::with_capacity(domain_rows.len());
+        for row in &domain_rows {
+            let key: String = get(row, "domain_key")?;
+            let score: Option<i64> = get(row, "latest_score")?;
+            let latest_status = match score {
+                Some(score) => Some(Status {
+                    score: score as i32,
+                    note: get::<Option<String>>(row, "latest_note")?.unwrap_or_default(),
+                    rated_at: time(row, "latest_rated_at")?,
+                }),
+                None => None,
+            };
+            let (mine, rest): (Vec<Goal>, Vec<Goal>) =
+                goals.into_iter().partition(|g| g.domain == key);
+            goals = rest;
+            domains.push(DomainPanel {
+                name: get(row, "name")?,
+                custom: get::<i64>(row, "custom")? != 0,
+                latest_status,
+                ratings: get(row, "ratings")?,
+                active_goals: mine,
+                key,
+            });
+        }
+        // Someone other than the owner learns nothing of the other sections,
+        // not even that they changed: version and time are the core section's.
+        let (mut updated_at, mut version) =
+            (time(&portal, "updated_at")?, get(&portal, "version")?);
+        if !reader.owner {
+            let summaries = toolbox::summaries(ctx, portal_id, None).await?;
+            if let Some(core) = summaries
+                .iter()
+                .find(|s| s.section == toolbox::PortalSection::Core)
+            {
+                version = core.changes;
+                updated_at = core.last_changed_at.unwrap_or(updated_at);
+            }
+        }
+        Ok(ControlPanel {
+            portal_id,
+            organisation: get(&portal, "organisation")?,
+            opened_at: time(&portal, "opened_at")?,
+            updated_at,
+            version,
+            domains,
+            as_of: None,
+            summaries: None,
+            owner: reader.owner,
+        })
+    }
+
+    /// One goal in any state, with all its activities.
+    async fn goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        portal_id: Option<Uuid>,
+    ) -> async_graphql::Result<Goal> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let portal_id = portal_id.unwrap_or(caller.subject);
+        authorize_read(ctx, portal_id, Section::Core).await?;
+        let goals_t = svc.engine.table(control_panel::NAME, "cp_goals");
+        let activities_t = svc.engine.table(control_panel::NAME, "cp_activities");
+        let row = sqlx::query(&format!(
+            "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND goal_id = $2"
+        ))
+        .bind(portal_id.to_string())
+        .bind(goal_id.to_string())
+        .fetch_optional(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("goal {goal_id} does not exist")))?;
+        let mut goal = goal_from_row(&row)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ACTIVITY_SELECT} FROM {activities_t} WHERE portal_id = $1 AND goal_id = $2 \
+             ORDER BY planned_at, activity_id"
+        ))
+        .bind(portal_id.to_string())
+        .bind(goal_id.to_string())
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+        for row in &rows {
+            goal.activities.push(activity_from_row(row)?.1);
+        }
+        Ok(goal)
+    }
+
+    /// Every change to a goal and its activities, oldest first: up to `limit`
+    /// (1-500, default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    async fn goal_history(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
+    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let page = Page::new(after_sequence, limit)?;
+        let entries = history_entries(ctx, portal_id, "goal", &goal_id.to_string(), page).await?;
+        if entries.is_empty() && page.first() {
+            return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
+        }
+        Ok(entries)
+    }
+
+    /// Every status rating of a life domain, oldest first: up to `limit` (1-500,
+    /// default 100) after `afterSequence` (default 0).
+    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    async fn status_history(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        portal_id: Option<Uuid>,
+        #[graphql(default = 0)] after_sequence: i64,
+        #[graphql(default = 100)] limit: i32,
+    ) -> async_graphql::Result<Vec<StatusEntry>> {
+        let page = Page::new(after_sequence, limit)?;
+        let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, page).await?;
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let data: String = get(row, "data")?;
+                let event: domain::portal::PortalEvent =
+                    serde_json::from_str(&data).map_err(ApiError::internal)?;
+                match event {
+                    domain::portal::PortalEvent::StatusRated {
+                        score, note, at, ..
+                    } => Ok(StatusEntry {
+                        sequence: shown_sequence(row, owner, page, i)?,
+                        score,
+                        note,
+                        at,
+                    }),
+                    _ => Err(ApiError::internal("non-status event in status history")),
+                }
+            })
+            .collect::<Result<_, ApiError>>()
+            .map_err(Into::into)
+    }
+}
+
+/// The control panel as it stood at `as_of`: the core section's events up to
+/// then, folded.
+async fn panel_as_of(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    as_of: DateTime<Utc>,
+) -> Result<ControlPanel, ApiError> {
+    let (portal_id, owner, view): (Uuid, bool, PortalView) =
+        toolbox::panel_view(ctx, portal_id, as_of).await?;
+    let Some(opened_at) = view.opened_at else {
+        return Err(ApiError::NotFound(
+            "this portal was not open at that time".into(),
+        ));
+    };
+    let mut summaries = toolbox::summaries(ctx, portal_id, Some(as_of)).await?;
+    if !owner {
+        summaries.retain(|s| s.section == toolbox::PortalSection::Core);
+    }
+    let updated_at = summaries
+        .iter()
+        .filter_map(|s| s.last_changed_at)
+        .max()
+        .unwrap_or(opened_at);
+    let version = summaries.iter().map(|s| s.changes).sum();
+    let mut goals: Vec<Goal> = view
+        .goals
+        .into_iter()
+        .filter(|g| g.state == "active")
+        .map(|g| {
+            let count = |s: &str| g.activities.iter().filter(|a| a.state == s).count() as i64;
+            let (planned, done, dropped) = (count("planned"), count("done"), count("dropped"));
+            Goal {
+                id: g.id,
+                domain: g.domain,
+                title: g.title,
+                description: g.description,
+                state: goal_state(g.state),
+                set_at: g.set_at,
+                updated_at: g.updated_at,
+                closed_at: g.closed_at,
+                progress: progress(planned, done, dropped),
+                activities: g
+                    .activities
+                    .into_iter()
+                    .map(|a| Activity {
+                        id: a.id,
+                        title: a.title,
+                        state: activity_state(a.state),
+                        planned_at: a.planned_at,
+                        updated_at: a.updated_at,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    // The order the read-model query gives now: by time set, then id.
+    goals.sort_by_key(|g| (g.set_at, g.id));
+    for goal in &mut goals {
+        goal.activities.sort_by_key(|a| (a.planned_at, a.id));
+    }
+    let domains = view
+        .domains
+        .into_iter()
+        .map(|d| {
+            let (mine, rest): (Vec<Goal>, Vec<Goal>) = std::mem::take(&mut goals)
+                .into_iter()
+                .partition(|g| g.domain == d.key);
+            goals = rest;
+            DomainPanel {
+                latest_status: d.latest.map(|(score, note, rated_at)| Status {
+                    score,
+                    note,
+                    rated_at,
+                }),
+                ratings: d.ratings,
+                active_goals: mine,
+                key: d.key,
+                name: d.name,
+                custom: d.custom,
+            }
+        })
+        .collect();
+    Ok(ControlPanel {
+        portal_id,
+        organisation: view.organisation,
+        opened_at,
+        updated_at,
+        version,
+        domains,
+        as_of: Some(as_of),
+        summaries: Some(summaries),
+        owner,
+    })
+}
+
+/// Changes to the portal core: a service user works on their own portal only.
+#[derive(Default)]
+pub struct CoreMutation;
+
+/// Changes: a service user works on their own portal only. Every mutation waits until
+/// the read models show its change (see `caughtUp`).
+#[Object]
+impl CoreMutation {
+    /// Opens the caller's portal in their organisation, with the default life domains.
+    /// Every mutation takes an optional `idempotencyKey` (1-128 characters): sending the
+    /// same key again appends nothing and returns the first result.
+    async fn open_portal(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let caller = caller(ctx)?;
+        let command = PortalCommand::OpenPortal {
+            owner: caller.subject,
+            organisation: caller.organisation,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Adds a life domain of the user's own. `key`: 1-40 characters of a-z, 0-9 and _,
+    /// starting with a letter; `name`: 1-60 characters. At most 30 custom domains.
+    async fn add_life_domain(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(
+            ctx,
+            idempotency_key,
+            PortalCommand::AddLifeDomain {
+                key,
+                name,
+                at: now(),
+            },
+        )
+        .await
+    }
+
+    /// Rates the status of a life domain: `score` 1-10, `note` up to 2000 characters.
+    async fn rate_status(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        score: i32,
+        note: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::RateStatus {
+            domain,
+            score,
+            note: note.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Sets a goal in a life domain: `title` 1-200 characters, `description` up to 2000.
+    /// `goalId` may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    async fn set_goal(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        title: String,
+        description: Option<String>,
+        goal_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::SetGoal {
+            goal_id: goal_id.unwrap_or_else(Uuid::new_v4),
+            domain,
+            title,
+            description: description.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Rewords an active goal: `title` 1-200 characters, `description` up to 2000.
+    async fn revise_goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        title: String,
+        description: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::ReviseGoal {
+            goal_id,
+            title,
+            description: description.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Marks an active goal as achieved.
+    async fn achieve_goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(
+            ctx,
+            idempotency_key,
+            PortalCommand::AchieveGoal { goal_id, at: now() },
+        )
+        .await
+    }
+
+    /// Abandons an active goal; `reason` up to 2000 characters.
+    async fn abandon_goal(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::AbandonGoal {
+            goal_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Plans an activity under an active goal: `title` 1-200 characters, at most 200 per goal.
+    /// `activityId` may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    async fn plan_activity(
+        &self,
+        ctx: &Context<'_>,
+        goal_id: Uuid,
+        title: String,
+        activity_id: Option<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::PlanActivity {
+            goal_id,
+            activity_id: activity_id.unwrap_or_else(Uuid::new_v4),
+            title,
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+
+    /// Marks a planned activity as done.
+    async fn complete_activity(
+        &self,
+        ctx: &Context<'_>,
+        activity_id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        run(
+            ctx,
+            idempotency_key,
+            PortalCommand::CompleteActivity {
+                activity_id,
+                at: now(),
+            },
+        )
+        .await
+    }
+
+    /// Drops a planned activity; `reason` up to 2000 characters.
+    async fn drop_activity(
+        &self,
+        ctx: &Context<'_>,
+        activity_id: Uuid,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CommandOutcome> {
+        let command = PortalCommand::DropActivity {
+            activity_id,
+            reason: reason.unwrap_or_default(),
+            at: now(),
+        };
+        run(ctx, idempotency_key, command).await
+    }
+}

@@ -1,0 +1,159 @@
+//! Item histories (a goal, a medication, a person, the crisis plan): the
+//! history projection's index, read a page at a time, as the owner or a
+//! reader with access sees them.
+
+use async_graphql::{Context, Json, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::portal::Section;
+use projections::history;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::access::authorize_read;
+use crate::context::{caller, get, service, time};
+use crate::error::ApiError;
+
+/// One recorded change, as the history of a goal or status shows it.
+#[derive(SimpleObject)]
+pub struct HistoryEntry {
+    /// The portal's event sequence number; for someone other than the owner,
+    /// the entry's place in this history (1, 2, ...), which is what their
+    /// `afterSequence` counts.
+    pub sequence: i64,
+    /// Global position in the event stream (0 for someone other than the owner).
+    pub position: i64,
+    /// What happened (`GoalSet`, `ActivityCompleted`, `StatusRated`, ...).
+    pub event_type: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// Who did it.
+    pub actor_id: String,
+    /// In which role.
+    pub actor_role: String,
+    /// The request that caused it (empty for someone other than the owner).
+    pub request_id: String,
+    /// The event itself, as stored.
+    pub data: Json<serde_json::Value>,
+}
+
+/// The history of one thing in a portal (`kind`, `subject_id`), oldest first.
+pub(crate) async fn history_entries(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    kind: &str,
+    subject_id: &str,
+    page: Page,
+) -> Result<Vec<HistoryEntry>, ApiError> {
+    let (rows, owner) = history_rows(ctx, portal_id, kind, subject_id, page).await?;
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let data: String = get(row, "data")?;
+            Ok(HistoryEntry {
+                sequence: shown_sequence(row, owner, page, i)?,
+                position: if owner { get(row, "position")? } else { 0 },
+                event_type: get(row, "event_type")?,
+                at: time(row, "at")?,
+                recorded_at: time(row, "recorded_at")?,
+                actor_id: get(row, "actor_id")?,
+                actor_role: get(row, "actor_role")?,
+                request_id: if owner {
+                    get(row, "request_id")?
+                } else {
+                    String::new()
+                },
+                data: Json(serde_json::from_str(&data).map_err(ApiError::internal)?),
+            })
+        })
+        .collect()
+}
+
+/// The section an item history (`kind`) belongs to.
+fn section_of_kind(kind: &str) -> Result<Section, ApiError> {
+    match kind {
+        "goal" | "status" => Ok(Section::Core),
+        other => Section::parse(other)
+            .ok_or_else(|| ApiError::internal(format!("history of unknown kind `{other}`"))),
+    }
+}
+
+/// One page of an item's history, and whether the owner reads it. Someone
+/// else pages by counting entries (`afterSequence` is how many they have),
+/// since the portal's sequence numbers would tell them of changes in
+/// sections they may not see.
+pub(crate) async fn history_rows(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    kind: &str,
+    subject_id: &str,
+    page: Page,
+) -> Result<(Vec<AnyRow>, bool), ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let portal_id = portal_id.unwrap_or(caller.subject);
+    let owner = authorize_read(ctx, portal_id, section_of_kind(kind)?)
+        .await?
+        .owner;
+    let table = svc.engine.table(history::NAME, "history");
+    let rows = sqlx::query(&history::query(svc.db.backend, &table, !owner))
+        .bind(portal_id.to_string())
+        .bind(kind)
+        .bind(subject_id)
+        .bind(page.after)
+        .bind(page.limit)
+        .fetch_all(&svc.db.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((rows, owner))
+}
+
+/// The sequence number shown for the `i`-th row of a page: the portal's for
+/// its owner, the entry's place in the list for anyone else.
+pub(crate) fn shown_sequence(
+    row: &AnyRow,
+    owner: bool,
+    page: Page,
+    i: usize,
+) -> Result<i64, ApiError> {
+    if owner {
+        get(row, "sequence")
+    } else {
+        Ok(page.after + i as i64 + 1)
+    }
+}
+
+/// Most history entries returned at once.
+pub const HISTORY_LIMIT_MAX: i32 = 500;
+
+/// One page of a history: the entries after a sequence number, oldest first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page {
+    after: i64,
+    limit: i64,
+}
+
+impl Page {
+    /// Checks `afterSequence` (0 or more) and `limit` (1-500).
+    pub(crate) fn new(after_sequence: i64, limit: i32) -> Result<Page, ApiError> {
+        if after_sequence < 0 {
+            return Err(ApiError::BadInput(format!(
+                "field `afterSequence` must be 0 or more, got {after_sequence}"
+            )));
+        }
+        if !(1..=HISTORY_LIMIT_MAX).contains(&limit) {
+            return Err(ApiError::BadInput(format!(
+                "field `limit` must be between 1 and {HISTORY_LIMIT_MAX}, got {limit}"
+            )));
+        }
+        Ok(Page {
+            after: after_sequence,
+            limit: i64::from(limit),
+        })
+    }
+
+    /// True for the first page: an empty first page means there is nothing.
+    pub(crate) fn first(&self) -> bool {
+        self.after == 0
+    }
+}

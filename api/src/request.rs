@@ -1,0 +1,62 @@
+//! The facts the HTTP layer (or the WebSocket) establishes about a request
+//! before GraphQL runs, and the access-trail receipts its answer waits for.
+
+use std::sync::Arc;
+
+use crate::auth::{AuthError, Caller};
+
+/// Per-request facts the HTTP layer establishes before GraphQL runs.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The verified caller, or why there is none.
+    pub caller: Result<Caller, AuthError>,
+    /// Id of this request, recorded in every event it causes.
+    pub request_id: String,
+    /// The address the request came from, recorded in the access trail.
+    pub client_address: Option<String>,
+    /// Access-trail records this request's answer waits for.
+    pub receipts: Arc<Receipts>,
+    /// True on a WebSocket, where nothing waits for receipts: portal and
+    /// trail reads are refused there (they go over HTTP).
+    pub over_websocket: bool,
+}
+
+/// The access-trail records a request has queued. The HTTP layer sends the
+/// answer only once every one is committed, and an error instead if any
+/// failed: the trail is written before the data leaves (fail closed), while
+/// the answer is computed at the same time.
+#[derive(Debug, Default)]
+pub struct Receipts {
+    pending: std::sync::Mutex<Vec<crate::trail::Receipt>>,
+    /// Set when a receipt could not even be kept: the answer must not leave.
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Receipts {
+    /// Adds a record to wait for.
+    pub fn push(&self, receipt: crate::trail::Receipt) {
+        match self.pending.lock() {
+            Ok(mut pending) => pending.push(receipt),
+            Err(_) => self.lost.store(true, std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Waits for every queued record; the first failure, if any.
+    pub async fn written(&self) -> Result<(), String> {
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("an access-trail receipt was lost".into());
+        }
+        let receipts = match self.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return Err("an access-trail receipt was lost".into()),
+        };
+        for receipt in receipts {
+            match receipt.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return Err("the access-trail writer stopped".into()),
+            }
+        }
+        Ok(())
+    }
+}
