@@ -74,14 +74,25 @@ pub enum RelationshipStatus {
     Ended,
 }
 
-fn status(state: &str, expires_at: Option<DateTime<Utc>>, at: DateTime<Utc>) -> RelationshipStatus {
-    match state {
+/// A stored relationship state at `at`; anything unknown is a corrupt
+/// store, not "ended".
+fn status(
+    state: &str,
+    expires_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Result<RelationshipStatus, ApiError> {
+    Ok(match state {
         "invited" if expires_at.is_some_and(|e| e <= at) => RelationshipStatus::Expired,
         "invited" => RelationshipStatus::Invited,
         "active" => RelationshipStatus::Active,
         "declined" => RelationshipStatus::Declined,
-        _ => RelationshipStatus::Ended,
-    }
+        "ended" => RelationshipStatus::Ended,
+        other => {
+            return Err(ApiError::internal(format!(
+                "stored relationship state `{other}`"
+            )))
+        }
+    })
 }
 
 /// A stored snake_case name back as its enum.
@@ -253,7 +264,7 @@ async fn relationships(
             user_id: uuid(row, "user_id")?,
             provider_id: uuid(row, "provider_id")?,
             provider,
-            status: status(&state, expires_at, at),
+            status: status(&state, expires_at, at)?,
             invited_by: parse_name::<Side>(&get::<String>(row, "invited_by")?)?.into(),
             invited_at: parse_time(&get::<String>(row, "invited_at")?)?,
             expires_at,
@@ -678,5 +689,24 @@ impl CareMutation {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_relationship_states_that_do_not_parse_are_errors() {
+        let at = Utc::now();
+        assert!(matches!(
+            status("ended", None, at),
+            Ok(RelationshipStatus::Ended)
+        ));
+        assert!(matches!(
+            status("invited", Some(at), at),
+            Ok(RelationshipStatus::Expired)
+        ));
+        assert!(status("withdrawn", None, at).is_err());
     }
 }

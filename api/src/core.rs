@@ -227,19 +227,25 @@ pub struct StatusEntry {
 #[derive(Default)]
 pub struct CoreQuery;
 
-fn goal_state(s: &str) -> GoalState {
+/// A stored goal state; anything else is a corrupt store, not "active".
+fn goal_state(s: &str) -> Result<GoalState, ApiError> {
     match s {
-        "achieved" => GoalState::Achieved,
-        "abandoned" => GoalState::Abandoned,
-        _ => GoalState::Active,
+        "active" => Ok(GoalState::Active),
+        "achieved" => Ok(GoalState::Achieved),
+        "abandoned" => Ok(GoalState::Abandoned),
+        other => Err(ApiError::internal(format!("stored goal state `{other}`"))),
     }
 }
 
-fn activity_state(s: &str) -> ActivityState {
+/// A stored activity state; anything else is a corrupt store, not "planned".
+fn activity_state(s: &str) -> Result<ActivityState, ApiError> {
     match s {
-        "done" => ActivityState::Done,
-        "dropped" => ActivityState::Dropped,
-        _ => ActivityState::Planned,
+        "planned" => Ok(ActivityState::Planned),
+        "done" => Ok(ActivityState::Done),
+        "dropped" => Ok(ActivityState::Dropped),
+        other => Err(ApiError::internal(format!(
+            "stored activity state `{other}`"
+        ))),
     }
 }
 
@@ -268,7 +274,7 @@ fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
         domain: get(row, "domain_key")?,
         title: get(row, "title")?,
         description: get(row, "description")?,
-        state: goal_state(&get::<String>(row, "state")?),
+        state: goal_state(&get::<String>(row, "state")?)?,
         set_at: time(row, "set_at")?,
         updated_at: time(row, "updated_at")?,
         closed_at: closed.as_deref().map(parse_time).transpose()?,
@@ -283,7 +289,7 @@ fn activity_from_row(row: &AnyRow) -> Result<(String, Activity), ApiError> {
         Activity {
             id: Uuid::parse_str(&get::<String>(row, "activity_id")?).map_err(ApiError::internal)?,
             title: get(row, "title")?,
-            state: activity_state(&get::<String>(row, "state")?),
+            state: activity_state(&get::<String>(row, "state")?)?,
             planned_at: time(row, "planned_at")?,
             updated_at: time(row, "updated_at")?,
         },
@@ -535,15 +541,15 @@ async fn panel_as_of(
         .goals
         .into_iter()
         .filter(|g| g.state == "active")
-        .map(|g| {
+        .map(|g| -> Result<Goal, ApiError> {
             let count = |s: &str| g.activities.iter().filter(|a| a.state == s).count() as i64;
             let (planned, done, dropped) = (count("planned"), count("done"), count("dropped"));
-            Goal {
+            Ok(Goal {
                 id: g.id,
                 domain: g.domain,
                 title: g.title,
                 description: g.description,
-                state: goal_state(g.state),
+                state: goal_state(g.state)?,
                 set_at: g.set_at,
                 updated_at: g.updated_at,
                 closed_at: g.closed_at,
@@ -551,17 +557,19 @@ async fn panel_as_of(
                 activities: g
                     .activities
                     .into_iter()
-                    .map(|a| Activity {
-                        id: a.id,
-                        title: a.title,
-                        state: activity_state(a.state),
-                        planned_at: a.planned_at,
-                        updated_at: a.updated_at,
+                    .map(|a| {
+                        Ok(Activity {
+                            id: a.id,
+                            title: a.title,
+                            state: activity_state(a.state)?,
+                            planned_at: a.planned_at,
+                            updated_at: a.updated_at,
+                        })
                     })
-                    .collect(),
-            }
+                    .collect::<Result<_, ApiError>>()?,
+            })
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     // The order the read-model query gives now: by time set, then id.
     goals.sort_by_key(|g| (g.set_at, g.id));
     for goal in &mut goals {
@@ -787,5 +795,23 @@ impl CoreMutation {
             at: now(),
         };
         run(ctx, idempotency_key, command).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_states_that_do_not_parse_are_errors_not_defaults() {
+        assert!(matches!(goal_state("achieved"), Ok(GoalState::Achieved)));
+        assert!(matches!(goal_state("active"), Ok(GoalState::Active)));
+        assert!(goal_state("Achieved").is_err());
+        assert!(goal_state("").is_err());
+        assert!(matches!(
+            activity_state("dropped"),
+            Ok(ActivityState::Dropped)
+        ));
+        assert!(activity_state("cancelled").is_err());
     }
 }
