@@ -1,11 +1,6 @@
-//! Who may read what in a portal, and the record of every look by someone
-//! other than its owner.
-//!
-//! The owner reads everything in their portal. A provider reads a section
-//! while their care relationship with the owner is active and holds a grant of
-//! that section that has not expired, or (the crisis plan only) while a
-//! break-glass opening lasts. Nobody else reads portal content: not other
-//! service users, auditors, admins, moderators or researchers.
+//! Reads of a portal by anyone: the decision (`domain::access::read_section`,
+//! where the rules and their table-driven test live) applied to the caller,
+//! and the record of every look by someone other than the owner.
 //!
 //! Every read by a non-owner of an existing portal, allowed or refused, is
 //! queued for the access trail as soon as it is decided; the answer is built
@@ -15,7 +10,8 @@
 //! expiry holds for the very next read.
 
 use async_graphql::Context;
-use domain::care::{self, Basis as CareBasis, CareRelationship, RelationshipState};
+use domain::access::{read_section, PortalRef, ReadBasis, ReadRefusal};
+use domain::care;
 use domain::portal::Section;
 use domain::trail::{AccessRecord, Basis, GENESIS};
 use projections::control_panel;
@@ -114,14 +110,22 @@ pub(crate) async fn authorize_read(
         });
     };
     let organisation: String = get(&row, "organisation")?;
-    if owner {
-        if organisation != caller.organisation {
+    let portal = PortalRef {
+        owner: portal_id,
+        organisation: &organisation,
+    };
+    let at = now();
+    let decision = read_section(&caller.actor(), portal, relationship.as_ref(), section, at);
+    match decision {
+        Ok(ReadBasis::Owner) => return Ok(Reader { row, owner: true }),
+        Err(ReadRefusal::OwnerElsewhere) => {
             return Err(ApiError::Forbidden(
                 "this portal belongs to another organisation".into(),
-            ));
+            ))
         }
-        return Ok(Reader { row, owner });
+        _ => {}
     }
+    // Anyone but the owner: the look is recorded, allowed or refused.
     let mut record = record_of(
         ctx,
         &caller,
@@ -129,53 +133,45 @@ pub(crate) async fn authorize_read(
         &organisation,
         section.as_str(),
     );
-    let decision = decide(&caller, relationship, &organisation, section, record.at);
-    match &decision {
-        Ok((basis, relationship, sequence)) => {
-            record.basis = *basis;
-            record.relationship_id = Some(*relationship);
-            record.basis_sequence = Some(*sequence);
+    record.at = at;
+    match decision {
+        Ok(ReadBasis::Grant {
+            relationship,
+            sequence,
+        }) => {
+            record.basis = Basis::Grant;
+            record.relationship_id = Some(relationship);
+            record.basis_sequence = Some(sequence);
         }
-        Err(refusal) => record.refusal = Some(refusal.code().to_string()),
+        Ok(ReadBasis::BreakGlass {
+            relationship,
+            sequence,
+        }) => {
+            record.basis = Basis::BreakGlass;
+            record.relationship_id = Some(relationship);
+            record.basis_sequence = Some(sequence);
+        }
+        Ok(ReadBasis::Owner) | Err(ReadRefusal::OwnerElsewhere) => {}
+        Err(ReadRefusal::NotYours) => record.refusal = Some(not_yours().code().to_string()),
+        Err(ReadRefusal::NotGranted) => {
+            record.refusal = Some(not_granted(section).code().to_string())
+        }
     }
     submit(ctx, &caller, record)?;
-    decision.map(|_| Reader { row, owner })
+    match decision {
+        Ok(_) => Ok(Reader { row, owner: false }),
+        Err(ReadRefusal::NotGranted) => Err(not_granted(section)),
+        Err(_) => Err(not_yours()),
+    }
 }
 
-/// On what basis the caller may read `section` at `at`: the basis, the
-/// relationship and the sequence number of the granting event; or the refusal.
-fn decide(
-    caller: &Caller,
-    relationship: Option<CareRelationship>,
-    organisation: &str,
-    section: Section,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<(Basis, Uuid, i64), ApiError> {
-    if organisation != caller.organisation {
-        return Err(not_yours());
-    }
-    // Only a party to an active relationship learns more than "no".
-    let Some(relationship) = relationship.filter(|r| {
-        caller.role == Role::Provider
-            && r.state == RelationshipState::Active
-            && r.provider_id == Some(caller.subject)
-    }) else {
-        return Err(not_yours());
-    };
-    let Some(relationship_id) = relationship
-        .user_id
-        .map(|user| care::relationship_id(user, caller.subject))
-    else {
-        return Err(not_yours());
-    };
-    match relationship.basis(section, at) {
-        Some(CareBasis::Grant(grant)) => Ok((Basis::Grant, relationship_id, grant.sequence)),
-        Some(CareBasis::BreakGlass(bg)) => Ok((Basis::BreakGlass, relationship_id, bg.sequence)),
-        None => Err(ApiError::Forbidden(format!(
-            "the service user has not given you access to their {} section",
-            section.as_str().replace('_', " ")
-        ))),
-    }
+/// The answer to a provider in an active relationship without a grant of
+/// `section`.
+fn not_granted(section: Section) -> ApiError {
+    ApiError::Forbidden(format!(
+        "the service user has not given you access to their {} section",
+        section.as_str().replace('_', " ")
+    ))
 }
 
 /// Refuses a read that must be recorded when it did not come over HTTP

@@ -39,6 +39,19 @@ impl Role {
     }
 }
 
+impl From<Role> for domain::access::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::ServiceUser => domain::access::Role::ServiceUser,
+            Role::Provider => domain::access::Role::Provider,
+            Role::Moderator => domain::access::Role::Moderator,
+            Role::Researcher => domain::access::Role::Researcher,
+            Role::Auditor => domain::access::Role::Auditor,
+            Role::Admin => domain::access::Role::Admin,
+        }
+    }
+}
+
 impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -90,6 +103,18 @@ pub struct Caller {
     pub organisation: String,
     /// When the token runs out (Unix seconds): a live subscription ends then.
     pub expires_at: i64,
+}
+
+impl Caller {
+    /// The caller as the domain's rules see them: a person within their
+    /// organisation, in a role.
+    pub fn actor(&self) -> domain::access::Actor {
+        domain::access::Actor {
+            person: self.subject,
+            role: self.role.into(),
+            organisation: self.organisation.clone(),
+        }
+    }
 }
 
 /// Why a token was refused. The client only learns that it was.

@@ -23,6 +23,7 @@ macro_rules! handle_by_decide {
     };
 }
 
+pub mod access;
 pub mod agreement;
 pub mod alignment;
 pub mod care;
