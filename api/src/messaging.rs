@@ -7,10 +7,14 @@
 //! the thread is read-only). A provider whose relationship ended reads only
 //! what was written before it ended. Nothing is ever deleted.
 
+use std::collections::HashSet;
+
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use domain::access;
 use domain::care::{self, RelationshipState, Side};
 use domain::messaging::{Conversation, ConversationCommand, ConversationEvent};
+
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
@@ -100,33 +104,40 @@ async fn ended_at(
     })
 }
 
-/// The caller's side in the thread (NOT_FOUND for anyone never in it).
+/// The caller's side in the thread (`domain::access::conversation_side`);
+/// NOT_FOUND for anyone never in it, of another organisation above all.
 fn participant(caller: &Caller, conversation: &Conversation) -> Result<Side, ApiError> {
-    let not_found = || ApiError::NotFound("no such conversation".into());
-    if conversation.id.is_none() || conversation.organisation != caller.organisation {
-        return Err(not_found());
-    }
-    match caller.role {
-        Role::ServiceUser if conversation.user_id == Some(caller.subject) => Ok(Side::ServiceUser),
-        Role::Provider
-            if conversation.participants.get(&caller.subject) == Some(&Side::Provider)
-                || conversation.removed.contains_key(&caller.subject) =>
-        {
-            Ok(Side::Provider)
-        }
-        _ => Err(not_found()),
-    }
+    access::conversation_side(&caller.actor(), conversation)
+        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))
 }
 
-/// Whether anyone can still write: some provider of the thread is active.
-async fn writable(svc: &Service, conversation: &Conversation) -> Result<bool, ApiError> {
+/// The providers of the thread (and `also`, if a provider) whose care
+/// relationship with its user is active now: what the domain's messaging
+/// rules take as `active`.
+async fn active_providers(
+    svc: &Service,
+    conversation: &Conversation,
+    also: Option<Uuid>,
+) -> Result<HashSet<Uuid>, ApiError> {
     let user = conversation.user_id.unwrap_or_default();
-    for (id, side) in &conversation.participants {
-        if *side == Side::Provider && ended_at(svc, user, *id).await?.is_none() {
-            return Ok(true);
+    let mut active = HashSet::new();
+    let providers = conversation
+        .participants
+        .iter()
+        .filter(|(_, side)| **side == Side::Provider)
+        .map(|(id, _)| *id)
+        .chain(also);
+    for id in providers {
+        if !active.contains(&id) && ended_at(svc, user, id).await?.is_none() {
+            active.insert(id);
         }
     }
-    Ok(false)
+    Ok(active)
+}
+
+/// The refusal of a write in a thread that is read-only for the caller.
+fn read_only() -> ApiError {
+    ApiError::Forbidden("this conversation is read-only: the care relationship ended".into())
 }
 
 fn messaging_role(caller: &Caller) -> Result<(), ApiError> {
@@ -297,6 +308,7 @@ impl MessagingQuery {
                 _ => {}
             }
         }
+        let active = active_providers(svc, &conversation, Some(caller.subject)).await?;
         let mut participants = Vec::new();
         let everyone = conversation
             .participants
@@ -309,8 +321,7 @@ impl MessagingQuery {
                     .map(|id| (*id, Side::Provider, false)),
             );
         for (id, side, in_thread) in everyone {
-            let active = in_thread
-                && (side == Side::ServiceUser || ended_at(svc, user, id).await?.is_none());
+            let now_active = in_thread && (side == Side::ServiceUser || active.contains(&id));
             let read = conversation.read.get(&id).copied().unwrap_or(0);
             participants.push(Participant {
                 id,
@@ -321,20 +332,19 @@ impl MessagingQuery {
                 } else {
                     read
                 } as i32,
-                active,
+                active: now_active,
             });
         }
         let read = conversation.read.get(&caller.subject).copied().unwrap_or(0);
-        let ended = match &seen_spans {
-            Some(spans) => spans.last().is_none_or(|span| span.1.is_some()),
-            None => false,
-        };
+        let actor = caller.actor();
+        // Nothing is unread for a provider whose relationship ended.
+        let ended = !access::may_mark_read(&actor, side, |id| active.contains(&id));
         Ok(ConversationView {
             id: conversation_id,
             user_id: user,
             subject: conversation.subject.clone(),
             started_by,
-            read_only: !writable(svc, &conversation).await?,
+            read_only: !access::conversation_open(&conversation, |id| active.contains(&id)),
             participants,
             unread: if ended {
                 0
@@ -441,19 +451,11 @@ impl MessagingMutation {
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;
         let side = participant(&caller, &conversation)?;
-        let user = conversation.user_id.unwrap_or_default();
-        let allowed = match side {
-            Side::Provider => {
-                conversation.participants.contains_key(&caller.subject)
-                    && ended_at(svc, user, caller.subject).await?.is_none()
-            }
-            Side::ServiceUser => writable(svc, &conversation).await?,
-        };
-        if !allowed {
-            return Err(ApiError::Forbidden(
-                "this conversation is read-only: the care relationship ended".into(),
-            )
-            .into());
+        let active = active_providers(svc, &conversation, Some(caller.subject)).await?;
+        if !access::may_post(&caller.actor(), side, &conversation, |id| {
+            active.contains(&id)
+        }) {
+            return Err(read_only().into());
         }
         let minutes = i64::try_from(svc.settings.exchange_gap_minutes).unwrap_or(24 * 60);
         let command = ConversationCommand::Post {
@@ -480,19 +482,9 @@ impl MessagingMutation {
         let side = participant(&caller, &conversation)?;
         // A provider whose relationship ended reads nothing new, so has
         // nothing to mark: the thread is read-only for them.
-        if side == Side::Provider
-            && ended_at(
-                svc,
-                conversation.user_id.unwrap_or_default(),
-                caller.subject,
-            )
-            .await?
-            .is_some()
-        {
-            return Err(ApiError::Forbidden(
-                "this conversation is read-only: the care relationship ended".into(),
-            )
-            .into());
+        let active = active_providers(svc, &conversation, Some(caller.subject)).await?;
+        if !access::may_mark_read(&caller.actor(), side, |id| active.contains(&id)) {
+            return Err(read_only().into());
         }
         let command = ConversationCommand::MarkRead {
             by: caller.subject,

@@ -1,4 +1,5 @@
-//! Who may read which section of a portal: one pure function over the actor
+//! Who may do what, as pure functions over the actor and what the events
+//! say. Reading a portal section: one function over the actor
 //! (person, role, organisation), the portal (its owner and organisation) and
 //! the care relationship between them as its events leave it.
 //!
@@ -12,7 +13,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::care::{self, Basis, CareRelationship, RelationshipState};
+use crate::care::{self, Basis, CareRelationship, RelationshipState, Side};
+use crate::messaging::Conversation;
 use crate::portal::Section;
 
 /// What a person is in the service.
@@ -116,6 +118,57 @@ pub fn read_section(
         }),
         None => Err(ReadRefusal::NotGranted),
     }
+}
+
+/// Which side of `conversation` the actor is on: the service user whose
+/// thread it is, or a provider who is or was in it. `None` for anyone else,
+/// of another organisation above all, whatever id they carry.
+pub fn conversation_side(actor: &Actor, conversation: &Conversation) -> Option<Side> {
+    if conversation.id.is_none() || conversation.organisation != actor.organisation {
+        return None;
+    }
+    match actor.role {
+        Role::ServiceUser if conversation.user_id == Some(actor.person) => Some(Side::ServiceUser),
+        Role::Provider
+            if conversation.participants.get(&actor.person) == Some(&Side::Provider)
+                || conversation.removed.contains_key(&actor.person) =>
+        {
+            Some(Side::Provider)
+        }
+        _ => None,
+    }
+}
+
+/// Whether anyone can still write in the thread: some provider in it is in
+/// an active relationship with its user (`active` says who is, now).
+pub fn conversation_open(conversation: &Conversation, active: impl Fn(Uuid) -> bool) -> bool {
+    conversation
+        .participants
+        .iter()
+        .any(|(id, side)| *side == Side::Provider && active(*id))
+}
+
+/// Whether the actor, on `side` of the thread, may write in it now: a
+/// provider while still in it and their relationship is active; the user
+/// while the thread is open.
+pub fn may_post(
+    actor: &Actor,
+    side: Side,
+    conversation: &Conversation,
+    active: impl Fn(Uuid) -> bool,
+) -> bool {
+    match side {
+        Side::Provider => {
+            conversation.participants.contains_key(&actor.person) && active(actor.person)
+        }
+        Side::ServiceUser => conversation_open(conversation, active),
+    }
+}
+
+/// Whether the actor may mark messages read (and has any unread): a
+/// provider whose relationship ended reads nothing new, so has neither.
+pub fn may_mark_read(actor: &Actor, side: Side, active: impl Fn(Uuid) -> bool) -> bool {
+    side == Side::ServiceUser || active(actor.person)
 }
 
 #[cfg(test)]
@@ -327,5 +380,92 @@ mod tests {
             ),
             Err(ReadRefusal::NotYours)
         );
+    }
+
+    fn thread(org: &str) -> Conversation {
+        let mut c = Conversation {
+            id: Some(Uuid::from_u128(50)),
+            organisation: org.into(),
+            user_id: Some(OWNER),
+            ..Conversation::default()
+        };
+        c.participants.insert(OWNER, Side::ServiceUser);
+        c.participants.insert(PROVIDER, Side::Provider);
+        c.removed.insert(Uuid::from_u128(3), t(5));
+        c
+    }
+
+    #[test]
+    fn sides_writing_and_reading_of_a_thread() {
+        let conversation = thread(ORG);
+        let removed = Uuid::from_u128(3);
+        let stranger = Uuid::from_u128(4);
+        // (who, role, organisation, side expected)
+        let people = [
+            (OWNER, Role::ServiceUser, ORG, Some(Side::ServiceUser)),
+            (OWNER, Role::ServiceUser, "clinic-b", None),
+            (OWNER, Role::Provider, ORG, None),
+            (PROVIDER, Role::Provider, ORG, Some(Side::Provider)),
+            (PROVIDER, Role::Provider, "clinic-b", None),
+            (PROVIDER, Role::ServiceUser, ORG, None),
+            (removed, Role::Provider, ORG, Some(Side::Provider)),
+            (stranger, Role::Provider, ORG, None),
+            (stranger, Role::ServiceUser, ORG, None),
+        ];
+        for (person, role, organisation, side) in people {
+            let actor = Actor {
+                person,
+                role,
+                organisation: organisation.into(),
+            };
+            assert_eq!(
+                conversation_side(&actor, &conversation),
+                side,
+                "{person} {role:?} {organisation}"
+            );
+            for roles in Role::ALL {
+                let other = Actor {
+                    role: roles,
+                    ..actor.clone()
+                };
+                if !matches!(roles, Role::ServiceUser | Role::Provider) {
+                    assert_eq!(conversation_side(&other, &conversation), None);
+                }
+            }
+            let Some(side) = side else { continue };
+            for provider_active in [true, false] {
+                let active = |id: Uuid| id == PROVIDER && provider_active;
+                let post = may_post(&actor, side, &conversation, active);
+                let mark = may_mark_read(&actor, side, active);
+                match (person, provider_active) {
+                    // The user writes while some provider is active.
+                    (OWNER, active_now) => {
+                        assert_eq!(post, active_now);
+                        assert!(mark);
+                    }
+                    // The provider, while active.
+                    (PROVIDER, active_now) => {
+                        assert_eq!(post, active_now);
+                        assert_eq!(mark, active_now);
+                    }
+                    // A provider who left writes and marks nothing.
+                    _ => {
+                        assert!(!post);
+                        assert!(!mark);
+                    }
+                }
+            }
+        }
+        assert!(!conversation_open(&conversation, |_| false));
+        assert!(conversation_open(&conversation, |id| id == PROVIDER));
+        // A provider who left does not keep the thread open.
+        assert!(!conversation_open(&conversation, |id| id == removed));
+        let elsewhere = thread("clinic-b");
+        let actor = Actor {
+            person: OWNER,
+            role: Role::ServiceUser,
+            organisation: ORG.into(),
+        };
+        assert_eq!(conversation_side(&actor, &elsewhere), None);
     }
 }
