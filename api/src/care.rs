@@ -445,15 +445,8 @@ pub struct CareMutation;
 /// The side the caller is on in `relationship`, or NOT_FOUND when they are
 /// on neither (so nobody learns of relationships not theirs).
 pub(crate) fn side_of(caller: &Caller, relationship: &CareRelationship) -> Result<Side, ApiError> {
-    let not_found = || ApiError::NotFound("no such care relationship".into());
-    if relationship.organisation != caller.organisation {
-        return Err(not_found());
-    }
-    match caller.role {
-        Role::ServiceUser if relationship.user_id == Some(caller.subject) => Ok(Side::ServiceUser),
-        Role::Provider if relationship.provider_id == Some(caller.subject) => Ok(Side::Provider),
-        _ => Err(not_found()),
-    }
+    domain::access::relationship_side(&caller.actor(), relationship)
+        .ok_or_else(|| ApiError::NotFound("no such care relationship".into()))
 }
 
 /// Checks that the caller is a party and runs a command on the relationship.

@@ -79,8 +79,8 @@ pub(crate) async fn run(
 /// a token of one organisation never acts on, or reads about, a portal of
 /// another that happens to carry the same id.
 pub(crate) async fn own_portal_here(svc: &Service, caller: &Caller) -> Result<(), ApiError> {
-    let org = svc.portal_organisation(caller.subject).await?;
-    if org.is_some_and(|org| org != caller.organisation) {
+    let portal = svc.portal_organisation(caller.subject).await?;
+    if !domain::access::same_person(&caller.actor(), portal.as_deref(), None) {
         return Err(ApiError::Forbidden(
             "this portal belongs to another organisation".into(),
         ));
@@ -89,14 +89,17 @@ pub(crate) async fn own_portal_here(svc: &Service, caller: &Caller) -> Result<()
 }
 
 /// Refuses a caller whose subject id is a person of another organisation:
-/// a portal or a provider profile there.
+/// a portal or a provider profile there (`domain::access::same_person`).
 pub(crate) async fn identity_here(svc: &Service, caller: &Caller) -> Result<(), ApiError> {
-    own_portal_here(svc, caller).await?;
-    let profile = svc.provider(caller.subject).await?;
-    if profile
-        .organisation
-        .is_some_and(|org| org != caller.organisation)
-    {
+    let (portal, profile) = tokio::try_join!(
+        svc.portal_organisation(caller.subject),
+        svc.provider(caller.subject)
+    )?;
+    if !domain::access::same_person(
+        &caller.actor(),
+        portal.as_deref(),
+        profile.organisation.as_deref(),
+    ) {
         return Err(ApiError::Forbidden(
             "this person belongs to another organisation".into(),
         ));

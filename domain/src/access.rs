@@ -120,6 +120,36 @@ pub fn read_section(
     }
 }
 
+/// Whether the actor's id is a person of their own organisation as far as
+/// the identities known for it say: the organisation its portal was opened
+/// in and the one its provider profile was registered in, where they exist.
+/// A token of one organisation that carries the id of a person of another
+/// is not that person, and acts as no one.
+pub fn same_person(
+    actor: &Actor,
+    portal_organisation: Option<&str>,
+    profile_organisation: Option<&str>,
+) -> bool {
+    [portal_organisation, profile_organisation]
+        .into_iter()
+        .flatten()
+        .all(|org| org == actor.organisation)
+}
+
+/// Which side of a care relationship the actor is on: the service user or
+/// the provider of it, in its organisation. `None` for anyone else (they
+/// learn nothing of relationships not theirs), other roles included.
+pub fn relationship_side(actor: &Actor, relationship: &CareRelationship) -> Option<Side> {
+    if relationship.organisation != actor.organisation {
+        return None;
+    }
+    match actor.role {
+        Role::ServiceUser if relationship.user_id == Some(actor.person) => Some(Side::ServiceUser),
+        Role::Provider if relationship.provider_id == Some(actor.person) => Some(Side::Provider),
+        _ => None,
+    }
+}
+
 /// Which side of `conversation` the actor is on: the service user whose
 /// thread it is, or a provider who is or was in it. `None` for anyone else,
 /// of another organisation above all, whatever id they carry.
@@ -467,5 +497,56 @@ mod tests {
             organisation: ORG.into(),
         };
         assert_eq!(conversation_side(&actor, &elsewhere), None);
+    }
+
+    #[test]
+    fn sides_of_a_relationship() {
+        let relationship = fold(vec![invited(), accepted()]);
+        for role in Role::ALL {
+            for person in [OWNER, PROVIDER, Uuid::from_u128(7)] {
+                for organisation in [ORG, "clinic-b"] {
+                    let actor = Actor {
+                        person,
+                        role,
+                        organisation: organisation.into(),
+                    };
+                    let expected = match (role, person, organisation) {
+                        (Role::ServiceUser, OWNER, ORG) => Some(Side::ServiceUser),
+                        (Role::Provider, PROVIDER, ORG) => Some(Side::Provider),
+                        _ => None,
+                    };
+                    assert_eq!(
+                        relationship_side(&actor, &relationship),
+                        expected,
+                        "{role:?} {person} {organisation}"
+                    );
+                }
+            }
+        }
+        // A relationship that never was has no sides.
+        let actor = Actor {
+            person: OWNER,
+            role: Role::ServiceUser,
+            organisation: String::new(),
+        };
+        assert_eq!(
+            relationship_side(&actor, &CareRelationship::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn an_id_of_another_organisation_is_no_one() {
+        let actor = Actor {
+            person: OWNER,
+            role: Role::ServiceUser,
+            organisation: ORG.into(),
+        };
+        assert!(same_person(&actor, None, None));
+        assert!(same_person(&actor, Some(ORG), None));
+        assert!(same_person(&actor, Some(ORG), Some(ORG)));
+        assert!(!same_person(&actor, Some("clinic-b"), None));
+        assert!(!same_person(&actor, None, Some("clinic-b")));
+        assert!(!same_person(&actor, Some(ORG), Some("clinic-b")));
     }
 }
