@@ -16,6 +16,11 @@ use domain::messaging::{ConversationEvent, CONVERSATION_TYPE};
 use projections::{stream, Backend, Db, StoredEvent};
 use tokio::sync::{broadcast, Notify};
 
+/// After a wake-up finds nothing yet, how often and how many times the feed
+/// looks again before it waits for the next wake-up or poll.
+const WAKE_RETRY_EVERY: Duration = Duration::from_millis(50);
+const WAKE_RETRIES: u32 = 40;
+
 /// Who is in a thread, shared by every subscriber of this instance so that a
 /// thread is looked up once, not once per subscriber.
 #[derive(Debug, Clone)]
@@ -56,7 +61,13 @@ impl Live {
         let shared = Arc::clone(&members);
         tokio::spawn(async move {
             loop {
-                let _ = tokio::time::timeout(poll, woken.notified()).await;
+                let woken_up = tokio::time::timeout(poll, woken.notified()).await.is_ok();
+                // A wake-up means an event was committed, but the commit-safe
+                // order may hold it back a moment (while an older transaction
+                // anywhere on the cluster runs): look again shortly, a few
+                // times, rather than wait a whole poll for it.
+                let mut retries = if woken_up { WAKE_RETRIES } else { 0 };
+                let mut delivered = false;
                 loop {
                     let batch = match stream::read_batch(&db, after, 1000).await {
                         Ok(batch) => batch,
@@ -65,7 +76,15 @@ impl Live {
                             break;
                         }
                     };
-                    let Some(last) = batch.last() else { break };
+                    let Some(last) = batch.last() else {
+                        if delivered || retries == 0 {
+                            break;
+                        }
+                        retries -= 1;
+                        tokio::time::sleep(WAKE_RETRY_EVERY).await;
+                        continue;
+                    };
+                    delivered = true;
                     after = last.checkpoint;
                     for event in batch {
                         let conversation = (event.aggregate_type == CONVERSATION_TYPE)
@@ -111,20 +130,21 @@ impl Live {
             }
         });
         if Backend::from_url(url)? == Backend::Postgres {
+            // Listening before `start` returns: a notification sent once the
+            // service is up is never missed for want of a listener.
+            let mut listener = listen(url).await;
             let (url, woken) = (url.to_string(), Arc::clone(&wake));
             tokio::spawn(async move {
                 loop {
-                    match sqlx::postgres::PgListener::connect(&url).await {
-                        Ok(mut listener) => {
-                            if listener.listen("portal_events").await.is_ok() {
-                                while listener.recv().await.is_ok() {
-                                    woken.notify_one();
-                                }
-                            }
+                    if let Some(mut current) = listener.take() {
+                        while current.recv().await.is_ok() {
+                            woken.notify_one();
                         }
-                        Err(error) => tracing::warn!(%error, "cannot listen for events"),
+                        // Reconnected: whatever came meanwhile is read now.
+                        woken.notify_one();
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    listener = listen(&url).await;
                 }
             });
         }
@@ -143,5 +163,23 @@ impl Live {
     /// New conversation and agreement events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.events.subscribe()
+    }
+}
+
+/// A connection listening for `portal_events`, or `None` (logged) if it
+/// cannot be had now.
+async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
+    match sqlx::postgres::PgListener::connect(url).await {
+        Ok(mut listener) => match listener.listen("portal_events").await {
+            Ok(()) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for events");
+                None
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for events");
+            None
+        }
     }
 }
