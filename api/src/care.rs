@@ -4,8 +4,9 @@
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side};
-use domain::portal::Section;
 use projections::history;
+use projections::read::care::Party;
+use projections::read::Scope;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -175,103 +176,61 @@ pub struct CaseloadEntry {
     pub changed_since_last_look: Vec<SectionChanges>,
 }
 
-fn opt_time(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    get::<Option<String>>(row, column)?
-        .map(|t| parse_time(&t))
-        .transpose()
-}
-
 fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(&get::<String>(row, column)?).map_err(ApiError::internal)
 }
 
-const REL_COLUMNS: &str = "r.relationship_id, r.user_id, r.provider_id, r.state, r.invited_by, \
-    r.invited_at, r.expires_at, r.since, r.ended_at, r.break_glass_until, \
-    p.display_name, p.profession, p.registered_at";
-
-/// Relationships of `organisation` matching `filter` (`$1` a subject id),
-/// with profiles and current grants.
+/// Relationships of `party` in `organisation`, with profiles and the
+/// grants in force now (read by `projections::read::care`).
 async fn relationships(
     ctx: &Context<'_>,
-    filter: &str,
-    subject: Uuid,
+    party: Party,
     organisation: &str,
     include_closed: bool,
 ) -> Result<Vec<Relationship>, ApiError> {
     let svc = service(ctx);
-    let (rels, providers, grants) = (
-        svc.engine
-            .table(projections::care::NAME, "care_relationships"),
-        svc.engine.table(projections::care::NAME, "care_providers"),
-        svc.engine.table(projections::care::NAME, "care_grants"),
-    );
-    let closed = if include_closed {
-        ""
-    } else {
-        " AND r.state IN ('invited', 'active')"
-    };
-    let rows = sqlx::query(&format!(
-        "SELECT {REL_COLUMNS} FROM {rels} r LEFT JOIN {providers} p ON p.provider_id = r.provider_id \
-         WHERE {filter} = $1 AND r.organisation = $2{closed} \
-         ORDER BY r.invited_at, r.relationship_id LIMIT 1000"
-    ))
-    .bind(subject.to_string())
-    .bind(organisation)
-    .fetch_all(&svc.db.pool)
-    .await
-    .map_err(ApiError::internal)?;
+    let rows = projections::read::care::relationships(
+        &svc.engine,
+        &svc.db,
+        Scope { organisation },
+        party,
+        include_closed,
+    )
+    .await?;
     let at = now();
     let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let relationship_id = uuid(row, "relationship_id")?;
-        let expires_at = opt_time(row, "expires_at")?;
-        let state: String = get(row, "state")?;
-        let grant_rows = sqlx::query(&format!(
-            "SELECT section, granted_at, until FROM {grants} WHERE relationship_id = $1 ORDER BY section"
-        ))
-        .bind(relationship_id.to_string())
-        .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
-        let mut grants = Vec::new();
-        for g in &grant_rows {
-            let until = opt_time(g, "until")?;
-            if until.is_some_and(|u| u <= at) {
-                continue;
-            }
-            let section: String = get(g, "section")?;
-            let section = Section::parse(&section)
-                .ok_or_else(|| ApiError::internal(format!("unknown section {section}")))?;
-            grants.push(GrantView {
-                section: section.into(),
-                granted_at: parse_time(&get::<String>(g, "granted_at")?)?,
-                until,
-            });
-        }
-        grants.sort_by_key(|g| Section::from(g.section).index());
-        let provider = match get::<Option<String>>(row, "display_name")? {
-            Some(display_name) => Some(ProviderProfile {
-                provider_id: uuid(row, "provider_id")?,
-                display_name,
-                profession: parse_name::<care::Profession>(&get::<String>(row, "profession")?)?
-                    .into(),
-                registered_at: parse_time(&get::<String>(row, "registered_at")?)?,
+    for row in rows {
+        let provider = match row.provider {
+            Some(p) => Some(ProviderProfile {
+                provider_id: row.provider_id,
+                display_name: p.display_name,
+                profession: parse_name::<care::Profession>(&p.profession)?.into(),
+                registered_at: p.registered_at,
             }),
             None => None,
         };
         out.push(Relationship {
-            relationship_id,
-            user_id: uuid(row, "user_id")?,
-            provider_id: uuid(row, "provider_id")?,
+            relationship_id: row.relationship_id,
+            user_id: row.user_id,
+            provider_id: row.provider_id,
             provider,
-            status: status(&state, expires_at, at)?,
-            invited_by: parse_name::<Side>(&get::<String>(row, "invited_by")?)?.into(),
-            invited_at: parse_time(&get::<String>(row, "invited_at")?)?,
-            expires_at,
-            since: opt_time(row, "since")?,
-            ended_at: opt_time(row, "ended_at")?,
-            grants,
-            break_glass_until: opt_time(row, "break_glass_until")?.filter(|u| *u > at),
+            status: status(&row.state, row.expires_at, at)?,
+            invited_by: parse_name::<Side>(&row.invited_by)?.into(),
+            invited_at: row.invited_at,
+            expires_at: row.expires_at,
+            since: row.since,
+            ended_at: row.ended_at,
+            grants: row
+                .grants
+                .into_iter()
+                .filter(|g| g.until.is_none_or(|u| u > at))
+                .map(|g| GrantView {
+                    section: g.section.into(),
+                    granted_at: g.granted_at,
+                    until: g.until,
+                })
+                .collect(),
+            break_glass_until: row.break_glass_until.filter(|u| *u > at),
         });
     }
     Ok(out)
@@ -319,9 +278,9 @@ impl CareQuery {
         #[graphql(default = false)] include_closed: bool,
     ) -> async_graphql::Result<Vec<Relationship>> {
         let caller = caller(ctx)?;
-        let filter = match caller.role {
-            Role::ServiceUser => "r.user_id",
-            Role::Provider => "r.provider_id",
+        let party = match caller.role {
+            Role::ServiceUser => Party::User(caller.subject),
+            Role::Provider => Party::Provider(caller.subject),
             _ => {
                 return Err(ApiError::Forbidden(
                     "only service users and providers have care relationships".into(),
@@ -329,14 +288,7 @@ impl CareQuery {
                 .into())
             }
         };
-        Ok(relationships(
-            ctx,
-            filter,
-            caller.subject,
-            &caller.organisation,
-            include_closed,
-        )
-        .await?)
+        Ok(relationships(ctx, party, &caller.organisation, include_closed).await?)
     }
 
     /// A provider's caseload: every active relationship, the sections granted
@@ -355,8 +307,7 @@ impl CareQuery {
         let mut out = Vec::new();
         for mut relationship in relationships(
             ctx,
-            "r.provider_id",
-            caller.subject,
+            Party::Provider(caller.subject),
             &caller.organisation,
             false,
         )

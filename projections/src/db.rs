@@ -45,6 +45,8 @@ pub enum DbError {
     Config(String),
     #[error("corrupt event {position}: {reason}")]
     Corrupt { position: i64, reason: String },
+    #[error("read model {table}: {reason}")]
+    Malformed { table: String, reason: String },
     #[error("checkpoint of `{0}` moved under us; another runner is active")]
     CheckpointMoved(String),
 }

@@ -13,6 +13,7 @@ pub mod db;
 pub mod engine;
 pub mod history;
 pub mod messaging;
+pub mod read;
 pub mod research;
 pub mod stream;
 

@@ -1,0 +1,150 @@
+//! The care relationships of a person, with the providers' profiles and the
+//! grants: two queries whatever the number of relationships (the grants of
+//! all of them in one, grouped here).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::portal::Section;
+use uuid::Uuid;
+
+use super::{malformed, opt_text, opt_time, text, time, uuid, Scope};
+use crate::db::{Db, DbError};
+use crate::engine::Engine;
+
+/// Whose relationships.
+#[derive(Debug, Clone, Copy)]
+pub enum Party {
+    /// The service user's team.
+    User(Uuid),
+    /// The provider's relationships.
+    Provider(Uuid),
+}
+
+/// A provider's profile as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderRow {
+    pub display_name: String,
+    /// The profession's snake_case name.
+    pub profession: String,
+    pub registered_at: DateTime<Utc>,
+}
+
+/// A grant as stored (expired ones included: the caller decides at its time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRow {
+    pub section: Section,
+    pub granted_at: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A relationship as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationshipRow {
+    pub relationship_id: Uuid,
+    pub user_id: Uuid,
+    pub provider_id: Uuid,
+    /// invited, active, declined or ended.
+    pub state: String,
+    /// The side that invited, snake_case.
+    pub invited_by: String,
+    pub invited_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub since: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub break_glass_until: Option<DateTime<Utc>>,
+    pub provider: Option<ProviderRow>,
+    /// By section, in the order of `Section::ALL`.
+    pub grants: Vec<GrantRow>,
+}
+
+/// Most relationships one list returns.
+pub const RELATIONSHIPS_MAX: i64 = 1000;
+
+/// The relationships of `party` within `scope`, oldest invitation first;
+/// declined and ended ones only with `include_closed`.
+pub async fn relationships(
+    engine: &Engine,
+    db: &Db,
+    scope: Scope<'_>,
+    party: Party,
+    include_closed: bool,
+) -> Result<Vec<RelationshipRow>, DbError> {
+    let (rels, providers, grants) = (
+        engine.table(crate::care::NAME, "care_relationships"),
+        engine.table(crate::care::NAME, "care_providers"),
+        engine.table(crate::care::NAME, "care_grants"),
+    );
+    let (column, person) = match party {
+        Party::User(id) => ("r.user_id", id),
+        Party::Provider(id) => ("r.provider_id", id),
+    };
+    let closed = if include_closed {
+        ""
+    } else {
+        " AND r.state IN ('invited', 'active')"
+    };
+    let selected = format!("{column} = $1 AND r.organisation = $2{closed}");
+    let rows = sqlx::query(&format!(
+        "SELECT r.relationship_id, r.user_id, r.provider_id, r.state, r.invited_by, \
+         r.invited_at, r.expires_at, r.since, r.ended_at, r.break_glass_until, \
+         p.display_name, p.profession, p.registered_at \
+         FROM {rels} r LEFT JOIN {providers} p ON p.provider_id = r.provider_id \
+         WHERE {selected} ORDER BY r.invited_at, r.relationship_id LIMIT {RELATIONSHIPS_MAX}"
+    ))
+    .bind(person.to_string())
+    .bind(scope.organisation)
+    .fetch_all(&db.pool)
+    .await?;
+    let grant_rows = sqlx::query(&format!(
+        "SELECT g.relationship_id, g.section, g.granted_at, g.until FROM {grants} g \
+         JOIN {rels} r ON r.relationship_id = g.relationship_id WHERE {selected}"
+    ))
+    .bind(person.to_string())
+    .bind(scope.organisation)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut grants_of: HashMap<Uuid, Vec<GrantRow>> = HashMap::new();
+    for g in &grant_rows {
+        let name = text(g, &grants, "section")?;
+        let section = Section::parse(&name)
+            .ok_or_else(|| malformed(&grants, "section", format!("unknown section `{name}`")))?;
+        grants_of
+            .entry(uuid(g, &grants, "relationship_id")?)
+            .or_default()
+            .push(GrantRow {
+                section,
+                granted_at: time(g, &grants, "granted_at")?,
+                until: opt_time(g, &grants, "until")?,
+            });
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let relationship_id = uuid(row, &rels, "relationship_id")?;
+        let provider = match opt_text(row, &providers, "display_name")? {
+            Some(display_name) => Some(ProviderRow {
+                display_name,
+                profession: text(row, &providers, "profession")?,
+                registered_at: time(row, &providers, "registered_at")?,
+            }),
+            None => None,
+        };
+        let mut grants = grants_of.remove(&relationship_id).unwrap_or_default();
+        grants.sort_by_key(|g| g.section.index());
+        out.push(RelationshipRow {
+            relationship_id,
+            user_id: uuid(row, &rels, "user_id")?,
+            provider_id: uuid(row, &rels, "provider_id")?,
+            state: text(row, &rels, "state")?,
+            invited_by: text(row, &rels, "invited_by")?,
+            invited_at: time(row, &rels, "invited_at")?,
+            expires_at: opt_time(row, &rels, "expires_at")?,
+            since: opt_time(row, &rels, "since")?,
+            ended_at: opt_time(row, &rels, "ended_at")?,
+            break_glass_until: opt_time(row, &rels, "break_glass_until")?,
+            provider,
+            grants,
+        });
+    }
+    Ok(out)
+}
