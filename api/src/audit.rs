@@ -246,7 +246,7 @@ fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> 
 }
 
 fn auditor(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role != Role::Auditor {
+    if !domain::access::has_duty(&caller.actor(), domain::access::Duty::SearchTrail) {
         return Err(ApiError::Forbidden(
             "only auditors search the access trail".into(),
         ));

@@ -4,6 +4,7 @@
 
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::NaiveDate;
+use domain::access::{self, Duty, StudySight};
 use domain::study::{
     enrolled_now, enrolment_id, EnrolmentCommand, ParticipantRole, StudyCommand, StudyInfo,
 };
@@ -100,19 +101,15 @@ impl ResearchQuery {
         let events = svc.enrolment_events().await?;
         let enrolled = enrolled_now(&events);
         let today = now().date_naive();
+        let actor = caller.actor();
         let mut out = Vec::new();
         for study in svc.studies().await? {
-            if study.organisation != caller.organisation {
-                continue;
-            }
-            let member = caller.role == Role::Admin
-                || (caller.role == Role::Researcher && study.researchers.contains(&caller.subject));
-            let me = participant_role(&caller)
-                .map(|_| enrolled.get(&(study.study_id, caller.subject)) == Some(&true));
-            let visible = member || me.is_some_and(|enrolled| enrolled || today <= study.ends_on);
-            if !visible {
-                continue;
-            }
+            let mine = enrolled.get(&(study.study_id, caller.subject)) == Some(&true);
+            let (member, me) = match access::study_sight(&actor, &study, mine, today) {
+                StudySight::Hidden => continue,
+                StudySight::Member => (true, None),
+                StudySight::Participant { enrolled } => (false, Some(enrolled)),
+            };
             let enrolled_now = member.then(|| {
                 enrolled
                     .iter()
@@ -155,7 +152,7 @@ impl ResearchMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if caller.role != Role::Admin {
+        if !access::has_duty(&caller.actor(), Duty::RegisterStudies) {
             return Err(ApiError::Forbidden("only an admin registers studies".into()).into());
         }
         let study_id = Uuid::new_v4();
@@ -452,7 +449,10 @@ impl MeasuresQuery {
             );
         }
         let study = study_of(svc, &caller, study_id).await?;
-        if !study.researchers.contains(&caller.subject) {
+        // Its own researchers see it whole; another researcher learns nothing.
+        if access::study_sight(&caller.actor(), &study, false, now().date_naive())
+            != StudySight::Member
+        {
             return Err(ApiError::NotFound("no such study".into()).into());
         }
         let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);

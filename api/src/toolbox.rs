@@ -1034,7 +1034,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if caller.role != Role::Admin {
+        if !domain::access::has_duty(&caller.actor(), domain::access::Duty::ManageCatalogue) {
             return Err(ApiError::Forbidden(
                 "only an admin can change the organisation's exercise catalogue".into(),
             )

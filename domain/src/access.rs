@@ -10,12 +10,13 @@
 //! portal content: not other service users, auditors, admins, moderators or
 //! researchers, and nobody of another organisation, whatever id they carry.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::care::{self, Basis, CareRelationship, RelationshipState, Side};
 use crate::messaging::Conversation;
 use crate::portal::Section;
+use crate::study::StudyInfo;
 
 /// What a person is in the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -199,6 +200,68 @@ pub fn may_post(
 /// provider whose relationship ended reads nothing new, so has neither.
 pub fn may_mark_read(actor: &Actor, side: Side, active: impl Fn(Uuid) -> bool) -> bool {
     side == Side::ServiceUser || active(actor.person)
+}
+
+/// What an organisation's admins, auditors and researchers may do beyond
+/// their own data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duty {
+    /// Register studies (admins).
+    RegisterStudies,
+    /// Add exercises to the organisation's catalogue (admins).
+    ManageCatalogue,
+    /// Search the organisation's access trail (auditors).
+    SearchTrail,
+}
+
+/// Whether the actor's role carries `duty` (within their organisation: the
+/// things a duty reaches are always looked up in the actor's organisation).
+pub fn has_duty(actor: &Actor, duty: Duty) -> bool {
+    matches!(
+        (actor.role, duty),
+        (Role::Admin, Duty::RegisterStudies | Duty::ManageCatalogue)
+            | (Role::Auditor, Duty::SearchTrail)
+    )
+}
+
+/// Whether the actor takes part in studies as a participant (and has a
+/// portal's worth of use to count): service users and providers.
+pub fn may_take_part_in_studies(actor: &Actor) -> bool {
+    matches!(actor.role, Role::ServiceUser | Role::Provider)
+}
+
+/// How the actor sees a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudySight {
+    /// Everything, researchers and enrolment counts included: the
+    /// organisation's admins and the study's own researchers.
+    Member,
+    /// As a possible or actual participant: while the study is open for
+    /// enrolment, or they are enrolled.
+    Participant { enrolled: bool },
+    /// Not at all.
+    Hidden,
+}
+
+/// How `actor` sees `study` on `today`, `enrolled` saying whether they are
+/// enrolled in it now.
+pub fn study_sight(
+    actor: &Actor,
+    study: &StudyInfo,
+    enrolled: bool,
+    today: NaiveDate,
+) -> StudySight {
+    if study.organisation != actor.organisation {
+        return StudySight::Hidden;
+    }
+    match actor.role {
+        Role::Admin => StudySight::Member,
+        Role::Researcher if study.researchers.contains(&actor.person) => StudySight::Member,
+        Role::ServiceUser | Role::Provider if enrolled || today <= study.ends_on => {
+            StudySight::Participant { enrolled }
+        }
+        _ => StudySight::Hidden,
+    }
 }
 
 #[cfg(test)]
@@ -548,5 +611,73 @@ mod tests {
         assert!(!same_person(&actor, Some("clinic-b"), None));
         assert!(!same_person(&actor, None, Some("clinic-b")));
         assert!(!same_person(&actor, Some(ORG), Some("clinic-b")));
+    }
+
+    #[test]
+    fn duties_by_role() {
+        for role in Role::ALL {
+            let actor = Actor {
+                person: OWNER,
+                role,
+                organisation: ORG.into(),
+            };
+            assert_eq!(has_duty(&actor, Duty::RegisterStudies), role == Role::Admin);
+            assert_eq!(has_duty(&actor, Duty::ManageCatalogue), role == Role::Admin);
+            assert_eq!(has_duty(&actor, Duty::SearchTrail), role == Role::Auditor);
+            assert_eq!(
+                may_take_part_in_studies(&actor),
+                matches!(role, Role::ServiceUser | Role::Provider)
+            );
+        }
+    }
+
+    #[test]
+    fn who_sees_a_study() {
+        let researcher = Uuid::from_u128(20);
+        let study = StudyInfo {
+            study_id: Uuid::from_u128(30),
+            organisation: ORG.into(),
+            title: "t".into(),
+            protocol_id: "p".into(),
+            starts_on: NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"),
+            ends_on: NaiveDate::from_ymd_opt(2026, 6, 30).expect("date"),
+            researchers: vec![researcher],
+        };
+        let open = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        let over = NaiveDate::from_ymd_opt(2026, 9, 1).expect("date");
+        for role in Role::ALL {
+            for person in [OWNER, researcher] {
+                for organisation in [ORG, "clinic-b"] {
+                    for enrolled in [false, true] {
+                        for today in [open, over] {
+                            let actor = Actor {
+                                person,
+                                role,
+                                organisation: organisation.into(),
+                            };
+                            let expected = if organisation != ORG {
+                                StudySight::Hidden
+                            } else {
+                                match role {
+                                    Role::Admin => StudySight::Member,
+                                    Role::Researcher if person == researcher => StudySight::Member,
+                                    Role::ServiceUser | Role::Provider
+                                        if enrolled || today == open =>
+                                    {
+                                        StudySight::Participant { enrolled }
+                                    }
+                                    _ => StudySight::Hidden,
+                                }
+                            };
+                            assert_eq!(
+                                study_sight(&actor, &study, enrolled, today),
+                                expected,
+                                "{role:?} {person} {organisation} enrolled {enrolled} {today}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
