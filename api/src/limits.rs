@@ -254,20 +254,9 @@ impl<E: Executor> Executor for Limited<E> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use async_graphql::parser::parse_query;
-
-    const LIMITS: Limits = Limits {
-        max_fields: 2_000,
-        max_depth: 10,
-    };
-
-    fn measure(query: &str) -> Result<(), LimitError> {
-        LIMITS.check(&parse_query(query).expect("parses"))
-    }
-
+/// Documents the limits are held against, for the tests: the attack and
+/// the standard client query.
+pub mod samples {
     /// `query { ...F<n> }` where each fragment spreads the previous one twice.
     pub fn fragment_bomb(levels: usize) -> String {
         let mut q = format!("query {{ ...F{levels} }} fragment F0 on Query {{ __typename }}");
@@ -278,6 +267,51 @@ mod tests {
             ));
         }
         q
+    }
+
+    /// The introspection query graphql-js 16 (`getIntrospectionQuery`) sends,
+    /// as GraphiQL and graphql-core do.
+    pub const INTROSPECTION_QUERY: &str = r#"
+    query IntrospectionQuery {
+      __schema {
+        queryType { name }
+        mutationType { name }
+        subscriptionType { name }
+        types { ...FullType }
+        directives { name description locations args { ...InputValue } }
+      }
+    }
+    fragment FullType on __Type {
+      kind name description
+      fields(includeDeprecated: true) {
+        name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+      }
+      inputFields { ...InputValue }
+      interfaces { ...TypeRef }
+      enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+      possibleTypes { ...TypeRef }
+    }
+    fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+    fragment TypeRef on __Type {
+      kind name
+      ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+        ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+    }"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::samples::{fragment_bomb, INTROSPECTION_QUERY};
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    const LIMITS: Limits = Limits {
+        max_fields: 2_000,
+        max_depth: 10,
+    };
+
+    fn measure(query: &str) -> Result<(), LimitError> {
+        LIMITS.check(&parse_query(query).expect("parses"))
     }
 
     #[test]
@@ -340,33 +374,4 @@ mod tests {
         );
         assert_eq!(measure("{ ...Missing }"), Ok(()));
     }
-
-    /// The introspection query graphql-js 16 (`getIntrospectionQuery`) sends,
-    /// as GraphiQL and graphql-core do.
-    pub const INTROSPECTION_QUERY: &str = r#"
-    query IntrospectionQuery {
-      __schema {
-        queryType { name }
-        mutationType { name }
-        subscriptionType { name }
-        types { ...FullType }
-        directives { name description locations args { ...InputValue } }
-      }
-    }
-    fragment FullType on __Type {
-      kind name description
-      fields(includeDeprecated: true) {
-        name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
-      }
-      inputFields { ...InputValue }
-      interfaces { ...TypeRef }
-      enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-      possibleTypes { ...TypeRef }
-    }
-    fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-    fragment TypeRef on __Type {
-      kind name
-      ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-        ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
-    }"#;
 }

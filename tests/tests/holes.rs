@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use api::auth::{Claims, Role, TokenKeys};
+use api::limits::samples::{fragment_bomb, INTROSPECTION_QUERY as INTROSPECTION};
 use api::settings::Secret;
 use futures::SinkExt;
 use portal_tests::*;
@@ -16,18 +17,6 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use uuid::Uuid;
-
-/// `query { ...F<n> }` where each fragment spreads the previous one twice.
-fn fragment_bomb(levels: usize) -> String {
-    let mut q = format!("query {{ ...F{levels} }} fragment F0 on Query {{ __typename }}");
-    for i in 1..=levels {
-        q.push_str(&format!(
-            " fragment F{i} on Query {{ ...F{p} ...F{p} }}",
-            p = i - 1
-        ));
-    }
-    q
-}
 
 /// Bounds a request the server must answer promptly (a hang fails the test
 /// instead of stalling the suite); not a performance figure.
@@ -371,29 +360,6 @@ both_stores!(
     ended_provider,
     a_provider_whose_relationship_ended_writes_nothing
 );
-
-/// The introspection query graphql-js 16 sends (`getIntrospectionQuery`).
-const INTROSPECTION: &str = r#"query IntrospectionQuery {
-  __schema {
-    queryType { name } mutationType { name } subscriptionType { name }
-    types { ...FullType }
-    directives { name description locations args { ...InputValue } }
-  }
-}
-fragment FullType on __Type {
-  kind name description
-  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
-  inputFields { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-  possibleTypes { ...TypeRef }
-}
-fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-fragment TypeRef on __Type {
-  kind name
-  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-    ofType { kind name ofType { kind name ofType { kind name } } } } } } }
-}"#;
 
 async fn standard_clients_can_introspect(store: Store) {
     let db = fresh_db(store).await;
