@@ -4,7 +4,6 @@
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side};
-use projections::history;
 use projections::read::care::Party;
 use projections::read::Scope;
 use sqlx::any::AnyRow;
@@ -301,10 +300,9 @@ impl CareQuery {
         if caller.role != Role::Provider {
             return Err(ApiError::Forbidden("only providers have a caseload".into()).into());
         }
-        let access = svc.engine.table(projections::access::NAME, "access_log");
-        let history_t = svc.engine.table(history::NAME, "history");
         let at = now();
-        let mut out = Vec::new();
+        // The projection lists the caseload; the events decide what is granted now.
+        let mut active = Vec::new();
         for mut relationship in relationships(
             ctx,
             Party::Provider(caller.subject),
@@ -313,7 +311,6 @@ impl CareQuery {
         )
         .await?
         {
-            // The projection lists the caseload; the events decide what is granted now.
             let current = svc.relationship(relationship.relationship_id).await?;
             if current.state != care::RelationshipState::Active
                 || current.organisation != caller.organisation
@@ -330,40 +327,33 @@ impl CareQuery {
                     until: grant.until,
                 })
                 .collect();
-            let user = relationship.user_id.to_string();
-            let looks = sqlx::query(&format!(
-                "SELECT section, MAX(at) AS last FROM {access} WHERE subject_id = $1 AND reader_id = $2 \
-                 AND basis IN ('grant', 'break_glass') AND query <> 'caseload' GROUP BY section"
-            ))
-            .bind(&user)
-            .bind(caller.subject.to_string())
-            .fetch_all(&svc.db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            active.push((relationship, current));
+        }
+        let portals: Vec<Uuid> = active.iter().map(|(r, _)| r.user_id).collect();
+        let activity = projections::read::caseload::activity(
+            &svc.engine,
+            &svc.db,
+            Scope {
+                organisation: &caller.organisation,
+            },
+            caller.subject,
+            &portals,
+        )
+        .await?;
+        let mut out = Vec::with_capacity(active.len());
+        for (relationship, current) in active {
             let mut last_looked_at: Option<DateTime<Utc>> = None;
             let mut changed = Vec::new();
             for (section, grant) in current.granted(at) {
-                let mut last: Option<String> = None;
-                for row in &looks {
-                    if get::<String>(row, "section")? == section.as_str() {
-                        last = get(row, "last")?;
-                    }
-                }
-                let changes: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM {history_t} WHERE portal_id = $1 AND section = $2 AND at > $3"
-                ))
-                .bind(&user)
-                .bind(section.as_str())
-                .bind(last.clone().unwrap_or_default())
-                .fetch_one(&svc.db.pool)
-                .await
-                .map_err(ApiError::internal)?;
-                let last = last.map(|t| parse_time(&t)).transpose()?;
-                last_looked_at = last_looked_at.max(last);
+                let seen = activity
+                    .get(&(relationship.user_id, section))
+                    .copied()
+                    .unwrap_or_default();
+                last_looked_at = last_looked_at.max(seen.last_looked_at);
                 changed.push(SectionChanges {
                     section: section.into(),
-                    last_looked_at: last,
-                    changes,
+                    last_looked_at: seen.last_looked_at,
+                    changes: seen.changes,
                 });
                 // Change counts tell of the portal: on the trail like any read.
                 let mut record = crate::access::record_of(

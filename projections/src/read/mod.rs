@@ -4,6 +4,7 @@
 //! a time: the care relationships first.)
 
 pub mod care;
+pub mod caseload;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
