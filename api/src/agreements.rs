@@ -346,14 +346,13 @@ impl AgreementQuery {
         .bind(provider.to_string())
         .bind(user.to_string())
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         // Only this user's and this provider's messages, written while the
         // relationship was active, count under its agreement.
         let spans = crate::messaging::spans(svc, user, provider).await?;
         let mut written = Vec::new();
         for (n, id) in ids.iter().enumerate() {
-            let id = Uuid::parse_str(id).map_err(ApiError::internal)?;
+            let id = Uuid::parse_str(id)?;
             let (_, events) = svc.conversation(id).await?;
             for event in events {
                 if let domain::messaging::ConversationEvent::MessagePosted {
@@ -378,8 +377,7 @@ impl AgreementQuery {
         .bind(provider.to_string())
         .bind(projections::db::ts(at))
         .fetch_one(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let last_look = last.map(|t| crate::context::parse_time(&t)).transpose()?;
         let a = domain::alignment::alignment(&terms, since, &written, last_look, at);
         let keeping = |k: domain::alignment::Keeping| SideKeeping {

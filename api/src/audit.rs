@@ -157,8 +157,7 @@ fn entry(row: &AnyRow) -> Result<AccessEntry, ApiError> {
     Ok(AccessEntry {
         position: get(row, "position")?,
         at: parse_time(&get::<String>(row, "at")?)?,
-        reader_id: Uuid::parse_str(&get::<String>(row, "reader_id")?)
-            .map_err(ApiError::internal)?,
+        reader_id: Uuid::parse_str(&get::<String>(row, "reader_id")?)?,
         reader_name: get(row, "reader_name")?,
         reader_role: get(row, "reader_role")?,
         reader_organisation: get(row, "reader_organisation")?,
@@ -219,10 +218,7 @@ impl Search {
         for value in self.values {
             query = bind(query, value);
         }
-        let rows = query
-            .fetch_all(&svc.db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = query.fetch_all(&svc.db.pool).await?;
         rows.iter().map(entry).collect()
     }
 }
@@ -293,8 +289,7 @@ async fn relationships_of(
     .bind(user.to_string())
     .bind(organisation)
     .fetch_all(&svc.db.pool)
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     rows.iter()
         .map(|row| {
             Ok((

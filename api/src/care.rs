@@ -251,8 +251,7 @@ impl CareQuery {
         ))
         .bind(&caller.organisation)
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let profiles = rows
             .iter()
             .map(|row| {

@@ -34,7 +34,7 @@ pub fn caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
 }
 
 pub(crate) fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, ApiError> {
-    let text: String = row.try_get(column).map_err(ApiError::internal)?;
+    let text: String = row.try_get(column)?;
     parse_time(&text)
 }
 

@@ -270,7 +270,7 @@ fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
     );
     let closed: Option<String> = get(row, "closed_at")?;
     Ok(Goal {
-        id: Uuid::parse_str(&get::<String>(row, "goal_id")?).map_err(ApiError::internal)?,
+        id: Uuid::parse_str(&get::<String>(row, "goal_id")?)?,
         domain: get(row, "domain_key")?,
         title: get(row, "title")?,
         description: get(row, "description")?,
@@ -287,7 +287,7 @@ fn activity_from_row(row: &AnyRow) -> Result<(String, Activity), ApiError> {
     Ok((
         get(row, "goal_id")?,
         Activity {
-            id: Uuid::parse_str(&get::<String>(row, "activity_id")?).map_err(ApiError::internal)?,
+            id: Uuid::parse_str(&get::<String>(row, "activity_id")?)?,
             title: get(row, "title")?,
             state: activity_state(&get::<String>(row, "state")?)?,
             planned_at: time(row, "planned_at")?,
@@ -342,15 +342,13 @@ impl CoreQuery {
         ))
         .bind(&id)
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let goal_rows = sqlx::query(&format!(
             "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND state = 'active' ORDER BY set_at, goal_id"
         ))
         .bind(&id)
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let activity_rows = sqlx::query(&format!(
             "SELECT a.activity_id, a.goal_id, a.title, a.state, a.planned_at, a.updated_at \
              FROM {activities_t} a JOIN {goals_t} g ON g.portal_id = a.portal_id AND g.goal_id = a.goal_id \
@@ -358,8 +356,7 @@ impl CoreQuery {
         ))
         .bind(&id)
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let mut goals = goal_rows
             .iter()
             .map(goal_from_row)
@@ -439,8 +436,7 @@ impl CoreQuery {
         .bind(portal_id.to_string())
         .bind(goal_id.to_string())
         .fetch_optional(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("goal {goal_id} does not exist")))?;
         let mut goal = goal_from_row(&row)?;
         let rows = sqlx::query(&format!(
@@ -450,8 +446,7 @@ impl CoreQuery {
         .bind(portal_id.to_string())
         .bind(goal_id.to_string())
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         for row in &rows {
             goal.activities.push(activity_from_row(row)?.1);
         }
@@ -494,8 +489,7 @@ impl CoreQuery {
             .enumerate()
             .map(|(i, row)| {
                 let data: String = get(row, "data")?;
-                let event: domain::portal::PortalEvent =
-                    serde_json::from_str(&data).map_err(ApiError::internal)?;
+                let event: domain::portal::PortalEvent = serde_json::from_str(&data)?;
                 match event {
                     domain::portal::PortalEvent::StatusRated {
                         score, note, at, ..

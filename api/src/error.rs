@@ -94,6 +94,45 @@ impl ApiError {
     }
 }
 
+/// Failures of the store, of stored JSON and of stored ids are internal:
+/// logged in full, reported as "internal error".
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(error: serde_json::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+/// Start-up failures (migrations, the data folder, keys): internal too.
+impl From<sqlx::migrate::MigrateError> for ApiError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(error: std::io::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<crate::settings::SettingsError> for ApiError {
+    fn from(error: crate::settings::SettingsError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<uuid::Error> for ApiError {
+    fn from(error: uuid::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
 impl From<projections::DbError> for ApiError {
     fn from(error: projections::DbError) -> Self {
         ApiError::internal(error)

@@ -64,7 +64,7 @@ pub(crate) async fn history_entries(
                 } else {
                     String::new()
                 },
-                data: Json(serde_json::from_str(&data).map_err(ApiError::internal)?),
+                data: Json(serde_json::from_str(&data)?),
             })
         })
         .collect()
@@ -103,8 +103,7 @@ pub(crate) async fn history_rows(
         .bind(page.after)
         .bind(page.limit)
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok((rows, owner))
 }
 

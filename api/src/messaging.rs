@@ -204,8 +204,7 @@ impl MessagingQuery {
         .bind(caller.subject.to_string())
         .bind(&caller.organisation)
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let mut conversations = Vec::with_capacity(rows.len());
         for row in &rows {
             let uuid = |c: &str| {

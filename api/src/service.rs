@@ -215,19 +215,13 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
     let url = &settings.database_url;
     match Backend::from_url(url)? {
         Backend::Postgres => {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(ApiError::internal)?
-                .disable_statement_logging();
+            let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(settings.db_max_connections)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
-                .await
-                .map_err(ApiError::internal)?;
-            sqlx::migrate!("../migrations/postgres")
-                .run(&pool)
-                .await
-                .map_err(ApiError::internal)?;
+                .await?;
+            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
             Ok(Stores {
                 portals: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
                     pool.clone(),
@@ -256,8 +250,7 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
             })
         }
         Backend::Sqlite => {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(ApiError::internal)?
+            let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
@@ -265,18 +258,14 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 .disable_statement_logging();
             if let Some(parent) = Path::new(options.get_filename()).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(ApiError::internal)?;
+                    std::fs::create_dir_all(parent)?;
                 }
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.db_max_connections)
                 .connect_with(options)
-                .await
-                .map_err(ApiError::internal)?;
-            sqlx::migrate!("../migrations/sqlite")
-                .run(&pool)
-                .await
-                .map_err(ApiError::internal)?;
+                .await?;
+            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
             Ok(Stores {
                 portals: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
                     pool.clone(),
@@ -316,7 +305,7 @@ impl Service {
             poll_interval: Duration::from_millis(settings.projection_poll_ms),
         };
         let engine = Arc::new(Engine::prepare(db.clone(), projections::all(), config).await?);
-        let keys = TokenKeys::new(&settings.resolve_token_key().map_err(ApiError::internal)?)
+        let keys = TokenKeys::new(&settings.resolve_token_key()?)
             .with_leeway(settings.token_leeway_seconds);
         if !settings.has_trail_key() {
             // A new key would make every existing record fail verification.
@@ -324,8 +313,7 @@ impl Service {
                 sqlx::query_scalar("SELECT 1 FROM events WHERE aggregate_type = $1 LIMIT 1")
                     .bind(domain::trail::AGGREGATE_TYPE)
                     .fetch_optional(&db.pool)
-                    .await
-                    .map_err(ApiError::internal)?;
+                    .await?;
             if written.is_some() {
                 return Err(ApiError::internal(format!(
                     "the access trail was written with a key this service does not have: set \
@@ -334,7 +322,7 @@ impl Service {
                 )));
             }
         }
-        let trail_key = settings.resolve_trail_key().map_err(ApiError::internal)?;
+        let trail_key = settings.resolve_trail_key()?;
         if !Trail::new(&trail_key).check_key(&db).await? {
             return Err(ApiError::internal(
                 "none of the access trail's newest records was made with this trail key: \
@@ -343,9 +331,7 @@ impl Service {
         }
         let trail = Trail::start(&trail_key, &settings.database_url)?;
         // Made now if missing, so exports from this data folder find it.
-        settings
-            .resolve_research_key()
-            .map_err(ApiError::internal)?;
+        settings.resolve_research_key()?;
         let live = crate::live::Live::start(
             db.clone(),
             &settings.database_url,
@@ -389,8 +375,7 @@ impl Service {
         ))
         .bind(portal_id.to_string())
         .fetch_optional(&self.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let org = match org {
             Some(org) => Some(org),
             None => stream::read_at_sequence(&self.db, "Portal", &portal_id.to_string(), 1)
@@ -666,12 +651,11 @@ impl Service {
         .bind(caller.subject.to_string())
         .bind(&key.key)
         .fetch_optional(&self.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         let Some(row) = row else { return Ok(None) };
-        let aggregate_type: String = row.try_get("aggregate_type").map_err(ApiError::internal)?;
-        let aggregate_id: String = row.try_get("aggregate_id").map_err(ApiError::internal)?;
-        let sequence: i64 = row.try_get("first_sequence").map_err(ApiError::internal)?;
+        let aggregate_type: String = row.try_get("aggregate_type")?;
+        let aggregate_id: String = row.try_get("aggregate_id")?;
+        let sequence: i64 = row.try_get("first_sequence")?;
         let stored = stream::read_at_sequence(&self.db, &aggregate_type, &aggregate_id, sequence)
             .await?
             .ok_or_else(|| ApiError::internal("idempotency key points at a missing event"))?;

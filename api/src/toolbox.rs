@@ -290,14 +290,11 @@ async fn fold_query(ctx: &Context<'_>, sql: &str, binds: Vec<Val>) -> Result<Por
     for value in binds {
         query = bind(query, value);
     }
-    let rows = query
-        .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = query.fetch_all(&svc.db.pool).await?;
     let mut view = PortalView::default();
     for row in &rows {
-        let data: String = row.try_get("data").map_err(ApiError::internal)?;
-        let event: PortalEvent = serde_json::from_str(&data).map_err(ApiError::internal)?;
+        let data: String = row.try_get("data")?;
+        let event: PortalEvent = serde_json::from_str(&data)?;
         view.apply(&event);
     }
     Ok(view)
@@ -381,11 +378,10 @@ pub(crate) async fn panel_view(
         .bind("status")
         .bind(ts(as_of))
         .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     for row in &counts {
-        let key: String = row.try_get("subject_id").map_err(ApiError::internal)?;
-        let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+        let key: String = row.try_get("subject_id")?;
+        let n: i64 = row.try_get("n")?;
         if let Some(domain) = view.domains.iter_mut().find(|d| d.key == key) {
             domain.ratings = n;
         }
@@ -483,18 +479,15 @@ pub(crate) async fn recent_changes(
     if let Some(section) = only {
         query = query.bind(section.as_str());
     }
-    let rows = query
-        .fetch_all(&svc.db.pool)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = query.fetch_all(&svc.db.pool).await?;
     rows.iter()
         .map(|row| {
-            let section: String = row.try_get("section").map_err(ApiError::internal)?;
-            let at: String = row.try_get("at").map_err(ApiError::internal)?;
+            let section: String = row.try_get("section")?;
+            let at: String = row.try_get("at")?;
             Ok(RecentChange {
-                sequence: row.try_get("sequence").map_err(ApiError::internal)?,
+                sequence: row.try_get("sequence")?,
                 section: section_of(&section)?.into(),
-                event_type: row.try_get("event_type").map_err(ApiError::internal)?,
+                event_type: row.try_get("event_type")?,
                 at: crate::context::parse_time(&at)?,
             })
         })
@@ -533,11 +526,10 @@ impl ToolboxQuery {
             .bind(as_of_text(as_of))
             .bind("MedicationChanged")
             .fetch_all(&svc.db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         for row in &counts {
-            let id: String = row.try_get("subject_id").map_err(ApiError::internal)?;
-            let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+            let id: String = row.try_get("subject_id")?;
+            let n: i64 = row.try_get("n")?;
             if let Some(m) = view.medications.iter_mut().find(|m| m.id.to_string() == id) {
                 m.changes = n as u32;
             }
@@ -728,12 +720,11 @@ impl ToolboxQuery {
             .bind(section)
             .bind(as_of_text(as_of))
             .fetch_all(&svc.db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         let (mut started, mut completed) = (0, 0);
         for row in &counts {
-            let event_type: String = row.try_get("event_type").map_err(ApiError::internal)?;
-            let n: i64 = row.try_get("n").map_err(ApiError::internal)?;
+            let event_type: String = row.try_get("event_type")?;
+            let n: i64 = row.try_get("n")?;
             match event_type.as_str() {
                 "ExerciseStarted" => started = n as i32,
                 "ExerciseCompleted" => completed = n as i32,

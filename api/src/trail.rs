@@ -156,11 +156,10 @@ impl Trail {
         let rows = sqlx::query(sql)
             .bind(AGGREGATE_TYPE)
             .fetch_all(&db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         for row in &rows {
             let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
-            let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
+            let sequence: i64 = row.try_get("sequence")?;
             let own = hash(&self.key, &get("aggregate_id")?, sequence, &get("payload")?);
             if stored_hash(&get("metadata")?).as_deref() == Some(own.as_str()) {
                 return Ok(true);
@@ -187,13 +186,13 @@ impl Trail {
         let mut report = Report::default();
         let mut chain = String::new();
         let (mut expected, mut prev, mut broken) = (1i64, GENESIS.to_string(), false);
-        while let Some(row) = rows.try_next().await.map_err(ApiError::internal)? {
-            let id: String = row.try_get("aggregate_id").map_err(ApiError::internal)?;
-            let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
-            let position: i64 = row.try_get("position").map_err(ApiError::internal)?;
-            let event_type: String = row.try_get("event_type").map_err(ApiError::internal)?;
-            let payload: String = row.try_get("payload").map_err(ApiError::internal)?;
-            let metadata: String = row.try_get("metadata").map_err(ApiError::internal)?;
+        while let Some(row) = rows.try_next().await? {
+            let id: String = row.try_get("aggregate_id")?;
+            let sequence: i64 = row.try_get("sequence")?;
+            let position: i64 = row.try_get("position")?;
+            let event_type: String = row.try_get("event_type")?;
+            let payload: String = row.try_get("payload")?;
+            let metadata: String = row.try_get("metadata")?;
             report.records += 1;
             if id != chain {
                 report.chains += 1;
@@ -474,8 +473,7 @@ async fn lost_records(db: &Db) -> Result<Vec<(String, i64, i64)>, ApiError> {
         sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = $1")
             .bind(projections::access::NAME)
             .fetch_optional(&db.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
     let Some(slot) = slot else {
         return Ok(Vec::new());
     };
@@ -489,14 +487,13 @@ async fn lost_records(db: &Db) -> Result<Vec<(String, i64, i64)>, ApiError> {
     ))
     .bind(AGGREGATE_TYPE)
     .fetch_all(&db.pool)
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     rows.iter()
         .map(|row| {
             Ok((
-                row.try_get("chain").map_err(ApiError::internal)?,
-                row.try_get("sequence").map_err(ApiError::internal)?,
-                row.try_get("position").map_err(ApiError::internal)?,
+                row.try_get("chain")?,
+                row.try_get("sequence")?,
+                row.try_get("position")?,
             ))
         })
         .collect()
