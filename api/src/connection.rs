@@ -49,6 +49,11 @@ fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let text = std::str::from_utf8(head).ok()?;
+    // Exactly one bare head: a buffer holding more than one answer (a client
+    // pipelining) is left alone.
+    if text.find("\r\n\r\n") != Some(text.len() - 4) {
+        return None;
+    }
     let (code, message) = match &status[..3] {
         b"400" => (codes::BAD_REQUEST, "the request is not valid HTTP/1.1"),
         b"414" => (codes::BAD_REQUEST, "the request URI is too long"),
@@ -238,5 +243,8 @@ mod tests {
         assert!(rewrite(ours).is_none());
         assert!(rewrite(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
         assert!(rewrite(b"{\"data\":null}").is_none());
+        // Two answers in one buffer: not one of hyper's bare error heads.
+        let two = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+        assert!(rewrite(two).is_none());
     }
 }

@@ -75,6 +75,11 @@ impl Measure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitError {
     TooManyFragments(usize),
+    /// A spread of a fragment the document does not define: async-graphql's
+    /// own checks walk past it, so a bomb could hide behind one.
+    UnknownFragment(String),
+    /// A fragment that spreads itself, directly or not.
+    FragmentCycle(String),
     TooManyFields(u64),
     TooDeep(usize),
     IntrospectionTooDeep(usize),
@@ -86,8 +91,12 @@ impl LimitError {
             LimitError::TooManyFragments(n) => format!(
                 "the query defines {n} fragments; at most {FRAGMENTS_MAX} are accepted"
             ),
+            LimitError::UnknownFragment(name) => {
+                format!("the query spreads fragment `{name}`, which it does not define")
+            }
+            LimitError::FragmentCycle(name) => format!("fragment `{name}` spreads itself"),
             LimitError::TooManyFields(n) => format!(
-                "the query selects {} fields once its fragments are spread out; at most {} are accepted",
+                "the query selects {} fields and fragments once its fragments are spread out; at most {} are accepted",
                 if *n == u64::MAX { "too many".to_string() } else { n.to_string() },
                 limits.max_fields
             ),
@@ -119,6 +128,7 @@ impl Limits {
         let mut measurer = Measurer {
             fragments: &document.fragments,
             memo: HashMap::new(),
+            problem: None,
         };
         let mut total = Measure::default();
         let operations: Vec<&SelectionSet> = match &document.operations {
@@ -137,6 +147,9 @@ impl Limits {
             let fragment = measurer.fragment(name);
             total.fields = total.fields.saturating_add(fragment.fields);
         }
+        if let Some(problem) = measurer.problem {
+            return Err(problem);
+        }
         if total.fields > self.max_fields {
             return Err(LimitError::TooManyFields(total.fields));
         }
@@ -152,19 +165,26 @@ impl Limits {
 
 struct Measurer<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
-    /// `None` while a fragment is being measured: a cycle counts as nothing
-    /// here (validation refuses it).
+    /// `None` while a fragment is being measured.
     memo: HashMap<&'a str, Option<Measure>>,
+    /// The first unknown fragment or cycle met: the document is refused.
+    problem: Option<LimitError>,
 }
 
 impl<'a> Measurer<'a> {
     fn fragment(&mut self, name: &'a str) -> Measure {
         match self.memo.get(name) {
             Some(Some(measure)) => return *measure,
-            Some(None) => return Measure::default(),
+            Some(None) => {
+                self.problem
+                    .get_or_insert(LimitError::FragmentCycle(name.to_string()));
+                return Measure::default();
+            }
             None => {}
         }
         let Some(definition) = self.fragments.get(name) else {
+            self.problem
+                .get_or_insert(LimitError::UnknownFragment(name.to_string()));
             return Measure::default();
         };
         self.memo.insert(name, None);
@@ -196,11 +216,16 @@ impl<'a> Measurer<'a> {
                     };
                     measure.merge(one);
                 }
+                // Spreads and inline fragments are walked too: they count.
                 Selection::InlineFragment(inline) => {
-                    measure.merge(self.selection_set(&inline.node.selection_set.node));
+                    let mut inner = self.selection_set(&inline.node.selection_set.node);
+                    inner.fields = inner.fields.saturating_add(1);
+                    measure.merge(inner);
                 }
                 Selection::FragmentSpread(spread) => {
-                    measure.merge(self.fragment(spread.node.fragment_name.node.as_str()));
+                    let mut inner = self.fragment(spread.node.fragment_name.node.as_str());
+                    inner.fields = inner.fields.saturating_add(1);
+                    measure.merge(inner);
                 }
             }
         }
@@ -326,7 +351,7 @@ mod tests {
             Err(LimitError::TooManyFields(u64::MAX))
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
-        assert_eq!(measure(&fragment_bomb(8)), Ok(()));
+        assert_eq!(measure(&fragment_bomb(7)), Ok(()));
     }
 
     #[test]
@@ -367,11 +392,24 @@ mod tests {
     }
 
     #[test]
-    fn cycles_and_unknown_fragments_are_left_to_validation() {
+    fn cycles_and_unknown_fragments_are_refused_before_async_graphql_walks_them() {
         assert_eq!(
             measure("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A x }"),
-            Ok(())
+            Err(LimitError::FragmentCycle("A".into()))
         );
-        assert_eq!(measure("{ ...Missing }"), Ok(()));
+        assert_eq!(
+            measure("{ ...Missing }"),
+            Err(LimitError::UnknownFragment("Missing".into()))
+        );
+        // The bomb whose last fragment spreads one that does not exist would
+        // measure nothing if unknown fragments counted as empty.
+        let hidden = fragment_bomb(31).replace(
+            "fragment F0 on Query { __typename }",
+            "fragment F0 on Query { ...Missing }",
+        );
+        assert_eq!(
+            measure(&hidden),
+            Err(LimitError::UnknownFragment("Missing".into()))
+        );
     }
 }

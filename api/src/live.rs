@@ -16,10 +16,13 @@ use domain::messaging::{ConversationEvent, CONVERSATION_TYPE};
 use projections::{stream, Backend, Db, StoredEvent};
 use tokio::sync::{broadcast, Notify};
 
-/// After a wake-up finds nothing yet, how often and how many times the feed
-/// looks again before it waits for the next wake-up or poll.
-const WAKE_RETRY_EVERY: Duration = Duration::from_millis(50);
-const WAKE_RETRIES: u32 = 40;
+/// After a wake-up finds nothing yet, the feed looks again after 50 ms, then
+/// after twice as long each time, this many times (about 1.5 s in all),
+/// before it waits for the next wake-up or poll. (A write here wakes the feed
+/// twice, itself and through NOTIFY: the second finds nothing, so this is
+/// kept short.)
+const WAKE_RETRY_FIRST: Duration = Duration::from_millis(50);
+const WAKE_RETRIES: u32 = 5;
 
 /// Who is in a thread, shared by every subscriber of this instance so that a
 /// thread is looked up once, not once per subscriber.
@@ -67,6 +70,7 @@ impl Live {
                 // anywhere on the cluster runs): look again shortly, a few
                 // times, rather than wait a whole poll for it.
                 let mut retries = if woken_up { WAKE_RETRIES } else { 0 };
+                let mut pause = WAKE_RETRY_FIRST;
                 let mut delivered = false;
                 loop {
                     let batch = match stream::read_batch(&db, after, 1000).await {
@@ -81,7 +85,8 @@ impl Live {
                             break;
                         }
                         retries -= 1;
-                        tokio::time::sleep(WAKE_RETRY_EVERY).await;
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
                         continue;
                     };
                     delivered = true;
@@ -133,15 +138,18 @@ impl Live {
             // Listening before `start` returns: a notification sent once the
             // service is up is never missed for want of a listener.
             let mut listener = listen(url).await;
+            // Whatever was committed between the feed's start and LISTEN.
+            wake.notify_one();
             let (url, woken) = (url.to_string(), Arc::clone(&wake));
             tokio::spawn(async move {
                 loop {
                     if let Some(mut current) = listener.take() {
-                        while current.recv().await.is_ok() {
+                        // A notification, or `None` when sqlx lost the
+                        // connection (it reconnects on the next call): either
+                        // way, look at the stream.
+                        while current.try_recv().await.is_ok() {
                             woken.notify_one();
                         }
-                        // Reconnected: whatever came meanwhile is read now.
-                        woken.notify_one();
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     listener = listen(&url).await;

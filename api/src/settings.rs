@@ -53,7 +53,7 @@ pub struct Settings {
     /// every field costs 1, and a field that returns up to `limit` rows costs
     /// `limit` times what it selects.
     pub max_query_complexity: usize,
-    /// Most fields a query may select once every fragment is spread out
+    /// Most fields and fragment spreads a query may select once every fragment is spread out
     /// (`PORTAL_MAX_QUERY_FIELDS`); checked before validation, so a document
     /// whose fragments multiply each other is refused without being expanded.
     pub max_query_fields: usize,
