@@ -111,15 +111,16 @@ fn participant(caller: &Caller, conversation: &Conversation) -> Result<Side, Api
         .ok_or_else(|| ApiError::NotFound("no such conversation".into()))
 }
 
-/// The providers of the thread (and `also`, if a provider) whose care
-/// relationship with its user is active now: what the domain's messaging
-/// rules take as `active`.
+/// The providers of the thread (and the caller, if a provider who left it)
+/// whose care relationship with its user is active now: what the domain's
+/// messaging rules take as `active`.
 async fn active_providers(
     svc: &Service,
     conversation: &Conversation,
-    also: Option<Uuid>,
+    caller: &Caller,
 ) -> Result<HashSet<Uuid>, ApiError> {
     let user = conversation.user_id.unwrap_or_default();
+    let also = (caller.role == Role::Provider).then_some(caller.subject);
     let mut active = HashSet::new();
     let providers = conversation
         .participants
@@ -307,7 +308,7 @@ impl MessagingQuery {
                 _ => {}
             }
         }
-        let active = active_providers(svc, &conversation, Some(caller.subject)).await?;
+        let active = active_providers(svc, &conversation, &caller).await?;
         let mut participants = Vec::new();
         let everyone = conversation
             .participants
@@ -450,7 +451,7 @@ impl MessagingMutation {
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;
         let side = participant(&caller, &conversation)?;
-        let active = active_providers(svc, &conversation, Some(caller.subject)).await?;
+        let active = active_providers(svc, &conversation, &caller).await?;
         if !access::may_post(&caller.actor(), side, &conversation, |id| {
             active.contains(&id)
         }) {
@@ -481,7 +482,7 @@ impl MessagingMutation {
         let side = participant(&caller, &conversation)?;
         // A provider whose relationship ended reads nothing new, so has
         // nothing to mark: the thread is read-only for them.
-        let active = active_providers(svc, &conversation, Some(caller.subject)).await?;
+        let active = active_providers(svc, &conversation, &caller).await?;
         if !access::may_mark_read(&caller.actor(), side, |id| active.contains(&id)) {
             return Err(read_only().into());
         }
