@@ -9,7 +9,7 @@ use crate::settings::Secret;
 /// What a person is in the service; decides what they may see and do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "snake_case")]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE", remote = "domain::access::Role")]
 pub enum Role {
     /// A person in recovery who owns a portal.
     ServiceUser,
@@ -35,19 +35,6 @@ impl Role {
             Role::Researcher => "researcher",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
-        }
-    }
-}
-
-impl From<Role> for domain::access::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::ServiceUser => domain::access::Role::ServiceUser,
-            Role::Provider => domain::access::Role::Provider,
-            Role::Moderator => domain::access::Role::Moderator,
-            Role::Researcher => domain::access::Role::Researcher,
-            Role::Auditor => domain::access::Role::Auditor,
-            Role::Admin => domain::access::Role::Admin,
         }
     }
 }
