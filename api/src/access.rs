@@ -14,34 +14,22 @@ use domain::access::{read_section, PortalRef, ReadBasis, ReadRefusal};
 use domain::care;
 use domain::portal::Section;
 use domain::trail::{AccessRecord, Basis, GENESIS};
-use projections::control_panel;
+use projections::read::portal::{locate, Located, Portal};
+use projections::read::Scope;
 use projections::EventMetadata;
-use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
-use crate::context::{caller, get, now, request, service};
+use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::service::Service;
 
 /// A read that was let through.
 pub(crate) struct Reader {
-    /// The portal's row in the control-panel projection.
-    pub row: AnyRow,
+    /// The portal, found within the caller's organisation: what the readers
+    /// of its sections take.
+    pub portal: Portal,
     /// True when the caller reads their own portal.
     pub owner: bool,
-}
-
-/// The organisation of an open portal, read with its row.
-async fn portal_row(svc: &Service, portal_id: Uuid) -> Result<Option<AnyRow>, ApiError> {
-    let table = svc.engine.table(control_panel::NAME, "cp_portals");
-    sqlx::query(&format!(
-        "SELECT portal_id, organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
-    ))
-    .bind(portal_id.to_string())
-    .fetch_optional(&svc.db.pool)
-    .await
-    .map_err(ApiError::internal)
 }
 
 /// The one answer to a non-owner who may not read a portal, whether it
@@ -101,23 +89,39 @@ pub(crate) async fn authorize_read(
             _ => Ok(None),
         }
     };
-    let (row, relationship) = tokio::try_join!(portal_row(svc, portal_id), relationship)?;
-    let Some(row) = row else {
-        return Err(if owner {
-            ApiError::NotFound("this portal has not been opened yet".into())
-        } else {
-            not_yours()
-        });
+    let scope = Scope {
+        organisation: &caller.organisation,
     };
-    let organisation: String = get(&row, "organisation")?;
+    let located =
+        async { Ok::<_, ApiError>(locate(&svc.engine, &svc.db, scope, portal_id).await?) };
+    let (located, relationship) = tokio::try_join!(located, relationship)?;
+    let (found, organisation) = match located {
+        Located::Here(portal) => {
+            let organisation = portal.organisation().to_string();
+            (Some(portal), organisation)
+        }
+        Located::Elsewhere { organisation } => (None, organisation),
+        Located::Nowhere => {
+            return Err(if owner {
+                ApiError::NotFound("this portal has not been opened yet".into())
+            } else {
+                not_yours()
+            })
+        }
+    };
     let portal = PortalRef {
         owner: portal_id,
         organisation: &organisation,
     };
     let at = now();
     let decision = read_section(&caller.actor(), portal, relationship.as_ref(), section, at);
+    // The rules refuse every reader of another organisation's portal.
+    let let_through = |found: Option<Portal>, owner: bool| match found {
+        Some(portal) => Ok(Reader { portal, owner }),
+        None => Err(not_yours()),
+    };
     match decision {
-        Ok(ReadBasis::Owner) => return Ok(Reader { row, owner: true }),
+        Ok(ReadBasis::Owner) => return let_through(found, true),
         Err(ReadRefusal::OwnerElsewhere) => {
             return Err(ApiError::Forbidden(
                 "this portal belongs to another organisation".into(),
@@ -159,7 +163,7 @@ pub(crate) async fn authorize_read(
     }
     submit(ctx, &caller, record)?;
     match decision {
-        Ok(_) => Ok(Reader { row, owner: false }),
+        Ok(_) => let_through(found, false),
         Err(ReadRefusal::NotGranted) => Err(not_granted(section)),
         Err(_) => Err(not_yours()),
     }

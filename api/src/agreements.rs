@@ -7,6 +7,7 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::agreement::{self as model, AgreementCommand, AgreementEvent};
 use domain::care::{RelationshipState, Side};
+use projections::read::Scope;
 use uuid::Uuid;
 
 use crate::auth::Role;
@@ -332,27 +333,16 @@ impl AgreementQuery {
             });
         };
         // The relationship's threads: those with this user that the provider is in.
-        let (threads, people, access) = (
-            svc.engine
-                .table(projections::messaging::NAME, "msg_threads"),
-            svc.engine
-                .table(projections::messaging::NAME, "msg_participants"),
-            svc.engine.table(projections::access::NAME, "access_log"),
-        );
-        let ids: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT t.conversation_id FROM {people} p JOIN {threads} t ON t.conversation_id = p.conversation_id \
-             WHERE p.participant_id = $1 AND t.user_id = $2 ORDER BY t.conversation_id"
-        ))
-        .bind(provider.to_string())
-        .bind(user.to_string())
-        .fetch_all(&svc.db.pool)
-        .await?;
+        let scope = Scope {
+            organisation: &relationship.organisation,
+        };
+        let ids = projections::read::messaging::shared(&svc.engine, &svc.db, scope, user, provider)
+            .await?;
         // Only this user's and this provider's messages, written while the
         // relationship was active, count under its agreement.
         let spans = crate::messaging::spans(svc, user, provider).await?;
         let mut written = Vec::new();
-        for (n, id) in ids.iter().enumerate() {
-            let id = Uuid::parse_str(id)?;
+        for (n, id) in ids.into_iter().enumerate() {
             let (_, events) = svc.conversation(id).await?;
             for event in events {
                 if let domain::messaging::ConversationEvent::MessagePosted {
@@ -369,16 +359,9 @@ impl AgreementQuery {
                 }
             }
         }
-        let last: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT MAX(at) FROM {access} WHERE subject_id = $1 AND reader_id = $2 \
-             AND basis IN ('grant', 'break_glass') AND query <> 'caseload' AND at <= $3"
-        ))
-        .bind(user.to_string())
-        .bind(provider.to_string())
-        .bind(projections::db::ts(at))
-        .fetch_one(&svc.db.pool)
-        .await?;
-        let last_look = last.map(|t| crate::context::parse_time(&t)).transpose()?;
+        let last_look =
+            projections::read::trail::last_look(&svc.engine, &svc.db, scope, provider, user, at)
+                .await?;
         let a = domain::alignment::alignment(&terms, since, &written, last_look, at);
         let keeping = |k: domain::alignment::Keeping| SideKeeping {
             overdue_replies: k.overdue_replies as i32,

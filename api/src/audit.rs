@@ -8,14 +8,15 @@ use chrono::{DateTime, Utc};
 use domain::care::{self, CareEvent, WindowKind};
 use domain::portal::Section;
 use domain::trail::Basis;
-use projections::db::{bind, Val};
-use sqlx::any::AnyRow;
+use projections::read::care::Party;
+use projections::read::trail::{self, EntryRow, Filter, Order};
+use projections::read::Scope;
 use uuid::Uuid;
 
 use crate::access::record_trail_read;
 use crate::auth::{Caller, Role};
-use crate::care::{parse_name, BreakGlassReason};
-use crate::context::{caller, get, parse_time, service};
+use crate::care::BreakGlassReason;
+use crate::context::{caller, service};
 use crate::error::ApiError;
 use crate::toolbox::PortalSection;
 
@@ -142,85 +143,44 @@ pub struct SectionExposure {
     pub looked: Vec<AccessEntry>,
 }
 
-fn opt_uuid(row: &AnyRow, column: &str) -> Result<Option<Uuid>, ApiError> {
-    get::<Option<String>>(row, column)?
-        .map(|s| Uuid::parse_str(&s).map_err(ApiError::internal))
-        .transpose()
-}
-
-const ENTRY_COLUMNS: &str = "a.position, a.at, a.reader_id, p.display_name AS reader_name, \
-    a.reader_role, a.reader_organisation, a.subject_id, a.section, a.query, a.basis, \
-    a.relationship_id, a.basis_sequence, a.refusal, a.detail, a.request_id, a.client_address";
-
-fn entry(row: &AnyRow) -> Result<AccessEntry, ApiError> {
-    let basis: Basis = parse_name(&get::<String>(row, "basis")?)?;
-    Ok(AccessEntry {
-        position: get(row, "position")?,
-        at: parse_time(&get::<String>(row, "at")?)?,
-        reader_id: Uuid::parse_str(&get::<String>(row, "reader_id")?)?,
-        reader_name: get(row, "reader_name")?,
-        reader_role: get(row, "reader_role")?,
-        reader_organisation: get(row, "reader_organisation")?,
-        subject_id: opt_uuid(row, "subject_id")?,
-        section: get(row, "section")?,
-        query: get(row, "query")?,
-        basis: basis.into(),
-        break_glass: basis == Basis::BreakGlass,
-        relationship_id: opt_uuid(row, "relationship_id")?,
-        basis_sequence: get(row, "basis_sequence")?,
-        refusal: get(row, "refusal")?,
-        detail: get(row, "detail")?,
-        request_id: get(row, "request_id")?,
-        client_address: get(row, "client_address")?,
-    })
-}
-
-/// A search of the trail: conditions on `a` (the access log) with their values.
-#[derive(Default)]
-struct Search {
-    conditions: Vec<String>,
-    values: Vec<Val>,
-}
-
-impl Search {
-    fn and(mut self, condition: &str, value: impl Into<Val>) -> Self {
-        let n = self.values.len() + 1;
-        self.conditions
-            .push(condition.replace('?', &format!("${n}")));
-        self.values.push(value.into());
-        self
-    }
-
-    fn and_opt<T: Into<Val>>(self, condition: &str, value: Option<T>) -> Self {
-        match value {
-            Some(v) => self.and(condition, v),
-            None => self,
+impl From<EntryRow> for AccessEntry {
+    fn from(row: EntryRow) -> Self {
+        AccessEntry {
+            position: row.position,
+            at: row.at,
+            reader_id: row.reader_id,
+            reader_name: row.reader_name,
+            reader_role: row.reader_role,
+            reader_organisation: row.reader_organisation,
+            subject_id: row.subject_id,
+            section: row.section,
+            query: row.query,
+            basis: row.basis.into(),
+            break_glass: row.basis == Basis::BreakGlass,
+            relationship_id: row.relationship_id,
+            basis_sequence: row.basis_sequence,
+            refusal: row.refusal,
+            detail: row.detail,
+            request_id: row.request_id,
+            client_address: row.client_address,
         }
     }
+}
 
-    /// Matching entries, newest first (or oldest first), at most `limit`.
-    async fn run(
-        self,
-        ctx: &Context<'_>,
-        newest_first: bool,
-        limit: i64,
-    ) -> Result<Vec<AccessEntry>, ApiError> {
-        let svc = service(ctx);
-        let access = svc.engine.table(projections::access::NAME, "access_log");
-        let providers = svc.engine.table(projections::care::NAME, "care_providers");
-        let order = if newest_first { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM {access} a LEFT JOIN {providers} p ON p.provider_id = a.reader_id \
-             WHERE {} ORDER BY a.position {order} LIMIT {limit}",
-            self.conditions.join(" AND ")
-        );
-        let mut query = sqlx::query(&sql);
-        for value in self.values {
-            query = bind(query, value);
-        }
-        let rows = query.fetch_all(&svc.db.pool).await?;
-        rows.iter().map(entry).collect()
-    }
+/// Searches the access log within the caller's organisation.
+async fn search(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    filter: Filter,
+    order: Order,
+    limit: i64,
+) -> Result<Vec<AccessEntry>, ApiError> {
+    let svc = service(ctx);
+    let scope = Scope {
+        organisation: &caller.organisation,
+    };
+    let rows = trail::search(&svc.engine, &svc.db, scope, &filter, order, limit).await?;
+    Ok(rows.into_iter().map(AccessEntry::from).collect())
 }
 
 fn check_limit(limit: i32) -> Result<i64, ApiError> {
@@ -277,28 +237,22 @@ async fn relationships_of(
     organisation: &str,
 ) -> Result<Vec<(Uuid, Uuid, Option<String>)>, ApiError> {
     let svc = service(ctx);
-    let rels = svc
-        .engine
-        .table(projections::care::NAME, "care_relationships");
-    let providers = svc.engine.table(projections::care::NAME, "care_providers");
-    let rows = sqlx::query(&format!(
-        "SELECT r.relationship_id, r.provider_id, p.display_name FROM {rels} r \
-         LEFT JOIN {providers} p ON p.provider_id = r.provider_id \
-         WHERE r.user_id = $1 AND r.organisation = $2 ORDER BY r.relationship_id"
-    ))
-    .bind(user.to_string())
-    .bind(organisation)
-    .fetch_all(&svc.db.pool)
+    let scope = Scope { organisation };
+    let rows = projections::read::care::relationships(
+        &svc.engine,
+        &svc.db,
+        scope,
+        Party::User(user),
+        true,
+    )
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                opt_uuid(row, "relationship_id")?.unwrap_or_default(),
-                opt_uuid(row, "provider_id")?.unwrap_or_default(),
-                get(row, "display_name")?,
-            ))
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let name = r.provider.map(|p| p.display_name);
+            (r.relationship_id, r.provider_id, name)
         })
-        .collect()
+        .collect())
 }
 
 /// Reads of the access trail.
@@ -357,13 +311,13 @@ impl AuditQuery {
             }
         }
         break_glass.sort_by_key(|b| std::cmp::Reverse(b.opened_at));
-        let mut entries = Search::default()
-            .and("a.subject_id = ?", caller.subject.to_string())
-            .and("a.organisation = ?", caller.organisation.clone())
-            .and("a.reader_id <> ?", caller.subject.to_string())
-            .and_opt("a.position < ?", before_position)
-            .run(ctx, true, limit)
-            .await?;
+        let filter = Filter {
+            subject: Some(caller.subject),
+            reader_not: Some(caller.subject),
+            before_position,
+            ..Filter::default()
+        };
+        let mut entries = search(ctx, &caller, filter, Order::NewestFirst, limit).await?;
         // Who looked, when, at what and on what grounds; not the readers'
         // addresses, request ids or an auditor's search terms.
         for entry in &mut entries {
@@ -417,16 +371,16 @@ impl AuditQuery {
         })
         .to_string();
         record_trail_read(ctx, &caller, subject_id, Basis::Audit, detail)?;
-        Ok(Search::default()
-            .and("a.organisation = ?", caller.organisation.clone())
-            .and_opt("a.subject_id = ?", subject_id.map(|s| s.to_string()))
-            .and_opt("a.reader_id = ?", reader_id.map(|s| s.to_string()))
-            .and_opt("a.section = ?", section)
-            .and_opt("a.at >= ?", from.map(ts))
-            .and_opt("a.at < ?", to.map(ts))
-            .and_opt("a.position < ?", before_position)
-            .run(ctx, true, limit)
-            .await?)
+        let filter = Filter {
+            subject: subject_id,
+            reader: reader_id,
+            section,
+            from,
+            to,
+            before_position,
+            ..Filter::default()
+        };
+        Ok(search(ctx, &caller, filter, Order::NewestFirst, limit).await?)
     }
 
     /// Auditors: who could read a section of a service user's portal during
@@ -485,17 +439,15 @@ impl AuditQuery {
             }
         }
         could_see.sort_by_key(|w| (w.from, w.relationship_id));
-        let looked = Search::default()
-            .and("a.subject_id = ?", subject_id.to_string())
-            .and("a.organisation = ?", caller.organisation.clone())
-            .and("a.section = ?", section.as_str())
-            .and(
-                "a.basis IN ('grant', 'break_glass') AND a.at >= ?",
-                ts(from),
-            )
-            .and("a.at < ?", ts(to))
-            .run(ctx, false, LOOKED_MAX + 1)
-            .await?;
+        let filter = Filter {
+            subject: Some(subject_id),
+            section: Some(section.as_str().to_string()),
+            disclosures_only: true,
+            from: Some(from),
+            to: Some(to),
+            ..Filter::default()
+        };
+        let looked = search(ctx, &caller, filter, Order::OldestFirst, LOOKED_MAX + 1).await?;
         if looked.len() as i64 > LOOKED_MAX {
             return Err(ApiError::BadInput(format!(
                 "more than {LOOKED_MAX} reads in the period: ask for a shorter one"
@@ -541,17 +493,21 @@ impl AuditQuery {
         let detail = serde_json::json!({ "subject_id": subject, "from": from, "to": to, "export": "disclosures_csv" })
             .to_string();
         record_trail_read(ctx, &caller, Some(subject), basis, detail)?;
-        let rows = Search::default()
-            .and("a.subject_id = ?", subject.to_string())
-            .and("a.organisation = ?", caller.organisation.clone())
-            .and(
-                "a.basis IN ('grant', 'break_glass') AND a.at >= ?",
-                ts(from),
-            )
-            .and("a.at < ?", ts(to))
-            .run(ctx, false, DISCLOSURES_MAX + 1)
-            .await?;
-        let mut rows = rows;
+        let filter = Filter {
+            subject: Some(subject),
+            disclosures_only: true,
+            from: Some(from),
+            to: Some(to),
+            ..Filter::default()
+        };
+        let mut rows = search(
+            ctx,
+            &caller,
+            filter,
+            Order::OldestFirst,
+            DISCLOSURES_MAX + 1,
+        )
+        .await?;
         if basis == Basis::Owner {
             // As in their access log: who, when, what, on what grounds; not
             // the readers' addresses or request ids.

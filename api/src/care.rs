@@ -6,11 +6,10 @@ use chrono::{DateTime, Utc};
 use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side};
 use projections::read::care::Party;
 use projections::read::Scope;
-use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
-use crate::context::{caller, get, now, parse_time, request, service};
+use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::service::CommandOutcome;
 use crate::toolbox::PortalSection;
@@ -175,10 +174,6 @@ pub struct CaseloadEntry {
     pub changed_since_last_look: Vec<SectionChanges>,
 }
 
-fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(&get::<String>(row, column)?).map_err(ApiError::internal)
-}
-
 /// Relationships of `party` in `organisation`, with profiles and the
 /// grants in force now (read by `projections::read::care`).
 async fn relationships(
@@ -244,23 +239,18 @@ impl CareQuery {
     /// The providers registered in the caller's organisation, by name (at most 1,000).
     async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProviderProfile>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let table = svc.engine.table(projections::care::NAME, "care_providers");
-        let rows = sqlx::query(&format!(
-            "SELECT provider_id, display_name, profession, registered_at FROM {table} \
-             WHERE organisation = $1 ORDER BY display_name, provider_id LIMIT 1000"
-        ))
-        .bind(&caller.organisation)
-        .fetch_all(&svc.db.pool)
-        .await?;
-        let profiles = rows
-            .iter()
+        let scope = Scope {
+            organisation: &caller.organisation,
+        };
+        let profiles = projections::read::care::providers(&svc.engine, &svc.db, scope)
+            .await?
+            .into_iter()
             .map(|row| {
                 Ok(ProviderProfile {
-                    provider_id: uuid(row, "provider_id")?,
-                    display_name: get(row, "display_name")?,
-                    profession: parse_name::<care::Profession>(&get::<String>(row, "profession")?)?
-                        .into(),
-                    registered_at: parse_time(&get::<String>(row, "registered_at")?)?,
+                    provider_id: row.provider_id,
+                    profession: parse_name::<care::Profession>(&row.profile.profession)?.into(),
+                    display_name: row.profile.display_name,
+                    registered_at: row.profile.registered_at,
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;

@@ -6,10 +6,8 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
-use chrono::{DateTime, Utc};
+
 use domain::portal::PortalCommand;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
@@ -31,24 +29,6 @@ pub fn caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
         .caller
         .clone()
         .map_err(ApiError::Unauthenticated)
-}
-
-pub(crate) fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, ApiError> {
-    let text: String = row.try_get(column)?;
-    parse_time(&text)
-}
-
-pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(ApiError::internal)
-}
-
-pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T, ApiError>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    row.try_get(column).map_err(ApiError::internal)
 }
 
 /// Runs `command` on the caller's own portal after the role and tenancy checks.

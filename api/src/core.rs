@@ -5,15 +5,16 @@ use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::portal::view::PortalView;
 use domain::portal::{PortalCommand, Section};
-use projections::control_panel;
-use sqlx::any::AnyRow;
+use projections::read::history::EntryRow;
+use projections::read::panel::{self, ActivityRow, GoalRow};
+use projections::read::portal::Portal;
 use uuid::Uuid;
 
 use crate::access::authorize_read;
 use crate::auth::Role;
-use crate::context::{caller, get, now, parse_time, run, service, time};
+use crate::context::{caller, now, run, service};
 use crate::error::ApiError;
-use crate::history::{history_entries, history_rows, shown_sequence, HistoryEntry, Page};
+use crate::history::{history_entries, history_rows, HistoryEntry, Page};
 use crate::service::CommandOutcome;
 use crate::toolbox::{self, RecentChange, SectionSummary};
 
@@ -45,6 +46,9 @@ pub struct ControlPanel {
     pub version: i64,
     /// Every life domain, default ones first, then the user's own in the order added.
     pub domains: Vec<DomainPanel>,
+    /// The portal, found within the caller's organisation.
+    #[graphql(skip)]
+    pub portal: Portal,
     /// The time this panel was asked for, if not now.
     #[graphql(skip)]
     pub as_of: Option<DateTime<Utc>>,
@@ -65,7 +69,7 @@ impl ControlPanel {
     async fn sections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SectionSummary>> {
         let mut summaries = match &self.summaries {
             Some(summaries) => summaries.clone(),
-            None => toolbox::summaries(ctx, self.portal_id, self.as_of).await?,
+            None => toolbox::summaries(ctx, &self.portal, self.as_of).await?,
         };
         if !self.owner {
             summaries.retain(|s| s.section == toolbox::PortalSection::Core);
@@ -83,18 +87,16 @@ impl ControlPanel {
         #[graphql(default = 10)] limit: i32,
     ) -> async_graphql::Result<Vec<RecentChange>> {
         if self.owner {
-            return Ok(
-                toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, None).await?,
-            );
+            return Ok(toolbox::recent_changes(ctx, &self.portal, limit, self.as_of, None).await?);
         }
         let core = Some(Section::Core);
         let mut changes =
-            toolbox::recent_changes(ctx, self.portal_id, limit, self.as_of, core).await?;
+            toolbox::recent_changes(ctx, &self.portal, limit, self.as_of, core).await?;
         // The newest core changes, in order: number them down from the core
         // section's count, so no gap tells of other sections.
         let count = match &self.summaries {
             Some(summaries) => summaries.clone(),
-            None => toolbox::summaries(ctx, self.portal_id, self.as_of).await?,
+            None => toolbox::summaries(ctx, &self.portal, self.as_of).await?,
         }
         .iter()
         .find(|s| s.section == toolbox::PortalSection::Core)
@@ -136,6 +138,7 @@ pub struct Status {
 
 /// Where a goal stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::portal::GoalState")]
 pub enum GoalState {
     /// Being worked on.
     Active,
@@ -147,6 +150,7 @@ pub enum GoalState {
 
 /// Where an activity stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::portal::ActivityState")]
 pub enum ActivityState {
     /// Still to do.
     Planned,
@@ -262,42 +266,34 @@ fn progress(planned: i64, done: i64, dropped: i64) -> Progress {
     }
 }
 
-fn goal_from_row(row: &AnyRow) -> Result<Goal, ApiError> {
-    let (planned, done, dropped): (i64, i64, i64) = (
-        get(row, "planned")?,
-        get(row, "done")?,
-        get(row, "dropped")?,
-    );
-    let closed: Option<String> = get(row, "closed_at")?;
-    Ok(Goal {
-        id: Uuid::parse_str(&get::<String>(row, "goal_id")?)?,
-        domain: get(row, "domain_key")?,
-        title: get(row, "title")?,
-        description: get(row, "description")?,
-        state: goal_state(&get::<String>(row, "state")?)?,
-        set_at: time(row, "set_at")?,
-        updated_at: time(row, "updated_at")?,
-        closed_at: closed.as_deref().map(parse_time).transpose()?,
-        progress: progress(planned, done, dropped),
-        activities: Vec::new(),
-    })
-}
-
-fn activity_from_row(row: &AnyRow) -> Result<(String, Activity), ApiError> {
-    Ok((
-        get(row, "goal_id")?,
+impl From<ActivityRow> for Activity {
+    fn from(a: ActivityRow) -> Self {
         Activity {
-            id: Uuid::parse_str(&get::<String>(row, "activity_id")?)?,
-            title: get(row, "title")?,
-            state: activity_state(&get::<String>(row, "state")?)?,
-            planned_at: time(row, "planned_at")?,
-            updated_at: time(row, "updated_at")?,
-        },
-    ))
+            id: a.id,
+            title: a.title,
+            state: a.state.into(),
+            planned_at: a.planned_at,
+            updated_at: a.updated_at,
+        }
+    }
 }
 
-const GOAL_SELECT: &str = "goal_id, domain_key, title, description, state, set_at, updated_at, closed_at, planned, done, dropped";
-const ACTIVITY_SELECT: &str = "activity_id, goal_id, title, state, planned_at, updated_at";
+impl From<GoalRow> for Goal {
+    fn from(g: GoalRow) -> Self {
+        Goal {
+            id: g.id,
+            domain: g.domain,
+            title: g.title,
+            description: g.description,
+            state: g.state.into(),
+            set_at: g.set_at,
+            updated_at: g.updated_at,
+            closed_at: g.closed_at,
+            progress: progress(g.planned, g.done, g.dropped),
+            activities: g.activities.into_iter().map(Activity::from).collect(),
+        }
+    }
+}
 
 /// Reads: a service user's own portal, within their organisation.
 #[Object]
@@ -328,75 +324,35 @@ impl CoreQuery {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
         let reader = authorize_read(ctx, portal_id, Section::Core).await?;
-        let portal = reader.row;
-        let id = portal_id.to_string();
-        let e = &svc.engine;
-        let (domains_t, goals_t, activities_t) = (
-            e.table(control_panel::NAME, "cp_domains"),
-            e.table(control_panel::NAME, "cp_goals"),
-            e.table(control_panel::NAME, "cp_activities"),
-        );
-        let domain_rows = sqlx::query(&format!(
-            "SELECT domain_key, name, custom, latest_score, latest_note, latest_rated_at, ratings \
-             FROM {domains_t} WHERE portal_id = $1 ORDER BY ordinal"
-        ))
-        .bind(&id)
-        .fetch_all(&svc.db.pool)
-        .await?;
-        let goal_rows = sqlx::query(&format!(
-            "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND state = 'active' ORDER BY set_at, goal_id"
-        ))
-        .bind(&id)
-        .fetch_all(&svc.db.pool)
-        .await?;
-        let activity_rows = sqlx::query(&format!(
-            "SELECT a.activity_id, a.goal_id, a.title, a.state, a.planned_at, a.updated_at \
-             FROM {activities_t} a JOIN {goals_t} g ON g.portal_id = a.portal_id AND g.goal_id = a.goal_id \
-             WHERE a.portal_id = $1 AND g.state = 'active' ORDER BY a.planned_at, a.activity_id"
-        ))
-        .bind(&id)
-        .fetch_all(&svc.db.pool)
-        .await?;
-        let mut goals = goal_rows
-            .iter()
-            .map(goal_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in &activity_rows {
-            let (goal_id, activity) = activity_from_row(row)?;
-            if let Some(goal) = goals.iter_mut().find(|g| g.id.to_string() == goal_id) {
-                goal.activities.push(activity);
-            }
-        }
+        let portal = reader.portal;
+        let (domain_rows, goal_rows) = tokio::try_join!(
+            panel::domains(&svc.engine, &svc.db, &portal),
+            panel::active_goals(&svc.engine, &svc.db, &portal)
+        )?;
+        let mut goals: Vec<Goal> = goal_rows.into_iter().map(Goal::from).collect();
         let mut domains = Vec::with_capacity(domain_rows.len());
-        for row in &domain_rows {
-            let key: String = get(row, "domain_key")?;
-            let score: Option<i64> = get(row, "latest_score")?;
-            let latest_status = match score {
-                Some(score) => Some(Status {
-                    score: score as i32,
-                    note: get::<Option<String>>(row, "latest_note")?.unwrap_or_default(),
-                    rated_at: time(row, "latest_rated_at")?,
-                }),
-                None => None,
-            };
+        for row in domain_rows {
             let (mine, rest): (Vec<Goal>, Vec<Goal>) =
-                goals.into_iter().partition(|g| g.domain == key);
+                goals.into_iter().partition(|g| g.domain == row.key);
             goals = rest;
             domains.push(DomainPanel {
-                name: get(row, "name")?,
-                custom: get::<i64>(row, "custom")? != 0,
-                latest_status,
-                ratings: get(row, "ratings")?,
+                name: row.name,
+                custom: row.custom,
+                latest_status: row.latest.map(|status| Status {
+                    score: status.score as i32,
+                    note: status.note,
+                    rated_at: status.rated_at,
+                }),
+                ratings: row.ratings,
                 active_goals: mine,
-                key,
+                key: row.key,
             });
         }
         // Someone other than the owner learns nothing of the other sections,
         // not even that they changed: version and time are the core section's.
-        let (mut updated_at, mut version) =
-            (time(&portal, "updated_at")?, get(&portal, "version")?);
+        let (mut updated_at, mut version) = (portal.updated_at(), portal.version());
         if !reader.owner {
-            let summaries = toolbox::summaries(ctx, portal_id, None).await?;
+            let summaries = toolbox::summaries(ctx, &portal, None).await?;
             if let Some(core) = summaries
                 .iter()
                 .find(|s| s.section == toolbox::PortalSection::Core)
@@ -407,11 +363,12 @@ impl CoreQuery {
         }
         Ok(ControlPanel {
             portal_id,
-            organisation: get(&portal, "organisation")?,
-            opened_at: time(&portal, "opened_at")?,
+            organisation: portal.organisation().to_string(),
+            opened_at: portal.opened_at(),
             updated_at,
             version,
             domains,
+            portal,
             as_of: None,
             summaries: None,
             owner: reader.owner,
@@ -427,30 +384,11 @@ impl CoreQuery {
     ) -> async_graphql::Result<Goal> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let portal_id = portal_id.unwrap_or(caller.subject);
-        authorize_read(ctx, portal_id, Section::Core).await?;
-        let goals_t = svc.engine.table(control_panel::NAME, "cp_goals");
-        let activities_t = svc.engine.table(control_panel::NAME, "cp_activities");
-        let row = sqlx::query(&format!(
-            "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND goal_id = $2"
-        ))
-        .bind(portal_id.to_string())
-        .bind(goal_id.to_string())
-        .fetch_optional(&svc.db.pool)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("goal {goal_id} does not exist")))?;
-        let mut goal = goal_from_row(&row)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {ACTIVITY_SELECT} FROM {activities_t} WHERE portal_id = $1 AND goal_id = $2 \
-             ORDER BY planned_at, activity_id"
-        ))
-        .bind(portal_id.to_string())
-        .bind(goal_id.to_string())
-        .fetch_all(&svc.db.pool)
-        .await?;
-        for row in &rows {
-            goal.activities.push(activity_from_row(row)?.1);
-        }
-        Ok(goal)
+        let portal = authorize_read(ctx, portal_id, Section::Core).await?.portal;
+        let goal = panel::goal(&svc.engine, &svc.db, &portal, goal_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("goal {goal_id} does not exist")))?;
+        Ok(goal.into())
     }
 
     /// Every change to a goal and its activities, oldest first: up to `limit`
@@ -485,16 +423,15 @@ impl CoreQuery {
     ) -> async_graphql::Result<Vec<StatusEntry>> {
         let page = Page::new(after_sequence, limit)?;
         let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, page).await?;
-        rows.iter()
+        rows.into_iter()
             .enumerate()
-            .map(|(i, row)| {
-                let data: String = get(row, "data")?;
-                let event: domain::portal::PortalEvent = serde_json::from_str(&data)?;
+            .map(|(i, row): (usize, EntryRow)| {
+                let event: domain::portal::PortalEvent = serde_json::from_str(&row.data)?;
                 match event {
                     domain::portal::PortalEvent::StatusRated {
                         score, note, at, ..
                     } => Ok(StatusEntry {
-                        sequence: shown_sequence(row, owner, page, i)?,
+                        sequence: page.shown(&row, owner, i),
                         score,
                         note,
                         at,
@@ -514,14 +451,14 @@ async fn panel_as_of(
     portal_id: Option<Uuid>,
     as_of: DateTime<Utc>,
 ) -> Result<ControlPanel, ApiError> {
-    let (portal_id, owner, view): (Uuid, bool, PortalView) =
+    let (portal, owner, view): (Portal, bool, PortalView) =
         toolbox::panel_view(ctx, portal_id, as_of).await?;
     let Some(opened_at) = view.opened_at else {
         return Err(ApiError::NotFound(
             "this portal was not open at that time".into(),
         ));
     };
-    let mut summaries = toolbox::summaries(ctx, portal_id, Some(as_of)).await?;
+    let mut summaries = toolbox::summaries(ctx, &portal, Some(as_of)).await?;
     if !owner {
         summaries.retain(|s| s.section == toolbox::PortalSection::Core);
     }
@@ -592,7 +529,8 @@ async fn panel_as_of(
         })
         .collect();
     Ok(ControlPanel {
-        portal_id,
+        portal_id: portal.id(),
+        portal,
         organisation: view.organisation,
         opened_at,
         updated_at,

@@ -5,12 +5,11 @@
 use async_graphql::{Context, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::portal::Section;
-use projections::history;
-use sqlx::any::AnyRow;
+use projections::read::history::{self, After, EntryRow};
 use uuid::Uuid;
 
 use crate::access::authorize_read;
-use crate::context::{caller, get, service, time};
+use crate::context::{caller, service};
 use crate::error::ApiError;
 
 /// One recorded change, as the history of a goal or status shows it.
@@ -47,24 +46,19 @@ pub(crate) async fn history_entries(
     page: Page,
 ) -> Result<Vec<HistoryEntry>, ApiError> {
     let (rows, owner) = history_rows(ctx, portal_id, kind, subject_id, page).await?;
-    rows.iter()
+    rows.into_iter()
         .enumerate()
         .map(|(i, row)| {
-            let data: String = get(row, "data")?;
             Ok(HistoryEntry {
-                sequence: shown_sequence(row, owner, page, i)?,
-                position: if owner { get(row, "position")? } else { 0 },
-                event_type: get(row, "event_type")?,
-                at: time(row, "at")?,
-                recorded_at: time(row, "recorded_at")?,
-                actor_id: get(row, "actor_id")?,
-                actor_role: get(row, "actor_role")?,
-                request_id: if owner {
-                    get(row, "request_id")?
-                } else {
-                    String::new()
-                },
-                data: Json(serde_json::from_str(&data)?),
+                sequence: page.shown(&row, owner, i),
+                position: if owner { row.position } else { 0 },
+                data: Json(serde_json::from_str(&row.data)?),
+                event_type: row.event_type,
+                at: row.at,
+                recorded_at: row.recorded_at,
+                actor_id: row.actor_id,
+                actor_role: row.actor_role,
+                request_id: if owner { row.request_id } else { String::new() },
             })
         })
         .collect()
@@ -89,37 +83,26 @@ pub(crate) async fn history_rows(
     kind: &str,
     subject_id: &str,
     page: Page,
-) -> Result<(Vec<AnyRow>, bool), ApiError> {
+) -> Result<(Vec<EntryRow>, bool), ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
-    let owner = authorize_read(ctx, portal_id, section_of_kind(kind)?)
-        .await?
-        .owner;
-    let table = svc.engine.table(history::NAME, "history");
-    let rows = sqlx::query(&history::query(svc.db.backend, &table, !owner))
-        .bind(portal_id.to_string())
-        .bind(kind)
-        .bind(subject_id)
-        .bind(page.after)
-        .bind(page.limit)
-        .fetch_all(&svc.db.pool)
-        .await?;
-    Ok((rows, owner))
-}
-
-/// The sequence number shown for the `i`-th row of a page: the portal's for
-/// its owner, the entry's place in the list for anyone else.
-pub(crate) fn shown_sequence(
-    row: &AnyRow,
-    owner: bool,
-    page: Page,
-    i: usize,
-) -> Result<i64, ApiError> {
-    if owner {
-        get(row, "sequence")
+    let reader = authorize_read(ctx, portal_id, section_of_kind(kind)?).await?;
+    let after = if reader.owner {
+        After::Sequence(page.after)
     } else {
-        Ok(page.after + i as i64 + 1)
-    }
+        After::Entries(page.after)
+    };
+    let rows = history::entries(
+        &svc.engine,
+        &svc.db,
+        &reader.portal,
+        kind,
+        subject_id,
+        after,
+        page.limit,
+    )
+    .await?;
+    Ok((rows, reader.owner))
 }
 
 /// Most history entries returned at once.
@@ -149,6 +132,16 @@ impl Page {
             after: after_sequence,
             limit: i64::from(limit),
         })
+    }
+
+    /// The sequence number shown for the `i`-th row of this page: the
+    /// portal's for its owner, the entry's place in the list for anyone else.
+    pub(crate) fn shown(&self, row: &EntryRow, owner: bool, i: usize) -> i64 {
+        if owner {
+            row.sequence
+        } else {
+            self.after + i as i64 + 1
+        }
     }
 
     /// True for the first page: an empty first page means there is nothing.

@@ -15,11 +15,12 @@ use domain::access;
 use domain::care::{self, RelationshipState, Side};
 use domain::messaging::{Conversation, ConversationCommand, ConversationEvent};
 
+use projections::read::Scope;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Role};
 use crate::care::CareSide;
-use crate::context::{caller, get, now, parse_time, request, service};
+use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::service::{CommandOutcome, Service};
 
@@ -190,32 +191,17 @@ impl MessagingQuery {
     async fn conversations(&self, ctx: &Context<'_>) -> async_graphql::Result<ConversationList> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
-        let (threads, people) = (
-            svc.engine
-                .table(projections::messaging::NAME, "msg_threads"),
-            svc.engine
-                .table(projections::messaging::NAME, "msg_participants"),
-        );
-        let rows = sqlx::query(&format!(
-            "SELECT t.conversation_id, t.user_id, t.subject, t.started_by, t.last_at, t.messages, p.read_count \
-             FROM {people} p JOIN {threads} t ON t.conversation_id = p.conversation_id \
-             WHERE p.participant_id = $1 AND t.organisation = $2 \
-             ORDER BY t.last_at DESC, t.conversation_id LIMIT 500"
-        ))
-        .bind(caller.subject.to_string())
-        .bind(&caller.organisation)
-        .fetch_all(&svc.db.pool)
-        .await?;
+        let scope = Scope {
+            organisation: &caller.organisation,
+        };
+        let rows =
+            projections::read::messaging::threads(&svc.engine, &svc.db, scope, caller.subject)
+                .await?;
         let mut conversations = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let uuid = |c: &str| {
-                get::<String>(row, c).and_then(|s| Uuid::parse_str(&s).map_err(ApiError::internal))
-            };
-            let user_id = uuid("user_id")?;
-            let id = uuid("conversation_id")?;
-            let mut messages: i64 = get(row, "messages")?;
-            let read: i64 = get(row, "read_count")?;
-            let mut last_message_at = parse_time(&get::<String>(row, "last_at")?)?;
+        for row in rows {
+            let (id, user_id, read) = (row.conversation_id, row.user_id, row.read_count);
+            let mut messages = row.messages;
+            let mut last_message_at = row.last_at;
             let mut ended = false;
             if caller.role == Role::Provider {
                 let spans = spans(svc, user_id, caller.subject).await?;
@@ -245,8 +231,8 @@ impl MessagingQuery {
             conversations.push(ConversationSummary {
                 id,
                 user_id,
-                subject: get(row, "subject")?,
-                started_by: uuid("started_by")?,
+                subject: row.subject,
+                started_by: row.started_by,
                 last_message_at,
                 messages: messages as i32,
                 // Nothing is unread for a provider whose relationship ended.

@@ -367,15 +367,8 @@ impl Service {
         {
             return Ok(Some(org));
         }
-        let table = self
-            .engine
-            .table(projections::control_panel::NAME, "cp_portals");
-        let org: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT organisation FROM {table} WHERE portal_id = $1"
-        ))
-        .bind(portal_id.to_string())
-        .fetch_optional(&self.db.pool)
-        .await?;
+        let org =
+            projections::read::portal::organisation_of(&self.engine, &self.db, portal_id).await?;
         let org = match org {
             Some(org) => Some(org),
             None => stream::read_at_sequence(&self.db, "Portal", &portal_id.to_string(), 1)

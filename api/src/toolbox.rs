@@ -10,11 +10,11 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::catalogue::CatalogueCommand;
 use domain::portal::view::PortalView;
-use domain::portal::{PersonDetails, PortalCommand, PortalEvent, Section};
-use projections::control_panel;
-use projections::db::{bind, ts, Val};
-use projections::history::{self, Pick};
-use sqlx::Row;
+use domain::portal::{PersonDetails, PortalCommand, Section};
+use projections::history::Pick;
+use projections::read::history::{self, Selection};
+use projections::read::panel;
+use projections::read::portal::Portal;
 use uuid::Uuid;
 
 use crate::access::authorize_read;
@@ -274,89 +274,31 @@ pub struct RecentChange {
     pub at: DateTime<Utc>,
 }
 
-/// A time far enough ahead to mean "now and everything before it".
-fn as_of_text(as_of: Option<DateTime<Utc>>) -> String {
-    as_of.map_or_else(|| "9999-12-31T23:59:59.999999Z".to_string(), ts)
-}
-
-fn section_of(name: &str) -> Result<Section, ApiError> {
-    Section::parse(name).ok_or_else(|| ApiError::internal(format!("unknown section {name}")))
-}
-
-/// Runs a query over the history index and folds the events it returns.
-async fn fold_query(ctx: &Context<'_>, sql: &str, binds: Vec<Val>) -> Result<PortalView, ApiError> {
-    let svc = service(ctx);
-    let mut query = sqlx::query(sql);
-    for value in binds {
-        query = bind(query, value);
-    }
-    let rows = query.fetch_all(&svc.db.pool).await?;
-    let mut view = PortalView::default();
-    for row in &rows {
-        let data: String = row.try_get("data")?;
-        let event: PortalEvent = serde_json::from_str(&data)?;
-        view.apply(&event);
-    }
-    Ok(view)
-}
-
-/// Checks that the caller may read the portal; returns its id and the live
-/// history table.
+/// Checks that the caller may read `section` of the portal (their own by
+/// default); returns it and whether they own it.
 async fn readable(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
     section: Section,
-) -> Result<(Uuid, bool, String), ApiError> {
-    let (svc, caller) = (service(ctx), caller(ctx)?);
-    let portal_id = portal_id.unwrap_or(caller.subject);
+) -> Result<(Portal, bool), ApiError> {
+    let portal_id = portal_id.unwrap_or(caller(ctx)?.subject);
     let reader = authorize_read(ctx, portal_id, section).await?;
-    Ok((
-        portal_id,
-        reader.owner,
-        svc.engine.table(history::NAME, "history"),
-    ))
+    Ok((reader.portal, reader.owner))
 }
 
-/// The crisis plan up to `as_of` (or now): its newest revision, or revision
-/// `skip + 1` with [`Pick::Nth`], after the read check.
-async fn plan_view(
-    ctx: &Context<'_>,
-    portal_id: Option<Uuid>,
-    as_of: Option<DateTime<Utc>>,
-    pick: Pick,
-    skip: i64,
-) -> Result<PortalView, ApiError> {
-    let (portal_id, _, table) = readable(ctx, portal_id, Section::CrisisPlan).await?;
-    let sql = history::plan_query(service(ctx).db.backend, &table, pick);
-    let mut binds = vec![
-        Val::from(portal_id.to_string()),
-        Section::CrisisPlan.as_str().into(),
-        as_of_text(as_of).into(),
-    ];
-    if pick == Pick::Nth {
-        binds.push(skip.into());
-    }
-    fold_query(ctx, &sql, binds).await
-}
-
-/// The items of a section whose state the newest event of each kind sets
-/// (medications, network), as of `as_of` (or now); see
-/// [`history::latest_per_type_query`].
-async fn items_view(
+/// Folds the events `selection` names of a portal the caller may read
+/// `section` of, as it stood at `as_of` (or now).
+async fn view_of(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
     section: Section,
+    selection: Selection,
     as_of: Option<DateTime<Utc>>,
-) -> Result<(Uuid, String, PortalView), ApiError> {
-    let (portal_id, _, table) = readable(ctx, portal_id, section).await?;
-    let sql = history::latest_per_type_query(service(ctx).db.backend, &table);
-    let binds = vec![
-        Val::from(portal_id.to_string()),
-        section.as_str().into(),
-        as_of_text(as_of).into(),
-    ];
-    let view = fold_query(ctx, &sql, binds).await?;
-    Ok((portal_id, table, view))
+) -> Result<(Portal, PortalView), ApiError> {
+    let svc = service(ctx);
+    let (portal, _) = readable(ctx, portal_id, section).await?;
+    let view = history::fold(&svc.engine, &svc.db, &portal, selection, as_of).await?;
+    Ok((portal, view))
 }
 
 /// What the control panel shows as of a time: the core section's opening and
@@ -367,99 +309,45 @@ pub(crate) async fn panel_view(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
     as_of: DateTime<Utc>,
-) -> Result<(Uuid, bool, PortalView), ApiError> {
-    let (portal_id, owner, table) = readable(ctx, portal_id, Section::Core).await?;
+) -> Result<(Portal, bool, PortalView), ApiError> {
     let svc = service(ctx);
-    let id = portal_id.to_string();
-    let sql = history::panel_query(svc.db.backend, &table);
-    let mut view = fold_query(ctx, &sql, vec![id.as_str().into(), ts(as_of).into()]).await?;
-    let counts = sqlx::query(&history::subject_counts_query(&table))
-        .bind(&id)
-        .bind("status")
-        .bind(ts(as_of))
-        .fetch_all(&svc.db.pool)
-        .await?;
-    for row in &counts {
-        let key: String = row.try_get("subject_id")?;
-        let n: i64 = row.try_get("n")?;
-        if let Some(domain) = view.domains.iter_mut().find(|d| d.key == key) {
-            domain.ratings = n;
+    let (portal, owner) = readable(ctx, portal_id, Section::Core).await?;
+    let (mut view, counts) = tokio::try_join!(
+        history::fold(&svc.engine, &svc.db, &portal, Selection::Panel, Some(as_of)),
+        history::subject_counts(&svc.engine, &svc.db, &portal, "status", Some(as_of))
+    )?;
+    for domain in &mut view.domains {
+        if let Some(n) = counts.get(&domain.key) {
+            domain.ratings = *n;
         }
     }
-    Ok((portal_id, owner, view))
+    Ok((portal, owner, view))
 }
 
-/// The section summaries of a portal: now from the control-panel projection,
-/// or as it stood at `as_of` from the history index (counts by event type, no
-/// payloads). Tests hold the two to each other.
+/// The section summaries of a portal, now or as it stood at `as_of`.
 pub(crate) async fn summaries(
     ctx: &Context<'_>,
-    portal_id: Uuid,
+    portal: &Portal,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<SectionSummary>, ApiError> {
     let svc = service(ctx);
-    let mut out: Vec<SectionSummary> = Section::ALL
+    Ok(panel::summaries(&svc.engine, &svc.db, portal, as_of)
+        .await?
         .into_iter()
-        .map(|section| SectionSummary {
-            section: section.into(),
-            items: 0,
-            current: 0,
-            changes: 0,
-            last_changed_at: None,
+        .map(|s| SectionSummary {
+            section: s.section.into(),
+            items: s.items,
+            current: s.current,
+            changes: s.changes,
+            last_changed_at: s.last_changed_at,
         })
-        .collect();
-    let slot = |name: &str| section_of(name).map(Section::index);
-    let get_err = ApiError::internal;
-    let Some(as_of) = as_of else {
-        let table = svc.engine.table(control_panel::NAME, "cp_sections");
-        let rows = sqlx::query(&format!(
-            "SELECT section, items, current, changes, updated_at FROM {table} WHERE portal_id = $1"
-        ))
-        .bind(portal_id.to_string())
-        .fetch_all(&svc.db.pool)
-        .await
-        .map_err(get_err)?;
-        for row in &rows {
-            let section: String = row.try_get("section").map_err(get_err)?;
-            let updated: String = row.try_get("updated_at").map_err(get_err)?;
-            let summary = &mut out[slot(&section)?];
-            summary.items = row.try_get("items").map_err(get_err)?;
-            summary.current = row.try_get("current").map_err(get_err)?;
-            summary.changes = row.try_get("changes").map_err(get_err)?;
-            summary.last_changed_at = Some(crate::context::parse_time(&updated)?);
-        }
-        return Ok(out);
-    };
-    let table = svc.engine.table(history::NAME, "history");
-    let rows = sqlx::query(&history::summary_query(&table))
-        .bind(portal_id.to_string())
-        .bind(ts(as_of))
-        .fetch_all(&svc.db.pool)
-        .await
-        .map_err(get_err)?;
-    for row in &rows {
-        let section: String = row.try_get("section").map_err(get_err)?;
-        let event_type: String = row.try_get("event_type").map_err(get_err)?;
-        let n: i64 = row.try_get("n").map_err(get_err)?;
-        let last: String = row.try_get("last_at").map_err(get_err)?;
-        let last = crate::context::parse_time(&last)?;
-        let (items, current) = control_panel::section_delta(&event_type);
-        let summary = &mut out[slot(&section)?];
-        summary.items += items * n;
-        summary.current += current * n;
-        summary.changes += n;
-        summary.last_changed_at = summary.last_changed_at.max(Some(last));
-    }
-    for (summary, section) in out.iter_mut().zip(Section::ALL) {
-        summary.current = control_panel::section_current(section, summary.items, summary.current);
-    }
-    Ok(out)
+        .collect())
 }
 
 /// The newest `limit` changes of a portal as it stood at `as_of` (or now).
 pub(crate) async fn recent_changes(
     ctx: &Context<'_>,
-    portal_id: Uuid,
+    portal: &Portal,
     limit: i32,
     as_of: Option<DateTime<Utc>>,
     only: Option<Section>,
@@ -470,28 +358,16 @@ pub(crate) async fn recent_changes(
         )));
     }
     let svc = service(ctx);
-    let table = svc.engine.table(history::NAME, "history");
-    let sql = history::recent_query(&table, only.is_some());
-    let mut query = sqlx::query(&sql)
-        .bind(portal_id.to_string())
-        .bind(i64::from(limit))
-        .bind(as_of_text(as_of));
-    if let Some(section) = only {
-        query = query.bind(section.as_str());
-    }
-    let rows = query.fetch_all(&svc.db.pool).await?;
-    rows.iter()
-        .map(|row| {
-            let section: String = row.try_get("section")?;
-            let at: String = row.try_get("at")?;
-            Ok(RecentChange {
-                sequence: row.try_get("sequence")?,
-                section: section_of(&section)?.into(),
-                event_type: row.try_get("event_type")?,
-                at: crate::context::parse_time(&at)?,
-            })
+    let rows = history::recent(&svc.engine, &svc.db, portal, i64::from(limit), as_of, only).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| RecentChange {
+            sequence: row.sequence,
+            section: row.section.into(),
+            event_type: row.event_type,
+            at: row.at,
         })
-        .collect()
+        .collect())
 }
 
 /// Most recent changes a control panel lists at once.
@@ -516,22 +392,29 @@ impl ToolboxQuery {
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = true)] include_stopped: bool,
     ) -> async_graphql::Result<Vec<Medication>> {
-        let (portal_id, table, mut view) =
-            items_view(ctx, portal_id, Section::Medications, as_of).await?;
+        let section = Section::Medications;
+        let (portal, mut view) = view_of(
+            ctx,
+            portal_id,
+            section,
+            Selection::LatestPerType(section),
+            as_of,
+        )
+        .await?;
         // Only the newest change was folded: count them all.
         let svc = service(ctx);
-        let counts = sqlx::query(&history::item_counts_query(svc.db.backend, &table))
-            .bind(portal_id.to_string())
-            .bind(Section::Medications.as_str())
-            .bind(as_of_text(as_of))
-            .bind("MedicationChanged")
-            .fetch_all(&svc.db.pool)
-            .await?;
-        for row in &counts {
-            let id: String = row.try_get("subject_id")?;
-            let n: i64 = row.try_get("n")?;
-            if let Some(m) = view.medications.iter_mut().find(|m| m.id.to_string() == id) {
-                m.changes = n as u32;
+        let counts = history::item_counts(
+            &svc.engine,
+            &svc.db,
+            &portal,
+            section,
+            "MedicationChanged",
+            as_of,
+        )
+        .await?;
+        for m in &mut view.medications {
+            if let Some(n) = counts.get(&m.id.to_string()) {
+                m.changes = *n as u32;
             }
         }
         Ok(view
@@ -564,7 +447,9 @@ impl ToolboxQuery {
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = false)] include_removed: bool,
     ) -> async_graphql::Result<Vec<NetworkPerson>> {
-        let (_, _, view) = items_view(ctx, portal_id, Section::Network, as_of).await?;
+        let section = Section::Network;
+        let selection = Selection::LatestPerType(section);
+        let (_, view) = view_of(ctx, portal_id, section, selection, as_of).await?;
         Ok(view
             .people
             .into_iter()
@@ -602,7 +487,8 @@ impl ToolboxQuery {
                 .into())
             }
         };
-        let view = plan_view(ctx, portal_id, as_of, pick, skip).await?;
+        let selection = Selection::Plan { pick, skip };
+        let (_, view) = view_of(ctx, portal_id, Section::CrisisPlan, selection, as_of).await?;
         Ok(view.crisis_plan.map(|p| CrisisPlan {
             revision: p.revision as i32,
             revised_at: p.revised_at,
@@ -712,34 +598,19 @@ impl ToolboxQuery {
             ))
             .into());
         }
-        let (portal_id, _, table) = readable(ctx, portal_id, Section::Exercises).await?;
+        let section = Section::Exercises;
+        let (portal, _) = readable(ctx, portal_id, section).await?;
         let svc = service(ctx);
-        let section = Section::Exercises.as_str();
-        let counts = sqlx::query(&history::type_counts_query(&table))
-            .bind(portal_id.to_string())
-            .bind(section)
-            .bind(as_of_text(as_of))
-            .fetch_all(&svc.db.pool)
-            .await?;
-        let (mut started, mut completed) = (0, 0);
-        for row in &counts {
-            let event_type: String = row.try_get("event_type")?;
-            let n: i64 = row.try_get("n")?;
-            match event_type.as_str() {
-                "ExerciseStarted" => started = n as i32,
-                "ExerciseCompleted" => completed = n as i32,
-                _ => {}
-            }
-        }
+        let counts = history::type_counts(&svc.engine, &svc.db, &portal, section, as_of).await?;
+        let count = |event_type: &str| counts.get(event_type).copied().unwrap_or(0) as i32;
+        let (started, completed) = (count("ExerciseStarted"), count("ExerciseCompleted"));
         // Only the newest `limit` entries are folded, whatever the log's length.
-        let sql = history::newest_items_query(svc.db.backend, &table, "ExerciseStarted");
-        let binds = vec![
-            Val::from(portal_id.to_string()),
-            section.into(),
-            as_of_text(as_of).into(),
-            i64::from(limit).into(),
-        ];
-        let view = fold_query(ctx, &sql, binds).await?;
+        let selection = Selection::NewestItems {
+            section,
+            first_event: "ExerciseStarted",
+            limit: i64::from(limit),
+        };
+        let view = history::fold(&svc.engine, &svc.db, &portal, selection, as_of).await?;
         let entries = view
             .exercise_log
             .into_iter()

@@ -148,3 +148,41 @@ pub async fn relationships(
     }
     Ok(out)
 }
+
+/// A provider registered in the organisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRow {
+    pub provider_id: Uuid,
+    pub profile: ProviderRow,
+}
+
+/// Most providers one list returns.
+pub const PROVIDERS_MAX: i64 = 1000;
+
+/// The providers registered in `scope`'s organisation, by name.
+pub async fn providers(
+    engine: &Engine,
+    db: &Db,
+    scope: Scope<'_>,
+) -> Result<Vec<ProfileRow>, DbError> {
+    let table = engine.table(crate::care::NAME, "care_providers");
+    let rows = sqlx::query(&format!(
+        "SELECT provider_id, display_name, profession, registered_at FROM {table} \
+         WHERE organisation = $1 ORDER BY display_name, provider_id LIMIT {PROVIDERS_MAX}"
+    ))
+    .bind(scope.organisation)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProfileRow {
+                provider_id: uuid(row, &table, "provider_id")?,
+                profile: ProviderRow {
+                    display_name: text(row, &table, "display_name")?,
+                    profession: text(row, &table, "profession")?,
+                    registered_at: time(row, &table, "registered_at")?,
+                },
+            })
+        })
+        .collect()
+}

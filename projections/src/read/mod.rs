@@ -1,10 +1,16 @@
 //! Typed readers of the read models: each takes the organisation it reads
 //! within (there is no way to call one without it) and returns typed rows;
-//! resolvers hold no SQL of their own. (Being moved here one projection at
-//! a time: the care relationships first.)
+//! resolvers hold no SQL of their own. A portal's sections are read
+//! through a [`portal::Portal`], which only [`portal::locate`] makes, within
+//! a scope.
 
 pub mod care;
 pub mod caseload;
+pub mod history;
+pub mod messaging;
+pub mod panel;
+pub mod portal;
+pub mod trail;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -56,4 +62,30 @@ pub(crate) fn opt_time(
     opt_text(row, table, column)?
         .map(|t| parse_time(table, column, &t))
         .transpose()
+}
+
+pub(crate) fn int(row: &AnyRow, table: &str, column: &str) -> Result<i64, DbError> {
+    row.try_get(column).map_err(|e| malformed(table, column, e))
+}
+
+pub(crate) fn opt_int(row: &AnyRow, table: &str, column: &str) -> Result<Option<i64>, DbError> {
+    row.try_get(column).map_err(|e| malformed(table, column, e))
+}
+
+pub(crate) fn opt_uuid(row: &AnyRow, table: &str, column: &str) -> Result<Option<Uuid>, DbError> {
+    opt_text(row, table, column)?
+        .map(|s| Uuid::parse_str(&s).map_err(|e| malformed(table, column, e)))
+        .transpose()
+}
+
+/// A stored enum by its serde name (snake_case); an unknown name is an
+/// error, never a default.
+pub(crate) fn named<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    table: &str,
+    column: &str,
+) -> Result<T, DbError> {
+    let name = text(row, table, column)?;
+    serde_json::from_value(serde_json::Value::String(name.clone()))
+        .map_err(|_| malformed(table, column, format!("unknown value `{name}`")))
 }

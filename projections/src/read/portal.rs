@@ -1,0 +1,108 @@
+//! An open portal, found within an organisation. [`Portal`] can only be made
+//! by [`locate`] with a [`Scope`], and every reader of a portal's sections
+//! takes one: a portal of another organisation cannot be read by mistake.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{text, time, Scope};
+use crate::control_panel;
+use crate::db::{Db, DbError};
+use crate::engine::Engine;
+
+/// An open portal of the scope's organisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Portal {
+    id: Uuid,
+    organisation: String,
+    opened_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl Portal {
+    /// The portal (its owner's subject id).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The organisation it belongs to (the scope it was found in).
+    pub fn organisation(&self) -> &str {
+        &self.organisation
+    }
+
+    pub fn opened_at(&self) -> DateTime<Utc> {
+        self.opened_at
+    }
+
+    /// When anything in it last changed.
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// The sequence number of its latest event.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+/// Where a portal id was found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Located {
+    /// Open, in the scope's organisation.
+    Here(Portal),
+    /// Open, in another organisation: only its name, for the access rules
+    /// (which refuse, and say so only to the owner).
+    Elsewhere { organisation: String },
+    /// Not open anywhere.
+    Nowhere,
+}
+
+/// Finds portal `id`, telling whether it is in `scope`'s organisation.
+pub async fn locate(
+    engine: &Engine,
+    db: &Db,
+    scope: Scope<'_>,
+    id: Uuid,
+) -> Result<Located, DbError> {
+    let table = engine.table(control_panel::NAME, "cp_portals");
+    let row = sqlx::query(&format!(
+        "SELECT organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Located::Nowhere);
+    };
+    let organisation = text(&row, &table, "organisation")?;
+    if organisation != scope.organisation {
+        return Ok(Located::Elsewhere { organisation });
+    }
+    Ok(Located::Here(Portal {
+        id,
+        organisation,
+        opened_at: time(&row, &table, "opened_at")?,
+        updated_at: time(&row, &table, "updated_at")?,
+        version: super::int(&row, &table, "version")?,
+    }))
+}
+
+/// The organisation portal `id` is open in, if it is open: for the checks
+/// that compare it with a caller's (the one read that is not scoped, since
+/// finding the scope is its purpose).
+pub async fn organisation_of(
+    engine: &Engine,
+    db: &Db,
+    id: Uuid,
+) -> Result<Option<String>, DbError> {
+    let table = engine.table(control_panel::NAME, "cp_portals");
+    let row = sqlx::query(&format!(
+        "SELECT organisation FROM {table} WHERE portal_id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|row| text(&row, &table, "organisation"))
+        .transpose()
+}
