@@ -13,7 +13,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::care::Side;
-use crate::portal::PortalError;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text;
 
 /// Aggregate type of agreements in the event store.
@@ -26,6 +26,29 @@ pub const LOOK_IN_DAYS_MAX: i32 = 90;
 pub const REPLY_HOURS_MAX: i32 = 24 * 30;
 /// Most working days a side may take to reply.
 pub const REPLY_WORKING_DAYS_MAX: i32 = 20;
+
+/// A rule of an agreement refused a command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AgreementError {
+    /// The terms break a shared input check.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Not this side's move ([`ErrorKind::Forbidden`]).
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    #[error("nothing would change: the {0} already says this")]
+    NothingChanged(&'static str),
+}
+
+impl Refusal for AgreementError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AgreementError::Input(input) => input.kind(),
+            AgreementError::NotAllowed(_) => ErrorKind::Forbidden,
+            AgreementError::NothingChanged(_) => ErrorKind::BadInput,
+        }
+    }
+}
 
 /// Who takes the initiative in using the portal together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,13 +173,13 @@ impl AgreementEvent {
     }
 }
 
-fn check_reply(field: &'static str, reply: ReplyTime) -> Result<(), PortalError> {
+fn check_reply(field: &'static str, reply: ReplyTime) -> Result<(), InputError> {
     let (got, max) = match reply {
         ReplyTime::Hours(h) => (h, REPLY_HOURS_MAX),
         ReplyTime::WorkingDays(d) => (d, REPLY_WORKING_DAYS_MAX),
     };
     if !(1..=max).contains(&got) {
-        return Err(PortalError::OutOfRange {
+        return Err(InputError::OutOfRange {
             field,
             got,
             min: 1,
@@ -167,9 +190,9 @@ fn check_reply(field: &'static str, reply: ReplyTime) -> Result<(), PortalError>
 }
 
 /// The terms with their notes trimmed, or the rule they break.
-pub fn checked_terms(terms: Terms) -> Result<Terms, PortalError> {
+pub fn checked_terms(terms: Terms) -> Result<Terms, InputError> {
     if !(1..=LOOK_IN_DAYS_MAX).contains(&terms.provider_looks_in_days) {
-        return Err(PortalError::OutOfRange {
+        return Err(InputError::OutOfRange {
             field: "providerLooksInDays",
             got: terms.provider_looks_in_days,
             min: 1,
@@ -178,31 +201,31 @@ pub fn checked_terms(terms: Terms) -> Result<Terms, PortalError> {
     }
     check_reply("userRepliesWithin", terms.user_replies_within)?;
     check_reply("providerRepliesWithin", terms.provider_replies_within)?;
-    let notes = text::optional(&terms.notes, NOTES_MAX).map_err(PortalError::text("notes"))?;
+    let notes = text::optional(&terms.notes, NOTES_MAX).map_err(InputError::text("notes"))?;
     Ok(Terms { notes, ..terms })
 }
 
 impl Agreement {
     /// The events a command causes, or the rule it breaks.
-    pub fn decide(&self, command: AgreementCommand) -> Result<Vec<AgreementEvent>, PortalError> {
+    pub fn decide(&self, command: AgreementCommand) -> Result<Vec<AgreementEvent>, AgreementError> {
         let clamp = |at: DateTime<Utc>| self.last_at.map_or(at, |last| at.max(last));
         match command {
             AgreementCommand::Propose { by, terms, at } => {
                 let terms = checked_terms(terms)?;
                 let counter = match &self.pending {
                     Some(p) if p.by == by => {
-                        return Err(PortalError::NotAllowed(
+                        return Err(AgreementError::NotAllowed(
                             "your proposal is waiting for an answer: withdraw it first",
                         ))
                     }
                     Some(p) if p.terms == terms => {
-                        return Err(PortalError::NothingChanged("proposal"))
+                        return Err(AgreementError::NothingChanged("proposal"))
                     }
                     Some(_) => true,
                     None => false,
                 };
                 if self.accepted.as_ref().is_some_and(|(_, t)| *t == terms) {
-                    return Err(PortalError::NothingChanged("agreement in force"));
+                    return Err(AgreementError::NothingChanged("agreement in force"));
                 }
                 Ok(vec![AgreementEvent::AgreementProposed {
                     version: self.versions + 1,
@@ -216,20 +239,20 @@ impl Agreement {
             | AgreementCommand::Decline { by, at }
             | AgreementCommand::Withdraw { by, at } => {
                 let Some(pending) = &self.pending else {
-                    return Err(PortalError::NotAllowed("there is no proposal waiting"));
+                    return Err(AgreementError::NotAllowed("there is no proposal waiting"));
                 };
                 let version = pending.version;
                 let at = clamp(at);
                 match command {
                     AgreementCommand::Withdraw { .. } if pending.by != by => Err(
-                        PortalError::NotAllowed("only the side that proposed can withdraw"),
+                        AgreementError::NotAllowed("only the side that proposed can withdraw"),
                     ),
                     AgreementCommand::Withdraw { .. } => {
                         Ok(vec![AgreementEvent::ProposalWithdrawn { version, by, at }])
                     }
-                    _ if pending.by == by => {
-                        Err(PortalError::NotAllowed("the other side answers a proposal"))
-                    }
+                    _ if pending.by == by => Err(AgreementError::NotAllowed(
+                        "the other side answers a proposal",
+                    )),
                     AgreementCommand::Accept { .. } => {
                         Ok(vec![AgreementEvent::AgreementAccepted { version, by, at }])
                     }
@@ -244,7 +267,7 @@ impl Aggregate for Agreement {
     const TYPE: &'static str = AGREEMENT_TYPE;
     type Command = AgreementCommand;
     type Event = AgreementEvent;
-    type Error = PortalError;
+    type Error = AgreementError;
     type Services = ();
 
     crate::handle_by_decide!();

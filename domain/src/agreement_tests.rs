@@ -2,6 +2,7 @@ use chrono::{Duration, TimeZone};
 use cqrs_es::test::TestFramework;
 
 use super::*;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text::TextProblem;
 
 type Framework = TestFramework<Agreement>;
@@ -73,7 +74,9 @@ fn either_side_proposes_and_the_other_accepts() {
             by: Side::Provider,
             at: t(1),
         })
-        .then_expect_error(PortalError::NotAllowed("the other side answers a proposal"));
+        .then_expect_error(AgreementError::NotAllowed(
+            "the other side answers a proposal",
+        ));
 }
 
 #[test]
@@ -85,11 +88,11 @@ fn a_counter_proposal_answers_and_waits_in_turn() {
     Framework::with(())
         .given(vec![proposed(1, Side::Provider, false, 7, 0)])
         .when(propose(Side::ServiceUser, 7, 1))
-        .then_expect_error(PortalError::NothingChanged("proposal"));
+        .then_expect_error(AgreementError::NothingChanged("proposal"));
     Framework::with(())
         .given(vec![proposed(1, Side::Provider, false, 7, 0)])
         .when(propose(Side::Provider, 10, 1))
-        .then_expect_error(PortalError::NotAllowed(
+        .then_expect_error(AgreementError::NotAllowed(
             "your proposal is waiting for an answer: withdraw it first",
         ));
     let mut a = Agreement::default();
@@ -113,7 +116,7 @@ fn a_revision_leaves_the_agreement_in_force_until_accepted() {
     Framework::with(())
         .given(given.clone())
         .when(propose(Side::ServiceUser, 7, 2))
-        .then_expect_error(PortalError::NothingChanged("agreement in force"));
+        .then_expect_error(AgreementError::NothingChanged("agreement in force"));
     Framework::with(())
         .given(given.clone())
         .when(propose(Side::ServiceUser, 30, 2))
@@ -143,7 +146,7 @@ fn only_the_proposer_withdraws_and_only_a_waiting_proposal() {
             by: Side::ServiceUser,
             at: t(1),
         })
-        .then_expect_error(PortalError::NotAllowed(
+        .then_expect_error(AgreementError::NotAllowed(
             "only the side that proposed can withdraw",
         ));
     Framework::with(())
@@ -163,7 +166,7 @@ fn only_the_proposer_withdraws_and_only_a_waiting_proposal() {
             by: Side::Provider,
             at: t(1),
         })
-        .then_expect_error(PortalError::NotAllowed("there is no proposal waiting"));
+        .then_expect_error(AgreementError::NotAllowed("there is no proposal waiting"));
 }
 
 #[test]
@@ -171,12 +174,12 @@ fn terms_are_checked() {
     Framework::with(())
         .given_no_previous_events()
         .when(propose(Side::Provider, 0, 0))
-        .then_expect_error(PortalError::OutOfRange {
+        .then_expect_error(AgreementError::Input(InputError::OutOfRange {
             field: "providerLooksInDays",
             got: 0,
             min: 1,
             max: LOOK_IN_DAYS_MAX,
-        });
+        }));
     let mut bad = terms(7);
     bad.provider_replies_within = ReplyTime::WorkingDays(21);
     Framework::with(())
@@ -186,12 +189,12 @@ fn terms_are_checked() {
             terms: bad,
             at: t(0),
         })
-        .then_expect_error(PortalError::OutOfRange {
+        .then_expect_error(AgreementError::Input(InputError::OutOfRange {
             field: "providerRepliesWithin",
             got: 21,
             min: 1,
             max: REPLY_WORKING_DAYS_MAX,
-        });
+        }));
     let mut bad = terms(7);
     bad.notes = "x".repeat(NOTES_MAX + 1);
     Framework::with(())
@@ -201,10 +204,10 @@ fn terms_are_checked() {
             terms: bad,
             at: t(0),
         })
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(AgreementError::Input(InputError::InvalidText {
             field: "notes",
             problem: TextProblem::TooLong { max: NOTES_MAX },
-        });
+        }));
 }
 
 #[test]
@@ -225,4 +228,23 @@ fn reply_times_keep_their_unit_in_the_stored_event() {
         json,
         serde_json::json!({ "unit": "working_days", "value": 3 })
     );
+}
+
+#[test]
+fn kinds_of_agreement_refusals() {
+    assert_eq!(
+        AgreementError::NotAllowed("the other side answers a proposal").kind(),
+        ErrorKind::Forbidden
+    );
+    for bad in [
+        AgreementError::NothingChanged("proposal"),
+        AgreementError::Input(InputError::OutOfRange {
+            field: "providerLooksInDays",
+            got: 0,
+            min: 1,
+            max: LOOK_IN_DAYS_MAX,
+        }),
+    ] {
+        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+    }
 }

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::portal::{PortalError, Section};
+use crate::portal::Section;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text;
 
 /// Aggregate type of provider profiles in the event store.
@@ -29,6 +30,64 @@ pub const RELATIONSHIP_TYPE: &str = "CareRelationship";
 pub const DISPLAY_NAME_MAX: usize = 100;
 /// Longest break-glass reason, in characters.
 pub const REASON_MAX: usize = 1000;
+
+/// A rule of a provider's profile refused a command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// The profile breaks a shared input check.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Not this provider's to do ([`ErrorKind::Forbidden`]).
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    #[error("nothing would change: the {0} already says this")]
+    NothingChanged(&'static str),
+}
+
+impl Refusal for ProviderError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ProviderError::Input(input) => input.kind(),
+            ProviderError::NotAllowed(_) => ErrorKind::Forbidden,
+            ProviderError::NothingChanged(_) => ErrorKind::BadInput,
+        }
+    }
+}
+
+/// A rule of a care relationship refused a command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CareError {
+    /// A reason breaks a shared input check.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The wrong side of the relationship asks ([`ErrorKind::Forbidden`]).
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    #[error("the care relationship is {state} and cannot be {action}")]
+    RelationshipState {
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("the invitation expired at {0}")]
+    InvitationExpired(DateTime<Utc>),
+    #[error("field `{0}` must be a time in the future")]
+    NotInFuture(&'static str),
+    #[error("nothing would change: the {0} already says this")]
+    NothingChanged(&'static str),
+}
+
+impl Refusal for CareError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CareError::Input(input) => input.kind(),
+            CareError::NotAllowed(_) => ErrorKind::Forbidden,
+            CareError::RelationshipState { .. }
+            | CareError::InvitationExpired(_)
+            | CareError::NotInFuture(_)
+            | CareError::NothingChanged(_) => ErrorKind::BadInput,
+        }
+    }
+}
 
 /// The id of the care relationship between a service user and a provider:
 /// the same pair always has the same id (a name-based UUID, version 8).
@@ -108,7 +167,7 @@ impl DomainEvent for ProviderEvent {
 
 impl Provider {
     /// The events a command causes, or the rule it breaks.
-    pub fn decide(&self, command: ProviderCommand) -> Result<Vec<ProviderEvent>, PortalError> {
+    pub fn decide(&self, command: ProviderCommand) -> Result<Vec<ProviderEvent>, ProviderError> {
         let ProviderCommand::SaveProfile {
             organisation,
             display_name,
@@ -116,7 +175,7 @@ impl Provider {
             at,
         } = command;
         let display_name = text::required(&display_name, DISPLAY_NAME_MAX)
-            .map_err(PortalError::text("displayName"))?;
+            .map_err(InputError::text("displayName"))?;
         let at = self.last_at.map_or(at, |last| at.max(last));
         match &self.organisation {
             None => Ok(vec![ProviderEvent::ProviderRegistered {
@@ -125,11 +184,11 @@ impl Provider {
                 profession,
                 at,
             }]),
-            Some(org) if *org != organisation => Err(PortalError::NotAllowed(
+            Some(org) if *org != organisation => Err(ProviderError::NotAllowed(
                 "this provider is registered in another organisation",
             )),
             Some(_) if display_name == self.display_name && Some(profession) == self.profession => {
-                Err(PortalError::NothingChanged("profile"))
+                Err(ProviderError::NothingChanged("profile"))
             }
             Some(_) => Ok(vec![ProviderEvent::ProviderProfileChanged {
                 display_name,
@@ -144,7 +203,7 @@ impl Aggregate for Provider {
     const TYPE: &'static str = PROVIDER_TYPE;
     type Command = ProviderCommand;
     type Event = ProviderEvent;
-    type Error = PortalError;
+    type Error = ProviderError;
     type Services = ();
 
     crate::handle_by_decide!();
@@ -410,8 +469,8 @@ impl CareEvent {
     }
 }
 
-fn state_error(state: RelationshipState, action: &'static str) -> PortalError {
-    PortalError::RelationshipState {
+fn state_error(state: RelationshipState, action: &'static str) -> CareError {
+    CareError::RelationshipState {
         state: state.as_str(),
         action,
     }
@@ -464,7 +523,7 @@ impl CareRelationship {
     }
 
     /// The events a command causes, or the rule it breaks.
-    pub fn decide(&self, command: CareCommand) -> Result<Vec<CareEvent>, PortalError> {
+    pub fn decide(&self, command: CareCommand) -> Result<Vec<CareEvent>, CareError> {
         let clamp = |at: DateTime<Utc>| self.last_at.map_or(at, |last| at.max(last));
         match command {
             CareCommand::Invite {
@@ -477,7 +536,7 @@ impl CareRelationship {
             } => {
                 let at = clamp(at);
                 if user_id == provider_id {
-                    return Err(PortalError::NotAllowed(
+                    return Err(CareError::NotAllowed(
                         "nobody can be in care with themselves",
                     ));
                 }
@@ -491,7 +550,7 @@ impl CareRelationship {
                     _ => {}
                 }
                 if expires_at <= at {
-                    return Err(PortalError::NotInFuture("expiresAt"));
+                    return Err(CareError::NotInFuture("expiresAt"));
                 }
                 Ok(vec![CareEvent::Invited {
                     relationship_id: relationship_id(user_id, provider_id),
@@ -511,12 +570,12 @@ impl CareRelationship {
                     return Err(state_error(self.state, action));
                 }
                 if self.invited_by == Some(by) {
-                    return Err(PortalError::NotAllowed(
+                    return Err(CareError::NotAllowed(
                         "only the side that was invited can answer an invitation",
                     ));
                 }
                 if let Some(expires_at) = self.expires_at.filter(|e| at >= *e) {
-                    return Err(PortalError::InvitationExpired(expires_at));
+                    return Err(CareError::InvitationExpired(expires_at));
                 }
                 Ok(vec![if accept {
                     CareEvent::InvitationAccepted { by, at }
@@ -530,7 +589,7 @@ impl CareRelationship {
                     RelationshipState::Active => {}
                     RelationshipState::Invited if self.invited_by == Some(by) => {}
                     RelationshipState::Invited => {
-                        return Err(PortalError::NotAllowed(
+                        return Err(CareError::NotAllowed(
                             "the invited side answers with accept or decline",
                         ))
                     }
@@ -548,14 +607,14 @@ impl CareRelationship {
                 self.user_side(by)?;
                 self.active("granted")?;
                 if until.is_some_and(|u| u <= at) {
-                    return Err(PortalError::NotInFuture("until"));
+                    return Err(CareError::NotInFuture("until"));
                 }
                 if self
                     .grants
                     .get(&section)
                     .is_some_and(|g| g.until == until && g.until.is_none_or(|u| at < u))
                 {
-                    return Err(PortalError::NothingChanged("consent grant"));
+                    return Err(CareError::NothingChanged("consent grant"));
                 }
                 Ok(vec![CareEvent::ConsentGranted { section, until, at }])
             }
@@ -564,7 +623,7 @@ impl CareRelationship {
                 self.user_side(by)?;
                 self.active("changed")?;
                 if !self.granted(at).iter().any(|(s, _)| *s == section) {
-                    return Err(PortalError::NothingChanged("consent grant"));
+                    return Err(CareError::NothingChanged("consent grant"));
                 }
                 Ok(vec![CareEvent::ConsentRevoked { section, at }])
             }
@@ -577,15 +636,15 @@ impl CareRelationship {
             } => {
                 let at = clamp(at);
                 if by != Side::Provider {
-                    return Err(PortalError::NotAllowed(
+                    return Err(CareError::NotAllowed(
                         "only a provider can open a crisis plan with break-glass",
                     ));
                 }
                 self.active("used for break-glass")?;
                 let reason =
-                    text::required(&reason, REASON_MAX).map_err(PortalError::text("reason"))?;
+                    text::required(&reason, REASON_MAX).map_err(InputError::text("reason"))?;
                 if until <= at {
-                    return Err(PortalError::NotInFuture("until"));
+                    return Err(CareError::NotInFuture("until"));
                 }
                 Ok(vec![CareEvent::BreakGlassOpened {
                     code,
@@ -597,16 +656,16 @@ impl CareRelationship {
         }
     }
 
-    fn user_side(&self, by: Side) -> Result<(), PortalError> {
+    fn user_side(&self, by: Side) -> Result<(), CareError> {
         if by != Side::ServiceUser {
-            return Err(PortalError::NotAllowed(
+            return Err(CareError::NotAllowed(
                 "only the service user grants and revokes access to their portal",
             ));
         }
         Ok(())
     }
 
-    fn active(&self, action: &'static str) -> Result<(), PortalError> {
+    fn active(&self, action: &'static str) -> Result<(), CareError> {
         if self.state != RelationshipState::Active {
             return Err(state_error(self.state, action));
         }
@@ -618,7 +677,7 @@ impl Aggregate for CareRelationship {
     const TYPE: &'static str = RELATIONSHIP_TYPE;
     type Command = CareCommand;
     type Event = CareEvent;
-    type Error = PortalError;
+    type Error = CareError;
     type Services = ();
 
     crate::handle_by_decide!();

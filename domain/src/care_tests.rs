@@ -2,6 +2,7 @@ use chrono::{Duration, TimeZone};
 use cqrs_es::test::TestFramework;
 
 use super::*;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text::TextProblem;
 
 type Rel = TestFramework<CareRelationship>;
@@ -101,7 +102,7 @@ fn either_side_invites_and_the_other_accepts() {
                 by: inviter,
                 at: t(5),
             })
-            .then_expect_error(PortalError::NotAllowed(
+            .then_expect_error(CareError::NotAllowed(
                 "only the side that was invited can answer an invitation",
             ));
     }
@@ -115,7 +116,7 @@ fn an_invitation_expires() {
             by: Side::Provider,
             at: t(60),
         })
-        .then_expect_error(PortalError::InvitationExpired(t(60)));
+        .then_expect_error(CareError::InvitationExpired(t(60)));
     // An expired invitation can be sent again; an open one cannot.
     Rel::with(())
         .given(vec![invited(Side::ServiceUser, 0)])
@@ -124,7 +125,7 @@ fn an_invitation_expires() {
     Rel::with(())
         .given(vec![invited(Side::ServiceUser, 0)])
         .when(invite(Side::Provider, 10))
-        .then_expect_error(PortalError::RelationshipState {
+        .then_expect_error(CareError::RelationshipState {
             state: "invited",
             action: "invited again",
         });
@@ -157,7 +158,7 @@ fn declined_and_ended_relationships_can_start_again() {
     Rel::with(())
         .given(active())
         .when(invite(Side::ServiceUser, 4))
-        .then_expect_error(PortalError::RelationshipState {
+        .then_expect_error(CareError::RelationshipState {
             state: "active",
             action: "invited again",
         });
@@ -187,7 +188,7 @@ fn either_side_ends_and_the_inviter_withdraws() {
             by: Side::Provider,
             at: t(1),
         })
-        .then_expect_error(PortalError::RelationshipState {
+        .then_expect_error(CareError::RelationshipState {
             state: "none",
             action: "ended",
         });
@@ -212,7 +213,7 @@ fn only_the_user_grants_and_only_in_an_active_relationship() {
             until: None,
             at: t(2),
         })
-        .then_expect_error(PortalError::NotAllowed(
+        .then_expect_error(CareError::NotAllowed(
             "only the service user grants and revokes access to their portal",
         ));
     Rel::with(())
@@ -223,7 +224,7 @@ fn only_the_user_grants_and_only_in_an_active_relationship() {
             until: None,
             at: t(2),
         })
-        .then_expect_error(PortalError::RelationshipState {
+        .then_expect_error(CareError::RelationshipState {
             state: "invited",
             action: "granted",
         });
@@ -235,7 +236,7 @@ fn only_the_user_grants_and_only_in_an_active_relationship() {
             until: Some(t(2)),
             at: t(2),
         })
-        .then_expect_error(PortalError::NotInFuture("until"));
+        .then_expect_error(CareError::NotInFuture("until"));
     let mut given = active();
     given.push(granted(Section::Core, None, 2));
     Rel::with(())
@@ -246,7 +247,7 @@ fn only_the_user_grants_and_only_in_an_active_relationship() {
             until: None,
             at: t(3),
         })
-        .then_expect_error(PortalError::NothingChanged("consent grant"));
+        .then_expect_error(CareError::NothingChanged("consent grant"));
 }
 
 #[test]
@@ -268,7 +269,7 @@ fn a_grant_allows_its_section_until_revoked_or_expired() {
             section: Section::Network,
             at: t(11),
         })
-        .then_expect_error(PortalError::NothingChanged("consent grant"));
+        .then_expect_error(CareError::NothingChanged("consent grant"));
     events.push(CareEvent::ConsentRevoked {
         section: Section::Core,
         at: t(4),
@@ -307,10 +308,10 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             until: t(62),
             at: t(2),
         })
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(CareError::Input(InputError::InvalidText {
             field: "reason",
             problem: TextProblem::Empty,
-        });
+        }));
     Rel::with(())
         .given(vec![invited(Side::ServiceUser, 0)])
         .when(CareCommand::BreakGlass {
@@ -320,7 +321,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             until: t(62),
             at: t(2),
         })
-        .then_expect_error(PortalError::RelationshipState {
+        .then_expect_error(CareError::RelationshipState {
             state: "invited",
             action: "used for break-glass",
         });
@@ -433,11 +434,11 @@ fn provider_profiles_register_once_per_organisation() {
     TestFramework::<Provider>::with(())
         .given(vec![registered.clone()])
         .when(save("org", "Kari"))
-        .then_expect_error(PortalError::NothingChanged("profile"));
+        .then_expect_error(ProviderError::NothingChanged("profile"));
     TestFramework::<Provider>::with(())
         .given(vec![registered.clone()])
         .when(save("other", "Kari"))
-        .then_expect_error(PortalError::NotAllowed(
+        .then_expect_error(ProviderError::NotAllowed(
             "this provider is registered in another organisation",
         ));
     TestFramework::<Provider>::with(())
@@ -467,4 +468,44 @@ fn active_spans_leave_out_the_time_between() {
     assert!(within(&spans, t(5)));
     assert!(!within(&spans, t(15)), "away");
     assert!(within(&spans, t(40)));
+}
+
+#[test]
+fn kinds_of_provider_refusals() {
+    assert_eq!(
+        ProviderError::NotAllowed("this provider is registered in another organisation").kind(),
+        ErrorKind::Forbidden
+    );
+    for bad in [
+        ProviderError::NothingChanged("profile"),
+        ProviderError::Input(InputError::InvalidText {
+            field: "displayName",
+            problem: TextProblem::Empty,
+        }),
+    ] {
+        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+    }
+}
+
+#[test]
+fn kinds_of_care_refusals() {
+    assert_eq!(
+        CareError::NotAllowed("only the side that was invited can answer an invitation").kind(),
+        ErrorKind::Forbidden
+    );
+    for bad in [
+        CareError::RelationshipState {
+            state: "ended",
+            action: "granted",
+        },
+        CareError::InvitationExpired(t(60)),
+        CareError::NotInFuture("until"),
+        CareError::NothingChanged("consent grant"),
+        CareError::Input(InputError::InvalidText {
+            field: "reason",
+            problem: TextProblem::Empty,
+        }),
+    ] {
+        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+    }
 }

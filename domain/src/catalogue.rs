@@ -9,7 +9,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::portal::limits::{DOMAIN_KEY_MAX, EXERCISES_MAX, EXERCISE_TITLE_MAX, NOTE_MAX};
-use crate::portal::PortalError;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text;
 
 /// Aggregate type name in the event store.
@@ -33,6 +33,30 @@ pub const DEFAULT_EXERCISES: &[(&str, &str, &str)] = &[
         "Write down what you are good at and what and who helps you.",
     ),
 ];
+
+/// A rule of the exercise catalogue refused a command: all the client's to
+/// fix ([`ErrorKind::BadInput`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CatalogueError {
+    /// The key, title or description breaks a shared input check.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("a {item} named `{name}` already exists")]
+    DuplicateName { item: &'static str, name: String },
+    #[error("at most {max} {items} are allowed")]
+    TooMany { items: &'static str, max: usize },
+}
+
+impl Refusal for CatalogueError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CatalogueError::Input(input) => input.kind(),
+            CatalogueError::DuplicateName { .. } | CatalogueError::TooMany { .. } => {
+                ErrorKind::BadInput
+            }
+        }
+    }
+}
 
 /// One exercise of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +145,7 @@ impl DomainEvent for CatalogueEvent {
 
 impl Catalogue {
     /// Decides a command: the events it causes, or the rule it breaks.
-    pub fn decide(&self, command: CatalogueCommand) -> Result<Vec<CatalogueEvent>, PortalError> {
+    pub fn decide(&self, command: CatalogueCommand) -> Result<Vec<CatalogueEvent>, CatalogueError> {
         match command {
             CatalogueCommand::AddExercise {
                 key,
@@ -130,24 +154,17 @@ impl Catalogue {
                 at,
             } => {
                 if !text::key_ok(&key, DOMAIN_KEY_MAX) {
-                    return Err(PortalError::InvalidDomainKey {
+                    return Err(InputError::InvalidDomainKey {
                         max: DOMAIN_KEY_MAX,
-                    });
+                    }
+                    .into());
                 }
-                let title = text::required(&title, EXERCISE_TITLE_MAX).map_err(|problem| {
-                    PortalError::InvalidText {
-                        field: "title",
-                        problem,
-                    }
-                })?;
-                let description = text::optional(&description, NOTE_MAX).map_err(|problem| {
-                    PortalError::InvalidText {
-                        field: "description",
-                        problem,
-                    }
-                })?;
+                let title = text::required(&title, EXERCISE_TITLE_MAX)
+                    .map_err(InputError::text("title"))?;
+                let description = text::optional(&description, NOTE_MAX)
+                    .map_err(InputError::text("description"))?;
                 if self.exercises.contains_key(&key) {
-                    return Err(PortalError::DuplicateName {
+                    return Err(CatalogueError::DuplicateName {
                         item: "exercise key",
                         name: key,
                     });
@@ -157,13 +174,13 @@ impl Catalogue {
                     .values()
                     .any(|e| e.title.to_lowercase() == title.to_lowercase())
                 {
-                    return Err(PortalError::DuplicateName {
+                    return Err(CatalogueError::DuplicateName {
                         item: "exercise",
                         name: title,
                     });
                 }
                 if self.exercises.values().filter(|e| e.added).count() >= EXERCISES_MAX {
-                    return Err(PortalError::TooMany {
+                    return Err(CatalogueError::TooMany {
                         items: "added exercises",
                         max: EXERCISES_MAX,
                     });
@@ -183,7 +200,7 @@ impl Aggregate for Catalogue {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = CatalogueCommand;
     type Event = CatalogueEvent;
-    type Error = PortalError;
+    type Error = CatalogueError;
     type Services = ();
 
     crate::handle_by_decide!();
@@ -259,14 +276,14 @@ mod tests {
         TestFramework::<Catalogue>::with(())
             .given_no_previous_events()
             .when(add("mindfulness", "Other"))
-            .then_expect_error(PortalError::DuplicateName {
+            .then_expect_error(CatalogueError::DuplicateName {
                 item: "exercise key",
                 name: "mindfulness".into(),
             });
         TestFramework::<Catalogue>::with(())
             .given(vec![added("breathing", "Breathing")])
             .when(add("breath2", " BREATHING "))
-            .then_expect_error(PortalError::DuplicateName {
+            .then_expect_error(CatalogueError::DuplicateName {
                 item: "exercise",
                 name: "BREATHING".into(),
             });
@@ -277,14 +294,14 @@ mod tests {
         TestFramework::<Catalogue>::with(())
             .given_no_previous_events()
             .when(add("Bad Key", "x"))
-            .then_expect_error(PortalError::InvalidDomainKey { max: 40 });
+            .then_expect_error(InputError::InvalidDomainKey { max: 40 }.into());
         TestFramework::<Catalogue>::with(())
             .given_no_previous_events()
             .when(add("walk", "  "))
-            .then_expect_error(PortalError::InvalidText {
+            .then_expect_error(CatalogueError::Input(InputError::InvalidText {
                 field: "title",
                 problem: TextProblem::Empty,
-            });
+            }));
     }
 
     #[test]
@@ -295,9 +312,26 @@ mod tests {
         TestFramework::<Catalogue>::with(())
             .given(given)
             .when(add("one_more", "One more"))
-            .then_expect_error(PortalError::TooMany {
+            .then_expect_error(CatalogueError::TooMany {
                 items: "added exercises",
                 max: EXERCISES_MAX,
             });
+    }
+
+    #[test]
+    fn every_catalogue_refusal_is_bad_input() {
+        for bad in [
+            CatalogueError::DuplicateName {
+                item: "exercise",
+                name: "Breathing".into(),
+            },
+            CatalogueError::TooMany {
+                items: "added exercises",
+                max: EXERCISES_MAX,
+            },
+            InputError::InvalidDomainKey { max: 40 }.into(),
+        ] {
+            assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+        }
     }
 }

@@ -30,6 +30,7 @@ pub mod care;
 pub mod catalogue;
 pub mod messaging;
 pub mod portal;
+pub mod refusal;
 pub mod study;
 pub mod text;
 pub mod trail;

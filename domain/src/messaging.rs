@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::care::Side;
-use crate::portal::PortalError;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text;
 
 /// Aggregate type of conversations in the event store.
@@ -29,6 +29,47 @@ pub const SUBJECT_MAX: usize = 200;
 pub const PROVIDERS_MAX: usize = 20;
 /// Most messages in one thread (start another thread beyond it).
 pub const MESSAGES_MAX: usize = 10_000;
+
+/// A rule of a conversation refused a command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConversationError {
+    /// The subject or a message breaks a shared input check.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The caller may not do this in the thread ([`ErrorKind::Forbidden`]).
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    /// No such thread or message ([`ErrorKind::NotFound`]).
+    #[error("{item} {id} does not exist")]
+    Unknown { item: &'static str, id: Uuid },
+    #[error("{item} {id} already exists")]
+    DuplicateId { item: &'static str, id: Uuid },
+    #[error("at most {max} {items} are allowed")]
+    TooMany { items: &'static str, max: usize },
+    #[error("{item} {id} is {state} and cannot be {action}")]
+    WrongState {
+        item: &'static str,
+        id: Uuid,
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("nothing would change: the {0} already says this")]
+    NothingChanged(&'static str),
+}
+
+impl Refusal for ConversationError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConversationError::Input(input) => input.kind(),
+            ConversationError::NotAllowed(_) => ErrorKind::Forbidden,
+            ConversationError::Unknown { .. } => ErrorKind::NotFound,
+            ConversationError::DuplicateId { .. }
+            | ConversationError::TooMany { .. }
+            | ConversationError::WrongState { .. }
+            | ConversationError::NothingChanged(_) => ErrorKind::BadInput,
+        }
+    }
+}
 
 /// A thread as its events leave it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -150,8 +191,8 @@ impl ConversationEvent {
     }
 }
 
-fn body(value: &str) -> Result<String, PortalError> {
-    text::required(value, MESSAGE_MAX).map_err(PortalError::text("body"))
+fn body(value: &str) -> Result<String, InputError> {
+    text::required(value, MESSAGE_MAX).map_err(InputError::text("body"))
 }
 
 impl Conversation {
@@ -164,23 +205,25 @@ impl Conversation {
         self.id.unwrap_or_default()
     }
 
-    fn side_of(&self, who: Uuid) -> Result<Side, PortalError> {
+    fn side_of(&self, who: Uuid) -> Result<Side, ConversationError> {
         self.participants
             .get(&who)
             .copied()
-            .ok_or(PortalError::NotAllowed("you are not in this conversation"))
+            .ok_or(ConversationError::NotAllowed(
+                "you are not in this conversation",
+            ))
     }
 
     /// The events a command causes, or the rule it breaks.
     pub fn decide(
         &self,
         command: ConversationCommand,
-    ) -> Result<Vec<ConversationEvent>, PortalError> {
+    ) -> Result<Vec<ConversationEvent>, ConversationError> {
         let clamp = |at: DateTime<Utc>| self.last_at.map_or(at, |last| at.max(last));
         // The service answers NOT_FOUND with the id it was asked for; the
         // aggregate of a thread never started does not know one.
         if self.id.is_none() && !matches!(command, ConversationCommand::Start { .. }) {
-            return Err(PortalError::Unknown {
+            return Err(ConversationError::Unknown {
                 item: "conversation",
                 id: Uuid::nil(),
             });
@@ -198,29 +241,29 @@ impl Conversation {
                 at,
             } => {
                 if self.id.is_some() {
-                    return Err(PortalError::DuplicateId {
+                    return Err(ConversationError::DuplicateId {
                         item: "conversation",
                         id: conversation_id,
                     });
                 }
                 let subject =
-                    text::required(&subject, SUBJECT_MAX).map_err(PortalError::text("subject"))?;
+                    text::required(&subject, SUBJECT_MAX).map_err(InputError::text("subject"))?;
                 let mut unique = providers.clone();
                 unique.sort_unstable();
                 unique.dedup();
                 if unique.is_empty() || unique.len() != providers.len() {
-                    return Err(PortalError::NotAllowed(
+                    return Err(ConversationError::NotAllowed(
                         "a conversation needs one or more different providers",
                     ));
                 }
                 if providers.len() > PROVIDERS_MAX {
-                    return Err(PortalError::TooMany {
+                    return Err(ConversationError::TooMany {
                         items: "providers in a conversation",
                         max: PROVIDERS_MAX,
                     });
                 }
                 if providers.contains(&user_id) {
-                    return Err(PortalError::NotAllowed(
+                    return Err(ConversationError::NotAllowed(
                         "the service user cannot also be a provider of the conversation",
                     ));
                 }
@@ -229,7 +272,7 @@ impl Conversation {
                 } else if providers.contains(&by) {
                     Side::Provider
                 } else {
-                    return Err(PortalError::NotAllowed(
+                    return Err(ConversationError::NotAllowed(
                         "only a participant can start a conversation",
                     ));
                 };
@@ -263,7 +306,7 @@ impl Conversation {
             } => {
                 let at = clamp(at);
                 if self.closed {
-                    return Err(PortalError::WrongState {
+                    return Err(ConversationError::WrongState {
                         item: "conversation",
                         id: self.id(),
                         state: "closed",
@@ -272,13 +315,13 @@ impl Conversation {
                 }
                 let side = self.side_of(by)?;
                 if self.messages.iter().any(|(id, _, _)| *id == message_id) {
-                    return Err(PortalError::DuplicateId {
+                    return Err(ConversationError::DuplicateId {
                         item: "message",
                         id: message_id,
                     });
                 }
                 if self.messages.len() >= MESSAGES_MAX {
-                    return Err(PortalError::TooMany {
+                    return Err(ConversationError::TooMany {
                         items: "messages in a conversation",
                         max: MESSAGES_MAX,
                     });
@@ -300,14 +343,14 @@ impl Conversation {
             ConversationCommand::MarkRead { by, up_to, at } => {
                 self.side_of(by)?;
                 let Some(index) = self.messages.iter().position(|(id, _, _)| *id == up_to) else {
-                    return Err(PortalError::Unknown {
+                    return Err(ConversationError::Unknown {
                         item: "message",
                         id: up_to,
                     });
                 };
                 let count = index + 1;
                 if self.read.get(&by).copied().unwrap_or(0) >= count {
-                    return Err(PortalError::NothingChanged("read receipt"));
+                    return Err(ConversationError::NothingChanged("read receipt"));
                 }
                 Ok(vec![ConversationEvent::MessagesRead {
                     by,
@@ -319,7 +362,7 @@ impl Conversation {
             ConversationCommand::RemoveProvider { provider, at } => {
                 let at = clamp(at);
                 if self.participants.get(&provider) != Some(&Side::Provider) {
-                    return Err(PortalError::NothingChanged("conversation"));
+                    return Err(ConversationError::NothingChanged("conversation"));
                 }
                 let mut events = vec![ConversationEvent::ProviderRemoved { provider, at }];
                 let providers_left = self
@@ -340,7 +383,7 @@ impl Aggregate for Conversation {
     const TYPE: &'static str = CONVERSATION_TYPE;
     type Command = ConversationCommand;
     type Event = ConversationEvent;
-    type Error = PortalError;
+    type Error = ConversationError;
     type Services = ();
 
     crate::handle_by_decide!();

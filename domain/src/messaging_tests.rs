@@ -2,6 +2,7 @@ use chrono::TimeZone;
 use cqrs_es::test::TestFramework;
 
 use super::*;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text::TextProblem;
 
 type Framework = TestFramework<Conversation>;
@@ -98,13 +99,13 @@ fn a_participant_starts_a_thread_with_its_first_message() {
     Framework::with(())
         .given_no_previous_events()
         .when(start(STRANGER, vec![NURSE, DOCTOR]))
-        .then_expect_error(PortalError::NotAllowed(
+        .then_expect_error(ConversationError::NotAllowed(
             "only a participant can start a conversation",
         ));
     Framework::with(())
         .given(started(USER, Side::ServiceUser))
         .when(start(USER, vec![NURSE, DOCTOR]))
-        .then_expect_error(PortalError::DuplicateId {
+        .then_expect_error(ConversationError::DuplicateId {
             item: "conversation",
             id: THREAD,
         });
@@ -116,14 +117,14 @@ fn a_thread_needs_different_providers_and_not_the_user() {
         Framework::with(())
             .given_no_previous_events()
             .when(start(USER, providers))
-            .then_expect_error(PortalError::NotAllowed(
+            .then_expect_error(ConversationError::NotAllowed(
                 "a conversation needs one or more different providers",
             ));
     }
     Framework::with(())
         .given_no_previous_events()
         .when(start(USER, vec![NURSE, USER]))
-        .then_expect_error(PortalError::NotAllowed(
+        .then_expect_error(ConversationError::NotAllowed(
             "the service user cannot also be a provider of the conversation",
         ));
 }
@@ -137,18 +138,20 @@ fn messages_have_limits_and_only_participants_write() {
     Framework::with(())
         .given(started(USER, Side::ServiceUser))
         .when(long)
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(ConversationError::Input(InputError::InvalidText {
             field: "body",
             problem: TextProblem::TooLong { max: MESSAGE_MAX },
-        });
+        }));
     Framework::with(())
         .given(started(USER, Side::ServiceUser))
         .when(post(STRANGER, 2, 1))
-        .then_expect_error(PortalError::NotAllowed("you are not in this conversation"));
+        .then_expect_error(ConversationError::NotAllowed(
+            "you are not in this conversation",
+        ));
     Framework::with(())
         .given(started(USER, Side::ServiceUser))
         .when(post(NURSE, 1, 1))
-        .then_expect_error(PortalError::DuplicateId {
+        .then_expect_error(ConversationError::DuplicateId {
             item: "message",
             id: m(1),
         });
@@ -197,7 +200,7 @@ fn read_receipts_move_forward_and_ones_own_messages_are_read() {
             up_to: m(1),
             at: t(7),
         })
-        .then_expect_error(PortalError::NothingChanged("read receipt"));
+        .then_expect_error(ConversationError::NothingChanged("read receipt"));
     Framework::with(())
         .given(events)
         .when(ConversationCommand::MarkRead {
@@ -205,7 +208,7 @@ fn read_receipts_move_forward_and_ones_own_messages_are_read() {
             up_to: m(9),
             at: t(7),
         })
-        .then_expect_error(PortalError::Unknown {
+        .then_expect_error(ConversationError::Unknown {
             item: "message",
             id: m(9),
         });
@@ -232,7 +235,9 @@ fn a_thread_closes_when_its_last_provider_leaves_and_keeps_everything() {
     Framework::with(())
         .given(events.clone())
         .when(post(NURSE, 2, 2))
-        .then_expect_error(PortalError::NotAllowed("you are not in this conversation"));
+        .then_expect_error(ConversationError::NotAllowed(
+            "you are not in this conversation",
+        ));
     Framework::with(())
         .given(events.clone())
         .when(ConversationCommand::RemoveProvider {
@@ -254,7 +259,7 @@ fn a_thread_closes_when_its_last_provider_leaves_and_keeps_everything() {
     Framework::with(())
         .given(events.clone())
         .when(post(USER, 2, 4))
-        .then_expect_error(PortalError::WrongState {
+        .then_expect_error(ConversationError::WrongState {
             item: "conversation",
             id: THREAD,
             state: "closed",
@@ -270,8 +275,47 @@ fn nothing_happens_in_a_thread_that_was_never_started() {
     Framework::with(())
         .given_no_previous_events()
         .when(post(USER, 1, 0))
-        .then_expect_error(PortalError::Unknown {
+        .then_expect_error(ConversationError::Unknown {
             item: "conversation",
             id: Uuid::nil(),
         });
+}
+
+#[test]
+fn kinds_of_conversation_refusals() {
+    assert_eq!(
+        ConversationError::Unknown {
+            item: "message",
+            id: m(1),
+        }
+        .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        ConversationError::NotAllowed("you are not in this conversation").kind(),
+        ErrorKind::Forbidden
+    );
+    for bad in [
+        ConversationError::DuplicateId {
+            item: "conversation",
+            id: THREAD,
+        },
+        ConversationError::TooMany {
+            items: "messages in a conversation",
+            max: MESSAGES_MAX,
+        },
+        ConversationError::WrongState {
+            item: "conversation",
+            id: THREAD,
+            state: "closed",
+            action: "written to",
+        },
+        ConversationError::NothingChanged("read receipt"),
+        ConversationError::Input(InputError::InvalidText {
+            field: "body",
+            problem: TextProblem::Empty,
+        }),
+    ] {
+        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+    }
 }

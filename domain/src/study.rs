@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::portal::PortalError;
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text;
 
 /// Aggregate type of studies in the event store.
@@ -28,6 +28,45 @@ pub const PROTOCOL_MAX: usize = 64;
 pub const RESEARCHERS_MAX: usize = 50;
 /// Longest study period, in days (ten years).
 pub const PERIOD_DAYS_MAX: i64 = 3653;
+
+/// A rule of a study refused a command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StudyError {
+    /// The study's details break a shared input check.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{item} {id} already exists")]
+    DuplicateId { item: &'static str, id: Uuid },
+}
+
+impl Refusal for StudyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StudyError::Input(input) => input.kind(),
+            StudyError::DuplicateId { .. } => ErrorKind::BadInput,
+        }
+    }
+}
+
+/// A rule of an enrolment refused a command. Enrolment takes no free input,
+/// so it has no [`InputError`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnrolmentError {
+    /// Withdrawing without being enrolled ([`ErrorKind::Forbidden`]).
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    #[error("nothing would change: the {0} already says this")]
+    NothingChanged(&'static str),
+}
+
+impl Refusal for EnrolmentError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            EnrolmentError::NotAllowed(_) => ErrorKind::Forbidden,
+            EnrolmentError::NothingChanged(_) => ErrorKind::BadInput,
+        }
+    }
+}
 
 /// The id of the enrolment of `participant` in `study`: the same pair always
 /// names the same stream.
@@ -104,13 +143,13 @@ impl DomainEvent for StudyEvent {
 }
 
 /// The study with its texts trimmed, or the rule it breaks.
-pub fn checked_info(info: StudyInfo) -> Result<StudyInfo, PortalError> {
-    let title = text::required(&info.title, TITLE_MAX).map_err(PortalError::text("title"))?;
+pub fn checked_info(info: StudyInfo) -> Result<StudyInfo, InputError> {
+    let title = text::required(&info.title, TITLE_MAX).map_err(InputError::text("title"))?;
     let protocol_id =
-        text::required(&info.protocol_id, PROTOCOL_MAX).map_err(PortalError::text("protocolId"))?;
+        text::required(&info.protocol_id, PROTOCOL_MAX).map_err(InputError::text("protocolId"))?;
     let days = (info.ends_on - info.starts_on).num_days();
     if !(0..=PERIOD_DAYS_MAX).contains(&days) {
-        return Err(PortalError::OutOfRange {
+        return Err(InputError::OutOfRange {
             field: "endsOn (days after startsOn)",
             got: i32::try_from(days).unwrap_or(i32::MAX),
             min: 0,
@@ -121,7 +160,7 @@ pub fn checked_info(info: StudyInfo) -> Result<StudyInfo, PortalError> {
     researchers.sort();
     researchers.dedup();
     if researchers.is_empty() || researchers.len() > RESEARCHERS_MAX {
-        return Err(PortalError::OutOfRange {
+        return Err(InputError::OutOfRange {
             field: "researchers (how many)",
             got: i32::try_from(researchers.len()).unwrap_or(i32::MAX),
             min: 1,
@@ -138,11 +177,11 @@ pub fn checked_info(info: StudyInfo) -> Result<StudyInfo, PortalError> {
 
 impl Study {
     /// The events a command causes, or the rule it breaks.
-    pub fn decide(&self, command: StudyCommand) -> Result<Vec<StudyEvent>, PortalError> {
+    pub fn decide(&self, command: StudyCommand) -> Result<Vec<StudyEvent>, StudyError> {
         match command {
             StudyCommand::Register { info, at } => {
                 if let Some(existing) = &self.info {
-                    return Err(PortalError::DuplicateId {
+                    return Err(StudyError::DuplicateId {
                         item: "study",
                         id: existing.study_id,
                     });
@@ -167,7 +206,7 @@ impl Aggregate for Study {
     const TYPE: &'static str = STUDY_TYPE;
     type Command = StudyCommand;
     type Event = StudyEvent;
-    type Error = PortalError;
+    type Error = StudyError;
     type Services = ();
 
     crate::handle_by_decide!();
@@ -257,11 +296,11 @@ impl DomainEvent for EnrolmentEvent {
 
 impl Enrolment {
     /// The events a command causes, or the rule it breaks.
-    pub fn decide(&self, command: EnrolmentCommand) -> Result<Vec<EnrolmentEvent>, PortalError> {
+    pub fn decide(&self, command: EnrolmentCommand) -> Result<Vec<EnrolmentEvent>, EnrolmentError> {
         let clamp = |at: DateTime<Utc>| self.last_at.map_or(at, |last| at.max(last));
         match command {
             EnrolmentCommand::Enrol { .. } if self.enrolled => {
-                Err(PortalError::NothingChanged("enrolment"))
+                Err(EnrolmentError::NothingChanged("enrolment"))
             }
             EnrolmentCommand::Enrol {
                 study_id,
@@ -274,7 +313,7 @@ impl Enrolment {
                 role,
                 at: clamp(at),
             }]),
-            EnrolmentCommand::Withdraw { .. } if !self.enrolled => Err(PortalError::NotAllowed(
+            EnrolmentCommand::Withdraw { .. } if !self.enrolled => Err(EnrolmentError::NotAllowed(
                 "you are not enrolled in this study",
             )),
             EnrolmentCommand::Withdraw {
@@ -294,7 +333,7 @@ impl Aggregate for Enrolment {
     const TYPE: &'static str = ENROLMENT_TYPE;
     type Command = EnrolmentCommand;
     type Event = EnrolmentEvent;
-    type Error = PortalError;
+    type Error = EnrolmentError;
     type Services = ();
 
     crate::handle_by_decide!();
@@ -464,7 +503,7 @@ mod tests {
                 info: info(),
                 at: at(2)
             }),
-            Err(PortalError::DuplicateId { .. })
+            Err(StudyError::DuplicateId { .. })
         ));
     }
 
@@ -511,13 +550,13 @@ mod tests {
         };
         assert!(matches!(
             Enrolment::default().decide(withdraw(1)),
-            Err(PortalError::NotAllowed(_))
+            Err(EnrolmentError::NotAllowed(_))
         ));
         let mut history = Enrolment::default().decide(enrol(1)).expect("enrols");
         let e: Enrolment = given(history.clone());
         assert!(matches!(
             e.decide(enrol(2)),
-            Err(PortalError::NothingChanged(_))
+            Err(EnrolmentError::NothingChanged(_))
         ));
         history.extend(e.decide(withdraw(3)).expect("withdraws"));
         let e: Enrolment = given(history.clone());
@@ -526,5 +565,31 @@ mod tests {
         history.extend(e.decide(enrol(2)).expect("enrols again"));
         assert_eq!(spans(&history), vec![(at(1), Some(at(3))), (at(3), None)]);
         assert_ne!(enrolment_id(s, p), enrolment_id(p, s));
+    }
+
+    #[test]
+    fn kinds_of_study_and_enrolment_refusals() {
+        for bad in [
+            StudyError::DuplicateId {
+                item: "study",
+                id: Uuid::from_u128(1),
+            },
+            StudyError::Input(InputError::OutOfRange {
+                field: "researchers (how many)",
+                got: 0,
+                min: 1,
+                max: RESEARCHERS_MAX as i32,
+            }),
+        ] {
+            assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+        }
+        assert_eq!(
+            EnrolmentError::NotAllowed("you are not enrolled in this study").kind(),
+            ErrorKind::Forbidden
+        );
+        assert_eq!(
+            EnrolmentError::NothingChanged("enrolment").kind(),
+            ErrorKind::BadInput
+        );
     }
 }

@@ -11,6 +11,7 @@ use super::events::PortalEvent;
 use super::limits::*;
 use super::toolbox::{CrisisPlan, Medication, MedicationState, Person};
 use super::DEFAULT_DOMAINS;
+use crate::refusal::InputError;
 use crate::text;
 
 /// The state a portal needs to decide commands; folded from its events.
@@ -173,8 +174,8 @@ impl Portal {
                 if self.owner.is_some() {
                     return Err(PortalError::AlreadyOpen);
                 }
-                let organisation = text::required(&organisation, 100)
-                    .map_err(PortalError::text("organisation"))?;
+                let organisation =
+                    text::required(&organisation, 100).map_err(InputError::text("organisation"))?;
                 PortalEvent::PortalOpened {
                     owner,
                     organisation,
@@ -183,12 +184,13 @@ impl Portal {
             }
             PortalCommand::AddLifeDomain { key, name, at } => {
                 if !text::key_ok(&key, DOMAIN_KEY_MAX) {
-                    return Err(PortalError::InvalidDomainKey {
+                    return Err(InputError::InvalidDomainKey {
                         max: DOMAIN_KEY_MAX,
-                    });
+                    }
+                    .into());
                 }
                 let name =
-                    text::required(&name, DOMAIN_NAME_MAX).map_err(PortalError::text("name"))?;
+                    text::required(&name, DOMAIN_NAME_MAX).map_err(InputError::text("name"))?;
                 if self.domains.contains_key(&key) {
                     return Err(PortalError::DuplicateDomain(key));
                 }
@@ -218,7 +220,7 @@ impl Portal {
                         max: SCORE_MAX,
                     });
                 }
-                let note = text::optional(&note, NOTE_MAX).map_err(PortalError::text("note"))?;
+                let note = text::optional(&note, NOTE_MAX).map_err(InputError::text("note"))?;
                 PortalEvent::StatusRated {
                     domain,
                     score,
@@ -234,10 +236,9 @@ impl Portal {
                 at,
             } => {
                 self.require_domain(&domain)?;
-                let title =
-                    text::required(&title, TITLE_MAX).map_err(PortalError::text("title"))?;
+                let title = text::required(&title, TITLE_MAX).map_err(InputError::text("title"))?;
                 let description = text::optional(&description, NOTE_MAX)
-                    .map_err(PortalError::text("description"))?;
+                    .map_err(InputError::text("description"))?;
                 if self.goals.contains_key(&goal_id) {
                     return Err(PortalError::DuplicateGoal(goal_id));
                 }
@@ -259,10 +260,9 @@ impl Portal {
                 at,
             } => {
                 self.open_goal(goal_id)?;
-                let title =
-                    text::required(&title, TITLE_MAX).map_err(PortalError::text("title"))?;
+                let title = text::required(&title, TITLE_MAX).map_err(InputError::text("title"))?;
                 let description = text::optional(&description, NOTE_MAX)
-                    .map_err(PortalError::text("description"))?;
+                    .map_err(InputError::text("description"))?;
                 PortalEvent::GoalRevised {
                     goal_id,
                     title,
@@ -281,7 +281,7 @@ impl Portal {
             } => {
                 self.open_goal(goal_id)?;
                 let reason =
-                    text::optional(&reason, NOTE_MAX).map_err(PortalError::text("reason"))?;
+                    text::optional(&reason, NOTE_MAX).map_err(InputError::text("reason"))?;
                 PortalEvent::GoalAbandoned {
                     goal_id,
                     reason,
@@ -295,8 +295,7 @@ impl Portal {
                 at,
             } => {
                 let goal = self.open_goal(goal_id)?;
-                let title =
-                    text::required(&title, TITLE_MAX).map_err(PortalError::text("title"))?;
+                let title = text::required(&title, TITLE_MAX).map_err(InputError::text("title"))?;
                 if self.activity_goal.contains_key(&activity_id) {
                     return Err(PortalError::DuplicateActivity(activity_id));
                 }
@@ -325,7 +324,7 @@ impl Portal {
             } => {
                 let goal_id = self.planned_activity(activity_id)?;
                 let reason =
-                    text::optional(&reason, NOTE_MAX).map_err(PortalError::text("reason"))?;
+                    text::optional(&reason, NOTE_MAX).map_err(InputError::text("reason"))?;
                 PortalEvent::ActivityDropped {
                     goal_id,
                     activity_id,

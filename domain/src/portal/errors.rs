@@ -1,25 +1,23 @@
 use uuid::Uuid;
 
+use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text::TextProblem;
 
-/// A rule the command broke (portal or exercise catalogue). Every case is the client's to fix, so the
-/// API reports all of them as `BAD_USER_INPUT` (or `NOT_FOUND` / `CONFLICT`
-/// where [`PortalError::kind`] says so), with this message.
+/// A rule of the portal (life domains, goals, activities and the toolbox)
+/// refused a command. Every case is the client's to fix, so the API reports
+/// it as `BAD_USER_INPUT` (or `NOT_FOUND` where [`Refusal::kind`] says so),
+/// with this message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PortalError {
     #[error("the portal is already open")]
     AlreadyOpen,
     #[error("the portal has not been opened yet")]
     NotOpen,
-    #[error("field `{field}` {problem}")]
-    InvalidText {
-        field: &'static str,
-        problem: TextProblem,
-    },
+    /// Text, a number or a key that breaks a check other aggregates share.
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("field `score` must be between {min} and {max}, got {got}")]
     ScoreOutOfRange { got: i32, min: i32, max: i32 },
-    #[error("field `key` must be 1-{max} characters of a-z, 0-9 and _, starting with a letter")]
-    InvalidDomainKey { max: usize },
     #[error("life domain `{0}` already exists")]
     DuplicateDomain(String),
     #[error("a life domain named `{0}` already exists")]
@@ -46,13 +44,6 @@ pub enum PortalError {
     ActivityClosed {
         activity_id: Uuid,
         state: &'static str,
-    },
-    #[error("field `{field}` must be between {min} and {max}, got {got}")]
-    OutOfRange {
-        field: &'static str,
-        got: i32,
-        min: i32,
-        max: i32,
     },
     #[error("field `{field}` item {index} {problem}")]
     InvalidItem {
@@ -85,47 +76,82 @@ pub enum PortalError {
     NothingChanged(&'static str),
     #[error("exercise `{0}` is not in the organisation's catalogue")]
     UnknownExercise(String),
-    #[error("{0}")]
-    NotAllowed(&'static str),
-    #[error("the care relationship is {state} and cannot be {action}")]
-    RelationshipState {
-        state: &'static str,
-        action: &'static str,
-    },
-    #[error("the invitation expired at {0}")]
-    InvitationExpired(chrono::DateTime<chrono::Utc>),
-    #[error("field `{0}` must be a time in the future")]
-    NotInFuture(&'static str),
     #[error("field `exercise` must be an exercise key: 1-{max} characters of a-z, 0-9 and _, starting with a letter")]
     InvalidExerciseKey { max: usize },
 }
 
-/// How the edge should classify a rule violation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The input itself is wrong.
-    BadInput,
-    /// The thing named does not exist.
-    NotFound,
-    /// The caller may not do this (the wrong side of a care relationship).
-    Forbidden,
-}
-
-impl PortalError {
-    /// The class of this error, for the API's stable error codes.
-    pub fn kind(&self) -> ErrorKind {
+impl Refusal for PortalError {
+    fn kind(&self) -> ErrorKind {
         match self {
+            PortalError::Input(input) => input.kind(),
             PortalError::NotOpen
             | PortalError::UnknownGoal(_)
             | PortalError::UnknownActivity(_)
             | PortalError::Unknown { .. }
             | PortalError::UnknownExercise(_) => ErrorKind::NotFound,
-            PortalError::NotAllowed(_) => ErrorKind::Forbidden,
-            _ => ErrorKind::BadInput,
+            PortalError::AlreadyOpen
+            | PortalError::ScoreOutOfRange { .. }
+            | PortalError::DuplicateDomain(_)
+            | PortalError::DuplicateDomainName(_)
+            | PortalError::TooManyDomains(_)
+            | PortalError::UnknownDomain(_)
+            | PortalError::DuplicateGoal(_)
+            | PortalError::TooManyGoals(_)
+            | PortalError::GoalClosed { .. }
+            | PortalError::DuplicateActivity(_)
+            | PortalError::TooManyActivities(_)
+            | PortalError::ActivityClosed { .. }
+            | PortalError::InvalidItem { .. }
+            | PortalError::TooManyItems { .. }
+            | PortalError::InvalidPhone { .. }
+            | PortalError::EmptyCrisisPlan
+            | PortalError::DuplicateId { .. }
+            | PortalError::DuplicateName { .. }
+            | PortalError::TooMany { .. }
+            | PortalError::WrongState { .. }
+            | PortalError::NothingChanged(_)
+            | PortalError::InvalidExerciseKey { .. } => ErrorKind::BadInput,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_portal_refusals() {
+        let id = Uuid::from_u128(7);
+        for not_found in [
+            PortalError::NotOpen,
+            PortalError::UnknownGoal(id),
+            PortalError::UnknownActivity(id),
+            PortalError::Unknown {
+                item: "medication",
+                id,
+            },
+            PortalError::UnknownExercise("x".into()),
+        ] {
+            assert_eq!(not_found.kind(), ErrorKind::NotFound, "{not_found}");
+        }
+        for bad in [
+            PortalError::AlreadyOpen,
+            PortalError::UnknownDomain("x".into()),
+            PortalError::GoalClosed {
+                goal_id: id,
+                state: "achieved",
+            },
+            PortalError::NothingChanged("medication"),
+            PortalError::Input(InputError::text("title")(TextProblem::Empty)),
+            InputError::InvalidDomainKey { max: 40 }.into(),
+        ] {
+            assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
         }
     }
 
-    pub(crate) fn text(field: &'static str) -> impl FnOnce(TextProblem) -> PortalError {
-        move |problem| PortalError::InvalidText { field, problem }
+    #[test]
+    fn shared_input_checks_keep_their_message() {
+        let wrapped = PortalError::from(InputError::text("title")(TextProblem::Empty));
+        assert_eq!(wrapped.to_string(), "field `title` must not be empty");
     }
 }

@@ -12,9 +12,10 @@ mod events;
 mod toolbox;
 pub mod view;
 
+pub use crate::refusal::ErrorKind;
 pub use aggregate::{Activity, ActivityState, Goal, GoalState, LifeDomain, Portal};
 pub use commands::PortalCommand;
-pub use errors::{ErrorKind, PortalError};
+pub use errors::PortalError;
 pub use events::{PortalEvent, Section};
 pub use toolbox::{
     checked_plan, CrisisContact, CrisisPlan, Medication, MedicationState, Person, PersonDetails,

@@ -5,6 +5,7 @@ use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
 use super::*;
+use crate::refusal::InputError;
 use crate::text::TextProblem;
 
 type Portal = super::Portal;
@@ -151,10 +152,10 @@ fn a_note_with_control_characters_is_refused() {
             note: "bell\u{7}".into(),
             at: t(),
         })
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(PortalError::Input(InputError::InvalidText {
             field: "note",
             problem: TextProblem::ControlCharacter,
-        });
+        }));
 }
 
 #[test]
@@ -204,9 +205,9 @@ fn a_domain_key_must_be_a_slug() {
                 name: "X".into(),
                 at: t(),
             })
-            .then_expect_error(PortalError::InvalidDomainKey {
+            .then_expect_error(PortalError::Input(InputError::InvalidDomainKey {
                 max: DOMAIN_KEY_MAX,
-            });
+            }));
     }
 }
 
@@ -282,10 +283,10 @@ fn a_goal_title_must_not_be_empty_or_too_long() {
                 description: String::new(),
                 at: t(),
             })
-            .then_expect_error(PortalError::InvalidText {
+            .then_expect_error(PortalError::Input(InputError::InvalidText {
                 field: "title",
                 problem,
-            });
+            }));
     }
 }
 

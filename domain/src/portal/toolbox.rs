@@ -12,6 +12,7 @@ use super::aggregate::Portal;
 use super::errors::PortalError;
 use super::events::PortalEvent;
 use super::limits::*;
+use crate::refusal::InputError;
 use crate::text;
 
 /// How a person on the network map is related to the service user.
@@ -186,7 +187,7 @@ pub fn checked_plan(plan: CrisisPlan) -> Result<CrisisPlan, PortalError> {
         });
     }
     let own_words =
-        text::optional(&plan.own_words, OWN_WORDS_MAX).map_err(PortalError::text("ownWords"))?;
+        text::optional(&plan.own_words, OWN_WORDS_MAX).map_err(InputError::text("ownWords"))?;
     let plan = CrisisPlan {
         warning_signs,
         what_helps,
@@ -202,11 +203,11 @@ pub fn checked_plan(plan: CrisisPlan) -> Result<CrisisPlan, PortalError> {
 
 /// Checks a person's details and returns them as stored (trimmed, support
 /// kinds sorted without repeats).
-fn checked_person(details: PersonDetails) -> Result<PersonDetails, PortalError> {
+fn checked_person(details: PersonDetails) -> Result<PersonDetails, InputError> {
     let display_name = text::required(&details.display_name, PERSON_NAME_MAX)
-        .map_err(PortalError::text("displayName"))?;
+        .map_err(InputError::text("displayName"))?;
     if !(CLOSENESS_MIN..=CLOSENESS_MAX).contains(&details.closeness) {
-        return Err(PortalError::OutOfRange {
+        return Err(InputError::OutOfRange {
             field: "closeness",
             got: details.closeness,
             min: CLOSENESS_MIN,
@@ -256,14 +257,14 @@ impl Portal {
         at: DateTime<Utc>,
     ) -> Result<PortalEvent, PortalError> {
         let [name, dose, schedule, purpose, prescriber] = fields;
-        let name = text::required(&name, MED_NAME_MAX).map_err(PortalError::text("name"))?;
-        let dose = text::required(&dose, MED_DOSE_MAX).map_err(PortalError::text("dose"))?;
+        let name = text::required(&name, MED_NAME_MAX).map_err(InputError::text("name"))?;
+        let dose = text::required(&dose, MED_DOSE_MAX).map_err(InputError::text("dose"))?;
         let schedule =
-            text::required(&schedule, MED_SCHEDULE_MAX).map_err(PortalError::text("schedule"))?;
+            text::required(&schedule, MED_SCHEDULE_MAX).map_err(InputError::text("schedule"))?;
         let purpose =
-            text::optional(&purpose, MED_PURPOSE_MAX).map_err(PortalError::text("purpose"))?;
-        let prescriber = text::optional(&prescriber, PERSON_NAME_MAX)
-            .map_err(PortalError::text("prescriber"))?;
+            text::optional(&purpose, MED_PURPOSE_MAX).map_err(InputError::text("purpose"))?;
+        let prescriber =
+            text::optional(&prescriber, PERSON_NAME_MAX).map_err(InputError::text("prescriber"))?;
         if self.medications.contains_key(&medication_id) {
             return Err(PortalError::DuplicateId {
                 item: "medication",
@@ -310,12 +311,12 @@ impl Portal {
             "changed",
         )?;
         let dose = match dose {
-            Some(d) => text::required(&d, MED_DOSE_MAX).map_err(PortalError::text("dose"))?,
+            Some(d) => text::required(&d, MED_DOSE_MAX).map_err(InputError::text("dose"))?,
             None => current.dose.clone(),
         };
         let schedule = match schedule {
             Some(s) => {
-                text::required(&s, MED_SCHEDULE_MAX).map_err(PortalError::text("schedule"))?
+                text::required(&s, MED_SCHEDULE_MAX).map_err(InputError::text("schedule"))?
             }
             None => current.schedule.clone(),
         };
@@ -337,7 +338,7 @@ impl Portal {
         at: DateTime<Utc>,
     ) -> Result<PortalEvent, PortalError> {
         self.medication_in(medication_id, &[MedicationState::Active], "paused")?;
-        let reason = text::optional(&reason, NOTE_MAX).map_err(PortalError::text("reason"))?;
+        let reason = text::optional(&reason, NOTE_MAX).map_err(InputError::text("reason"))?;
         Ok(PortalEvent::MedicationPaused {
             medication_id,
             reason,
@@ -365,7 +366,7 @@ impl Portal {
             &[MedicationState::Active, MedicationState::Paused],
             "stopped",
         )?;
-        let reason = text::optional(&reason, NOTE_MAX).map_err(PortalError::text("reason"))?;
+        let reason = text::optional(&reason, NOTE_MAX).map_err(InputError::text("reason"))?;
         Ok(PortalEvent::MedicationStopped {
             medication_id,
             reason,
@@ -468,7 +469,7 @@ impl Portal {
         at: DateTime<Utc>,
     ) -> Result<PortalEvent, PortalError> {
         self.present_person(person_id, "removed")?;
-        let reason = text::optional(&reason, NOTE_MAX).map_err(PortalError::text("reason"))?;
+        let reason = text::optional(&reason, NOTE_MAX).map_err(InputError::text("reason"))?;
         Ok(PortalEvent::PersonRemoved {
             person_id,
             reason,
@@ -540,15 +541,16 @@ impl Portal {
             });
         }
         let reflection =
-            text::optional(&reflection, NOTE_MAX).map_err(PortalError::text("reflection"))?;
+            text::optional(&reflection, NOTE_MAX).map_err(InputError::text("reflection"))?;
         if let Some(got) = rating {
             if !(RATING_MIN..=RATING_MAX).contains(&got) {
-                return Err(PortalError::OutOfRange {
+                return Err(InputError::OutOfRange {
                     field: "rating",
                     got,
                     min: RATING_MIN,
                     max: RATING_MAX,
-                });
+                }
+                .into());
             }
         }
         Ok(PortalEvent::ExerciseCompleted {

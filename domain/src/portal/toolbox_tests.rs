@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{CrisisContact, CrisisPlan, PersonDetails, RelationKind, SupportKind};
 use crate::portal::limits::*;
 use crate::portal::{ErrorKind, PortalCommand, PortalError, PortalEvent};
+use crate::refusal::{InputError, Refusal};
 use crate::text::TextProblem;
 
 type Portal = crate::portal::Portal;
@@ -200,10 +201,10 @@ fn a_medication_needs_a_name_a_dose_and_a_schedule() {
         framework()
             .given(vec![opened()])
             .when(command)
-            .then_expect_error(PortalError::InvalidText {
+            .then_expect_error(PortalError::Input(InputError::InvalidText {
                 field,
                 problem: TextProblem::Empty,
-            });
+            }));
     }
 }
 
@@ -249,10 +250,10 @@ fn medication_text_is_limited_in_length() {
         framework()
             .given(vec![opened()])
             .when(command)
-            .then_expect_error(PortalError::InvalidText {
+            .then_expect_error(PortalError::Input(InputError::InvalidText {
                 field,
                 problem: TextProblem::TooLong { max },
-            });
+            }));
     }
     // Exactly at the limit is fine.
     framework()
@@ -274,10 +275,10 @@ fn a_control_character_in_a_medication_is_refused() {
     framework()
         .given(vec![opened()])
         .when(add_med("Lithium\u{7}", "400 mg", "Daily"))
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(PortalError::Input(InputError::InvalidText {
             field: "name",
             problem: TextProblem::ControlCharacter,
-        });
+        }));
 }
 
 #[test]
@@ -439,10 +440,10 @@ fn a_changed_dose_must_not_be_blank() {
     framework()
         .given(vec![opened(), med_added()])
         .when(change_med(Some("  "), None))
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(PortalError::Input(InputError::InvalidText {
             field: "dose",
             problem: TextProblem::Empty,
-        });
+        }));
 }
 
 #[test]
@@ -654,12 +655,12 @@ fn closeness_outside_one_to_five_is_refused() {
                 details: details("Anna", closeness, vec![]),
                 at: t(),
             })
-            .then_expect_error(PortalError::OutOfRange {
+            .then_expect_error(PortalError::Input(InputError::OutOfRange {
                 field: "closeness",
                 got: closeness,
                 min: CLOSENESS_MIN,
                 max: CLOSENESS_MAX,
-            });
+            }));
     }
 }
 
@@ -677,10 +678,10 @@ fn a_display_name_is_required_and_limited() {
         framework()
             .given(vec![opened()])
             .when(add_person(&name))
-            .then_expect_error(PortalError::InvalidText {
+            .then_expect_error(PortalError::Input(InputError::InvalidText {
                 field: "displayName",
                 problem,
-            });
+            }));
     }
 }
 
@@ -1126,10 +1127,10 @@ fn own_words_are_limited() {
             own_words: "ö".repeat(OWN_WORDS_MAX + 1),
             ..CrisisPlan::default()
         }))
-        .then_expect_error(PortalError::InvalidText {
+        .then_expect_error(PortalError::Input(InputError::InvalidText {
             field: "ownWords",
             problem: TextProblem::TooLong { max: OWN_WORDS_MAX },
-        });
+        }));
 }
 
 // ---------------------------------------------------------------- exercises
@@ -1219,12 +1220,12 @@ fn a_rating_outside_one_to_five_is_refused() {
         framework()
             .given(vec![opened(), exercise_started()])
             .when(complete_exercise(Some(got)))
-            .then_expect_error(PortalError::OutOfRange {
+            .then_expect_error(PortalError::Input(InputError::OutOfRange {
                 field: "rating",
                 got,
                 min: RATING_MIN,
                 max: RATING_MAX,
-            });
+            }));
     }
 }
 
@@ -1297,12 +1298,12 @@ fn unknown_items_are_not_found_and_wrong_states_are_bad_input() {
         PortalError::NothingChanged("medication"),
         PortalError::EmptyCrisisPlan,
         PortalError::InvalidPhone { index: 0 },
-        PortalError::OutOfRange {
+        PortalError::Input(InputError::OutOfRange {
             field: "rating",
             got: 0,
             min: RATING_MIN,
             max: RATING_MAX,
-        },
+        }),
     ] {
         assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
     }
