@@ -3,7 +3,7 @@
 
 use async_graphql::ErrorExtensions;
 use cqrs_es::AggregateError;
-use domain::portal::PortalError;
+use domain::refusal::{ErrorKind, Refusal};
 
 use crate::auth::AuthError;
 
@@ -139,31 +139,57 @@ impl From<projections::DbError> for ApiError {
     }
 }
 
-impl From<PortalError> for ApiError {
-    fn from(error: PortalError) -> Self {
+impl ApiError {
+    /// A rule of the domain refused: its message, under the code of its kind.
+    pub fn refused(error: &dyn Refusal) -> Self {
         match error.kind() {
-            domain::portal::ErrorKind::NotFound => ApiError::NotFound(error.to_string()),
-            domain::portal::ErrorKind::BadInput => ApiError::BadInput(error.to_string()),
-            domain::portal::ErrorKind::Forbidden => ApiError::Forbidden(error.to_string()),
+            ErrorKind::NotFound => ApiError::NotFound(error.to_string()),
+            ErrorKind::BadInput => ApiError::BadInput(error.to_string()),
+            ErrorKind::Forbidden => ApiError::Forbidden(error.to_string()),
         }
     }
 }
 
-/// What went wrong when storing a command's events.
+/// `?` on a domain refusal: each aggregate's error type (and the shared
+/// input checks) converts by its kind.
+macro_rules! refusals {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for ApiError {
+            fn from(error: $error) -> Self {
+                ApiError::refused(&error)
+            }
+        })*
+    };
+}
+
+refusals!(
+    domain::refusal::InputError,
+    domain::portal::PortalError,
+    domain::catalogue::CatalogueError,
+    domain::care::ProviderError,
+    domain::care::CareError,
+    domain::agreement::AgreementError,
+    domain::messaging::ConversationError,
+    domain::study::StudyError,
+    domain::study::EnrolmentError,
+);
+
+/// What went wrong when storing a command's events; `E` is the aggregate's
+/// error type.
 #[derive(Debug)]
-pub enum StoreFailure {
+pub enum StoreFailure<E> {
     /// Another command on the same aggregate won the race.
     Conflict,
     /// The idempotency key was already claimed by another request.
     KeyReused,
     /// A rule of the domain refused the command.
-    Rule(PortalError),
+    Rule(E),
     /// Anything else.
     Other(String),
 }
 
 /// Sorts a cqrs-es error into what the edge needs to know.
-pub fn classify(error: AggregateError<PortalError>) -> StoreFailure {
+pub fn classify<E: Refusal>(error: AggregateError<E>) -> StoreFailure<E> {
     match error {
         AggregateError::UserError(e) => StoreFailure::Rule(e),
         AggregateError::AggregateConflict => StoreFailure::Conflict,

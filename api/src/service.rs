@@ -73,7 +73,7 @@ pub(crate) struct Stores {
 }
 
 /// An aggregate type the service stores commands for, and its store.
-pub(crate) trait Stored: Aggregate<Error = domain::portal::PortalError> {
+pub(crate) trait Stored: Aggregate<Error: domain::refusal::Refusal> {
     fn store(stores: &Stores) -> &EventStore<Self>;
 }
 
@@ -553,7 +553,7 @@ impl Service {
         command: A::Command,
     ) -> Result<CommandOutcome, ApiError>
     where
-        A: Aggregate<Error = domain::portal::PortalError>,
+        A: Aggregate<Error: domain::refusal::Refusal>,
     {
         if let Some(IdempotencyKey { key, .. }) = &idempotency_key {
             if key.is_empty()
@@ -583,7 +583,7 @@ impl Service {
         .to_map();
         if let Err(error) = store.execute(aggregate_id, command, metadata).await {
             return match classify(error) {
-                StoreFailure::Rule(rule) => Err(rule.into()),
+                StoreFailure::Rule(rule) => Err(ApiError::refused(&rule)),
                 // A copy of this request with the same key may have won the
                 // race: then its result is ours.
                 StoreFailure::Conflict | StoreFailure::KeyReused => {
