@@ -116,29 +116,24 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
             seconds,
             kind,
             enrolled,
-        } => portal_tools::bench::load(&settings, &url, clients, readers, seconds, &kind, enrolled)
-            .await
-            .map_err(|e| e.to_string())?,
+        } => {
+            portal_tools::bench::load(&settings, &url, clients, readers, seconds, &kind, enrolled)
+                .await?
+        }
         Command::Access {
             url,
             clients,
             seconds,
-        } => portal_tools::bench::access(&settings, &url, clients, seconds)
-            .await
-            .map_err(|e| e.to_string())?,
+        } => portal_tools::bench::access(&settings, &url, clients, seconds).await?,
         Command::Messaging {
             url,
             pairs,
             clients,
             seconds,
-        } => portal_tools::bench::messaging(&settings, &url, pairs, clients, seconds)
-            .await
-            .map_err(|e| e.to_string())?,
+        } => portal_tools::bench::messaging(&settings, &url, pairs, clients, seconds).await?,
         Command::Seed { events, portals } => {
             let spacing = chrono::Duration::milliseconds(1);
-            portal_tools::bench::seed(&settings, events, portals, spacing)
-                .await
-                .map_err(|e| e.to_string())?;
+            portal_tools::bench::seed(&settings, events, portals, spacing).await?;
         }
         Command::ResearchData {
             users,
@@ -166,9 +161,7 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
             url,
             events,
             samples,
-        } => portal_tools::bench::as_of(&settings, &url, events, samples)
-            .await
-            .map_err(|e| e.to_string())?,
+        } => portal_tools::bench::as_of(&settings, &url, events, samples).await?,
     }
     Ok(())
 }

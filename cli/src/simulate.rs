@@ -52,9 +52,10 @@ pub async fn run(args: Args, settings: Settings) -> Outcome {
         || !(1..=120).contains(&months)
         || !(0.1..=10.0).contains(&activity)
     {
-        return Err(
+        return Err(portal_tools::Error::Input(
             "--users 1-100000, --providers 0-100000, --months 1-120, --activity 0.1-10".into(),
-        );
+        )
+        .into());
     }
     let service = Arc::new(Service::open(settings).await?);
     let (stop, stopped) = tokio::sync::watch::channel(false);

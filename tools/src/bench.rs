@@ -16,7 +16,7 @@ use uuid::Uuid;
 use api::auth::{Role, TokenKeys};
 use api::settings::Settings;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::{Error, Result};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -26,12 +26,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    query: &str,
-) -> Result<bool, BoxError> {
+async fn post(http: &reqwest::Client, url: &str, token: &str, query: &str) -> Result<bool> {
     let response: serde_json::Value = http
         .post(url)
         .bearer_auth(token)
@@ -103,9 +98,11 @@ pub async fn load(
     seconds: u64,
     kind: &str,
     enrolled: bool,
-) -> Result<(), BoxError> {
+) -> Result<()> {
     if !WRITE_KINDS.contains(&kind) {
-        return Err(format!("unknown write kind {kind}; one of {WRITE_KINDS:?}").into());
+        return Err(Error::Input(format!(
+            "unknown write kind {kind}; one of {WRITE_KINDS:?}"
+        )));
     }
     let kind = kind.to_string();
     let keys = TokenKeys::new(&settings.resolve_token_key()?);
@@ -122,26 +119,25 @@ pub async fn load(
     if enrolled {
         // Every user takes part in a study, so every request is also a usage record.
         let admin = keys.mint(Uuid::new_v4(), Role::Admin, "bench", 3600)?;
-        let study: serde_json::Value = http
-            .post(&url)
-            .bearer_auth(&admin)
-            .json(&json!({ "query": format!(
-                "mutation {{ registerStudy(title: \"Bench\", protocolId: \"B-1\", startsOn: \"2020-01-01\", endsOn: \"2029-12-31\", researchers: [\"{}\"]) {{ createdId }} }}",
-                Uuid::new_v4()
-            ) }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = study["data"]["registerStudy"]["createdId"]
+        let register = "mutation($r: [UUID!]!) { registerStudy(title: \"Bench\", protocolId: \"B-1\", startsOn: \"2020-01-01\", endsOn: \"2029-12-31\", researchers: $r) { createdId } }";
+        let study = call(
+            &http,
+            &url,
+            &admin,
+            register,
+            json!({ "r": [Uuid::new_v4()] }),
+        )
+        .await?;
+        let id = study["registerStudy"]["createdId"]
             .as_str()
-            .ok_or("the study was not registered")?
+            .ok_or_else(|| Error::Refused {
+                operation: "registering the study".into(),
+                detail: format!("no study id in {study}"),
+            })?
             .to_string();
         for token in &tokens {
-            let query = format!("mutation {{ enrolInStudy(studyId: \"{id}\") {{ version }} }}");
-            if !post(&http, &url, token, &query).await? {
-                return Err("an enrolment was refused".into());
-            }
+            let query = "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }";
+            call(&http, &url, token, query, json!({ "s": id })).await?;
         }
     }
     for token in &tokens[clients..] {
@@ -393,10 +389,8 @@ pub async fn seed(
     events: usize,
     portals: usize,
     spacing: chrono::Duration,
-) -> Result<Vec<Uuid>, BoxError> {
-    api::service::migrate(settings)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
+) -> Result<Vec<Uuid>> {
+    api::service::migrate(settings).await?;
     let db = Db::connect(&settings.database_url, 4).await?;
     let per_portal = events.div_ceil(portals.max(1));
     let started = Instant::now();
@@ -439,12 +433,7 @@ pub async fn seed(
 /// then times every section read as of random earlier times, next to the
 /// same reads now and to a `me` query (the HTTP and GraphQL floor). Prints
 /// one JSON line of per-query p50/p99 in milliseconds.
-pub async fn as_of(
-    settings: &Settings,
-    base: &str,
-    events: usize,
-    samples: usize,
-) -> Result<(), BoxError> {
+pub async fn as_of(settings: &Settings, base: &str, events: usize, samples: usize) -> Result<()> {
     // Other portals beside the large one, as in any real store (and so that
     // PostgreSQL's planner sees a table of many portals).
     seed(settings, 20_000, 200, chrono::Duration::minutes(1)).await?;
@@ -510,7 +499,10 @@ pub async fn as_of(
                     .await?;
                 latencies.push(started.elapsed().as_secs_f64() * 1e3);
                 if response.get("errors").is_some() {
-                    return Err(format!("{name}: {response}").into());
+                    return Err(Error::Refused {
+                        operation: (*name).to_string(),
+                        detail: response.to_string(),
+                    });
                 }
             }
             latencies.sort_by(f64::total_cmp);
@@ -537,7 +529,7 @@ async fn relate(
     owner: &str,
     carer: &str,
     provider: Uuid,
-) -> Result<serde_json::Value, BoxError> {
+) -> Result<serde_json::Value> {
     call(
         http,
         url,
@@ -585,7 +577,7 @@ async fn call(
     token: &str,
     query: &str,
     variables: serde_json::Value,
-) -> Result<serde_json::Value, BoxError> {
+) -> Result<serde_json::Value> {
     let response: serde_json::Value = http
         .post(url)
         .bearer_auth(token)
@@ -595,7 +587,10 @@ async fn call(
         .json()
         .await?;
     if response.get("errors").is_some() {
-        return Err(format!("{query}: {response}").into());
+        return Err(Error::Refused {
+            operation: query.to_string(),
+            detail: response.to_string(),
+        });
     }
     Ok(response["data"].clone())
 }
@@ -606,12 +601,7 @@ async fn call(
 /// (nothing recorded), then `clients` providers read the same portals (each
 /// read appended to the access trail before it is answered). Prints one JSON
 /// line: per read and reader, requests per second and p50/p99 in milliseconds.
-pub async fn access(
-    settings: &Settings,
-    base: &str,
-    clients: usize,
-    seconds: u64,
-) -> Result<(), BoxError> {
+pub async fn access(settings: &Settings, base: &str, clients: usize, seconds: u64) -> Result<()> {
     let keys = TokenKeys::new(&settings.resolve_token_key()?);
     let url = format!("{base}/graphql");
     let http = reqwest::Client::builder()
@@ -669,7 +659,7 @@ pub async fn access(
                             call(&http, &url, &token, query, json!({ "p": user })).await?;
                             latencies.push(started.elapsed().as_secs_f64() * 1e3);
                         }
-                        Ok::<_, BoxError>(latencies)
+                        Ok::<_, Error>(latencies)
                     })
                 })
                 .collect();
@@ -696,7 +686,7 @@ async fn insert_events(
     db: &Db,
     metadata: &str,
     rows: Vec<(String, i64, String, String)>,
-) -> Result<(), BoxError> {
+) -> Result<()> {
     let cast = |p: String| match db.backend {
         Backend::Postgres => format!("CAST({p} AS json)"),
         Backend::Sqlite => p,
@@ -749,9 +739,10 @@ pub async fn messaging(
     pairs: usize,
     clients: usize,
     seconds: u64,
-) -> Result<(), BoxError> {
+) -> Result<()> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
     use tokio_tungstenite::tungstenite::Message as Frame;
 
     let keys = TokenKeys::new(&settings.resolve_token_key()?);
@@ -788,9 +779,10 @@ pub async fn messaging(
     for (owner, carer, _) in &threads {
         for (token, timed) in [(owner, false), (carer, true)] {
             let mut request = ws.as_str().into_client_request()?;
-            request
-                .headers_mut()
-                .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("graphql-transport-ws"),
+            );
             let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
             let init = json!({ "type": "connection_init", "payload": { "token": token } });
             socket.send(Frame::Text(init.to_string().into())).await?;
@@ -839,7 +831,7 @@ pub async fn messaging(
                     call(&http, &url, carer, "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }", json!({ "c": thread, "m": message })).await?;
                     done += 1;
                 }
-                Ok::<_, BoxError>(done)
+                Ok::<_, Error>(done)
             })
         })
         .collect();

@@ -26,6 +26,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::simulate::{run, SimulateRequest};
+use crate::Result;
 use api::service::Service;
 use api::settings::Settings;
 
@@ -56,13 +57,9 @@ pub async fn research_data(
     settings: Settings,
     base: SimulateRequest,
     copies: usize,
-) -> Result<ResearchData, String> {
+) -> Result<ResearchData> {
     let url = settings.database_url.clone();
-    let service = Arc::new(
-        Service::open(settings)
-            .await
-            .map_err(|e| format!("{e:?}"))?,
-    );
+    let service = Arc::new(Service::open(settings).await?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runners = service.engine.spawn(stopped);
     let summary = run(Arc::clone(&service), &base).await;
@@ -71,7 +68,7 @@ pub async fn research_data(
         let _ = runner.await;
     }
     let summary = summary?;
-    let db = Db::connect(&url, 4).await.map_err(|e| e.to_string())?;
+    let db = Db::connect(&url, 4).await?;
     let payload = match db.backend {
         Backend::Postgres => "payload::text AS payload, metadata::text AS metadata",
         Backend::Sqlite => "payload, metadata",
@@ -91,8 +88,7 @@ pub async fn research_data(
         metadata: r.get("metadata"),
     })
     .try_collect()
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
 
     // Ids derived from others, and the ones every copy shares.
     let mut relationships: HashMap<Uuid, (Uuid, Uuid)> = HashMap::new();
@@ -167,8 +163,7 @@ pub async fn research_data(
     }
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(&db.pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(ResearchData {
         study_id: summary.study_id,
         base_operations: summary.operations,
@@ -189,7 +184,7 @@ fn map_text(text: &str, map: &impl Fn(Uuid) -> Uuid) -> String {
 }
 
 /// JSON with every string that is a UUID mapped.
-fn map_json(text: &str, map: &impl Fn(Uuid) -> Uuid) -> Result<String, String> {
+fn map_json(text: &str, map: &impl Fn(Uuid) -> Uuid) -> Result<String> {
     fn walk(value: &mut Value, map: &impl Fn(Uuid) -> Uuid) {
         match value {
             Value::String(s) => {
@@ -201,12 +196,12 @@ fn map_json(text: &str, map: &impl Fn(Uuid) -> Uuid) -> Result<String, String> {
             _ => {}
         }
     }
-    let mut value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut value: Value = serde_json::from_str(text)?;
     walk(&mut value, map);
     Ok(value.to_string())
 }
 
-async fn insert(db: &Db, rows: &[[String; 7]]) -> Result<(), String> {
+async fn insert(db: &Db, rows: &[[String; 7]]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -235,6 +230,6 @@ async fn insert(db: &Db, rows: &[[String; 7]]) -> Result<(), String> {
             query = query.bind(cell.as_str());
         }
     }
-    query.execute(&db.pool).await.map_err(|e| e.to_string())?;
+    query.execute(&db.pool).await?;
     Ok(())
 }

@@ -28,8 +28,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
 
-use api::error::ApiError;
 use api::settings::{Secret, Settings};
+
+use crate::error::AtPath;
+use crate::{Error, Result};
 
 /// The file format of the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,15 +154,8 @@ impl Pseudonyms {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e.to_string())
-}
-
 /// Runs an export; see the module documentation.
-pub async fn export(
-    settings: &Settings,
-    request: &ExportRequest,
-) -> Result<ExportSummary, ApiError> {
+pub async fn export(settings: &Settings, request: &ExportRequest) -> Result<ExportSummary> {
     let started = Instant::now();
     let Computed {
         study,
@@ -172,7 +167,7 @@ pub async fn export(
     } = compute(settings, request.study, request.as_of, request.progress).await?;
     let participants = tables.first().map_or(0, |t| t.rows.len());
 
-    std::fs::create_dir_all(&request.out).map_err(internal)?;
+    std::fs::create_dir_all(&request.out).at(&request.out)?;
     let mut manifest_tables = Vec::new();
     let mut files = Vec::new();
     for table in &tables {
@@ -220,7 +215,7 @@ pub async fn export(
         pseudonym_key_check: key_check,
         tables: manifest_tables,
     };
-    let mut text = serde_json::to_vec_pretty(&manifest).map_err(internal)?;
+    let mut text = serde_json::to_vec_pretty(&manifest)?;
     text.push(b'\n');
     write_atomically(&request.out.join("manifest.json"), &text)?;
     Ok(ExportSummary {
@@ -253,19 +248,19 @@ pub async fn compute(
     study_id: Uuid,
     as_of: DateTime<Utc>,
     progress: bool,
-) -> Result<Computed, ApiError> {
+) -> Result<Computed> {
     let backend = Backend::from_url(&settings.database_url)?;
     if !settings.has_research_key() {
         // A new key would silently give every participant new pseudonyms.
-        return Err(ApiError::BadInput(format!(
+        return Err(Error::Input(format!(
             "no research key: set PORTAL_RESEARCH_KEY, or PORTAL_DATA_DIR to the service's data \
              folder ({} does not exist); the service makes one when it first starts",
             settings.data_dir.join("research.key").display()
         )));
     }
-    let (key, _) = settings.resolve_research_key().map_err(internal)?;
+    let (key, _) = settings.resolve_research_key()?;
     if as_of > api::clock::now() {
-        return Err(ApiError::BadInput(
+        return Err(Error::Input(
             "--as-of must not be in the future: the data of a time not yet lived would change"
                 .into(),
         ));
@@ -276,7 +271,7 @@ pub async fn compute(
     macro_rules! prelude {
         ($conn:expr, $payload:literal, $begin:literal) => {{
             let conn = $conn;
-            conn.execute($begin).await.map_err(internal)?;
+            conn.execute($begin).await?;
             let study: Vec<String> = sqlx::query_scalar(concat!(
                 "SELECT ",
                 $payload,
@@ -284,22 +279,19 @@ pub async fn compute(
             ))
             .bind(study_id.to_string())
             .fetch_all(&mut *conn)
-            .await
-            .map_err(internal)?;
+            .await?;
             let enrolments: Vec<String> = sqlx::query_scalar(concat!(
                 "SELECT ",
                 $payload,
                 " FROM events WHERE aggregate_type = 'Enrolment' ORDER BY position"
             ))
             .fetch_all(&mut *conn)
-            .await
-            .map_err(internal)?;
+            .await?;
             let (study, withdrawn) = study_and_withdrawn(study_id, &study, &enrolments)?;
             let max_position: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
                     .fetch_one(&mut *conn)
-                    .await
-                    .map_err(internal)?;
+                    .await?;
             (study, withdrawn, Progress::new(progress, max_position))
         }};
     }
@@ -307,9 +299,7 @@ pub async fn compute(
     let mut read = 0u64;
     let (study, withdrawn) = match backend {
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&settings.database_url)
-                .await
-                .map_err(internal)?;
+            let mut conn = sqlx::PgConnection::connect(&settings.database_url).await?;
             let (study, withdrawn, mut bar) = prelude!(
                 &mut conn,
                 "payload::text",
@@ -318,9 +308,9 @@ pub async fn compute(
             // COPY streams the rows as text: far cheaper per row than the
             // row protocol, in the same transaction and snapshot.
             let statement = format!("COPY ({EVENTS_QUERY_PG}) TO STDOUT");
-            let mut chunks = conn.copy_out_raw(&statement).await.map_err(internal)?;
+            let mut chunks = conn.copy_out_raw(&statement).await?;
             let mut pending: Vec<u8> = Vec::new();
-            while let Some(chunk) = chunks.try_next().await.map_err(internal)? {
+            while let Some(chunk) = chunks.try_next().await? {
                 pending.extend_from_slice(&chunk);
                 let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
                     continue;
@@ -333,33 +323,32 @@ pub async fn compute(
                 pending.drain(..=end);
             }
             if !pending.is_empty() {
-                return Err(internal("the event stream ended in the middle of a row"));
+                return Err(Error::Corrupt(
+                    "the event stream ended in the middle of a row".into(),
+                ));
             }
             drop(chunks);
-            conn.execute("COMMIT").await.map_err(internal)?;
+            conn.execute("COMMIT").await?;
             bar.finish(read);
             (study, withdrawn)
         }
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&settings.database_url)
-                .await
-                .map_err(internal)?;
+            let mut conn = sqlx::SqliteConnection::connect(&settings.database_url).await?;
             let (study, withdrawn, mut bar) = prelude!(&mut conn, "payload", "BEGIN");
             {
                 let mut rows = sqlx::query(EVENTS_QUERY_SQLITE).fetch(&mut conn);
-                while let Some(row) = rows.try_next().await.map_err(internal)? {
-                    let position: i64 = row.try_get(0).map_err(internal)?;
-                    let aggregate_type: &str = row.try_get(1).map_err(internal)?;
-                    let aggregate_id: &str = row.try_get(2).map_err(internal)?;
-                    let event_type: &str = row.try_get(3).map_err(internal)?;
-                    let payload: &str = row.try_get(4).map_err(internal)?;
-                    fold.apply(position, aggregate_type, aggregate_id, event_type, payload)
-                        .map_err(internal)?;
+                while let Some(row) = rows.try_next().await? {
+                    let position: i64 = row.try_get(0)?;
+                    let aggregate_type: &str = row.try_get(1)?;
+                    let aggregate_id: &str = row.try_get(2)?;
+                    let event_type: &str = row.try_get(3)?;
+                    let payload: &str = row.try_get(4)?;
+                    fold.apply(position, aggregate_type, aggregate_id, event_type, payload)?;
                     read += 1;
                     bar.tick(position, read);
                 }
             }
-            conn.execute("COMMIT").await.map_err(internal)?;
+            conn.execute("COMMIT").await?;
             bar.finish(read);
             (study, withdrawn)
         }
@@ -391,17 +380,16 @@ fn study_and_withdrawn(
     study_id: Uuid,
     study: &[String],
     enrolments: &[String],
-) -> Result<(StudyInfo, HashSet<Uuid>), ApiError> {
+) -> Result<(StudyInfo, HashSet<Uuid>)> {
     let mut found = None;
     for row in study {
-        let StudyEvent::StudyRegistered { info, .. } =
-            serde_json::from_str(row).map_err(internal)?;
+        let StudyEvent::StudyRegistered { info, .. } = serde_json::from_str(row)?;
         found = Some(info);
     }
-    let study = found.ok_or_else(|| ApiError::NotFound(format!("no study {study_id}")))?;
+    let study = found.ok_or(Error::NoStudy(study_id))?;
     let events = enrolments
         .iter()
-        .map(|row| serde_json::from_str::<EnrolmentEvent>(row).map_err(internal))
+        .map(|row| serde_json::from_str::<EnrolmentEvent>(row))
         .collect::<Result<Vec<_>, _>>()?;
     let withdrawn = domain::study::enrolled_now(&events)
         .into_iter()
@@ -421,40 +409,44 @@ const EVENTS_QUERY_SQLITE: &str = "SELECT position, aggregate_type, aggregate_id
 
 /// Folds one row of `COPY ... TO STDOUT` (text format: tab-separated,
 /// backslash escapes); its position.
-fn copy_row(line: &[u8], fold: &mut Fold) -> Result<i64, ApiError> {
+fn copy_row(line: &[u8], fold: &mut Fold) -> Result<i64> {
     let mut fields = line.split(|b| *b == b'\t');
     let mut next = || {
         fields
             .next()
-            .ok_or_else(|| internal("a row of the event stream has too few columns"))
+            .ok_or_else(|| Error::Corrupt("a row with too few columns".into()))
     };
     let (position, aggregate_type, aggregate_id, event_type, payload) =
         (next()?, next()?, next()?, next()?, next()?);
     let text = copy_text;
-    let position: i64 = std::str::from_utf8(position)
-        .map_err(internal)?
-        .parse()
-        .map_err(internal)?;
+    let position = std::str::from_utf8(position)
+        .ok()
+        .and_then(|p| p.parse::<i64>().ok())
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "position {:?} is not a number",
+                String::from_utf8_lossy(position)
+            ))
+        })?;
     fold.apply(
         position,
         &text(aggregate_type)?,
         &text(aggregate_id)?,
         &text(event_type)?,
         &text(payload)?,
-    )
-    .map_err(internal)?;
+    )?;
     Ok(position)
 }
 
 /// A COPY text field as text.
-fn copy_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, ApiError> {
+fn copy_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>> {
     match copy_unescape(bytes) {
         std::borrow::Cow::Borrowed(b) => std::str::from_utf8(b)
             .map(std::borrow::Cow::Borrowed)
-            .map_err(internal),
+            .map_err(|e| Error::Corrupt(format!("a field that is not UTF-8: {e}"))),
         std::borrow::Cow::Owned(v) => String::from_utf8(v)
             .map(std::borrow::Cow::Owned)
-            .map_err(internal),
+            .map_err(|e| Error::Corrupt(format!("a field that is not UTF-8: {e}"))),
     }
 }
 
@@ -537,12 +529,12 @@ fn pseudonymise(
 
 /// Writes `bytes` to `path` by way of a temporary file and a rename, so a
 /// reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(internal)?;
-    file.write_all(bytes).map_err(internal)?;
-    file.sync_all().map_err(internal)?;
-    std::fs::rename(&tmp, path).map_err(internal)?;
+    let mut file = std::fs::File::create(&tmp).at(&tmp)?;
+    file.write_all(bytes).at(&tmp)?;
+    file.sync_all().at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)?;
     Ok(())
 }
 
@@ -589,7 +581,7 @@ pub fn csv(table: &Table) -> Vec<u8> {
 }
 
 /// One uncompressed Parquet file with one row group.
-pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
+pub fn parquet(table: &Table) -> Result<Vec<u8>> {
     use parquet::basic::{LogicalType, Repetition, Type as Physical};
     use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
     use parquet::file::properties::WriterProperties;
@@ -615,12 +607,10 @@ pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
                 .build()
                 .map(Arc::new)
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(internal)?;
+        .collect::<Result<Vec<_>, _>>()?;
     let schema = Type::group_type_builder("schema")
         .with_fields(fields)
-        .build()
-        .map_err(internal)?;
+        .build()?;
     // Plain encoding and statistics per column chunk only: the tables are
     // read whole into R or pandas, where page statistics and dictionaries
     // buy nothing and cost a hash and a min/max per value on every export.
@@ -630,11 +620,10 @@ pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .build();
     let mut bytes = Vec::new();
-    let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), Arc::new(properties))
-        .map_err(internal)?;
-    let mut group = writer.next_row_group().map_err(internal)?;
+    let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), Arc::new(properties))?;
+    let mut group = writer.next_row_group()?;
     let mut index = 0;
-    while let Some(mut column) = group.next_column().map_err(internal)? {
+    while let Some(mut column) = group.next_column()? {
         let spec = &table.columns[index];
         let cells = table.rows.iter().map(|row| &row[index]);
         let levels: Vec<i16> = cells
@@ -652,8 +641,7 @@ pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
                     .collect();
                 column
                     .typed::<Int64Type>()
-                    .write_batch(&values, levels, None)
-                    .map_err(internal)?;
+                    .write_batch(&values, levels, None)?;
             }
             ColumnType::Float => {
                 let values: Vec<f64> = cells
@@ -664,8 +652,7 @@ pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
                     .collect();
                 column
                     .typed::<DoubleType>()
-                    .write_batch(&values, levels, None)
-                    .map_err(internal)?;
+                    .write_batch(&values, levels, None)?;
             }
             ColumnType::Text => {
                 let values: Vec<ByteArray> = cells
@@ -676,15 +663,14 @@ pub fn parquet(table: &Table) -> Result<Vec<u8>, ApiError> {
                     .collect();
                 column
                     .typed::<ByteArrayType>()
-                    .write_batch(&values, levels, None)
-                    .map_err(internal)?;
+                    .write_batch(&values, levels, None)?;
             }
         }
-        column.close().map_err(internal)?;
+        column.close()?;
         index += 1;
     }
-    group.close().map_err(internal)?;
-    writer.close().map_err(internal)?;
+    group.close()?;
+    writer.close()?;
     Ok(bytes)
 }
 
@@ -761,5 +747,47 @@ mod tests {
         assert_ne!(in_a.check(), other_key.check());
         assert_eq!(in_a.of(person).len(), 21);
         assert!(!in_a.of(person).contains(&person.simple().to_string()[..8]));
+    }
+
+    #[test]
+    fn a_missing_study_is_named() {
+        let study = Uuid::from_u128(42);
+        let error = study_and_withdrawn(study, &[], &[]).err();
+        assert!(
+            matches!(error, Some(Error::NoStudy(id)) if id == study),
+            "{error:?}"
+        );
+        let message = Error::NoStudy(study).to_string();
+        assert!(message.contains(&study.to_string()) && message.contains("--study"));
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_is_named() {
+        let dir = std::env::temp_dir().join(format!("portal-tools-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        let blocker = dir.join("a-file");
+        std::fs::write(&blocker, b"not a folder").expect("a temporary file");
+        let path = blocker.join("manifest.json");
+        let error = write_atomically(&path, b"{}").err();
+        let _ = std::fs::remove_dir_all(&dir);
+        let Some(Error::Io { path: failed, .. }) = &error else {
+            panic!("an I/O error with its path, not {error:?}");
+        };
+        assert!(failed.starts_with(&blocker), "{}", failed.display());
+        let message = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains(&blocker.display().to_string()),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_event_row_says_what_is_wrong() {
+        let mut fold = Fold::default();
+        let error = copy_row(b"12\tPortal", &mut fold).err();
+        assert!(matches!(error, Some(Error::Corrupt(_))), "{error:?}");
+        let error = copy_row(b"x1\tPortal\tid\tGoalSet\t{}", &mut fold).err();
+        let message = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("\"x1\" is not a number"), "{message}");
     }
 }

@@ -5,6 +5,9 @@
 
 pub mod bench;
 pub mod bench_research;
+pub mod error;
 pub mod export;
 pub mod plot;
 pub mod simulate;
+
+pub use error::{Error, Result};

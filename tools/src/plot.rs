@@ -17,9 +17,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use uuid::Uuid;
 
-use api::error::ApiError;
 use api::settings::Settings;
 use projections::research::Table;
+
+use crate::error::AtPath;
+use crate::{Error, Result};
 
 /// Pixel size of every figure (SVG user units and PNG pixels).
 const SIZE: (u32, u32) = (1200, 750);
@@ -37,12 +39,12 @@ pub struct PlotRequest {
 }
 
 /// Draws every figure; returns the files written.
-pub async fn plot(settings: &Settings, request: &PlotRequest) -> Result<Vec<PathBuf>, ApiError> {
+pub async fn plot(settings: &Settings, request: &PlotRequest) -> Result<Vec<PathBuf>> {
     let computed =
         crate::export::compute(settings, request.study, request.as_of, request.progress).await?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-        .map_err(|_| ApiError::internal("the built-in font does not load"))?;
-    std::fs::create_dir_all(&request.out).map_err(ApiError::internal)?;
+        .map_err(|_| Error::Font)?;
+    std::fs::create_dir_all(&request.out).at(&request.out)?;
     let subtitle = format!(
         "{} ({}), as of {}",
         computed.study.title,
@@ -54,7 +56,7 @@ pub async fn plot(settings: &Settings, request: &PlotRequest) -> Result<Vec<Path
             .tables
             .iter()
             .find(|t| t.name == name)
-            .ok_or_else(|| ApiError::internal(format!("no {name} table")))
+            .ok_or_else(|| Error::MissingTable(name.to_string()))
     };
     let figures: Vec<(&str, Figure)> = vec![
         (
@@ -198,18 +200,21 @@ fn initiation(weeks: &Table) -> Figure {
     }
 }
 
-fn draw_file(path: &Path, figure: &Figure, subtitle: &str) -> Result<(), ApiError> {
-    let fail = |e: String| ApiError::internal(format!("{}: {e}", path.display()));
+fn draw_file(path: &Path, figure: &Figure, subtitle: &str) -> Result<()> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::Plot {
+        path: path.to_path_buf(),
+        source,
+    };
     match path.extension().and_then(|e| e.to_str()) {
         Some("svg") => {
             let root = SVGBackend::new(path, SIZE).into_drawing_area();
-            draw(&root, figure, subtitle).map_err(|e| fail(e.to_string()))?;
-            root.present().map_err(|e| fail(e.to_string()))
+            draw(&root, figure, subtitle).map_err(|e| fail(e.into()))?;
+            root.present().map_err(|e| fail(e.into()))
         }
         _ => {
             let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            draw(&root, figure, subtitle).map_err(|e| fail(e.to_string()))?;
-            root.present().map_err(|e| fail(e.to_string()))
+            draw(&root, figure, subtitle).map_err(|e| fail(e.into()))?;
+            root.present().map_err(|e| fail(e.into()))
         }
     }
 }

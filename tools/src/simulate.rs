@@ -27,6 +27,8 @@ use api::context::{Receipts, RequestContext};
 use api::schema;
 use api::service::Service;
 
+use crate::{Error, Result};
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct SimulateRequest {
@@ -156,19 +158,13 @@ struct Person {
 /// Runs the simulation against `service` (whose projections must be running),
 /// with the service clock following the simulation in this task (and in
 /// each worker's).
-pub async fn run(
-    service: Arc<Service>,
-    request: &SimulateRequest,
-) -> Result<SimulateSummary, String> {
+pub async fn run(service: Arc<Service>, request: &SimulateRequest) -> Result<SimulateSummary> {
     api::clock::SIMULATED
         .scope(std::cell::Cell::new(0), simulate(service, request))
         .await
 }
 
-async fn simulate(
-    service: Arc<Service>,
-    request: &SimulateRequest,
-) -> Result<SimulateSummary, String> {
+async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<SimulateSummary> {
     let started = Instant::now();
     let mut rng = Rng(request.seed);
     let days = i64::from(request.months) * 30;
@@ -178,7 +174,7 @@ async fn simulate(
     let t0 = start
         .and_hms_opt(8, 0, 0)
         .map(|t| t.and_utc())
-        .ok_or("bad start")?;
+        .ok_or_else(|| Error::Input(format!("--start {start}: the day has no 08:00")))?;
     let end = t0 + Duration::days(days);
 
     let admin = Person {
@@ -518,7 +514,7 @@ async fn simulate(
             })
             .collect();
         for task in tasks {
-            let part = task.await.map_err(|e| e.to_string())??;
+            let part = task.await??;
             summary.operations += part.operations;
             for (key, n) in part.refused {
                 *summary.refused.entry(key).or_default() += n;
@@ -552,14 +548,14 @@ async fn play(
     mut state: State,
     mut rng: Rng,
     summary: &mut SimulateSummary,
-) -> Result<(State, Rng), String> {
+) -> Result<(State, Rng)> {
     plan.sort_by_key(|(t, order, _, _)| (*t, *order));
     let total = plan.len();
     let mut shown = Instant::now();
     for (i, (t, _, who, action)) in plan.into_iter().enumerate() {
         api::clock::SIMULATED
             .try_with(|c| c.set(t.timestamp_micros()))
-            .map_err(|_| "a simulation runs within its clock".to_string())?;
+            .map_err(|_| Error::Clock)?;
         let person = match who {
             Who::Admin => &people.admin,
             Who::User(u) => &people.users[u],
@@ -598,7 +594,7 @@ async fn play(
                     }),
             )
             .await;
-        receipts.written().await?;
+        receipts.written().await.map_err(Error::AccessTrail)?;
         summary.operations += 1;
         if let Some(error) = response.errors.first() {
             let code = error
@@ -608,7 +604,10 @@ async fn play(
                 .map(|c| c.to_string().trim_matches('"').to_string())
                 .unwrap_or_else(|| "UNKNOWN".into());
             if code == "INTERNAL" {
-                return Err(format!("{action:?} by {who:?} failed: {}", error.message));
+                return Err(Error::Refused {
+                    operation: format!("{action:?} by {who:?}"),
+                    detail: error.message.clone(),
+                });
             }
             let kind = format!("{action:?}");
             let kind = kind.split([' ', '(']).next().unwrap_or_default();
@@ -619,7 +618,7 @@ async fn play(
             *summary.refused.entry(key).or_default() += 1;
             continue;
         }
-        let data = response.data.into_json().map_err(|e| e.to_string())?;
+        let data = response.data.into_json()?;
         state.learn(&action, who, &data, summary);
         if shown.elapsed().as_secs() >= 2 {
             shown = Instant::now();
