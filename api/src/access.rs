@@ -10,8 +10,9 @@
 //! expiry holds for the very next read.
 
 use async_graphql::Context;
-use domain::access::{read_section, PortalRef, ReadBasis, ReadRefusal};
+use domain::access::{read_section, Duty, PortalRef, ReadBasis, ReadRefusal};
 use domain::care;
+use domain::care::Side;
 use domain::portal::Section;
 use domain::trail::{AccessRecord, Basis, GENESIS};
 use projections::read::portal::{locate, Located, Portal};
@@ -19,7 +20,7 @@ use projections::read::Scope;
 use projections::EventMetadata;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 
@@ -78,11 +79,11 @@ pub(crate) async fn authorize_read(
 ) -> Result<Reader, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     over_http(ctx)?;
-    let owner = caller.role == Role::ServiceUser && caller.subject == portal_id;
+    let owner = caller.may(Duty::KeepPortal) && caller.subject == portal_id;
     // A provider's relationship is read beside the portal, not after it.
     let relationship = async {
-        match caller.role {
-            Role::Provider => svc
+        match caller.care_side() {
+            Some(Side::Provider) => svc
                 .relationship(care::relationship_id(portal_id, caller.subject))
                 .await
                 .map(Some),

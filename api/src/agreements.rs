@@ -10,7 +10,6 @@ use domain::care::{RelationshipState, Side};
 use projections::read::Scope;
 use uuid::Uuid;
 
-use crate::auth::Role;
 use crate::care::{side_of, CareSide};
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
@@ -118,6 +117,7 @@ impl From<model::Terms> for Terms {
 
 /// What became of a proposed version.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::agreement::Outcome")]
 pub enum VersionOutcome {
     /// Waiting for the other side.
     Pending,
@@ -165,61 +165,20 @@ pub struct AgreementView {
     pub versions: Vec<AgreementVersion>,
 }
 
-/// Every version and what became of it, from the events.
+/// Every version and what became of it (`domain::agreement::versions`).
 fn view(relationship_id: Uuid, events: Vec<AgreementEvent>) -> AgreementView {
-    let mut versions: Vec<AgreementVersion> = Vec::new();
-    let decide = |versions: &mut Vec<AgreementVersion>, n: i32, outcome, at| {
-        if let Some(v) = versions.iter_mut().find(|v| v.version == n) {
-            v.outcome = outcome;
-            v.decided_at = Some(at);
-        }
-    };
-    for event in events {
-        match event {
-            AgreementEvent::AgreementProposed {
-                version,
-                by,
-                counter,
-                terms,
-                at,
-            } => {
-                if counter {
-                    if let Some(n) = versions
-                        .iter()
-                        .find(|v| v.outcome == VersionOutcome::Pending)
-                        .map(|v| v.version)
-                    {
-                        decide(&mut versions, n, VersionOutcome::Countered, at);
-                    }
-                }
-                versions.push(AgreementVersion {
-                    version,
-                    proposed_by: by.into(),
-                    proposed_at: at,
-                    counter,
-                    outcome: VersionOutcome::Pending,
-                    decided_at: None,
-                    terms: terms.into(),
-                });
-            }
-            AgreementEvent::AgreementAccepted { version, at, .. } => {
-                if let Some(n) = versions
-                    .iter()
-                    .find(|v| v.outcome == VersionOutcome::InForce)
-                    .map(|v| v.version)
-                {
-                    decide(&mut versions, n, VersionOutcome::Superseded, at);
-                }
-                decide(&mut versions, version, VersionOutcome::InForce, at);
-            }
-            AgreementEvent::AgreementDeclined { version, at, .. } => {
-                decide(&mut versions, version, VersionOutcome::Declined, at);
-            }
-            AgreementEvent::ProposalWithdrawn { version, at, .. } => {
-                decide(&mut versions, version, VersionOutcome::Withdrawn, at);
-            }
-        }
-    }
+    let versions: Vec<AgreementVersion> = model::versions(events)
+        .into_iter()
+        .map(|v| AgreementVersion {
+            version: v.version,
+            proposed_by: v.proposed_by.into(),
+            proposed_at: v.proposed_at,
+            counter: v.counter,
+            outcome: v.outcome.into(),
+            decided_at: v.decided_at,
+            terms: v.terms.into(),
+        })
+        .collect();
     let find = |outcome| versions.iter().find(|v| v.outcome == outcome).cloned();
     AgreementView {
         relationship_id,
@@ -233,7 +192,7 @@ fn view(relationship_id: Uuid, events: Vec<AgreementEvent>) -> AgreementView {
 /// FORBIDDEN for roles without relationships), and whether it is active.
 async fn party(ctx: &Context<'_>, relationship_id: Uuid) -> Result<(Side, bool), ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
-    if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+    if caller.care_side().is_none() {
         return Err(ApiError::Forbidden(
             "only service users and providers have care relationships".into(),
         ));

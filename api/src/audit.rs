@@ -14,7 +14,9 @@ use projections::read::Scope;
 use uuid::Uuid;
 
 use crate::access::record_trail_read;
-use crate::auth::{Caller, Role};
+use domain::access::Duty;
+
+use crate::auth::Caller;
 use crate::care::BreakGlassReason;
 use crate::context::{caller, service};
 use crate::error::ApiError;
@@ -202,7 +204,7 @@ fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> 
 }
 
 fn auditor(caller: &Caller) -> Result<(), ApiError> {
-    if !domain::access::has_duty(&caller.actor(), domain::access::Duty::SearchTrail) {
+    if !caller.may(Duty::SearchTrail) {
         return Err(ApiError::Forbidden(
             "only auditors search the access trail".into(),
         ));
@@ -273,7 +275,7 @@ impl AuditQuery {
         before_position: Option<i64>,
     ) -> async_graphql::Result<AccessLog> {
         let caller = caller(ctx)?;
-        if caller.role != Role::ServiceUser {
+        if !caller.may(Duty::KeepPortal) {
             return Err(ApiError::Forbidden("only service users have an access log".into()).into());
         }
         let limit = check_limit(limit)?;
@@ -472,23 +474,19 @@ impl AuditQuery {
     ) -> async_graphql::Result<String> {
         let caller = caller(ctx)?;
         check_period(from, to)?;
-        let (subject, basis) = match caller.role {
-            Role::Auditor => {
-                let subject = subject_id
-                    .ok_or_else(|| ApiError::BadInput("field `subjectId` is required".into()))?;
-                in_organisation(ctx, &caller, subject).await?;
-                (subject, Basis::Audit)
-            }
-            Role::ServiceUser if subject_id.is_none_or(|s| s == caller.subject) => {
-                crate::context::own_portal_here(service(ctx), &caller).await?;
-                (caller.subject, Basis::Owner)
-            }
-            _ => {
-                return Err(ApiError::Forbidden(
-                    "only auditors, and service users for themselves, export disclosures".into(),
-                )
-                .into())
-            }
+        let (subject, basis) = if caller.may(Duty::SearchTrail) {
+            let subject = subject_id
+                .ok_or_else(|| ApiError::BadInput("field `subjectId` is required".into()))?;
+            in_organisation(ctx, &caller, subject).await?;
+            (subject, Basis::Audit)
+        } else if caller.may(Duty::KeepPortal) && subject_id.is_none_or(|s| s == caller.subject) {
+            crate::context::own_portal_here(service(ctx), &caller).await?;
+            (caller.subject, Basis::Owner)
+        } else {
+            return Err(ApiError::Forbidden(
+                "only auditors, and service users for themselves, export disclosures".into(),
+            )
+            .into());
         };
         let detail = serde_json::json!({ "subject_id": subject, "from": from, "to": to, "export": "disclosures_csv" })
             .to_string();

@@ -102,6 +102,17 @@ impl Caller {
             organisation: self.organisation.clone(),
         }
     }
+
+    /// Whether the caller's role carries `duty` (`domain::access::has_duty`).
+    pub fn may(&self, duty: domain::access::Duty) -> bool {
+        domain::access::has_duty(&self.actor(), duty)
+    }
+
+    /// The side of care the caller takes part on, if any
+    /// (`domain::access::care_side`).
+    pub fn care_side(&self) -> Option<domain::care::Side> {
+        domain::access::care_side(&self.actor())
+    }
 }
 
 /// Why a token was refused. The client only learns that it was.

@@ -3,12 +3,13 @@
 
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side};
+use domain::access::Duty;
+use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side, Standing};
 use projections::read::care::Party;
 use projections::read::Scope;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::service::CommandOutcome;
@@ -73,24 +74,20 @@ pub enum RelationshipStatus {
     Ended,
 }
 
-/// A stored relationship state at `at`; anything unknown is a corrupt
-/// store, not "ended".
+/// Where a stored relationship stands at `at` (`domain::care::standing`);
+/// a stored relationship that was never invited is a corrupt store.
 fn status(
-    state: &str,
+    state: care::RelationshipState,
     expires_at: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
 ) -> Result<RelationshipStatus, ApiError> {
-    Ok(match state {
-        "invited" if expires_at.is_some_and(|e| e <= at) => RelationshipStatus::Expired,
-        "invited" => RelationshipStatus::Invited,
-        "active" => RelationshipStatus::Active,
-        "declined" => RelationshipStatus::Declined,
-        "ended" => RelationshipStatus::Ended,
-        other => {
-            return Err(ApiError::internal(format!(
-                "stored relationship state `{other}`"
-            )))
-        }
+    Ok(match care::standing(state, expires_at, at) {
+        Standing::Invited => RelationshipStatus::Invited,
+        Standing::Expired => RelationshipStatus::Expired,
+        Standing::Active => RelationshipStatus::Active,
+        Standing::Declined => RelationshipStatus::Declined,
+        Standing::Ended => RelationshipStatus::Ended,
+        Standing::None => return Err(ApiError::internal("a stored relationship in state `none`")),
     })
 }
 
@@ -208,7 +205,7 @@ async fn relationships(
             user_id: row.user_id,
             provider_id: row.provider_id,
             provider,
-            status: status(&row.state, row.expires_at, at)?,
+            status: status(row.state, row.expires_at, at)?,
             invited_by: parse_name::<Side>(&row.invited_by)?.into(),
             invited_at: row.invited_at,
             expires_at: row.expires_at,
@@ -266,10 +263,10 @@ impl CareQuery {
         #[graphql(default = false)] include_closed: bool,
     ) -> async_graphql::Result<Vec<Relationship>> {
         let caller = caller(ctx)?;
-        let party = match caller.role {
-            Role::ServiceUser => Party::User(caller.subject),
-            Role::Provider => Party::Provider(caller.subject),
-            _ => {
+        let party = match caller.care_side() {
+            Some(Side::ServiceUser) => Party::User(caller.subject),
+            Some(Side::Provider) => Party::Provider(caller.subject),
+            None => {
                 return Err(ApiError::Forbidden(
                     "only service users and providers have care relationships".into(),
                 )
@@ -286,7 +283,7 @@ impl CareQuery {
     /// events, as reads are, and each count is recorded in the access trail.
     async fn caseload(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CaseloadEntry>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if caller.role != Role::Provider {
+        if !caller.may(Duty::KeepProfile) {
             return Err(ApiError::Forbidden("only providers have a caseload".into()).into());
         }
         let at = now();
@@ -387,7 +384,7 @@ async fn on_relationship(
     command: impl FnOnce(Side, DateTime<Utc>) -> CareCommand,
 ) -> async_graphql::Result<CommandOutcome> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
-    if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+    if caller.care_side().is_none() {
         return Err(ApiError::Forbidden(
             "only service users and providers have care relationships".into(),
         )
@@ -425,7 +422,7 @@ impl CareMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if caller.role != Role::Provider {
+        if !caller.may(Duty::KeepProfile) {
             return Err(ApiError::Forbidden("only providers have a profile".into()).into());
         }
         let command = ProviderCommand::SaveProfile {
@@ -458,10 +455,10 @@ impl CareMutation {
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let org = caller.organisation.clone();
-        let (user_id, provider_id, by) = match caller.role {
-            Role::ServiceUser => (caller.subject, person_id, Side::ServiceUser),
-            Role::Provider => (person_id, caller.subject, Side::Provider),
-            _ => {
+        let (user_id, provider_id, by) = match caller.care_side() {
+            Some(Side::ServiceUser) => (caller.subject, person_id, Side::ServiceUser),
+            Some(Side::Provider) => (person_id, caller.subject, Side::Provider),
+            None => {
                 return Err(ApiError::Forbidden(
                     "only service users and providers enter care relationships".into(),
                 )
@@ -484,17 +481,13 @@ impl CareMutation {
             })
             .into());
         }
-        let at = now();
-        let ttl = chrono::Duration::seconds(
-            i64::try_from(svc.settings.invitation_ttl_seconds).unwrap_or(i64::MAX / 1000),
-        );
         let command = CareCommand::Invite {
             user_id,
             provider_id,
             organisation: org,
             by,
-            expires_at: at + ttl,
-            at,
+            lasts: svc.settings.invitation_ttl(),
+            at: now(),
         };
         Ok(svc
             .run_command::<CareRelationship>(
@@ -600,14 +593,13 @@ impl CareMutation {
         explanation: String,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
-        let seconds = service(ctx).settings.break_glass_seconds;
-        let lasts = chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(3600));
+        let lasts = service(ctx).settings.break_glass();
         on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
             CareCommand::BreakGlass {
                 by,
                 code: reason.into(),
                 reason: explanation,
-                until: at + lasts,
+                lasts,
                 at,
             }
         })
@@ -620,16 +612,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stored_relationship_states_that_do_not_parse_are_errors() {
+    fn a_stored_relationship_never_invited_is_an_error() {
         let at = Utc::now();
+        let state = care::RelationshipState::Ended;
         assert!(matches!(
-            status("ended", None, at),
+            status(state, None, at),
             Ok(RelationshipStatus::Ended)
         ));
+        let state = care::RelationshipState::Invited;
         assert!(matches!(
-            status("invited", Some(at), at),
+            status(state, Some(at), at),
             Ok(RelationshipStatus::Expired)
         ));
-        assert!(status("withdrawn", None, at).is_err());
+        assert!(status(care::RelationshipState::None, None, at).is_err());
     }
 }

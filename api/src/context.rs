@@ -9,7 +9,7 @@ use async_graphql::Context;
 
 use domain::portal::PortalCommand;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::service::{CommandOutcome, Service};
 
@@ -38,7 +38,7 @@ pub(crate) async fn run(
     command: PortalCommand,
 ) -> async_graphql::Result<CommandOutcome> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
-    if caller.role != Role::ServiceUser {
+    if !caller.may(domain::access::Duty::KeepPortal) {
         return Err(
             ApiError::Forbidden("only a service user can change their own portal".into()).into(),
         );

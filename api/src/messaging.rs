@@ -18,7 +18,7 @@ use domain::messaging::{Conversation, ConversationCommand, ConversationEvent};
 use projections::read::Scope;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::care::CareSide;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
@@ -121,7 +121,7 @@ async fn active_providers(
     caller: &Caller,
 ) -> Result<HashSet<Uuid>, ApiError> {
     let user = conversation.user_id.unwrap_or_default();
-    let also = (caller.role == Role::Provider).then_some(caller.subject);
+    let also = (caller.care_side() == Some(Side::Provider)).then_some(caller.subject);
     let mut active = HashSet::new();
     let providers = conversation
         .participants
@@ -143,7 +143,7 @@ fn read_only() -> ApiError {
 }
 
 fn messaging_role(caller: &Caller) -> Result<(), ApiError> {
-    if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+    if caller.care_side().is_none() {
         return Err(ApiError::Forbidden(
             "only service users and providers write messages".into(),
         ));
@@ -203,7 +203,7 @@ impl MessagingQuery {
             let mut messages = row.messages;
             let mut last_message_at = row.last_at;
             let mut ended = false;
-            if caller.role == Role::Provider {
+            if caller.care_side() == Some(Side::Provider) {
                 let spans = spans(svc, user_id, caller.subject).await?;
                 ended = spans.last().is_none_or(|span| span.1.is_some());
                 // Unless the relationship has been active throughout, count
@@ -382,8 +382,8 @@ impl MessagingMutation {
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
-        let (user, mut providers) = match caller.role {
-            Role::ServiceUser => (caller.subject, provider_ids),
+        let (user, mut providers) = match caller.care_side() {
+            Some(Side::ServiceUser) => (caller.subject, provider_ids),
             _ => {
                 let user = user_id.ok_or_else(|| {
                     ApiError::BadInput("field `userId` is required for a provider".into())

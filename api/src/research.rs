@@ -11,7 +11,7 @@ use domain::study::{
 use projections::research::{Cell, Table};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::service::{CommandOutcome, Service};
@@ -38,10 +38,9 @@ pub struct StudyView {
 }
 
 fn participant_role(caller: &Caller) -> Option<ParticipantRole> {
-    match caller.role {
-        Role::ServiceUser => Some(ParticipantRole::ServiceUser),
-        Role::Provider => Some(ParticipantRole::Provider),
-        _ => None,
+    match caller.care_side()? {
+        domain::care::Side::ServiceUser => Some(ParticipantRole::ServiceUser),
+        domain::care::Side::Provider => Some(ParticipantRole::Provider),
     }
 }
 
@@ -92,7 +91,7 @@ impl ResearchQuery {
     /// still open for enrolment or that they are enrolled in. Others get FORBIDDEN.
     async fn studies(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StudyView>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if matches!(caller.role, Role::Auditor | Role::Moderator) {
+        if !caller.may(Duty::SeeStudies) {
             return Err(ApiError::Forbidden(
                 "studies are for admins, researchers and participants".into(),
             )
@@ -152,7 +151,7 @@ impl ResearchMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if !access::has_duty(&caller.actor(), Duty::RegisterStudies) {
+        if !caller.may(Duty::RegisterStudies) {
             return Err(ApiError::Forbidden("only an admin registers studies".into()).into());
         }
         let study_id = Uuid::new_v4();
@@ -443,7 +442,7 @@ impl MeasuresQuery {
         study_id: Uuid,
     ) -> async_graphql::Result<StudyMeasures> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if caller.role != Role::Researcher {
+        if !caller.may(Duty::ReadStudyMeasures) {
             return Err(
                 ApiError::Forbidden("measures are for the study's researchers".into()).into(),
             );

@@ -261,6 +261,16 @@ impl Settings {
         Ok(())
     }
 
+    /// How long a care-relationship invitation waits for an answer.
+    pub fn invitation_ttl(&self) -> chrono::Duration {
+        seconds(self.invitation_ttl_seconds)
+    }
+
+    /// How long a break-glass opening of a crisis plan lasts.
+    pub fn break_glass(&self) -> chrono::Duration {
+        seconds(self.break_glass_seconds)
+    }
+
     /// The token key: the configured one, or the one kept in the data folder
     /// (created with owner-only permissions on first use).
     pub fn resolve_token_key(&self) -> Result<Secret, SettingsError> {
@@ -324,6 +334,12 @@ impl Settings {
             .map_err(|e| SettingsError::Key(format!("{}: {e}", path.display())))?;
         Ok(Secret::new(key))
     }
+}
+
+/// A checked number of seconds as a duration (`check` bounds them far
+/// below where the conversion could overflow).
+fn seconds(n: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX / 1_000))
 }
 
 #[cfg(unix)]

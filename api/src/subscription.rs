@@ -17,7 +17,7 @@ use domain::messaging::ConversationEvent;
 use futures::Stream;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::context::{caller, service};
 use crate::error::ApiError;
 use crate::live::Members;
@@ -96,10 +96,10 @@ async fn members(svc: &Service, id: Uuid) -> Result<std::sync::Arc<Members>, Api
 /// Whether `caller` is in the thread.
 fn member(caller: &Caller, members: &Members) -> bool {
     members.organisation == caller.organisation
-        && match caller.role {
-            Role::ServiceUser => members.user == caller.subject,
-            Role::Provider => members.providers.contains(&caller.subject),
-            _ => false,
+        && match caller.care_side() {
+            Some(Side::ServiceUser) => members.user == caller.subject,
+            Some(Side::Provider) => members.providers.contains(&caller.subject),
+            None => false,
         }
 }
 
@@ -117,12 +117,7 @@ async fn provider_active(svc: &Service, caller: &Caller, user: Uuid, at: DateTim
 /// Whether `caller` is a party of the relationship.
 async fn follows_agreement(svc: &Service, caller: &Caller, id: Uuid) -> Result<bool, ApiError> {
     let relationship = svc.relationship(id).await?;
-    Ok(relationship.organisation == caller.organisation
-        && match caller.role {
-            Role::ServiceUser => relationship.user_id == Some(caller.subject),
-            Role::Provider => relationship.provider_id == Some(caller.subject),
-            _ => false,
-        })
+    Ok(domain::access::relationship_side(&caller.actor(), &relationship).is_some())
 }
 
 /// One subscriber's view of the live stream.
@@ -171,7 +166,7 @@ impl Feed {
                     continue;
                 };
                 if !member(&self.caller, &members)
-                    || (self.caller.role == Role::Provider
+                    || (self.caller.care_side() == Some(Side::Provider)
                         && !provider_active(&self.svc, &self.caller, members.user, decoded.at())
                             .await)
                 {
@@ -283,7 +278,7 @@ impl LiveSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = LiveUpdate>> {
         let caller = caller(ctx)?;
-        if !matches!(caller.role, Role::ServiceUser | Role::Provider) {
+        if caller.care_side().is_none() {
             return Err(ApiError::Forbidden(
                 "only service users and providers receive live updates".into(),
             )

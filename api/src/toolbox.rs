@@ -18,7 +18,6 @@ use projections::read::portal::Portal;
 use uuid::Uuid;
 
 use crate::access::authorize_read;
-use crate::auth::Role;
 use crate::context::{caller, now, request, run, service};
 use crate::error::ApiError;
 use crate::history::{history_entries, HistoryEntry, Page};
@@ -847,7 +846,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let catalogue_title = if caller.role == Role::ServiceUser {
+        let catalogue_title = if caller.may(domain::access::Duty::KeepPortal) {
             svc.catalogue(&caller.organisation)
                 .await?
                 .exercises
@@ -896,7 +895,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        if !domain::access::has_duty(&caller.actor(), domain::access::Duty::ManageCatalogue) {
+        if !caller.may(domain::access::Duty::ManageCatalogue) {
             return Err(ApiError::Forbidden(
                 "only an admin can change the organisation's exercise catalogue".into(),
             )

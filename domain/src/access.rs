@@ -202,26 +202,63 @@ pub fn may_mark_read(actor: &Actor, side: Side, active: impl Fn(Uuid) -> bool) -
     side == Side::ServiceUser || active(actor.person)
 }
 
-/// What an organisation's admins, auditors and researchers may do beyond
-/// their own data.
+/// What a role may do, beyond what the rules of each thing decide (whose
+/// portal, which side of a relationship, a grant in force): the one table of
+/// role permissions, tested below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Duty {
+    /// Keep a portal of one's own: open and change it, read one's own access
+    /// log and disclosures (service users).
+    KeepPortal,
+    /// Keep a professional profile and a caseload (providers).
+    KeepProfile,
     /// Register studies (admins).
     RegisterStudies,
     /// Add exercises to the organisation's catalogue (admins).
     ManageCatalogue,
     /// Search the organisation's access trail (auditors).
     SearchTrail,
+    /// Read a study's aggregate measures (researchers, of their own studies).
+    ReadStudyMeasures,
+    /// See studies at all (everyone but auditors and moderators).
+    SeeStudies,
+}
+
+impl Duty {
+    pub const ALL: [Duty; 7] = [
+        Duty::KeepPortal,
+        Duty::KeepProfile,
+        Duty::RegisterStudies,
+        Duty::ManageCatalogue,
+        Duty::SearchTrail,
+        Duty::ReadStudyMeasures,
+        Duty::SeeStudies,
+    ];
 }
 
 /// Whether the actor's role carries `duty` (within their organisation: the
 /// things a duty reaches are always looked up in the actor's organisation).
 pub fn has_duty(actor: &Actor, duty: Duty) -> bool {
-    matches!(
-        (actor.role, duty),
-        (Role::Admin, Duty::RegisterStudies | Duty::ManageCatalogue)
-            | (Role::Auditor, Duty::SearchTrail)
-    )
+    match duty {
+        Duty::KeepPortal => actor.role == Role::ServiceUser,
+        Duty::KeepProfile => actor.role == Role::Provider,
+        Duty::RegisterStudies | Duty::ManageCatalogue => actor.role == Role::Admin,
+        Duty::SearchTrail => actor.role == Role::Auditor,
+        Duty::ReadStudyMeasures => actor.role == Role::Researcher,
+        Duty::SeeStudies => !matches!(actor.role, Role::Auditor | Role::Moderator),
+    }
+}
+
+/// The side of care the actor's role takes part on: service users and
+/// providers have care relationships, conversations and agreements (which
+/// ones is for [`relationship_side`] and [`conversation_side`]); other roles
+/// have none.
+pub fn care_side(actor: &Actor) -> Option<Side> {
+    match actor.role {
+        Role::ServiceUser => Some(Side::ServiceUser),
+        Role::Provider => Some(Side::Provider),
+        _ => None,
+    }
 }
 
 /// Whether the actor takes part in studies as a participant (and has a
@@ -615,19 +652,48 @@ mod tests {
 
     #[test]
     fn duties_by_role() {
+        use Role::*;
+        // Role × duty: the whole table, written out.
+        let table: [(Duty, &[Role]); 7] = [
+            (Duty::KeepPortal, &[ServiceUser]),
+            (Duty::KeepProfile, &[Provider]),
+            (Duty::RegisterStudies, &[Admin]),
+            (Duty::ManageCatalogue, &[Admin]),
+            (Duty::SearchTrail, &[Auditor]),
+            (Duty::ReadStudyMeasures, &[Researcher]),
+            (
+                Duty::SeeStudies,
+                &[ServiceUser, Provider, Researcher, Admin],
+            ),
+        ];
+        assert_eq!(table.len(), Duty::ALL.len());
+        for (duty, roles) in table {
+            for role in Role::ALL {
+                let actor = Actor {
+                    person: OWNER,
+                    role,
+                    organisation: ORG.into(),
+                };
+                assert_eq!(
+                    has_duty(&actor, duty),
+                    roles.contains(&role),
+                    "{role:?} {duty:?}"
+                );
+            }
+        }
         for role in Role::ALL {
             let actor = Actor {
                 person: OWNER,
                 role,
                 organisation: ORG.into(),
             };
-            assert_eq!(has_duty(&actor, Duty::RegisterStudies), role == Role::Admin);
-            assert_eq!(has_duty(&actor, Duty::ManageCatalogue), role == Role::Admin);
-            assert_eq!(has_duty(&actor, Duty::SearchTrail), role == Role::Auditor);
-            assert_eq!(
-                may_take_part_in_studies(&actor),
-                matches!(role, Role::ServiceUser | Role::Provider)
-            );
+            let side = match role {
+                ServiceUser => Some(Side::ServiceUser),
+                Provider => Some(Side::Provider),
+                _ => None,
+            };
+            assert_eq!(care_side(&actor), side, "{role:?}");
+            assert_eq!(may_take_part_in_studies(&actor), side.is_some(), "{role:?}");
         }
     }
 

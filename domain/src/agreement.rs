@@ -296,3 +296,92 @@ impl Aggregate for Agreement {
 #[cfg(test)]
 #[path = "agreement_tests.rs"]
 mod tests;
+
+/// What became of a proposed version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Waiting for the other side.
+    Pending,
+    /// In force now.
+    InForce,
+    /// Was in force until a later version was accepted.
+    Superseded,
+    /// The other side declined it.
+    Declined,
+    /// The other side answered with a counter-proposal.
+    Countered,
+    /// Its proposer withdrew it.
+    Withdrawn,
+}
+
+/// One proposed version and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub version: i32,
+    pub proposed_by: Side,
+    pub proposed_at: DateTime<Utc>,
+    /// True when it answered the other side's proposal.
+    pub counter: bool,
+    pub outcome: Outcome,
+    /// When it was accepted, declined, countered or withdrawn.
+    pub decided_at: Option<DateTime<Utc>>,
+    pub terms: Terms,
+}
+
+/// Every version of an agreement, oldest first, with what became of each,
+/// from the agreement's events: a counter-proposal counters the pending
+/// version; accepting a version supersedes the one in force.
+pub fn versions(events: impl IntoIterator<Item = AgreementEvent>) -> Vec<Version> {
+    let mut versions: Vec<Version> = Vec::new();
+    fn decide(versions: &mut [Version], n: i32, outcome: Outcome, at: DateTime<Utc>) {
+        if let Some(v) = versions.iter_mut().find(|v| v.version == n) {
+            v.outcome = outcome;
+            v.decided_at = Some(at);
+        }
+    }
+    let holding = |versions: &[Version], outcome| {
+        versions
+            .iter()
+            .find(|v| v.outcome == outcome)
+            .map(|v| v.version)
+    };
+    for event in events {
+        match event {
+            AgreementEvent::AgreementProposed {
+                version,
+                by,
+                counter,
+                terms,
+                at,
+            } => {
+                if counter {
+                    if let Some(n) = holding(&versions, Outcome::Pending) {
+                        decide(&mut versions, n, Outcome::Countered, at);
+                    }
+                }
+                versions.push(Version {
+                    version,
+                    proposed_by: by,
+                    proposed_at: at,
+                    counter,
+                    outcome: Outcome::Pending,
+                    decided_at: None,
+                    terms,
+                });
+            }
+            AgreementEvent::AgreementAccepted { version, at, .. } => {
+                if let Some(n) = holding(&versions, Outcome::InForce) {
+                    decide(&mut versions, n, Outcome::Superseded, at);
+                }
+                decide(&mut versions, version, Outcome::InForce, at);
+            }
+            AgreementEvent::AgreementDeclined { version, at, .. } => {
+                decide(&mut versions, version, Outcome::Declined, at);
+            }
+            AgreementEvent::ProposalWithdrawn { version, at, .. } => {
+                decide(&mut versions, version, Outcome::Withdrawn, at);
+            }
+        }
+    }
+    versions
+}

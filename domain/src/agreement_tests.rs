@@ -248,3 +248,80 @@ fn kinds_of_agreement_refusals() {
         assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
     }
 }
+
+#[test]
+fn what_became_of_each_version() {
+    use Outcome::*;
+    let (user, provider) = (Side::ServiceUser, Side::Provider);
+    let accepted = |version, by, at| AgreementEvent::AgreementAccepted {
+        version,
+        by,
+        at: t(at),
+    };
+    let declined = |version, by, at| AgreementEvent::AgreementDeclined {
+        version,
+        by,
+        at: t(at),
+    };
+    let withdrawn = |version, by, at| AgreementEvent::ProposalWithdrawn {
+        version,
+        by,
+        at: t(at),
+    };
+    // (events, the outcome and decision minute of each version)
+    type Decided = Vec<(Outcome, Option<i64>)>;
+    let table: Vec<(Vec<AgreementEvent>, Decided)> = vec![
+        (vec![], vec![]),
+        (vec![proposed(1, user, false, 2, 0)], vec![(Pending, None)]),
+        (
+            vec![proposed(1, user, false, 2, 0), accepted(1, provider, 5)],
+            vec![(InForce, Some(5))],
+        ),
+        (
+            vec![proposed(1, user, false, 2, 0), declined(1, provider, 5)],
+            vec![(Declined, Some(5))],
+        ),
+        (
+            vec![proposed(1, user, false, 2, 0), withdrawn(1, user, 5)],
+            vec![(Withdrawn, Some(5))],
+        ),
+        (
+            vec![
+                proposed(1, user, false, 2, 0),
+                proposed(2, provider, true, 3, 5),
+            ],
+            vec![(Countered, Some(5)), (Pending, None)],
+        ),
+        (
+            vec![
+                proposed(1, user, false, 2, 0),
+                accepted(1, provider, 5),
+                proposed(2, provider, false, 3, 10),
+                accepted(2, user, 15),
+            ],
+            vec![(Superseded, Some(15)), (InForce, Some(15))],
+        ),
+        (
+            // A counter-proposal to nothing pending counters nothing.
+            vec![
+                proposed(1, user, false, 2, 0),
+                accepted(1, provider, 5),
+                proposed(2, provider, true, 3, 10),
+            ],
+            vec![(InForce, Some(5)), (Pending, None)],
+        ),
+    ];
+    for (events, expected) in table {
+        let got: Vec<(Outcome, Option<DateTime<Utc>>)> = versions(events.clone())
+            .into_iter()
+            .map(|v| (v.outcome, v.decided_at))
+            .collect();
+        let expected: Vec<(Outcome, Option<DateTime<Utc>>)> =
+            expected.into_iter().map(|(o, at)| (o, at.map(t))).collect();
+        assert_eq!(got, expected, "{events:?}");
+    }
+    let all = versions(vec![proposed(1, provider, false, 2, 3)]);
+    assert_eq!(all[0].proposed_by, provider);
+    assert_eq!(all[0].proposed_at, t(3));
+    assert_eq!(all[0].terms, trimmed(2));
+}

@@ -308,6 +308,49 @@ impl RelationshipState {
     }
 }
 
+/// Where a relationship stands as seen at a time: its state, with an
+/// invitation that was not answered before it expired seen as expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    None,
+    Invited,
+    Expired,
+    Active,
+    Declined,
+    Ended,
+}
+
+impl Standing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::None => "none",
+            Standing::Invited => "invited",
+            Standing::Expired => "expired",
+            Standing::Active => "active",
+            Standing::Declined => "declined",
+            Standing::Ended => "ended",
+        }
+    }
+}
+
+/// Where a relationship in `state`, whose invitation expires at
+/// `expires_at`, stands at `at`: an invitation is open until (not at) its
+/// expiry, and one without an expiry is not open.
+pub fn standing(
+    state: RelationshipState,
+    expires_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Standing {
+    match state {
+        RelationshipState::None => Standing::None,
+        RelationshipState::Invited if expires_at.is_some_and(|e| at < e) => Standing::Invited,
+        RelationshipState::Invited => Standing::Expired,
+        RelationshipState::Active => Standing::Active,
+        RelationshipState::Declined => Standing::Declined,
+        RelationshipState::Ended => Standing::Ended,
+    }
+}
+
 /// A grant of one section: since when, until when, and which event gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -359,7 +402,8 @@ pub enum CareCommand {
         provider_id: Uuid,
         organisation: String,
         by: Side,
-        expires_at: DateTime<Utc>,
+        /// How long the invitation waits for an answer.
+        lasts: chrono::Duration,
         at: DateTime<Utc>,
     },
     Accept {
@@ -390,7 +434,8 @@ pub enum CareCommand {
         by: Side,
         code: BreakGlassCode,
         reason: String,
-        until: DateTime<Utc>,
+        /// How long the opening lasts.
+        lasts: chrono::Duration,
         at: DateTime<Utc>,
     },
 }
@@ -484,11 +529,12 @@ impl CareRelationship {
 
     /// The state as seen at `at`: an invitation past its expiry reads as "expired".
     pub fn state_at(&self, at: DateTime<Utc>) -> &'static str {
-        if self.state == RelationshipState::Invited && !self.invitation_open(at) {
-            "expired"
-        } else {
-            self.state.as_str()
-        }
+        self.standing_at(at).as_str()
+    }
+
+    /// Where the relationship stands at `at` (see [`standing`]).
+    pub fn standing_at(&self, at: DateTime<Utc>) -> Standing {
+        standing(self.state, self.expires_at, at)
     }
 
     /// The sections granted and not expired at `at`.
@@ -531,10 +577,11 @@ impl CareRelationship {
                 provider_id,
                 organisation,
                 by,
-                expires_at,
+                lasts,
                 at,
             } => {
                 let at = clamp(at);
+                let expires_at = at + lasts;
                 if user_id == provider_id {
                     return Err(CareError::NotAllowed(
                         "nobody can be in care with themselves",
@@ -631,10 +678,11 @@ impl CareRelationship {
                 by,
                 code,
                 reason,
-                until,
+                lasts,
                 at,
             } => {
                 let at = clamp(at);
+                let until = at + lasts;
                 if by != Side::Provider {
                     return Err(CareError::NotAllowed(
                         "only a provider can open a crisis plan with break-glass",

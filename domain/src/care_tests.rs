@@ -20,7 +20,7 @@ fn invite(by: Side, at: i64) -> CareCommand {
         provider_id: PROVIDER,
         organisation: "org".into(),
         by,
-        expires_at: t(at + 60),
+        lasts: Duration::minutes(60),
         at: t(at),
     }
 }
@@ -290,7 +290,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             by: Side::Provider,
             code: BreakGlassCode::RiskToSelf,
             reason: "  Called the crisis line  ".into(),
-            until: t(62),
+            lasts: Duration::minutes(60),
             at: t(2),
         })
         .then_expect_events(vec![CareEvent::BreakGlassOpened {
@@ -305,7 +305,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             by: Side::Provider,
             code: BreakGlassCode::Other,
             reason: " ".into(),
-            until: t(62),
+            lasts: Duration::minutes(60),
             at: t(2),
         })
         .then_expect_error(CareError::Input(InputError::InvalidText {
@@ -318,7 +318,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             by: Side::Provider,
             code: BreakGlassCode::Other,
             reason: "x".into(),
-            until: t(62),
+            lasts: Duration::minutes(60),
             at: t(2),
         })
         .then_expect_error(CareError::RelationshipState {
@@ -507,5 +507,29 @@ fn kinds_of_care_refusals() {
         }),
     ] {
         assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+    }
+}
+
+#[test]
+fn standing_by_state_expiry_and_time() {
+    use crate::care::{standing, RelationshipState as S, Standing};
+    let expires = Some(t(60));
+    // (state, expiry, minute asked, standing)
+    let table = [
+        (S::None, None, 0, Standing::None),
+        (S::Invited, expires, 59, Standing::Invited),
+        (S::Invited, expires, 60, Standing::Expired),
+        (S::Invited, expires, 61, Standing::Expired),
+        (S::Invited, None, 0, Standing::Expired),
+        (S::Active, expires, 61, Standing::Active),
+        (S::Declined, expires, 0, Standing::Declined),
+        (S::Ended, None, 0, Standing::Ended),
+    ];
+    for (state, expiry, minute, expected) in table {
+        assert_eq!(
+            standing(state, expiry, t(minute)),
+            expected,
+            "{state:?} {expiry:?} {minute}"
+        );
     }
 }

@@ -44,8 +44,7 @@ pub struct RelationshipRow {
     pub relationship_id: Uuid,
     pub user_id: Uuid,
     pub provider_id: Uuid,
-    /// invited, active, declined or ended.
-    pub state: String,
+    pub state: domain::care::RelationshipState,
     /// The side that invited, snake_case.
     pub invited_by: String,
     pub invited_at: DateTime<Utc>,
@@ -135,7 +134,7 @@ pub async fn relationships(
             relationship_id,
             user_id: uuid(row, &rels, "user_id")?,
             provider_id: uuid(row, &rels, "provider_id")?,
-            state: text(row, &rels, "state")?,
+            state: super::named(row, &rels, "state")?,
             invited_by: text(row, &rels, "invited_by")?,
             invited_at: time(row, &rels, "invited_at")?,
             expires_at: opt_time(row, &rels, "expires_at")?,

@@ -89,3 +89,35 @@ pub(crate) fn named<T: serde::de::DeserializeOwned>(
     serde_json::from_value(serde_json::Value::String(name.clone()))
         .map_err(|_| malformed(table, column, format!("unknown value `{name}`")))
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::care::RelationshipState;
+
+    use super::*;
+    use crate::db::Db;
+
+    /// Stored values come back typed; one that does not parse is an error
+    /// naming the table and column, never a default.
+    #[tokio::test]
+    async fn stored_values_that_do_not_parse_are_errors() {
+        let db = Db::connect("sqlite::memory:", 1)
+            .await
+            .expect("in-memory store");
+        let row = sqlx::query(
+            "SELECT 'active' AS good, 'withdrawn' AS bad, 'not-a-uuid' AS id, \
+             '2026-11-28T10:00:00Z' AS at, 'yesterday' AS later",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("a row");
+        let state: RelationshipState = named(&row, "t", "good").expect("a state");
+        assert_eq!(state, RelationshipState::Active);
+        let error = named::<RelationshipState>(&row, "t", "bad").expect_err("unknown state");
+        assert!(error.to_string().contains("withdrawn"), "{error}");
+        assert!(error.to_string().contains("bad"), "{error}");
+        assert!(uuid(&row, "t", "id").is_err());
+        assert!(time(&row, "t", "at").is_ok());
+        assert!(time(&row, "t", "later").is_err());
+    }
+}
