@@ -148,9 +148,9 @@ impl TokenKeys {
         }
     }
 
-    /// The same keys, tolerating clocks `seconds` apart for `nbf` and `iat`.
-    pub fn with_leeway(mut self, seconds: u64) -> Self {
-        self.leeway_seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+    /// The same keys, tolerating clocks `leeway` apart for `nbf` and `iat`.
+    pub fn with_leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.leeway_seconds = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
         self
     }
 

@@ -486,7 +486,7 @@ impl CareMutation {
             provider_id,
             organisation: org,
             by,
-            lasts: svc.settings.invitation_ttl(),
+            lasts: svc.settings.care.invitation(),
             at: now(),
         };
         Ok(svc
@@ -593,7 +593,7 @@ impl CareMutation {
         explanation: String,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CommandOutcome> {
-        let lasts = service(ctx).settings.break_glass();
+        let lasts = service(ctx).settings.care.break_glass_window();
         on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
             CareCommand::BreakGlass {
                 by,

@@ -2,7 +2,6 @@
 //! metrics; body limits, request ids, panics turned into clean errors, and
 //! graceful shutdown.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -35,9 +32,9 @@ struct AppState {
     schema: Limited<PortalSchema>,
 }
 
-/// The whole HTTP surface, for `serve` and for in-process tests.
+/// The whole HTTP surface (see [`crate::app::App`], which serves it).
 pub fn router(service: Arc<Service>) -> Router {
-    let limit = service.settings.max_body_bytes;
+    let limit = service.settings.server.max_body_bytes;
     let state = AppState {
         schema: schema::serving(Arc::clone(&service)),
         service,
@@ -136,7 +133,7 @@ async fn graphql(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let limit = app.service.settings.max_body_bytes;
+    let limit = app.service.settings.server.max_body_bytes;
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -231,7 +228,7 @@ async fn websocket(
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Response {
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
-    let limit = app.service.settings.max_body_bytes;
+    let limit = app.service.settings.server.max_body_bytes;
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
@@ -307,23 +304,6 @@ async fn count_responses(
         .metrics
         .http_response(response.status().as_u16());
     response
-}
-
-/// Serves until `shutdown` resolves, running the projection runners meanwhile;
-/// in-flight requests finish, then the runners stop.
-pub async fn serve(
-    service: Arc<Service>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop, stopped) = watch::channel(false);
-    let runners = service.engine.spawn(stopped);
-    let result = crate::connection::accept(listener, router(Arc::clone(&service)), shutdown).await;
-    let _ = stop.send(true);
-    for runner in runners {
-        let _ = runner.await;
-    }
-    result
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

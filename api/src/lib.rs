@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod agreements;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod care;

@@ -443,12 +443,11 @@ impl MessagingMutation {
         }) {
             return Err(read_only().into());
         }
-        let minutes = i64::try_from(svc.settings.exchange_gap_minutes).unwrap_or(24 * 60);
         let command = ConversationCommand::Post {
             by: caller.subject,
             message_id: Uuid::new_v4(),
             body,
-            exchange_gap: chrono::Duration::minutes(minutes),
+            exchange_gap: svc.settings.research.exchange_gap_chrono(),
             at: now(),
         };
         Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)

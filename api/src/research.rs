@@ -454,7 +454,7 @@ impl MeasuresQuery {
         {
             return Err(ApiError::NotFound("no such study".into()).into());
         }
-        let gap = chrono::Duration::minutes(svc.settings.visit_gap_minutes as i64);
+        let gap = svc.settings.research.visit_gap_chrono();
         let enrolments = svc.enrolment_events().await?;
         let tables = svc
             .measures

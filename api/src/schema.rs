@@ -26,10 +26,10 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         // Complexity counts a field's `limit` times what it selects. Depth and
         // size are checked before async-graphql sees the document, by
         // `limits::Limited` (see `limits`).
-        .limit_complexity(settings.max_query_complexity)
+        .limit_complexity(settings.graphql.max_complexity)
         .limit_directives(crate::limits::DIRECTIVES_MAX)
         .extension(crate::usage_extension::UsageExtension);
-    let builder = if settings.introspection {
+    let builder = if settings.graphql.introspection {
         builder
     } else {
         builder.disable_introspection()
@@ -41,8 +41,8 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
 /// before async-graphql parses it further.
 pub fn serving(service: Arc<Service>) -> crate::limits::Limited<PortalSchema> {
     let limits = crate::limits::Limits {
-        max_fields: service.settings.max_query_fields as u64,
-        max_depth: service.settings.max_query_depth,
+        max_fields: service.settings.graphql.max_fields as u64,
+        max_depth: service.settings.graphql.max_depth,
     };
     crate::limits::Limited {
         inner: build(service),

@@ -212,12 +212,12 @@ where
 }
 
 async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
-    let url = &settings.database_url;
+    let url = &settings.store.database_url;
     match Backend::from_url(url)? {
         Backend::Postgres => {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = PgPoolOptions::new()
-                .max_connections(settings.db_max_connections)
+                .max_connections(settings.store.max_connections)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
@@ -262,7 +262,7 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 }
             }
             let pool = SqlitePoolOptions::new()
-                .max_connections(settings.db_max_connections)
+                .max_connections(settings.store.max_connections)
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
@@ -296,17 +296,18 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
 
 impl Service {
     /// Opens the store (creating and migrating it if needed) and prepares the
-    /// projections. Runners are started by [`crate::http::serve`].
+    /// projections. Runners are started by [`crate::app::App::serve`] (or by a
+    /// tool that needs the read models).
     pub async fn open(settings: Settings) -> Result<Self, ApiError> {
         let stores = open_store(&settings).await?;
-        let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        let db = Db::connect(&settings.store.database_url, settings.store.max_connections).await?;
         let config = EngineConfig {
-            batch_size: settings.projection_batch_size,
-            poll_interval: Duration::from_millis(settings.projection_poll_ms),
+            batch_size: settings.projections.batch_size,
+            poll_interval: settings.projections.poll,
         };
         let engine = Arc::new(Engine::prepare(db.clone(), projections::all(), config).await?);
-        let keys = TokenKeys::new(&settings.resolve_token_key()?)
-            .with_leeway(settings.token_leeway_seconds);
+        let keys =
+            TokenKeys::new(&settings.resolve_token_key()?).with_leeway(settings.tokens.leeway);
         if !settings.has_trail_key() {
             // A new key would make every existing record fail verification.
             let written: Option<i64> =
@@ -318,7 +319,7 @@ impl Service {
                 return Err(ApiError::internal(format!(
                     "the access trail was written with a key this service does not have: set \
                      PORTAL_TRAIL_KEY or restore {}",
-                    settings.data_dir.join("trail.key").display()
+                    settings.store.data_dir.join("trail.key").display()
                 )));
             }
         }
@@ -329,15 +330,12 @@ impl Service {
                  set the PORTAL_TRAIL_KEY (or trail.key) the trail was written with",
             ));
         }
-        let trail = Trail::start(&trail_key, &settings.database_url)?;
+        let trail = Trail::start(&trail_key, &settings.store.database_url)?;
         // Made now if missing, so exports from this data folder find it.
         settings.resolve_research_key()?;
-        let live = crate::live::Live::start(
-            db.clone(),
-            &settings.database_url,
-            Duration::from_millis(settings.live_poll_ms),
-        )
-        .await?;
+        let live =
+            crate::live::Live::start(db.clone(), &settings.store.database_url, settings.live.poll)
+                .await?;
         let usage = crate::usage::UsageRecorder::start(db.clone()).await?;
         Ok(Service {
             settings,
@@ -623,7 +621,7 @@ impl Service {
     }
 
     async fn wait_for_read_models(&self, target: Checkpoint) -> bool {
-        let timeout = Duration::from_millis(self.settings.read_your_writes_timeout_ms);
+        let timeout = self.settings.projections.read_your_writes_timeout;
         self.engine
             .wait_for(PORTAL_READ_MODELS, target, timeout)
             .await

@@ -2,6 +2,7 @@
 //! environment variables.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -27,103 +28,271 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Everything the service can be told.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything the service can be told, by concern. In the settings file
+/// each group is a table (`[server]`, `[care]`, ...) and durations are
+/// written as people write them (`"14d"`, `"1h"`, `"250ms"`); each setting
+/// also has a `PORTAL_*` environment variable, named beside it, whose
+/// number is in the unit the name says.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    pub server: Server,
+    pub store: Store,
+    pub tokens: Tokens,
+    pub graphql: Graphql,
+    pub projections: Projections,
+    pub live: Live,
+    pub care: Care,
+    pub trail: Trail,
+    pub research: Research,
+    pub log: Log,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
     /// Address to listen on (`PORTAL_BIND`).
     pub bind: String,
-    /// `sqlite://...` (default, embedded) or `postgres://...` (`PORTAL_DATABASE_URL`).
-    pub database_url: String,
-    /// Folder for the embedded store and the generated token key (`PORTAL_DATA_DIR`).
-    pub data_dir: PathBuf,
-    /// HS256 key for bearer tokens (`PORTAL_TOKEN_KEY`). When unset, a random key is
-    /// created once in `<data_dir>/token.key` and reused.
-    pub token_key: Option<Secret>,
-    /// Lifetime of tokens minted by `portal token` (`PORTAL_TOKEN_TTL_SECONDS`).
-    pub token_ttl_seconds: u64,
-    /// How far apart clocks may be for a token's `nbf` and `iat`
-    /// (`PORTAL_TOKEN_LEEWAY_SECONDS`, default 30; `exp` is always strict).
-    pub token_leeway_seconds: u64,
     /// Largest accepted request body (`PORTAL_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
-    /// Deepest accepted GraphQL query (`PORTAL_MAX_QUERY_DEPTH`).
-    pub max_query_depth: usize,
-    /// Highest accepted GraphQL query complexity (`PORTAL_MAX_QUERY_COMPLEXITY`):
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Where events and read models live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Store {
+    /// `sqlite://...` (default, embedded) or `postgres://...` (`PORTAL_DATABASE_URL`).
+    pub database_url: String,
+    /// Folder for the embedded store and the generated keys (`PORTAL_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Database connections per pool (`PORTAL_DB_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            database_url: "sqlite://data/portal.db".into(),
+            data_dir: PathBuf::from("data"),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Bearer tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tokens {
+    /// HS256 key for bearer tokens (`PORTAL_TOKEN_KEY`). When unset, a random key is
+    /// created once in `<data_dir>/token.key` and reused.
+    pub key: Option<Secret>,
+    /// Lifetime of tokens minted by `portal token` (`PORTAL_TOKEN_TTL_SECONDS`, default 8 h).
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How far apart clocks may be for a token's `nbf` and `iat`
+    /// (`PORTAL_TOKEN_LEEWAY_SECONDS`, default 30 s; `exp` is always strict).
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            key: None,
+            ttl: Duration::from_secs(8 * 3600),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one GraphQL request may ask.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Graphql {
+    /// Deepest accepted query (`PORTAL_MAX_QUERY_DEPTH`).
+    pub max_depth: usize,
+    /// Highest accepted query complexity (`PORTAL_MAX_QUERY_COMPLEXITY`):
     /// every field costs 1, and a field that returns up to `limit` rows costs
     /// `limit` times what it selects.
-    pub max_query_complexity: usize,
+    pub max_complexity: usize,
     /// Most fields and fragment spreads a query may select once every fragment is spread out
     /// (`PORTAL_MAX_QUERY_FIELDS`); checked before validation, so a document
     /// whose fragments multiply each other is refused without being expanded.
-    pub max_query_fields: usize,
+    pub max_fields: usize,
     /// Whether the schema can be introspected (`PORTAL_INTROSPECTION`, default
     /// true: GraphiQL and code generators need it).
     pub introspection: bool,
+}
+
+impl Default for Graphql {
+    fn default() -> Self {
+        Graphql {
+            max_depth: 10,
+            max_complexity: 10_000,
+            max_fields: 2_000,
+            introspection: true,
+        }
+    }
+}
+
+/// The projections that build the read models.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Projections {
+    /// Events per projection transaction (`PORTAL_PROJECTION_BATCH_SIZE`).
+    pub batch_size: i64,
+    /// How often projections look for events from other processes (`PORTAL_PROJECTION_POLL_MS`).
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
     /// How long a mutation waits for the projections to show its events
     /// (`PORTAL_READ_YOUR_WRITES_TIMEOUT_MS`).
-    pub read_your_writes_timeout_ms: u64,
-    /// Database connections per pool (`PORTAL_DB_MAX_CONNECTIONS`).
-    pub db_max_connections: u32,
-    /// Events per projection transaction (`PORTAL_PROJECTION_BATCH_SIZE`).
-    pub projection_batch_size: i64,
-    /// How often projections look for events from other processes (`PORTAL_PROJECTION_POLL_MS`).
-    pub projection_poll_ms: u64,
-    /// `text` or `json` logs (`PORTAL_LOG_FORMAT`).
-    pub log_format: String,
-    /// How long a care-relationship invitation waits for an answer
+    #[serde(with = "humantime_serde")]
+    pub read_your_writes_timeout: Duration,
+}
+
+impl Default for Projections {
+    fn default() -> Self {
+        Projections {
+            batch_size: 2_000,
+            poll: Duration::from_millis(100),
+            read_your_writes_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The live feed behind subscriptions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Live {
+    /// How often it looks for new events when nothing woke it
+    /// (`PORTAL_LIVE_POLL_MS`; on PostgreSQL, NOTIFY wakes it at once).
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Care relationships.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Care {
+    /// How long an invitation waits for an answer
     /// (`PORTAL_INVITATION_TTL_SECONDS`, default 14 days).
-    pub invitation_ttl_seconds: u64,
+    #[serde(with = "humantime_serde")]
+    pub invitation_ttl: Duration,
     /// How long a break-glass opening of a crisis plan lasts
     /// (`PORTAL_BREAK_GLASS_SECONDS`, default one hour).
-    pub break_glass_seconds: u64,
-    /// A message written this long after the previous one in its thread starts
-    /// a new exchange, for who-initiates measures (`PORTAL_EXCHANGE_GAP_MINUTES`,
-    /// default one day).
-    pub exchange_gap_minutes: u64,
-    /// How often the live feed looks for new events when nothing woke it
-    /// (`PORTAL_LIVE_POLL_MS`; on PostgreSQL, NOTIFY wakes it at once).
-    pub live_poll_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub break_glass: Duration,
+}
+
+impl Default for Care {
+    fn default() -> Self {
+        Care {
+            invitation_ttl: Duration::from_secs(14 * 24 * 3600),
+            break_glass: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Care {
+    /// The invitation window as the domain's commands take it.
+    pub fn invitation(&self) -> chrono::Duration {
+        chrono_duration(self.invitation_ttl)
+    }
+
+    /// The break-glass window as the domain's commands take it.
+    pub fn break_glass_window(&self) -> chrono::Duration {
+        chrono_duration(self.break_glass)
+    }
+}
+
+/// A checked duration for the domain (`Settings::check` bounds every one far
+/// below where the conversion could fail).
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The access trail.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Trail {
     /// HMAC key chaining the access trail (`PORTAL_TRAIL_KEY`). When unset, a
     /// random key is created once in `<data_dir>/trail.key` and reused. Keep it
     /// apart from the database: whoever holds both can forge the trail.
-    pub trail_key: Option<Secret>,
+    pub key: Option<Secret>,
+}
+
+/// Research measures and exports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Research {
     /// Key from which each study's pseudonym secret is derived
     /// (`PORTAL_RESEARCH_KEY`). When unset, a random key is created once in
     /// `<data_dir>/research.key` and reused. The same key gives the same
     /// pseudonyms; keep it apart from the exports.
-    pub research_key: Option<Secret>,
-    /// A visit ends after this long without a request, for research measures
-    /// (`PORTAL_VISIT_GAP_MINUTES`, default 30).
-    pub visit_gap_minutes: u64,
+    pub key: Option<Secret>,
+    /// A visit ends after this long without a request
+    /// (`PORTAL_VISIT_GAP_MINUTES`, default 30 minutes).
+    #[serde(with = "humantime_serde")]
+    pub visit_gap: Duration,
+    /// A message written this long after the previous one in its thread starts
+    /// a new exchange, for who-initiates measures (`PORTAL_EXCHANGE_GAP_MINUTES`,
+    /// default one day).
+    #[serde(with = "humantime_serde")]
+    pub exchange_gap: Duration,
 }
 
-impl Default for Settings {
+impl Default for Research {
     fn default() -> Self {
-        Settings {
-            bind: "127.0.0.1:8080".into(),
-            database_url: "sqlite://data/portal.db".into(),
-            data_dir: PathBuf::from("data"),
-            token_key: None,
-            token_ttl_seconds: 8 * 3600,
-            token_leeway_seconds: 30,
-            max_body_bytes: 64 * 1024,
-            max_query_depth: 10,
-            max_query_complexity: 10_000,
-            max_query_fields: 2_000,
-            introspection: true,
-            read_your_writes_timeout_ms: 5_000,
-            db_max_connections: 16,
-            projection_batch_size: 2_000,
-            projection_poll_ms: 100,
-            log_format: "text".into(),
-            invitation_ttl_seconds: 14 * 24 * 3600,
-            break_glass_seconds: 3600,
-            exchange_gap_minutes: 24 * 60,
-            live_poll_ms: 250,
-            trail_key: None,
-            research_key: None,
-            visit_gap_minutes: 30,
+        Research {
+            key: None,
+            visit_gap: Duration::from_secs(30 * 60),
+            exchange_gap: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Research {
+    /// The visit gap as the research fold takes it.
+    pub fn visit_gap_chrono(&self) -> chrono::Duration {
+        chrono_duration(self.visit_gap)
+    }
+
+    /// The exchange gap as the research fold takes it.
+    pub fn exchange_gap_chrono(&self) -> chrono::Duration {
+        chrono_duration(self.exchange_gap)
+    }
+}
+
+/// Logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// `text` or `json` (`PORTAL_LOG_FORMAT`).
+    pub format: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: "text".into(),
         }
     }
 }
@@ -166,46 +335,89 @@ impl Settings {
 
     /// Refuses values the service cannot work with.
     pub fn check(&self) -> Result<(), SettingsError> {
-        const DAY: u64 = 24 * 3600;
-        let ranges = [
+        const SECOND: Duration = Duration::from_secs(1);
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let durations = [
             (
-                "token_leeway_seconds (PORTAL_TOKEN_LEEWAY_SECONDS)",
-                self.token_leeway_seconds,
-                0,
-                300,
+                "tokens.leeway (PORTAL_TOKEN_LEEWAY_SECONDS)",
+                self.tokens.leeway,
+                Duration::ZERO,
+                Duration::from_secs(300),
             ),
             (
-                "max_query_fields (PORTAL_MAX_QUERY_FIELDS)",
-                self.max_query_fields as u64,
+                "tokens.ttl (PORTAL_TOKEN_TTL_SECONDS)",
+                self.tokens.ttl,
+                SECOND,
+                DAY * 365,
+            ),
+            (
+                "care.invitation_ttl (PORTAL_INVITATION_TTL_SECONDS)",
+                self.care.invitation_ttl,
+                SECOND,
+                DAY * 365,
+            ),
+            (
+                "care.break_glass (PORTAL_BREAK_GLASS_SECONDS)",
+                self.care.break_glass,
+                SECOND,
+                DAY,
+            ),
+            (
+                "research.exchange_gap (PORTAL_EXCHANGE_GAP_MINUTES)",
+                self.research.exchange_gap,
+                SECOND * 60,
+                DAY * 30,
+            ),
+            (
+                "research.visit_gap (PORTAL_VISIT_GAP_MINUTES)",
+                self.research.visit_gap,
+                SECOND * 60,
+                DAY,
+            ),
+            (
+                "projections.poll (PORTAL_PROJECTION_POLL_MS)",
+                self.projections.poll,
+                Duration::from_millis(1),
+                SECOND * 3600,
+            ),
+            (
+                "projections.read_your_writes_timeout (PORTAL_READ_YOUR_WRITES_TIMEOUT_MS)",
+                self.projections.read_your_writes_timeout,
+                Duration::ZERO,
+                SECOND * 600,
+            ),
+            (
+                "live.poll (PORTAL_LIVE_POLL_MS)",
+                self.live.poll,
+                Duration::from_millis(1),
+                SECOND * 3600,
+            ),
+        ];
+        for (name, value, min, max) in durations {
+            if !(min..=max).contains(&value) {
+                return Err(SettingsError::OutOfRange(format!(
+                    "{name} must be between {} and {}, got {}",
+                    humantime_serde::re::humantime::format_duration(min),
+                    humantime_serde::re::humantime::format_duration(max),
+                    humantime_serde::re::humantime::format_duration(value)
+                )));
+            }
+        }
+        let counts = [
+            (
+                "graphql.max_fields (PORTAL_MAX_QUERY_FIELDS)",
+                self.graphql.max_fields as u64,
                 10,
                 100_000,
             ),
             (
-                "invitation_ttl_seconds (PORTAL_INVITATION_TTL_SECONDS)",
-                self.invitation_ttl_seconds,
+                "store.max_connections (PORTAL_DB_MAX_CONNECTIONS)",
+                u64::from(self.store.max_connections),
                 1,
-                365 * DAY,
-            ),
-            (
-                "break_glass_seconds (PORTAL_BREAK_GLASS_SECONDS)",
-                self.break_glass_seconds,
-                1,
-                DAY,
-            ),
-            (
-                "exchange_gap_minutes (PORTAL_EXCHANGE_GAP_MINUTES)",
-                self.exchange_gap_minutes,
-                1,
-                30 * 24 * 60,
-            ),
-            (
-                "visit_gap_minutes (PORTAL_VISIT_GAP_MINUTES)",
-                self.visit_gap_minutes,
-                1,
-                24 * 60,
+                1_000,
             ),
         ];
-        for (name, value, min, max) in ranges {
+        for (name, value, min, max) in counts {
             if !(min..=max).contains(&value) {
                 return Err(SettingsError::OutOfRange(format!(
                     "{name} must be between {min} and {max}, got {value}"
@@ -218,89 +430,97 @@ impl Settings {
     /// Overrides fields from `PORTAL_*` variables, read through `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
         macro_rules! set {
-            ($field:ident, $name:literal) => {
+            ($($field:ident).+, $name:literal) => {
                 if let Some(value) = env($name) {
-                    self.$field = value
+                    self.$($field).+ = value
                         .parse()
                         .map_err(|_| SettingsError::Env($name, value))?;
                 }
             };
         }
-        set!(bind, "PORTAL_BIND");
-        set!(database_url, "PORTAL_DATABASE_URL");
-        set!(data_dir, "PORTAL_DATA_DIR");
-        set!(token_ttl_seconds, "PORTAL_TOKEN_TTL_SECONDS");
-        set!(token_leeway_seconds, "PORTAL_TOKEN_LEEWAY_SECONDS");
-        set!(max_body_bytes, "PORTAL_MAX_BODY_BYTES");
-        set!(max_query_depth, "PORTAL_MAX_QUERY_DEPTH");
-        set!(max_query_complexity, "PORTAL_MAX_QUERY_COMPLEXITY");
-        set!(max_query_fields, "PORTAL_MAX_QUERY_FIELDS");
-        set!(introspection, "PORTAL_INTROSPECTION");
-        set!(
-            read_your_writes_timeout_ms,
-            "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS"
+        // A whole number of `unit`s.
+        macro_rules! set_duration {
+            ($($field:ident).+, $name:literal, $unit:expr) => {
+                if let Some(value) = env($name) {
+                    let n: u32 = value
+                        .parse()
+                        .map_err(|_| SettingsError::Env($name, value.clone()))?;
+                    self.$($field).+ = $unit
+                        .checked_mul(n)
+                        .ok_or(SettingsError::Env($name, value))?;
+                }
+            };
+        }
+        const MS: Duration = Duration::from_millis(1);
+        const S: Duration = Duration::from_secs(1);
+        const MIN: Duration = Duration::from_secs(60);
+        set!(server.bind, "PORTAL_BIND");
+        set!(server.max_body_bytes, "PORTAL_MAX_BODY_BYTES");
+        set!(store.database_url, "PORTAL_DATABASE_URL");
+        set!(store.data_dir, "PORTAL_DATA_DIR");
+        set!(store.max_connections, "PORTAL_DB_MAX_CONNECTIONS");
+        set_duration!(tokens.ttl, "PORTAL_TOKEN_TTL_SECONDS", S);
+        set_duration!(tokens.leeway, "PORTAL_TOKEN_LEEWAY_SECONDS", S);
+        set!(graphql.max_depth, "PORTAL_MAX_QUERY_DEPTH");
+        set!(graphql.max_complexity, "PORTAL_MAX_QUERY_COMPLEXITY");
+        set!(graphql.max_fields, "PORTAL_MAX_QUERY_FIELDS");
+        set!(graphql.introspection, "PORTAL_INTROSPECTION");
+        set_duration!(
+            projections.read_your_writes_timeout,
+            "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS",
+            MS
         );
-        set!(db_max_connections, "PORTAL_DB_MAX_CONNECTIONS");
-        set!(projection_batch_size, "PORTAL_PROJECTION_BATCH_SIZE");
-        set!(projection_poll_ms, "PORTAL_PROJECTION_POLL_MS");
-        set!(log_format, "PORTAL_LOG_FORMAT");
-        set!(invitation_ttl_seconds, "PORTAL_INVITATION_TTL_SECONDS");
-        set!(break_glass_seconds, "PORTAL_BREAK_GLASS_SECONDS");
-        set!(exchange_gap_minutes, "PORTAL_EXCHANGE_GAP_MINUTES");
-        set!(live_poll_ms, "PORTAL_LIVE_POLL_MS");
-        set!(visit_gap_minutes, "PORTAL_VISIT_GAP_MINUTES");
+        set!(projections.batch_size, "PORTAL_PROJECTION_BATCH_SIZE");
+        set_duration!(projections.poll, "PORTAL_PROJECTION_POLL_MS", MS);
+        set!(log.format, "PORTAL_LOG_FORMAT");
+        set_duration!(care.invitation_ttl, "PORTAL_INVITATION_TTL_SECONDS", S);
+        set_duration!(care.break_glass, "PORTAL_BREAK_GLASS_SECONDS", S);
+        set_duration!(research.exchange_gap, "PORTAL_EXCHANGE_GAP_MINUTES", MIN);
+        set_duration!(live.poll, "PORTAL_LIVE_POLL_MS", MS);
+        set_duration!(research.visit_gap, "PORTAL_VISIT_GAP_MINUTES", MIN);
         if let Some(key) = env("PORTAL_TOKEN_KEY") {
-            self.token_key = Some(Secret::new(key));
+            self.tokens.key = Some(Secret::new(key));
         }
         if let Some(key) = env("PORTAL_TRAIL_KEY") {
-            self.trail_key = Some(Secret::new(key));
+            self.trail.key = Some(Secret::new(key));
         }
         if let Some(key) = env("PORTAL_RESEARCH_KEY") {
-            self.research_key = Some(Secret::new(key));
+            self.research.key = Some(Secret::new(key));
         }
         Ok(())
-    }
-
-    /// How long a care-relationship invitation waits for an answer.
-    pub fn invitation_ttl(&self) -> chrono::Duration {
-        seconds(self.invitation_ttl_seconds)
-    }
-
-    /// How long a break-glass opening of a crisis plan lasts.
-    pub fn break_glass(&self) -> chrono::Duration {
-        seconds(self.break_glass_seconds)
     }
 
     /// The token key: the configured one, or the one kept in the data folder
     /// (created with owner-only permissions on first use).
     pub fn resolve_token_key(&self) -> Result<Secret, SettingsError> {
-        self.resolve_key(self.token_key.as_ref(), "token.key")
+        self.resolve_key(self.tokens.key.as_ref(), "token.key")
     }
 
     /// The access-trail key, found the same way as the token key.
     pub fn resolve_trail_key(&self) -> Result<Secret, SettingsError> {
-        self.resolve_key(self.trail_key.as_ref(), "trail.key")
+        self.resolve_key(self.trail.key.as_ref(), "trail.key")
     }
 
     /// The research key, found the same way as the token key; true in the
     /// second place when it was just made.
     pub fn resolve_research_key(&self) -> Result<(Secret, bool), SettingsError> {
-        let made = self.research_key.is_none() && !self.data_dir.join("research.key").exists();
+        let made =
+            self.research.key.is_none() && !self.store.data_dir.join("research.key").exists();
         Ok((
-            self.resolve_key(self.research_key.as_ref(), "research.key")?,
+            self.resolve_key(self.research.key.as_ref(), "research.key")?,
             made,
         ))
     }
 
     /// True when a research key is configured or kept in the data folder.
     pub fn has_research_key(&self) -> bool {
-        self.research_key.is_some() || self.data_dir.join("research.key").exists()
+        self.research.key.is_some() || self.store.data_dir.join("research.key").exists()
     }
 
     /// True when a trail key is configured or kept in the data folder; a new
     /// one would be made otherwise.
     pub fn has_trail_key(&self) -> bool {
-        self.trail_key.is_some() || self.data_dir.join("trail.key").exists()
+        self.trail.key.is_some() || self.store.data_dir.join("trail.key").exists()
     }
 
     fn resolve_key(
@@ -314,7 +534,7 @@ impl Settings {
             }
             return Ok(key.clone());
         }
-        let path = self.data_dir.join(file);
+        let path = self.store.data_dir.join(file);
         if let Ok(key) = std::fs::read_to_string(&path) {
             if key.trim().len() < 32 {
                 return Err(SettingsError::Key(format!(
@@ -324,7 +544,8 @@ impl Settings {
             }
             return Ok(Secret::new(key.trim()));
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| SettingsError::Key(e.to_string()))?;
+        std::fs::create_dir_all(&self.store.data_dir)
+            .map_err(|e| SettingsError::Key(e.to_string()))?;
         let key = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -334,12 +555,6 @@ impl Settings {
             .map_err(|e| SettingsError::Key(format!("{}: {e}", path.display())))?;
         Ok(Secret::new(key))
     }
-}
-
-/// A checked number of seconds as a duration (`check` bounds them far
-/// below where the conversion could overflow).
-fn seconds(n: u64) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX / 1_000))
 }
 
 #[cfg(unix)]
@@ -365,17 +580,32 @@ mod tests {
 
     #[test]
     fn environment_overrides_file_and_defaults() {
-        let mut settings: Settings =
-            toml::from_str("bind = \"0.0.0.0:9000\"\nmax_body_bytes = 10").expect("valid toml");
+        let mut settings: Settings = toml::from_str(
+            "[server]\nbind = \"0.0.0.0:9000\"\nmax_body_bytes = 10\n\
+             [care]\ninvitation_ttl = \"7days\"\nbreak_glass = \"30m\"\n",
+        )
+        .expect("valid toml");
+        assert_eq!(settings.graphql.max_depth, Graphql::default().max_depth);
         assert_eq!(
-            settings.max_query_depth,
-            Settings::default().max_query_depth
+            settings.care.invitation_ttl,
+            Duration::from_secs(7 * 24 * 3600)
         );
+        assert_eq!(settings.care.break_glass, Duration::from_secs(30 * 60));
         settings
-            .apply_env(|name| (name == "PORTAL_MAX_BODY_BYTES").then(|| "2048".to_string()))
+            .apply_env(|name| match name {
+                "PORTAL_MAX_BODY_BYTES" => Some("2048".into()),
+                "PORTAL_BREAK_GLASS_SECONDS" => Some("90".into()),
+                "PORTAL_LIVE_POLL_MS" => Some("20".into()),
+                "PORTAL_VISIT_GAP_MINUTES" => Some("45".into()),
+                _ => None,
+            })
             .expect("valid env");
-        assert_eq!(settings.bind, "0.0.0.0:9000");
-        assert_eq!(settings.max_body_bytes, 2048);
+        assert_eq!(settings.server.bind, "0.0.0.0:9000");
+        assert_eq!(settings.server.max_body_bytes, 2048);
+        assert_eq!(settings.care.break_glass, Duration::from_secs(90));
+        assert_eq!(settings.live.poll, Duration::from_millis(20));
+        assert_eq!(settings.research.visit_gap, Duration::from_secs(45 * 60));
+        assert!(settings.check().is_ok());
     }
 
     #[test]
@@ -385,25 +615,42 @@ mod tests {
             .apply_env(|name| (name == "PORTAL_MAX_BODY_BYTES").then(|| "lots".to_string()))
             .expect_err("not a number");
         assert!(err.to_string().contains("PORTAL_MAX_BODY_BYTES"));
+        let err = settings
+            .apply_env(|name| (name == "PORTAL_BREAK_GLASS_SECONDS").then(|| "1h".to_string()))
+            .expect_err("seconds are a number");
+        assert!(err.to_string().contains("PORTAL_BREAK_GLASS_SECONDS"));
         assert!(toml::from_str::<Settings>("bnid = \"x\"").is_err());
+        assert!(toml::from_str::<Settings>("[server]\nbnid = \"x\"").is_err());
+        assert!(toml::from_str::<Settings>("[care]\nbreak_glass = \"soon\"").is_err());
+        // The flat keys of earlier releases are refused, not ignored.
+        assert!(toml::from_str::<Settings>("break_glass_seconds = 60").is_err());
     }
 
     #[test]
     fn durations_out_of_range_are_refused() {
         let mut settings = Settings::default();
         assert!(settings.check().is_ok());
-        settings.break_glass_seconds = 0;
+        settings.care.break_glass = Duration::ZERO;
         let error = settings.check().expect_err("zero seconds");
-        assert!(error.to_string().contains("break_glass_seconds"));
-        settings.break_glass_seconds = 3600;
-        settings.invitation_ttl_seconds = u64::MAX;
+        assert!(error.to_string().contains("care.break_glass"), "{error}");
+        settings.care.break_glass = Duration::from_secs(3600);
+        settings.care.invitation_ttl = Duration::MAX;
         assert!(settings.check().is_err());
+        settings.care.invitation_ttl = Duration::from_secs(3600);
+        settings
+            .apply_env(|name| {
+                (name == "PORTAL_INVITATION_TTL_SECONDS").then(|| u64::MAX.to_string())
+            })
+            .expect_err("too many seconds to hold");
     }
 
     #[test]
     fn secrets_never_print() {
         let settings = Settings {
-            token_key: Some(Secret::new("very-secret-value-that-is-long-enough")),
+            tokens: Tokens {
+                key: Some(Secret::new("very-secret-value-that-is-long-enough")),
+                ..Tokens::default()
+            },
             ..Settings::default()
         };
         assert!(!format!("{settings:?}").contains("very-secret"));

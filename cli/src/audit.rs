@@ -18,11 +18,11 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
     if !settings.has_trail_key() {
         return Err(format!(
                     "no access-trail key: set PORTAL_TRAIL_KEY or PORTAL_DATA_DIR to the service's ({} does not exist)",
-                    settings.data_dir.join("trail.key").display()
+                    settings.store.data_dir.join("trail.key").display()
                 )
                 .into());
     }
-    let db = projections::Db::connect(&settings.database_url, 2).await?;
+    let db = projections::Db::connect(&settings.store.database_url, 2).await?;
     let trail = api::trail::Trail::new(&settings.resolve_trail_key()?);
     let report = trail.verify(&db).await?;
     for b in &report.breaks {

@@ -74,7 +74,7 @@ fn init_logging(settings: &Settings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if settings.log_format == "json" {
+    if settings.log.format == "json" {
         builder.json().init();
     } else {
         builder.init();

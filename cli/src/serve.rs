@@ -1,20 +1,18 @@
 //! `portal serve` and `portal migrate`.
 
-use std::sync::Arc;
-
-use api::service::Service;
+use api::app::App;
 use api::settings::Settings;
 
 use crate::Outcome;
 
 /// Runs the service until SIGTERM or Ctrl-C (migrates first).
 pub async fn serve(settings: Settings) -> Outcome {
-    let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.server.bind).await?;
     let addr = listener.local_addr()?;
-    let service = Arc::new(Service::open(settings).await?);
+    let app = App::build(settings).await?;
     println!("portal listening on http://{addr}");
     println!("GraphiQL: http://{addr}/   GraphQL: POST http://{addr}/graphql");
-    api::http::serve(service, listener, api::http::shutdown_signal()).await?;
+    app.serve(listener, api::http::shutdown_signal()).await?;
     Ok(())
 }
 

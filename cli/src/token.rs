@@ -24,7 +24,9 @@ pub struct Args {
 
 pub fn run(args: Args, settings: Settings) -> Outcome {
     let keys = api::auth::TokenKeys::new(&settings.resolve_token_key()?);
-    let ttl = args.ttl.unwrap_or(settings.token_ttl_seconds as i64);
+    let ttl = args
+        .ttl
+        .unwrap_or(i64::try_from(settings.tokens.ttl.as_secs()).unwrap_or(i64::MAX));
     println!("{}", keys.mint(args.subject, args.role, &args.org, ttl)?);
     Ok(())
 }

@@ -391,7 +391,7 @@ pub async fn seed(
     spacing: chrono::Duration,
 ) -> Result<Vec<Uuid>> {
     api::service::migrate(settings).await?;
-    let db = Db::connect(&settings.database_url, 4).await?;
+    let db = Db::connect(&settings.store.database_url, 4).await?;
     let per_portal = events.div_ceil(portals.max(1));
     let started = Instant::now();
     let metadata = json!({"actor_id": "bench", "actor_role": "service_user", "organisation": "bench", "request_id": "seed"}).to_string();
@@ -458,8 +458,8 @@ pub async fn as_of(settings: &Settings, base: &str, events: usize, samples: usiz
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Table statistics as autovacuum would keep them on a live database.
-    if Backend::from_url(&settings.database_url)? == Backend::Postgres {
-        let db = Db::connect(&settings.database_url, 1).await?;
+    if Backend::from_url(&settings.store.database_url)? == Backend::Postgres {
+        let db = Db::connect(&settings.store.database_url, 1).await?;
         sqlx::query("ANALYZE").execute(&db.pool).await?;
     }
     let span = chrono::Duration::minutes(events as i64);

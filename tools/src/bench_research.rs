@@ -58,7 +58,7 @@ pub async fn research_data(
     base: SimulateRequest,
     copies: usize,
 ) -> Result<ResearchData> {
-    let url = settings.database_url.clone();
+    let url = settings.store.database_url.clone();
     let service = Arc::new(Service::open(settings).await?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runners = service.engine.spawn(stopped);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use domain::study::{EnrolmentEvent, StudyEvent, StudyInfo};
 use futures::TryStreamExt;
 use hmac::{Hmac, Mac};
@@ -211,7 +211,7 @@ pub async fn export(settings: &Settings, request: &ExportRequest) -> Result<Expo
         events_used: fold.events,
         participants,
         withdrawn_excluded: withdrawn.len(),
-        visit_gap_minutes: settings.visit_gap_minutes,
+        visit_gap_minutes: settings.research.visit_gap.as_secs() / 60,
         pseudonym_key_check: key_check,
         tables: manifest_tables,
     };
@@ -249,13 +249,13 @@ pub async fn compute(
     as_of: DateTime<Utc>,
     progress: bool,
 ) -> Result<Computed> {
-    let backend = Backend::from_url(&settings.database_url)?;
+    let backend = Backend::from_url(&settings.store.database_url)?;
     if !settings.has_research_key() {
         // A new key would silently give every participant new pseudonyms.
         return Err(Error::Input(format!(
             "no research key: set PORTAL_RESEARCH_KEY, or PORTAL_DATA_DIR to the service's data \
              folder ({} does not exist); the service makes one when it first starts",
-            settings.data_dir.join("research.key").display()
+            settings.store.data_dir.join("research.key").display()
         )));
     }
     let (key, _) = settings.resolve_research_key()?;
@@ -299,7 +299,7 @@ pub async fn compute(
     let mut read = 0u64;
     let (study, withdrawn) = match backend {
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&settings.database_url).await?;
+            let mut conn = sqlx::PgConnection::connect(&settings.store.database_url).await?;
             let (study, withdrawn, mut bar) = prelude!(
                 &mut conn,
                 "payload::text",
@@ -333,7 +333,7 @@ pub async fn compute(
             (study, withdrawn)
         }
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&settings.database_url).await?;
+            let mut conn = sqlx::SqliteConnection::connect(&settings.store.database_url).await?;
             let (study, withdrawn, mut bar) = prelude!(&mut conn, "payload", "BEGIN");
             {
                 let mut rows = sqlx::query(EVENTS_QUERY_SQLITE).fetch(&mut conn);
@@ -354,7 +354,7 @@ pub async fn compute(
         }
     };
 
-    let gap = Duration::minutes(settings.visit_gap_minutes as i64);
+    let gap = settings.research.visit_gap_chrono();
     let mut tables = fold.tables(&study, as_of, gap, &withdrawn);
     let pseudonyms = Pseudonyms::new(&key, study.study_id);
     let mut known = std::collections::HashMap::new();

@@ -1,0 +1,60 @@
+//! The one wiring point: typed settings in, a serving application out.
+//! `portal serve` (and so every end-to-end test, which runs that binary)
+//! builds the service here; the command-line tools that need the service
+//! without HTTP open [`Service`] itself.
+//!
+//! ```text
+//! Settings ─► Service::open (stores, projections engine, trail, live feed, usage)
+//!         └─► http::router (GraphQL over HTTP and WebSocket, health, metrics)
+//! App::serve: projection runners + the accept loop, until shutdown
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::service::Service;
+use crate::settings::Settings;
+
+/// The service and its HTTP surface, ready to serve.
+pub struct App {
+    service: Arc<Service>,
+    router: Router,
+}
+
+impl App {
+    /// Opens the store (creating and migrating it if needed), prepares the
+    /// projections, the trail, the live feed and usage recording, and builds
+    /// the HTTP surface over them.
+    pub async fn build(settings: Settings) -> Result<App, ApiError> {
+        let service = Arc::new(Service::open(settings).await?);
+        let router = crate::http::router(Arc::clone(&service));
+        Ok(App { service, router })
+    }
+
+    /// The service behind the HTTP surface.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, running the projection
+    /// runners meanwhile; in-flight requests finish, then the runners stop.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let runners = self.service.engine.spawn(stopped);
+        let result = crate::connection::accept(listener, self.router, shutdown).await;
+        let _ = stop.send(true);
+        for runner in runners {
+            let _ = runner.await;
+        }
+        result
+    }
+}
