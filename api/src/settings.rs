@@ -645,6 +645,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_settings_file() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```toml\n")
+            .expect("a TOML example in the README")
+            + 8;
+        let end = start + readme[start..].find("```").expect("its end");
+        let settings: Settings = toml::from_str(&readme[start..end]).expect("valid settings");
+        settings.check().expect("in range");
+        assert_eq!(settings.care.break_glass, Duration::from_secs(30 * 60));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let settings = Settings {
             tokens: Tokens {

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::commands::PortalCommand;
 use super::errors::PortalError;
 use super::events::PortalEvent;
+use super::items::{CrisisPlan, Medication, MedicationState, Person};
+use super::limits::DEFAULT_DOMAINS;
 use super::limits::*;
-use super::toolbox::{CrisisPlan, Medication, MedicationState, Person};
-use super::DEFAULT_DOMAINS;
 use crate::refusal::InputError;
 use crate::text;
 

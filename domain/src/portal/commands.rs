@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::toolbox::{CrisisPlan, PersonDetails};
+use super::items::{CrisisPlan, PersonDetails};
 
 /// What a service user asks their portal to do. Ids and times are chosen by the
 /// caller (the API), never inside the aggregate.

@@ -3,7 +3,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::toolbox::{CrisisPlan, RelationKind, SupportKind};
+use super::items::{CrisisPlan, RelationKind, SupportKind};
 
 /// Facts recorded in a portal. Never edited or removed; a new version of an
 /// event gets a new `event_version` and an upcaster, not a rewrite.

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::events::PortalEvent;
-use super::toolbox::{CrisisPlan, MedicationState, RelationKind, SupportKind};
-use super::DEFAULT_DOMAINS;
+use super::items::{CrisisPlan, MedicationState, RelationKind, SupportKind};
+use super::limits::DEFAULT_DOMAINS;
 
 /// A medication as the user sees it.
 #[derive(Debug, Clone, PartialEq)]
