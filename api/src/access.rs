@@ -64,7 +64,7 @@ pub(crate) fn record_of(
         detail: None,
         request_id: request(ctx).request_id.clone(),
         client_address: request(ctx).client_address.clone(),
-        at: now(),
+        at: now(ctx),
         prev_hash: GENESIS.to_string(),
     }
 }
@@ -114,7 +114,7 @@ pub(crate) async fn authorize_read(
         owner: portal_id,
         organisation: &organisation,
     };
-    let at = now();
+    let at = now(ctx);
     let decision = read_section(&caller.actor(), portal, relationship.as_ref(), section, at);
     // The rules refuse every reader of another organisation's portal.
     let let_through = |found: Option<Portal>, owner: bool| match found {

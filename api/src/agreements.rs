@@ -252,8 +252,8 @@ impl AgreementQuery {
     ) -> async_graphql::Result<AlignmentView> {
         party(ctx, relationship_id).await?;
         let svc = service(ctx);
-        let at = as_of.unwrap_or_else(now);
-        if at > now() + chrono::Duration::days(366) {
+        let at = as_of.unwrap_or_else(|| now(ctx));
+        if at > now(ctx) + chrono::Duration::days(366) {
             return Err(
                 ApiError::BadInput("field `asOf` must be at most a year ahead".into()).into(),
             );
@@ -377,7 +377,7 @@ async fn run(
             &request(ctx).request_id,
             crate::context::idempotency(ctx, idempotency_key),
             &relationship_id.to_string(),
-            command(side, now()),
+            command(side, now(ctx)),
         )
         .await?)
 }

@@ -188,7 +188,7 @@ async fn relationships(
         include_closed,
     )
     .await?;
-    let at = now();
+    let at = now(ctx);
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let provider = match row.provider {
@@ -286,7 +286,7 @@ impl CareQuery {
         if !caller.may(Duty::KeepProfile) {
             return Err(ApiError::Forbidden("only providers have a caseload".into()).into());
         }
-        let at = now();
+        let at = now(ctx);
         // The projection lists the caseload; the events decide what is granted now.
         let mut active = Vec::new();
         for mut relationship in relationships(
@@ -392,7 +392,7 @@ async fn on_relationship(
     }
     let relationship = svc.relationship(relationship_id).await?;
     let side = side_of(&caller, &relationship)?;
-    let command = command(side, now());
+    let command = command(side, now(ctx));
     Ok(svc
         .run_command::<CareRelationship>(
             &caller,
@@ -429,7 +429,7 @@ impl CareMutation {
             organisation: caller.organisation.clone(),
             display_name,
             profession: profession.into(),
-            at: now(),
+            at: now(ctx),
         };
         Ok(svc
             .run_command::<care::Provider>(
@@ -487,7 +487,7 @@ impl CareMutation {
             organisation: org,
             by,
             lasts: svc.settings.care.invitation(),
-            at: now(),
+            at: now(ctx),
         };
         Ok(svc
             .run_command::<CareRelationship>(

@@ -1,27 +1,34 @@
-//! The service's clock. Commands and reads take the time from [`now`]; a
-//! task may run on a clock of its own (the simulator plays two years of use
-//! in minutes that way) by running inside [`SIMULATED`]`.scope(..)` and
-//! setting it. The serving path knows nothing of who sets it.
-
-use std::cell::Cell;
+//! The service's clock, passed in with each request: the HTTP layer and the
+//! WebSocket pass the wall clock; the simulator passes each action's own
+//! time (it plays two years of use in minutes that way). Resolvers take the
+//! time from the request (`context::now`), never from a global.
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-tokio::task_local! {
-    /// A task's own time (microseconds since the epoch); 0 means "not set":
-    /// the wall clock then.
-    pub static SIMULATED: Cell<i64>;
+/// Where a request's "now" comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// The wall clock, read at each question.
+    #[default]
+    Wall,
+    /// A fixed time: everything the request does happens then.
+    At(DateTime<Utc>),
 }
 
-/// The time a command happens, to the microsecond: the precision every
-/// store and read model keeps, so that reads from events and from read models
-/// show the same instant.
-pub fn now() -> DateTime<Utc> {
-    if let Ok(Some(at)) = SIMULATED.try_with(|c| DateTime::from_timestamp_micros(c.get())) {
-        if at.timestamp_micros() != 0 {
-            return at;
+impl Clock {
+    /// The time a command happens, to the microsecond: the precision every
+    /// store and read model keeps, so that reads from events and from read
+    /// models show the same instant.
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::Wall => wall(),
+            Clock::At(at) => at,
         }
     }
+}
+
+/// The wall clock, to the microsecond.
+pub fn wall() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
@@ -29,19 +36,13 @@ pub fn now() -> DateTime<Utc> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_task_can_run_on_its_own_clock() {
-        let wall = now();
+    #[test]
+    fn a_request_can_run_on_its_own_clock() {
+        let before = wall();
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time");
-        let inside = SIMULATED
-            .scope(Cell::new(0), async move {
-                let unset = now();
-                SIMULATED.with(|c| c.set(at.timestamp_micros()));
-                (unset, now())
-            })
-            .await;
-        assert!(inside.0 >= wall);
-        assert_eq!(inside.1, at);
-        assert!(now() >= wall);
+        assert_eq!(Clock::At(at).now(), at);
+        let now = Clock::Wall.now();
+        assert!(now >= before);
+        assert_eq!(now, now.trunc_subsecs(6));
     }
 }

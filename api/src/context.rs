@@ -135,4 +135,7 @@ fn canonical(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-pub use crate::clock::now;
+/// The time now, by the request's clock.
+pub fn now(ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
+    request(ctx).clock.now()
+}

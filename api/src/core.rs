@@ -562,7 +562,7 @@ impl CoreMutation {
         let command = PortalCommand::OpenPortal {
             owner: caller.subject,
             organisation: caller.organisation,
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -582,7 +582,7 @@ impl CoreMutation {
             PortalCommand::AddLifeDomain {
                 key,
                 name,
-                at: now(),
+                at: now(ctx),
             },
         )
         .await
@@ -601,7 +601,7 @@ impl CoreMutation {
             domain,
             score,
             note: note.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -622,7 +622,7 @@ impl CoreMutation {
             domain,
             title,
             description: description.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -640,7 +640,7 @@ impl CoreMutation {
             goal_id,
             title,
             description: description.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -655,7 +655,10 @@ impl CoreMutation {
         run(
             ctx,
             idempotency_key,
-            PortalCommand::AchieveGoal { goal_id, at: now() },
+            PortalCommand::AchieveGoal {
+                goal_id,
+                at: now(ctx),
+            },
         )
         .await
     }
@@ -671,7 +674,7 @@ impl CoreMutation {
         let command = PortalCommand::AbandonGoal {
             goal_id,
             reason: reason.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -690,7 +693,7 @@ impl CoreMutation {
             goal_id,
             activity_id: activity_id.unwrap_or_else(Uuid::new_v4),
             title,
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -707,7 +710,7 @@ impl CoreMutation {
             idempotency_key,
             PortalCommand::CompleteActivity {
                 activity_id,
-                at: now(),
+                at: now(ctx),
             },
         )
         .await
@@ -724,7 +727,7 @@ impl CoreMutation {
         let command = PortalCommand::DropActivity {
             activity_id,
             reason: reason.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }

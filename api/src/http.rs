@@ -180,6 +180,7 @@ async fn graphql(
             client_address: connect.map(|c| c.0 .0.ip().to_string()),
             receipts: Arc::clone(&receipts),
             over_websocket: false,
+            clock: crate::clock::Clock::Wall,
         }))
         .await;
     // Nothing leaves before its access-trail records are committed.
@@ -258,6 +259,7 @@ async fn websocket(
                         client_address,
                         receipts: Arc::new(Receipts::default()),
                         over_websocket: true,
+                        clock: crate::clock::Clock::Wall,
                     });
                     Ok(data)
                 })

@@ -9,7 +9,6 @@ use projections::stream;
 use projections::Checkpoint;
 use uuid::Uuid;
 
-use crate::clock::now;
 use crate::error::ApiError;
 
 /// The research measures, kept in memory by following the global stream:
@@ -33,6 +32,7 @@ impl Measures {
         enrolments: &[EnrolmentEvent],
         visit_gap: chrono::Duration,
         study: &StudyInfo,
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Table>, ApiError> {
         let mut state = self.state.lock().await;
         loop {
@@ -59,6 +59,6 @@ impl Measures {
             .filter(|((s, _), now)| *s == study.study_id && !now)
             .map(|((_, p), _)| p)
             .collect();
-        Ok(state.0.tables(study, now(), visit_gap, &withdrawn))
+        Ok(state.0.tables(study, at, visit_gap, &withdrawn))
     }
 }

@@ -419,7 +419,7 @@ impl MessagingMutation {
             by: caller.subject,
             message_id: Uuid::new_v4(),
             body,
-            at: now(),
+            at: now(ctx),
         };
         Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }
@@ -448,7 +448,7 @@ impl MessagingMutation {
             message_id: Uuid::new_v4(),
             body,
             exchange_gap: svc.settings.research.exchange_gap_chrono(),
-            at: now(),
+            at: now(ctx),
         };
         Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }
@@ -474,7 +474,7 @@ impl MessagingMutation {
         let command = ConversationCommand::MarkRead {
             by: caller.subject,
             up_to,
-            at: now(),
+            at: now(ctx),
         };
         Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }

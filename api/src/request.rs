@@ -19,6 +19,8 @@ pub struct RequestContext {
     /// True on a WebSocket, where nothing waits for receipts: portal and
     /// trail reads are refused there (they go over HTTP).
     pub over_websocket: bool,
+    /// Where this request's "now" comes from.
+    pub clock: crate::clock::Clock,
 }
 
 /// The access-trail records a request has queued. The HTTP layer sends the

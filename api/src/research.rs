@@ -99,7 +99,7 @@ impl ResearchQuery {
         }
         let events = svc.enrolment_events().await?;
         let enrolled = enrolled_now(&events);
-        let today = now().date_naive();
+        let today = now(ctx).date_naive();
         let actor = caller.actor();
         let mut out = Vec::new();
         for study in svc.studies().await? {
@@ -165,7 +165,7 @@ impl ResearchMutation {
                 ends_on,
                 researchers,
             },
-            at: now(),
+            at: now(ctx),
         };
         Ok(svc
             .run_command::<domain::study::Study>(
@@ -199,14 +199,14 @@ impl ResearchMutation {
         // of it carrying the id of someone elsewhere would otherwise pour
         // that person's use into this organisation's study.
         crate::context::identity_here(svc, &caller).await?;
-        if now().date_naive() > study.ends_on {
+        if now(ctx).date_naive() > study.ends_on {
             return Err(ApiError::BadInput("the study has ended".into()).into());
         }
         let command = EnrolmentCommand::Enrol {
             study_id,
             participant_id: caller.subject,
             role,
-            at: now(),
+            at: now(ctx),
         };
         on_enrolment(ctx, &caller, study_id, idempotency_key, command).await
     }
@@ -230,7 +230,7 @@ impl ResearchMutation {
         let command = EnrolmentCommand::Withdraw {
             study_id,
             participant_id: caller.subject,
-            at: now(),
+            at: now(ctx),
         };
         on_enrolment(ctx, &caller, study_id, idempotency_key, command).await
     }
@@ -341,12 +341,16 @@ fn cell_day(table: &Table, row: &[Cell], name: &str) -> NaiveDate {
 }
 
 /// The aggregates of the tables.
-fn aggregates(study_id: Uuid, tables: &[Table]) -> StudyMeasures {
+fn aggregates(
+    study_id: Uuid,
+    tables: &[Table],
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> StudyMeasures {
     let named = |name: &str| tables.iter().find(|t| t.name == name);
     let int = |t: &Table, r: &[Cell], n: &str| t.int(r, n).unwrap_or(0);
     let mut measures = StudyMeasures {
         study_id,
-        as_of: now(),
+        as_of,
         participants: named("participants").map_or(0, |t| t.rows.len() as i64),
         weeks: Vec::new(),
         modules: Vec::new(),
@@ -449,17 +453,18 @@ impl MeasuresQuery {
         }
         let study = study_of(svc, &caller, study_id).await?;
         // Its own researchers see it whole; another researcher learns nothing.
-        if access::study_sight(&caller.actor(), &study, false, now().date_naive())
+        if access::study_sight(&caller.actor(), &study, false, now(ctx).date_naive())
             != StudySight::Member
         {
             return Err(ApiError::NotFound("no such study".into()).into());
         }
         let gap = svc.settings.research.visit_gap_chrono();
         let enrolments = svc.enrolment_events().await?;
+        let at = now(ctx);
         let tables = svc
             .measures
-            .tables(&svc.db, &enrolments, gap, &study)
+            .tables(&svc.db, &enrolments, gap, &study, at)
             .await?;
-        Ok(aggregates(study_id, &tables))
+        Ok(aggregates(study_id, &tables, at))
     }
 }

@@ -677,7 +677,7 @@ impl ToolboxMutation {
             schedule,
             purpose: purpose.unwrap_or_default(),
             prescriber: prescriber.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -697,7 +697,7 @@ impl ToolboxMutation {
             medication_id,
             dose,
             schedule,
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -713,7 +713,7 @@ impl ToolboxMutation {
         let command = PortalCommand::PauseMedication {
             medication_id,
             reason: reason.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -727,7 +727,7 @@ impl ToolboxMutation {
     ) -> async_graphql::Result<CommandOutcome> {
         let command = PortalCommand::ResumeMedication {
             medication_id,
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -743,7 +743,7 @@ impl ToolboxMutation {
         let command = PortalCommand::StopMedication {
             medication_id,
             reason: reason.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -766,7 +766,7 @@ impl ToolboxMutation {
         let command = PortalCommand::AddPerson {
             person_id: person_id.unwrap_or_else(Uuid::new_v4),
             details: person(display_name, relation, closeness, support),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -787,7 +787,7 @@ impl ToolboxMutation {
         let command = PortalCommand::UpdatePerson {
             person_id,
             details: person(display_name, relation, closeness, support),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -804,7 +804,7 @@ impl ToolboxMutation {
         let command = PortalCommand::RemovePerson {
             person_id,
             reason: reason.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -832,7 +832,7 @@ impl ToolboxMutation {
                 .collect(),
             own_words: plan.own_words,
         };
-        let command = PortalCommand::ReviseCrisisPlan { plan, at: now() };
+        let command = PortalCommand::ReviseCrisisPlan { plan, at: now(ctx) };
         run(ctx, idempotency_key, command).await
     }
 
@@ -859,7 +859,7 @@ impl ToolboxMutation {
             entry_id: entry_id.unwrap_or_else(Uuid::new_v4),
             exercise,
             catalogue_title,
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -877,7 +877,7 @@ impl ToolboxMutation {
             entry_id,
             reflection: reflection.unwrap_or_default(),
             rating,
-            at: now(),
+            at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
     }
@@ -905,7 +905,7 @@ impl ToolboxMutation {
             key,
             title,
             description: description.unwrap_or_default(),
-            at: now(),
+            at: now(ctx),
         };
         Ok(svc
             .run_command::<domain::catalogue::Catalogue>(

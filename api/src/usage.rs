@@ -88,8 +88,15 @@ impl UsageRecorder {
             .unwrap_or(false)
     }
 
-    /// Records one use by `caller` if they are enrolled in any study.
-    pub fn record(&self, caller: &Caller, request_id: &str, module: Module, write: bool) {
+    /// Records one use by `caller` at `at` if they are enrolled in any study.
+    pub fn record(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        module: Module,
+        write: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let role = match caller.role {
             Role::ServiceUser => ParticipantRole::ServiceUser,
             Role::Provider => ParticipantRole::Provider,
@@ -104,7 +111,7 @@ impl UsageRecorder {
                 role,
                 module,
                 write,
-                at: crate::clock::now(),
+                at,
             },
             metadata: EventMetadata {
                 actor_id: caller.subject.to_string(),

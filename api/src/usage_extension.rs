@@ -194,9 +194,13 @@ impl Extension for PerRequest {
         });
         if let Some((write, modules)) = chosen {
             for module in modules {
-                service
-                    .usage
-                    .record(caller, &request.request_id, module, write);
+                service.usage.record(
+                    caller,
+                    &request.request_id,
+                    module,
+                    write,
+                    request.clock.now(),
+                );
             }
         }
         response

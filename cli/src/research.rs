@@ -86,7 +86,7 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
         } => {
             let request = portal_tools::plot::PlotRequest {
                 study,
-                as_of: as_of.unwrap_or_else(api::clock::now),
+                as_of: as_of.unwrap_or_else(api::clock::wall),
                 out,
                 progress: !quiet,
             };

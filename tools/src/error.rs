@@ -74,9 +74,6 @@ pub enum Error {
     /// An access-trail record the simulation waited for was not written.
     #[error("access trail: {0}")]
     AccessTrail(String),
-    /// The simulated clock is not set where an operation runs.
-    #[error("a simulated operation ran outside the simulated clock")]
-    Clock,
     /// A worker task panicked or was cancelled.
     #[error("a worker stopped: {0}")]
     Task(#[from] tokio::task::JoinError),

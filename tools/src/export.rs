@@ -259,7 +259,7 @@ pub async fn compute(
         )));
     }
     let (key, _) = settings.resolve_research_key()?;
-    if as_of > api::clock::now() {
+    if as_of > api::clock::wall() {
         return Err(Error::Input(
             "--as-of must not be in the future: the data of a time not yet lived would change"
                 .into(),

@@ -159,9 +159,7 @@ struct Person {
 /// with the service clock following the simulation in this task (and in
 /// each worker's).
 pub async fn run(service: Arc<Service>, request: &SimulateRequest) -> Result<SimulateSummary> {
-    api::clock::SIMULATED
-        .scope(std::cell::Cell::new(0), simulate(service, request))
-        .await
+    simulate(service, request).await
 }
 
 async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<SimulateSummary> {
@@ -491,26 +489,24 @@ async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<Si
                 let (schema, people, request) =
                     (schema.clone(), Arc::clone(&people), request.clone());
                 let worker_rng = Rng(request.seed ^ (0x9E37_79B9 * (w as u64 + 1)));
-                tokio::spawn(
-                    api::clock::SIMULATED.scope(std::cell::Cell::new(0), async move {
-                        let mut summary = SimulateSummary::default();
-                        let state = State {
-                            study,
-                            ..State::default()
-                        };
-                        play(
-                            &schema,
-                            &people,
-                            &request,
-                            part,
-                            state,
-                            worker_rng,
-                            &mut summary,
-                        )
-                        .await
-                        .map(|_| summary)
-                    }),
-                )
+                tokio::spawn(async move {
+                    let mut summary = SimulateSummary::default();
+                    let state = State {
+                        study,
+                        ..State::default()
+                    };
+                    play(
+                        &schema,
+                        &people,
+                        &request,
+                        part,
+                        state,
+                        worker_rng,
+                        &mut summary,
+                    )
+                    .await
+                    .map(|_| summary)
+                })
             })
             .collect();
         for task in tasks {
@@ -553,9 +549,6 @@ async fn play(
     let total = plan.len();
     let mut shown = Instant::now();
     for (i, (t, _, who, action)) in plan.into_iter().enumerate() {
-        api::clock::SIMULATED
-            .try_with(|c| c.set(t.timestamp_micros()))
-            .map_err(|_| Error::Clock)?;
         let person = match who {
             Who::Admin => &people.admin,
             Who::User(u) => &people.users[u],
@@ -591,6 +584,7 @@ async fn play(
                         client_address: None,
                         receipts: Arc::clone(&receipts),
                         over_websocket: false,
+                        clock: api::clock::Clock::At(t),
                     }),
             )
             .await;
