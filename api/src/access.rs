@@ -17,7 +17,6 @@ use domain::portal::Section;
 use domain::trail::{AccessRecord, Basis, GENESIS};
 use projections::read::portal::{locate, Located, Portal};
 use projections::read::Scope;
-use projections::EventMetadata;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -199,15 +198,7 @@ pub(crate) fn submit(
 ) -> Result<(), ApiError> {
     over_http(ctx)?;
     let svc = service(ctx);
-    let metadata = EventMetadata {
-        actor_id: caller.subject.to_string(),
-        actor_role: caller.role.as_str().to_string(),
-        organisation: caller.organisation.clone(),
-        request_id: request(ctx).request_id.clone(),
-        command_id: Uuid::new_v4().to_string(),
-        idempotency_key: None,
-        idempotency_fingerprint: None,
-    };
+    let metadata = caller.metadata(&request(ctx).request_id, &Uuid::new_v4().to_string());
     request(ctx)
         .receipts
         .push(svc.trail.submit(record, metadata));

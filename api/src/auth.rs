@@ -103,6 +103,21 @@ impl Caller {
         }
     }
 
+    /// The metadata of every event the caller causes in request
+    /// `request_id`: who, in which role and organisation, and by which
+    /// command (empty for events that are not a command's, such as usage).
+    pub fn metadata(&self, request_id: &str, command_id: &str) -> projections::EventMetadata {
+        projections::EventMetadata {
+            actor_id: self.subject.to_string(),
+            actor_role: self.role.as_str().to_string(),
+            organisation: self.organisation.clone(),
+            request_id: request_id.to_string(),
+            command_id: command_id.to_string(),
+            idempotency_key: None,
+            idempotency_fingerprint: None,
+        }
+    }
+
     /// Whether the caller's role carries `duty` (`domain::access::has_duty`).
     pub fn may(&self, duty: domain::access::Duty) -> bool {
         domain::access::has_duty(&self.actor(), duty)

@@ -570,13 +570,9 @@ impl Service {
         }
         let command_id = Uuid::new_v4().to_string();
         let metadata = EventMetadata {
-            actor_id: caller.subject.to_string(),
-            actor_role: caller.role.as_str().to_string(),
-            organisation: caller.organisation.clone(),
-            request_id: request_id.to_string(),
-            command_id: command_id.clone(),
             idempotency_key: idempotency_key.as_ref().map(|k| k.key.clone()),
             idempotency_fingerprint: idempotency_key.as_ref().map(|k| k.fingerprint.clone()),
+            ..caller.metadata(request_id, &command_id)
         }
         .to_map();
         if let Err(error) = store.execute(aggregate_id, command, metadata).await {

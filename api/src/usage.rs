@@ -22,7 +22,7 @@ use projections::{Backend, Db, EventMetadata};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 
 /// Most records in one insert.
 const BATCH_MAX: usize = 2_000;
@@ -97,10 +97,10 @@ impl UsageRecorder {
         write: bool,
         at: chrono::DateTime<chrono::Utc>,
     ) {
-        let role = match caller.role {
-            Role::ServiceUser => ParticipantRole::ServiceUser,
-            Role::Provider => ParticipantRole::Provider,
-            _ => return,
+        let role = match caller.care_side() {
+            Some(domain::care::Side::ServiceUser) => ParticipantRole::ServiceUser,
+            Some(domain::care::Side::Provider) => ParticipantRole::Provider,
+            None => return,
         };
         if !self.is_enrolled(&caller.organisation, caller.subject) {
             return;
@@ -113,15 +113,7 @@ impl UsageRecorder {
                 write,
                 at,
             },
-            metadata: EventMetadata {
-                actor_id: caller.subject.to_string(),
-                actor_role: caller.role.as_str().to_string(),
-                organisation: caller.organisation.clone(),
-                request_id: request_id.to_string(),
-                command_id: String::new(),
-                idempotency_key: None,
-                idempotency_fingerprint: None,
-            },
+            metadata: caller.metadata(request_id, ""),
         };
         self.pending
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
