@@ -332,12 +332,19 @@ pub struct StudyMeasures {
     pub provider_engagement: Vec<EngagementBand>,
 }
 
-fn cell_text(table: &Table, row: &[Cell], name: &str) -> String {
-    table.text(row, name).unwrap_or_default().to_string()
+/// A text cell the fold always fills; a missing one is a defect, not "".
+fn cell_text(table: &Table, row: &[Cell], name: &str) -> Result<String, ApiError> {
+    table
+        .text(row, name)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::internal(format!("measures: {}.{name} is empty", table.name)))
 }
 
-fn cell_day(table: &Table, row: &[Cell], name: &str) -> NaiveDate {
-    cell_text(table, row, name).parse().unwrap_or_default()
+/// A day cell; one that does not parse is a defect, never 1970-01-01.
+fn cell_day(table: &Table, row: &[Cell], name: &str) -> Result<NaiveDate, ApiError> {
+    let text = cell_text(table, row, name)?;
+    text.parse()
+        .map_err(|e| ApiError::internal(format!("measures: {}.{name} `{text}`: {e}", table.name)))
 }
 
 /// The aggregates of the tables.
@@ -345,7 +352,7 @@ fn aggregates(
     study_id: Uuid,
     tables: &[Table],
     as_of: chrono::DateTime<chrono::Utc>,
-) -> StudyMeasures {
+) -> Result<StudyMeasures, ApiError> {
     let named = |name: &str| tables.iter().find(|t| t.name == name);
     let int = |t: &Table, r: &[Cell], n: &str| t.int(r, n).unwrap_or(0);
     let mut measures = StudyMeasures {
@@ -361,39 +368,43 @@ fn aggregates(
         measures.weeks = t
             .rows
             .iter()
-            .map(|r| StudyWeek {
-                week: cell_day(t, r, "week"),
-                enrolled_users: int(t, r, "enrolled_users"),
-                enrolled_providers: int(t, r, "enrolled_providers"),
-                active_users: int(t, r, "active_users"),
-                active_providers: int(t, r, "active_providers"),
-                visits: int(t, r, "visits"),
-                requests: int(t, r, "requests"),
-                exchanges_by_users: int(t, r, "exchanges_by_users"),
-                exchanges_by_providers: int(t, r, "exchanges_by_providers"),
-                initiation_ratio: t.float(r, "initiation_ratio"),
-                user_reply_median_seconds: t.int(r, "user_reply_median_s"),
-                provider_reply_median_seconds: t.int(r, "provider_reply_median_s"),
-                user_replies_due: int(t, r, "user_replies_due"),
-                user_replies_on_time: int(t, r, "user_replies_on_time"),
-                provider_replies_due: int(t, r, "provider_replies_due"),
-                provider_replies_on_time: int(t, r, "provider_replies_on_time"),
+            .map(|r| -> Result<_, ApiError> {
+                Ok(StudyWeek {
+                    week: cell_day(t, r, "week")?,
+                    enrolled_users: int(t, r, "enrolled_users"),
+                    enrolled_providers: int(t, r, "enrolled_providers"),
+                    active_users: int(t, r, "active_users"),
+                    active_providers: int(t, r, "active_providers"),
+                    visits: int(t, r, "visits"),
+                    requests: int(t, r, "requests"),
+                    exchanges_by_users: int(t, r, "exchanges_by_users"),
+                    exchanges_by_providers: int(t, r, "exchanges_by_providers"),
+                    initiation_ratio: t.float(r, "initiation_ratio"),
+                    user_reply_median_seconds: t.int(r, "user_reply_median_s"),
+                    provider_reply_median_seconds: t.int(r, "provider_reply_median_s"),
+                    user_replies_due: int(t, r, "user_replies_due"),
+                    user_replies_on_time: int(t, r, "user_replies_on_time"),
+                    provider_replies_due: int(t, r, "provider_replies_due"),
+                    provider_replies_on_time: int(t, r, "provider_replies_on_time"),
+                })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
     }
     if let Some(t) = named("module_weeks") {
         measures.modules = t
             .rows
             .iter()
-            .map(|r| ModuleWeek {
-                week: cell_day(t, r, "week"),
-                module: cell_text(t, r, "module"),
-                participants: int(t, r, "participants"),
-                visits: int(t, r, "visits"),
-                views: int(t, r, "views"),
-                writes: int(t, r, "writes"),
+            .map(|r| -> Result<_, ApiError> {
+                Ok(ModuleWeek {
+                    week: cell_day(t, r, "week")?,
+                    module: cell_text(t, r, "module")?,
+                    participants: int(t, r, "participants"),
+                    visits: int(t, r, "visits"),
+                    views: int(t, r, "views"),
+                    writes: int(t, r, "writes"),
+                })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
     }
     if let Some(t) = named("retention") {
         measures.retention = t
@@ -414,7 +425,7 @@ fn aggregates(
                 .map(|b| (b.to_string(), 0))
                 .collect();
         for r in &t.rows {
-            let band = cell_text(t, r, "category");
+            let band = cell_text(t, r, "category")?;
             if let Some(entry) = bands.iter_mut().find(|(b, _)| *b == band) {
                 entry.1 += 1;
             }
@@ -424,7 +435,7 @@ fn aggregates(
             .map(|(band, providers)| EngagementBand { band, providers })
             .collect();
     }
-    measures
+    Ok(measures)
 }
 
 /// Reads of research measures.
@@ -465,6 +476,6 @@ impl MeasuresQuery {
             .measures
             .tables(&svc.db, &enrolments, gap, &study, at)
             .await?;
-        Ok(aggregates(study_id, &tables, at))
+        Ok(aggregates(study_id, &tables, at)?)
     }
 }
