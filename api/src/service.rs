@@ -73,7 +73,7 @@ pub(crate) struct Stores {
 }
 
 /// An aggregate type the service stores commands for, and its store.
-pub(crate) trait Stored: Aggregate<Error: domain::refusal::Refusal> {
+pub(crate) trait Stored: Aggregate<Error: domain::refusal::Refusal, Command: Clone> {
     fn store(stores: &Stores) -> &EventStore<Self>;
 }
 
@@ -292,6 +292,18 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
             })
         }
     }
+}
+
+/// How many times a command that lost a race is decided again before the
+/// client gets `CONFLICT`.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// A short, growing pause with jitter before deciding a command again, so
+/// that the writers that collided do not collide again in step.
+fn retry_pause(attempt: u32) -> Duration {
+    let base = 1u64 << attempt.min(6);
+    let jitter = u64::from(Uuid::new_v4().as_bytes()[0]) % (base + 1);
+    Duration::from_millis(base + jitter)
 }
 
 impl Service {
@@ -551,7 +563,7 @@ impl Service {
         command: A::Command,
     ) -> Result<CommandOutcome, ApiError>
     where
-        A: Aggregate<Error: domain::refusal::Refusal>,
+        A: Aggregate<Error: domain::refusal::Refusal, Command: Clone>,
     {
         if let Some(IdempotencyKey { key, .. }) = &idempotency_key {
             if key.is_empty()
@@ -575,24 +587,42 @@ impl Service {
             ..caller.metadata(request_id, &command_id)
         }
         .to_map();
-        if let Err(error) = store.execute(aggregate_id, command, metadata).await {
-            return match classify(error) {
-                StoreFailure::Rule(rule) => Err(ApiError::refused(&rule)),
-                // A copy of this request with the same key may have won the
-                // race: then its result is ours.
-                StoreFailure::Conflict | StoreFailure::KeyReused => {
-                    let replayed = match &idempotency_key {
-                        Some(key) => self.replay(caller, key).await?,
-                        None => None,
-                    };
-                    replayed.ok_or_else(|| {
-                        ApiError::Conflict(
-                            "this was changed by another request at the same time".into(),
-                        )
-                    })
-                }
-                StoreFailure::Other(detail) => Err(ApiError::internal(detail)),
+        // Another command on the same aggregate may commit between our load
+        // and our append. Then the command is decided again on the new
+        // state, a bounded number of times, so that two writes of one person
+        // to different items both succeed; CONFLICT only if it keeps losing.
+        let mut attempt = 0;
+        loop {
+            let Err(error) = store
+                .execute(aggregate_id, command.clone(), metadata.clone())
+                .await
+            else {
+                break;
             };
+            let failure = classify(error);
+            // A copy of this request with the same key may have won the race:
+            // then its result is ours.
+            if matches!(failure, StoreFailure::Conflict | StoreFailure::KeyReused) {
+                if let Some(key) = &idempotency_key {
+                    if let Some(outcome) = self.replay(caller, key).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+            match failure {
+                StoreFailure::Conflict if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    self.metrics.command("retried_after_conflict");
+                    tokio::time::sleep(retry_pause(attempt)).await;
+                }
+                StoreFailure::Rule(rule) => return Err(ApiError::refused(&rule)),
+                StoreFailure::Conflict | StoreFailure::KeyReused => {
+                    return Err(ApiError::Conflict(
+                        "this was changed by another request at the same time".into(),
+                    ))
+                }
+                StoreFailure::Other(detail) => return Err(ApiError::internal(detail)),
+            }
         }
         self.engine.wake();
         self.live.wake();
