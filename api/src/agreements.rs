@@ -365,7 +365,7 @@ async fn run(
 ) -> async_graphql::Result<CommandOutcome> {
     let (side, active) = party(ctx, relationship_id).await?;
     if !active {
-        return Err(ApiError::BadInput(
+        return Err(ApiError::FailedPrecondition(
             "the care relationship is not active: its agreement can no longer change".into(),
         )
         .into());

@@ -14,6 +14,10 @@ pub mod codes {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    /// Valid input that the current state forbids (a goal already achieved,
+    /// a relationship that ended, a portal already open): asking again
+    /// later, after something changed, may succeed.
+    pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
     pub const INTERNAL: &str = "INTERNAL";
     /// A request that is not valid HTTP, or not one this service serves
     /// (an impossible `Content-Length`, headers too large or too many, a
@@ -37,6 +41,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     BadInput(String),
+    /// Valid input that the current state forbids.
+    FailedPrecondition(String),
     /// An idempotency key reused for a different request.
     KeyReused(String),
     /// Logged in full, reported to the client only as "internal error".
@@ -67,6 +73,7 @@ impl ApiError {
             ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::BadInput(m)
+            | ApiError::FailedPrecondition(m)
             | ApiError::KeyReused(m) => m.clone(),
             ApiError::Conflict(m) => format!("{m}; retry the request"),
             ApiError::Internal(_) => "internal error".to_string(),
@@ -81,6 +88,7 @@ impl ApiError {
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::Conflict(_) => codes::CONFLICT,
             ApiError::BadInput(_) => codes::BAD_USER_INPUT,
+            ApiError::FailedPrecondition(_) => codes::FAILED_PRECONDITION,
             ApiError::KeyReused(_) => codes::IDEMPOTENCY_KEY_REUSED,
             ApiError::Internal(_) => codes::INTERNAL,
         }
@@ -146,6 +154,7 @@ impl ApiError {
             ErrorKind::NotFound => ApiError::NotFound(error.to_string()),
             ErrorKind::BadInput => ApiError::BadInput(error.to_string()),
             ErrorKind::Forbidden => ApiError::Forbidden(error.to_string()),
+            ErrorKind::FailedPrecondition => ApiError::FailedPrecondition(error.to_string()),
         }
     }
 }

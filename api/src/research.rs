@@ -200,7 +200,7 @@ impl ResearchMutation {
         // that person's use into this organisation's study.
         crate::context::identity_here(svc, &caller).await?;
         if now(ctx).date_naive() > study.ends_on {
-            return Err(ApiError::BadInput("the study has ended".into()).into());
+            return Err(ApiError::FailedPrecondition("the study has ended".into()).into());
         }
         let command = EnrolmentCommand::Enrol {
             study_id,

@@ -45,7 +45,7 @@ impl Refusal for AgreementError {
         match self {
             AgreementError::Input(input) => input.kind(),
             AgreementError::NotAllowed(_) => ErrorKind::Forbidden,
-            AgreementError::NothingChanged(_) => ErrorKind::BadInput,
+            AgreementError::NothingChanged(_) => ErrorKind::FailedPrecondition,
         }
     }
 }

@@ -49,7 +49,7 @@ impl Refusal for ProviderError {
         match self {
             ProviderError::Input(input) => input.kind(),
             ProviderError::NotAllowed(_) => ErrorKind::Forbidden,
-            ProviderError::NothingChanged(_) => ErrorKind::BadInput,
+            ProviderError::NothingChanged(_) => ErrorKind::FailedPrecondition,
         }
     }
 }
@@ -83,8 +83,8 @@ impl Refusal for CareError {
             CareError::NotAllowed(_) => ErrorKind::Forbidden,
             CareError::RelationshipState { .. }
             | CareError::InvitationExpired(_)
-            | CareError::NotInFuture(_)
-            | CareError::NothingChanged(_) => ErrorKind::BadInput,
+            | CareError::NothingChanged(_) => ErrorKind::FailedPrecondition,
+            CareError::NotInFuture(_) => ErrorKind::BadInput,
         }
     }
 }

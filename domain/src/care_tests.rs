@@ -476,15 +476,15 @@ fn kinds_of_provider_refusals() {
         ProviderError::NotAllowed("this provider is registered in another organisation").kind(),
         ErrorKind::Forbidden
     );
-    for bad in [
-        ProviderError::NothingChanged("profile"),
-        ProviderError::Input(InputError::InvalidText {
-            field: "displayName",
-            problem: TextProblem::Empty,
-        }),
-    ] {
-        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
-    }
+    assert_eq!(
+        ProviderError::NothingChanged("profile").kind(),
+        ErrorKind::FailedPrecondition
+    );
+    let bad = ProviderError::Input(InputError::InvalidText {
+        field: "displayName",
+        problem: TextProblem::Empty,
+    });
+    assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
 }
 
 #[test]
@@ -493,14 +493,18 @@ fn kinds_of_care_refusals() {
         CareError::NotAllowed("only the side that was invited can answer an invitation").kind(),
         ErrorKind::Forbidden
     );
-    for bad in [
+    for state in [
         CareError::RelationshipState {
             state: "ended",
             action: "granted",
         },
         CareError::InvitationExpired(t(60)),
-        CareError::NotInFuture("until"),
         CareError::NothingChanged("consent grant"),
+    ] {
+        assert_eq!(state.kind(), ErrorKind::FailedPrecondition, "{state}");
+    }
+    for bad in [
+        CareError::NotInFuture("until"),
         CareError::Input(InputError::InvalidText {
             field: "reason",
             problem: TextProblem::Empty,

@@ -52,7 +52,7 @@ impl Refusal for CatalogueError {
         match self {
             CatalogueError::Input(input) => input.kind(),
             CatalogueError::DuplicateName { .. } | CatalogueError::TooMany { .. } => {
-                ErrorKind::BadInput
+                ErrorKind::FailedPrecondition
             }
         }
     }
@@ -319,8 +319,8 @@ mod tests {
     }
 
     #[test]
-    fn every_catalogue_refusal_is_bad_input() {
-        for bad in [
+    fn kinds_of_catalogue_refusals() {
+        for state in [
             CatalogueError::DuplicateName {
                 item: "exercise",
                 name: "Breathing".into(),
@@ -329,9 +329,10 @@ mod tests {
                 items: "added exercises",
                 max: EXERCISES_MAX,
             },
-            InputError::InvalidDomainKey { max: 40 }.into(),
         ] {
-            assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+            assert_eq!(state.kind(), ErrorKind::FailedPrecondition, "{state}");
         }
+        let bad: CatalogueError = InputError::InvalidDomainKey { max: 40 }.into();
+        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
     }
 }

@@ -66,7 +66,7 @@ impl Refusal for ConversationError {
             ConversationError::DuplicateId { .. }
             | ConversationError::TooMany { .. }
             | ConversationError::WrongState { .. }
-            | ConversationError::NothingChanged(_) => ErrorKind::BadInput,
+            | ConversationError::NothingChanged(_) => ErrorKind::FailedPrecondition,
         }
     }
 }

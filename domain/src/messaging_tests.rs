@@ -295,7 +295,7 @@ fn kinds_of_conversation_refusals() {
         ConversationError::NotAllowed("you are not in this conversation").kind(),
         ErrorKind::Forbidden
     );
-    for bad in [
+    for state in [
         ConversationError::DuplicateId {
             item: "conversation",
             id: THREAD,
@@ -311,11 +311,12 @@ fn kinds_of_conversation_refusals() {
             action: "written to",
         },
         ConversationError::NothingChanged("read receipt"),
-        ConversationError::Input(InputError::InvalidText {
-            field: "body",
-            problem: TextProblem::Empty,
-        }),
     ] {
-        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
+        assert_eq!(state.kind(), ErrorKind::FailedPrecondition, "{state}");
     }
+    let bad = ConversationError::Input(InputError::InvalidText {
+        field: "body",
+        problem: TextProblem::Empty,
+    });
+    assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
 }

@@ -15,6 +15,9 @@ pub enum ErrorKind {
     NotFound,
     /// The caller may not do this (the wrong side of a care relationship).
     Forbidden,
+    /// The input is valid, but the current state forbids it (a goal already
+    /// achieved, a relationship that ended, nothing would change).
+    FailedPrecondition,
 }
 
 /// A rule of an aggregate refused a command. `Display` is the message for the

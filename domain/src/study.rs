@@ -43,7 +43,7 @@ impl Refusal for StudyError {
     fn kind(&self) -> ErrorKind {
         match self {
             StudyError::Input(input) => input.kind(),
-            StudyError::DuplicateId { .. } => ErrorKind::BadInput,
+            StudyError::DuplicateId { .. } => ErrorKind::FailedPrecondition,
         }
     }
 }
@@ -63,7 +63,7 @@ impl Refusal for EnrolmentError {
     fn kind(&self) -> ErrorKind {
         match self {
             EnrolmentError::NotAllowed(_) => ErrorKind::Forbidden,
-            EnrolmentError::NothingChanged(_) => ErrorKind::BadInput,
+            EnrolmentError::NothingChanged(_) => ErrorKind::FailedPrecondition,
         }
     }
 }
@@ -569,27 +569,25 @@ mod tests {
 
     #[test]
     fn kinds_of_study_and_enrolment_refusals() {
-        for bad in [
-            StudyError::DuplicateId {
-                item: "study",
-                id: Uuid::from_u128(1),
-            },
-            StudyError::Input(InputError::OutOfRange {
-                field: "researchers (how many)",
-                got: 0,
-                min: 1,
-                max: RESEARCHERS_MAX as i32,
-            }),
-        ] {
-            assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
-        }
+        let state = StudyError::DuplicateId {
+            item: "study",
+            id: Uuid::from_u128(1),
+        };
+        assert_eq!(state.kind(), ErrorKind::FailedPrecondition);
+        let bad = StudyError::Input(InputError::OutOfRange {
+            field: "researchers (how many)",
+            got: 0,
+            min: 1,
+            max: RESEARCHERS_MAX as i32,
+        });
+        assert_eq!(bad.kind(), ErrorKind::BadInput, "{bad}");
         assert_eq!(
             EnrolmentError::NotAllowed("you are not enrolled in this study").kind(),
             ErrorKind::Forbidden
         );
         assert_eq!(
             EnrolmentError::NothingChanged("enrolment").kind(),
-            ErrorKind::BadInput
+            ErrorKind::FailedPrecondition
         );
     }
 }

@@ -142,7 +142,7 @@ async fn agreements(store: Store) {
         .await;
     assert_eq!(
         kari.client.error_code(PROPOSE, with(terms(7, ""))).await,
-        "BAD_USER_INPUT"
+        "FAILED_PRECONDITION"
     );
     let seen = kari.client.data(VIEW, r.clone()).await;
     assert_eq!(seen["agreement"]["inForce"]["version"], 5);

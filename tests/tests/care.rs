@@ -436,7 +436,7 @@ async fn invitations_and_break_glass_run_out(store: Store) {
     let accept = "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }";
     assert_eq!(
         user.client.error_code(accept, r.clone()).await,
-        "BAD_USER_INPUT"
+        "FAILED_PRECONDITION"
     );
     let list = user
         .client

@@ -139,7 +139,7 @@ async fn studies_and_consent(store: Store) {
     kari.client.data(ENROL, json!({ "s": s })).await;
     assert_eq!(
         user.client.error_code(ENROL, json!({ "s": s })).await,
-        "BAD_USER_INPUT"
+        "FAILED_PRECONDITION"
     );
     let seen = researcher.data(STUDIES, json!({})).await["studies"].clone();
     assert_eq!(seen[0]["enrolledNow"], 2);

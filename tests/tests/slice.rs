@@ -176,29 +176,39 @@ async fn rules_reach_the_client_as_bad_user_input(store: Store) {
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
     let c = open_user(&server, "clinic-a").await.client;
+    // Input that could never be valid, and valid input the state forbids.
+    let (bad, state) = ("BAD_USER_INPUT", "FAILED_PRECONDITION");
     let cases = [
         (
             r#"mutation { rateStatus(domain: "housing", score: 0) { version } }"#,
             "between 1 and 10",
+            bad,
         ),
         (
             r#"mutation { rateStatus(domain: "nowhere", score: 5) { version } }"#,
             "does not exist",
+            bad,
         ),
         (
             r#"mutation { setGoal(domain: "housing", title: "   ") { version } }"#,
             "`title` must not be empty",
+            bad,
         ),
         (
             r#"mutation { addLifeDomain(key: "Bad Key", name: "x") { version } }"#,
             "field `key`",
+            bad,
         ),
-        (r#"mutation { openPortal { version } }"#, "already open"),
+        (
+            r#"mutation { openPortal { version } }"#,
+            "already open",
+            state,
+        ),
     ];
-    for (query, message) in cases {
+    for (query, message, code) in cases {
         let response = c.gql(query, json!({})).await;
         assert_eq!(
-            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            response["errors"][0]["extensions"]["code"], code,
             "{query}: {response}"
         );
         let text = response["errors"][0]["message"].as_str().unwrap();
@@ -235,7 +245,7 @@ async fn rules_reach_the_client_as_bad_user_input(store: Store) {
         .await;
     assert_eq!(
         response["errors"][0]["extensions"]["code"],
-        "BAD_USER_INPUT"
+        "FAILED_PRECONDITION"
     );
     assert!(response["errors"][0]["message"]
         .as_str()

@@ -495,7 +495,7 @@ async fn toolbox_refusals(store: Store) {
             json!({})
         )
         .await,
-        "BAD_USER_INPUT"
+        "FAILED_PRECONDITION"
     );
     c.data(
         "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
@@ -560,7 +560,7 @@ async fn toolbox_refusals(store: Store) {
                 json!({})
             )
             .await,
-        "BAD_USER_INPUT"
+        "FAILED_PRECONDITION"
     );
     assert_eq!(
         server

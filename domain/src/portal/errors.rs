@@ -90,26 +90,26 @@ impl Refusal for PortalError {
             | PortalError::Unknown { .. }
             | PortalError::UnknownExercise(_) => ErrorKind::NotFound,
             PortalError::AlreadyOpen
-            | PortalError::ScoreOutOfRange { .. }
             | PortalError::DuplicateDomain(_)
             | PortalError::DuplicateDomainName(_)
             | PortalError::TooManyDomains(_)
-            | PortalError::UnknownDomain(_)
             | PortalError::DuplicateGoal(_)
             | PortalError::TooManyGoals(_)
             | PortalError::GoalClosed { .. }
             | PortalError::DuplicateActivity(_)
             | PortalError::TooManyActivities(_)
             | PortalError::ActivityClosed { .. }
-            | PortalError::InvalidItem { .. }
-            | PortalError::TooManyItems { .. }
-            | PortalError::InvalidPhone { .. }
-            | PortalError::EmptyCrisisPlan
             | PortalError::DuplicateId { .. }
             | PortalError::DuplicateName { .. }
             | PortalError::TooMany { .. }
             | PortalError::WrongState { .. }
-            | PortalError::NothingChanged(_)
+            | PortalError::NothingChanged(_) => ErrorKind::FailedPrecondition,
+            PortalError::ScoreOutOfRange { .. }
+            | PortalError::UnknownDomain(_)
+            | PortalError::InvalidItem { .. }
+            | PortalError::TooManyItems { .. }
+            | PortalError::InvalidPhone { .. }
+            | PortalError::EmptyCrisisPlan
             | PortalError::InvalidExerciseKey { .. } => ErrorKind::BadInput,
         }
     }
@@ -134,14 +134,20 @@ mod tests {
         ] {
             assert_eq!(not_found.kind(), ErrorKind::NotFound, "{not_found}");
         }
-        for bad in [
+        for state in [
             PortalError::AlreadyOpen,
-            PortalError::UnknownDomain("x".into()),
             PortalError::GoalClosed {
                 goal_id: id,
                 state: "achieved",
             },
             PortalError::NothingChanged("medication"),
+            PortalError::DuplicateGoal(id),
+            PortalError::TooManyGoals(1000),
+        ] {
+            assert_eq!(state.kind(), ErrorKind::FailedPrecondition, "{state}");
+        }
+        for bad in [
+            PortalError::UnknownDomain("x".into()),
             PortalError::Input(InputError::text("title")(TextProblem::Empty)),
             InputError::InvalidDomainKey { max: 40 }.into(),
         ] {

@@ -1278,7 +1278,7 @@ fn an_unknown_exercise_entry_cannot_be_completed() {
 // ---------------------------------------------------------------- error kinds
 
 #[test]
-fn unknown_items_are_not_found_and_wrong_states_are_bad_input() {
+fn unknown_items_are_not_found_and_wrong_states_failed_preconditions() {
     for unknown in ["medication", "person", "exercise log entry"] {
         assert_eq!(
             PortalError::Unknown {
@@ -1293,9 +1293,13 @@ fn unknown_items_are_not_found_and_wrong_states_are_bad_input() {
         PortalError::UnknownExercise("x".into()).kind(),
         ErrorKind::NotFound
     );
-    for bad in [
+    for state in [
         med_wrong_state("stopped", "changed"),
         PortalError::NothingChanged("medication"),
+    ] {
+        assert_eq!(state.kind(), ErrorKind::FailedPrecondition, "{state}");
+    }
+    for bad in [
         PortalError::EmptyCrisisPlan,
         PortalError::InvalidPhone { index: 0 },
         PortalError::Input(InputError::OutOfRange {
