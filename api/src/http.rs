@@ -30,6 +30,7 @@ use async_graphql::Executor;
 struct AppState {
     service: Arc<Service>,
     schema: Limited<PortalSchema>,
+    sockets: Arc<crate::websocket::Sockets>,
 }
 
 /// The whole HTTP surface (see [`crate::app::App`], which serves it).
@@ -37,6 +38,7 @@ pub fn router(service: Arc<Service>) -> Router {
     let limit = service.settings.server.max_body_bytes;
     let state = AppState {
         schema: schema::serving(Arc::clone(&service)),
+        sockets: Default::default(),
         service,
     };
     Router::new()
@@ -218,14 +220,11 @@ async fn graphql(
     http
 }
 
-/// GraphQL subscriptions over WebSocket (`graphql-transport-ws`, or the
-/// older `graphql-ws`). The bearer token comes in `connection_init` as
-/// `{"token": "..."}` (or `{"Authorization": "Bearer ..."}`); a socket
-/// without a valid one is refused.
+/// GraphQL subscriptions over WebSocket, by `graphql-transport-ws` (see
+/// [`crate::websocket`]).
 async fn websocket(
     State(app): State<AppState>,
     connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    protocol: async_graphql_axum::GraphQLProtocol,
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Response {
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
@@ -233,37 +232,9 @@ async fn websocket(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .protocols(["graphql-transport-ws"])
         .on_upgrade(move |socket| {
-            let service = Arc::clone(&app.service);
-            async_graphql_axum::GraphQLWebSocket::new(socket, app.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let header = payload
-                        .get("token")
-                        .and_then(|t| t.as_str())
-                        .map(|t| format!("Bearer {t}"))
-                        .or_else(|| {
-                            payload
-                                .get("Authorization")
-                                .and_then(|t| t.as_str())
-                                .map(str::to_string)
-                        });
-                    let caller = service
-                        .keys
-                        .verify_header(header.as_deref())
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(RequestContext {
-                        caller: Ok(caller),
-                        request_id: uuid::Uuid::new_v4().to_string(),
-                        client_address,
-                        receipts: Arc::new(Receipts::default()),
-                        over_websocket: true,
-                        clock: crate::clock::Clock::Wall,
-                    });
-                    Ok(data)
-                })
-                .serve()
+            crate::websocket::serve(socket, app.service, app.schema, app.sockets, client_address)
         })
 }
 

@@ -30,3 +30,4 @@ pub mod toolbox;
 pub mod trail;
 pub mod usage;
 pub mod usage_extension;
+pub mod websocket;

@@ -42,6 +42,7 @@ pub struct Settings {
     pub graphql: Graphql,
     pub projections: Projections,
     pub live: Live,
+    pub websocket: Websocket,
     pub care: Care,
     pub trail: Trail,
     pub research: Research,
@@ -184,6 +185,32 @@ impl Default for Live {
     fn default() -> Self {
         Live {
             poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Subscriptions over WebSocket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Websocket {
+    /// How long a new socket may take to send `connection_init`
+    /// (`PORTAL_WS_INIT_TIMEOUT_MS`, default 10 s; then it is closed 4408).
+    #[serde(with = "humantime_serde")]
+    pub init_timeout: Duration,
+    /// Most subscriptions one socket holds at once
+    /// (`PORTAL_WS_MAX_SUBSCRIPTIONS`, default 50; one more closes it 4429).
+    pub max_subscriptions_per_socket: usize,
+    /// Most sockets one person holds open at once
+    /// (`PORTAL_WS_MAX_SOCKETS_PER_PERSON`, default 10; one more is closed 4429).
+    pub max_sockets_per_person: usize,
+}
+
+impl Default for Websocket {
+    fn default() -> Self {
+        Websocket {
+            init_timeout: Duration::from_secs(10),
+            max_subscriptions_per_socket: 50,
+            max_sockets_per_person: 10,
         }
     }
 }
@@ -387,6 +414,12 @@ impl Settings {
                 SECOND * 600,
             ),
             (
+                "websocket.init_timeout (PORTAL_WS_INIT_TIMEOUT_MS)",
+                self.websocket.init_timeout,
+                Duration::from_millis(100),
+                SECOND * 60,
+            ),
+            (
                 "live.poll (PORTAL_LIVE_POLL_MS)",
                 self.live.poll,
                 Duration::from_millis(1),
@@ -409,6 +442,18 @@ impl Settings {
                 self.graphql.max_fields as u64,
                 10,
                 100_000,
+            ),
+            (
+                "websocket.max_subscriptions_per_socket (PORTAL_WS_MAX_SUBSCRIPTIONS)",
+                self.websocket.max_subscriptions_per_socket as u64,
+                1,
+                1_000,
+            ),
+            (
+                "websocket.max_sockets_per_person (PORTAL_WS_MAX_SOCKETS_PER_PERSON)",
+                self.websocket.max_sockets_per_person as u64,
+                1,
+                1_000,
             ),
             (
                 "store.max_connections (PORTAL_DB_MAX_CONNECTIONS)",
@@ -477,6 +522,15 @@ impl Settings {
         set_duration!(care.break_glass, "PORTAL_BREAK_GLASS_SECONDS", S);
         set_duration!(research.exchange_gap, "PORTAL_EXCHANGE_GAP_MINUTES", MIN);
         set_duration!(live.poll, "PORTAL_LIVE_POLL_MS", MS);
+        set_duration!(websocket.init_timeout, "PORTAL_WS_INIT_TIMEOUT_MS", MS);
+        set!(
+            websocket.max_subscriptions_per_socket,
+            "PORTAL_WS_MAX_SUBSCRIPTIONS"
+        );
+        set!(
+            websocket.max_sockets_per_person,
+            "PORTAL_WS_MAX_SOCKETS_PER_PERSON"
+        );
         set_duration!(research.visit_gap, "PORTAL_VISIT_GAP_MINUTES", MIN);
         if let Some(key) = env("PORTAL_TOKEN_KEY") {
             self.tokens.key = Some(Secret::new(key));

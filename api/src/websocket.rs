@@ -1,0 +1,311 @@
+//! GraphQL subscriptions over WebSocket, by the `graphql-transport-ws`
+//! protocol (the one `graphql-ws`, Apollo Client and Python's `gql` speak):
+//!
+//! - the client sends `connection_init` within the set time (else close
+//!   4408), with its bearer token as `{"token": "..."}`, `{"Authorization":
+//!   "Bearer ..."}` or `{"authorization": "Bearer ..."}`; a missing or bad
+//!   token closes 4403, a second `connection_init` 4429;
+//! - `subscribe` before the acknowledgement closes 4401, with the id of a
+//!   running subscription 4409, past the subscriptions a socket may hold
+//!   4429; a message that is not one of the protocol's closes 4400;
+//! - a subscription refused before it starts (a bad document, a role
+//!   without live updates) answers `error` with the GraphQL errors; one
+//!   that runs sends `next` per result and `complete` when it ends;
+//! - a person may hold a set number of sockets at once (over it: 4429).
+//!
+//! async-graphql's own handler closes every failure with 1002 and ignores
+//! duplicate ids, so the service speaks the protocol itself, over
+//! async-graphql's executor (the same `Limited` schema as HTTP).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{Data, Executor};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{BoxStream, SelectAll};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::clock::Clock;
+use crate::context::{Receipts, RequestContext};
+use crate::limits::Limited;
+use crate::schema::PortalSchema;
+use crate::service::Service;
+
+/// The protocol's close codes.
+pub mod close {
+    pub const BAD_MESSAGE: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const DUPLICATE_ID: u16 = 4409;
+    pub const TOO_MANY: u16 = 4429;
+}
+
+/// The open sockets of each person, to hold them to the set number.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    open: Mutex<HashMap<(String, Uuid), usize>>,
+}
+
+/// One person's open socket; counted until dropped.
+struct Held {
+    sockets: Arc<Sockets>,
+    key: (String, Uuid),
+}
+
+impl Sockets {
+    /// Counts a socket of `caller`, or `None` if they hold `max` already.
+    fn hold(self: &Arc<Self>, caller: &Caller, max: usize) -> Option<Held> {
+        let key = (caller.organisation.clone(), caller.subject);
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(key.clone()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            sockets: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.sockets.open.lock() {
+            if let Some(n) = open.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+/// What a subscription stream yields: its id and the message to send.
+type Outgoing = BoxStream<'static, (String, Value)>;
+
+/// Serves one socket until either side closes it.
+pub async fn serve(
+    mut socket: WebSocket,
+    service: Arc<Service>,
+    schema: Limited<PortalSchema>,
+    sockets: Arc<Sockets>,
+    client_address: Option<String>,
+) {
+    let limits = service.settings.websocket.clone();
+    // connection_init, in time.
+    let init = tokio::time::timeout(limits.init_timeout, next_message(&mut socket)).await;
+    let payload = match init {
+        Err(_) => {
+            return shut(
+                &mut socket,
+                close::INIT_TIMEOUT,
+                "Connection initialisation timeout",
+            )
+            .await
+        }
+        Ok(Incoming::Closed) => return,
+        Ok(Incoming::Bad(reason)) => return shut(&mut socket, close::BAD_MESSAGE, &reason).await,
+        Ok(Incoming::Message(message)) => match message["type"].as_str() {
+            Some("connection_init") => message.get("payload").cloned().unwrap_or(Value::Null),
+            Some("subscribe") => {
+                return shut(&mut socket, close::UNAUTHORIZED, "Unauthorized").await
+            }
+            _ => {
+                return shut(&mut socket, close::BAD_MESSAGE, "expected connection_init").await;
+            }
+        },
+    };
+    let caller = match service.keys.verify_header(bearer(&payload).as_deref()) {
+        Ok(caller) => caller,
+        Err(_) => return shut(&mut socket, close::FORBIDDEN, "Forbidden").await,
+    };
+    let Some(_held) = sockets.hold(&caller, limits.max_sockets_per_person) else {
+        return shut(
+            &mut socket,
+            close::TOO_MANY,
+            "Too many sockets for this person",
+        )
+        .await;
+    };
+    let mut data = Data::default();
+    data.insert(RequestContext {
+        caller: Ok(caller),
+        request_id: Uuid::new_v4().to_string(),
+        client_address,
+        receipts: Arc::new(Receipts::default()),
+        over_websocket: true,
+        clock: Clock::Wall,
+    });
+    let data = Arc::new(data);
+    if send(&mut socket, json!({ "type": "connection_ack" }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut running: SelectAll<Outgoing> = SelectAll::new();
+    let mut ids: HashSet<String> = HashSet::new();
+    // Ids the client completed, whose stream may still be in `running`.
+    let mut stopped: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            incoming = next_message(&mut socket) => {
+                let message = match incoming {
+                    Incoming::Closed => return,
+                    Incoming::Bad(reason) => {
+                        return shut(&mut socket, close::BAD_MESSAGE, &reason).await
+                    }
+                    Incoming::Message(message) => message,
+                };
+                match message["type"].as_str() {
+                    Some("connection_init") => {
+                        return shut(&mut socket, close::TOO_MANY, "Too many initialisation requests").await
+                    }
+                    Some("ping") => {
+                        if send(&mut socket, json!({ "type": "pong" })).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some("pong") => {}
+                    Some("complete") => {
+                        if let Some(id) = message["id"].as_str() {
+                            if ids.remove(id) {
+                                stopped.insert(id.to_string());
+                            }
+                        }
+                    }
+                    Some("subscribe") => {
+                        let (Some(id), Some(payload)) =
+                            (message["id"].as_str(), message.get("payload"))
+                        else {
+                            return shut(&mut socket, close::BAD_MESSAGE, "subscribe needs an id and a payload").await;
+                        };
+                        if ids.contains(id) {
+                            let reason = format!("Subscriber for {id} already exists");
+                            return shut(&mut socket, close::DUPLICATE_ID, &reason).await;
+                        }
+                        if ids.len() >= limits.max_subscriptions_per_socket {
+                            return shut(&mut socket, close::TOO_MANY, "Too many subscriptions on this socket").await;
+                        }
+                        let request: async_graphql::Request =
+                            match serde_json::from_value(payload.clone()) {
+                                Ok(request) => request,
+                                Err(e) => {
+                                    return shut(&mut socket, close::BAD_MESSAGE, &format!("subscribe payload: {e}")).await
+                                }
+                            };
+                        ids.insert(id.to_string());
+                        stopped.remove(id);
+                        running.push(subscription(
+                            id.to_string(),
+                            schema.execute_stream(request, Some(Arc::clone(&data))),
+                        ));
+                    }
+                    _ => {
+                        return shut(&mut socket, close::BAD_MESSAGE, "unknown message type").await
+                    }
+                }
+            }
+            Some((id, message)) = running.next(), if !running.is_empty() => {
+                if stopped.contains(&id) {
+                    continue;
+                }
+                if matches!(message["type"].as_str(), Some("complete" | "error")) {
+                    ids.remove(&id);
+                }
+                if send(&mut socket, message).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The messages of one subscription: `error` if it was refused before it
+/// started (and nothing more), else `next` per result and `complete` at its
+/// end.
+fn subscription(id: String, results: BoxStream<'static, async_graphql::Response>) -> Outgoing {
+    let mut first = true;
+    let next_id = id.clone();
+    results
+        .map(move |response| {
+            let refused = first && response.data == async_graphql::Value::Null && response.is_err();
+            first = false;
+            if refused {
+                json!({ "id": next_id, "type": "error", "payload": response.errors })
+            } else {
+                json!({ "id": next_id, "type": "next", "payload": response })
+            }
+        })
+        .chain(futures::stream::once({
+            let id = id.clone();
+            async move { json!({ "id": id, "type": "complete" }) }
+        }))
+        .scan(false, |errored, message| {
+            if *errored {
+                return futures::future::ready(None);
+            }
+            *errored = message["type"] == "error";
+            futures::future::ready(Some(message))
+        })
+        .map(move |message| (id.clone(), message))
+        .boxed()
+}
+
+/// The bearer header a `connection_init` payload carries, in any of the
+/// shapes clients send.
+fn bearer(payload: &Value) -> Option<String> {
+    if let Some(token) = payload.get("token").and_then(Value::as_str) {
+        return Some(format!("Bearer {token}"));
+    }
+    payload.as_object()?.iter().find_map(|(key, value)| {
+        key.eq_ignore_ascii_case("authorization")
+            .then(|| value.as_str().map(str::to_string))
+            .flatten()
+    })
+}
+
+enum Incoming {
+    Message(Value),
+    Bad(String),
+    Closed,
+}
+
+/// The next protocol message: a JSON object with a `type`.
+async fn next_message(socket: &mut WebSocket) -> Incoming {
+    loop {
+        match socket.recv().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Incoming::Closed,
+            Some(Ok(Message::Text(text))) => {
+                return match serde_json::from_str::<Value>(&text) {
+                    Ok(value) if value["type"].is_string() => Incoming::Message(value),
+                    Ok(_) => Incoming::Bad("a message needs a type".into()),
+                    Err(e) => Incoming::Bad(format!("not JSON: {e}")),
+                }
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return Incoming::Bad("binary messages are not part of the protocol".into())
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Value) -> Result<(), axum::Error> {
+    socket.send(Message::Text(message.to_string().into())).await
+}
+
+async fn shut(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_string().into(),
+        })))
+        .await;
+}

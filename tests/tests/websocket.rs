@@ -1,0 +1,206 @@
+//! The WebSocket by its protocol, `graphql-transport-ws` (issue 14, item 7),
+//! with a real WebSocket client: the token in the shapes clients send, the
+//! protocol's close codes, the caps on subscriptions and sockets, and
+//! `error` for a subscription refused before it starts.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use api::auth::Role;
+use futures::{SinkExt, StreamExt};
+use portal_tests::*;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use uuid::Uuid;
+
+const LIVE: &str = "subscription { liveUpdates { kind change } }";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A socket that has not sent `connection_init` yet.
+async fn open(server: &Server) -> Socket {
+    let url = format!("{}/graphql/ws", server.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Frame::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next message, or the close code (as `{"closed": code}`).
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("an answer in time");
+        match frame {
+            Some(Ok(Frame::Text(text))) => return serde_json::from_str(&text).unwrap(),
+            Some(Ok(Frame::Close(Some(close)))) => {
+                return json!({ "closed": u16::from(close.code), "reason": close.reason.to_string() })
+            }
+            Some(Ok(Frame::Close(None))) | None | Some(Err(_)) => return json!({ "closed": null }),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+fn subscribe(id: &str, query: &str) -> Value {
+    json!({ "type": "subscribe", "id": id, "payload": { "query": query } })
+}
+
+async fn acknowledged(server: &Server, payload: Value) -> Socket {
+    let mut socket = open(server).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": payload }),
+    )
+    .await;
+    let answer = next(&mut socket).await;
+    assert_eq!(answer["type"], "connection_ack", "{payload}: {answer}");
+    socket
+}
+
+async fn closed_with(socket: &mut Socket) -> u64 {
+    let answer = next(socket).await;
+    answer["closed"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("expected a close code, got {answer}"))
+}
+
+async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("PORTAL_WS_INIT_TIMEOUT_MS", "300"),
+            ("PORTAL_WS_MAX_SUBSCRIPTIONS", "3"),
+            ("PORTAL_WS_MAX_SOCKETS_PER_PERSON", "2"),
+        ],
+    )
+    .await;
+    let user = open_user(&server, "clinic-a").await;
+    let jwt = token(user.id, Role::ServiceUser, "clinic-a");
+
+    // The token in each shape clients send.
+    for payload in [
+        json!({ "token": jwt }),
+        json!({ "Authorization": format!("Bearer {jwt}") }),
+        json!({ "authorization": format!("Bearer {jwt}") }),
+    ] {
+        let socket = acknowledged(&server, payload).await;
+        drop(socket);
+    }
+
+    // A bad token: 4403.
+    let mut socket = open(&server).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "token": "forged" } }),
+    )
+    .await;
+    assert_eq!(closed_with(&mut socket).await, 4403);
+
+    // Nothing sent in time: 4408.
+    let mut socket = open(&server).await;
+    assert_eq!(closed_with(&mut socket).await, 4408);
+
+    // A subscription before the acknowledgement: 4401.
+    let mut socket = open(&server).await;
+    send(&mut socket, subscribe("1", LIVE)).await;
+    assert_eq!(closed_with(&mut socket).await, 4401);
+
+    // Not JSON: 4400.
+    let mut socket = open(&server).await;
+    socket.send(Frame::Text("hello".into())).await.unwrap();
+    assert_eq!(closed_with(&mut socket).await, 4400);
+
+    // A second connection_init: 4429.
+    let mut socket = acknowledged(&server, json!({ "token": jwt })).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "token": jwt } }),
+    )
+    .await;
+    assert_eq!(closed_with(&mut socket).await, 4429);
+
+    // Ping is answered with pong; a duplicate id is closed 4409.
+    let mut socket = acknowledged(&server, json!({ "token": jwt })).await;
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next(&mut socket).await["type"], "pong");
+    send(&mut socket, subscribe("a", LIVE)).await;
+    send(&mut socket, subscribe("a", LIVE)).await;
+    assert_eq!(closed_with(&mut socket).await, 4409);
+
+    // A completed id may be used again; past three subscriptions: 4429.
+    let mut socket = acknowledged(&server, json!({ "token": jwt })).await;
+    send(&mut socket, subscribe("a", LIVE)).await;
+    send(&mut socket, json!({ "type": "complete", "id": "a" })).await;
+    for id in ["a", "b", "c"] {
+        send(&mut socket, subscribe(id, LIVE)).await;
+    }
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next(&mut socket).await["type"], "pong", "three are allowed");
+    send(&mut socket, subscribe("d", LIVE)).await;
+    assert_eq!(closed_with(&mut socket).await, 4429);
+
+    // Two sockets per person; a third is closed 4429, and one closing frees
+    // a place.
+    let first = acknowledged(&server, json!({ "token": jwt })).await;
+    let _second = acknowledged(&server, json!({ "token": jwt })).await;
+    let mut third = open(&server).await;
+    send(
+        &mut third,
+        json!({ "type": "connection_init", "payload": { "token": jwt } }),
+    )
+    .await;
+    assert_eq!(closed_with(&mut third).await, 4429);
+    drop(first);
+    let mut freed = None;
+    for _ in 0..50 {
+        let mut socket = open(&server).await;
+        send(
+            &mut socket,
+            json!({ "type": "connection_init", "payload": { "token": jwt } }),
+        )
+        .await;
+        if next(&mut socket).await["type"] == "connection_ack" {
+            freed = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed.is_some(), "a closed socket frees its place");
+
+    // A subscription refused before it starts: `error` with the code, and
+    // nothing more for that id.
+    let auditor = token(Uuid::new_v4(), Role::Auditor, "clinic-a");
+    let mut socket = acknowledged(&server, json!({ "token": auditor })).await;
+    send(&mut socket, subscribe("x", LIVE)).await;
+    let answer = next(&mut socket).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["id"], "x");
+    assert_eq!(
+        answer["payload"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(
+        next(&mut socket).await["type"],
+        "pong",
+        "no `complete` follows an `error`"
+    );
+    server.stop().await;
+}
+
+both_stores!(
+    websocket_protocol,
+    the_websocket_speaks_graphql_transport_ws
+);
