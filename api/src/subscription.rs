@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use domain::agreement::AgreementEvent;
 use domain::care::{self, Side};
 use domain::messaging::ConversationEvent;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::context::{caller, service};
+use crate::context::{caller, now, service};
 use crate::error::ApiError;
 use crate::live::Members;
 use crate::service::Service;
@@ -26,6 +26,9 @@ use crate::service::Service;
 /// What changed.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateKind {
+    /// The first update of every subscription: it is live, and every change
+    /// from now on reaches it (nothing else is set; `position` is 0).
+    Subscribed,
     /// A new message.
     Message,
     /// Someone read messages.
@@ -294,9 +297,24 @@ impl LiveSubscription {
             caller,
             agreements: HashMap::new(),
         };
-        Ok(futures::stream::unfold(feed, |mut feed| async move {
+        // The feed is listening from here on: say so first.
+        let live = LiveUpdate {
+            kind: UpdateKind::Subscribed,
+            conversation_id: None,
+            relationship_id: None,
+            message_id: None,
+            by: None,
+            body: None,
+            read: None,
+            change: None,
+            version: None,
+            at: now(ctx),
+            position: 0,
+        };
+        let updates = futures::stream::unfold(feed, |mut feed| async move {
             let update = feed.next().await?;
             Some((update, feed))
-        }))
+        });
+        Ok(futures::stream::once(async move { live }).chain(updates))
     }
 }

@@ -23,6 +23,16 @@ async fn subscribe(socket: &mut Socket, query: &str) {
         .unwrap();
 }
 
+/// Subscribes to live updates and waits for the first update, which says
+/// the subscription is live: nothing sent after it can be missed.
+async fn subscribe_live(socket: &mut Socket) {
+    subscribe(socket, UPDATES).await;
+    let first = update(socket, SECONDS)
+        .await
+        .expect("the subscription goes live");
+    assert_eq!(first["kind"], "SUBSCRIBED", "{first}");
+}
+
 /// The next live update on the socket, if one comes in time.
 async fn update(socket: &mut Socket, wait: Duration) -> Option<Value> {
     loop {
@@ -51,9 +61,8 @@ async fn live(store: Store) {
     let mut for_user = connect(&server, &token_of(&user.client)).await.unwrap();
     let mut for_ola = connect(&server, &token_of(&ola.client)).await.unwrap();
     for socket in [&mut for_kari, &mut for_user, &mut for_ola] {
-        subscribe(socket, UPDATES).await;
+        subscribe_live(socket).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = user
         .client
@@ -152,8 +161,7 @@ async fn a_message_crosses_instances() {
     let mut on_b = connect(&b, kari.client.token.as_ref().unwrap())
         .await
         .unwrap();
-    subscribe(&mut on_b, UPDATES).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    subscribe_live(&mut on_b).await;
     user.client
         .data(
             "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"via A\", providerIds: [$p]) { createdId } }",

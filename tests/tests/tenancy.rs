@@ -415,8 +415,14 @@ async fn subscribed(server: &Server, token: &str) -> Socket {
         .send(Frame::Text(start.to_string().into()))
         .await
         .unwrap();
-    // Give the subscription a moment to be in place before anything is sent.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its first update says it is live: nothing sent after it is missed.
+    let first = next_update(&mut socket, Duration::from_secs(10))
+        .await
+        .expect("the subscription goes live");
+    assert_eq!(
+        first["data"]["liveUpdates"]["kind"], "SUBSCRIBED",
+        "{first}"
+    );
     socket
 }
 

@@ -52,6 +52,16 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
+/// The next message of `kind`, skipping others (live updates).
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let message = next(socket).await;
+        if message["type"] == kind || message.get("closed").is_some() {
+            return message;
+        }
+    }
+}
+
 fn subscribe(id: &str, query: &str) -> Value {
     json!({ "type": "subscribe", "id": id, "payload": { "query": query } })
 }
@@ -68,8 +78,9 @@ async fn acknowledged(server: &Server, payload: Value) -> Socket {
     socket
 }
 
+/// The close code, after whatever messages come before it.
 async fn closed_with(socket: &mut Socket) -> u64 {
-    let answer = next(socket).await;
+    let answer = next_of(socket, "closed").await;
     answer["closed"]
         .as_u64()
         .unwrap_or_else(|| panic!("expected a close code, got {answer}"))
@@ -88,12 +99,15 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
     .await;
     let user = open_user(&server, "clinic-a").await;
     let jwt = token(user.id, Role::ServiceUser, "clinic-a");
+    // Each part below but the per-person cap uses a person of its own: a
+    // socket closed by the client is released when the server notices.
+    let fresh = || token(Uuid::new_v4(), Role::ServiceUser, "clinic-a");
 
     // The token in each shape clients send.
     for payload in [
-        json!({ "token": jwt }),
-        json!({ "Authorization": format!("Bearer {jwt}") }),
-        json!({ "authorization": format!("Bearer {jwt}") }),
+        json!({ "token": fresh() }),
+        json!({ "Authorization": format!("Bearer {}", fresh()) }),
+        json!({ "authorization": format!("Bearer {}", fresh()) }),
     ] {
         let socket = acknowledged(&server, payload).await;
         drop(socket);
@@ -123,16 +137,17 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
     assert_eq!(closed_with(&mut socket).await, 4400);
 
     // A second connection_init: 4429.
-    let mut socket = acknowledged(&server, json!({ "token": jwt })).await;
+    let once = fresh();
+    let mut socket = acknowledged(&server, json!({ "token": once })).await;
     send(
         &mut socket,
-        json!({ "type": "connection_init", "payload": { "token": jwt } }),
+        json!({ "type": "connection_init", "payload": { "token": once } }),
     )
     .await;
     assert_eq!(closed_with(&mut socket).await, 4429);
 
     // Ping is answered with pong; a duplicate id is closed 4409.
-    let mut socket = acknowledged(&server, json!({ "token": jwt })).await;
+    let mut socket = acknowledged(&server, json!({ "token": fresh() })).await;
     send(&mut socket, json!({ "type": "ping" })).await;
     assert_eq!(next(&mut socket).await["type"], "pong");
     send(&mut socket, subscribe("a", LIVE)).await;
@@ -140,14 +155,18 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
     assert_eq!(closed_with(&mut socket).await, 4409);
 
     // A completed id may be used again; past three subscriptions: 4429.
-    let mut socket = acknowledged(&server, json!({ "token": jwt })).await;
+    let mut socket = acknowledged(&server, json!({ "token": fresh() })).await;
     send(&mut socket, subscribe("a", LIVE)).await;
     send(&mut socket, json!({ "type": "complete", "id": "a" })).await;
     for id in ["a", "b", "c"] {
         send(&mut socket, subscribe(id, LIVE)).await;
     }
     send(&mut socket, json!({ "type": "ping" })).await;
-    assert_eq!(next(&mut socket).await["type"], "pong", "three are allowed");
+    assert_eq!(
+        next_of(&mut socket, "pong").await["type"],
+        "pong",
+        "three are allowed"
+    );
     send(&mut socket, subscribe("d", LIVE)).await;
     assert_eq!(closed_with(&mut socket).await, 4429);
 
@@ -196,6 +215,17 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
         next(&mut socket).await["type"],
         "pong",
         "no `complete` follows an `error`"
+    );
+
+    // A live subscription's first update says it is live.
+    let mut socket = acknowledged(&server, json!({ "token": fresh() })).await;
+    send(&mut socket, subscribe("y", LIVE)).await;
+    let first = next(&mut socket).await;
+    assert_eq!(first["type"], "next", "{first}");
+    assert_eq!(first["id"], "y");
+    assert_eq!(
+        first["payload"]["data"]["liveUpdates"]["kind"], "SUBSCRIBED",
+        "{first}"
     );
     server.stop().await;
 }
