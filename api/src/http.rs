@@ -41,9 +41,25 @@ pub fn router(service: Arc<Service>) -> Router {
         sockets: Default::default(),
         service,
     };
+    // Browsers of the configured origins may call; preflights are answered
+    // (and no origin is allowed by default).
+    let origins: Vec<HeaderValue> = state
+        .service
+        .settings
+        .server
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([axum::http::HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600));
     Router::new()
         .route("/", get(graphiql))
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -69,6 +85,7 @@ pub fn router(service: Arc<Service>) -> Router {
             )
         }))
         .layer(middleware::map_response(json_errors))
+        .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -82,7 +99,7 @@ async fn json_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with(GRAPHQL_RESPONSE));
     if status.as_u16() < 400 || is_json {
         return response;
     }
@@ -128,13 +145,14 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-async fn graphql(
+/// `POST /graphql`: one GraphQL request in JSON, or a batch of them (a JSON
+/// array, at most `graphql.max_batch`), answered in order.
+async fn graphql_post(
     State(app): State<AppState>,
     connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
     let limit = app.service.settings.server.max_body_bytes;
     let body = match body {
         Ok(body) => body,
@@ -153,8 +171,8 @@ async fn graphql(
             )
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
+    let batch: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
         Err(error) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -163,6 +181,106 @@ async fn graphql(
             )
         }
     };
+    let max = app.service.settings.graphql.max_batch;
+    let requests = match batch {
+        async_graphql::BatchRequest::Single(request) => {
+            return answer(&app, connect, &headers, vec![request], false).await
+        }
+        async_graphql::BatchRequest::Batch(requests) => requests,
+    };
+    if requests.is_empty() || requests.len() > max {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_USER_INPUT,
+            &format!("a batch holds 1-{max} requests, got {}", requests.len()),
+        );
+    }
+    answer(&app, connect, &headers, requests, true).await
+}
+
+/// `GET /graphql`: a query (never a mutation) in the URL's `query`,
+/// `variables` and `operationName`, by the GraphQL-over-HTTP
+/// specification; without `query`, GraphiQL.
+async fn graphql_get(
+    State(app): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(query) = params.get("query") else {
+        return graphiql().await.into_response();
+    };
+    let mut request = async_graphql::Request::new(query.clone());
+    if let Some(name) = params.get("operationName") {
+        request = request.operation_name(name.clone());
+    }
+    if let Some(variables) = params.get("variables") {
+        match serde_json::from_str(variables) {
+            Ok(variables) => {
+                request = request.variables(async_graphql::Variables::from_json(variables))
+            }
+            Err(error) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    codes::BAD_USER_INPUT,
+                    &format!("`variables` is not a JSON object: {error}"),
+                )
+            }
+        }
+    }
+    if is_mutation(&request) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            codes::BAD_REQUEST,
+            "mutations go over POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    answer(&app, connect, &headers, vec![request], false).await
+}
+
+/// Whether the operation a request would run is a mutation (a document that
+/// does not parse is left to the executor to refuse).
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ty = |op: &async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>| {
+        op.node.ty
+    };
+    match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => ty(op) == OperationType::Mutation,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .get(name)
+            .is_some_and(|op| ty(op) == OperationType::Mutation),
+        (DocumentOperations::Multiple(ops), None) => {
+            ops.values().any(|op| ty(op) == OperationType::Mutation)
+        }
+    }
+}
+
+/// The media type of GraphQL responses (GraphQL over HTTP); `application/json`
+/// for clients that do not ask for it.
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// Runs each request, waits for their access-trail records, and answers
+/// (an array for a batch). A client that accepts
+/// `application/graphql-response+json` gets it, with status 400 for a
+/// single request that failed before it ran (no `data`), as the
+/// GraphQL-over-HTTP specification says; others get `application/json`
+/// and 200.
+async fn answer(
+    app: &AppState,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: &HeaderMap,
+    requests: Vec<async_graphql::Request>,
+    batch: bool,
+) -> Response {
+    let started = Instant::now();
     // Always ours: a client-chosen id could collide with another request's.
     let request_id = uuid::Uuid::new_v4().to_string();
     let caller = app.service.keys.verify_header(
@@ -170,21 +288,41 @@ async fn graphql(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
-    let span = tracing::info_span!("graphql", request_id = %request_id, operation = request.operation_name.as_deref().unwrap_or(""));
-    let _entered = span.enter();
-    drop(_entered);
+    let client_address = connect.map(|c| c.0 .0.ip().to_string());
     let receipts = Arc::new(Receipts::default());
-    let mut response = app
-        .schema
-        .execute(request.data(RequestContext {
-            caller,
-            request_id: request_id.clone(),
-            client_address: connect.map(|c| c.0 .0.ip().to_string()),
-            receipts: Arc::clone(&receipts),
-            over_websocket: false,
-            clock: crate::clock::Clock::Wall,
-        }))
-        .await;
+    let mut responses = Vec::with_capacity(requests.len());
+    for request in requests {
+        let span = tracing::info_span!("graphql", request_id = %request_id, operation = request.operation_name.as_deref().unwrap_or(""));
+        let _entered = span.enter();
+        drop(_entered);
+        let mut response = app
+            .schema
+            .execute(request.data(RequestContext {
+                caller: caller.clone(),
+                request_id: request_id.clone(),
+                client_address: client_address.clone(),
+                receipts: Arc::clone(&receipts),
+                over_websocket: false,
+                clock: crate::clock::Clock::Wall,
+            }))
+            .await;
+        // Parse and validation errors (syntax, unknown fields, depth,
+        // complexity, wrong argument types) come from async-graphql without
+        // a code: they are all the client's input.
+        for error in &mut response.errors {
+            let has_code = error
+                .extensions
+                .as_ref()
+                .is_some_and(|e| e.get("code").is_some());
+            if !has_code {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", codes::BAD_USER_INPUT);
+            }
+        }
+        responses.push(response);
+    }
     // Nothing leaves before its access-trail records are committed.
     if let Err(error) = receipts.written().await {
         tracing::error!(%error, %request_id, "answer withheld: access trail not written");
@@ -194,26 +332,45 @@ async fn graphql(
             "internal error",
         );
     }
-    // Parse and validation errors (syntax, unknown fields, depth, complexity,
-    // wrong argument types) come from async-graphql without a code: they are all
-    // the client's input.
-    for error in &mut response.errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some());
-        if !has_code {
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", codes::BAD_USER_INPUT);
-        }
-    }
     app.service
         .metrics
         .request_seconds
         .observe(started.elapsed().as_secs_f64());
-    let mut http = Json(&response).into_response();
+    let wants_graphql_response = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(GRAPHQL_RESPONSE));
+    let body = if batch {
+        serde_json::to_vec(&responses)
+    } else {
+        serde_json::to_vec(&responses[0])
+    };
+    let Ok(body) = body else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal error",
+        );
+    };
+    let (status, media) = if wants_graphql_response {
+        // Errors of a request that never ran (parse, validation, limits)
+        // have no path; a field's error has one.
+        let first = &responses[0];
+        let not_run = !batch
+            && first.data == async_graphql::Value::Null
+            && first.is_err()
+            && first.errors.iter().all(|e| e.path.is_empty());
+        let status = if not_run {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        (status, GRAPHQL_RESPONSE)
+    } else {
+        (StatusCode::OK, "application/json")
+    };
+    let mut http = (status, [(header::CONTENT_TYPE, media)], body).into_response();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         http.headers_mut().insert("x-request-id", value);
     }

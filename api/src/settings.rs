@@ -57,6 +57,10 @@ pub struct Server {
     pub bind: String,
     /// Largest accepted request body (`PORTAL_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Web origins whose browser pages may call the API (CORS), exactly as
+    /// the browser sends them (`https://app.example.org`); none by default
+    /// (`PORTAL_CORS_ORIGINS`, comma-separated).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Server {
@@ -64,6 +68,7 @@ impl Default for Server {
         Server {
             bind: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -130,6 +135,9 @@ pub struct Graphql {
     /// (`PORTAL_MAX_QUERY_FIELDS`); checked before validation, so a document
     /// whose fragments multiply each other is refused without being expanded.
     pub max_fields: usize,
+    /// Most requests in one batch (a JSON array posted to `/graphql`;
+    /// `PORTAL_MAX_BATCH`, default 10).
+    pub max_batch: usize,
     /// Whether the schema can be introspected (`PORTAL_INTROSPECTION`, default
     /// true: GraphiQL and code generators need it).
     pub introspection: bool,
@@ -141,6 +149,7 @@ impl Default for Graphql {
             max_depth: 10,
             max_complexity: 10_000,
             max_fields: 2_000,
+            max_batch: 10,
             introspection: true,
         }
     }
@@ -456,12 +465,27 @@ impl Settings {
                 1_000,
             ),
             (
+                "graphql.max_batch (PORTAL_MAX_BATCH)",
+                self.graphql.max_batch as u64,
+                1,
+                100,
+            ),
+            (
                 "store.max_connections (PORTAL_DB_MAX_CONNECTIONS)",
                 u64::from(self.store.max_connections),
                 1,
                 1_000,
             ),
         ];
+        for origin in &self.server.cors_origins {
+            if origin.parse::<axum::http::HeaderValue>().is_err()
+                || !(origin.starts_with("https://") || origin.starts_with("http://"))
+            {
+                return Err(SettingsError::OutOfRange(format!(
+                    "server.cors_origins (PORTAL_CORS_ORIGINS): `{origin}` is not an origin like https://app.example.org"
+                )));
+            }
+        }
         for (name, value, min, max) in counts {
             if !(min..=max).contains(&value) {
                 return Err(SettingsError::OutOfRange(format!(
@@ -510,6 +534,15 @@ impl Settings {
         set!(graphql.max_complexity, "PORTAL_MAX_QUERY_COMPLEXITY");
         set!(graphql.max_fields, "PORTAL_MAX_QUERY_FIELDS");
         set!(graphql.introspection, "PORTAL_INTROSPECTION");
+        set!(graphql.max_batch, "PORTAL_MAX_BATCH");
+        if let Some(origins) = env("PORTAL_CORS_ORIGINS") {
+            self.server.cors_origins = origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         set_duration!(
             projections.read_your_writes_timeout,
             "PORTAL_READ_YOUR_WRITES_TIMEOUT_MS",
