@@ -66,3 +66,27 @@ pub const DEFAULT_DOMAINS: &[(&str, &str)] = &[
     ("social_network", "Social network"),
     ("leisure", "Leisure"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_DOMAINS;
+
+    /// The README lists the default life domains by key; it must say what
+    /// the code does.
+    #[test]
+    fn the_readme_lists_the_default_domains() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("Every portal starts with")
+            .expect("the README lists the default domains");
+        let list = &readme[start..start + 400];
+        for (key, _) in DEFAULT_DOMAINS {
+            assert!(
+                list.contains(&format!("`{key}`")),
+                "{key} missing from the README"
+            );
+        }
+        assert!(list.contains(&format!("{} life domains", "eight")));
+        assert_eq!(DEFAULT_DOMAINS.len(), 8);
+    }
+}
