@@ -234,3 +234,30 @@ both_stores!(
     websocket_protocol,
     the_websocket_speaks_graphql_transport_ws
 );
+
+/// Python's gql, a third-party client: a query and a mutation over HTTP,
+/// then a live subscription over its graphql-transport-ws transport, which
+/// sends the token as `{"authorization": "Bearer ..."}`.
+async fn a_python_client_subscribes(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    let python = std::env::var("PORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/live.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(&server.base)
+        .arg(token(user.id, Role::ServiceUser, "clinic-a"))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{python}: {e} (ops/test installs gql)"));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("live ok"),
+        "gql: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop().await;
+}
+
+both_stores!(python_client, a_python_client_subscribes);
