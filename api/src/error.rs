@@ -224,6 +224,24 @@ pub fn classify<E: Refusal>(error: AggregateError<E>) -> StoreFailure<E> {
     }
 }
 
+/// Parse and validation errors (syntax, unknown fields, depth, complexity,
+/// wrong argument types) come from async-graphql without a code: they are
+/// all the client's input, `BAD_USER_INPUT`.
+pub fn code_input_errors(errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", codes::BAD_USER_INPUT);
+        }
+    }
+}
+
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let code = error.code();

@@ -215,9 +215,16 @@ async fn graphql_get(
         request = request.operation_name(name.clone());
     }
     if let Some(variables) = params.get("variables") {
-        match serde_json::from_str(variables) {
-            Ok(variables) => {
+        match serde_json::from_str::<serde_json::Value>(variables) {
+            Ok(variables) if variables.is_object() => {
                 request = request.variables(async_graphql::Variables::from_json(variables))
+            }
+            Ok(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    codes::BAD_USER_INPUT,
+                    "`variables` is not a JSON object",
+                )
             }
             Err(error) => {
                 return error_response(
@@ -306,21 +313,7 @@ async fn answer(
                 clock: crate::clock::Clock::Wall,
             }))
             .await;
-        // Parse and validation errors (syntax, unknown fields, depth,
-        // complexity, wrong argument types) come from async-graphql without
-        // a code: they are all the client's input.
-        for error in &mut response.errors {
-            let has_code = error
-                .extensions
-                .as_ref()
-                .is_some_and(|e| e.get("code").is_some());
-            if !has_code {
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", codes::BAD_USER_INPUT);
-            }
-        }
+        crate::error::code_input_errors(&mut response.errors);
         responses.push(response);
     }
     // Nothing leaves before its access-trail records are committed.

@@ -74,12 +74,16 @@ pub(crate) struct Stores {
 
 /// An aggregate type the service stores commands for, and its store.
 pub(crate) trait Stored: Aggregate<Error: domain::refusal::Refusal, Command: Clone> {
+    /// How many times a command that lost the race to append is decided
+    /// again on the new state before the client gets `CONFLICT`.
+    const RETRIES: u32;
     fn store(stores: &Stores) -> &EventStore<Self>;
 }
 
 macro_rules! stored {
-    ($($aggregate:ty => $field:ident),* $(,)?) => {
+    ($($aggregate:ty => $field:ident, $retries:expr);* $(;)?) => {
         $(impl Stored for $aggregate {
+            const RETRIES: u32 = $retries;
             fn store(stores: &Stores) -> &EventStore<Self> {
                 &stores.$field
             }
@@ -87,15 +91,20 @@ macro_rules! stored {
     };
 }
 
+// A command of one side about what the other side did (accept a proposal
+// or an invitation, decline it, end a relationship) names no version: decided
+// again on a newer state it could accept what its sender never saw. Those
+// aggregates answer CONFLICT at once; the others' commands are about the
+// sender's own items and are decided again.
 stored!(
-    Portal => portals,
-    Catalogue => catalogues,
-    Provider => providers,
-    CareRelationship => relationships,
-    Agreement => agreements,
-    Conversation => conversations,
-    Study => studies,
-    Enrolment => enrolments,
+    Portal => portals, CONFLICT_RETRIES;
+    Catalogue => catalogues, CONFLICT_RETRIES;
+    Provider => providers, CONFLICT_RETRIES;
+    CareRelationship => relationships, 0;
+    Agreement => agreements, 0;
+    Conversation => conversations, CONFLICT_RETRIES;
+    Study => studies, CONFLICT_RETRIES;
+    Enrolment => enrolments, CONFLICT_RETRIES;
 );
 
 /// The id of what the first event of a command created, whatever its aggregate.
@@ -421,6 +430,7 @@ impl Service {
     ) -> Result<CommandOutcome, ApiError> {
         self.measured(self.execute_on(
             A::store(&self.stores),
+            A::RETRIES,
             aggregate_id,
             caller,
             request_id,
@@ -553,9 +563,11 @@ impl Service {
         result
     }
 
+    #[allow(clippy::too_many_arguments)] // one command's whole context; a struct would only rename them
     async fn execute_on<A>(
         &self,
         store: &EventStore<A>,
+        retries: u32,
         aggregate_id: &str,
         caller: &Caller,
         request_id: &str,
@@ -609,8 +621,18 @@ impl Service {
                     }
                 }
             }
+            // Decided again, the command may be refused because a copy of
+            // this very request (same key) committed meanwhile: then its
+            // result is ours, not the refusal.
+            if attempt > 0 && matches!(failure, StoreFailure::Rule(_)) {
+                if let Some(key) = &idempotency_key {
+                    if let Some(outcome) = self.replay(caller, key).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
             match failure {
-                StoreFailure::Conflict if attempt < CONFLICT_RETRIES => {
+                StoreFailure::Conflict if attempt < retries => {
                     attempt += 1;
                     self.metrics.command("retried_after_conflict");
                     tokio::time::sleep(retry_pause(attempt)).await;

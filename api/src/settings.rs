@@ -165,7 +165,8 @@ pub struct Projections {
     #[serde(with = "humantime_serde")]
     pub poll: Duration,
     /// How long a mutation waits for the projections to show its events
-    /// (`PORTAL_READ_YOUR_WRITES_TIMEOUT_MS`).
+    /// (`PORTAL_READ_YOUR_WRITES_TIMEOUT_MS`, at most 20 s: well under the
+    /// 30 s a request may take).
     #[serde(with = "humantime_serde")]
     pub read_your_writes_timeout: Duration,
 }
@@ -420,7 +421,7 @@ impl Settings {
                 "projections.read_your_writes_timeout (PORTAL_READ_YOUR_WRITES_TIMEOUT_MS)",
                 self.projections.read_your_writes_timeout,
                 Duration::ZERO,
-                SECOND * 600,
+                SECOND * 20,
             ),
             (
                 "websocket.init_timeout (PORTAL_WS_INIT_TIMEOUT_MS)",

@@ -8,21 +8,21 @@
 //! - `subscribe` before the acknowledgement closes 4401, with the id of a
 //!   running subscription 4409, past the subscriptions a socket may hold
 //!   4429; a message that is not one of the protocol's closes 4400;
-//! - a subscription refused before it starts (a bad document, a role
-//!   without live updates) answers `error` with the GraphQL errors; one
-//!   that runs sends `next` per result and `complete` when it ends;
+//! - a document that never runs (it does not validate, or passes a limit)
+//!   answers `error` with the GraphQL errors; one that runs (a refusal of
+//!   its resolver included) sends `next` per result and `complete` at its end;
 //! - a person may hold a set number of sockets at once (over it: 4429).
 //!
 //! async-graphql's own handler closes every failure with 1002 and ignores
 //! duplicate ids, so the service speaks the protocol itself, over
 //! async-graphql's executor (the same `Limited` schema as HTTP).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{Data, Executor};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::stream::{BoxStream, SelectAll};
+use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -98,40 +98,48 @@ pub async fn serve(
     client_address: Option<String>,
 ) {
     let limits = service.settings.websocket.clone();
-    // connection_init, in time.
-    let init = tokio::time::timeout(limits.init_timeout, next_message(&mut socket)).await;
-    let payload = match init {
-        Err(_) => {
-            return shut(
-                &mut socket,
-                close::INIT_TIMEOUT,
-                "Connection initialisation timeout",
-            )
-            .await
-        }
-        Ok(Incoming::Closed) => return,
-        Ok(Incoming::Bad(reason)) => return shut(&mut socket, close::BAD_MESSAGE, &reason).await,
-        Ok(Incoming::Message(message)) => match message["type"].as_str() {
-            Some("connection_init") => message.get("payload").cloned().unwrap_or(Value::Null),
+    // connection_init, in time (pings may come first: the protocol allows
+    // them at any time).
+    let deadline = tokio::time::Instant::now() + limits.init_timeout;
+    let payload = loop {
+        let init = tokio::time::timeout_at(deadline, next_message(&mut socket)).await;
+        let message = match init {
+            Err(_) => {
+                let reason = "Connection initialisation timeout";
+                return shut(&mut socket, close::INIT_TIMEOUT, reason).await;
+            }
+            Ok(Incoming::Closed) => return,
+            Ok(Incoming::Bad(reason)) => {
+                return shut(&mut socket, close::BAD_MESSAGE, &reason).await
+            }
+            Ok(Incoming::Message(message)) => message,
+        };
+        match message["type"].as_str() {
+            Some("connection_init") => {
+                break message.get("payload").cloned().unwrap_or(Value::Null)
+            }
+            Some("ping") => {
+                if send(&mut socket, json!({ "type": "pong" })).await.is_err() {
+                    return;
+                }
+            }
+            Some("pong") => {}
             Some("subscribe") => {
                 return shut(&mut socket, close::UNAUTHORIZED, "Unauthorized").await
             }
             _ => {
-                return shut(&mut socket, close::BAD_MESSAGE, "expected connection_init").await;
+                let reason = "expected connection_init";
+                return shut(&mut socket, close::BAD_MESSAGE, reason).await;
             }
-        },
+        }
     };
     let caller = match service.keys.verify_header(bearer(&payload).as_deref()) {
         Ok(caller) => caller,
         Err(_) => return shut(&mut socket, close::FORBIDDEN, "Forbidden").await,
     };
     let Some(_held) = sockets.hold(&caller, limits.max_sockets_per_person) else {
-        return shut(
-            &mut socket,
-            close::TOO_MANY,
-            "Too many sockets for this person",
-        )
-        .await;
+        let reason = "Too many sockets for this person";
+        return shut(&mut socket, close::TOO_MANY, reason).await;
     };
     let mut data = Data::default();
     data.insert(RequestContext {
@@ -149,10 +157,11 @@ pub async fn serve(
     {
         return;
     }
-    let mut running: SelectAll<Outgoing> = SelectAll::new();
-    let mut ids: HashSet<String> = HashSet::new();
-    // Ids the client completed, whose stream may still be in `running`.
-    let mut stopped: HashSet<String> = HashSet::new();
+    let mut running: SelectAll<Abortable<Outgoing>> = SelectAll::new();
+    // The running subscriptions by id. Completing one aborts its stream,
+    // which then ends without another message, so an id used again is a
+    // new subscription and nothing of the old one reaches it.
+    let mut ids: HashMap<String, AbortHandle> = HashMap::new();
     loop {
         tokio::select! {
             incoming = next_message(&mut socket) => {
@@ -165,7 +174,8 @@ pub async fn serve(
                 };
                 match message["type"].as_str() {
                     Some("connection_init") => {
-                        return shut(&mut socket, close::TOO_MANY, "Too many initialisation requests").await
+                        let reason = "Too many initialisation requests";
+                        return shut(&mut socket, close::TOO_MANY, reason).await;
                     }
                     Some("ping") => {
                         if send(&mut socket, json!({ "type": "pong" })).await.is_err() {
@@ -174,48 +184,48 @@ pub async fn serve(
                     }
                     Some("pong") => {}
                     Some("complete") => {
-                        if let Some(id) = message["id"].as_str() {
-                            if ids.remove(id) {
-                                stopped.insert(id.to_string());
-                            }
+                        if let Some(handle) = message["id"].as_str().and_then(|id| ids.remove(id)) {
+                            handle.abort();
                         }
                     }
                     Some("subscribe") => {
                         let (Some(id), Some(payload)) =
                             (message["id"].as_str(), message.get("payload"))
                         else {
-                            return shut(&mut socket, close::BAD_MESSAGE, "subscribe needs an id and a payload").await;
+                            let reason = "subscribe needs an id and a payload";
+                            return shut(&mut socket, close::BAD_MESSAGE, reason).await;
                         };
-                        if ids.contains(id) {
+                        if ids.contains_key(id) {
                             let reason = format!("Subscriber for {id} already exists");
                             return shut(&mut socket, close::DUPLICATE_ID, &reason).await;
                         }
                         if ids.len() >= limits.max_subscriptions_per_socket {
-                            return shut(&mut socket, close::TOO_MANY, "Too many subscriptions on this socket").await;
+                            let reason = "Too many subscriptions on this socket";
+                            return shut(&mut socket, close::TOO_MANY, reason).await;
                         }
                         let request: async_graphql::Request =
                             match serde_json::from_value(payload.clone()) {
                                 Ok(request) => request,
                                 Err(e) => {
-                                    return shut(&mut socket, close::BAD_MESSAGE, &format!("subscribe payload: {e}")).await
+                                    let reason = format!("subscribe payload: {e}");
+                                    return shut(&mut socket, close::BAD_MESSAGE, &reason).await;
                                 }
                             };
-                        ids.insert(id.to_string());
-                        stopped.remove(id);
-                        running.push(subscription(
-                            id.to_string(),
-                            schema.execute_stream(request, Some(Arc::clone(&data))),
+                        let (handle, registration) = AbortHandle::new_pair();
+                        ids.insert(id.to_string(), handle);
+                        let results = schema.execute_stream(request, Some(Arc::clone(&data)));
+                        running.push(Abortable::new(
+                            subscription(id.to_string(), results),
+                            registration,
                         ));
                     }
                     _ => {
-                        return shut(&mut socket, close::BAD_MESSAGE, "unknown message type").await
+                        let reason = "unknown message type";
+                        return shut(&mut socket, close::BAD_MESSAGE, reason).await;
                     }
                 }
             }
             Some((id, message)) = running.next(), if !running.is_empty() => {
-                if stopped.contains(&id) {
-                    continue;
-                }
                 if matches!(message["type"].as_str(), Some("complete" | "error")) {
                     ids.remove(&id);
                 }
@@ -227,15 +237,20 @@ pub async fn serve(
     }
 }
 
-/// The messages of one subscription: `error` if it was refused before it
-/// started (and nothing more), else `next` per result and `complete` at its
-/// end.
+/// The messages of one subscription: `error` if it never ran (and nothing
+/// more), else `next` per result and `complete` at its end.
 fn subscription(id: String, results: BoxStream<'static, async_graphql::Response>) -> Outgoing {
     let mut first = true;
     let next_id = id.clone();
     results
-        .map(move |response| {
-            let refused = first && response.data == async_graphql::Value::Null && response.is_err();
+        .map(move |mut response| {
+            crate::error::code_input_errors(&mut response.errors);
+            // Never ran (a document that does not validate, a limit): errors
+            // without a path, no data. A resolver's refusal has a path.
+            let refused = first
+                && response.data == async_graphql::Value::Null
+                && response.is_err()
+                && response.errors.iter().all(|e| e.path.is_empty());
             first = false;
             if refused {
                 json!({ "id": next_id, "type": "error", "payload": response.errors })
@@ -302,6 +317,12 @@ async fn send(socket: &mut WebSocket, message: Value) -> Result<(), axum::Error>
 }
 
 async fn shut(socket: &mut WebSocket, code: u16, reason: &str) {
+    // A close frame's reason holds at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = &reason[..end];
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,

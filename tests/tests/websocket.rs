@@ -154,6 +154,39 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
     send(&mut socket, subscribe("a", LIVE)).await;
     assert_eq!(closed_with(&mut socket).await, 4409);
 
+    // Pings may come before connection_init.
+    let mut socket = open(&server).await;
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next(&mut socket).await["type"], "pong");
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "token": fresh() } }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+
+    // Completing a subscription stops it: its id used again is a new
+    // subscription, and nothing of the old one comes under it.
+    send(&mut socket, subscribe("r", LIVE)).await;
+    assert_eq!(
+        next(&mut socket).await["payload"]["data"]["liveUpdates"]["kind"],
+        "SUBSCRIBED"
+    );
+    send(&mut socket, json!({ "type": "complete", "id": "r" })).await;
+    send(&mut socket, subscribe("r", LIVE)).await;
+    let again = next(&mut socket).await;
+    assert_eq!(again["id"], "r");
+    assert_eq!(
+        again["payload"]["data"]["liveUpdates"]["kind"], "SUBSCRIBED",
+        "{again}"
+    );
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(
+        next(&mut socket).await["type"],
+        "pong",
+        "nothing else for `r`"
+    );
+
     // A completed id may be used again; past three subscriptions: 4429.
     let mut socket = acknowledged(&server, json!({ "token": fresh() })).await;
     send(&mut socket, subscribe("a", LIVE)).await;
@@ -198,16 +231,17 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
     }
     assert!(freed.is_some(), "a closed socket frees its place");
 
-    // A subscription refused before it starts: `error` with the code, and
-    // nothing more for that id.
+    // A document that never runs (it does not validate) is answered `error`,
+    // and nothing more for its id; a subscription its resolver refuses
+    // ran: `next` with the refusal's code, then `complete`.
     let auditor = token(Uuid::new_v4(), Role::Auditor, "clinic-a");
     let mut socket = acknowledged(&server, json!({ "token": auditor })).await;
-    send(&mut socket, subscribe("x", LIVE)).await;
+    send(&mut socket, subscribe("v", "subscription { nope }")).await;
     let answer = next(&mut socket).await;
     assert_eq!(answer["type"], "error", "{answer}");
-    assert_eq!(answer["id"], "x");
+    assert_eq!(answer["id"], "v");
     assert_eq!(
-        answer["payload"][0]["extensions"]["code"], "FORBIDDEN",
+        answer["payload"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{answer}"
     );
     send(&mut socket, json!({ "type": "ping" })).await;
@@ -215,6 +249,20 @@ async fn the_websocket_speaks_graphql_transport_ws(store: Store) {
         next(&mut socket).await["type"],
         "pong",
         "no `complete` follows an `error`"
+    );
+    send(&mut socket, subscribe("x", LIVE)).await;
+    let answer = next(&mut socket).await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(answer["id"], "x");
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+    let end = next(&mut socket).await;
+    assert_eq!(
+        (end["type"].as_str(), end["id"].as_str()),
+        (Some("complete"), Some("x")),
+        "{end}"
     );
 
     // A live subscription's first update says it is live.
