@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::access::record_trail_read;
 use domain::access::Duty;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::care::BreakGlassReason;
 use crate::context::{caller, service};
 use crate::error::ApiError;
@@ -56,14 +56,14 @@ pub struct AccessEntry {
     pub reader_id: Uuid,
     /// The reader's display name, for registered providers.
     pub reader_name: Option<String>,
-    /// The reader's role (`provider`, `auditor`, ...).
-    pub reader_role: String,
+    /// The reader's role.
+    pub reader_role: Role,
     /// The reader's organisation.
     pub reader_organisation: String,
     /// Whose portal (or trail) was read; null for an auditor search across people.
     pub subject_id: Option<Uuid>,
-    /// `core`, `medications`, `network`, `crisis_plan`, `exercises`, or `access_log`.
-    pub section: String,
+    /// What was read: a section of the portal, or the access log itself.
+    pub section: AccessSection,
     /// The query that asked.
     pub query: String,
     /// What allowed it, or `REFUSED`.
@@ -145,17 +145,70 @@ pub struct SectionExposure {
     pub looked: Vec<AccessEntry>,
 }
 
-impl From<EntryRow> for AccessEntry {
-    fn from(row: EntryRow) -> Self {
-        AccessEntry {
+/// What a record of the access trail is about: a section of the portal, or
+/// the access log itself.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AccessSection {
+    /// Life domains, status ratings, goals and activities.
+    Core,
+    /// Medications.
+    Medications,
+    /// The network map.
+    Network,
+    /// The crisis plan.
+    CrisisPlan,
+    /// The exercise log.
+    Exercises,
+    /// The access log (a person's own, or an auditor's search).
+    AccessLog,
+}
+
+impl AccessSection {
+    /// The name the trail stores.
+    fn stored(self) -> &'static str {
+        match self {
+            AccessSection::Core => Section::Core.as_str(),
+            AccessSection::Medications => Section::Medications.as_str(),
+            AccessSection::Network => Section::Network.as_str(),
+            AccessSection::CrisisPlan => Section::CrisisPlan.as_str(),
+            AccessSection::Exercises => Section::Exercises.as_str(),
+            AccessSection::AccessLog => domain::trail::ACCESS_LOG,
+        }
+    }
+
+    /// From the name the trail stores; anything else is a corrupt store.
+    fn from_stored(name: &str) -> Result<Self, ApiError> {
+        [
+            AccessSection::Core,
+            AccessSection::Medications,
+            AccessSection::Network,
+            AccessSection::CrisisPlan,
+            AccessSection::Exercises,
+            AccessSection::AccessLog,
+        ]
+        .into_iter()
+        .find(|s| s.stored() == name)
+        .ok_or_else(|| ApiError::internal(format!("access trail: unknown section `{name}`")))
+    }
+}
+
+impl TryFrom<EntryRow> for AccessEntry {
+    type Error = ApiError;
+
+    fn try_from(row: EntryRow) -> Result<Self, ApiError> {
+        let reader_role: Role =
+            serde_json::from_value(serde_json::Value::String(row.reader_role.clone())).map_err(
+                |_| ApiError::internal(format!("access trail: unknown role `{}`", row.reader_role)),
+            )?;
+        Ok(AccessEntry {
             position: row.position,
             at: row.at,
             reader_id: row.reader_id,
             reader_name: row.reader_name,
-            reader_role: row.reader_role,
+            reader_role,
             reader_organisation: row.reader_organisation,
             subject_id: row.subject_id,
-            section: row.section,
+            section: AccessSection::from_stored(&row.section)?,
             query: row.query,
             basis: row.basis.into(),
             break_glass: row.basis == Basis::BreakGlass,
@@ -165,7 +218,7 @@ impl From<EntryRow> for AccessEntry {
             detail: row.detail,
             request_id: row.request_id,
             client_address: row.client_address,
-        }
+        })
     }
 }
 
@@ -182,7 +235,7 @@ async fn search(
         organisation: &caller.organisation,
     };
     let rows = trail::search(&svc.engine, &svc.db, scope, &filter, order, limit).await?;
-    Ok(rows.into_iter().map(AccessEntry::from).collect())
+    rows.into_iter().map(AccessEntry::try_from).collect()
 }
 
 fn check_limit(limit: i32) -> Result<i64, ApiError> {
@@ -344,7 +397,7 @@ impl AuditQuery {
         ctx: &Context<'_>,
         subject_id: Option<Uuid>,
         reader_id: Option<Uuid>,
-        section: Option<String>,
+        section: Option<AccessSection>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         #[graphql(default = 100)] limit: i32,
@@ -353,14 +406,6 @@ impl AuditQuery {
         let caller = caller(ctx)?;
         auditor(&caller)?;
         let limit = check_limit(limit)?;
-        if let Some(section) = &section {
-            if Section::parse(section).is_none() && section != domain::trail::ACCESS_LOG {
-                return Err(ApiError::BadInput(
-                    "field `section` must be core, medications, network, crisis_plan, exercises or access_log".into(),
-                )
-                .into());
-            }
-        }
         if let (Some(from), Some(to)) = (from, to) {
             check_period(from, to)?;
         }
@@ -368,7 +413,7 @@ impl AuditQuery {
             in_organisation(ctx, &caller, subject).await?;
         }
         let detail = serde_json::json!({
-            "subject_id": subject_id, "reader_id": reader_id, "section": section,
+            "subject_id": subject_id, "reader_id": reader_id, "section": section.map(AccessSection::stored),
             "from": from, "to": to, "before_position": before_position,
         })
         .to_string();
@@ -376,7 +421,7 @@ impl AuditQuery {
         let filter = Filter {
             subject: subject_id,
             reader: reader_id,
-            section,
+            section: section.map(|s| s.stored().to_string()),
             from,
             to,
             before_position,
@@ -538,9 +583,9 @@ pub fn disclosures(rows: &[AccessEntry]) -> String {
             ts(r.at),
             r.reader_id.to_string(),
             r.reader_name.clone().unwrap_or_default(),
-            r.reader_role.clone(),
+            r.reader_role.as_str().to_string(),
             r.reader_organisation.clone(),
-            r.section.clone(),
+            r.section.stored().to_string(),
             r.query.clone(),
             basis.to_string(),
             r.relationship_id

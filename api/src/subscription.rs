@@ -37,6 +37,19 @@ pub enum UpdateKind {
     Agreement,
 }
 
+/// What happened to an agreement.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementChange {
+    /// A side proposed a version (or a counter-proposal).
+    Proposed,
+    /// The other side accepted it: it is in force.
+    Accepted,
+    /// The other side declined it.
+    Declined,
+    /// Its proposer withdrew it.
+    Withdrawn,
+}
+
 /// One live update.
 #[derive(SimpleObject, Clone)]
 pub struct LiveUpdate {
@@ -54,8 +67,8 @@ pub struct LiveUpdate {
     pub body: Option<String>,
     /// How many messages the reader has now read, for a receipt.
     pub read: Option<i32>,
-    /// The event type of an agreement change (`AgreementProposed`, ...).
-    pub change: Option<String>,
+    /// What happened to the agreement, for an agreement change.
+    pub change: Option<AgreementChange>,
     /// The version concerned, for an agreement change.
     pub version: Option<i32>,
     /// When it happened.
@@ -255,7 +268,12 @@ impl Feed {
                     by,
                     body: None,
                     read: None,
-                    change: Some(event.stored.event_type.clone()),
+                    change: Some(match decoded {
+                        AgreementEvent::AgreementProposed { .. } => AgreementChange::Proposed,
+                        AgreementEvent::AgreementAccepted { .. } => AgreementChange::Accepted,
+                        AgreementEvent::AgreementDeclined { .. } => AgreementChange::Declined,
+                        AgreementEvent::ProposalWithdrawn { .. } => AgreementChange::Withdrawn,
+                    }),
                     version: Some(version),
                     at: decoded.at(),
                     position,

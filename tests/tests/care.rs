@@ -249,7 +249,7 @@ async fn working_together(store: Store) {
         .iter()
         .find(|e| e["breakGlass"] == true)
         .expect("the break-glass read is in the log");
-    assert_eq!(glass_read["section"], "crisis_plan");
+    assert_eq!(glass_read["section"], "CRISIS_PLAN");
     assert_eq!(glass_read["readerName"], "Kari Nordmann");
     let allowed: Vec<&Value> = entries
         .iter()
@@ -367,7 +367,7 @@ async fn working_together(store: Store) {
     let second = server.client(Some(token(Uuid::new_v4(), Role::Auditor, "clinic")));
     let trail_reads = second
         .data(
-            r#"{ accessTrail(section: "access_log", limit: 500) { readerId readerRole query basis } }"#,
+            r#"{ accessTrail(section: ACCESS_LOG, limit: 500) { readerId readerRole query basis } }"#,
             json!({}),
         )
         .await["accessTrail"]

@@ -113,7 +113,7 @@ async fn live(store: Store) {
         .await;
     let change = update(&mut for_user, SECONDS).await.unwrap();
     assert_eq!(change["kind"], "AGREEMENT");
-    assert_eq!(change["change"], "AgreementProposed");
+    assert_eq!(change["change"], "PROPOSED");
     assert_eq!(change["by"], kari.id.to_string());
     assert_eq!(change["relationshipId"], rel);
 
