@@ -213,6 +213,11 @@ pub struct Websocket {
     /// Most sockets one person holds open at once
     /// (`PORTAL_WS_MAX_SOCKETS_PER_PERSON`, default 10; one more is closed 4429).
     pub max_sockets_per_person: usize,
+    /// How often the server pings an acknowledged socket; one silent for a
+    /// whole interval after a ping is closed (`PORTAL_WS_KEEPALIVE_MS`,
+    /// default 15 s).
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
 }
 
 impl Default for Websocket {
@@ -221,6 +226,7 @@ impl Default for Websocket {
             init_timeout: Duration::from_secs(10),
             max_subscriptions_per_socket: 50,
             max_sockets_per_person: 10,
+            keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -430,6 +436,12 @@ impl Settings {
                 SECOND * 60,
             ),
             (
+                "websocket.keepalive (PORTAL_WS_KEEPALIVE_MS)",
+                self.websocket.keepalive,
+                Duration::from_millis(100),
+                SECOND * 600,
+            ),
+            (
                 "live.poll (PORTAL_LIVE_POLL_MS)",
                 self.live.poll,
                 Duration::from_millis(1),
@@ -557,6 +569,7 @@ impl Settings {
         set_duration!(research.exchange_gap, "PORTAL_EXCHANGE_GAP_MINUTES", MIN);
         set_duration!(live.poll, "PORTAL_LIVE_POLL_MS", MS);
         set_duration!(websocket.init_timeout, "PORTAL_WS_INIT_TIMEOUT_MS", MS);
+        set_duration!(websocket.keepalive, "PORTAL_WS_KEEPALIVE_MS", MS);
         set!(
             websocket.max_subscriptions_per_socket,
             "PORTAL_WS_MAX_SUBSCRIPTIONS"

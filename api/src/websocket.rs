@@ -11,7 +11,9 @@
 //! - a document that never runs (it does not validate, or passes a limit)
 //!   answers `error` with the GraphQL errors; one that runs (a refusal of
 //!   its resolver included) sends `next` per result and `complete` at its end;
-//! - a person may hold a set number of sockets at once (over it: 4429).
+//! - a person may hold a set number of sockets at once (over it: 4429);
+//! - the server pings at `websocket.keepalive`; a client silent for a whole
+//!   interval after a ping is closed (1001), freeing its place.
 //!
 //! async-graphql's own handler closes every failure with 1002 and ignores
 //! duplicate ids, so the service speaks the protocol itself, over
@@ -42,6 +44,8 @@ pub mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY: u16 = 4429;
+    /// The client stopped answering: WebSocket's own "going away".
+    pub const GOING_AWAY: u16 = 1001;
 }
 
 /// The open sockets of each person, to hold them to the set number.
@@ -162,9 +166,26 @@ pub async fn serve(
     // which then ends without another message, so an id used again is a
     // new subscription and nothing of the old one reaches it.
     let mut ids: HashMap<String, AbortHandle> = HashMap::new();
+    // The server pings at each interval; a client that has sent nothing
+    // since the previous ping (not even its pong) is gone, and its socket is
+    // closed so that it stops counting against the person's sockets.
+    let mut keepalive = tokio::time::interval(limits.keepalive);
+    keepalive.tick().await;
+    let mut heard = true;
     loop {
         tokio::select! {
+            _ = keepalive.tick() => {
+                if !heard {
+                    let reason = "No answer to ping";
+                    return shut(&mut socket, close::GOING_AWAY, reason).await;
+                }
+                heard = false;
+                if send(&mut socket, json!({ "type": "ping" })).await.is_err() {
+                    return;
+                }
+            }
             incoming = next_message(&mut socket) => {
+                heard = true;
                 let message = match incoming {
                     Incoming::Closed => return,
                     Incoming::Bad(reason) => {

@@ -309,3 +309,54 @@ async fn a_python_client_subscribes(store: Store) {
 }
 
 both_stores!(python_client, a_python_client_subscribes);
+
+/// The server pings; a client that answers stays, one that stays silent for
+/// a whole interval is closed (1001) and its place under the per-person cap
+/// is freed.
+async fn silent_clients_are_closed(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("PORTAL_WS_KEEPALIVE_MS", "300"),
+            ("PORTAL_WS_MAX_SOCKETS_PER_PERSON", "1"),
+        ],
+    )
+    .await;
+    let (talker, mute) = (Uuid::new_v4(), Uuid::new_v4());
+    let jwt = |id| token(id, Role::ServiceUser, "clinic-a");
+    let mut answering = acknowledged(&server, json!({ "token": jwt(talker) })).await;
+    let mut silent = acknowledged(&server, json!({ "token": jwt(mute) })).await;
+    // For about four intervals the first answers every ping.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_200);
+    let mut pings = 0;
+    while tokio::time::Instant::now() < until {
+        let wait = until - tokio::time::Instant::now();
+        let Ok(Some(Ok(frame))) = tokio::time::timeout(wait, answering.next()).await else {
+            continue;
+        };
+        let message: Value = match frame {
+            Frame::Text(text) => serde_json::from_str(&text).unwrap(),
+            Frame::Close(close) => panic!("an answering client was closed: {close:?}"),
+            _ => continue,
+        };
+        assert_eq!(message["type"], "ping", "{message}");
+        pings += 1;
+        send(&mut answering, json!({ "type": "pong" })).await;
+    }
+    assert!(pings >= 2, "the server pings: {pings}");
+    send(&mut answering, json!({ "type": "ping" })).await;
+    assert_eq!(
+        next_of(&mut answering, "pong").await["type"],
+        "pong",
+        "still open"
+    );
+    // The silent one was pinged and then closed as gone.
+    assert_eq!(next(&mut silent).await["type"], "ping");
+    assert_eq!(closed_with(&mut silent).await, 1001);
+    // Its place is free again (the cap is one socket).
+    let _back = acknowledged(&server, json!({ "token": jwt(mute) })).await;
+    server.stop().await;
+}
+
+both_stores!(keepalive, silent_clients_are_closed);

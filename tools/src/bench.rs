@@ -793,12 +793,20 @@ pub async fn messaging(
             tokio::spawn(async move {
                 while let Some(Ok(frame)) = socket.next().await {
                     let Frame::Text(text) = frame else { continue };
-                    if !timed {
-                        continue;
-                    }
                     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
                         continue;
                     };
+                    // The server's keepalive: a client that does not answer is closed.
+                    if v["type"] == "ping" {
+                        let pong = json!({ "type": "pong" }).to_string();
+                        if socket.send(Frame::Text(pong.into())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    if !timed {
+                        continue;
+                    }
                     if let Some(body) = v["payload"]["data"]["liveUpdates"]["body"].as_str() {
                         let _ = delivered.send((body.to_string(), Instant::now()));
                     }
