@@ -460,6 +460,30 @@ impl Settings {
         }
         let counts = [
             (
+                "server.max_body_bytes (PORTAL_MAX_BODY_BYTES)",
+                self.server.max_body_bytes as u64,
+                1_024,
+                64 * 1024 * 1024,
+            ),
+            (
+                "graphql.max_depth (PORTAL_MAX_QUERY_DEPTH)",
+                self.graphql.max_depth as u64,
+                1,
+                100,
+            ),
+            (
+                "graphql.max_complexity (PORTAL_MAX_QUERY_COMPLEXITY)",
+                self.graphql.max_complexity as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "projections.batch_size (PORTAL_PROJECTION_BATCH_SIZE)",
+                u64::try_from(self.projections.batch_size).unwrap_or(0),
+                1,
+                100_000,
+            ),
+            (
                 "graphql.max_fields (PORTAL_MAX_QUERY_FIELDS)",
                 self.graphql.max_fields as u64,
                 10,
@@ -491,8 +515,13 @@ impl Settings {
             ),
         ];
         for origin in &self.server.cors_origins {
+            // An origin is a scheme and a host (and port): what a browser
+            // sends, without a path or a trailing slash.
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
             if origin.parse::<axum::http::HeaderValue>().is_err()
-                || !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || host.is_none_or(|h| h.is_empty() || h.contains('/'))
             {
                 return Err(SettingsError::OutOfRange(format!(
                     "server.cors_origins (PORTAL_CORS_ORIGINS): `{origin}` is not an origin like https://app.example.org"
@@ -725,6 +754,35 @@ mod tests {
         assert!(toml::from_str::<Settings>("[care]\nbreak_glass = \"soon\"").is_err());
         // The flat keys of earlier releases are refused, not ignored.
         assert!(toml::from_str::<Settings>("break_glass_seconds = 60").is_err());
+    }
+
+    #[test]
+    fn limits_and_origins_out_of_range_are_refused() {
+        for (name, value) in [
+            ("PORTAL_MAX_QUERY_DEPTH", "0"),
+            ("PORTAL_MAX_QUERY_COMPLEXITY", "0"),
+            ("PORTAL_MAX_BODY_BYTES", "10"),
+            ("PORTAL_PROJECTION_BATCH_SIZE", "-5"),
+            ("PORTAL_CORS_ORIGINS", "https://app.example.org/"),
+            ("PORTAL_CORS_ORIGINS", "app.example.org"),
+            ("PORTAL_CORS_ORIGINS", "https://"),
+        ] {
+            let mut settings = Settings::default();
+            settings
+                .apply_env(|n| (n == name).then(|| value.to_string()))
+                .expect("parses");
+            let error = settings.check().expect_err(value);
+            assert!(error.to_string().contains(name), "{error}");
+        }
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|n| {
+                (n == "PORTAL_CORS_ORIGINS")
+                    .then(|| "https://app.example.org, http://localhost:5173".to_string())
+            })
+            .expect("parses");
+        settings.check().expect("two good origins");
+        assert_eq!(settings.server.cors_origins.len(), 2);
     }
 
     #[test]
