@@ -196,10 +196,10 @@ impl TryFrom<EntryRow> for AccessEntry {
     type Error = ApiError;
 
     fn try_from(row: EntryRow) -> Result<Self, ApiError> {
-        let reader_role: Role =
-            serde_json::from_value(serde_json::Value::String(row.reader_role.clone())).map_err(
-                |_| ApiError::internal(format!("access trail: unknown role `{}`", row.reader_role)),
-            )?;
+        let reader_role: Role = row
+            .reader_role
+            .parse()
+            .map_err(|e| ApiError::internal(format!("access trail: {e}")))?;
         Ok(AccessEntry {
             position: row.position,
             at: row.at,

@@ -91,11 +91,6 @@ fn status(
     })
 }
 
-/// A stored snake_case name back as its enum.
-pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, ApiError> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(ApiError::internal)
-}
-
 /// A provider as others in the organisation see them.
 #[derive(SimpleObject, Clone)]
 pub struct ProviderProfile {
@@ -195,7 +190,7 @@ async fn relationships(
             Some(p) => Some(ProviderProfile {
                 provider_id: row.provider_id,
                 display_name: p.display_name,
-                profession: parse_name::<care::Profession>(&p.profession)?.into(),
+                profession: p.profession.into(),
                 registered_at: p.registered_at,
             }),
             None => None,
@@ -206,7 +201,7 @@ async fn relationships(
             provider_id: row.provider_id,
             provider,
             status: status(row.state, row.expires_at, at)?,
-            invited_by: parse_name::<Side>(&row.invited_by)?.into(),
+            invited_by: row.invited_by.into(),
             invited_at: row.invited_at,
             expires_at: row.expires_at,
             since: row.since,
@@ -245,7 +240,7 @@ impl CareQuery {
             .map(|row| {
                 Ok(ProviderProfile {
                     provider_id: row.provider_id,
-                    profession: parse_name::<care::Profession>(&row.profile.profession)?.into(),
+                    profession: row.profile.profession.into(),
                     display_name: row.profile.display_name,
                     registered_at: row.profile.registered_at,
                 })

@@ -25,8 +25,7 @@ pub enum Party {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderRow {
     pub display_name: String,
-    /// The profession's snake_case name.
-    pub profession: String,
+    pub profession: domain::care::Profession,
     pub registered_at: DateTime<Utc>,
 }
 
@@ -45,8 +44,8 @@ pub struct RelationshipRow {
     pub user_id: Uuid,
     pub provider_id: Uuid,
     pub state: domain::care::RelationshipState,
-    /// The side that invited, snake_case.
-    pub invited_by: String,
+    /// The side that invited.
+    pub invited_by: domain::care::Side,
     pub invited_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub since: Option<DateTime<Utc>>,
@@ -123,7 +122,7 @@ pub async fn relationships(
         let provider = match opt_text(row, &providers, "display_name")? {
             Some(display_name) => Some(ProviderRow {
                 display_name,
-                profession: text(row, &providers, "profession")?,
+                profession: super::named(row, &providers, "profession")?,
                 registered_at: time(row, &providers, "registered_at")?,
             }),
             None => None,
@@ -135,7 +134,7 @@ pub async fn relationships(
             user_id: uuid(row, &rels, "user_id")?,
             provider_id: uuid(row, &rels, "provider_id")?,
             state: super::named(row, &rels, "state")?,
-            invited_by: text(row, &rels, "invited_by")?,
+            invited_by: super::named(row, &rels, "invited_by")?,
             invited_at: time(row, &rels, "invited_at")?,
             expires_at: opt_time(row, &rels, "expires_at")?,
             since: opt_time(row, &rels, "since")?,
@@ -178,7 +177,7 @@ pub async fn providers(
                 provider_id: uuid(row, &table, "provider_id")?,
                 profile: ProviderRow {
                     display_name: text(row, &table, "display_name")?,
-                    profession: text(row, &table, "profession")?,
+                    profession: super::named(row, &table, "profession")?,
                     registered_at: time(row, &table, "registered_at")?,
                 },
             })
