@@ -3,7 +3,7 @@
 //! parties; changed only while the relationship is active. Every version is
 //! kept and shown.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::agreement::{self as model, AgreementCommand, AgreementEvent};
 use domain::care::{RelationshipState, Side};
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::care::{side_of, CareSide};
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
+use crate::node::{self, NodeId};
 use crate::service::CommandOutcome;
 
 /// Who takes the initiative in using the portal together.
@@ -154,9 +155,12 @@ pub struct AgreementVersion {
 
 /// The expectation agreement of a care relationship.
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "Agreement")]
 pub struct AgreementView {
-    /// The relationship.
-    pub relationship_id: Uuid,
+    /// The agreement's global id.
+    pub id: ID,
+    /// The global id of the care relationship it is part of.
+    pub relationship_id: ID,
     /// The version in force, if one was ever accepted.
     pub in_force: Option<AgreementVersion>,
     /// The proposal waiting for an answer, if any.
@@ -181,7 +185,14 @@ fn view(relationship_id: Uuid, events: Vec<AgreementEvent>) -> AgreementView {
         .collect();
     let find = |outcome| versions.iter().find(|v| v.outcome == outcome).cloned();
     AgreementView {
-        relationship_id,
+        id: NodeId::Agreement {
+            relationship: relationship_id,
+        }
+        .id(),
+        relationship_id: NodeId::Relationship {
+            relationship: relationship_id,
+        }
+        .id(),
         in_force: find(VersionOutcome::InForce),
         pending: find(VersionOutcome::Pending),
         versions: versions.clone(),
@@ -214,8 +225,8 @@ pub struct SideKeeping {
 /// Whether each side keeps the agreement at a time.
 #[derive(SimpleObject, Clone)]
 pub struct AlignmentView {
-    /// The relationship.
-    pub relationship_id: Uuid,
+    /// The global id of the care relationship.
+    pub relationship_id: ID,
     /// The time the answer is for.
     pub as_of: DateTime<Utc>,
     /// The agreement version in force then; null when none was (nothing to keep).
@@ -247,10 +258,15 @@ impl AgreementQuery {
     async fn alignment(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<AlignmentView> {
+        let relationship_id = node::relationship(&relationship_id)?;
         party(ctx, relationship_id).await?;
+        let global_id = NodeId::Relationship {
+            relationship: relationship_id,
+        }
+        .id();
         let svc = service(ctx);
         let at = as_of.unwrap_or_else(|| now(ctx));
         if at > now(ctx) + chrono::Duration::days(366) {
@@ -280,7 +296,7 @@ impl AgreementQuery {
         };
         let (Some((version, terms)), Some(since)) = (agreement.accepted, since) else {
             return Ok(AlignmentView {
-                relationship_id,
+                relationship_id: global_id,
                 as_of: at,
                 agreement_version: None,
                 aligned: true,
@@ -327,7 +343,7 @@ impl AgreementQuery {
             overdue_since: k.overdue_since,
         };
         Ok(AlignmentView {
-            relationship_id,
+            relationship_id: global_id,
             as_of: at,
             agreement_version: Some(version),
             aligned: a.aligned(),
@@ -342,11 +358,12 @@ impl AgreementQuery {
     /// The expectation agreement of one of the caller's care relationships:
     /// the version in force, the proposal waiting, and every version ever
     /// proposed with what became of it. Also after the relationship ended.
-    async fn agreement(
+    pub(crate) async fn agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
     ) -> async_graphql::Result<AgreementView> {
+        let relationship_id = node::relationship(&relationship_id)?;
         party(ctx, relationship_id).await?;
         let events = service(ctx).agreement_events(relationship_id).await?;
         Ok(view(relationship_id, events))
@@ -357,12 +374,12 @@ impl AgreementQuery {
 #[derive(Default)]
 pub struct AgreementMutation;
 
-async fn run(
+async fn run<P: From<CommandOutcome>>(
     ctx: &Context<'_>,
     relationship_id: Uuid,
     idempotency_key: Option<String>,
     command: impl FnOnce(Side, DateTime<Utc>) -> AgreementCommand,
-) -> async_graphql::Result<CommandOutcome> {
+) -> async_graphql::Result<P> {
     let (side, active) = party(ctx, relationship_id).await?;
     if !active {
         return Err(ApiError::FailedPrecondition(
@@ -379,28 +396,32 @@ async fn run(
             &relationship_id.to_string(),
             command(side, now(ctx)),
         )
-        .await?)
+        .await?
+        .into())
 }
 
 #[Object]
 impl AgreementMutation {
     /// Proposes terms: the first agreement, a revision of the one in force
     /// (which holds until the revision is accepted), or a counter-proposal to
-    /// the other side's waiting proposal. `createdId` is the version number.
+    /// the other side's waiting proposal. The payload's `agreement.pending` is the proposal.
     async fn propose_agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         terms: Terms,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, relationship_id, idempotency_key, |by, at| {
-            AgreementCommand::Propose {
+    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+        run(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| AgreementCommand::Propose {
                 by,
                 terms: terms.into(),
                 at,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -408,12 +429,15 @@ impl AgreementMutation {
     async fn accept_agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, relationship_id, idempotency_key, |by, at| {
-            AgreementCommand::Accept { by, at }
-        })
+    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+        run(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| AgreementCommand::Accept { by, at },
+        )
         .await
     }
 
@@ -421,12 +445,15 @@ impl AgreementMutation {
     async fn decline_agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, relationship_id, idempotency_key, |by, at| {
-            AgreementCommand::Decline { by, at }
-        })
+    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+        run(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| AgreementCommand::Decline { by, at },
+        )
         .await
     }
 
@@ -434,12 +461,15 @@ impl AgreementMutation {
     async fn withdraw_agreement_proposal(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        run(ctx, relationship_id, idempotency_key, |by, at| {
-            AgreementCommand::Withdraw { by, at }
-        })
+    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+        run(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| AgreementCommand::Withdraw { by, at },
+        )
         .await
     }
 }

@@ -3,7 +3,9 @@
 //! disclosures. Every one of these reads is itself recorded before it is
 //! answered. None of them returns portal content.
 
-use async_graphql::{Context, Enum, Object, SimpleObject};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+
+use crate::node::{self, person_id, BigInt, NodeId};
 use chrono::{DateTime, Utc};
 use domain::care::{self, CareEvent, WindowKind};
 use domain::portal::Section;
@@ -49,19 +51,19 @@ pub enum AccessBasis {
 #[derive(SimpleObject, Clone)]
 pub struct AccessEntry {
     /// Global position of the record in the event store.
-    pub position: i64,
+    pub position: BigInt,
     /// When the read happened.
     pub at: DateTime<Utc>,
-    /// Who read.
-    pub reader_id: Uuid,
+    /// Who read: their person id.
+    pub reader_id: ID,
     /// The reader's display name, for registered providers.
     pub reader_name: Option<String>,
     /// The reader's role.
     pub reader_role: Role,
     /// The reader's organisation.
     pub reader_organisation: String,
-    /// Whose portal (or trail) was read; null for an auditor search across people.
-    pub subject_id: Option<Uuid>,
+    /// Whose portal (or trail) was read (their person id); null for an auditor search across people.
+    pub subject_id: Option<ID>,
     /// What was read: a section of the portal, or the access log itself.
     pub section: AccessSection,
     /// The query that asked.
@@ -70,16 +72,16 @@ pub struct AccessEntry {
     pub basis: AccessBasis,
     /// True for a read under a break-glass opening.
     pub break_glass: bool,
-    /// The care relationship whose grant or break-glass allowed the read.
-    pub relationship_id: Option<Uuid>,
+    /// The global id of the care relationship whose grant or break-glass allowed the read.
+    pub relationship_id: Option<ID>,
     /// Sequence number of the granting event in that relationship's history.
-    pub basis_sequence: Option<i64>,
+    pub basis_sequence: Option<BigInt>,
     /// The error code of a refused read.
     pub refusal: Option<String>,
     /// For reads of the trail: what was searched (null in a service user's own log).
     pub detail: Option<String>,
     /// The request, as in the `x-request-id` response header (empty in a service user's own log).
-    pub request_id: String,
+    pub request_id: ID,
     /// The address the request came from (null in a service user's own log).
     pub client_address: Option<String>,
 }
@@ -87,10 +89,10 @@ pub struct AccessEntry {
 /// A break-glass opening of the service user's crisis plan.
 #[derive(SimpleObject, Clone)]
 pub struct BreakGlassOpening {
-    /// The relationship it was opened in.
-    pub relationship_id: Uuid,
-    /// The provider who opened it.
-    pub provider_id: Uuid,
+    /// The global id of the relationship it was opened in.
+    pub relationship_id: ID,
+    /// The provider who opened it: their person id.
+    pub provider_id: ID,
     /// Their display name.
     pub provider_name: Option<String>,
     /// Why, as a code.
@@ -115,12 +117,12 @@ pub struct AccessLog {
 /// A span of time during which a provider could read a section.
 #[derive(SimpleObject, Clone)]
 pub struct AccessWindow {
-    /// The provider.
-    pub provider_id: Uuid,
+    /// The provider: their person id.
+    pub provider_id: ID,
     /// Their display name.
     pub provider_name: Option<String>,
-    /// The relationship.
-    pub relationship_id: Uuid,
+    /// The global id of the relationship.
+    pub relationship_id: ID,
     /// `GRANT` or `BREAK_GLASS`.
     pub basis: AccessBasis,
     /// From when.
@@ -128,7 +130,7 @@ pub struct AccessWindow {
     /// Until when; null while it is still open with no end date.
     pub to: Option<DateTime<Utc>>,
     /// Sequence number of the event that opened it in the relationship's history.
-    pub basis_sequence: i64,
+    pub basis_sequence: BigInt,
     /// For a break-glass window: why, as a code.
     pub reason: Option<BreakGlassReason>,
     /// For a break-glass window: why, in the provider's words.
@@ -201,22 +203,24 @@ impl TryFrom<EntryRow> for AccessEntry {
             .parse()
             .map_err(|e| ApiError::internal(format!("access trail: {e}")))?;
         Ok(AccessEntry {
-            position: row.position,
+            position: BigInt(row.position),
             at: row.at,
-            reader_id: row.reader_id,
+            reader_id: person_id(row.reader_id),
             reader_name: row.reader_name,
             reader_role,
             reader_organisation: row.reader_organisation,
-            subject_id: row.subject_id,
+            subject_id: row.subject_id.map(person_id),
             section: AccessSection::from_stored(&row.section)?,
             query: row.query,
             basis: row.basis.into(),
             break_glass: row.basis == Basis::BreakGlass,
-            relationship_id: row.relationship_id,
-            basis_sequence: row.basis_sequence,
+            relationship_id: row
+                .relationship_id
+                .map(|relationship| NodeId::Relationship { relationship }.id()),
+            basis_sequence: row.basis_sequence.map(BigInt),
             refusal: row.refusal,
             detail: row.detail,
-            request_id: row.request_id,
+            request_id: ID(row.request_id),
             client_address: row.client_address,
         })
     }
@@ -354,8 +358,11 @@ impl AuditQuery {
                 } = event
                 {
                     break_glass.push(BreakGlassOpening {
-                        relationship_id,
-                        provider_id,
+                        relationship_id: NodeId::Relationship {
+                            relationship: relationship_id,
+                        }
+                        .id(),
+                        provider_id: person_id(provider_id),
                         provider_name: provider_name.clone(),
                         reason: code.into(),
                         explanation: reason,
@@ -377,7 +384,7 @@ impl AuditQuery {
         // addresses, request ids or an auditor's search terms.
         for entry in &mut entries {
             entry.client_address = None;
-            entry.request_id = String::new();
+            entry.request_id = ID::default();
             entry.detail = None;
         }
         Ok(AccessLog {
@@ -395,8 +402,8 @@ impl AuditQuery {
     async fn access_trail(
         &self,
         ctx: &Context<'_>,
-        subject_id: Option<Uuid>,
-        reader_id: Option<Uuid>,
+        subject_id: Option<ID>,
+        reader_id: Option<ID>,
         section: Option<AccessSection>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
@@ -405,6 +412,8 @@ impl AuditQuery {
     ) -> async_graphql::Result<Vec<AccessEntry>> {
         let caller = caller(ctx)?;
         auditor(&caller)?;
+        let subject_id = subject_id.as_ref().map(node::person).transpose()?;
+        let reader_id = reader_id.as_ref().map(node::person).transpose()?;
         let limit = check_limit(limit)?;
         if let (Some(from), Some(to)) = (from, to) {
             check_period(from, to)?;
@@ -437,12 +446,13 @@ impl AuditQuery {
     async fn who_could_see(
         &self,
         ctx: &Context<'_>,
-        subject_id: Uuid,
+        subject_id: ID,
         section: PortalSection,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> async_graphql::Result<SectionExposure> {
         let caller = caller(ctx)?;
+        let subject_id = node::person(&subject_id)?;
         auditor(&caller)?;
         check_period(from, to)?;
         in_organisation(ctx, &caller, subject_id).await?;
@@ -472,20 +482,23 @@ impl AuditQuery {
                 could_see.push(AccessWindow {
                     reason,
                     explanation,
-                    provider_id,
+                    provider_id: person_id(provider_id),
                     provider_name: provider_name.clone(),
-                    relationship_id,
+                    relationship_id: NodeId::Relationship {
+                        relationship: relationship_id,
+                    }
+                    .id(),
                     basis: match window.kind {
                         WindowKind::Grant => AccessBasis::Grant,
                         WindowKind::BreakGlass => AccessBasis::BreakGlass,
                     },
                     from: window.from,
                     to: window.to,
-                    basis_sequence: window.sequence,
+                    basis_sequence: BigInt(window.sequence),
                 });
             }
         }
-        could_see.sort_by_key(|w| (w.from, w.relationship_id));
+        could_see.sort_by(|a, b| (a.from, &*a.relationship_id).cmp(&(b.from, &*b.relationship_id)));
         let filter = Filter {
             subject: Some(subject_id),
             section: Some(section.as_str().to_string()),
@@ -513,11 +526,12 @@ impl AuditQuery {
     async fn disclosures_csv(
         &self,
         ctx: &Context<'_>,
-        subject_id: Option<Uuid>,
+        subject_id: Option<ID>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> async_graphql::Result<String> {
         let caller = caller(ctx)?;
+        let subject_id = subject_id.as_ref().map(node::person).transpose()?;
         check_period(from, to)?;
         let (subject, basis) = if caller.may(Duty::SearchTrail) {
             let subject = subject_id
@@ -556,7 +570,7 @@ impl AuditQuery {
             // the readers' addresses or request ids.
             for row in &mut rows {
                 row.client_address = None;
-                row.request_id = String::new();
+                row.request_id = ID::default();
             }
         }
         if rows.len() as i64 > DISCLOSURES_MAX {
@@ -588,11 +602,17 @@ pub fn disclosures(rows: &[AccessEntry]) -> String {
             r.section.stored().to_string(),
             r.query.clone(),
             basis.to_string(),
+            // The relationship's own uuid, as in every other export.
             r.relationship_id
-                .map(|id| id.to_string())
+                .as_ref()
+                .and_then(|id| NodeId::decode(id))
+                .and_then(|node| match node {
+                    NodeId::Relationship { relationship } => Some(relationship.to_string()),
+                    _ => None,
+                })
                 .unwrap_or_default(),
             r.basis_sequence.map(|s| s.to_string()).unwrap_or_default(),
-            r.request_id.clone(),
+            r.request_id.to_string(),
             r.client_address.clone().unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();

@@ -1,7 +1,7 @@
 //! GraphQL for working together: provider profiles, care relationships,
 //! consent grants, break-glass, and the provider's caseload.
 
-use async_graphql::{Context, Enum, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::access::Duty;
 use domain::care::{self, CareCommand, CareRelationship, ProviderCommand, Side, Standing};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
+use crate::node::{self, NodeId};
 use crate::service::CommandOutcome;
 use crate::toolbox::PortalSection;
 
@@ -94,8 +95,13 @@ fn status(
 /// A provider as others in the organisation see them.
 #[derive(SimpleObject, Clone)]
 pub struct ProviderProfile {
-    /// The provider's subject id.
-    pub provider_id: Uuid,
+    /// The profile's global id.
+    pub id: ID,
+    /// The provider's person id (the subject of their token).
+    pub person_id: ID,
+    /// The provider's person id, for lookups.
+    #[graphql(skip)]
+    pub uuid: Uuid,
     /// Name shown to service users.
     pub display_name: String,
     /// What they do.
@@ -117,12 +123,18 @@ pub struct GrantView {
 
 /// A care relationship between a service user and a provider.
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct Relationship {
-    /// Stable id of the pair.
-    pub relationship_id: Uuid,
-    /// The service user (their portal id).
+    /// The relationship's global id.
+    pub id: ID,
+    /// The relationship's own uuid: the same for every relationship of the
+    /// same pair (as in exports and events).
+    pub uuid: Uuid,
+    /// The service user.
+    #[graphql(skip)]
     pub user_id: Uuid,
-    /// The provider's subject id.
+    /// The provider.
+    #[graphql(skip)]
     pub provider_id: Uuid,
     /// The provider's profile.
     pub provider: Option<ProviderProfile>,
@@ -142,6 +154,19 @@ pub struct Relationship {
     pub grants: Vec<GrantView>,
     /// Until when an open break-glass access to the crisis plan lasts, if one is open.
     pub break_glass_until: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl Relationship {
+    /// The service user's person id (also the id of their portal).
+    async fn user_id(&self) -> ID {
+        node::person_id(self.user_id)
+    }
+
+    /// The provider's person id.
+    async fn provider_id(&self) -> ID {
+        node::person_id(self.provider_id)
+    }
 }
 
 /// Changes in one granted section since the provider last looked at it.
@@ -188,7 +213,12 @@ async fn relationships(
     for row in rows {
         let provider = match row.provider {
             Some(p) => Some(ProviderProfile {
-                provider_id: row.provider_id,
+                id: NodeId::ProviderProfile {
+                    provider: row.provider_id,
+                }
+                .id(),
+                person_id: node::person_id(row.provider_id),
+                uuid: row.provider_id,
                 display_name: p.display_name,
                 profession: p.profession.into(),
                 registered_at: p.registered_at,
@@ -196,7 +226,11 @@ async fn relationships(
             None => None,
         };
         out.push(Relationship {
-            relationship_id: row.relationship_id,
+            id: NodeId::Relationship {
+                relationship: row.relationship_id,
+            }
+            .id(),
+            uuid: row.relationship_id,
             user_id: row.user_id,
             provider_id: row.provider_id,
             provider,
@@ -229,7 +263,10 @@ pub struct CareQuery;
 #[Object]
 impl CareQuery {
     /// The providers registered in the caller's organisation, by name (at most 1,000).
-    async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProviderProfile>> {
+    pub(crate) async fn providers(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ProviderProfile>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let scope = Scope {
             organisation: &caller.organisation,
@@ -239,7 +276,12 @@ impl CareQuery {
             .into_iter()
             .map(|row| {
                 Ok(ProviderProfile {
-                    provider_id: row.provider_id,
+                    id: NodeId::ProviderProfile {
+                        provider: row.provider_id,
+                    }
+                    .id(),
+                    person_id: node::person_id(row.provider_id),
+                    uuid: row.provider_id,
                     profession: row.profile.profession.into(),
                     display_name: row.profile.display_name,
                     registered_at: row.profile.registered_at,
@@ -252,7 +294,7 @@ impl CareQuery {
     /// The caller's care relationships: a service user's team, or a provider's
     /// relationships including pending invitations. Declined and ended ones
     /// only with `includeClosed`.
-    async fn care_relationships(
+    pub(crate) async fn care_relationships(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = false)] include_closed: bool,
@@ -292,7 +334,7 @@ impl CareQuery {
         )
         .await?
         {
-            let current = svc.relationship(relationship.relationship_id).await?;
+            let current = svc.relationship(relationship.uuid).await?;
             if current.state != care::RelationshipState::Active
                 || current.organisation != caller.organisation
             {
@@ -345,7 +387,7 @@ impl CareQuery {
                     section.as_str(),
                 );
                 record.basis = domain::trail::Basis::Grant;
-                record.relationship_id = Some(relationship.relationship_id);
+                record.relationship_id = Some(relationship.uuid);
                 record.basis_sequence = Some(grant.sequence);
                 record.detail = Some("change count".into());
                 crate::access::submit(ctx, &caller, record)?;
@@ -372,12 +414,12 @@ pub(crate) fn side_of(caller: &Caller, relationship: &CareRelationship) -> Resul
 }
 
 /// Checks that the caller is a party and runs a command on the relationship.
-async fn on_relationship(
+async fn on_relationship<P: From<CommandOutcome>>(
     ctx: &Context<'_>,
     relationship_id: Uuid,
     idempotency_key: Option<String>,
     command: impl FnOnce(Side, DateTime<Utc>) -> CareCommand,
-) -> async_graphql::Result<CommandOutcome> {
+) -> async_graphql::Result<P> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     if caller.care_side().is_none() {
         return Err(ApiError::Forbidden(
@@ -396,7 +438,8 @@ async fn on_relationship(
             &relationship_id.to_string(),
             command,
         )
-        .await?)
+        .await?
+        .into())
 }
 
 /// True when the provider has a profile in the caller's organisation.
@@ -415,7 +458,7 @@ impl CareMutation {
         display_name: String,
         profession: Profession,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ProviderProfilePayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::KeepProfile) {
             return Err(ApiError::Forbidden("only providers have a profile".into()).into());
@@ -434,21 +477,23 @@ impl CareMutation {
                 &caller.subject.to_string(),
                 command,
             )
-            .await?)
+            .await?
+            .into())
     }
 
     /// Invites someone into a care relationship: a service user invites a
     /// registered provider, a provider (registered) invites a service user whose
     /// portal is open, both in the caller's organisation. The invitation runs
-    /// out after the configured time (14 days by default). `createdId` is the
-    /// relationship id.
+    /// out after the configured time (14 days by default). `personId` is the
+    /// invited person's id, or the global id of a provider's profile.
     async fn invite_to_care(
         &self,
         ctx: &Context<'_>,
-        person_id: Uuid,
+        person_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
+        let person_id = node::person(&person_id)?;
         let org = caller.organisation.clone();
         let (user_id, provider_id, by) = match caller.care_side() {
             Some(Side::ServiceUser) => (caller.subject, person_id, Side::ServiceUser),
@@ -492,19 +537,23 @@ impl CareMutation {
                 &care::relationship_id(user_id, provider_id).to_string(),
                 command,
             )
-            .await?)
+            .await?
+            .into())
     }
 
     /// The invited side accepts a pending invitation.
     async fn accept_care_invitation(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
-            CareCommand::Accept { by, at }
-        })
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+        on_relationship(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| CareCommand::Accept { by, at },
+        )
         .await
     }
 
@@ -512,12 +561,15 @@ impl CareMutation {
     async fn decline_care_invitation(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
-            CareCommand::Decline { by, at }
-        })
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+        on_relationship(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| CareCommand::Decline { by, at },
+        )
         .await
     }
 
@@ -526,12 +578,15 @@ impl CareMutation {
     async fn end_care_relationship(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
-            CareCommand::End { by, at }
-        })
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+        on_relationship(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| CareCommand::End { by, at },
+        )
         .await
     }
 
@@ -541,19 +596,22 @@ impl CareMutation {
     async fn grant_access(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         section: PortalSection,
         until: Option<DateTime<Utc>>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
-            CareCommand::Grant {
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+        on_relationship(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| CareCommand::Grant {
                 by,
                 section: section.into(),
                 until,
                 at,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -561,17 +619,20 @@ impl CareMutation {
     async fn revoke_access(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         section: PortalSection,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
-        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
-            CareCommand::Revoke {
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+        on_relationship(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| CareCommand::Revoke {
                 by,
                 section: section.into(),
                 at,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -583,21 +644,24 @@ impl CareMutation {
     async fn break_glass(
         &self,
         ctx: &Context<'_>,
-        relationship_id: Uuid,
+        relationship_id: ID,
         reason: BreakGlassReason,
         explanation: String,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         let lasts = service(ctx).settings.care.break_glass_window();
-        on_relationship(ctx, relationship_id, idempotency_key, |by, at| {
-            CareCommand::BreakGlass {
+        on_relationship(
+            ctx,
+            node::relationship(&relationship_id)?,
+            idempotency_key,
+            |by, at| CareCommand::BreakGlass {
                 by,
                 code: reason.into(),
                 reason: explanation,
                 lasts,
                 at,
-            }
-        })
+            },
+        )
         .await
     }
 }

@@ -32,11 +32,11 @@ pub fn caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
 }
 
 /// Runs `command` on the caller's own portal after the role and tenancy checks.
-pub(crate) async fn run(
+pub(crate) async fn run<P: From<CommandOutcome>>(
     ctx: &Context<'_>,
     idempotency_key: Option<String>,
     command: PortalCommand,
-) -> async_graphql::Result<CommandOutcome> {
+) -> async_graphql::Result<P> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     if !caller.may(domain::access::Duty::KeepPortal) {
         return Err(
@@ -52,7 +52,8 @@ pub(crate) async fn run(
             idempotency(ctx, idempotency_key),
             command,
         )
-        .await?)
+        .await?
+        .into())
 }
 
 /// Refuses a caller whose subject id has a portal in another organisation:

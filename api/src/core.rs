@@ -1,7 +1,7 @@
 //! The portal core over GraphQL: the control panel, goals and activities,
 //! status ratings, their histories, and the core mutations.
 
-use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::portal::view::PortalView;
 use domain::portal::{PortalCommand, Section};
@@ -15,14 +15,15 @@ use crate::auth::Role;
 use crate::context::{caller, now, run, service};
 use crate::error::ApiError;
 use crate::history::{history_entries, history_rows, HistoryEntry, Page};
-use crate::service::CommandOutcome;
+use crate::node::{self, BigInt, NodeId};
 use crate::toolbox::{self, RecentChange, SectionSummary};
 
 /// Who is asking.
 #[derive(SimpleObject)]
 pub struct Me {
-    /// The caller's subject id (for a service user, also their portal id).
-    pub subject: Uuid,
+    /// The caller's person id: the subject of their token (for a service
+    /// user, also the id of their portal).
+    pub person_id: ID,
     /// The caller's role.
     pub role: Role,
     /// The caller's organisation.
@@ -34,8 +35,10 @@ pub struct Me {
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct ControlPanel {
-    /// The portal (its owner's subject id).
-    pub portal_id: Uuid,
+    /// The control panel's global id.
+    pub id: ID,
+    /// The portal: its owner's person id.
+    pub portal_id: ID,
     /// Organisation the portal belongs to.
     pub organisation: String,
     /// When the portal was opened.
@@ -43,7 +46,7 @@ pub struct ControlPanel {
     /// When anything in the portal last changed.
     pub updated_at: DateTime<Utc>,
     /// The portal's version: the sequence number of its latest event.
-    pub version: i64,
+    pub version: BigInt,
     /// Every life domain, default ones first, then the user's own in the order added.
     pub domains: Vec<DomainPanel>,
     /// The portal, found within the caller's organisation.
@@ -102,7 +105,7 @@ impl ControlPanel {
         .find(|s| s.section == toolbox::PortalSection::Core)
         .map_or(0, |s| s.changes);
         for (i, change) in changes.iter_mut().enumerate() {
-            change.sequence = count - i as i64;
+            change.sequence = BigInt(count - i as i64);
         }
         Ok(changes)
     }
@@ -163,8 +166,10 @@ pub enum ActivityState {
 /// A goal with its activities and progress.
 #[derive(SimpleObject)]
 pub struct Goal {
-    /// Goal id.
-    pub id: Uuid,
+    /// The goal's global id.
+    pub id: ID,
+    /// The goal's own uuid (as in exports and events), chosen by the client or generated.
+    pub uuid: Uuid,
     /// Key of the life domain the goal belongs to.
     pub domain: String,
     /// Title (1-200 characters).
@@ -201,8 +206,10 @@ pub struct Progress {
 /// A concrete step under a goal.
 #[derive(SimpleObject)]
 pub struct Activity {
-    /// Activity id.
-    pub id: Uuid,
+    /// The activity's global id.
+    pub id: ID,
+    /// The activity's own uuid (as in exports and events).
+    pub uuid: Uuid,
     /// Title (1-200 characters).
     pub title: String,
     /// Planned, done or dropped.
@@ -218,7 +225,7 @@ pub struct Activity {
 pub struct StatusEntry {
     /// The portal's event sequence number; for someone other than the owner,
     /// the rating's place in this history (1, 2, ...).
-    pub sequence: i64,
+    pub sequence: BigInt,
     /// Self-rating from 1 to 10.
     pub score: i32,
     /// The note given with it.
@@ -266,10 +273,16 @@ fn progress(planned: i64, done: i64, dropped: i64) -> Progress {
     }
 }
 
-impl From<ActivityRow> for Activity {
-    fn from(a: ActivityRow) -> Self {
+impl Activity {
+    fn new(portal: Uuid, goal: Uuid, a: ActivityRow) -> Self {
         Activity {
-            id: a.id,
+            id: NodeId::Activity {
+                portal,
+                goal,
+                activity: a.id,
+            }
+            .id(),
+            uuid: a.id,
             title: a.title,
             state: a.state.into(),
             planned_at: a.planned_at,
@@ -278,10 +291,12 @@ impl From<ActivityRow> for Activity {
     }
 }
 
-impl From<GoalRow> for Goal {
-    fn from(g: GoalRow) -> Self {
+impl Goal {
+    pub(crate) fn new(portal: Uuid, g: GoalRow) -> Self {
+        let goal = g.id;
         Goal {
-            id: g.id,
+            id: NodeId::Goal { portal, goal }.id(),
+            uuid: goal,
             domain: g.domain,
             title: g.title,
             description: g.description,
@@ -290,7 +305,11 @@ impl From<GoalRow> for Goal {
             updated_at: g.updated_at,
             closed_at: g.closed_at,
             progress: progress(g.planned, g.done, g.dropped),
-            activities: g.activities.into_iter().map(Activity::from).collect(),
+            activities: g
+                .activities
+                .into_iter()
+                .map(|a| Activity::new(portal, goal, a))
+                .collect(),
         }
     }
 }
@@ -302,7 +321,7 @@ impl CoreQuery {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         let caller = caller(ctx)?;
         Ok(Me {
-            subject: caller.subject,
+            person_id: node::person_id(caller.subject),
             role: caller.role,
             organisation: caller.organisation,
         })
@@ -312,12 +331,13 @@ impl CoreQuery {
     /// active goals with their activities and progress, and a summary of every
     /// section. `portalId` defaults to the caller's own portal. With `asOf`, the
     /// panel as it stood at that time, computed from the events.
-    async fn control_panel(
+    pub(crate) async fn control_panel(
         &self,
         ctx: &Context<'_>,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<ControlPanel> {
+        let portal_id = node::portal(portal_id.as_ref())?;
         if let Some(as_of) = as_of {
             return Ok(panel_as_of(ctx, portal_id, as_of).await?);
         }
@@ -329,7 +349,10 @@ impl CoreQuery {
             panel::domains(&svc.engine, &svc.db, &portal),
             panel::active_goals(&svc.engine, &svc.db, &portal)
         )?;
-        let mut goals: Vec<Goal> = goal_rows.into_iter().map(Goal::from).collect();
+        let mut goals: Vec<Goal> = goal_rows
+            .into_iter()
+            .map(|g| Goal::new(portal_id, g))
+            .collect();
         let mut domains = Vec::with_capacity(domain_rows.len());
         for row in domain_rows {
             let (mine, rest): (Vec<Goal>, Vec<Goal>) =
@@ -362,11 +385,12 @@ impl CoreQuery {
             }
         }
         Ok(ControlPanel {
-            portal_id,
+            id: NodeId::ControlPanel { portal: portal_id }.id(),
+            portal_id: node::person_id(portal_id),
             organisation: portal.organisation().to_string(),
             opened_at: portal.opened_at(),
             updated_at,
-            version,
+            version: BigInt(version),
             domains,
             portal,
             as_of: None,
@@ -376,19 +400,20 @@ impl CoreQuery {
     }
 
     /// One goal in any state, with all its activities.
-    async fn goal(
+    pub(crate) async fn goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: Uuid,
-        portal_id: Option<Uuid>,
+        goal_id: ID,
+        portal_id: Option<ID>,
     ) -> async_graphql::Result<Goal> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
+        let (portal_id, goal_id) = node::goal(&goal_id, portal_id.as_ref())?;
         let portal_id = portal_id.unwrap_or(caller.subject);
         let portal = authorize_read(ctx, portal_id, Section::Core).await?.portal;
         let goal = panel::goal(&svc.engine, &svc.db, &portal, goal_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("goal {goal_id} does not exist")))?;
-        Ok(goal.into())
+        Ok(Goal::new(portal_id, goal))
     }
 
     /// Every change to a goal and its activities, oldest first: up to `limit`
@@ -397,12 +422,13 @@ impl CoreQuery {
     async fn goal_history(
         &self,
         ctx: &Context<'_>,
-        goal_id: Uuid,
-        portal_id: Option<Uuid>,
+        goal_id: ID,
+        portal_id: Option<ID>,
         #[graphql(default = 0)] after_sequence: i64,
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
         let page = Page::new(after_sequence, limit)?;
+        let (portal_id, goal_id) = node::goal(&goal_id, portal_id.as_ref())?;
         let entries = history_entries(ctx, portal_id, "goal", &goal_id.to_string(), page).await?;
         if entries.is_empty() && page.first() {
             return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
@@ -417,11 +443,12 @@ impl CoreQuery {
         &self,
         ctx: &Context<'_>,
         domain: String,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         #[graphql(default = 0)] after_sequence: i64,
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<StatusEntry>> {
         let page = Page::new(after_sequence, limit)?;
+        let portal_id = node::portal(portal_id.as_ref())?;
         let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, page).await?;
         rows.into_iter()
             .enumerate()
@@ -431,7 +458,7 @@ impl CoreQuery {
                     domain::portal::PortalEvent::StatusRated {
                         score, note, at, ..
                     } => Ok(StatusEntry {
-                        sequence: page.shown(&row, owner, i),
+                        sequence: BigInt(page.shown(&row, owner, i)),
                         score,
                         note,
                         at,
@@ -467,7 +494,7 @@ async fn panel_as_of(
         .filter_map(|s| s.last_changed_at)
         .max()
         .unwrap_or(opened_at);
-    let version = summaries.iter().map(|s| s.changes).sum();
+    let version = BigInt(summaries.iter().map(|s| s.changes).sum());
     let mut goals: Vec<Goal> = view
         .goals
         .into_iter()
@@ -476,7 +503,12 @@ async fn panel_as_of(
             let count = |s: &str| g.activities.iter().filter(|a| a.state == s).count() as i64;
             let (planned, done, dropped) = (count("planned"), count("done"), count("dropped"));
             Ok(Goal {
-                id: g.id,
+                id: NodeId::Goal {
+                    portal: portal.id(),
+                    goal: g.id,
+                }
+                .id(),
+                uuid: g.id,
                 domain: g.domain,
                 title: g.title,
                 description: g.description,
@@ -490,7 +522,13 @@ async fn panel_as_of(
                     .into_iter()
                     .map(|a| {
                         Ok(Activity {
-                            id: a.id,
+                            id: NodeId::Activity {
+                                portal: portal.id(),
+                                goal: g.id,
+                                activity: a.id,
+                            }
+                            .id(),
+                            uuid: a.id,
                             title: a.title,
                             state: activity_state(a.state)?,
                             planned_at: a.planned_at,
@@ -502,9 +540,9 @@ async fn panel_as_of(
         })
         .collect::<Result<_, ApiError>>()?;
     // The order the read-model query gives now: by time set, then id.
-    goals.sort_by_key(|g| (g.set_at, g.id));
+    goals.sort_by_key(|g| (g.set_at, g.uuid));
     for goal in &mut goals {
-        goal.activities.sort_by_key(|a| (a.planned_at, a.id));
+        goal.activities.sort_by_key(|a| (a.planned_at, a.uuid));
     }
     let domains = view
         .domains
@@ -529,7 +567,11 @@ async fn panel_as_of(
         })
         .collect();
     Ok(ControlPanel {
-        portal_id: portal.id(),
+        id: NodeId::ControlPanel {
+            portal: portal.id(),
+        }
+        .id(),
+        portal_id: node::person_id(portal.id()),
         portal,
         organisation: view.organisation,
         opened_at,
@@ -557,7 +599,7 @@ impl CoreMutation {
         &self,
         ctx: &Context<'_>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::PortalPayload> {
         let caller = caller(ctx)?;
         let command = PortalCommand::OpenPortal {
             owner: caller.subject,
@@ -575,7 +617,7 @@ impl CoreMutation {
         key: String,
         name: String,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::PortalPayload> {
         run(
             ctx,
             idempotency_key,
@@ -596,7 +638,7 @@ impl CoreMutation {
         score: i32,
         note: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::PortalPayload> {
         let command = PortalCommand::RateStatus {
             domain,
             score,
@@ -607,18 +649,18 @@ impl CoreMutation {
     }
 
     /// Sets a goal in a life domain: `title` 1-200 characters, `description` up to 2000.
-    /// `goalId` may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    /// Its `uuid` may be chosen by the client; otherwise one is generated.
     async fn set_goal(
         &self,
         ctx: &Context<'_>,
         domain: String,
         title: String,
         description: Option<String>,
-        goal_id: Option<Uuid>,
+        uuid: Option<Uuid>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::SetGoal {
-            goal_id: goal_id.unwrap_or_else(Uuid::new_v4),
+            goal_id: uuid.unwrap_or_else(Uuid::new_v4),
             domain,
             title,
             description: description.unwrap_or_default(),
@@ -631,13 +673,13 @@ impl CoreMutation {
     async fn revise_goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: Uuid,
+        goal_id: ID,
         title: String,
         description: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::ReviseGoal {
-            goal_id,
+            goal_id: node::goal(&goal_id, None)?.1,
             title,
             description: description.unwrap_or_default(),
             at: now(ctx),
@@ -649,14 +691,14 @@ impl CoreMutation {
     async fn achieve_goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: Uuid,
+        goal_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::GoalPayload> {
         run(
             ctx,
             idempotency_key,
             PortalCommand::AchieveGoal {
-                goal_id,
+                goal_id: node::goal(&goal_id, None)?.1,
                 at: now(ctx),
             },
         )
@@ -667,12 +709,12 @@ impl CoreMutation {
     async fn abandon_goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: Uuid,
+        goal_id: ID,
         reason: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::AbandonGoal {
-            goal_id,
+            goal_id: node::goal(&goal_id, None)?.1,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -680,18 +722,18 @@ impl CoreMutation {
     }
 
     /// Plans an activity under an active goal: `title` 1-200 characters, at most 200 per goal.
-    /// `activityId` may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    /// Its `uuid` may be chosen by the client; otherwise one is generated.
     async fn plan_activity(
         &self,
         ctx: &Context<'_>,
-        goal_id: Uuid,
+        goal_id: ID,
         title: String,
-        activity_id: Option<Uuid>,
+        uuid: Option<Uuid>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         let command = PortalCommand::PlanActivity {
-            goal_id,
-            activity_id: activity_id.unwrap_or_else(Uuid::new_v4),
+            goal_id: node::goal(&goal_id, None)?.1,
+            activity_id: uuid.unwrap_or_else(Uuid::new_v4),
             title,
             at: now(ctx),
         };
@@ -702,14 +744,14 @@ impl CoreMutation {
     async fn complete_activity(
         &self,
         ctx: &Context<'_>,
-        activity_id: Uuid,
+        activity_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         run(
             ctx,
             idempotency_key,
             PortalCommand::CompleteActivity {
-                activity_id,
+                activity_id: node::activity(&activity_id, None)?.1,
                 at: now(ctx),
             },
         )
@@ -720,12 +762,12 @@ impl CoreMutation {
     async fn drop_activity(
         &self,
         ctx: &Context<'_>,
-        activity_id: Uuid,
+        activity_id: ID,
         reason: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         let command = PortalCommand::DropActivity {
-            activity_id,
+            activity_id: node::activity(&activity_id, None)?.1,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };

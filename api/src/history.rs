@@ -2,7 +2,7 @@
 //! history projection's index, read a page at a time, as the owner or a
 //! reader with access sees them.
 
-use async_graphql::{Context, Json, SimpleObject};
+use async_graphql::{Context, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::portal::Section;
 use projections::read::history::{self, After, EntryRow};
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::access::authorize_read;
 use crate::context::{caller, service};
 use crate::error::ApiError;
+use crate::node::BigInt;
 
 /// One recorded change, as the history of a goal or status shows it.
 #[derive(SimpleObject)]
@@ -18,21 +19,21 @@ pub struct HistoryEntry {
     /// The portal's event sequence number; for someone other than the owner,
     /// the entry's place in this history (1, 2, ...), which is what their
     /// `afterSequence` counts.
-    pub sequence: i64,
+    pub sequence: BigInt,
     /// Global position in the event stream (0 for someone other than the owner).
-    pub position: i64,
+    pub position: BigInt,
     /// What happened (`GoalSet`, `ActivityCompleted`, `StatusRated`, ...).
     pub event_type: String,
     /// When it happened.
     pub at: DateTime<Utc>,
     /// When the store recorded it.
     pub recorded_at: DateTime<Utc>,
-    /// Who did it.
-    pub actor_id: String,
+    /// Who did it: their person id, or `system`.
+    pub actor_id: ID,
     /// In which role.
     pub actor_role: String,
     /// The request that caused it (empty for someone other than the owner).
-    pub request_id: String,
+    pub request_id: ID,
     /// The event itself, as stored.
     pub data: Json<serde_json::Value>,
 }
@@ -50,15 +51,15 @@ pub(crate) async fn history_entries(
         .enumerate()
         .map(|(i, row)| {
             Ok(HistoryEntry {
-                sequence: page.shown(&row, owner, i),
-                position: if owner { row.position } else { 0 },
+                sequence: BigInt(page.shown(&row, owner, i)),
+                position: BigInt(if owner { row.position } else { 0 }),
                 data: Json(serde_json::from_str(&row.data)?),
                 event_type: row.event_type,
                 at: row.at,
                 recorded_at: row.recorded_at,
-                actor_id: row.actor_id,
+                actor_id: ID(row.actor_id),
                 actor_role: row.actor_role,
-                request_id: if owner { row.request_id } else { String::new() },
+                request_id: ID(if owner { row.request_id } else { String::new() }),
             })
         })
         .collect()

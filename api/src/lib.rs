@@ -20,6 +20,8 @@ pub mod live;
 pub mod measures;
 pub mod messaging;
 pub mod metrics;
+pub mod node;
+pub mod payload;
 pub mod request;
 pub mod research;
 pub mod schema;

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::access;
 use domain::care::{self, RelationshipState, Side};
@@ -22,15 +22,18 @@ use crate::auth::Caller;
 use crate::care::CareSide;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
+use crate::node::{self, NodeId};
 use crate::service::{CommandOutcome, Service};
 
 /// One message.
 #[derive(SimpleObject, Clone)]
 pub struct Message {
-    /// Message id.
-    pub id: Uuid,
-    /// Who wrote it.
-    pub author_id: Uuid,
+    /// The message's global id.
+    pub id: ID,
+    /// The message's own uuid (as in exports and events; `upTo` of `markRead` takes it too).
+    pub uuid: Uuid,
+    /// Who wrote it: their person id.
+    pub author_id: ID,
     /// On which side.
     pub side: CareSide,
     /// The text (1-4000 characters).
@@ -45,8 +48,8 @@ pub struct Message {
 /// A participant of a thread.
 #[derive(SimpleObject, Clone)]
 pub struct Participant {
-    /// Their subject id.
-    pub id: Uuid,
+    /// Their person id.
+    pub person_id: ID,
     /// Their side.
     pub side: CareSide,
     /// Messages they have read.
@@ -57,15 +60,18 @@ pub struct Participant {
 
 /// A thread, as the caller may see it.
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "Conversation")]
 pub struct ConversationView {
-    /// Thread id.
-    pub id: Uuid,
-    /// The service user the thread is with.
-    pub user_id: Uuid,
+    /// The thread's global id.
+    pub id: ID,
+    /// The thread's own uuid (as in exports and events).
+    pub uuid: Uuid,
+    /// The service user the thread is with: their person id.
+    pub user_id: ID,
     /// Subject (1-200 characters).
     pub subject: String,
-    /// Who started it.
-    pub started_by: Uuid,
+    /// Who started it: their person id.
+    pub started_by_id: ID,
     /// True when nobody can write any more (every provider's relationship ended).
     pub read_only: bool,
     /// Everyone who was ever in it, with read receipts.
@@ -154,14 +160,16 @@ fn messaging_role(caller: &Caller) -> Result<(), ApiError> {
 /// One thread in the caller's list.
 #[derive(SimpleObject, Clone)]
 pub struct ConversationSummary {
-    /// Thread id.
-    pub id: Uuid,
-    /// The service user the thread is with.
-    pub user_id: Uuid,
+    /// The thread's global id (a `Conversation`).
+    pub id: ID,
+    /// The thread's own uuid.
+    pub uuid: Uuid,
+    /// The service user the thread is with: their person id.
+    pub user_id: ID,
     /// Subject.
     pub subject: String,
-    /// Who started it.
-    pub started_by: Uuid,
+    /// Who started it: their person id.
+    pub started_by_id: ID,
     /// When the latest message was written.
     pub last_message_at: DateTime<Utc>,
     /// Messages in the thread.
@@ -229,10 +237,11 @@ impl MessagingQuery {
                 }
             }
             conversations.push(ConversationSummary {
-                id,
-                user_id,
+                id: NodeId::Conversation { conversation: id }.id(),
+                uuid: id,
+                user_id: node::person_id(user_id),
                 subject: row.subject,
-                started_by: row.started_by,
+                started_by_id: node::person_id(row.started_by),
                 last_message_at,
                 messages: messages as i32,
                 // Nothing is unread for a provider whose relationship ended.
@@ -251,11 +260,12 @@ impl MessagingQuery {
 
     /// One thread the caller is (or was) in, with its messages: a provider
     /// whose relationship ended sees only what was written before it ended.
-    async fn conversation(
+    pub(crate) async fn conversation(
         &self,
         ctx: &Context<'_>,
-        conversation_id: Uuid,
+        conversation_id: ID,
     ) -> async_graphql::Result<ConversationView> {
+        let conversation_id = node::conversation(&conversation_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, events) = svc.conversation(conversation_id).await?;
@@ -283,8 +293,13 @@ impl MessagingQuery {
                     .is_none_or(|spans| care::within(spans, at)) =>
                 {
                     messages.push(Message {
-                        id: message_id,
-                        author_id: by,
+                        id: NodeId::Message {
+                            conversation: conversation_id,
+                            message: message_id,
+                        }
+                        .id(),
+                        uuid: message_id,
+                        author_id: node::person_id(by),
                         side: side.into(),
                         body,
                         at,
@@ -310,7 +325,7 @@ impl MessagingQuery {
             let now_active = in_thread && (side == Side::ServiceUser || active.contains(&id));
             let read = conversation.read.get(&id).copied().unwrap_or(0);
             participants.push(Participant {
-                id,
+                person_id: node::person_id(id),
                 side: side.into(),
                 // A provider learns nothing of messages they may not see.
                 read: if seen_spans.is_some() {
@@ -326,10 +341,14 @@ impl MessagingQuery {
         // Nothing is unread for a provider whose relationship ended.
         let ended = !access::may_mark_read(&actor, side, |id| active.contains(&id));
         Ok(ConversationView {
-            id: conversation_id,
-            user_id: user,
+            id: NodeId::Conversation {
+                conversation: conversation_id,
+            }
+            .id(),
+            uuid: conversation_id,
+            user_id: node::person_id(user),
             subject: conversation.subject.clone(),
-            started_by,
+            started_by_id: node::person_id(started_by),
             read_only: !access::conversation_open(&conversation, |id| active.contains(&id)),
             participants,
             unread: if ended {
@@ -347,13 +366,13 @@ impl MessagingQuery {
 pub struct MessagingMutation;
 
 /// Runs a command on a thread whose caller was checked to be allowed it.
-async fn run(
+async fn run<P: From<CommandOutcome>>(
     ctx: &Context<'_>,
     caller: &Caller,
     idempotency_key: Option<String>,
     conversation_id: Uuid,
     command: ConversationCommand,
-) -> Result<CommandOutcome, ApiError> {
+) -> Result<P, ApiError> {
     service(ctx)
         .run_command::<Conversation>(
             caller,
@@ -363,6 +382,7 @@ async fn run(
             command,
         )
         .await
+        .map(P::from)
 }
 
 #[Object]
@@ -370,17 +390,24 @@ impl MessagingMutation {
     /// Starts a thread with its first message. A service user names one or
     /// more of their providers; a provider names the service user (`userId`)
     /// and may add colleagues. Every provider must be in an active care
-    /// relationship with the user. `createdId` is the thread id.
+    /// relationship with the user. `providerIds` and `userId` take person ids
+    /// (or the global ids of provider profiles and control panels).
     async fn start_conversation(
         &self,
         ctx: &Context<'_>,
         subject: String,
         body: String,
-        #[graphql(default)] provider_ids: Vec<Uuid>,
-        user_id: Option<Uuid>,
+        #[graphql(default)] provider_ids: Vec<ID>,
+        user_id: Option<ID>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ConversationPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
+        let provider_ids = provider_ids
+            .iter()
+            .take(domain::messaging::PROVIDERS_MAX + 1)
+            .map(node::person)
+            .collect::<Result<Vec<Uuid>, ApiError>>()?;
+        let user_id = user_id.as_ref().map(node::person).transpose()?;
         messaging_role(&caller)?;
         let (user, mut providers) = match caller.care_side() {
             Some(Side::ServiceUser) => (caller.subject, provider_ids),
@@ -425,14 +452,15 @@ impl MessagingMutation {
     }
 
     /// Writes a message (1-4000 characters) in a thread the caller is in,
-    /// while their care relationship allows it. `createdId` is the message id.
+    /// while their care relationship allows it.
     async fn post_message(
         &self,
         ctx: &Context<'_>,
-        conversation_id: Uuid,
+        conversation_id: ID,
         body: String,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::MessagePayload> {
+        let conversation_id = node::conversation(&conversation_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;
@@ -453,14 +481,17 @@ impl MessagingMutation {
         Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
     }
 
-    /// Marks every message up to and including `upTo` as read by the caller.
+    /// Marks every message up to and including `upTo` (a message's id or uuid)
+    /// as read by the caller.
     async fn mark_read(
         &self,
         ctx: &Context<'_>,
-        conversation_id: Uuid,
-        up_to: Uuid,
+        conversation_id: ID,
+        up_to: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ConversationPayload> {
+        let conversation_id = node::conversation(&conversation_id)?;
+        let up_to = node::message(&up_to)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;

@@ -2,7 +2,7 @@
 //! service users and providers enrol and withdraw themselves, researchers
 //! see the studies they belong to.
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::NaiveDate;
 use domain::access::{self, Duty, StudySight};
 use domain::study::{
@@ -14,13 +14,17 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
+use crate::node::{self, NodeId};
 use crate::service::{CommandOutcome, Service};
 
 /// A study as the caller may see it.
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "Study")]
 pub struct StudyView {
-    /// The study's id.
-    pub study_id: Uuid,
+    /// The study's global id.
+    pub id: ID,
+    /// The study's own uuid (as in research exports and events).
+    pub uuid: Uuid,
     /// Its title.
     pub title: String,
     /// The protocol id of its ethics approval.
@@ -29,8 +33,8 @@ pub struct StudyView {
     pub starts_on: NaiveDate,
     /// Last day of the study period (enrolment closes after it).
     pub ends_on: NaiveDate,
-    /// The researchers' account ids; only for admins and the study's researchers.
-    pub researchers: Option<Vec<Uuid>>,
+    /// The researchers' person ids; only for admins and the study's researchers.
+    pub researcher_ids: Option<Vec<ID>>,
     /// How many people are enrolled now; only for admins and the study's researchers.
     pub enrolled_now: Option<i32>,
     /// Whether the caller is enrolled now; null for those who cannot enrol.
@@ -55,13 +59,13 @@ async fn study_of(svc: &Service, caller: &Caller, study_id: Uuid) -> Result<Stud
 
 /// Runs a command on the caller's enrolment in `study_id`, then tells the
 /// usage recorder at once.
-async fn on_enrolment(
+async fn on_enrolment<P: From<CommandOutcome>>(
     ctx: &Context<'_>,
     caller: &Caller,
     study_id: Uuid,
     idempotency_key: Option<String>,
     command: EnrolmentCommand,
-) -> async_graphql::Result<CommandOutcome> {
+) -> async_graphql::Result<P> {
     let svc = service(ctx);
     let outcome = svc
         .run_command::<domain::study::Enrolment>(
@@ -77,7 +81,7 @@ async fn on_enrolment(
     if let Err(error) = svc.usage.refresh().await {
         tracing::warn!(?error, "usage: cannot read enrolments");
     }
-    Ok(outcome)
+    Ok(outcome.into())
 }
 
 /// Reads of studies.
@@ -89,7 +93,7 @@ impl ResearchQuery {
     /// Studies of the caller's organisation: an admin sees every one, a
     /// researcher those they belong to, a service user or provider every one
     /// still open for enrolment or that they are enrolled in. Others get FORBIDDEN.
-    async fn studies(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StudyView>> {
+    pub(crate) async fn studies(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StudyView>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::SeeStudies) {
             return Err(ApiError::Forbidden(
@@ -116,12 +120,23 @@ impl ResearchQuery {
                     .count() as i32
             });
             out.push(StudyView {
-                study_id: study.study_id,
+                id: NodeId::Study {
+                    study: study.study_id,
+                }
+                .id(),
+                uuid: study.study_id,
                 title: study.title,
                 protocol_id: study.protocol_id,
                 starts_on: study.starts_on,
                 ends_on: study.ends_on,
-                researchers: member.then_some(study.researchers),
+                researcher_ids: member.then(|| {
+                    study
+                        .researchers
+                        .iter()
+                        .copied()
+                        .map(node::person_id)
+                        .collect()
+                }),
                 enrolled_now,
                 me_enrolled: me,
             });
@@ -138,7 +153,7 @@ pub struct ResearchMutation;
 impl ResearchMutation {
     /// Registers a study in the caller's organisation (admins only): `title`
     /// 1-200 characters, `protocolId` 1-64, a period of at most ten years, and
-    /// 1-50 researchers by account id. Its id comes back as `createdId`.
+    /// 1-50 researchers by person id.
     #[allow(clippy::too_many_arguments)]
     async fn register_study(
         &self,
@@ -147,13 +162,18 @@ impl ResearchMutation {
         protocol_id: String,
         starts_on: NaiveDate,
         ends_on: NaiveDate,
-        researchers: Vec<Uuid>,
+        researcher_ids: Vec<ID>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::StudyPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::RegisterStudies) {
             return Err(ApiError::Forbidden("only an admin registers studies".into()).into());
         }
+        let researchers = researcher_ids
+            .iter()
+            .take(domain::study::RESEARCHERS_MAX + 1)
+            .map(node::person)
+            .collect::<Result<Vec<Uuid>, ApiError>>()?;
         let study_id = Uuid::new_v4();
         let command = StudyCommand::Register {
             info: StudyInfo {
@@ -175,7 +195,8 @@ impl ResearchMutation {
                 &study_id.to_string(),
                 command,
             )
-            .await?)
+            .await?
+            .into())
     }
 
     /// Enrols the caller (a service user or provider) in a study of their
@@ -184,9 +205,10 @@ impl ResearchMutation {
     async fn enrol_in_study(
         &self,
         ctx: &Context<'_>,
-        study_id: Uuid,
+        study_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::StudyPayload> {
+        let study_id = node::study(&study_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let Some(role) = participant_role(&caller) else {
             return Err(ApiError::Forbidden(
@@ -216,9 +238,10 @@ impl ResearchMutation {
     async fn withdraw_from_study(
         &self,
         ctx: &Context<'_>,
-        study_id: Uuid,
+        study_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::StudyPayload> {
+        let study_id = node::study(&study_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if participant_role(&caller).is_none() {
             return Err(ApiError::Forbidden(
@@ -300,15 +323,40 @@ pub struct RetentionMonth {
     pub eligible: i64,
     /// Of those, with a visit in the month.
     pub active: i64,
-    /// active / eligible.
+    /// Active divided by eligible.
     pub share: f64,
+}
+
+/// How often a provider reads their service users' portals.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Engagement {
+    /// Never in the period.
+    Never,
+    /// Less than once a month.
+    LessThanMonthly,
+    /// About monthly.
+    Monthly,
+    /// About weekly.
+    Weekly,
+    /// About daily.
+    Daily,
+}
+
+impl Engagement {
+    const ALL: [(Engagement, &'static str); 5] = [
+        (Engagement::Never, "never"),
+        (Engagement::LessThanMonthly, "less_than_monthly"),
+        (Engagement::Monthly, "monthly"),
+        (Engagement::Weekly, "weekly"),
+        (Engagement::Daily, "daily"),
+    ];
 }
 
 /// How many providers fall in one engagement band.
 #[derive(SimpleObject, Clone)]
 pub struct EngagementBand {
-    /// never, less_than_monthly, monthly, weekly or daily.
-    pub band: String,
+    /// The band.
+    pub band: Engagement,
     /// Providers in it.
     pub providers: i64,
 }
@@ -317,7 +365,7 @@ pub struct EngagementBand {
 #[derive(SimpleObject, Clone)]
 pub struct StudyMeasures {
     /// The study.
-    pub study_id: Uuid,
+    pub study_id: ID,
     /// The time the measures are for (now).
     pub as_of: chrono::DateTime<chrono::Utc>,
     /// Participants included (enrolled at some point and not withdrawn).
@@ -356,7 +404,7 @@ fn aggregates(
     let named = |name: &str| tables.iter().find(|t| t.name == name);
     let int = |t: &Table, r: &[Cell], n: &str| t.int(r, n).unwrap_or(0);
     let mut measures = StudyMeasures {
-        study_id,
+        study_id: NodeId::Study { study: study_id }.id(),
         as_of,
         participants: named("participants").map_or(0, |t| t.rows.len() as i64),
         weeks: Vec::new(),
@@ -419,13 +467,15 @@ fn aggregates(
             .collect();
     }
     if let Some(t) = named("provider_engagement") {
-        let mut bands: Vec<(String, i64)> =
-            ["never", "less_than_monthly", "monthly", "weekly", "daily"]
-                .iter()
-                .map(|b| (b.to_string(), 0))
-                .collect();
+        let mut bands: Vec<(Engagement, i64)> =
+            Engagement::ALL.iter().map(|(band, _)| (*band, 0)).collect();
         for r in &t.rows {
-            let band = cell_text(t, r, "category")?;
+            let stored = cell_text(t, r, "category")?;
+            let band = Engagement::ALL
+                .iter()
+                .find(|(_, name)| *name == stored)
+                .map(|(band, _)| *band)
+                .ok_or_else(|| ApiError::internal(format!("engagement band `{stored}`")))?;
             if let Some(entry) = bands.iter_mut().find(|(b, _)| *b == band) {
                 entry.1 += 1;
             }
@@ -454,7 +504,7 @@ impl MeasuresQuery {
     async fn study_measures(
         &self,
         ctx: &Context<'_>,
-        study_id: Uuid,
+        study_id: ID,
     ) -> async_graphql::Result<StudyMeasures> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::ReadStudyMeasures) {
@@ -462,6 +512,7 @@ impl MeasuresQuery {
                 ApiError::Forbidden("measures are for the study's researchers".into()).into(),
             );
         }
+        let study_id = node::study(&study_id)?;
         let study = study_of(svc, &caller, study_id).await?;
         // Its own researchers see it whole; another researcher learns nothing.
         if access::study_sight(&caller.actor(), &study, false, now(ctx).date_naive())

@@ -11,6 +11,7 @@ use crate::audit::AuditQuery;
 use crate::care::{CareMutation, CareQuery};
 use crate::core::{CoreMutation, CoreQuery};
 use crate::messaging::{MessagingMutation, MessagingQuery};
+use crate::node::NodeQuery;
 use crate::research::{MeasuresQuery, ResearchMutation, ResearchQuery};
 use crate::service::Service;
 use crate::subscription::LiveSubscription;
@@ -60,6 +61,7 @@ pub fn sdl() -> String {
 /// Every read: the portal core, the toolbox, working together, the trail.
 #[derive(MergedObject, Default)]
 pub struct Query(
+    NodeQuery,
     CoreQuery,
     ToolboxQuery,
     CareQuery,
@@ -100,7 +102,7 @@ mod tests {
             let name = t["name"].as_str().unwrap_or_default();
             let builtin = name.starts_with("__")
                 || [
-                    "String", "Int", "Float", "Boolean", "ID", "UUID", "DateTime", "JSON",
+                    "String", "Int", "Float", "Boolean", "ID", "UUID", "DateTime", "JSON", "BigInt",
                 ]
                 .contains(&name);
             if builtin {

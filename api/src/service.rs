@@ -107,33 +107,108 @@ stored!(
     Enrolment => enrolments, CONFLICT_RETRIES;
 );
 
-/// The id of what the first event of a command created, whatever its aggregate.
-fn created_id(stored: &projections::StoredEvent) -> Result<Option<String>, ApiError> {
+/// What a command changed or created, as its payload names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An object with a global id.
+    Node(crate::node::NodeId),
+    /// An entry of a portal's exercise log.
+    ExerciseEntry { portal: Uuid, entry: Uuid },
+    /// An exercise of the organisation's catalogue, by key.
+    Exercise(String),
+}
+
+/// What the first event of a command changed or created, whatever its
+/// aggregate.
+fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError> {
+    use crate::node::NodeId;
+    let id = Uuid::parse_str(&stored.aggregate_id).ok();
+    let node = |node: NodeId| Some(Target::Node(node));
     Ok(match stored.aggregate_type.as_str() {
-        catalogue::AGGREGATE_TYPE => stored.decode::<CatalogueEvent>()?.created_id(),
-        care::RELATIONSHIP_TYPE => match stored.decode::<CareEvent>()? {
-            CareEvent::Invited {
-                relationship_id, ..
-            } => Some(relationship_id.to_string()),
-            _ => None,
+        catalogue::AGGREGATE_TYPE => match stored.decode::<CatalogueEvent>()? {
+            CatalogueEvent::ExerciseAdded { key, .. } => Some(Target::Exercise(key)),
         },
-        care::PROVIDER_TYPE => None,
-        CONVERSATION_TYPE => match stored.decode::<ConversationEvent>()? {
-            ConversationEvent::ConversationStarted {
-                conversation_id, ..
-            } => Some(conversation_id.to_string()),
-            ConversationEvent::MessagePosted { message_id, .. } => Some(message_id.to_string()),
-            _ => None,
+        care::RELATIONSHIP_TYPE => {
+            id.and_then(|relationship| node(NodeId::Relationship { relationship }))
+        }
+        care::PROVIDER_TYPE => id.and_then(|provider| node(NodeId::ProviderProfile { provider })),
+        AGREEMENT_TYPE => id.and_then(|relationship| node(NodeId::Agreement { relationship })),
+        CONVERSATION_TYPE => match (id, stored.decode::<ConversationEvent>()?) {
+            (Some(conversation), ConversationEvent::MessagePosted { message_id, .. }) => {
+                node(NodeId::Message {
+                    conversation,
+                    message: message_id,
+                })
+            }
+            (Some(conversation), _) => node(NodeId::Conversation { conversation }),
+            (None, _) => None,
         },
-        STUDY_TYPE => match stored.decode::<StudyEvent>()? {
-            StudyEvent::StudyRegistered { info, .. } => Some(info.study_id.to_string()),
+        STUDY_TYPE => id.and_then(|study| node(NodeId::Study { study })),
+        domain::study::ENROLMENT_TYPE => match stored.decode::<domain::study::EnrolmentEvent>()? {
+            domain::study::EnrolmentEvent::Enrolled { study_id, .. }
+            | domain::study::EnrolmentEvent::Withdrew { study_id, .. } => {
+                node(NodeId::Study { study: study_id })
+            }
         },
-        domain::study::ENROLMENT_TYPE => None,
-        AGREEMENT_TYPE => match stored.decode::<AgreementEvent>()? {
-            AgreementEvent::AgreementProposed { version, .. } => Some(version.to_string()),
-            _ => None,
-        },
-        _ => stored.decode::<PortalEvent>()?.created_id(),
+        _ => {
+            let Some(portal) = id else { return Ok(None) };
+            match stored.decode::<PortalEvent>()? {
+                PortalEvent::PortalOpened { .. }
+                | PortalEvent::LifeDomainAdded { .. }
+                | PortalEvent::StatusRated { .. } => node(NodeId::ControlPanel { portal }),
+                PortalEvent::GoalSet { goal_id, .. }
+                | PortalEvent::GoalRevised { goal_id, .. }
+                | PortalEvent::GoalAchieved { goal_id, .. }
+                | PortalEvent::GoalAbandoned { goal_id, .. } => node(NodeId::Goal {
+                    portal,
+                    goal: goal_id,
+                }),
+                PortalEvent::ActivityPlanned {
+                    goal_id,
+                    activity_id,
+                    ..
+                }
+                | PortalEvent::ActivityCompleted {
+                    goal_id,
+                    activity_id,
+                    ..
+                }
+                | PortalEvent::ActivityDropped {
+                    goal_id,
+                    activity_id,
+                    ..
+                } => node(NodeId::Activity {
+                    portal,
+                    goal: goal_id,
+                    activity: activity_id,
+                }),
+                PortalEvent::MedicationAdded { medication_id, .. }
+                | PortalEvent::MedicationChanged { medication_id, .. }
+                | PortalEvent::MedicationPaused { medication_id, .. }
+                | PortalEvent::MedicationResumed { medication_id, .. }
+                | PortalEvent::MedicationStopped { medication_id, .. } => {
+                    node(NodeId::Medication {
+                        portal,
+                        medication: medication_id,
+                    })
+                }
+                PortalEvent::PersonAdded { person_id, .. }
+                | PortalEvent::PersonUpdated { person_id, .. }
+                | PortalEvent::PersonRemoved { person_id, .. } => node(NodeId::NetworkPerson {
+                    portal,
+                    person: person_id,
+                }),
+                PortalEvent::CrisisPlanRevised { revision, .. } => node(NodeId::CrisisPlan {
+                    portal,
+                    revision: revision as i32,
+                }),
+                PortalEvent::ExerciseStarted { entry_id, .. }
+                | PortalEvent::ExerciseCompleted { entry_id, .. } => Some(Target::ExerciseEntry {
+                    portal,
+                    entry: entry_id,
+                }),
+            }
+        }
     })
 }
 
@@ -164,18 +239,17 @@ const PORTAL_READ_MODELS: &[&str] = &[
     projections::messaging::NAME,
 ];
 
-/// What a mutation reports back.
-#[derive(Debug, Clone, PartialEq, async_graphql::SimpleObject)]
+/// What a command did, for its mutation's payload.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommandOutcome {
-    /// The portal the command changed; null for a change to the organisation's exercise catalogue.
+    /// The portal the command changed; None outside portals.
     pub portal_id: Option<Uuid>,
-    /// The portal's version (its event sequence number) after the command.
+    /// The aggregate's version (its event sequence number) after the command.
     pub version: i64,
-    /// Global position of the command's event in the event stream.
+    /// Global position of the command's last event in the event stream.
     pub position: i64,
-    /// Id of what the command created (goal, activity, life-domain key, medication,
-    /// person, crisis-plan revision number, exercise log entry, exercise key), if anything.
-    pub created_id: Option<String>,
+    /// What the command changed or created.
+    pub target: Option<Target>,
     /// True when this is the stored result of an earlier request with the same idempotency key.
     pub replayed: bool,
     /// True when the read models already show this change; false only if the bounded wait ran out.
@@ -662,7 +736,7 @@ impl Service {
             portal_id: portal_of(A::TYPE, aggregate_id),
             version: last.sequence,
             position: last.checkpoint.position,
-            created_id: created_id(first)?,
+            target: target(first)?,
             replayed: false,
             caught_up,
         })
@@ -715,7 +789,7 @@ impl Service {
             portal_id: portal_of(&aggregate_type, &aggregate_id),
             version: stored.sequence,
             position: stored.checkpoint.position,
-            created_id: created_id(&stored)?,
+            target: target(&stored)?,
             replayed: true,
             caught_up,
         }))

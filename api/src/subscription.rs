@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Context, Enum, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, SimpleObject, Subscription, ID};
+
+use crate::node::{person_id, BigInt, NodeId};
 use chrono::{DateTime, Utc};
 use domain::agreement::AgreementEvent;
 use domain::care::{self, Side};
@@ -55,14 +57,14 @@ pub enum AgreementChange {
 pub struct LiveUpdate {
     /// What changed.
     pub kind: UpdateKind,
-    /// The thread, for messages and read receipts.
-    pub conversation_id: Option<Uuid>,
-    /// The relationship, for agreement changes.
-    pub relationship_id: Option<Uuid>,
-    /// The message, for a new message; the last message read, for a receipt.
-    pub message_id: Option<Uuid>,
-    /// Who wrote, read or changed it.
-    pub by: Option<Uuid>,
+    /// The thread's global id, for messages and read receipts.
+    pub conversation_id: Option<ID>,
+    /// The relationship's global id, for agreement changes.
+    pub relationship_id: Option<ID>,
+    /// The message's global id: for a new message, that message; for a receipt, the last message read.
+    pub message_id: Option<ID>,
+    /// Who wrote, read or changed it: their person id.
+    pub by_id: Option<ID>,
     /// The message text, for a new message.
     pub body: Option<String>,
     /// How many messages the reader has now read, for a receipt.
@@ -74,7 +76,7 @@ pub struct LiveUpdate {
     /// When it happened.
     pub at: DateTime<Utc>,
     /// Global position of the event.
-    pub position: i64,
+    pub position: BigInt,
 }
 
 /// Who is in a thread, from the instance's shared cache or, the first time,
@@ -190,16 +192,16 @@ impl Feed {
                 }
                 let base = LiveUpdate {
                     kind: UpdateKind::Message,
-                    conversation_id: Some(id),
+                    conversation_id: Some(NodeId::Conversation { conversation: id }.id()),
                     relationship_id: None,
                     message_id: None,
-                    by: None,
+                    by_id: None,
                     body: None,
                     read: None,
                     change: None,
                     version: None,
                     at: decoded.at(),
-                    position,
+                    position: BigInt(position),
                 };
                 match decoded {
                     ConversationEvent::MessagePosted {
@@ -209,8 +211,14 @@ impl Feed {
                         ..
                     } => {
                         return Some(LiveUpdate {
-                            message_id: Some(message_id),
-                            by: Some(by),
+                            message_id: Some(
+                                NodeId::Message {
+                                    conversation: id,
+                                    message: message_id,
+                                }
+                                .id(),
+                            ),
+                            by_id: Some(person_id(by)),
                             body: Some(body),
                             ..base
                         })
@@ -220,8 +228,14 @@ impl Feed {
                     } => {
                         return Some(LiveUpdate {
                             kind: UpdateKind::ReadReceipt,
-                            message_id: Some(up_to),
-                            by: Some(by),
+                            message_id: Some(
+                                NodeId::Message {
+                                    conversation: id,
+                                    message: up_to,
+                                }
+                                .id(),
+                            ),
+                            by_id: Some(person_id(by)),
                             read: Some(count as i32),
                             ..base
                         })
@@ -263,9 +277,9 @@ impl Feed {
                 return Some(LiveUpdate {
                     kind: UpdateKind::Agreement,
                     conversation_id: None,
-                    relationship_id: Some(id),
+                    relationship_id: Some(NodeId::Relationship { relationship: id }.id()),
                     message_id: None,
-                    by,
+                    by_id: by.map(person_id),
                     body: None,
                     read: None,
                     change: Some(match decoded {
@@ -276,7 +290,7 @@ impl Feed {
                     }),
                     version: Some(version),
                     at: decoded.at(),
-                    position,
+                    position: BigInt(position),
                 });
             }
         }
@@ -321,13 +335,13 @@ impl LiveSubscription {
             conversation_id: None,
             relationship_id: None,
             message_id: None,
-            by: None,
+            by_id: None,
             body: None,
             read: None,
             change: None,
             version: None,
             at: now(ctx),
-            position: 0,
+            position: BigInt(0),
         };
         let updates = futures::stream::unfold(feed, |mut feed| async move {
             let update = feed.next().await?;

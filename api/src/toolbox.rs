@@ -6,7 +6,7 @@
 //! history index) with [`PortalView`]; the current state is the same fold up
 //! to now, so "now" and "as of T" cannot disagree. See `docs/as-of.md`.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::catalogue::CatalogueCommand;
 use domain::portal::view::PortalView;
@@ -21,7 +21,7 @@ use crate::access::authorize_read;
 use crate::context::{caller, now, request, run, service};
 use crate::error::ApiError;
 use crate::history::{history_entries, HistoryEntry, Page};
-use crate::service::CommandOutcome;
+use crate::node::{self, BigInt, NodeId};
 
 /// Where a medication stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +88,10 @@ pub enum PortalSection {
 /// A medication.
 #[derive(SimpleObject)]
 pub struct Medication {
-    /// Medication id.
-    pub id: Uuid,
+    /// The medication's global id.
+    pub id: ID,
+    /// The medication's own uuid (as in exports and events).
+    pub uuid: Uuid,
     /// Name (1-100 characters).
     pub name: String,
     /// Dose, as free text (1-100 characters).
@@ -117,8 +119,10 @@ pub struct Medication {
 /// A person on the network map.
 #[derive(SimpleObject)]
 pub struct NetworkPerson {
-    /// Person id.
-    pub id: Uuid,
+    /// The person's global id.
+    pub id: ID,
+    /// The person's own uuid on this map (as in exports and events).
+    pub uuid: Uuid,
     /// Name as the user wants to see it (1-100 characters).
     pub display_name: String,
     /// How they are related.
@@ -151,6 +155,8 @@ pub struct CrisisContact {
 /// One revision of the crisis plan.
 #[derive(SimpleObject)]
 pub struct CrisisPlan {
+    /// The revision's global id.
+    pub id: ID,
     /// Revision number, 1 for the first.
     pub revision: i32,
     /// When this revision was written.
@@ -215,8 +221,8 @@ pub struct Exercise {
 /// One entry of the exercise log.
 #[derive(SimpleObject)]
 pub struct ExerciseEntry {
-    /// Log entry id.
-    pub id: Uuid,
+    /// The log entry's uuid, chosen by the client or generated.
+    pub uuid: Uuid,
     /// Key of the exercise.
     pub exercise: String,
     /// Title of the exercise when it was started.
@@ -264,7 +270,7 @@ pub struct SectionSummary {
 pub struct RecentChange {
     /// The portal's event sequence number (for someone other than the owner: the
     /// change's number within the core section).
-    pub sequence: i64,
+    pub sequence: BigInt,
     /// The section it changed.
     pub section: PortalSection,
     /// What happened (`MedicationAdded`, `CrisisPlanRevised`, ...).
@@ -361,12 +367,34 @@ pub(crate) async fn recent_changes(
     Ok(rows
         .into_iter()
         .map(|row| RecentChange {
-            sequence: row.sequence,
+            sequence: BigInt(row.sequence),
             section: row.section.into(),
             event_type: row.event_type,
             at: row.at,
         })
         .collect())
+}
+
+/// One entry of a portal's exercise log, through the log's own field (so
+/// the same rules apply); None if it is not among the newest entries.
+pub(crate) async fn exercise_entry(
+    ctx: &Context<'_>,
+    portal: Uuid,
+    entry: Uuid,
+) -> async_graphql::Result<Option<ExerciseEntry>> {
+    let log = ToolboxQuery
+        .exercise_log(ctx, Some(node::person_id(portal)), None, LOG_LIMIT_MAX)
+        .await?;
+    Ok(log.entries.into_iter().find(|e| e.uuid == entry))
+}
+
+/// One exercise of the caller's organisation's catalogue, by key.
+pub(crate) async fn catalogue_exercise(
+    ctx: &Context<'_>,
+    key: &str,
+) -> async_graphql::Result<Option<Exercise>> {
+    let catalogue = ToolboxQuery.exercise_catalogue(ctx).await?;
+    Ok(catalogue.into_iter().find(|e| e.key == key))
 }
 
 /// Most recent changes a control panel lists at once.
@@ -384,14 +412,15 @@ pub struct ToolboxQuery;
 impl ToolboxQuery {
     /// The medications, in the order added. Stopped ones are included unless
     /// `includeStopped` is false.
-    async fn medications(
+    pub(crate) async fn medications(
         &self,
         ctx: &Context<'_>,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = true)] include_stopped: bool,
     ) -> async_graphql::Result<Vec<Medication>> {
         let section = Section::Medications;
+        let portal_id = node::portal(portal_id.as_ref())?;
         let (portal, mut view) = view_of(
             ctx,
             portal_id,
@@ -421,7 +450,12 @@ impl ToolboxQuery {
             .into_iter()
             .filter(|m| include_stopped || m.state != domain::portal::MedicationState::Stopped)
             .map(|m| Medication {
-                id: m.id,
+                id: NodeId::Medication {
+                    portal: portal.id(),
+                    medication: m.id,
+                }
+                .id(),
+                uuid: m.id,
                 name: m.name,
                 dose: m.dose,
                 schedule: m.schedule,
@@ -439,22 +473,28 @@ impl ToolboxQuery {
 
     /// The people on the network map, in the order added. Removed people are
     /// included (with `removedAt`) only if `includeRemoved` is true.
-    async fn network(
+    pub(crate) async fn network(
         &self,
         ctx: &Context<'_>,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = false)] include_removed: bool,
     ) -> async_graphql::Result<Vec<NetworkPerson>> {
         let section = Section::Network;
         let selection = Selection::LatestPerType(section);
-        let (_, view) = view_of(ctx, portal_id, section, selection, as_of).await?;
+        let portal_id = node::portal(portal_id.as_ref())?;
+        let (portal, view) = view_of(ctx, portal_id, section, selection, as_of).await?;
         Ok(view
             .people
             .into_iter()
             .filter(|p| include_removed || p.removed_at.is_none())
             .map(|p| NetworkPerson {
-                id: p.id,
+                id: NodeId::NetworkPerson {
+                    portal: portal.id(),
+                    person: p.id,
+                }
+                .id(),
+                uuid: p.id,
                 display_name: p.display_name,
                 relation: p.relation.into(),
                 closeness: p.closeness,
@@ -469,10 +509,10 @@ impl ToolboxQuery {
 
     /// The crisis plan: the latest revision at `asOf` (or now), or the given
     /// `revision`. Null when there is none.
-    async fn crisis_plan(
+    pub(crate) async fn crisis_plan(
         &self,
         ctx: &Context<'_>,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         as_of: Option<DateTime<Utc>>,
         revision: Option<i32>,
     ) -> async_graphql::Result<Option<CrisisPlan>> {
@@ -487,8 +527,14 @@ impl ToolboxQuery {
             }
         };
         let selection = Selection::Plan { pick, skip };
-        let (_, view) = view_of(ctx, portal_id, Section::CrisisPlan, selection, as_of).await?;
+        let portal_id = node::portal(portal_id.as_ref())?;
+        let (portal, view) = view_of(ctx, portal_id, Section::CrisisPlan, selection, as_of).await?;
         Ok(view.crisis_plan.map(|p| CrisisPlan {
+            id: NodeId::CrisisPlan {
+                portal: portal.id(),
+                revision: p.revision as i32,
+            }
+            .id(),
             revision: p.revision as i32,
             revised_at: p.revised_at,
             warning_signs: p.plan.warning_signs,
@@ -514,11 +560,12 @@ impl ToolboxQuery {
     async fn medication_history(
         &self,
         ctx: &Context<'_>,
-        medication_id: Uuid,
-        portal_id: Option<Uuid>,
+        medication_id: ID,
+        portal_id: Option<ID>,
         #[graphql(default = 0)] after_sequence: i64,
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let (portal_id, medication_id) = node::medication(&medication_id, portal_id.as_ref())?;
         let (id, page) = (medication_id.to_string(), Page::new(after_sequence, limit)?);
         let section = Section::Medications.as_str();
         let entries = history_entries(ctx, portal_id, section, &id, page).await?;
@@ -534,11 +581,12 @@ impl ToolboxQuery {
     async fn person_history(
         &self,
         ctx: &Context<'_>,
-        person_id: Uuid,
-        portal_id: Option<Uuid>,
+        person_id: ID,
+        portal_id: Option<ID>,
         #[graphql(default = 0)] after_sequence: i64,
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        let (portal_id, person_id) = node::network_person(&person_id, portal_id.as_ref())?;
         let (id, page) = (person_id.to_string(), Page::new(after_sequence, limit)?);
         let section = Section::Network.as_str();
         let entries = history_entries(ctx, portal_id, section, &id, page).await?;
@@ -554,18 +602,22 @@ impl ToolboxQuery {
     async fn crisis_plan_history(
         &self,
         ctx: &Context<'_>,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         #[graphql(default = 0)] after_sequence: i64,
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<Vec<HistoryEntry>> {
         let page = Page::new(after_sequence, limit)?;
+        let portal_id = node::portal(portal_id.as_ref())?;
         let id = portal_id.unwrap_or(caller(ctx)?.subject).to_string();
         let section = Section::CrisisPlan.as_str();
         Ok(history_entries(ctx, portal_id, section, &id, page).await?)
     }
 
     /// The organisation's exercise catalogue: the defaults, then the ones added.
-    async fn exercise_catalogue(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Exercise>> {
+    pub(crate) async fn exercise_catalogue(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<Exercise>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let catalogue = svc.catalogue(&caller.organisation).await?;
         let mut list: Vec<Exercise> = catalogue
@@ -584,10 +636,10 @@ impl ToolboxQuery {
 
     /// The exercise log: totals and the newest `limit` entries (1-500, default 100).
     #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
-    async fn exercise_log(
+    pub(crate) async fn exercise_log(
         &self,
         ctx: &Context<'_>,
-        portal_id: Option<Uuid>,
+        portal_id: Option<ID>,
         as_of: Option<DateTime<Utc>>,
         #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<ExerciseLog> {
@@ -598,6 +650,7 @@ impl ToolboxQuery {
             .into());
         }
         let section = Section::Exercises;
+        let portal_id = node::portal(portal_id.as_ref())?;
         let (portal, _) = readable(ctx, portal_id, section).await?;
         let svc = service(ctx);
         let counts = history::type_counts(&svc.engine, &svc.db, &portal, section, as_of).await?;
@@ -615,7 +668,7 @@ impl ToolboxQuery {
             .into_iter()
             .rev()
             .map(|e| ExerciseEntry {
-                id: e.id,
+                uuid: e.id,
                 exercise: e.exercise,
                 title: e.title,
                 started_at: e.started_at,
@@ -656,8 +709,8 @@ fn person(
 impl ToolboxMutation {
     /// Adds a medication: `name` 1-100 characters (unique among medications not
     /// stopped, ignoring case), `dose` 1-100, `schedule` 1-200, `purpose` up to 500,
-    /// `prescriber` up to 100. At most 300 per portal. `medicationId` may be chosen
-    /// by the client; otherwise one is generated and returned as `createdId`.
+    /// `prescriber` up to 100. At most 300 per portal. Its `uuid` may be chosen
+    /// by the client; otherwise one is generated.
     #[allow(clippy::too_many_arguments)]
     async fn add_medication(
         &self,
@@ -667,11 +720,11 @@ impl ToolboxMutation {
         schedule: String,
         purpose: Option<String>,
         prescriber: Option<String>,
-        medication_id: Option<Uuid>,
+        uuid: Option<Uuid>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::AddMedication {
-            medication_id: medication_id.unwrap_or_else(Uuid::new_v4),
+            medication_id: uuid.unwrap_or_else(Uuid::new_v4),
             name,
             dose,
             schedule,
@@ -688,13 +741,13 @@ impl ToolboxMutation {
     async fn change_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: Uuid,
+        medication_id: ID,
         dose: Option<String>,
         schedule: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::ChangeMedication {
-            medication_id,
+            medication_id: node::medication(&medication_id, None)?.1,
             dose,
             schedule,
             at: now(ctx),
@@ -706,12 +759,12 @@ impl ToolboxMutation {
     async fn pause_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: Uuid,
+        medication_id: ID,
         reason: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::PauseMedication {
-            medication_id,
+            medication_id: node::medication(&medication_id, None)?.1,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -722,11 +775,11 @@ impl ToolboxMutation {
     async fn resume_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: Uuid,
+        medication_id: ID,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::ResumeMedication {
-            medication_id,
+            medication_id: node::medication(&medication_id, None)?.1,
             at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
@@ -736,12 +789,12 @@ impl ToolboxMutation {
     async fn stop_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: Uuid,
+        medication_id: ID,
         reason: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::StopMedication {
-            medication_id,
+            medication_id: node::medication(&medication_id, None)?.1,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -750,8 +803,8 @@ impl ToolboxMutation {
 
     /// Puts a person on the network map: `displayName` 1-100 characters (unique
     /// on the map, ignoring case), `closeness` 1-5, `support` any kinds (repeats
-    /// are ignored). At most 300 people, removed ones included. `personId` may be
-    /// chosen by the client; otherwise one is generated and returned as `createdId`.
+    /// are ignored). At most 300 people, removed ones included. Their `uuid` may be
+    /// chosen by the client; otherwise one is generated.
     #[allow(clippy::too_many_arguments)]
     async fn add_person(
         &self,
@@ -760,11 +813,11 @@ impl ToolboxMutation {
         relation: RelationKind,
         closeness: i32,
         #[graphql(default)] support: Vec<SupportKind>,
-        person_id: Option<Uuid>,
+        uuid: Option<Uuid>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::AddPerson {
-            person_id: person_id.unwrap_or_else(Uuid::new_v4),
+            person_id: uuid.unwrap_or_else(Uuid::new_v4),
             details: person(display_name, relation, closeness, support),
             at: now(ctx),
         };
@@ -777,15 +830,15 @@ impl ToolboxMutation {
     async fn update_person(
         &self,
         ctx: &Context<'_>,
-        person_id: Uuid,
+        person_id: ID,
         display_name: String,
         relation: RelationKind,
         closeness: i32,
         #[graphql(default)] support: Vec<SupportKind>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::UpdatePerson {
-            person_id,
+            person_id: node::network_person(&person_id, None)?.1,
             details: person(display_name, relation, closeness, support),
             at: now(ctx),
         };
@@ -797,12 +850,12 @@ impl ToolboxMutation {
     async fn remove_person(
         &self,
         ctx: &Context<'_>,
-        person_id: Uuid,
+        person_id: ID,
         reason: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::RemovePerson {
-            person_id,
+            person_id: node::network_person(&person_id, None)?.1,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -810,13 +863,13 @@ impl ToolboxMutation {
     }
 
     /// Writes a new revision of the crisis plan (the whole document; see
-    /// `CrisisPlanInput` for the limits). `createdId` is the new revision number.
+    /// `CrisisPlanInput` for the limits).
     async fn revise_crisis_plan(
         &self,
         ctx: &Context<'_>,
         plan: CrisisPlanInput,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::CrisisPlanPayload> {
         let plan = domain::portal::CrisisPlan {
             warning_signs: plan.warning_signs,
             what_helps: plan.what_helps,
@@ -836,15 +889,15 @@ impl ToolboxMutation {
         run(ctx, idempotency_key, command).await
     }
 
-    /// Starts an exercise of the organisation's catalogue, by its key. `entryId`
-    /// may be chosen by the client; otherwise one is generated and returned as `createdId`.
+    /// Starts an exercise of the organisation's catalogue, by its key. Its `uuid`
+    /// may be chosen by the client; otherwise one is generated.
     async fn start_exercise(
         &self,
         ctx: &Context<'_>,
         exercise: String,
-        entry_id: Option<Uuid>,
+        uuid: Option<Uuid>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let catalogue_title = if caller.may(domain::access::Duty::KeepPortal) {
             svc.catalogue(&caller.organisation)
@@ -856,7 +909,7 @@ impl ToolboxMutation {
             None
         };
         let command = PortalCommand::StartExercise {
-            entry_id: entry_id.unwrap_or_else(Uuid::new_v4),
+            entry_id: uuid.unwrap_or_else(Uuid::new_v4),
             exercise,
             catalogue_title,
             at: now(ctx),
@@ -868,13 +921,13 @@ impl ToolboxMutation {
     async fn complete_exercise(
         &self,
         ctx: &Context<'_>,
-        entry_id: Uuid,
+        entry_id: ID,
         reflection: Option<String>,
         rating: Option<i32>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
         let command = PortalCommand::CompleteExercise {
-            entry_id,
+            entry_id: node::object(&entry_id, "ExerciseEntry", |_| None)?,
             reflection: reflection.unwrap_or_default(),
             rating,
             at: now(ctx),
@@ -893,7 +946,7 @@ impl ToolboxMutation {
         title: String,
         description: Option<String>,
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<CommandOutcome> {
+    ) -> async_graphql::Result<crate::payload::ExercisePayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(domain::access::Duty::ManageCatalogue) {
             return Err(ApiError::Forbidden(
@@ -915,6 +968,7 @@ impl ToolboxMutation {
                 &caller.organisation,
                 command,
             )
-            .await?)
+            .await?
+            .into())
     }
 }

@@ -122,13 +122,6 @@ impl CatalogueEvent {
             CatalogueEvent::ExerciseAdded { at, .. } => *at,
         }
     }
-
-    /// The key of the exercise created.
-    pub fn created_id(&self) -> Option<String> {
-        match self {
-            CatalogueEvent::ExerciseAdded { key, .. } => Some(key.clone()),
-        }
-    }
 }
 
 impl DomainEvent for CatalogueEvent {

@@ -32,7 +32,7 @@ with client as session:
     schema = client.schema
     assert schema is not None and schema.query_type is not None
     assert schema.mutation_type is not None and schema.subscription_type is not None
-    client.validate(gql("{ me { subject role organisation } controlPanel { version } }"))
+    client.validate(gql("{ me { personId role organisation } controlPanel { version } }"))
     try:
         client.validate(gql("{ noSuchField }"))
         raise SystemExit("a query with an unknown field validated")

@@ -301,18 +301,18 @@ pub async fn relate(user: &User, provider: &Provider) -> String {
     let invited = user
         .client
         .data(
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
             json!({ "p": provider.id }),
         )
         .await;
-    let id = invited["inviteToCare"]["createdId"]
+    let id = invited["inviteToCare"]["relationship"]["uuid"]
         .as_str()
         .unwrap()
         .to_string();
     provider
         .client
         .data(
-            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }",
             json!({ "r": id }),
         )
         .await;
@@ -325,7 +325,7 @@ pub async fn grant(user: &User, relationship: &str, sections: &[&str], until: Op
         user.client
             .data(
                 &format!(
-                    "mutation($r: UUID!, $u: DateTime) {{ grantAccess(relationshipId: $r, section: {section}, until: $u) {{ version }} }}"
+                    "mutation($r: ID!, $u: DateTime) {{ grantAccess(relationshipId: $r, section: {section}, until: $u) {{ version }} }}"
                 ),
                 json!({ "r": relationship, "u": until }),
             )

@@ -8,9 +8,9 @@ use portal_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const PROPOSE: &str = "mutation($r: UUID!, $t: AgreementTermsInput!) { proposeAgreement(relationshipId: $r, terms: $t) { createdId } }";
-const ANSWER: &str = "mutation($r: UUID!) { FIELD(relationshipId: $r) { version } }";
-const VIEW: &str = "query($r: UUID!) { agreement(relationshipId: $r) { \
+const PROPOSE: &str = "mutation($r: ID!, $t: AgreementTermsInput!) { proposeAgreement(relationshipId: $r, terms: $t) { agreement { pending { version } } } }";
+const ANSWER: &str = "mutation($r: ID!) { FIELD(relationshipId: $r) { version } }";
+const VIEW: &str = "query($r: ID!) { agreement(relationshipId: $r) { \
     inForce { version proposedBy outcome terms { providerLooksInDays userRepliesWithin { value unit } notes } } \
     pending { version proposedBy counter } \
     versions { version proposedBy counter outcome decidedAt } } }";
@@ -41,7 +41,7 @@ async fn agreements(store: Store) {
 
     // The provider proposes, the user counters, the provider accepts.
     let v1 = kari.client.data(PROPOSE, with(terms(7, ""))).await;
-    assert_eq!(v1["proposeAgreement"]["createdId"], "1");
+    assert_eq!(v1["proposeAgreement"]["agreement"]["pending"]["version"], 1);
     assert_eq!(
         kari.client
             .error_code(&answer("acceptAgreement"), r.clone())
@@ -136,7 +136,7 @@ async fn agreements(store: Store) {
     // Once the relationship ends, the agreement is history: readable, fixed.
     user.client
         .data(
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
             r.clone(),
         )
         .await;
@@ -150,8 +150,7 @@ async fn agreements(store: Store) {
 }
 both_stores!(agreements_over_http, agreements);
 
-const ALIGNMENT: &str =
-    "query($r: UUID!, $t: DateTime) { alignment(relationshipId: $r, asOf: $t) { \
+const ALIGNMENT: &str = "query($r: ID!, $t: DateTime) { alignment(relationshipId: $r, asOf: $t) { \
     agreementVersion aligned user { overdueReplies } provider { overdueReplies overdueSince } \
     lastProviderLook providerLookDue providerLookOverdue } }";
 
@@ -182,11 +181,11 @@ async fn alignment(store: Store) {
     let started = user
         .client
         .data(
-            "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"Are you there?\", providerIds: [$p]) { createdId } }",
+            "mutation($p: ID!) { startConversation(subject: \"Hi\", body: \"Are you there?\", providerIds: [$p]) { conversation { uuid } } }",
             json!({ "p": kari.id }),
         )
         .await;
-    let thread = started["startConversation"]["createdId"].clone();
+    let thread = started["startConversation"]["conversation"]["uuid"].clone();
     wait_caught_up(&server).await;
     let a = kari.client.data(ALIGNMENT, ask(0)).await["alignment"].clone();
     assert_eq!(a["aligned"], true, "not due yet: {a}");
@@ -198,7 +197,7 @@ async fn alignment(store: Store) {
     // Answering clears it at once; the user now has a working day.
     kari.client
         .data(
-            "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"Yes!\") { version } }",
+            "mutation($c: ID!) { postMessage(conversationId: $c, body: \"Yes!\") { version } }",
             json!({ "c": thread }),
         )
         .await;
@@ -219,7 +218,7 @@ async fn alignment(store: Store) {
     grant(&user, &rel, &["CORE"], None).await;
     kari.client
         .data(
-            "query($p: UUID) { controlPanel(portalId: $p) { version } }",
+            "query($p: ID) { controlPanel(portalId: $p) { version } }",
             json!({ "p": user.id }),
         )
         .await;

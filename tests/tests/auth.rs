@@ -60,7 +60,7 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
     let other = bob
         .client
         .error_code(
-            "query($p: UUID!) { controlPanel(portalId: $p) { version } }",
+            "query($p: ID!) { controlPanel(portalId: $p) { version } }",
             json!({"p": alice.id}),
         )
         .await;
@@ -68,7 +68,7 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
     let other_history = bob
         .client
         .error_code(
-            "query($p: UUID!) { statusHistory(portalId: $p, domain: \"housing\") { score } }",
+            "query($p: ID!) { statusHistory(portalId: $p, domain: \"housing\") { score } }",
             json!({"p": alice.id}),
         )
         .await;
@@ -90,7 +90,7 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
         let c = server.client(Some(token(Uuid::new_v4(), role, "clinic-a")));
         let read = c
             .error_code(
-                "query($p: UUID!) { controlPanel(portalId: $p) { version } }",
+                "query($p: ID!) { controlPanel(portalId: $p) { version } }",
                 json!({"p": alice.id}),
             )
             .await;
@@ -104,15 +104,15 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
 
     // None of the refused writes reached Alice's portal.
     let panel = alice.client.data(PANEL, json!({})).await;
-    assert_eq!(panel["controlPanel"]["version"], 1);
+    assert_eq!(panel["controlPanel"]["version"], "1");
     // Errors never leak internals.
     let me = alice
         .client
-        .data("{ me { subject role organisation } }", json!({}))
+        .data("{ me { personId role organisation } }", json!({}))
         .await;
     assert_eq!(
         me["me"],
-        json!({"subject": alice.id, "role": "SERVICE_USER", "organisation": "clinic-a"})
+        json!({"personId": alice.id, "role": "SERVICE_USER", "organisation": "clinic-a"})
     );
     server.stop().await;
 }

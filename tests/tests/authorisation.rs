@@ -37,74 +37,74 @@ const READS: &[Read] = &[
     Read {
         field: "controlPanel",
         section: "core",
-        doc: "query($p: UUID) { controlPanel(portalId: $p) { version updatedAt domains { latestStatus { note } \
+        doc: "query($p: ID) { controlPanel(portalId: $p) { version updatedAt domains { latestStatus { note } \
               activeGoals { title } } sections { section changes } recentChanges(limit: 50) { section eventType } } }",
     },
     Read {
         field: "controlPanel",
         section: "core",
-        doc: "query($p: UUID, $now: DateTime) { controlPanel(portalId: $p, asOf: $now) { version updatedAt \
+        doc: "query($p: ID, $now: DateTime) { controlPanel(portalId: $p, asOf: $now) { version updatedAt \
               domains { latestStatus { note } activeGoals { title } } sections { section changes } recentChanges { section } } }",
     },
     Read {
         field: "goal",
         section: "core",
-        doc: "query($p: UUID, $g: UUID!) { goal(goalId: $g, portalId: $p) { title } }",
+        doc: "query($p: ID, $g: ID!) { goal(goalId: $g, portalId: $p) { title } }",
     },
     Read {
         field: "goalHistory",
         section: "core",
-        doc: "query($p: UUID, $g: UUID!) { goalHistory(goalId: $g, portalId: $p) { eventType data } }",
+        doc: "query($p: ID, $g: ID!) { goalHistory(goalId: $g, portalId: $p) { eventType data } }",
     },
     Read {
         field: "statusHistory",
         section: "core",
-        doc: "query($p: UUID) { statusHistory(domain: \"housing\", portalId: $p) { score note } }",
+        doc: "query($p: ID) { statusHistory(domain: \"housing\", portalId: $p) { score note } }",
     },
     Read {
         field: "medications",
         section: "medications",
-        doc: "query($p: UUID) { medications(portalId: $p) { name } }",
+        doc: "query($p: ID) { medications(portalId: $p) { name } }",
     },
     Read {
         field: "medications",
         section: "medications",
-        doc: "query($p: UUID, $now: DateTime) { medications(portalId: $p, asOf: $now) { name } }",
+        doc: "query($p: ID, $now: DateTime) { medications(portalId: $p, asOf: $now) { name } }",
     },
     Read {
         field: "medicationHistory",
         section: "medications",
-        doc: "query($p: UUID, $m: UUID!) { medicationHistory(medicationId: $m, portalId: $p) { data } }",
+        doc: "query($p: ID, $m: ID!) { medicationHistory(medicationId: $m, portalId: $p) { data } }",
     },
     Read {
         field: "network",
         section: "network",
-        doc: "query($p: UUID) { network(portalId: $p, includeRemoved: true) { displayName } }",
+        doc: "query($p: ID) { network(portalId: $p, includeRemoved: true) { displayName } }",
     },
     Read {
         field: "personHistory",
         section: "network",
-        doc: "query($p: UUID, $n: UUID!) { personHistory(personId: $n, portalId: $p) { data } }",
+        doc: "query($p: ID, $n: ID!) { personHistory(personId: $n, portalId: $p) { data } }",
     },
     Read {
         field: "crisisPlan",
         section: "crisis_plan",
-        doc: "query($p: UUID) { crisisPlan(portalId: $p) { warningSigns } }",
+        doc: "query($p: ID) { crisisPlan(portalId: $p) { warningSigns } }",
     },
     Read {
         field: "crisisPlan",
         section: "crisis_plan",
-        doc: "query($p: UUID) { crisisPlan(portalId: $p, revision: 1) { warningSigns } }",
+        doc: "query($p: ID) { crisisPlan(portalId: $p, revision: 1) { warningSigns } }",
     },
     Read {
         field: "crisisPlanHistory",
         section: "crisis_plan",
-        doc: "query($p: UUID) { crisisPlanHistory(portalId: $p) { data } }",
+        doc: "query($p: ID) { crisisPlanHistory(portalId: $p) { data } }",
     },
     Read {
         field: "exerciseLog",
         section: "exercises",
-        doc: "query($p: UUID) { exerciseLog(portalId: $p) { completed entries { reflection } } }",
+        doc: "query($p: ID) { exerciseLog(portalId: $p) { completed entries { reflection } } }",
     },
 ];
 
@@ -114,23 +114,23 @@ const PORTAL_MUTATIONS: &[&str] = &[
     "mutation { addLifeDomain(key: \"pets\", name: \"Pets\") { version } }",
     "mutation { rateStatus(domain: \"housing\", score: 3) { version } }",
     "mutation { setGoal(domain: \"housing\", title: \"x\") { version } }",
-    "mutation($g: UUID!) { reviseGoal(goalId: $g, title: \"x\") { version } }",
-    "mutation($g: UUID!) { achieveGoal(goalId: $g) { version } }",
-    "mutation($g: UUID!) { abandonGoal(goalId: $g) { version } }",
-    "mutation($g: UUID!) { planActivity(goalId: $g, title: \"x\") { version } }",
-    "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }",
-    "mutation($a: UUID!) { dropActivity(activityId: $a) { version } }",
+    "mutation($g: ID!) { reviseGoal(goalId: $g, title: \"x\") { version } }",
+    "mutation($g: ID!) { achieveGoal(goalId: $g) { version } }",
+    "mutation($g: ID!) { abandonGoal(goalId: $g) { version } }",
+    "mutation($g: ID!) { planActivity(goalId: $g, title: \"x\") { version } }",
+    "mutation($a: ID!) { completeActivity(activityId: $a) { version } }",
+    "mutation($a: ID!) { dropActivity(activityId: $a) { version } }",
     "mutation { addMedication(name: \"x\", dose: \"1\", schedule: \"y\") { version } }",
-    "mutation($m: UUID!) { changeMedication(medicationId: $m, dose: \"2\") { version } }",
-    "mutation($m: UUID!) { pauseMedication(medicationId: $m) { version } }",
-    "mutation($m: UUID!) { resumeMedication(medicationId: $m) { version } }",
-    "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
+    "mutation($m: ID!) { changeMedication(medicationId: $m, dose: \"2\") { version } }",
+    "mutation($m: ID!) { pauseMedication(medicationId: $m) { version } }",
+    "mutation($m: ID!) { resumeMedication(medicationId: $m) { version } }",
+    "mutation($m: ID!) { stopMedication(medicationId: $m) { version } }",
     "mutation { addPerson(displayName: \"x\", relation: FRIEND, closeness: 1) { version } }",
-    "mutation($n: UUID!) { updatePerson(personId: $n, displayName: \"y\", relation: FRIEND, closeness: 2) { version } }",
-    "mutation($n: UUID!) { removePerson(personId: $n) { version } }",
+    "mutation($n: ID!) { updatePerson(personId: $n, displayName: \"y\", relation: FRIEND, closeness: 2) { version } }",
+    "mutation($n: ID!) { removePerson(personId: $n) { version } }",
     "mutation { reviseCrisisPlan(plan: { ownWords: \"x\" }) { version } }",
     "mutation { startExercise(exercise: \"mindfulness\") { version } }",
-    "mutation($e: UUID!) { completeExercise(entryId: $e) { version } }",
+    "mutation($e: ID!) { completeExercise(entryId: $e) { version } }",
 ];
 
 /// A reader of the owner's portal and the sections they may read.
@@ -151,7 +151,7 @@ async fn matrix(store: Store) {
     let server = Server::start(&db).await;
     let owner = open_user(&server, "clinic").await;
     let c = &owner.client;
-    let created = |v: &Value, f: &str| v[f]["createdId"].as_str().unwrap().to_string();
+    let created = |v: &Value, f: &str, o: &str| v[f][o]["uuid"].as_str().unwrap().to_string();
     c.data(
         "mutation { rateStatus(domain: \"housing\", score: 6, note: \"MARKCORE\") { version } }",
         json!({}),
@@ -159,27 +159,30 @@ async fn matrix(store: Store) {
     .await;
     let goal = created(
         &c.data(
-            "mutation { setGoal(domain: \"housing\", title: \"MARKCORE goal\") { createdId } }",
+            "mutation { setGoal(domain: \"housing\", title: \"MARKCORE goal\") { goal { uuid } } }",
             json!({}),
         )
         .await,
         "setGoal",
+        "goal",
     );
     let med = created(
         &c.data(
-            "mutation { addMedication(name: \"MARKMED\", dose: \"1\", schedule: \"x\") { createdId } }",
+            "mutation { addMedication(name: \"MARKMED\", dose: \"1\", schedule: \"x\") { medication { uuid } } }",
             json!({}),
         )
         .await,
         "addMedication",
+        "medication",
     );
     let person = created(
         &c.data(
-            "mutation { addPerson(displayName: \"MARKNET\", relation: FRIEND, closeness: 3) { createdId } }",
+            "mutation { addPerson(displayName: \"MARKNET\", relation: FRIEND, closeness: 3) { person { uuid } } }",
             json!({}),
         )
         .await,
         "addPerson",
+        "person",
     );
     c.data(
         "mutation { reviseCrisisPlan(plan: { warningSigns: [\"MARKPLAN\"] }) { version } }",
@@ -188,14 +191,15 @@ async fn matrix(store: Store) {
     .await;
     let entry = created(
         &c.data(
-            "mutation { startExercise(exercise: \"mindfulness\") { createdId } }",
+            "mutation { startExercise(exercise: \"mindfulness\") { entry { uuid } } }",
             json!({}),
         )
         .await,
         "startExercise",
+        "entry",
     );
     c.data(
-        "mutation($e: UUID!) { completeExercise(entryId: $e, reflection: \"MARKEXE\") { version } }",
+        "mutation($e: ID!) { completeExercise(entryId: $e, reflection: \"MARKEXE\") { version } }",
         json!({ "e": entry }),
     )
     .await;
@@ -212,7 +216,7 @@ async fn matrix(store: Store) {
     grant(&owner, &rel_revoked, &all_enum, None).await;
     for s in all_enum {
         c.data(
-            &format!("mutation($r: UUID!) {{ revokeAccess(relationshipId: $r, section: {s}) {{ version }} }}"),
+            &format!("mutation($r: ID!) {{ revokeAccess(relationshipId: $r, section: {s}) {{ version }} }}"),
             json!({ "r": rel_revoked }),
         )
         .await;
@@ -226,13 +230,13 @@ async fn matrix(store: Store) {
     glass
         .client
         .data(
-            "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: CANNOT_CONSENT, explanation: \"found unconscious\") { version } }",
+            "mutation($r: ID!) { breakGlass(relationshipId: $r, reason: CANNOT_CONSENT, explanation: \"found unconscious\") { version } }",
             json!({ "r": rel_glass }),
         )
         .await;
     let pending = provider_in(&server, "clinic", "pending").await;
     c.data(
-        "mutation($p: UUID!) { inviteToCare(personId: $p) { version } }",
+        "mutation($p: ID!) { inviteToCare(personId: $p) { version } }",
         json!({ "p": pending.id }),
     )
     .await;
@@ -242,7 +246,7 @@ async fn matrix(store: Store) {
     ended
         .client
         .data(
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
             json!({ "r": rel_ended }),
         )
         .await;
@@ -344,7 +348,7 @@ async fn matrix(store: Store) {
                 let panel = &response["data"]["controlPanel"];
                 assert_eq!(
                     panel["sections"],
-                    json!([{ "section": "CORE", "changes": panel["version"] }]),
+                    json!([{ "section": "CORE", "changes": big(&panel["version"]) }]),
                     "{context}"
                 );
                 let changes = panel["recentChanges"].as_array().unwrap();
@@ -380,7 +384,7 @@ async fn matrix(store: Store) {
     // Nobody but the owner changes the portal; mutations act on the caller's
     // own portal, so other roles are refused outright.
     let ids = json!({ "g": goal, "a": Uuid::new_v4(), "m": med, "n": person, "e": entry });
-    let version = |v: Value| v["controlPanel"]["version"].as_i64().unwrap();
+    let version = |v: Value| big(&v["controlPanel"]["version"]);
     let before = version(c.data("{ controlPanel { version } }", json!({})).await);
     for actor in actors.iter().filter(|a| a.role != Role::ServiceUser) {
         for m in PORTAL_MUTATIONS {
@@ -407,10 +411,10 @@ async fn matrix(store: Store) {
         );
         for doc in [
             "mutation { saveProviderProfile(displayName: \"x\", profession: OTHER) { version } }",
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { version } }",
-            "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
-            "mutation($r: UUID!) { declineCareInvitation(relationshipId: $r) { version } }",
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($p: ID!) { inviteToCare(personId: $p) { version } }",
+            "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { declineCareInvitation(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
         ] {
             if !staff && (actor.id == pending.id || actor.id == owner.id) {
                 continue; // the parties themselves, tested in tests/care.rs
@@ -444,7 +448,7 @@ async fn matrix(store: Store) {
         let code = actor
             .client
             .error_code(
-                "mutation($r: UUID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
+                "mutation($r: ID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
                 json!({ "r": rel_revoked }),
             )
             .await;
@@ -456,7 +460,7 @@ async fn matrix(store: Store) {
         let code = actor
             .client
             .error_code(
-                "mutation($r: UUID!) { revokeAccess(relationshipId: $r, section: CORE) { version } }",
+                "mutation($r: ID!) { revokeAccess(relationshipId: $r, section: CORE) { version } }",
                 json!({ "r": rel }),
             )
             .await;
@@ -469,7 +473,7 @@ async fn matrix(store: Store) {
             let code = actor
                 .client
                 .error_code(
-                    "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }",
+                    "mutation($r: ID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }",
                     json!({ "r": relationship_of(owner.id, none.id) }),
                 )
                 .await;
@@ -484,7 +488,7 @@ async fn matrix(store: Store) {
     granted
         .client
         .data(
-            "query($p: UUID) { medications(portalId: $p) { name } }",
+            "query($p: ID) { medications(portalId: $p) { name } }",
             vars.clone(),
         )
         .await;
@@ -613,4 +617,12 @@ both_stores!(authorisation_matrix, matrix);
 
 fn relationship_of(user: Uuid, provider: Uuid) -> Uuid {
     domain::care::relationship_id(user, provider)
+}
+
+/// A `BigInt` (sent as a decimal string) as a number.
+fn big(v: &Value) -> i64 {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a BigInt: {v}"))
+        .parse()
+        .unwrap()
 }

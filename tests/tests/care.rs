@@ -11,9 +11,9 @@ use portal_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const MEDS: &str = "query($p: UUID) { medications(portalId: $p) { name } }";
-const NETWORK: &str = "query($p: UUID) { network(portalId: $p) { displayName } }";
-const PLAN: &str = "query($p: UUID) { crisisPlan(portalId: $p) { warningSigns } }";
+const MEDS: &str = "query($p: ID) { medications(portalId: $p) { name } }";
+const NETWORK: &str = "query($p: ID) { network(portalId: $p) { displayName } }";
+const PLAN: &str = "query($p: ID) { crisisPlan(portalId: $p) { warningSigns } }";
 const LOG: &str = "{ myAccessLog { breakGlass { providerId providerName reason explanation openedAt until } \
     entries { readerId readerName readerRole section query basis breakGlass refusal clientAddress requestId } } }";
 const EXPOSURE: &str = "query($s: UUID!, $f: DateTime!, $t: DateTime!) { \
@@ -61,7 +61,7 @@ async fn working_together(store: Store) {
     let providers = user
         .client
         .data(
-            "{ providers { providerId displayName profession } }",
+            "{ providers { personId displayName profession } }",
             json!({}),
         )
         .await;
@@ -70,11 +70,11 @@ async fn working_together(store: Store) {
     let invited = user
         .client
         .data(
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
             json!({ "p": kari.id }),
         )
         .await;
-    let rel = invited["inviteToCare"]["createdId"]
+    let rel = invited["inviteToCare"]["relationship"]["uuid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -82,14 +82,14 @@ async fn working_together(store: Store) {
     let pending = kari
         .client
         .data(
-            "{ careRelationships { relationshipId userId status invitedBy expiresAt } }",
+            "{ careRelationships { uuid userId status invitedBy expiresAt } }",
             json!({}),
         )
         .await;
     assert_eq!(pending["careRelationships"][0]["status"], "INVITED");
     assert_eq!(pending["careRelationships"][0]["invitedBy"], "SERVICE_USER");
     // The inviter cannot answer their own invitation; nobody else can see it.
-    let accept = "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }";
+    let accept = "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }";
     assert_eq!(user.client.error_code(accept, r.clone()).await, "FORBIDDEN");
     let stranger = register_provider(&server, "clinic", "Ola").await;
     assert_eq!(
@@ -106,7 +106,7 @@ async fn working_together(store: Store) {
     assert_eq!(
         kari.client
             .error_code(
-                "mutation($r: UUID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
+                "mutation($r: ID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
                 r.clone()
             )
             .await,
@@ -170,7 +170,7 @@ async fn working_together(store: Store) {
     let history = kari
         .client
         .data(
-            "query($p: UUID, $m: UUID!) { medicationHistory(medicationId: $m, portalId: $p) { sequence position requestId } \
+            "query($p: ID, $m: ID!) { medicationHistory(medicationId: $m, portalId: $p) { sequence position requestId } \
              statusHistory(domain: \"housing\", portalId: $p) { sequence } \
              controlPanel(portalId: $p) { version recentChanges { sequence section } } }",
             med.clone(),
@@ -178,17 +178,19 @@ async fn working_together(store: Store) {
         .await;
     assert_eq!(
         history["medicationHistory"],
-        json!([{ "sequence": 1, "position": 0, "requestId": "" }])
+        json!([{ "sequence": "1", "position": "0", "requestId": "" }])
     );
-    assert_eq!(history["statusHistory"], json!([{ "sequence": 1 }]));
-    assert_eq!(history["controlPanel"]["version"], 2);
+    assert_eq!(history["statusHistory"], json!([{ "sequence": "1" }]));
+    assert_eq!(history["controlPanel"]["version"], "2");
     assert_eq!(
         history["controlPanel"]["recentChanges"],
-        json!([{ "sequence": 2, "section": "CORE" }, { "sequence": 1, "section": "CORE" }])
+        json!([{ "sequence": "2", "section": "CORE" }, { "sequence": "1", "section": "CORE" }])
     );
     assert!(
         own["controlPanel"]["recentChanges"][0]["sequence"]
-            .as_i64()
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
             .unwrap()
             > 2
     );
@@ -196,7 +198,7 @@ async fn working_together(store: Store) {
     // A revocation holds for the very next read.
     user.client
         .data(
-            "mutation($r: UUID!) { revokeAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
+            "mutation($r: ID!) { revokeAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
             r.clone(),
         )
         .await;
@@ -216,7 +218,7 @@ async fn working_together(store: Store) {
 
     // Break-glass opens the crisis plan, and only it, for a while.
     assert_eq!(kari.client.error_code(PLAN, p.clone()).await, "FORBIDDEN");
-    let glass = "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: RISK_TO_SELF, \
+    let glass = "mutation($r: ID!) { breakGlass(relationshipId: $r, reason: RISK_TO_SELF, \
         explanation: \"Called by the crisis team at night\") { version } }";
     assert_eq!(user.client.error_code(glass, r.clone()).await, "FORBIDDEN");
     kari.client.data(glass, r.clone()).await;
@@ -388,7 +390,7 @@ async fn working_together(store: Store) {
     // Ending the relationship ends every access; it can start again.
     kari.client
         .data(
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
             r.clone(),
         )
         .await;
@@ -403,7 +405,7 @@ async fn working_together(store: Store) {
     assert_eq!(closed["careRelationships"][0]["status"], "ENDED");
     kari.client
         .data(
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
             json!({ "p": user.id }),
         )
         .await;
@@ -427,13 +429,13 @@ async fn invitations_and_break_glass_run_out(store: Store) {
     let invited = kari
         .client
         .data(
-            "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+            "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
             json!({ "p": user.id }),
         )
         .await;
-    let r = json!({ "r": invited["inviteToCare"]["createdId"] });
+    let r = json!({ "r": invited["inviteToCare"]["relationship"]["uuid"] });
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let accept = "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }";
+    let accept = "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }";
     assert_eq!(
         user.client.error_code(accept, r.clone()).await,
         "FAILED_PRECONDITION"
@@ -445,7 +447,7 @@ async fn invitations_and_break_glass_run_out(store: Store) {
     assert_eq!(list["careRelationships"][0]["status"], "EXPIRED");
     // A new invitation, answered in time.
     let rel = relate(&user, &kari).await;
-    let glass = "mutation($r: UUID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }";
+    let glass = "mutation($r: ID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }";
     kari.client.data(glass, json!({ "r": rel })).await;
     let p = json!({ "p": user.id });
     kari.client.data(PLAN, p.clone()).await;
@@ -456,7 +458,7 @@ async fn invitations_and_break_glass_run_out(store: Store) {
     assert_eq!(
         user.client
             .error_code(
-                "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+                "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
                 json!({ "p": abroad.id })
             )
             .await,
@@ -466,7 +468,7 @@ async fn invitations_and_break_glass_run_out(store: Store) {
         abroad
             .client
             .error_code(
-                "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+                "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
                 json!({ "p": user.id })
             )
             .await,
@@ -737,7 +739,7 @@ async fn revocation_does_not_wait_for_projections() {
     let revoked = user
         .client
         .data(
-            "mutation($r: UUID!) { revokeAccess(relationshipId: $r, section: MEDICATIONS) { caughtUp } }",
+            "mutation($r: ID!) { revokeAccess(relationshipId: $r, section: MEDICATIONS) { caughtUp } }",
             json!({ "r": rel }),
         )
         .await;

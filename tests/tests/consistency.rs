@@ -25,7 +25,7 @@ async fn write_load(users: Arc<Vec<User>>, seed: usize, rounds: usize) -> Vec<(u
                 let g = Uuid::new_v4();
                 goals.push((u, g));
                 (
-                    "mutation($g: UUID!, $t: String!) { setGoal(goalId: $g, domain: \"housing\", title: $t) { version } }",
+                    "mutation($g: UUID!, $t: String!) { setGoal(uuid: $g, domain: \"housing\", title: $t) { version } }",
                     json!({"g": g, "t": format!("goal {seed}-{round}")}),
                 )
             }
@@ -36,7 +36,7 @@ async fn write_load(users: Arc<Vec<User>>, seed: usize, rounds: usize) -> Vec<(u
                 let c = &users[gu].client;
                 let r = c
                     .try_gql(
-                        "mutation($g: UUID!, $a: UUID!) { planActivity(goalId: $g, activityId: $a, title: \"step\") { version } }",
+                        "mutation($g: ID!, $a: UUID!) { planActivity(goalId: $g, uuid: $a, title: \"step\") { version } }",
                         json!({"g": g, "a": a}),
                     )
                     .await;
@@ -48,9 +48,9 @@ async fn write_load(users: Arc<Vec<User>>, seed: usize, rounds: usize) -> Vec<(u
             3 if !activities.is_empty() => {
                 let (au, a) = activities[n % activities.len()];
                 let q = if n.is_multiple_of(2) {
-                    "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }"
+                    "mutation($a: ID!) { completeActivity(activityId: $a) { version } }"
                 } else {
-                    "mutation($a: UUID!) { dropActivity(activityId: $a) { version } }"
+                    "mutation($a: ID!) { dropActivity(activityId: $a) { version } }"
                 };
                 if users[au].client.try_gql(q, json!({"a": a})).await.is_none() {
                     break;
@@ -177,11 +177,13 @@ async fn a_sigkill_during_writes_loses_nothing_acknowledged(store: Store) {
     wait_caught_up(&server).await;
     for (u, goal) in &acknowledged {
         let c = server.client(tokens[*u].clone());
-        c.data(
-            "query($g: UUID!) { goal(goalId: $g) { id } }",
-            json!({"g": goal}),
-        )
-        .await;
+        let got = c
+            .data(
+                "query($g: ID!) { goal(goalId: $g) { uuid } }",
+                json!({"g": goal}),
+            )
+            .await;
+        assert_eq!(got["goal"]["uuid"], goal.to_string());
     }
     let read = read_db(&db).await;
     let expected = expected_state(&read).await;

@@ -123,7 +123,7 @@ async fn fragment_bombs_are_refused_before_validation(store: Store) {
     let data = user
         .client
         .data(
-            "query { ...A } fragment A on Query { me { ...B } } fragment B on Me { subject organisation }",
+            "query { ...A } fragment A on Query { me { ...B } } fragment B on Me { personId organisation }",
             json!({}),
         )
         .await;
@@ -145,10 +145,10 @@ async fn row_limits_count_into_complexity(store: Store) {
     let thread = provider
         .client
         .data(
-            "mutation($u: UUID!) { startConversation(subject: \"s\", body: \"b\", userId: $u) { createdId } }",
+            "mutation($u: ID!) { startConversation(subject: \"s\", body: \"b\", userId: $u) { conversation { uuid } } }",
             json!({"u": user.id}),
         )
-        .await["startConversation"]["createdId"]
+        .await["startConversation"]["conversation"]["uuid"]
         .clone();
     let auditor = server.client(Some(token(Uuid::new_v4(), Role::Auditor, "clinic-a")));
     let aliases = |n: usize, field: &str| {
@@ -205,7 +205,7 @@ async fn row_limits_count_into_complexity(store: Store) {
     );
     let messages = "conversation(conversationId: $c) { messages { id body at authorId } }";
     let many_threads = format!(
-        "query($c: UUID!) {{ {} }}",
+        "query($c: ID!) {{ {} }}",
         (0..60)
             .map(|i| format!("a{i}: {messages}"))
             .collect::<Vec<_>>()
@@ -224,7 +224,7 @@ async fn row_limits_count_into_complexity(store: Store) {
     user.client.data(&aliases(2, log), json!({})).await;
     user.client
         .data(
-            &format!("query($c: UUID!) {{ {messages} }}"),
+            &format!("query($c: ID!) {{ {messages} }}"),
             json!({"c": thread}),
         )
         .await;
@@ -301,30 +301,29 @@ async fn a_provider_whose_relationship_ended_writes_nothing(store: Store) {
     let thread = kari
         .client
         .data(
-            "mutation($u: UUID!) { startConversation(subject: \"s\", body: \"hello\", userId: $u) { createdId } }",
+            "mutation($u: ID!) { startConversation(subject: \"s\", body: \"hello\", userId: $u) { conversation { uuid } } }",
             json!({"u": user.id}),
         )
-        .await["startConversation"]["createdId"]
+        .await["startConversation"]["conversation"]["uuid"]
         .clone();
     user.client
         .data(
-            "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"hi back\") { version } }",
+            "mutation($c: ID!) { postMessage(conversationId: $c, body: \"hi back\") { version } }",
             json!({"c": thread}),
         )
         .await;
-    let read = "query($c: UUID!) { conversation(conversationId: $c) { unread messages { id } } }";
+    let read = "query($c: ID!) { conversation(conversationId: $c) { unread messages { id } } }";
     let seen = kari.client.data(read, json!({"c": thread})).await;
     assert_eq!(seen["conversation"]["unread"], 1);
     let last = seen["conversation"]["messages"][1]["id"].clone();
     user.client
         .data(
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
             json!({"r": rel}),
         )
         .await;
     let events_before = payloads_of(&read_db(&db).await, "Conversation").await.len();
-    let mark =
-        "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }";
+    let mark = "mutation($c: ID!, $m: ID!) { markRead(conversationId: $c, upTo: $m) { version } }";
     assert_eq!(
         kari.client
             .error_code(mark, json!({"c": thread, "m": last}))
@@ -334,7 +333,7 @@ async fn a_provider_whose_relationship_ended_writes_nothing(store: Store) {
     assert_eq!(
         kari.client
             .error_code(
-                "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"still here?\") { version } }",
+                "mutation($c: ID!) { postMessage(conversationId: $c, body: \"still here?\") { version } }",
                 json!({"c": thread}),
             )
             .await,
@@ -365,7 +364,7 @@ async fn a_provider_whose_relationship_ended_writes_nothing(store: Store) {
     assert_eq!(
         user.client
             .error_code(
-                "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"anyone?\") { version } }",
+                "mutation($c: ID!) { postMessage(conversationId: $c, body: \"anyone?\") { version } }",
                 json!({"c": thread}),
             )
             .await,
@@ -451,7 +450,7 @@ async fn token_claims_are_checked(store: Store) {
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
     let user = open_user(&server, "clinic-a").await;
-    let me = "{ me { subject } }";
+    let me = "{ me { personId } }";
     let refused = |claims: Claims| {
         let client = server.client(Some(keys().sign(&claims).unwrap()));
         async move {
@@ -531,7 +530,7 @@ async fn token_claims_are_checked(store: Store) {
             .unwrap(),
     ));
     assert_eq!(
-        skewed.data(me, json!({})).await["me"]["subject"],
+        skewed.data(me, json!({})).await["me"]["personId"],
         json!(user.id)
     );
     // Over 8 KiB: a clear error.

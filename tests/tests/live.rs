@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 const UPDATES: &str =
-    "subscription { liveUpdates { kind conversationId relationshipId by body read change version } }";
+    "subscription { liveUpdates { kind conversationId relationshipId byId body read change version } }";
 
 async fn subscribe(socket: &mut Socket, query: &str) {
     let start = json!({ "type": "subscribe", "id": "1", "payload": { "query": query } });
@@ -67,18 +67,18 @@ async fn live(store: Store) {
     let started = user
         .client
         .data(
-            "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"Hallo 👋\", providerIds: [$p]) { createdId } }",
+            "mutation($p: ID!) { startConversation(subject: \"Hi\", body: \"Hallo 👋\", providerIds: [$p]) { conversation { id } } }",
             json!({ "p": kari.id }),
         )
         .await;
-    let thread = started["startConversation"]["createdId"].clone();
+    let thread = started["startConversation"]["conversation"]["id"].clone();
     let got = update(&mut for_kari, SECONDS)
         .await
         .expect("kari gets the message");
     assert_eq!(got["kind"], "MESSAGE");
     assert_eq!(got["body"], "Hallo 👋");
     assert_eq!(got["conversationId"], thread);
-    assert_eq!(got["by"], user.id.to_string());
+    assert_eq!(got["byId"], user.id.to_string());
     let own = update(&mut for_user, SECONDS).await.unwrap();
     assert_eq!(own["body"], "Hallo 👋", "the author's other devices too");
 
@@ -86,26 +86,26 @@ async fn live(store: Store) {
     let view = kari
         .client
         .data(
-            "query($c: UUID!) { conversation(conversationId: $c) { messages { id } } }",
+            "query($c: ID!) { conversation(conversationId: $c) { messages { id } } }",
             json!({ "c": thread }),
         )
         .await;
     let first = view["conversation"]["messages"][0]["id"].clone();
     kari.client
         .data(
-            "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }",
+            "mutation($c: ID!, $m: ID!) { markRead(conversationId: $c, upTo: $m) { version } }",
             json!({ "c": thread, "m": first }),
         )
         .await;
     let receipt = update(&mut for_user, SECONDS).await.unwrap();
     assert_eq!(receipt["kind"], "READ_RECEIPT");
-    assert_eq!(receipt["by"], kari.id.to_string());
+    assert_eq!(receipt["byId"], kari.id.to_string());
     assert_eq!(receipt["read"], 1);
 
     // An agreement change reaches the other side.
     kari.client
         .data(
-            "mutation($r: UUID!) { proposeAgreement(relationshipId: $r, terms: { initiative: BOTH, \
+            "mutation($r: ID!) { proposeAgreement(relationshipId: $r, terms: { initiative: BOTH, \
              providerLooksInDays: 7, userRepliesWithin: { value: 2, unit: WORKING_DAYS }, \
              providerRepliesWithin: { value: 24, unit: HOURS }, openedTogether: true }) { version } }",
             json!({ "r": rel }),
@@ -114,8 +114,22 @@ async fn live(store: Store) {
     let change = update(&mut for_user, SECONDS).await.unwrap();
     assert_eq!(change["kind"], "AGREEMENT");
     assert_eq!(change["change"], "PROPOSED");
-    assert_eq!(change["by"], kari.id.to_string());
-    assert_eq!(change["relationshipId"], rel);
+    assert_eq!(change["byId"], kari.id.to_string());
+    let listed = user
+        .client
+        .data("{ careRelationships { id uuid } }", json!({}))
+        .await;
+    let rel_id = listed["careRelationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uuid"] == rel.as_str())
+        .expect("the relationship is listed")["id"]
+        .clone();
+    assert_eq!(
+        change["relationshipId"], rel_id,
+        "the relationship's global id"
+    );
 
     // Ola, in no relationship with the user, received none of it.
     assert!(update(&mut for_ola, Duration::from_millis(500))
@@ -164,7 +178,7 @@ async fn a_message_crosses_instances() {
     subscribe_live(&mut on_b).await;
     user.client
         .data(
-            "mutation($p: UUID!) { startConversation(subject: \"Hi\", body: \"via A\", providerIds: [$p]) { createdId } }",
+            "mutation($p: ID!) { startConversation(subject: \"Hi\", body: \"via A\", providerIds: [$p]) { conversation { uuid } } }",
             json!({ "p": kari.id }),
         )
         .await;

@@ -9,18 +9,19 @@ use portal_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const START: &str = "mutation($s: String!, $b: String!, $p: [UUID!]!, $u: UUID) { \
-    startConversation(subject: $s, body: $b, providerIds: $p, userId: $u) { createdId } }";
+const START: &str = "mutation($s: String!, $b: String!, $p: [ID!]!, $u: ID) { \
+    startConversation(subject: $s, body: $b, providerIds: $p, userId: $u) { conversation { uuid } } }";
 const POST: &str =
-    "mutation($c: UUID!, $b: String!) { postMessage(conversationId: $c, body: $b) { createdId } }";
+    "mutation($c: ID!, $b: String!) { postMessage(conversationId: $c, body: $b) { message { uuid } } }";
 const READ: &str =
-    "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }";
+    "mutation($c: ID!, $m: ID!) { markRead(conversationId: $c, upTo: $m) { version } }";
 const VIEW: &str =
-    "query($c: UUID!) { conversation(conversationId: $c) { subject startedBy readOnly unread \
-    participants { id side read active } messages { id authorId side body startsExchange } } }";
+    "query($c: ID!) { conversation(conversationId: $c) { subject startedById readOnly unread \
+    participants { personId side read active } messages { id authorId side body startsExchange } } }";
 
-fn created(v: &Value, field: &str) -> String {
-    v[field]["createdId"].as_str().unwrap().to_string()
+/// The uuid of what a mutation created: `v[field][object]["uuid"]`.
+fn created(v: &Value, field: &str, object: &str) -> String {
+    v[field][object]["uuid"].as_str().unwrap().to_string()
 }
 
 async fn messaging(store: Store) {
@@ -41,19 +42,19 @@ async fn messaging(store: Store) {
             json!({ "s": "Sleep", "b": "Jeg sov dårlig 😴 — مرحبا", "p": [kari.id, ola.id] }),
         )
         .await;
-    let c = created(&started, "startConversation");
+    let c = created(&started, "startConversation", "conversation");
     let cv = json!({ "c": c });
     let reply = kari
         .client
         .data(POST, json!({ "c": c, "b": "Thanks for telling us." }))
         .await;
-    let reply_id = created(&reply, "postMessage");
+    let reply_id = created(&reply, "postMessage", "message");
     let list =
-        "{ conversations { unreadTotal conversations { id subject startedBy messages unread } } }";
+        "{ conversations { unreadTotal conversations { uuid subject startedById messages unread } } }";
     wait_caught_up(&server).await;
     let listed = ola.client.data(list, json!({})).await["conversations"].clone();
     assert_eq!(listed["unreadTotal"], 2);
-    assert_eq!(listed["conversations"][0]["id"], c);
+    assert_eq!(listed["conversations"][0]["uuid"], c);
     assert_eq!(listed["conversations"][0]["messages"], 2);
     assert_eq!(
         user.client.data(list, json!({})).await["conversations"]["unreadTotal"],
@@ -64,7 +65,7 @@ async fn messaging(store: Store) {
         0
     );
     let seen = ola.client.data(VIEW, cv.clone()).await["conversation"].clone();
-    assert_eq!(seen["startedBy"], user.id.to_string());
+    assert_eq!(seen["startedById"], user.id.to_string());
     assert_eq!(seen["unread"], 2);
     assert_eq!(seen["messages"][0]["body"], "Jeg sov dårlig 😴 — مرحبا");
     assert_eq!(seen["messages"][0]["startsExchange"], true);
@@ -79,7 +80,7 @@ async fn messaging(store: Store) {
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["id"] == id.to_string())
+            .find(|p| p["personId"] == id.to_string())
             .unwrap()["read"]
             .clone()
     };
@@ -132,7 +133,7 @@ async fn messaging(store: Store) {
     // the user and Ola go on; everything stays.
     kari.client
         .data(
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
             json!({ "r": rel_kari }),
         )
         .await;
@@ -179,17 +180,17 @@ async fn messaging(store: Store) {
             json!({ "s": "Appointment", "b": "See you Tuesday", "p": [], "u": user.id }),
         )
         .await;
-    let c2 = json!({ "c": created(&second, "startConversation") });
+    let c2 = json!({ "c": created(&second, "startConversation", "conversation") });
     let rel_ola = domain::care::relationship_id(user.id, ola.id).to_string();
     user.client
         .data(
-            "mutation($r: UUID!) { endCareRelationship(relationshipId: $r) { version } }",
+            "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
             json!({ "r": rel_ola }),
         )
         .await;
     let seen = user.client.data(VIEW, c2.clone()).await["conversation"].clone();
     assert_eq!(seen["readOnly"], true);
-    assert_eq!(seen["startedBy"], ola.id.to_string());
+    assert_eq!(seen["startedById"], ola.id.to_string());
     assert_eq!(
         user.client
             .error_code(POST, json!({ "c": c2["c"], "b": "still there?" }))

@@ -26,13 +26,17 @@ async fn graphql_over_http(store: Store) {
     let response = http
         .get(&url)
         .bearer_auth(&jwt)
-        .query(&[("query", "query($n: Int!) { me { subject } controlPanel { recentChanges(limit: $n) { eventType } } }"), ("variables", r#"{"n": 1}"#)])
+        .query(&[("query", "query($n: Int!) { me { personId } controlPanel { recentChanges(limit: $n) { eventType } } }"), ("variables", r#"{"n": 1}"#)])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["data"]["me"]["subject"], user.id.to_string(), "{body}");
+    assert_eq!(
+        body["data"]["me"]["personId"],
+        user.id.to_string(),
+        "{body}"
+    );
     assert_eq!(
         body["data"]["controlPanel"]["recentChanges"]
             .as_array()
@@ -74,7 +78,7 @@ async fn graphql_over_http(store: Store) {
 
     // A batch: answered in order; past the set size, refused.
     let batch = json!([
-        { "query": "{ me { subject } }" },
+        { "query": "{ me { personId } }" },
         { "query": "mutation { rateStatus(domain: \"housing\", score: 6) { version } }" },
         { "query": "{ nope }" },
     ]);
@@ -92,9 +96,11 @@ async fn graphql_over_http(store: Store) {
         .as_array()
         .unwrap_or_else(|| panic!("an array: {body}"));
     assert_eq!(answers.len(), 3);
-    assert_eq!(answers[0]["data"]["me"]["subject"], user.id.to_string());
+    assert_eq!(answers[0]["data"]["me"]["personId"], user.id.to_string());
     assert!(
-        answers[1]["data"]["rateStatus"]["version"].is_i64(),
+        answers[1]["data"]["rateStatus"]["version"]
+            .as_str()
+            .is_some_and(|v| v.parse::<i64>().is_ok()),
         "{body}"
     );
     assert_eq!(
@@ -102,7 +108,7 @@ async fn graphql_over_http(store: Store) {
         "BAD_USER_INPUT"
     );
     let four: Vec<Value> = (0..4)
-        .map(|_| json!({ "query": "{ me { subject } }" }))
+        .map(|_| json!({ "query": "{ me { personId } }" }))
         .collect();
     let response = http
         .post(&url)
@@ -127,7 +133,7 @@ async fn graphql_over_http(store: Store) {
             .json(&json!({ "query": query }))
             .send()
     };
-    let response = ask("{ me { subject }").await.unwrap();
+    let response = ask("{ me { personId }").await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.headers()["content-type"],
@@ -147,7 +153,7 @@ async fn graphql_over_http(store: Store) {
     // Clients that do not ask get application/json, 200.
     let response = http
         .post(&url)
-        .json(&json!({ "query": "{ me { subject }" }))
+        .json(&json!({ "query": "{ me { personId }" }))
         .send()
         .await
         .unwrap();
@@ -178,7 +184,7 @@ async fn graphql_over_http(store: Store) {
         .post(&url)
         .header("origin", ORIGIN)
         .bearer_auth(&jwt)
-        .json(&json!({ "query": "{ me { subject } }" }))
+        .json(&json!({ "query": "{ me { personId } }" }))
         .send()
         .await
         .unwrap();

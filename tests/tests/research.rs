@@ -15,16 +15,16 @@ use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use uuid::Uuid;
 
-const REGISTER: &str = "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [UUID!]!) { \
-    registerStudy(title: $t, protocolId: $p, startsOn: $s, endsOn: $e, researchers: $r) { createdId } }";
+const REGISTER: &str = "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [ID!]!) { \
+    registerStudy(title: $t, protocolId: $p, startsOn: $s, endsOn: $e, researcherIds: $r) { study { uuid } } }";
 const STUDIES: &str =
-    "{ studies { studyId title protocolId startsOn endsOn researchers enrolledNow meEnrolled } }";
-const ENROL: &str = "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }";
-const MEASURES: &str = "query($s: UUID!) { studyMeasures(studyId: $s) { participants \
+    "{ studies { uuid title protocolId startsOn endsOn researcherIds enrolledNow meEnrolled } }";
+const ENROL: &str = "mutation($s: ID!) { enrolInStudy(studyId: $s) { version } }";
+const MEASURES: &str = "query($s: ID!) { studyMeasures(studyId: $s) { participants \
     weeks { week activeUsers activeProviders visits exchangesByUsers exchangesByProviders initiationRatio \
     userReplyMedianSeconds providerReplyMedianSeconds } modules { week module participants visits } \
     retention { month share } providerEngagement { band providers } } }";
-const WITHDRAW: &str = "mutation($s: UUID!) { withdrawFromStudy(studyId: $s) { version } }";
+const WITHDRAW: &str = "mutation($s: ID!) { withdrawFromStudy(studyId: $s) { version } }";
 
 fn study(title: &str, researchers: &[Uuid]) -> Value {
     json!({ "t": title, "p": "RC-1", "s": "2026-01-01", "e": "2030-12-31", "r": researchers })
@@ -89,11 +89,12 @@ async fn studies_and_consent(store: Store) {
     );
     let s = admin
         .data(REGISTER, study("ReConnect follow-up", &[rid]))
-        .await["registerStudy"]["createdId"]
+        .await["registerStudy"]["study"]["uuid"]
         .as_str()
         .unwrap()
         .to_string();
-    let s2 = admin.data(REGISTER, study("Other", &[other_rid])).await["registerStudy"]["createdId"]
+    let s2 = admin.data(REGISTER, study("Other", &[other_rid])).await["registerStudy"]["study"]
+        ["uuid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -101,13 +102,13 @@ async fn studies_and_consent(store: Store) {
     // Researchers see only their own studies; participants see open ones.
     let seen = researcher.data(STUDIES, json!({})).await["studies"].clone();
     assert_eq!(seen.as_array().unwrap().len(), 1);
-    assert_eq!(seen[0]["studyId"], s.as_str());
-    assert_eq!(seen[0]["researchers"], json!([rid]));
+    assert_eq!(seen[0]["uuid"], s.as_str());
+    assert_eq!(seen[0]["researcherIds"], json!([rid]));
     assert_eq!(seen[0]["enrolledNow"], 0);
     let mine = user.client.data(STUDIES, json!({})).await["studies"].clone();
     assert_eq!(mine.as_array().unwrap().len(), 2);
     assert!(
-        mine[0]["researchers"].is_null(),
+        mine[0]["researcherIds"].is_null(),
         "participants do not see who researches"
     );
     assert_eq!(mine[0]["meEnrolled"], false);
@@ -145,7 +146,7 @@ async fn studies_and_consent(store: Store) {
     assert_eq!(seen[0]["enrolledNow"], 2);
     let other = other_researcher.data(STUDIES, json!({})).await["studies"].clone();
     assert_eq!(other.as_array().unwrap().len(), 1);
-    assert_eq!(other[0]["studyId"], s2.as_str());
+    assert_eq!(other[0]["uuid"], s2.as_str());
     assert_eq!(other[0]["enrolledNow"], 0);
     let mine = user.client.data(STUDIES, json!({})).await["studies"].clone();
     let enrolled: Vec<&Value> = mine
@@ -474,7 +475,7 @@ async fn measures_and_withdrawal(store: Store) {
     let user = open_user(&server, "clinic").await;
     let kari = register_provider(&server, "clinic", "Kari").await;
     let rel = relate(&user, &kari).await;
-    let s = admin.data(REGISTER, study("Measures", &[rid])).await["registerStudy"]["createdId"]
+    let s = admin.data(REGISTER, study("Measures", &[rid])).await["registerStudy"]["study"]["uuid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -489,17 +490,17 @@ async fn measures_and_withdrawal(store: Store) {
     let started = kari
         .client
         .data(
-            "mutation($u: UUID!) { startConversation(subject: \"Hi\", body: \"How are you?\", userId: $u) { createdId } }",
+            "mutation($u: ID!) { startConversation(subject: \"Hi\", body: \"How are you?\", userId: $u) { conversation { uuid } } }",
             json!({ "u": user.id }),
         )
         .await;
-    let thread = started["startConversation"]["createdId"]
+    let thread = started["startConversation"]["conversation"]["uuid"]
         .as_str()
         .unwrap()
         .to_string();
     user.client
         .data(
-            "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"Fine\") { version } }",
+            "mutation($c: ID!) { postMessage(conversationId: $c, body: \"Fine\") { version } }",
             json!({ "c": thread }),
         )
         .await;
@@ -578,7 +579,7 @@ async fn measures_and_withdrawal(store: Store) {
         .collect();
     assert_eq!(
         bands,
-        ["never", "less_than_monthly", "monthly", "weekly", "daily"]
+        ["NEVER", "LESS_THAN_MONTHLY", "MONTHLY", "WEEKLY", "DAILY"]
     );
     let text = m.to_string();
     assert!(!text.contains(&user.id.to_string()) && !text.contains(&user_row[0]));

@@ -18,83 +18,138 @@ use uuid::Uuid;
 /// Text written into organisation A's data: it must never reach B.
 const MARK: &str = "SECRET-A";
 
+/// What `node` and `nodes` ask of an object: its id and, for every type,
+/// content that would show if A's object were answered.
+macro_rules! node_fields {
+    () => {
+        "id __typename ... on ControlPanel { portalId domains { latestStatus { note } activeGoals { title } } } \
+         ... on Goal { uuid title } ... on Activity { uuid title } ... on Medication { uuid name } \
+         ... on NetworkPerson { uuid displayName } ... on CrisisPlan { revision warningSigns } \
+         ... on ProviderProfile { displayName } ... on Relationship { uuid status } \
+         ... on Agreement { pending { terms { notes } } } ... on Conversation { uuid subject messages { body } } \
+         ... on Message { uuid body } ... on Study { uuid title }"
+    };
+}
+
+/// `node` asked for one of A's objects by its global id (`$<name>`).
+macro_rules! node_op {
+    ($var:literal) => {
+        (
+            "node",
+            concat!(
+                "query($",
+                $var,
+                ": ID!) { node(id: $",
+                $var,
+                ") { ",
+                node_fields!(),
+                " } }"
+            ),
+        )
+    };
+}
+
 /// Every root field, with a request that aims it at A's data. `$`-variables
 /// come from A's ids (see `variables`).
 const OPERATIONS: &[(&str, &str)] = &[
     // Queries.
-    ("me", "{ me { subject organisation } }"),
-    ("controlPanel", "query($portal: UUID!) { controlPanel(portalId: $portal) { portalId version domains { key latestStatus { note } activeGoals { title } } recentChanges { eventType sequence } } }"),
-    ("goal", "query($portal: UUID!, $goal: UUID!) { goal(goalId: $goal, portalId: $portal) { title description } }"),
-    ("goalHistory", "query($portal: UUID!, $goal: UUID!) { goalHistory(goalId: $goal, portalId: $portal) { eventType actorId data } }"),
-    ("statusHistory", "query($portal: UUID!) { statusHistory(domain: \"housing\", portalId: $portal) { score note } }"),
-    ("medications", "query($portal: UUID!) { medications(portalId: $portal) { id name dose } }"),
-    ("network", "query($portal: UUID!) { network(portalId: $portal) { id displayName } }"),
-    ("crisisPlan", "query($portal: UUID!) { crisisPlan(portalId: $portal) { revision warningSigns } }"),
-    ("medicationHistory", "query($portal: UUID!, $med: UUID!) { medicationHistory(medicationId: $med, portalId: $portal) { eventType data } }"),
-    ("personHistory", "query($portal: UUID!, $person: UUID!) { personHistory(personId: $person, portalId: $portal) { eventType data } }"),
-    ("crisisPlanHistory", "query($portal: UUID!) { crisisPlanHistory(portalId: $portal) { eventType data } }"),
+    ("me", "{ me { personId organisation } }"),
+    node_op!("panelNode"),
+    node_op!("goalNode"),
+    node_op!("activityNode"),
+    node_op!("medNode"),
+    node_op!("personNode"),
+    node_op!("planNode"),
+    node_op!("profileNode"),
+    node_op!("relNode"),
+    node_op!("agreementNode"),
+    node_op!("convNode"),
+    node_op!("msgNode"),
+    node_op!("studyNode"),
+    ("nodes", concat!("query($allNodes: [ID!]!) { nodes(ids: $allNodes) { ", node_fields!(), " } }")),
+    ("controlPanel", "query($portal: ID!) { controlPanel(portalId: $portal) { portalId version domains { key latestStatus { note } activeGoals { title } } recentChanges { eventType sequence } } }"),
+    ("goal", "query($portal: ID!, $goal: ID!) { goal(goalId: $goal, portalId: $portal) { title description } }"),
+    ("goal", "query($goal: ID!) { goal(goalId: $goal) { title description } }"),
+    ("goalHistory", "query($portal: ID!, $goal: ID!) { goalHistory(goalId: $goal, portalId: $portal) { eventType actorId data } }"),
+    ("goalHistory", "query($goal: ID!) { goalHistory(goalId: $goal) { eventType actorId data } }"),
+    ("statusHistory", "query($portal: ID!) { statusHistory(domain: \"housing\", portalId: $portal) { score note } }"),
+    ("medications", "query($portal: ID!) { medications(portalId: $portal) { id uuid name dose } }"),
+    ("network", "query($portal: ID!) { network(portalId: $portal) { id uuid displayName } }"),
+    ("crisisPlan", "query($portal: ID!) { crisisPlan(portalId: $portal) { id revision warningSigns } }"),
+    ("medicationHistory", "query($portal: ID!, $med: ID!) { medicationHistory(medicationId: $med, portalId: $portal) { eventType data } }"),
+    ("medicationHistory", "query($med: ID!) { medicationHistory(medicationId: $med) { eventType data } }"),
+    ("personHistory", "query($portal: ID!, $person: ID!) { personHistory(personId: $person, portalId: $portal) { eventType data } }"),
+    ("personHistory", "query($person: ID!) { personHistory(personId: $person) { eventType data } }"),
+    ("crisisPlanHistory", "query($portal: ID!) { crisisPlanHistory(portalId: $portal) { eventType data } }"),
     ("exerciseCatalogue", "{ exerciseCatalogue { key title description } }"),
-    ("exerciseLog", "query($portal: UUID!) { exerciseLog(portalId: $portal) { entries { id reflection } } }"),
-    ("providers", "{ providers { providerId displayName } }"),
-    ("careRelationships", "{ careRelationships(includeClosed: true) { relationshipId userId providerId status provider { displayName } } }"),
-    ("caseload", "{ caseload { relationship { relationshipId userId } lastLookedAt } }"),
-    ("myAccessLog", "{ myAccessLog { entries { readerId section query } breakGlass { explanation providerName } } }"),
-    ("accessTrail", "query($portal: UUID!) { accessTrail(subjectId: $portal) { readerId subjectId query } }"),
+    ("exerciseLog", "query($portal: ID!) { exerciseLog(portalId: $portal) { entries { uuid reflection } } }"),
+    ("providers", "{ providers { id personId displayName } }"),
+    ("careRelationships", "{ careRelationships(includeClosed: true) { id uuid userId providerId status provider { displayName } } }"),
+    ("caseload", "{ caseload { relationship { id uuid userId } lastLookedAt } }"),
+    ("myAccessLog", "{ myAccessLog { entries { readerId relationshipId section query } breakGlass { relationshipId explanation providerName } } }"),
+    ("accessTrail", "query($portal: UUID!) { accessTrail(subjectId: $portal) { readerId subjectId relationshipId query } }"),
     ("whoCouldSee", "query($portal: UUID!) { whoCouldSee(subjectId: $portal, section: CRISIS_PLAN, from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { couldSee { relationshipId } looked { readerId } } }"),
     ("disclosuresCsv", "query($portal: UUID!) { disclosuresCsv(subjectId: $portal, from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") }"),
     ("disclosuresCsv", "{ disclosuresCsv(from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") }"),
-    ("alignment", "query($rel: UUID!) { alignment(relationshipId: $rel) { relationshipId } }"),
-    ("agreement", "query($rel: UUID!) { agreement(relationshipId: $rel) { pending { version terms { notes } } } }"),
-    ("conversations", "{ conversations { unreadTotal conversations { id subject } } }"),
-    ("conversation", "query($conv: UUID!) { conversation(conversationId: $conv) { subject messages { body } } }"),
-    ("studies", "{ studies { studyId title enrolledNow } }"),
-    ("studyMeasures", "query($study: UUID!) { studyMeasures(studyId: $study) { participants } }"),
+    ("alignment", "query($rel: ID!) { alignment(relationshipId: $rel) { relationshipId } }"),
+    ("agreement", "query($rel: ID!) { agreement(relationshipId: $rel) { id relationshipId pending { version terms { notes } } } }"),
+    ("conversations", "{ conversations { unreadTotal conversations { id uuid subject } } }"),
+    ("conversation", "query($conv: ID!) { conversation(conversationId: $conv) { id uuid subject messages { id body } } }"),
+    ("studies", "{ studies { id uuid title enrolledNow } }"),
+    ("studyMeasures", "query($study: ID!) { studyMeasures(studyId: $study) { studyId participants } }"),
     // Mutations.
     ("openPortal", "mutation { openPortal { portalId } }"),
     ("addLifeDomain", "mutation { addLifeDomain(key: \"b_domain\", name: \"B\") { portalId } }"),
     ("rateStatus", "mutation { rateStatus(domain: \"housing\", score: 1, note: \"from B\") { portalId } }"),
-    ("setGoal", "mutation { setGoal(domain: \"housing\", title: \"from B\") { createdId } }"),
-    ("reviseGoal", "mutation($goal: UUID!) { reviseGoal(goalId: $goal, title: \"from B\") { version } }"),
-    ("achieveGoal", "mutation($goal: UUID!) { achieveGoal(goalId: $goal) { version } }"),
-    ("abandonGoal", "mutation($goal: UUID!) { abandonGoal(goalId: $goal) { version } }"),
-    ("planActivity", "mutation($goal: UUID!) { planActivity(goalId: $goal, title: \"from B\") { version } }"),
-    ("completeActivity", "mutation($activity: UUID!) { completeActivity(activityId: $activity) { version } }"),
-    ("dropActivity", "mutation($activity: UUID!) { dropActivity(activityId: $activity) { version } }"),
+    ("setGoal", "mutation { setGoal(domain: \"housing\", title: \"from B\") { goal { uuid } } }"),
+    ("reviseGoal", "mutation($goal: ID!) { reviseGoal(goalId: $goal, title: \"from B\") { version goal { title } } }"),
+    ("achieveGoal", "mutation($goal: ID!) { achieveGoal(goalId: $goal) { version goal { title } } }"),
+    ("abandonGoal", "mutation($goal: ID!) { abandonGoal(goalId: $goal) { version goal { title } } }"),
+    ("planActivity", "mutation($goal: ID!) { planActivity(goalId: $goal, title: \"from B\") { version activity { title } } }"),
+    ("completeActivity", "mutation($activity: ID!) { completeActivity(activityId: $activity) { version activity { title } } }"),
+    ("dropActivity", "mutation($activity: ID!) { dropActivity(activityId: $activity) { version activity { title } } }"),
     ("addMedication", "mutation { addMedication(name: \"B\", dose: \"1\", schedule: \"now\") { version } }"),
-    ("changeMedication", "mutation($med: UUID!) { changeMedication(medicationId: $med, dose: \"2 mg\") { version } }"),
-    ("pauseMedication", "mutation($med: UUID!) { pauseMedication(medicationId: $med) { version } }"),
-    ("resumeMedication", "mutation($med: UUID!) { resumeMedication(medicationId: $med) { version } }"),
-    ("stopMedication", "mutation($med: UUID!) { stopMedication(medicationId: $med) { version } }"),
+    ("changeMedication", "mutation($med: ID!) { changeMedication(medicationId: $med, dose: \"2 mg\") { version medication { name } } }"),
+    ("pauseMedication", "mutation($med: ID!) { pauseMedication(medicationId: $med) { version medication { name } } }"),
+    ("resumeMedication", "mutation($med: ID!) { resumeMedication(medicationId: $med) { version medication { name } } }"),
+    ("stopMedication", "mutation($med: ID!) { stopMedication(medicationId: $med) { version medication { name } } }"),
     ("addPerson", "mutation { addPerson(displayName: \"B\", relation: FRIEND, closeness: 1) { version } }"),
-    ("updatePerson", "mutation($person: UUID!) { updatePerson(personId: $person, displayName: \"B\", relation: FRIEND, closeness: 2) { version } }"),
-    ("removePerson", "mutation($person: UUID!) { removePerson(personId: $person) { version } }"),
+    ("updatePerson", "mutation($person: ID!) { updatePerson(personId: $person, displayName: \"B\", relation: FRIEND, closeness: 2) { version person { displayName } } }"),
+    ("removePerson", "mutation($person: ID!) { removePerson(personId: $person) { version person { displayName } } }"),
     ("reviseCrisisPlan", "mutation { reviseCrisisPlan(plan: { warningSigns: [\"from B\"] }) { version } }"),
     ("startExercise", "mutation { startExercise(exercise: \"mindfulness\") { version } }"),
-    ("completeExercise", "mutation($entry: UUID!) { completeExercise(entryId: $entry, reflection: \"from B\") { version } }"),
+    ("completeExercise", "mutation($entry: ID!) { completeExercise(entryId: $entry, reflection: \"from B\") { version entry { title reflection } } }"),
     ("addExercise", "mutation { addExercise(key: \"b_exercise\", title: \"B\") { version } }"),
     ("saveProviderProfile", "mutation { saveProviderProfile(displayName: \"B\", profession: NURSE) { version } }"),
-    ("inviteToCare", "mutation($provider: UUID!) { inviteToCare(personId: $provider) { createdId } }"),
-    ("acceptCareInvitation", "mutation($rel: UUID!) { acceptCareInvitation(relationshipId: $rel) { version } }"),
-    ("declineCareInvitation", "mutation($rel: UUID!) { declineCareInvitation(relationshipId: $rel) { version } }"),
-    ("grantAccess", "mutation($rel: UUID!) { grantAccess(relationshipId: $rel, section: MEDICATIONS) { version } }"),
-    ("revokeAccess", "mutation($rel: UUID!) { revokeAccess(relationshipId: $rel, section: CRISIS_PLAN) { version } }"),
-    ("breakGlass", "mutation($rel: UUID!) { breakGlass(relationshipId: $rel, reason: OTHER, explanation: \"from B\") { version } }"),
-    ("proposeAgreement", "mutation($rel: UUID!) { proposeAgreement(relationshipId: $rel, terms: { initiative: BOTH, providerLooksInDays: 1, userRepliesWithin: { value: 1, unit: HOURS }, providerRepliesWithin: { value: 1, unit: HOURS }, openedTogether: false }) { version } }"),
-    ("acceptAgreement", "mutation($rel: UUID!) { acceptAgreement(relationshipId: $rel) { version } }"),
-    ("declineAgreement", "mutation($rel: UUID!) { declineAgreement(relationshipId: $rel) { version } }"),
-    ("withdrawAgreementProposal", "mutation($rel: UUID!) { withdrawAgreementProposal(relationshipId: $rel) { version } }"),
-    ("startConversation", "mutation($provider: UUID!, $portal: UUID!) { startConversation(subject: \"B\", body: \"from B\", providerIds: [$provider], userId: $portal) { createdId } }"),
-    ("postMessage", "mutation($conv: UUID!) { postMessage(conversationId: $conv, body: \"from B\") { version } }"),
-    ("markRead", "mutation($conv: UUID!, $msg: UUID!) { markRead(conversationId: $conv, upTo: $msg) { version } }"),
-    ("registerStudy", "mutation($researcher: UUID!) { registerStudy(title: \"B\", protocolId: \"B-1\", startsOn: \"2026-01-01\", endsOn: \"2030-12-31\", researchers: [$researcher]) { version } }"),
-    ("enrolInStudy", "mutation($study: UUID!) { enrolInStudy(studyId: $study) { version } }"),
-    ("withdrawFromStudy", "mutation($study: UUID!) { withdrawFromStudy(studyId: $study) { version } }"),
+    ("inviteToCare", "mutation($provider: ID!) { inviteToCare(personId: $provider) { relationship { uuid provider { displayName } } } }"),
+    ("acceptCareInvitation", "mutation($rel: ID!) { acceptCareInvitation(relationshipId: $rel) { version relationship { status } } }"),
+    ("declineCareInvitation", "mutation($rel: ID!) { declineCareInvitation(relationshipId: $rel) { version relationship { status } } }"),
+    ("grantAccess", "mutation($rel: ID!) { grantAccess(relationshipId: $rel, section: MEDICATIONS) { version relationship { status } } }"),
+    ("revokeAccess", "mutation($rel: ID!) { revokeAccess(relationshipId: $rel, section: CRISIS_PLAN) { version relationship { status } } }"),
+    ("breakGlass", "mutation($rel: ID!) { breakGlass(relationshipId: $rel, reason: OTHER, explanation: \"from B\") { version relationship { status } } }"),
+    ("proposeAgreement", "mutation($rel: ID!) { proposeAgreement(relationshipId: $rel, terms: { initiative: BOTH, providerLooksInDays: 1, userRepliesWithin: { value: 1, unit: HOURS }, providerRepliesWithin: { value: 1, unit: HOURS }, openedTogether: false }) { version agreement { pending { terms { notes } } } } }"),
+    ("acceptAgreement", "mutation($rel: ID!) { acceptAgreement(relationshipId: $rel) { version agreement { inForce { terms { notes } } } } }"),
+    ("declineAgreement", "mutation($rel: ID!) { declineAgreement(relationshipId: $rel) { version agreement { versions { terms { notes } } } } }"),
+    ("withdrawAgreementProposal", "mutation($rel: ID!) { withdrawAgreementProposal(relationshipId: $rel) { version agreement { versions { terms { notes } } } } }"),
+    ("startConversation", "mutation($provider: ID!, $portal: ID!) { startConversation(subject: \"B\", body: \"from B\", providerIds: [$provider], userId: $portal) { conversation { uuid } } }"),
+    ("postMessage", "mutation($conv: ID!) { postMessage(conversationId: $conv, body: \"from B\") { version message { body } } }"),
+    ("markRead", "mutation($conv: ID!, $msg: ID!) { markRead(conversationId: $conv, upTo: $msg) { version conversation { subject messages { body } } } }"),
+    ("registerStudy", "mutation($researcher: ID!) { registerStudy(title: \"B\", protocolId: \"B-1\", startsOn: \"2026-01-01\", endsOn: \"2030-12-31\", researcherIds: [$researcher]) { version } }"),
+    ("enrolInStudy", "mutation($study: ID!) { enrolInStudy(studyId: $study) { version study { title } } }"),
+    ("withdrawFromStudy", "mutation($study: ID!) { withdrawFromStudy(studyId: $study) { version study { title } } }"),
     // The last: it ends the relationship the others aim at.
-    ("endCareRelationship", "mutation($rel: UUID!) { endCareRelationship(relationshipId: $rel) { version } }"),
+    ("endCareRelationship", "mutation($rel: ID!) { endCareRelationship(relationshipId: $rel) { version relationship { status } } }"),
 ];
 
-fn created(data: &Value, field: &str) -> String {
-    data[field]["createdId"].as_str().unwrap().to_string()
+/// The uuid and the global id of the object a mutation returned.
+fn created(data: &Value, field: &str, object: &str) -> (String, String) {
+    let o = &data[field][object];
+    let text = |k: &str| {
+        o[k].as_str()
+            .unwrap_or_else(|| panic!("no {k} in {data}"))
+            .to_string()
+    };
+    (text("uuid"), text("id"))
 }
 
 /// Organisation A: a user with something in every section, a provider
@@ -104,7 +159,11 @@ struct OrgA {
     provider: Provider,
     admin: Client,
     ids: Value,
-    /// Every id of A's that B must never see unless it sent it.
+    /// For each variable that names one of A's objects, the object's global
+    /// id: B's people try every field with those too.
+    globals: Value,
+    /// Every id of A's (uuids and global ids) that B must never see unless
+    /// it sent it.
     secrets: Vec<String>,
 }
 
@@ -122,37 +181,50 @@ async fn organisation_a(server: &Server) -> OrgA {
         json!({}),
     )
     .await;
-    let goal = created(
-        &u.data(&format!("mutation {{ setGoal(domain: \"housing\", title: \"{MARK} goal\") {{ createdId }} }}"), json!({})).await,
+    let panel = u.data("{ controlPanel { id } }", json!({})).await["controlPanel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (goal, goal_node) = created(
+        &u.data(&format!("mutation {{ setGoal(domain: \"housing\", title: \"{MARK} goal\") {{ goal {{ id uuid }} }} }}"), json!({})).await,
         "setGoal",
+        "goal",
     );
-    let activity = created(
-        &u.data("mutation($g: UUID!) { planActivity(goalId: $g, title: \"SECRET-A step\") { createdId } }", json!({"g": goal})).await,
+    let (activity, activity_node) = created(
+        &u.data("mutation($g: ID!) { planActivity(goalId: $g, title: \"SECRET-A step\") { activity { id uuid } } }", json!({"g": goal})).await,
         "planActivity",
+        "activity",
     );
-    let med = created(
-        &u.data(&format!("mutation {{ addMedication(name: \"{MARK} pill\", dose: \"1 mg\", schedule: \"daily\") {{ createdId }} }}"), json!({})).await,
+    let (med, med_node) = created(
+        &u.data(&format!("mutation {{ addMedication(name: \"{MARK} pill\", dose: \"1 mg\", schedule: \"daily\") {{ medication {{ id uuid }} }} }}"), json!({})).await,
         "addMedication",
+        "medication",
     );
-    let person = created(
-        &u.data(&format!("mutation {{ addPerson(displayName: \"{MARK} Mum\", relation: FAMILY, closeness: 5) {{ createdId }} }}"), json!({})).await,
+    let (person, person_node) = created(
+        &u.data(&format!("mutation {{ addPerson(displayName: \"{MARK} Mum\", relation: FAMILY, closeness: 5) {{ person {{ id uuid }} }} }}"), json!({})).await,
         "addPerson",
+        "person",
     );
-    u.data(
-        &format!("mutation {{ reviseCrisisPlan(plan: {{ warningSigns: [\"{MARK} sign\"] }}) {{ version }} }}"),
-        json!({}),
-    )
-    .await;
-    let entry = created(
-        &u.data(
-            "mutation { startExercise(exercise: \"mindfulness\") { createdId } }",
+    let plan_node = u
+        .data(
+            &format!("mutation {{ reviseCrisisPlan(plan: {{ warningSigns: [\"{MARK} sign\"] }}) {{ crisisPlan {{ id }} }} }}"),
             json!({}),
         )
-        .await,
-        "startExercise",
-    );
+        .await["reviseCrisisPlan"]["crisisPlan"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entry = u
+        .data(
+            "mutation { startExercise(exercise: \"mindfulness\") { entry { uuid } } }",
+            json!({}),
+        )
+        .await["startExercise"]["entry"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     u.data(
-        &format!("mutation($e: UUID!) {{ completeExercise(entryId: $e, reflection: \"{MARK} calm\") {{ version }} }}"),
+        &format!("mutation($e: ID!) {{ completeExercise(entryId: $e, reflection: \"{MARK} calm\") {{ version }} }}"),
         json!({"e": entry}),
     )
     .await;
@@ -164,79 +236,123 @@ async fn organisation_a(server: &Server) -> OrgA {
             json!({}),
         )
         .await;
+    let profile_node = u.data("{ providers { id personId } }", json!({})).await["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["personId"] == json!(provider.id))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let rel = relate(&user, &provider).await;
+    let rel_node = u.data("{ careRelationships { id uuid } }", json!({})).await
+        ["careRelationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uuid"] == rel.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     grant(&user, &rel, &["CRISIS_PLAN"], None).await;
     // The provider reads (an access-log entry) and breaks the glass.
     provider
         .client
         .data(
-            "query($p: UUID!) { crisisPlan(portalId: $p) { revision } }",
+            "query($p: ID!) { crisisPlan(portalId: $p) { revision } }",
             json!({"p": user.id}),
         )
         .await;
     provider
         .client
         .data(
-            &format!("mutation($r: UUID!) {{ breakGlass(relationshipId: $r, reason: OTHER, explanation: \"{MARK} glass\") {{ version }} }}"),
+            &format!("mutation($r: ID!) {{ breakGlass(relationshipId: $r, reason: OTHER, explanation: \"{MARK} glass\") {{ version }} }}"),
             json!({"r": rel}),
         )
         .await;
-    let conv = created(
+    let (conv, conv_node) = created(
         &provider
             .client
             .data(
-                &format!("mutation($u: UUID!) {{ startConversation(subject: \"{MARK} subject\", body: \"{MARK} message\", userId: $u) {{ createdId }} }}"),
+                &format!("mutation($u: ID!) {{ startConversation(subject: \"{MARK} subject\", body: \"{MARK} message\", userId: $u) {{ conversation {{ id uuid }} }} }}"),
                 json!({"u": user.id}),
             )
             .await,
         "startConversation",
+        "conversation",
     );
-    let msg = u
+    let first = u
         .data(
-            "query($c: UUID!) { conversation(conversationId: $c) { messages { id } } }",
+            "query($c: ID!) { conversation(conversationId: $c) { messages { id uuid } } }",
             json!({"c": conv}),
         )
-        .await["conversation"]["messages"][0]["id"]
+        .await["conversation"]["messages"][0]
+        .clone();
+    let (msg, msg_node) = (
+        first["uuid"].as_str().unwrap().to_string(),
+        first["id"].as_str().unwrap().to_string(),
+    );
+    let agreement_node = provider
+        .client
+        .data(
+            "mutation($r: ID!) { proposeAgreement(relationshipId: $r, terms: { initiative: BOTH, providerLooksInDays: 7, userRepliesWithin: { value: 3, unit: WORKING_DAYS }, providerRepliesWithin: { value: 48, unit: HOURS }, openedTogether: true, notes: \"SECRET-A terms\" }) { agreement { id } } }",
+            json!({"r": rel}),
+        )
+        .await["proposeAgreement"]["agreement"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    provider
-        .client
-        .data(
-            "mutation($r: UUID!) { proposeAgreement(relationshipId: $r, terms: { initiative: BOTH, providerLooksInDays: 7, userRepliesWithin: { value: 3, unit: WORKING_DAYS }, providerRepliesWithin: { value: 48, unit: HOURS }, openedTogether: true, notes: \"SECRET-A terms\" }) { version } }",
-            json!({"r": rel}),
-        )
-        .await;
-    let study = created(
+    let (study, study_node) = created(
         &admin
             .data(
-                &format!("mutation($r: UUID!) {{ registerStudy(title: \"{MARK} study\", protocolId: \"A-1\", startsOn: \"2026-01-01\", endsOn: \"2030-12-31\", researchers: [$r]) {{ createdId }} }}"),
+                &format!("mutation($r: ID!) {{ registerStudy(title: \"{MARK} study\", protocolId: \"A-1\", startsOn: \"2026-01-01\", endsOn: \"2030-12-31\", researcherIds: [$r]) {{ study {{ id uuid }} }} }}"),
                 json!({"r": researcher}),
             )
             .await,
         "registerStudy",
+        "study",
     );
     u.data(
-        "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }",
+        "mutation($s: ID!) { enrolInStudy(studyId: $s) { version } }",
         json!({"s": study}),
     )
     .await;
-    let ids = json!({
-        "portal": user.id, "goal": goal, "activity": activity, "med": med, "person": person,
-        "entry": entry, "rel": rel, "conv": conv, "msg": msg, "study": study,
+    let nodes = json!({
+        "panelNode": panel, "goalNode": goal_node, "activityNode": activity_node,
+        "medNode": med_node, "personNode": person_node, "planNode": plan_node,
+        "profileNode": profile_node, "relNode": rel_node, "agreementNode": agreement_node,
+        "convNode": conv_node, "msgNode": msg_node, "studyNode": study_node,
+    });
+    let all_nodes: Vec<Value> = nodes.as_object().unwrap().values().cloned().collect();
+    let mut ids = json!({
+        "portal": user.id, "goal": goal, "activity": activity, "med": med,
+        "person": person, "entry": entry, "rel": rel, "conv": conv, "msg": msg, "study": study,
         "provider": provider.id, "researcher": researcher, "admin": admin_id, "auditor": auditor,
+        "allNodes": all_nodes,
+    });
+    ids.as_object_mut()
+        .unwrap()
+        .extend(nodes.as_object().unwrap().clone());
+    let globals = json!({
+        "portal": nodes["panelNode"], "goal": nodes["goalNode"], "activity": nodes["activityNode"],
+        "med": nodes["medNode"], "person": nodes["personNode"], "provider": nodes["profileNode"],
+        "rel": nodes["relNode"], "conv": nodes["convNode"], "msg": nodes["msgNode"],
+        "study": nodes["studyNode"],
     });
     let secrets = ids
         .as_object()
         .unwrap()
         .values()
-        .map(|v| v.as_str().unwrap().to_string())
+        .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     OrgA {
         user,
         provider,
         admin,
         ids,
+        globals,
         secrets,
     }
 }
@@ -252,6 +368,64 @@ fn variables(query: &str, ids: &Value) -> Value {
     Value::Object(vars)
 }
 
+/// The same variables with A's global ids in place of its uuids, where the
+/// query takes an `ID`; None when there is none to replace.
+fn global_variables(query: &str, ids: &Value, globals: &Value) -> Option<Value> {
+    let mut vars = variables(query, ids);
+    let mut replaced = false;
+    for (name, value) in vars.as_object_mut().unwrap() {
+        if query.contains(&format!("${name}: ID")) {
+            if let Some(global) = globals.get(name.as_str()) {
+                *value = global.clone();
+                replaced = true;
+            }
+        }
+    }
+    replaced.then_some(vars)
+}
+
+/// Decodes unpadded base64url, as global ids are made (None for other text).
+fn base64url(text: &str) -> Option<String> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = alphabet.iter().position(|&a| a == c)? as u32;
+        bits = (bits << 6) | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// What B sent: the variables and the subject of its token, and what the
+/// global ids among the variables name.
+fn sent_text(vars: &Value, subject: Uuid) -> String {
+    let mut sent = format!("{vars} {subject}");
+    let mut strings = Vec::new();
+    for value in vars.as_object().unwrap().values() {
+        match value {
+            Value::String(s) => strings.push(s.clone()),
+            Value::Array(a) => {
+                strings.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)))
+            }
+            _ => {}
+        }
+    }
+    for s in strings {
+        if let Some(decoded) = base64url(&s) {
+            sent.push(' ');
+            sent.push_str(&decoded);
+        }
+    }
+    sent
+}
+
 /// What A's own people see of A, to compare before and after B's attempts.
 async fn snapshot(a: &OrgA) -> Vec<Value> {
     let ids = &a.ids;
@@ -260,26 +434,26 @@ async fn snapshot(a: &OrgA) -> Vec<Value> {
         a.user
             .client
             .data(
-                "query($c: UUID!) { conversation(conversationId: $c) { subject participants { id read } messages { body } } }",
+                "query($c: ID!) { conversation(conversationId: $c) { subject participants { personId read } messages { body } } }",
                 json!({"c": ids["conv"]}),
             )
             .await,
         a.user
             .client
             .data(
-                "{ careRelationships(includeClosed: true) { relationshipId status grants { section } } medications { name dose state } network { displayName } crisisPlan { revision } exerciseLog { entries { reflection } } }",
+                "{ careRelationships(includeClosed: true) { uuid status grants { section } } medications { name dose state } network { displayName } crisisPlan { revision } exerciseLog { entries { reflection } } }",
                 json!({}),
             )
             .await,
         a.provider
             .client
             .data(
-                "query($r: UUID!) { agreement(relationshipId: $r) { pending { version } } providers { displayName } }",
+                "query($r: ID!) { agreement(relationshipId: $r) { pending { version } } providers { displayName } }",
                 json!({"r": ids["rel"]}),
             )
             .await,
         a.admin
-            .data("{ studies { studyId title enrolledNow } exerciseCatalogue { key } }", json!({}))
+            .data("{ studies { uuid title enrolledNow } exerciseCatalogue { key } }", json!({}))
             .await,
     ]
 }
@@ -330,25 +504,65 @@ async fn another_organisation_sees_and_changes_nothing(store: Store) {
     let mut answered = 0;
     for (subject, role) in b_people {
         let client = server.client(Some(token(subject, role, "clinic-b")));
-        for (name, query) in OPERATIONS {
-            let vars = variables(query, ids);
+        // Each request with A's uuids, then again with A's global ids (which
+        // name A's portal by themselves) wherever the field takes an `ID`.
+        let requests = OPERATIONS
+            .iter()
+            .map(|(name, query)| (*name, *query, variables(query, ids)))
+            .chain(OPERATIONS.iter().filter_map(|(name, query)| {
+                global_variables(query, ids, &a.globals).map(|vars| (*name, *query, vars))
+            }))
+            .collect::<Vec<_>>();
+        for (name, query, vars) in requests {
             let response = client.gql(query, vars.clone()).await;
             let text = response.to_string();
             assert!(
                 !text.contains(MARK),
-                "{role:?} of clinic-b read A's data through {name}: {text}"
+                "{role:?} of clinic-b read A's data through {name} ({vars}): {text}"
             );
-            let sent = format!("{vars} {subject}");
+            let sent = sent_text(&vars, subject);
             for secret in &a.secrets {
                 assert!(
                     sent.contains(secret.as_str()) || !text.contains(secret.as_str()),
-                    "{role:?} of clinic-b learnt A's id {secret} through {name}: {text}"
+                    "{role:?} of clinic-b learnt A's id {secret} through {name} ({vars}): {text}"
                 );
             }
             // A refusal must come from the resolver (an error with a path),
             // not from a mistake in this test's query.
             for error in response["errors"].as_array().into_iter().flatten() {
                 assert!(error.get("path").is_some(), "{name}: {error}");
+            }
+            // A's objects by their global ids: refused, each one.
+            if name == "node" {
+                assert!(
+                    response["data"].is_null(),
+                    "{role:?}: {name} ({vars}): {text}"
+                );
+                let code = response["errors"][0]["extensions"]["code"].as_str();
+                assert!(
+                    matches!(code, Some("NOT_FOUND" | "FORBIDDEN")),
+                    "{role:?}: {name} ({vars}): {text}"
+                );
+            }
+            if name == "nodes" {
+                let asked = vars["allNodes"].as_array().unwrap().len();
+                assert_eq!(
+                    response["data"]["nodes"],
+                    json!(vec![Value::Null; asked]),
+                    "{role:?}: {name}: {text}"
+                );
+                let errors = response["errors"].as_array().unwrap();
+                assert_eq!(errors.len(), asked, "{role:?}: {name}: {text}");
+                for (i, error) in errors.iter().enumerate() {
+                    assert_eq!(error["path"], json!(["nodes", i]), "{role:?}: {text}");
+                    assert!(
+                        matches!(
+                            error["extensions"]["code"].as_str(),
+                            Some("NOT_FOUND" | "FORBIDDEN")
+                        ),
+                        "{role:?}: {name}: {error}"
+                    );
+                }
             }
             if response.get("errors").is_none() {
                 answered += 1;
@@ -386,7 +600,7 @@ async fn another_organisation_sees_and_changes_nothing(store: Store) {
     a.provider
         .client
         .data(
-            &format!("mutation($c: UUID!) {{ postMessage(conversationId: $c, body: \"{MARK} live\") {{ version }} }}"),
+            &format!("mutation($c: ID!) {{ postMessage(conversationId: $c, body: \"{MARK} live\") {{ version }} }}"),
             json!({"c": ids["conv"]}),
         )
         .await;
@@ -410,7 +624,7 @@ both_stores!(
 async fn subscribed(server: &Server, token: &str) -> Socket {
     let mut socket = connect(server, token).await.unwrap();
     let start = json!({ "type": "subscribe", "id": "1", "payload": { "query":
-        "subscription { liveUpdates { kind conversationId relationshipId by body read change version } }" } });
+        "subscription { liveUpdates { kind conversationId relationshipId messageId byId body read change version } }" } });
     socket
         .send(Frame::Text(start.to_string().into()))
         .await

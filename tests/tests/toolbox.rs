@@ -20,10 +20,11 @@ const EVERYTHING: &str = "query($t: DateTime) { \
   medications(asOf: $t) { id name dose schedule purpose prescriber state startedAt updatedAt reason stoppedAt changes } \
   network(asOf: $t, includeRemoved: true) { id displayName relation closeness support addedAt updatedAt removedAt removalReason } \
   crisisPlan(asOf: $t) { revision revisedAt warningSigns whatHelps whatDoesNotHelp contacts { name phone whenToCall } ownWords } \
-  exerciseLog(asOf: $t) { started completed entries { id exercise title startedAt completedAt reflection rating } } }";
+  exerciseLog(asOf: $t) { started completed entries { uuid exercise title startedAt completedAt reflection rating } } }";
 
-fn id(v: &Value, field: &str) -> String {
-    v[field]["createdId"].as_str().unwrap().to_string()
+/// The `uuid` of the object a mutation `field` returned as `object`.
+fn uuid(v: &Value, field: &str, object: &str) -> String {
+    v[field][object]["uuid"].as_str().unwrap().to_string()
 }
 
 /// What the portal shows now, and the time just after it.
@@ -33,7 +34,7 @@ async fn look(c: &Client) -> (DateTime<Utc>, Value) {
 }
 
 const PLAN: &str =
-    "mutation($p: CrisisPlanInput!) { reviseCrisisPlan(plan: $p) { createdId version } }";
+    "mutation($p: CrisisPlanInput!) { reviseCrisisPlan(plan: $p) { crisisPlan { revision } version } }";
 
 async fn toolbox_end_to_end(store: Store) {
     let db = fresh_db(store).await;
@@ -48,13 +49,13 @@ async fn toolbox_end_to_end(store: Store) {
     c.data(rate, json!({"s": 3})).await;
     let g1 = c
         .data(
-            r#"mutation { setGoal(domain: "housing", title: "Find a flat") { createdId } }"#,
+            r#"mutation { setGoal(domain: "housing", title: "Find a flat") { goal { uuid } } }"#,
             json!({}),
         )
         .await;
-    let g1 = id(&g1, "setGoal");
+    let g1 = uuid(&g1, "setGoal", "goal");
     c.data(
-        "mutation($g: UUID!) { planActivity(goalId: $g, title: \"Call\") { version } }",
+        "mutation($g: ID!) { planActivity(goalId: $g, title: \"Call\") { version } }",
         json!({"g": g1}),
     )
     .await;
@@ -64,46 +65,46 @@ async fn toolbox_end_to_end(store: Store) {
     let med = c
         .data(
             r#"mutation { addMedication(name: " Sertraline ", dose: "50 mg", schedule: "every morning",
-                purpose: "mood\tand sleep", prescriber: "د. علي 🩺") { createdId version } }"#,
+                purpose: "mood\tand sleep", prescriber: "د. علي 🩺") { medication { uuid } version } }"#,
             json!({}),
         )
         .await;
-    let med = id(&med, "addMedication");
+    let med = uuid(&med, "addMedication", "medication");
     seen.push(look(&c).await);
-    let change = "mutation($m: UUID!, $d: String, $s: String) { changeMedication(medicationId: $m, dose: $d, schedule: $s) { version } }";
+    let change = "mutation($m: ID!, $d: String, $s: String) { changeMedication(medicationId: $m, dose: $d, schedule: $s) { version } }";
     c.data(change, json!({"m": med, "d": "100 mg"})).await;
     seen.push(look(&c).await);
     c.data(
-        "mutation($m: UUID!) { pauseMedication(medicationId: $m, reason: \"holiday\") { version } }",
+        "mutation($m: ID!) { pauseMedication(medicationId: $m, reason: \"holiday\") { version } }",
         json!({"m": med}),
     )
     .await;
     let lithium = c
         .data(
-            r#"mutation { addMedication(name: "ليثيوم", dose: "400 mg", schedule: "evening") { createdId } }"#,
+            r#"mutation { addMedication(name: "ليثيوم", dose: "400 mg", schedule: "evening") { medication { uuid } } }"#,
             json!({}),
         )
         .await;
-    let lithium = id(&lithium, "addMedication");
+    let lithium = uuid(&lithium, "addMedication", "medication");
     seen.push(look(&c).await);
 
     // Network map.
     let add_person = "mutation($n: String!, $r: RelationKind!, $c: Int!, $s: [SupportKind!]) { \
-        addPerson(displayName: $n, relation: $r, closeness: $c, support: $s) { createdId } }";
+        addPerson(displayName: $n, relation: $r, closeness: $c, support: $s) { person { uuid } } }";
     let mum = c
         .data(
             add_person,
             json!({"n": "Mum", "r": "FAMILY", "c": 5, "s": ["EMOTIONAL", "PRACTICAL", "EMOTIONAL"]}),
         )
         .await;
-    let mum = id(&mum, "addPerson");
+    let mum = uuid(&mum, "addPerson", "person");
     let coach = c
         .data(
             add_person,
             json!({"n": "שרה the coach", "r": "PROFESSIONAL", "c": 3, "s": ["INFORMATIONAL"]}),
         )
         .await;
-    let coach = id(&coach, "addPerson");
+    let coach = uuid(&coach, "addPerson", "person");
     seen.push(look(&c).await);
 
     // Crisis plan, first revision.
@@ -115,7 +116,7 @@ async fn toolbox_end_to_end(store: Store) {
         "ownWords": "When the walls close in,\nI need air."
     });
     let r1 = c.data(PLAN, json!({ "p": first_plan })).await;
-    assert_eq!(r1["reviseCrisisPlan"]["createdId"], "1");
+    assert_eq!(r1["reviseCrisisPlan"]["crisisPlan"]["revision"], 1);
     seen.push(look(&c).await);
 
     // A restart in the middle: everything so far must come back, and the
@@ -132,32 +133,32 @@ async fn toolbox_end_to_end(store: Store) {
 
     // More changes after the restart.
     c.data(
-        "mutation($m: UUID!) { resumeMedication(medicationId: $m) { version } }",
+        "mutation($m: ID!) { resumeMedication(medicationId: $m) { version } }",
         json!({"m": med}),
     )
     .await;
     c.data(
-        "mutation($m: UUID!) { stopMedication(medicationId: $m, reason: \"side effects\") { version } }",
+        "mutation($m: ID!) { stopMedication(medicationId: $m, reason: \"side effects\") { version } }",
         json!({"m": lithium}),
     )
     .await;
     c.data(
-        "mutation($p: UUID!) { updatePerson(personId: $p, displayName: \"Mum\", relation: FAMILY, closeness: 4, support: [EMOTIONAL]) { version } }",
+        "mutation($p: ID!) { updatePerson(personId: $p, displayName: \"Mum\", relation: FAMILY, closeness: 4, support: [EMOTIONAL]) { version } }",
         json!({"p": mum}),
     )
     .await;
     c.data(
-        "mutation($p: UUID!) { removePerson(personId: $p, reason: \"moved away\") { version } }",
+        "mutation($p: ID!) { removePerson(personId: $p, reason: \"moved away\") { version } }",
         json!({"p": coach}),
     )
     .await;
     c.data(
-        "mutation($g: UUID!) { achieveGoal(goalId: $g) { version } }",
+        "mutation($g: ID!) { achieveGoal(goalId: $g) { version } }",
         json!({"g": g1}),
     )
     .await;
     c.data(
-        r#"mutation { setGoal(domain: "leisure", title: "Join a choir") { createdId } }"#,
+        r#"mutation { setGoal(domain: "leisure", title: "Join a choir") { goal { uuid } } }"#,
         json!({}),
     )
     .await;
@@ -170,19 +171,18 @@ async fn toolbox_end_to_end(store: Store) {
         {"name": "Crisis team", "phone": "(020) 123-4567", "whenToCall": "At night"}
     ]);
     let r2 = c.data(PLAN, json!({ "p": second_plan })).await;
-    assert_eq!(r2["reviseCrisisPlan"]["createdId"], "2");
+    assert_eq!(r2["reviseCrisisPlan"]["crisisPlan"]["revision"], 2);
     seen.push(look(&c).await);
 
     // Exercises: an admin adds one to the catalogue; the user logs two.
     let admin = server.client(Some(token(Uuid::new_v4(), Role::Admin, "clinic-a")));
     let added = admin
         .data(
-            r#"mutation { addExercise(key: "breathing", title: "Breathing 🌬", description: "Five slow breaths") { createdId portalId } }"#,
+            r#"mutation { addExercise(key: "breathing", title: "Breathing 🌬", description: "Five slow breaths") { exercise { key } } }"#,
             json!({}),
         )
         .await;
-    assert_eq!(added["addExercise"]["createdId"], "breathing");
-    assert!(added["addExercise"]["portalId"].is_null());
+    assert_eq!(added["addExercise"]["exercise"]["key"], "breathing");
     let catalogue = c
         .data("{ exerciseCatalogue { key title added } }", json!({}))
         .await;
@@ -194,11 +194,11 @@ async fn toolbox_end_to_end(store: Store) {
         .collect();
     assert_eq!(keys.len(), 4, "{catalogue}");
     assert!(keys.contains(&"breathing") && keys.contains(&"sleep_hygiene"));
-    let start = "mutation($e: String!) { startExercise(exercise: $e) { createdId } }";
+    let start = "mutation($e: String!) { startExercise(exercise: $e) { entry { uuid } } }";
     let e1 = c.data(start, json!({"e": "breathing"})).await;
-    let e1 = id(&e1, "startExercise");
+    let e1 = uuid(&e1, "startExercise", "entry");
     c.data(
-        "mutation($e: UUID!) { completeExercise(entryId: $e, reflection: \"calmer ✨\", rating: 4) { version } }",
+        "mutation($e: ID!) { completeExercise(entryId: $e, reflection: \"calmer ✨\", rating: 4) { version } }",
         json!({"e": e1}),
     )
     .await;
@@ -303,7 +303,7 @@ async fn toolbox_end_to_end(store: Store) {
     let second = c
         .data(
             "query($a: Int!) { crisisPlanHistory(afterSequence: $a, limit: 1) { sequence } }",
-            json!({"a": revisions[0]["sequence"]}),
+            json!({"a": revisions[0]["sequence"].as_str().unwrap().parse::<i64>().unwrap()}),
         )
         .await;
     assert_eq!(
@@ -312,7 +312,7 @@ async fn toolbox_end_to_end(store: Store) {
     );
     let history = c
         .data(
-            "query($m: UUID!) { medicationHistory(medicationId: $m) { eventType } }",
+            "query($m: ID!) { medicationHistory(medicationId: $m) { eventType } }",
             json!({"m": med}),
         )
         .await;
@@ -333,7 +333,7 @@ async fn toolbox_end_to_end(store: Store) {
     );
     let history = c
         .data(
-            "query($p: UUID!) { personHistory(personId: $p) { eventType } }",
+            "query($p: ID!) { personHistory(personId: $p) { eventType } }",
             json!({"p": coach}),
         )
         .await;
@@ -378,7 +378,9 @@ async fn toolbox_refusals(store: Store) {
     let c = &user.client;
     let version = || async {
         c.data("{ controlPanel { version } }", json!({})).await["controlPanel"]["version"]
-            .as_i64()
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
             .unwrap()
     };
     let start = version().await;
@@ -433,7 +435,7 @@ async fn toolbox_refusals(store: Store) {
             "`juggling` is not in the organisation's catalogue",
         ),
         (
-            "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
+            "mutation($m: ID!) { stopMedication(medicationId: $m) { version } }",
             json!({"m": Uuid::new_v4()}),
             "NOT_FOUND",
             "does not exist",
@@ -484,11 +486,11 @@ async fn toolbox_refusals(store: Store) {
     // the first is not stopped.
     let med = c
         .data(
-            "mutation { addMedication(name: \"Quetiapine\", dose: \"25 mg\", schedule: \"night\") { createdId } }",
+            "mutation { addMedication(name: \"Quetiapine\", dose: \"25 mg\", schedule: \"night\") { medication { uuid } } }",
             json!({}),
         )
         .await;
-    let med = id(&med, "addMedication");
+    let med = uuid(&med, "addMedication", "medication");
     assert_eq!(
         c.error_code(
             "mutation { addMedication(name: \"QUETIAPINE\", dose: \"50 mg\", schedule: \"night\") { version } }",
@@ -498,13 +500,13 @@ async fn toolbox_refusals(store: Store) {
         "FAILED_PRECONDITION"
     );
     c.data(
-        "mutation($m: UUID!) { stopMedication(medicationId: $m) { version } }",
+        "mutation($m: ID!) { stopMedication(medicationId: $m) { version } }",
         json!({"m": med}),
     )
     .await;
     let response = c
         .gql(
-            "mutation($m: UUID!) { changeMedication(medicationId: $m, dose: \"50 mg\") { version } }",
+            "mutation($m: ID!) { changeMedication(medicationId: $m, dose: \"50 mg\") { version } }",
             json!({"m": med}),
         )
         .await;
@@ -518,7 +520,7 @@ async fn toolbox_refusals(store: Store) {
 
     // Other people: another user, a provider, an admin of another organisation.
     let other = open_user(&server, "clinic-a").await;
-    let q = "query($p: UUID!) { medications(portalId: $p) { id } }";
+    let q = "query($p: ID!) { medications(portalId: $p) { id } }";
     assert_eq!(
         other.client.error_code(q, json!({"p": user.id})).await,
         "FORBIDDEN"
@@ -541,7 +543,7 @@ async fn toolbox_refusals(store: Store) {
     let admin_b = server.client(Some(token(Uuid::new_v4(), Role::Admin, "clinic-b")));
     admin_b
         .data(
-            "mutation { addExercise(key: \"yoga\", title: \"Yoga\") { createdId } }",
+            "mutation { addExercise(key: \"yoga\", title: \"Yoga\") { exercise { key } } }",
             json!({}),
         )
         .await;
@@ -556,7 +558,7 @@ async fn toolbox_refusals(store: Store) {
     assert_eq!(
         admin_b
             .error_code(
-                "mutation { addExercise(key: \"yoga2\", title: \"YOGA\") { createdId } }",
+                "mutation { addExercise(key: \"yoga2\", title: \"YOGA\") { exercise { key } } }",
                 json!({})
             )
             .await,
@@ -593,14 +595,14 @@ async fn item_reads_equal_a_full_fold(store: Store) {
         .collect();
     for (i, m) in meds.iter().enumerate() {
         c.data(
-            "mutation($m: UUID!, $n: String!) { addMedication(medicationId: $m, name: $n, dose: \"1 mg\", schedule: \"daily\") { version } }",
+            "mutation($m: UUID!, $n: String!) { addMedication(uuid: $m, name: $n, dose: \"1 mg\", schedule: \"daily\") { version } }",
             json!({"m": m, "n": format!("med {i}")}),
         )
         .await;
     }
     for (i, p) in people.iter().enumerate() {
         c.data(
-            "mutation($p: UUID!, $n: String!) { addPerson(personId: $p, displayName: $n, relation: FRIEND, closeness: 1) { version } }",
+            "mutation($p: UUID!, $n: String!) { addPerson(uuid: $p, displayName: $n, relation: FRIEND, closeness: 1) { version } }",
             json!({"p": p, "n": format!("person {i}")}),
         )
         .await;
@@ -614,27 +616,27 @@ async fn item_reads_equal_a_full_fold(store: Store) {
         let p = &people[n % people.len()];
         let (query, vars) = match *step {
             "change" => (
-                "mutation($m: UUID!, $d: String!) { changeMedication(medicationId: $m, dose: $d) { version } }",
+                "mutation($m: ID!, $d: String!) { changeMedication(medicationId: $m, dose: $d) { version } }",
                 json!({"m": m, "d": format!("{n} mg")}),
             ),
             "pause" => (
-                "mutation($m: UUID!, $r: String!) { pauseMedication(medicationId: $m, reason: $r) { version } }",
+                "mutation($m: ID!, $r: String!) { pauseMedication(medicationId: $m, reason: $r) { version } }",
                 json!({"m": m, "r": format!("pause {n}")}),
             ),
             "resume" => (
-                "mutation($m: UUID!) { resumeMedication(medicationId: $m) { version } }",
+                "mutation($m: ID!) { resumeMedication(medicationId: $m) { version } }",
                 json!({"m": m}),
             ),
             "stop" => (
-                "mutation($m: UUID!, $r: String!) { stopMedication(medicationId: $m, reason: $r) { version } }",
+                "mutation($m: ID!, $r: String!) { stopMedication(medicationId: $m, reason: $r) { version } }",
                 json!({"m": m, "r": format!("stop {n}")}),
             ),
             "update" => (
-                "mutation($p: UUID!, $n: String!, $c: Int!) { updatePerson(personId: $p, displayName: $n, relation: PEER, closeness: $c, support: [SOCIAL]) { version } }",
+                "mutation($p: ID!, $n: String!, $c: Int!) { updatePerson(personId: $p, displayName: $n, relation: PEER, closeness: $c, support: [SOCIAL]) { version } }",
                 json!({"p": p, "n": format!("person {n}"), "c": n % 5 + 1}),
             ),
             _ => (
-                "mutation($p: UUID!) { removePerson(personId: $p, reason: \"gone\") { version } }",
+                "mutation($p: ID!) { removePerson(personId: $p, reason: \"gone\") { version } }",
                 json!({"p": p}),
             ),
         };
@@ -644,8 +646,8 @@ async fn item_reads_equal_a_full_fold(store: Store) {
 
         let got = c
             .data(
-                "{ medications { id name dose schedule state reason changes startedAt updatedAt stoppedAt } \
-                   network(includeRemoved: true) { id displayName relation closeness support addedAt updatedAt removedAt removalReason } }",
+                "{ medications { uuid name dose schedule state reason changes startedAt updatedAt stoppedAt } \
+                   network(includeRemoved: true) { uuid displayName relation closeness support addedAt updatedAt removedAt removalReason } }",
                 json!({}),
             )
             .await;
@@ -662,7 +664,7 @@ async fn item_reads_equal_a_full_fold(store: Store) {
             .medications
             .iter()
             .map(|m| {
-                json!({"id": m.id, "name": m.name, "dose": m.dose, "schedule": m.schedule,
+                json!({"uuid": m.id, "name": m.name, "dose": m.dose, "schedule": m.schedule,
                     "state": format!("{:?}", m.state).to_uppercase(), "reason": m.reason, "changes": m.changes,
                     "startedAt": time(m.started_at), "updatedAt": time(m.updated_at), "stoppedAt": opt_time(m.stopped_at)})
             })
@@ -671,7 +673,7 @@ async fn item_reads_equal_a_full_fold(store: Store) {
             .people
             .iter()
             .map(|p| {
-                json!({"id": p.id, "displayName": p.display_name,
+                json!({"uuid": p.id, "displayName": p.display_name,
                     "relation": format!("{:?}", p.relation).to_uppercase(), "closeness": p.closeness,
                     "support": p.support.iter().map(|s| format!("{s:?}").to_uppercase()).collect::<Vec<_>>(),
                     "addedAt": time(p.added_at), "updatedAt": time(p.updated_at),

@@ -48,11 +48,11 @@ fn write_query(kind: &str, n: u64) -> String {
             "mutation {{ rateStatus(domain: \"housing\", score: {}) {{ version }} }}",
             n % 10 + 1
         ),
-        ("medication", 0) => "mutation { addMedication(medicationId: \"00000000-0000-0000-0000-000000000001\", name: \"Sertraline\", dose: \"0 mg\", schedule: \"morning\") { version } }".to_string(),
+        ("medication", 0) => "mutation { addMedication(uuid: \"00000000-0000-0000-0000-000000000001\", name: \"Sertraline\", dose: \"0 mg\", schedule: \"morning\") { version } }".to_string(),
         ("medication", _) => format!(
             "mutation {{ changeMedication(medicationId: \"00000000-0000-0000-0000-000000000001\", dose: \"{n} mg\") {{ version }} }}"
         ),
-        ("network", 0) => "mutation { addPerson(personId: \"00000000-0000-0000-0000-000000000002\", displayName: \"Mum\", relation: FAMILY, closeness: 1) { version } }".to_string(),
+        ("network", 0) => "mutation { addPerson(uuid: \"00000000-0000-0000-0000-000000000002\", displayName: \"Mum\", relation: FAMILY, closeness: 1) { version } }".to_string(),
         ("network", _) => format!(
             "mutation {{ updatePerson(personId: \"00000000-0000-0000-0000-000000000002\", displayName: \"Mum\", relation: FAMILY, closeness: {}, support: [EMOTIONAL]) {{ version }} }}",
             n % 5 + 1
@@ -62,7 +62,7 @@ fn write_query(kind: &str, n: u64) -> String {
              contacts: [{{ name: \"Mum\", phone: \"+47 22 33 44 55\" }}], ownWords: \"revision {n}\" }}) {{ version }} }}"
         ),
         ("exercise", _) if n.is_multiple_of(2) => format!(
-            "mutation {{ startExercise(exercise: \"mindfulness\", entryId: \"{}\") {{ version }} }}",
+            "mutation {{ startExercise(exercise: \"mindfulness\", uuid: \"{}\") {{ version }} }}",
             Uuid::from_u128(u128::from(n / 2 + 1))
         ),
         ("exercise", _) => format!(
@@ -119,7 +119,7 @@ pub async fn load(
     if enrolled {
         // Every user takes part in a study, so every request is also a usage record.
         let admin = keys.mint(Uuid::new_v4(), Role::Admin, "bench", 3600)?;
-        let register = "mutation($r: [UUID!]!) { registerStudy(title: \"Bench\", protocolId: \"B-1\", startsOn: \"2020-01-01\", endsOn: \"2029-12-31\", researchers: $r) { createdId } }";
+        let register = "mutation($r: [ID!]!) { registerStudy(title: \"Bench\", protocolId: \"B-1\", startsOn: \"2020-01-01\", endsOn: \"2029-12-31\", researcherIds: $r) { study { uuid } } }";
         let study = call(
             &http,
             &url,
@@ -128,7 +128,7 @@ pub async fn load(
             json!({ "r": [Uuid::new_v4()] }),
         )
         .await?;
-        let id = study["registerStudy"]["createdId"]
+        let id = study["registerStudy"]["study"]["uuid"]
             .as_str()
             .ok_or_else(|| Error::Refused {
                 operation: "registering the study".into(),
@@ -136,7 +136,7 @@ pub async fn load(
             })?
             .to_string();
         for token in &tokens {
-            let query = "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }";
+            let query = "mutation($s: ID!) { enrolInStudy(studyId: $s) { version } }";
             call(&http, &url, token, query, json!({ "s": id })).await?;
         }
     }
@@ -465,7 +465,7 @@ pub async fn as_of(settings: &Settings, base: &str, events: usize, samples: usiz
     let span = chrono::Duration::minutes(events as i64);
     let start = Utc::now() - span;
     let queries: &[(&str, &str)] = &[
-        ("me", "{ me { subject } }"),
+        ("me", "{ me { personId } }"),
         ("control_panel", "query($t: DateTime) { controlPanel(asOf: $t) { version domains { key latestStatus { score } activeGoals { title activities { title } } } sections { section items } } }"),
         ("medications", "query($t: DateTime) { medications(asOf: $t) { id name dose state } }"),
         ("network", "query($t: DateTime) { network(asOf: $t) { id displayName closeness } }"),
@@ -542,16 +542,16 @@ async fn relate(
         http,
         url,
         owner,
-        "mutation($p: UUID!) { inviteToCare(personId: $p) { createdId } }",
+        "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { id } } }",
         json!({ "p": provider }),
     )
     .await?;
-    let rel = invited["inviteToCare"]["createdId"].clone();
+    let rel = invited["inviteToCare"]["relationship"]["id"].clone();
     call(
         http,
         url,
         carer,
-        "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }",
+        "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }",
         json!({ "r": rel }),
     )
     .await?;
@@ -562,11 +562,11 @@ async fn relate(
 const ACCESS_READS: &[(&str, &str)] = &[
     (
         "medications",
-        "query($p: UUID) { medications(portalId: $p) { id name dose schedule state } }",
+        "query($p: ID) { medications(portalId: $p) { id name dose schedule state } }",
     ),
     (
         "control_panel",
-        "query($p: UUID) { controlPanel(portalId: $p) { version domains { key latestStatus { score } activeGoals { title } } } }",
+        "query($p: ID) { controlPanel(portalId: $p) { version domains { key latestStatus { score } activeGoals { title } } } }",
     ),
 ];
 
@@ -633,7 +633,7 @@ pub async fn access(settings: &Settings, base: &str, clients: usize, seconds: u6
         }
         let rel = relate(&http, &url, &owner, &carer, provider).await?;
         for section in ["CORE", "MEDICATIONS"] {
-            call(&http, &url, &owner, &format!("mutation($r: UUID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"), json!({ "r": rel })).await?;
+            call(&http, &url, &owner, &format!("mutation($r: ID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"), json!({ "r": rel })).await?;
         }
         pairs.push((user, owner, carer));
     }
@@ -766,8 +766,8 @@ pub async fn messaging(
         )
         .await?;
         relate(&http, &url, &owner, &carer, provider).await?;
-        let started = call(&http, &url, &owner, "mutation($p: UUID!) { startConversation(subject: \"Bench\", body: \"hello\", providerIds: [$p]) { createdId } }", json!({ "p": provider })).await?;
-        let thread = started["startConversation"]["createdId"]
+        let started = call(&http, &url, &owner, "mutation($p: ID!) { startConversation(subject: \"Bench\", body: \"hello\", providerIds: [$p]) { conversation { id } } }", json!({ "p": provider })).await?;
+        let thread = started["startConversation"]["conversation"]["id"]
             .as_str()
             .unwrap_or_default()
             .to_string();
@@ -834,9 +834,9 @@ pub async fn messaging(
                     if let Ok(mut sent) = sent.lock() {
                         sent.insert(body.clone(), Instant::now());
                     }
-                    let posted = call(&http, &url, owner, "mutation($c: UUID!, $b: String!) { postMessage(conversationId: $c, body: $b) { createdId } }", json!({ "c": thread, "b": body })).await?;
-                    let message = posted["postMessage"]["createdId"].clone();
-                    call(&http, &url, carer, "mutation($c: UUID!, $m: UUID!) { markRead(conversationId: $c, upTo: $m) { version } }", json!({ "c": thread, "m": message })).await?;
+                    let posted = call(&http, &url, owner, "mutation($c: ID!, $b: String!) { postMessage(conversationId: $c, body: $b) { message { id } } }", json!({ "c": thread, "b": body })).await?;
+                    let message = posted["postMessage"]["message"]["id"].clone();
+                    call(&http, &url, carer, "mutation($c: ID!, $m: ID!) { markRead(conversationId: $c, upTo: $m) { version } }", json!({ "c": thread, "m": message })).await?;
                     done += 1;
                 }
                 Ok::<_, Error>(done)

@@ -669,7 +669,7 @@ impl State {
         };
         Some(match action {
             Action::RegisterStudy => (
-                "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [UUID!]!) { registerStudy(title: $t, protocolId: $p, startsOn: $s, endsOn: $e, researchers: $r) { createdId } }".into(),
+                "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [ID!]!) { registerStudy(title: $t, protocolId: $p, startsOn: $s, endsOn: $e, researcherIds: $r) { study { uuid } } }".into(),
                 json!({
                     "t": format!("Simulated engagement study (seed {})", request.seed),
                     "p": format!("SIM-{}", request.seed),
@@ -688,29 +688,29 @@ impl State {
             }
             Action::OpenPortal => ("mutation { openPortal { version } }".into(), json!({})),
             Action::Enrol => (
-                "mutation($s: UUID!) { enrolInStudy(studyId: $s) { version } }".into(),
+                "mutation($s: ID!) { enrolInStudy(studyId: $s) { version } }".into(),
                 json!({ "s": self.study? }),
             ),
             Action::Withdraw => (
-                "mutation($s: UUID!) { withdrawFromStudy(studyId: $s) { version } }".into(),
+                "mutation($s: ID!) { withdrawFromStudy(studyId: $s) { version } }".into(),
                 json!({ "s": self.study? }),
             ),
             Action::Invite { user } => (
-                "mutation($u: UUID!) { inviteToCare(personId: $u) { createdId } }".into(),
+                "mutation($u: ID!) { inviteToCare(personId: $u) { relationship { uuid } } }".into(),
                 json!({ "u": users[*user].id }),
             ),
             Action::Accept { provider } => (
-                "mutation($r: UUID!) { acceptCareInvitation(relationshipId: $r) { version } }".into(),
+                "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }".into(),
                 json!({ "r": relationship(user_index?, *provider) }),
             ),
             Action::Grant { provider, section } => (
-                format!("mutation($r: UUID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"),
+                format!("mutation($r: ID!) {{ grantAccess(relationshipId: $r, section: {section}) {{ version }} }}"),
                 json!({ "r": relationship(user_index?, *provider) }),
             ),
             Action::Propose { user, .. } => {
                 let Who::Provider(p) = who else { return None };
                 (
-                    "mutation($r: UUID!, $t: AgreementTermsInput!) { proposeAgreement(relationshipId: $r, terms: $t) { createdId } }".into(),
+                    "mutation($r: ID!, $t: AgreementTermsInput!) { proposeAgreement(relationshipId: $r, terms: $t) { version } }".into(),
                     json!({
                         "r": relationship(*user, p),
                         "t": {
@@ -725,7 +725,7 @@ impl State {
                 )
             }
             Action::AcceptAgreement { provider } => (
-                "mutation($r: UUID!) { acceptAgreement(relationshipId: $r) { version } }".into(),
+                "mutation($r: ID!) { acceptAgreement(relationshipId: $r) { version } }".into(),
                 json!({ "r": relationship(user_index?, *provider) }),
             ),
             Action::View(field) => (
@@ -748,7 +748,7 @@ impl State {
                 return None
             }
             Action::ReadPortal { user } => (
-                "query($p: UUID!) { controlPanel(portalId: $p) { version } }".into(),
+                "query($p: ID!) { controlPanel(portalId: $p) { version } }".into(),
                 json!({ "p": users[*user].id }),
             ),
             Action::RateStatus => {
@@ -762,7 +762,7 @@ impl State {
                 let goal = rng.uuid();
                 self.goals.entry(user_index?).or_default().push(goal);
                 (
-                    "mutation($g: UUID!) { setGoal(domain: \"mental_health\", title: \"A goal\", goalId: $g) { version } }".into(),
+                    "mutation($g: UUID!) { setGoal(domain: \"mental_health\", title: \"A goal\", uuid: $g) { version } }".into(),
                     json!({ "g": goal }),
                 )
             }
@@ -772,7 +772,7 @@ impl State {
                 let activity = rng.uuid();
                 self.activities.entry(user_index?).or_default().push(activity);
                 (
-                    "mutation($g: UUID!, $a: UUID!) { planActivity(goalId: $g, title: \"A step\", activityId: $a) { version } }".into(),
+                    "mutation($g: ID!, $a: UUID!) { planActivity(goalId: $g, title: \"A step\", uuid: $a) { version } }".into(),
                     json!({ "g": goal, "a": activity }),
                 )
             }
@@ -783,7 +783,7 @@ impl State {
                 }
                 let activity = open.swap_remove(rng.below(open.len()));
                 (
-                    "mutation($a: UUID!) { completeActivity(activityId: $a) { version } }".into(),
+                    "mutation($a: ID!) { completeActivity(activityId: $a) { version } }".into(),
                     json!({ "a": activity }),
                 )
             }
@@ -795,23 +795,26 @@ impl State {
                 let keys = ["sleep_hygiene", "mindfulness", "strengths_and_resources"];
                 let _ = now;
                 (
-                    "mutation($e: String!, $id: UUID!) { startExercise(exercise: $e, entryId: $id) { version } \
-                     completeExercise(entryId: $id, rating: 4) { version } }".into(),
-                    json!({ "e": keys[rng.below(keys.len())], "id": rng.uuid() }),
+                    "mutation($e: String!, $id: UUID!, $ref: ID!) { startExercise(exercise: $e, uuid: $id) { version } \
+                     completeExercise(entryId: $ref, rating: 4) { version } }".into(),
+                    {
+                        let (exercise, entry) = (keys[rng.below(keys.len())], rng.uuid());
+                        json!({ "e": exercise, "id": entry, "ref": entry })
+                    },
                 )
             }
             Action::Message { user, provider } => match self.threads.get(&(*user, *provider)) {
                 Some(thread) => (
-                    "mutation($c: UUID!) { postMessage(conversationId: $c, body: \"How are things?\") { createdId } }".into(),
+                    "mutation($c: ID!) { postMessage(conversationId: $c, body: \"How are things?\") { message { uuid } } }".into(),
                     json!({ "c": thread }),
                 ),
                 None => match who {
                     Who::User(_) => (
-                        "mutation($p: [UUID!]!) { startConversation(subject: \"Us\", body: \"Hello\", providerIds: $p) { createdId } }".into(),
+                        "mutation($p: [ID!]!) { startConversation(subject: \"Us\", body: \"Hello\", providerIds: $p) { conversation { uuid } } }".into(),
                         json!({ "p": [providers[*provider].id] }),
                     ),
                     _ => (
-                        "mutation($u: UUID!) { startConversation(subject: \"Us\", body: \"Hello\", userId: $u) { createdId } }".into(),
+                        "mutation($u: ID!) { startConversation(subject: \"Us\", body: \"Hello\", userId: $u) { conversation { uuid } } }".into(),
                         json!({ "u": users[*user].id }),
                     ),
                 },
@@ -820,9 +823,12 @@ impl State {
     }
 
     fn learn(&mut self, action: &Action, who: Who, data: &Value, summary: &mut SimulateSummary) {
+        // The uuid of the object a mutation's payload carries.
         let created = |field: &str| {
-            data[field]["createdId"]
-                .as_str()
+            let payload = &data[field];
+            ["study", "relationship", "conversation", "message"]
+                .iter()
+                .find_map(|object| payload[object]["uuid"].as_str())
                 .and_then(|s| Uuid::parse_str(s).ok())
         };
         match action {

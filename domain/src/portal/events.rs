@@ -282,21 +282,6 @@ impl PortalEvent {
             _ => None,
         }
     }
-
-    /// The id of the thing this event created, for mutation results.
-    pub fn created_id(&self) -> Option<String> {
-        match self {
-            PortalEvent::PortalOpened { owner, .. } => Some(owner.to_string()),
-            PortalEvent::LifeDomainAdded { key, .. } => Some(key.clone()),
-            PortalEvent::GoalSet { goal_id, .. } => Some(goal_id.to_string()),
-            PortalEvent::ActivityPlanned { activity_id, .. } => Some(activity_id.to_string()),
-            PortalEvent::MedicationAdded { medication_id, .. } => Some(medication_id.to_string()),
-            PortalEvent::PersonAdded { person_id, .. } => Some(person_id.to_string()),
-            PortalEvent::CrisisPlanRevised { revision, .. } => Some(revision.to_string()),
-            PortalEvent::ExerciseStarted { entry_id, .. } => Some(entry_id.to_string()),
-            _ => None,
-        }
-    }
 }
 
 impl DomainEvent for PortalEvent {
