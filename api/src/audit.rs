@@ -3,9 +3,10 @@
 //! disclosures. Every one of these reads is itself recorded before it is
 //! answered. None of them returns portal content.
 
-use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 
 use crate::node::{self, person_id, BigInt, NodeId};
+use crate::paging::{connection, Page, Window};
 use chrono::{DateTime, Utc};
 use domain::care::{self, CareEvent, WindowKind};
 use domain::portal::Section;
@@ -25,7 +26,9 @@ use crate::error::ApiError;
 use crate::toolbox::PortalSection;
 
 /// Most trail entries returned at once.
-pub const TRAIL_LIMIT_MAX: i32 = 500;
+pub const TRAIL_PAGE_MAX: usize = 500;
+/// Records of the trail on a page when `first` is not given.
+pub const TRAIL_PAGE_DEFAULT: usize = 100;
 /// Most reads `whoCouldSee` lists; a longer period is refused.
 const LOOKED_MAX: i64 = 1_000;
 /// Most rows of one disclosures export; a longer period is refused.
@@ -107,11 +110,50 @@ pub struct BreakGlassOpening {
 
 /// A service user's access log.
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct AccessLog {
     /// Every break-glass opening of the crisis plan, newest first: shown first.
     pub break_glass: Vec<BreakGlassOpening>,
-    /// Reads of the portal by others, allowed or refused, newest first.
-    pub entries: Vec<AccessEntry>,
+}
+
+connection!(
+    /// A page of the access trail, newest first.
+    AccessEntryConnection,
+    AccessEntryEdge,
+    AccessEntry
+);
+
+#[ComplexObject]
+impl AccessLog {
+    /// Reads of the portal by others, allowed or refused, newest first, a
+    /// page at a time: `first` 1-500 (default 100) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, TRAIL_PAGE_DEFAULT, child_complexity)"
+    )]
+    async fn entries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<AccessEntryConnection> {
+        let caller = caller(ctx)?;
+        let window = trail_window(first, after.as_deref())?;
+        let filter = Filter {
+            subject: Some(caller.subject),
+            reader_not: Some(caller.subject),
+            before_position: window.after_number()?,
+            ..Filter::default()
+        };
+        let mut page = search(ctx, &caller, filter, &window).await?;
+        // Who looked, when, at what and on what grounds; not the readers'
+        // addresses, request ids or an auditor's search terms.
+        for (_, entry) in &mut page.edges {
+            entry.client_address = None;
+            entry.request_id = ID::default();
+            entry.detail = None;
+        }
+        Ok(AccessEntryConnection(page))
+    }
 }
 
 /// A span of time during which a provider could read a section.
@@ -226,8 +268,37 @@ impl TryFrom<EntryRow> for AccessEntry {
     }
 }
 
-/// Searches the access log within the caller's organisation.
+/// One page of the access trail within the caller's organisation, newest
+/// first; the cursor is a record's position.
 async fn search(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    filter: Filter,
+    window: &Window,
+) -> Result<Page<AccessEntry>, ApiError> {
+    let svc = service(ctx);
+    let scope = Scope {
+        organisation: &caller.organisation,
+    };
+    let rows = trail::search(
+        &svc.engine,
+        &svc.db,
+        scope,
+        &filter,
+        Order::NewestFirst,
+        window.fetch(),
+    )
+    .await?;
+    let entries = rows
+        .into_iter()
+        .map(AccessEntry::try_from)
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Page::forward(window, entries, |e| e.position.to_string()))
+}
+
+/// Up to `limit` records of the trail within the caller's organisation,
+/// for a bounded answer (`whoCouldSee`).
+async fn search_all(
     ctx: &Context<'_>,
     caller: &Caller,
     filter: Filter,
@@ -242,13 +313,9 @@ async fn search(
     rows.into_iter().map(AccessEntry::try_from).collect()
 }
 
-fn check_limit(limit: i32) -> Result<i64, ApiError> {
-    if !(1..=TRAIL_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::BadInput(format!(
-            "field `limit` must be between 1 and {TRAIL_LIMIT_MAX}, got {limit}"
-        )));
-    }
-    Ok(i64::from(limit))
+/// A forward window of the trail (`first` 1-500, default 100).
+fn trail_window(first: Option<i32>, after: Option<&str>) -> Result<Window, ApiError> {
+    Window::forward("trail", first, after, TRAIL_PAGE_DEFAULT, TRAIL_PAGE_MAX)
 }
 
 fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
@@ -322,20 +389,13 @@ pub struct AuditQuery;
 impl AuditQuery {
     /// The caller's own access log (service users): break-glass openings of
     /// their crisis plan first, then every read of their portal by someone else,
-    /// allowed or refused, newest first: up to `limit` (1-500, default 100)
-    /// before position `beforePosition`. This read is itself recorded.
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
-    async fn my_access_log(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(default = 100)] limit: i32,
-        before_position: Option<i64>,
-    ) -> async_graphql::Result<AccessLog> {
+    /// allowed or refused, newest first, a page at a time. This read is itself
+    /// recorded.
+    async fn my_access_log(&self, ctx: &Context<'_>) -> async_graphql::Result<AccessLog> {
         let caller = caller(ctx)?;
         if !caller.may(Duty::KeepPortal) {
             return Err(ApiError::Forbidden("only service users have an access log".into()).into());
         }
-        let limit = check_limit(limit)?;
         let svc = service(ctx);
         crate::context::own_portal_here(svc, &caller).await?;
         record_trail_read(
@@ -373,32 +433,17 @@ impl AuditQuery {
             }
         }
         break_glass.sort_by_key(|b| std::cmp::Reverse(b.opened_at));
-        let filter = Filter {
-            subject: Some(caller.subject),
-            reader_not: Some(caller.subject),
-            before_position,
-            ..Filter::default()
-        };
-        let mut entries = search(ctx, &caller, filter, Order::NewestFirst, limit).await?;
-        // Who looked, when, at what and on what grounds; not the readers'
-        // addresses, request ids or an auditor's search terms.
-        for entry in &mut entries {
-            entry.client_address = None;
-            entry.request_id = ID::default();
-            entry.detail = None;
-        }
-        Ok(AccessLog {
-            break_glass,
-            entries,
-        })
+        Ok(AccessLog { break_glass })
     }
 
     /// Auditors: the access trail of the organisation, newest first, narrowed by
     /// subject, reader, section (`core`, ..., `access_log`) and period
-    /// [`from`, `to`): up to `limit` (1-500, default 100) before position
-    /// `beforePosition`. Never portal content. This read is itself recorded.
+    /// [`from`, `to`), a page at a time: `first` 1-500 (default 100) after the
+    /// cursor `after`. Never portal content. This read is itself recorded.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, TRAIL_PAGE_DEFAULT, child_complexity)"
+    )]
     async fn access_trail(
         &self,
         ctx: &Context<'_>,
@@ -407,14 +452,15 @@ impl AuditQuery {
         section: Option<AccessSection>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
-        #[graphql(default = 100)] limit: i32,
-        before_position: Option<i64>,
-    ) -> async_graphql::Result<Vec<AccessEntry>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<AccessEntryConnection> {
         let caller = caller(ctx)?;
         auditor(&caller)?;
         let subject_id = subject_id.as_ref().map(node::person).transpose()?;
         let reader_id = reader_id.as_ref().map(node::person).transpose()?;
-        let limit = check_limit(limit)?;
+        let window = trail_window(first, after.as_deref())?;
+        let before_position = window.after_number()?;
         if let (Some(from), Some(to)) = (from, to) {
             check_period(from, to)?;
         }
@@ -436,7 +482,9 @@ impl AuditQuery {
             before_position,
             ..Filter::default()
         };
-        Ok(search(ctx, &caller, filter, Order::NewestFirst, limit).await?)
+        Ok(AccessEntryConnection(
+            search(ctx, &caller, filter, &window).await?,
+        ))
     }
 
     /// Auditors: who could read a section of a service user's portal during
@@ -507,7 +555,7 @@ impl AuditQuery {
             to: Some(to),
             ..Filter::default()
         };
-        let looked = search(ctx, &caller, filter, Order::OldestFirst, LOOKED_MAX + 1).await?;
+        let looked = search_all(ctx, &caller, filter, Order::OldestFirst, LOOKED_MAX + 1).await?;
         if looked.len() as i64 > LOOKED_MAX {
             return Err(ApiError::BadInput(format!(
                 "more than {LOOKED_MAX} reads in the period: ask for a shorter one"
@@ -557,7 +605,7 @@ impl AuditQuery {
             to: Some(to),
             ..Filter::default()
         };
-        let mut rows = search(
+        let mut rows = search_all(
             ctx,
             &caller,
             filter,

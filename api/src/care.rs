@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::node::{self, NodeId};
+use crate::paging::{self, connection, Page, Window};
 use crate::service::CommandOutcome;
 use crate::toolbox::PortalSection;
 
@@ -256,61 +257,149 @@ async fn relationships(
     Ok(out)
 }
 
+/// Lists on a page, at most and by default.
+pub const LIST_PAGE_MAX: usize = 100;
+pub const LIST_PAGE_DEFAULT: usize = 100;
+
+/// A window of a list held in memory (`first` or `last` 1-100).
+pub(crate) fn list_window(
+    list: &'static str,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<Window, ApiError> {
+    Window::new(
+        list,
+        first,
+        after.as_deref(),
+        last,
+        before.as_deref(),
+        LIST_PAGE_DEFAULT,
+        LIST_PAGE_MAX,
+    )
+}
+
+/// Relationships in the order of their latest invitation.
+fn relationship_key(r: &Relationship) -> String {
+    format!(
+        "{}:{}",
+        paging::ordered(r.invited_at.timestamp_micros()),
+        r.uuid
+    )
+}
+
+connection!(
+    /// A page of providers, by name.
+    ProviderProfileConnection,
+    ProviderProfileEdge,
+    ProviderProfile
+);
+connection!(
+    /// A page of care relationships, oldest invitation first.
+    RelationshipConnection,
+    RelationshipEdge,
+    Relationship
+);
+connection!(
+    /// A page of a provider's caseload, oldest invitation first.
+    CaseloadEntryConnection,
+    CaseloadEntryEdge,
+    CaseloadEntry
+);
+
+/// The providers registered in the caller's organisation, by name (at most 1,000).
+pub(crate) async fn all_providers(ctx: &Context<'_>) -> Result<Vec<ProviderProfile>, ApiError> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    let scope = Scope {
+        organisation: &caller.organisation,
+    };
+    projections::read::care::providers(&svc.engine, &svc.db, scope)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(ProviderProfile {
+                id: NodeId::ProviderProfile {
+                    provider: row.provider_id,
+                }
+                .id(),
+                person_id: node::person_id(row.provider_id),
+                uuid: row.provider_id,
+                profession: row.profile.profession.into(),
+                display_name: row.profile.display_name,
+                registered_at: row.profile.registered_at,
+            })
+        })
+        .collect()
+}
+
+/// The caller's care relationships (FORBIDDEN for roles without any).
+pub(crate) async fn my_relationships(
+    ctx: &Context<'_>,
+    include_closed: bool,
+) -> Result<Vec<Relationship>, ApiError> {
+    let caller = caller(ctx)?;
+    let party = match caller.care_side() {
+        Some(Side::ServiceUser) => Party::User(caller.subject),
+        Some(Side::Provider) => Party::Provider(caller.subject),
+        None => {
+            return Err(ApiError::Forbidden(
+                "only service users and providers have care relationships".into(),
+            ))
+        }
+    };
+    relationships(ctx, party, &caller.organisation, include_closed).await
+}
+
 /// Reads about working together.
 #[derive(Default)]
 pub struct CareQuery;
 
 #[Object]
 impl CareQuery {
-    /// The providers registered in the caller's organisation, by name (at most 1,000).
-    pub(crate) async fn providers(
+    /// The providers registered in the caller's organisation, by name (at
+    /// most 1,000), a page at a time: `first` or `last` 1-100 (default: the
+    /// first 100), after or before a cursor.
+    #[graphql(complexity = "crate::paging::cost(first, last, LIST_PAGE_DEFAULT, child_complexity)")]
+    async fn providers(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<ProviderProfile>> {
-        let (svc, caller) = (service(ctx), caller(ctx)?);
-        let scope = Scope {
-            organisation: &caller.organisation,
-        };
-        let profiles = projections::read::care::providers(&svc.engine, &svc.db, scope)
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<ProviderProfileConnection> {
+        let window = list_window("providers", first, after, last, before)?;
+        let keyed = all_providers(ctx)
             .await?
             .into_iter()
-            .map(|row| {
-                Ok(ProviderProfile {
-                    id: NodeId::ProviderProfile {
-                        provider: row.provider_id,
-                    }
-                    .id(),
-                    person_id: node::person_id(row.provider_id),
-                    uuid: row.provider_id,
-                    profession: row.profile.profession.into(),
-                    display_name: row.profile.display_name,
-                    registered_at: row.profile.registered_at,
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok(profiles)
+            .map(|p| (format!("{}:{}", p.display_name.to_lowercase(), p.uuid), p))
+            .collect();
+        Ok(ProviderProfileConnection(Page::slice(&window, keyed)))
     }
 
-    /// The caller's care relationships: a service user's team, or a provider's
-    /// relationships including pending invitations. Declined and ended ones
-    /// only with `includeClosed`.
-    pub(crate) async fn care_relationships(
+    /// The caller's care relationships, oldest invitation first: a service
+    /// user's team, or a provider's relationships including pending
+    /// invitations. Declined and ended ones only with `includeClosed`. A page
+    /// at a time: `first` or `last` 1-100 (default: the first 100), after or
+    /// before a cursor.
+    #[graphql(complexity = "crate::paging::cost(first, last, LIST_PAGE_DEFAULT, child_complexity)")]
+    async fn care_relationships(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = false)] include_closed: bool,
-    ) -> async_graphql::Result<Vec<Relationship>> {
-        let caller = caller(ctx)?;
-        let party = match caller.care_side() {
-            Some(Side::ServiceUser) => Party::User(caller.subject),
-            Some(Side::Provider) => Party::Provider(caller.subject),
-            None => {
-                return Err(ApiError::Forbidden(
-                    "only service users and providers have care relationships".into(),
-                )
-                .into())
-            }
-        };
-        Ok(relationships(ctx, party, &caller.organisation, include_closed).await?)
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<RelationshipConnection> {
+        let window = list_window("relationships", first, after, last, before)?;
+        let keyed = my_relationships(ctx, include_closed)
+            .await?
+            .into_iter()
+            .map(|r| (relationship_key(&r), r))
+            .collect();
+        Ok(RelationshipConnection(Page::slice(&window, keyed)))
     }
 
     /// A provider's caseload: every active relationship, the sections granted
@@ -318,11 +407,24 @@ impl CareQuery {
     /// access trail) and how many changes it has had since. Sections not
     /// granted are not counted. Grants are decided from the relationships'
     /// events, as reads are, and each count is recorded in the access trail.
-    async fn caseload(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CaseloadEntry>> {
+    ///
+    /// A page at a time, by oldest invitation: `first` or `last` 1-100
+    /// (default: the first 100), after or before a cursor; only the page's
+    /// counts are computed and recorded.
+    #[graphql(complexity = "crate::paging::cost(first, last, LIST_PAGE_DEFAULT, child_complexity)")]
+    async fn caseload(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<CaseloadEntryConnection> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::KeepProfile) {
             return Err(ApiError::Forbidden("only providers have a caseload".into()).into());
         }
+        let window = list_window("caseload", first, after, last, before)?;
         let at = now(ctx);
         // The projection lists the caseload; the events decide what is granted now.
         let mut active = Vec::new();
@@ -352,7 +454,13 @@ impl CareQuery {
                 .collect();
             active.push((relationship, current));
         }
-        let portals: Vec<Uuid> = active.iter().map(|(r, _)| r.user_id).collect();
+        // The page first: only its counts are computed and recorded.
+        let keyed = active
+            .into_iter()
+            .map(|(r, current)| (relationship_key(&r), (r, current)))
+            .collect();
+        let page = Page::slice(&window, keyed);
+        let portals: Vec<Uuid> = page.edges.iter().map(|(_, (r, _))| r.user_id).collect();
         let activity = projections::read::caseload::activity(
             &svc.engine,
             &svc.db,
@@ -363,10 +471,10 @@ impl CareQuery {
             &portals,
         )
         .await?;
-        let mut out = Vec::with_capacity(active.len());
-        for (relationship, current) in active {
+        let page = page.map(|(relationship, current)| {
             let mut last_looked_at: Option<DateTime<Utc>> = None;
             let mut changed = Vec::new();
+            let mut records = Vec::new();
             for (section, grant) in current.granted(at) {
                 let seen = activity
                     .get(&(relationship.user_id, section))
@@ -378,30 +486,38 @@ impl CareQuery {
                     last_looked_at: seen.last_looked_at,
                     changes: seen.changes,
                 });
-                // Change counts tell of the portal: on the trail like any read.
+                records.push((section, grant.sequence));
+            }
+            (
+                CaseloadEntry {
+                    last_looked_at,
+                    changed_since_last_look: changed,
+                    relationship,
+                },
+                current.organisation,
+                records,
+            )
+        });
+        // Change counts tell of the portal: on the trail like any read.
+        for (_, (entry, organisation, records)) in &page.edges {
+            for (section, sequence) in records {
                 let mut record = crate::access::record_of(
                     ctx,
                     &caller,
-                    Some(relationship.user_id),
-                    &current.organisation,
+                    Some(entry.relationship.user_id),
+                    organisation,
                     section.as_str(),
                 );
                 record.basis = domain::trail::Basis::Grant;
-                record.relationship_id = Some(relationship.uuid);
-                record.basis_sequence = Some(grant.sequence);
+                record.relationship_id = Some(entry.relationship.uuid);
+                record.basis_sequence = Some(*sequence);
                 record.detail = Some("change count".into());
                 crate::access::submit(ctx, &caller, record)?;
             }
-            out.push(CaseloadEntry {
-                last_looked_at,
-                changed_since_last_look: changed,
-                relationship,
-            });
         }
-        Ok(out)
+        Ok(CaseloadEntryConnection(page.map(|(entry, _, _)| entry)))
     }
 }
-
 /// Changes to care relationships and grants.
 #[derive(Default)]
 pub struct CareMutation;

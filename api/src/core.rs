@@ -5,7 +5,7 @@ use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::portal::view::PortalView;
 use domain::portal::{PortalCommand, Section};
-use projections::read::history::EntryRow;
+use projections::read::history::{EntryRow, Newest};
 use projections::read::panel::{self, ActivityRow, GoalRow};
 use projections::read::portal::Portal;
 use uuid::Uuid;
@@ -14,8 +14,12 @@ use crate::access::authorize_read;
 use crate::auth::Role;
 use crate::context::{caller, now, run, service};
 use crate::error::ApiError;
-use crate::history::{history_entries, history_rows, HistoryEntry, Page};
+use crate::history::{
+    history_entries, history_rows, HistoryEntryConnection, Span, HISTORY_PAGE_DEFAULT,
+    HISTORY_PAGE_MAX,
+};
 use crate::node::{self, BigInt, NodeId};
+use crate::paging::{connection, Page, Window};
 use crate::toolbox::{self, RecentChange, SectionSummary};
 
 /// Who is asking.
@@ -80,36 +84,68 @@ impl ControlPanel {
         Ok(summaries)
     }
 
-    /// The newest changes across all sections, newest first: `limit` 1-50 (default 10).
-    /// Someone other than the owner sees changes to the core section only, numbered
-    /// within that section (its changes so far, counting down).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// The changes across all sections, newest first, a page at a time:
+    /// `first` 1-50 (default 10) after the cursor `after`. Someone other than
+    /// the owner sees changes to the core section only, numbered within that
+    /// section (its changes so far, counting down).
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, toolbox::RECENT_DEFAULT, child_complexity)"
+    )]
     async fn recent_changes(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] limit: i32,
-    ) -> async_graphql::Result<Vec<RecentChange>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<RecentChangeConnection> {
+        let window = Window::forward(
+            "recent",
+            first,
+            after.as_deref(),
+            toolbox::RECENT_DEFAULT,
+            toolbox::RECENT_MAX,
+        )?;
+        let after = window.after_number()?;
+        let (portal, as_of, fetch) = (&self.portal, self.as_of, window.fetch());
         if self.owner {
-            return Ok(toolbox::recent_changes(ctx, &self.portal, limit, self.as_of, None).await?);
+            let from = after.map_or(Newest::First, Newest::Before);
+            let changes = toolbox::recent_changes(ctx, portal, fetch, as_of, None, from).await?;
+            return Ok(RecentChangeConnection(Page::forward(
+                &window,
+                changes,
+                |c| c.sequence.to_string(),
+            )));
         }
-        let core = Some(Section::Core);
-        let mut changes =
-            toolbox::recent_changes(ctx, &self.portal, limit, self.as_of, core).await?;
         // The newest core changes, in order: number them down from the core
-        // section's count, so no gap tells of other sections.
+        // section's count, so no gap tells of other sections; the cursor is
+        // that number too.
         let count = match &self.summaries {
             Some(summaries) => summaries.clone(),
-            None => toolbox::summaries(ctx, &self.portal, self.as_of).await?,
+            None => toolbox::summaries(ctx, portal, as_of).await?,
         }
         .iter()
         .find(|s| s.section == toolbox::PortalSection::Core)
         .map_or(0, |s| s.changes);
+        let skip = after.map_or(0, |shown| (count - shown).max(0));
+        let core = Some(Section::Core);
+        let mut changes =
+            toolbox::recent_changes(ctx, portal, fetch, as_of, core, Newest::Skip(skip)).await?;
         for (i, change) in changes.iter_mut().enumerate() {
-            change.sequence = BigInt(count - i as i64);
+            change.sequence = BigInt(count - skip - i as i64);
         }
-        Ok(changes)
+        Ok(RecentChangeConnection(Page::forward(
+            &window,
+            changes,
+            |c| c.sequence.to_string(),
+        )))
     }
 }
+
+connection!(
+    /// A page of a portal's recent changes, newest first.
+    RecentChangeConnection,
+    RecentChangeEdge,
+    RecentChange
+);
 
 /// One life domain on the control panel.
 #[derive(SimpleObject)]
@@ -416,41 +452,48 @@ impl CoreQuery {
         Ok(Goal::new(portal_id, goal))
     }
 
-    /// Every change to a goal and its activities, oldest first: up to `limit`
-    /// (1-500, default 100) after `afterSequence` (default 0).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// Every change to a goal and its activities, oldest first, a page at a
+    /// time: `first` 1-500 (default 100) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, HISTORY_PAGE_DEFAULT, child_complexity)"
+    )]
     async fn goal_history(
         &self,
         ctx: &Context<'_>,
         goal_id: ID,
         portal_id: Option<ID>,
-        #[graphql(default = 0)] after_sequence: i64,
-        #[graphql(default = 100)] limit: i32,
-    ) -> async_graphql::Result<Vec<HistoryEntry>> {
-        let page = Page::new(after_sequence, limit)?;
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<HistoryEntryConnection> {
+        let window = history_window(first, after.as_deref())?;
         let (portal_id, goal_id) = node::goal(&goal_id, portal_id.as_ref())?;
-        let entries = history_entries(ctx, portal_id, "goal", &goal_id.to_string(), page).await?;
-        if entries.is_empty() && page.first() {
+        let entries =
+            history_entries(ctx, portal_id, "goal", &goal_id.to_string(), &window).await?;
+        if entries.edges.is_empty() && window.after.is_none() {
             return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
         }
-        Ok(entries)
+        Ok(HistoryEntryConnection(entries))
     }
 
-    /// Every status rating of a life domain, oldest first: up to `limit` (1-500,
-    /// default 100) after `afterSequence` (default 0).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// Every status rating of a life domain, oldest first, a page at a time:
+    /// `first` 1-500 (default 100) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, HISTORY_PAGE_DEFAULT, child_complexity)"
+    )]
     async fn status_history(
         &self,
         ctx: &Context<'_>,
         domain: String,
         portal_id: Option<ID>,
-        #[graphql(default = 0)] after_sequence: i64,
-        #[graphql(default = 100)] limit: i32,
-    ) -> async_graphql::Result<Vec<StatusEntry>> {
-        let page = Page::new(after_sequence, limit)?;
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<StatusEntryConnection> {
+        let window = history_window(first, after.as_deref())?;
+        let span = Span::of(&window)?;
         let portal_id = node::portal(portal_id.as_ref())?;
-        let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, page).await?;
-        rows.into_iter()
+        let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, span).await?;
+        let entries = rows
+            .into_iter()
             .enumerate()
             .map(|(i, row): (usize, EntryRow)| {
                 let event: domain::portal::PortalEvent = serde_json::from_str(&row.data)?;
@@ -458,7 +501,7 @@ impl CoreQuery {
                     domain::portal::PortalEvent::StatusRated {
                         score, note, at, ..
                     } => Ok(StatusEntry {
-                        sequence: BigInt(page.shown(&row, owner, i)),
+                        sequence: BigInt(span.shown(&row, owner, i)),
                         score,
                         note,
                         at,
@@ -466,10 +509,32 @@ impl CoreQuery {
                     _ => Err(ApiError::internal("non-status event in status history")),
                 }
             })
-            .collect::<Result<_, ApiError>>()
-            .map_err(Into::into)
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(StatusEntryConnection(Page::forward(
+            &window,
+            entries,
+            |e| e.sequence.to_string(),
+        )))
     }
 }
+
+/// A forward window of a history (`first` 1-500, default 100).
+pub(crate) fn history_window(first: Option<i32>, after: Option<&str>) -> Result<Window, ApiError> {
+    Window::forward(
+        "history",
+        first,
+        after,
+        HISTORY_PAGE_DEFAULT,
+        HISTORY_PAGE_MAX,
+    )
+}
+
+connection!(
+    /// A page of a life domain's status ratings, oldest first.
+    StatusEntryConnection,
+    StatusEntryEdge,
+    StatusEntry
+);
 
 /// The control panel as it stood at `as_of`: the core section's events up to
 /// then, folded.

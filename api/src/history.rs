@@ -12,6 +12,7 @@ use crate::access::authorize_read;
 use crate::context::{caller, service};
 use crate::error::ApiError;
 use crate::node::BigInt;
+use crate::paging::{connection, Page, Window};
 
 /// One recorded change, as the history of a goal or status shows it.
 #[derive(SimpleObject)]
@@ -38,20 +39,30 @@ pub struct HistoryEntry {
     pub data: Json<serde_json::Value>,
 }
 
-/// The history of one thing in a portal (`kind`, `subject_id`), oldest first.
+connection!(
+    /// A page of a history, oldest first.
+    HistoryEntryConnection,
+    HistoryEntryEdge,
+    HistoryEntry
+);
+
+/// The history of one thing in a portal (`kind`, `subject_id`), oldest
+/// first, one page of it.
 pub(crate) async fn history_entries(
     ctx: &Context<'_>,
     portal_id: Option<Uuid>,
     kind: &str,
     subject_id: &str,
-    page: Page,
-) -> Result<Vec<HistoryEntry>, ApiError> {
-    let (rows, owner) = history_rows(ctx, portal_id, kind, subject_id, page).await?;
-    rows.into_iter()
+    window: &Window,
+) -> Result<Page<HistoryEntry>, ApiError> {
+    let span = Span::of(window)?;
+    let (rows, owner) = history_rows(ctx, portal_id, kind, subject_id, span).await?;
+    let entries = rows
+        .into_iter()
         .enumerate()
         .map(|(i, row)| {
             Ok(HistoryEntry {
-                sequence: BigInt(page.shown(&row, owner, i)),
+                sequence: BigInt(span.shown(&row, owner, i)),
                 position: BigInt(if owner { row.position } else { 0 }),
                 data: Json(serde_json::from_str(&row.data)?),
                 event_type: row.event_type,
@@ -62,7 +73,8 @@ pub(crate) async fn history_entries(
                 request_id: ID(if owner { row.request_id } else { String::new() }),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Page::forward(window, entries, |e| e.sequence.to_string()))
 }
 
 /// The section an item history (`kind`) belongs to.
@@ -83,7 +95,7 @@ pub(crate) async fn history_rows(
     portal_id: Option<Uuid>,
     kind: &str,
     subject_id: &str,
-    page: Page,
+    page: Span,
 ) -> Result<(Vec<EntryRow>, bool), ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     let portal_id = portal_id.unwrap_or(caller.subject);
@@ -106,32 +118,25 @@ pub(crate) async fn history_rows(
     Ok((rows, reader.owner))
 }
 
-/// Most history entries returned at once.
-pub const HISTORY_LIMIT_MAX: i32 = 500;
+/// Most history entries returned at once, and how many by default.
+pub const HISTORY_PAGE_MAX: usize = 500;
+pub const HISTORY_PAGE_DEFAULT: usize = 100;
 
-/// One page of a history: the entries after a sequence number, oldest first.
+/// The rows of one page of a history: after a sequence number (the
+/// owner's) or a count of entries (anyone else's), oldest first, one more
+/// than the page to learn whether there is a next one.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Page {
+pub(crate) struct Span {
     after: i64,
     limit: i64,
 }
 
-impl Page {
-    /// Checks `afterSequence` (0 or more) and `limit` (1-500).
-    pub(crate) fn new(after_sequence: i64, limit: i32) -> Result<Page, ApiError> {
-        if after_sequence < 0 {
-            return Err(ApiError::BadInput(format!(
-                "field `afterSequence` must be 0 or more, got {after_sequence}"
-            )));
-        }
-        if !(1..=HISTORY_LIMIT_MAX).contains(&limit) {
-            return Err(ApiError::BadInput(format!(
-                "field `limit` must be between 1 and {HISTORY_LIMIT_MAX}, got {limit}"
-            )));
-        }
-        Ok(Page {
-            after: after_sequence,
-            limit: i64::from(limit),
+impl Span {
+    /// The rows a forward window of a history names.
+    pub(crate) fn of(window: &Window) -> Result<Span, ApiError> {
+        Ok(Span {
+            after: window.after_number()?.unwrap_or(0),
+            limit: window.fetch(),
         })
     }
 
@@ -143,10 +148,5 @@ impl Page {
         } else {
             self.after + i as i64 + 1
         }
-    }
-
-    /// True for the first page: an empty first page means there is nothing.
-    pub(crate) fn first(&self) -> bool {
-        self.after == 0
     }
 }

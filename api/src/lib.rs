@@ -21,6 +21,7 @@ pub mod measures;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod paging;
 pub mod payload;
 pub mod request;
 pub mod research;

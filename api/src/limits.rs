@@ -33,21 +33,6 @@ pub const DIRECTIVES_MAX: usize = 10;
 /// Most fragment definitions one document may hold.
 pub const FRAGMENTS_MAX: usize = 100;
 
-/// Largest `limit` any field accepts.
-pub const ROWS_MAX: i32 = 500;
-
-/// The complexity of a field that returns up to `limit` rows, each costing
-/// `child_complexity`: aliases of such a field add up, so a request asking for
-/// many rows is refused before it runs.
-pub fn rows_cost(limit: i32, child_complexity: usize) -> usize {
-    let rows = usize::try_from(limit.clamp(1, ROWS_MAX)).unwrap_or(1);
-    rows.saturating_mul(child_complexity).saturating_add(1)
-}
-
-/// What a list without a `limit` is counted as: its typical length, for the
-/// lists whose bound is large (a thread's messages, a person's threads).
-pub const UNPAGED_LIST_COST: usize = 50;
-
 /// What a selection set expands to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Measure {
@@ -379,16 +364,6 @@ mod tests {
             measure(&too_deep_introspection),
             Err(LimitError::IntrospectionTooDeep(21))
         );
-    }
-
-    #[test]
-    fn rows_multiply_what_they_select() {
-        assert_eq!(rows_cost(500, 8), 4_001);
-        assert_eq!(rows_cost(100, 3), 301);
-        // Out-of-range limits are refused by the resolver; here they cost the bound.
-        assert_eq!(rows_cost(1_000_000, 2), 1_001);
-        assert_eq!(rows_cost(-5, 2), 3);
-        assert_eq!(rows_cost(500, usize::MAX), usize::MAX);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::access;
 use domain::care::{self, RelationshipState, Side};
@@ -23,6 +23,7 @@ use crate::care::CareSide;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::node::{self, NodeId};
+use crate::paging::{self, connection, Page, Window};
 use crate::service::{CommandOutcome, Service};
 
 /// One message.
@@ -60,7 +61,7 @@ pub struct Participant {
 
 /// A thread, as the caller may see it.
 #[derive(SimpleObject, Clone)]
-#[graphql(name = "Conversation")]
+#[graphql(name = "Conversation", complex)]
 pub struct ConversationView {
     /// The thread's global id.
     pub id: ID,
@@ -78,10 +79,54 @@ pub struct ConversationView {
     pub participants: Vec<Participant>,
     /// Messages the caller has not read (0 for a provider whose relationship ended).
     pub unread: i32,
-    /// The messages the caller may read, oldest first. (Counted into query
-    /// complexity as 50 messages.)
-    #[graphql(complexity = "crate::limits::UNPAGED_LIST_COST * child_complexity + 1")]
+    /// The messages the caller may read, oldest first.
+    #[graphql(skip)]
     pub messages: Vec<Message>,
+}
+
+connection!(
+    /// A page of a thread's messages, oldest first.
+    MessageConnection,
+    MessageEdge,
+    Message
+);
+
+/// Messages on a page, at most and by default.
+pub const MESSAGES_PAGE_MAX: usize = 100;
+pub const MESSAGES_PAGE_DEFAULT: usize = 50;
+
+#[ComplexObject]
+impl ConversationView {
+    /// The messages the caller may read, oldest first, a page at a time:
+    /// `first` or `last` 1-100 (default: the first 50), after or before a
+    /// cursor. A chat client asks for `last` and pages back with `before`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, last, MESSAGES_PAGE_DEFAULT, child_complexity)"
+    )]
+    async fn messages(
+        &self,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<MessageConnection> {
+        let window = Window::new(
+            "messages",
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            MESSAGES_PAGE_DEFAULT,
+            MESSAGES_PAGE_MAX,
+        )?;
+        let keyed = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (paging::ordered(i as i64), m.clone()))
+            .collect();
+        Ok(MessageConnection(Page::slice(&window, keyed)))
+    }
 }
 
 /// The spans during which the provider's relationship with the user was
@@ -180,12 +225,60 @@ pub struct ConversationSummary {
 
 /// The caller's threads, newest activity first, and their unread total.
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct ConversationList {
     /// Unread messages over all the caller's threads.
     pub unread_total: i32,
-    /// The threads. (Counted into query complexity as 50 threads.)
-    #[graphql(complexity = "crate::limits::UNPAGED_LIST_COST * child_complexity + 1")]
+    /// The threads, newest activity first.
+    #[graphql(skip)]
     pub conversations: Vec<ConversationSummary>,
+}
+
+connection!(
+    /// A page of the caller's threads, newest activity first.
+    ConversationSummaryConnection,
+    ConversationSummaryEdge,
+    ConversationSummary
+);
+
+/// Threads on a page, at most and by default.
+pub const THREADS_PAGE_MAX: usize = 100;
+pub const THREADS_PAGE_DEFAULT: usize = 50;
+
+#[ComplexObject]
+impl ConversationList {
+    /// The threads, newest activity first, a page at a time: `first` or
+    /// `last` 1-100 (default: the first 50), after or before a cursor.
+    #[graphql(
+        complexity = "crate::paging::cost(first, last, THREADS_PAGE_DEFAULT, child_complexity)"
+    )]
+    async fn conversations(
+        &self,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<ConversationSummaryConnection> {
+        let window = Window::new(
+            "threads",
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            THREADS_PAGE_DEFAULT,
+            THREADS_PAGE_MAX,
+        )?;
+        // Newest activity first; a thread that gets a message moves up.
+        let keyed = self
+            .conversations
+            .iter()
+            .map(|c| {
+                let at = c.last_message_at.timestamp_micros();
+                (format!("{}:{}", paging::reversed(at), c.uuid), c.clone())
+            })
+            .collect();
+        Ok(ConversationSummaryConnection(Page::slice(&window, keyed)))
+    }
 }
 
 /// Reads of messages.
@@ -194,8 +287,8 @@ pub struct MessagingQuery;
 
 #[Object]
 impl MessagingQuery {
-    /// The caller's threads, newest activity first (at most 500), with unread
-    /// counts per thread and in total.
+    /// The caller's threads (at most 500), with unread counts per thread and
+    /// in total.
     async fn conversations(&self, ctx: &Context<'_>) -> async_graphql::Result<ConversationList> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;

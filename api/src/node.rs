@@ -19,7 +19,7 @@ use base64::Engine;
 use uuid::Uuid;
 
 use crate::agreements::{AgreementQuery, AgreementView};
-use crate::care::{CareQuery, ProviderProfile, Relationship};
+use crate::care::{ProviderProfile, Relationship};
 use crate::core::{Activity, ControlPanel, CoreQuery, Goal};
 use crate::error::ApiError;
 use crate::messaging::{ConversationView, Message, MessagingQuery};
@@ -476,16 +476,14 @@ pub(crate) async fn resolve(ctx: &Context<'_>, node: NodeId) -> async_graphql::R
                 .ok_or_else(absent)?,
         ),
         NodeId::ProviderProfile { provider } => Node::ProviderProfile(
-            CareQuery
-                .providers(ctx)
+            crate::care::all_providers(ctx)
                 .await?
                 .into_iter()
                 .find(|p| p.uuid == provider)
                 .ok_or_else(absent)?,
         ),
         NodeId::Relationship { relationship } => Node::Relationship(
-            CareQuery
-                .care_relationships(ctx, true)
+            crate::care::my_relationships(ctx, true)
                 .await?
                 .into_iter()
                 .find(|r| r.uuid == relationship)
@@ -515,7 +513,7 @@ pub(crate) async fn resolve(ctx: &Context<'_>, node: NodeId) -> async_graphql::R
         ),
         NodeId::Study { study } => Node::Study(
             ResearchQuery
-                .studies(ctx)
+                .visible_studies(ctx)
                 .await?
                 .into_iter()
                 .find(|s| s.uuid == study)

@@ -15,6 +15,7 @@ use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::node::{self, NodeId};
+use crate::paging::{connection, Page};
 use crate::service::{CommandOutcome, Service};
 
 /// A study as the caller may see it.
@@ -88,12 +89,47 @@ async fn on_enrolment<P: From<CommandOutcome>>(
 #[derive(Default)]
 pub struct ResearchQuery;
 
+connection!(
+    /// A page of studies, by start date.
+    StudyConnection,
+    StudyEdge,
+    StudyView
+);
+
 #[Object]
 impl ResearchQuery {
-    /// Studies of the caller's organisation: an admin sees every one, a
-    /// researcher those they belong to, a service user or provider every one
-    /// still open for enrolment or that they are enrolled in. Others get FORBIDDEN.
-    pub(crate) async fn studies(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StudyView>> {
+    /// Studies of the caller's organisation, by start date: an admin sees
+    /// every one, a researcher those they belong to, a service user or
+    /// provider every one still open for enrolment or that they are enrolled
+    /// in. Others get FORBIDDEN. A page at a time: `first` or `last` 1-100
+    /// (default: the first 100), after or before a cursor.
+    #[graphql(
+        complexity = "crate::paging::cost(first, last, crate::care::LIST_PAGE_DEFAULT, child_complexity)"
+    )]
+    async fn studies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<StudyConnection> {
+        let window = crate::care::list_window("studies", first, after, last, before)?;
+        let keyed = self
+            .visible_studies(ctx)
+            .await?
+            .into_iter()
+            .map(|s| (format!("{}:{}", s.starts_on, s.uuid), s))
+            .collect();
+        Ok(StudyConnection(Page::slice(&window, keyed)))
+    }
+
+    /// The studies the caller may see (see `studies`), all of them.
+    #[graphql(skip)]
+    pub(crate) async fn visible_studies(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<StudyView>> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::SeeStudies) {
             return Err(ApiError::Forbidden(

@@ -6,7 +6,7 @@
 //! history index) with [`PortalView`]; the current state is the same fold up
 //! to now, so "now" and "as of T" cannot disagree. See `docs/as-of.md`.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::catalogue::CatalogueCommand;
 use domain::portal::view::PortalView;
@@ -19,9 +19,11 @@ use uuid::Uuid;
 
 use crate::access::authorize_read;
 use crate::context::{caller, now, request, run, service};
+use crate::core::history_window;
 use crate::error::ApiError;
-use crate::history::{history_entries, HistoryEntry, Page};
+use crate::history::{history_entries, HistoryEntryConnection, HISTORY_PAGE_DEFAULT};
 use crate::node::{self, BigInt, NodeId};
+use crate::paging::{connection, Page, Window};
 
 /// Where a medication stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -239,13 +241,18 @@ pub struct ExerciseEntry {
 
 /// The exercise log.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ExerciseLog {
     /// Exercises started, in all.
     pub started: i32,
     /// Exercises completed, in all.
     pub completed: i32,
-    /// The newest entries first, as many as asked for.
-    pub entries: Vec<ExerciseEntry>,
+    /// The portal, found within the caller's organisation.
+    #[graphql(skip)]
+    pub portal: Portal,
+    /// The time asked for, if not now.
+    #[graphql(skip)]
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// Counts and recency of one section, for the control panel.
@@ -349,21 +356,18 @@ pub(crate) async fn summaries(
         .collect())
 }
 
-/// The newest `limit` changes of a portal as it stood at `as_of` (or now).
+/// The newest `limit` changes of a portal as it stood at `as_of` (or now),
+/// from `from` on.
 pub(crate) async fn recent_changes(
     ctx: &Context<'_>,
     portal: &Portal,
-    limit: i32,
+    limit: i64,
     as_of: Option<DateTime<Utc>>,
     only: Option<Section>,
+    from: history::Newest,
 ) -> Result<Vec<RecentChange>, ApiError> {
-    if !(1..=RECENT_MAX).contains(&limit) {
-        return Err(ApiError::BadInput(format!(
-            "field `limit` must be between 1 and {RECENT_MAX}, got {limit}"
-        )));
-    }
     let svc = service(ctx);
-    let rows = history::recent(&svc.engine, &svc.db, portal, i64::from(limit), as_of, only).await?;
+    let rows = history::recent(&svc.engine, &svc.db, portal, limit, as_of, only, from).await?;
     Ok(rows
         .into_iter()
         .map(|row| RecentChange {
@@ -375,17 +379,31 @@ pub(crate) async fn recent_changes(
         .collect())
 }
 
-/// One entry of a portal's exercise log, through the log's own field (so
-/// the same rules apply); None if it is not among the newest entries.
+/// One entry of a portal's exercise log, folded from its own events, for
+/// a caller who may read the log.
 pub(crate) async fn exercise_entry(
     ctx: &Context<'_>,
     portal: Uuid,
-    entry: Uuid,
+    entry_id: Uuid,
 ) -> async_graphql::Result<Option<ExerciseEntry>> {
-    let log = ToolboxQuery
-        .exercise_log(ctx, Some(node::person_id(portal)), None, LOG_LIMIT_MAX)
-        .await?;
-    Ok(log.entries.into_iter().find(|e| e.uuid == entry))
+    let section = Section::Exercises;
+    let (portal, _) = readable(ctx, Some(portal), section).await?;
+    let svc = service(ctx);
+    let rows = history::entries(
+        &svc.engine,
+        &svc.db,
+        &portal,
+        section.as_str(),
+        &entry_id.to_string(),
+        history::After::Sequence(0),
+        10,
+    )
+    .await?;
+    let mut view = PortalView::default();
+    for row in rows {
+        view.apply(&serde_json::from_str(&row.data)?);
+    }
+    Ok(view.exercise_log.into_iter().next().map(entry))
 }
 
 /// One exercise of the caller's organisation's catalogue, by key.
@@ -397,10 +415,12 @@ pub(crate) async fn catalogue_exercise(
     Ok(catalogue.into_iter().find(|e| e.key == key))
 }
 
-/// Most recent changes a control panel lists at once.
-pub const RECENT_MAX: i32 = 50;
-/// Most exercise log entries returned at once.
-pub const LOG_LIMIT_MAX: i32 = 500;
+/// Most recent changes a control panel lists at once, and how many by default.
+pub const RECENT_MAX: usize = 50;
+pub const RECENT_DEFAULT: usize = 10;
+/// Most exercise log entries on a page, and how many by default.
+pub const LOG_PAGE_MAX: usize = 500;
+pub const LOG_PAGE_DEFAULT: usize = 100;
 
 /// Toolbox reads: the caller's own portal, now or as of an earlier time.
 #[derive(Default)]
@@ -554,63 +574,71 @@ impl ToolboxQuery {
         }))
     }
 
-    /// Every change to one medication, oldest first: up to `limit` (1-500,
-    /// default 100) after `afterSequence` (default 0).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// Every change to one medication, oldest first, a page at a time:
+    /// `first` 1-500 (default 100) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, HISTORY_PAGE_DEFAULT, child_complexity)"
+    )]
     async fn medication_history(
         &self,
         ctx: &Context<'_>,
         medication_id: ID,
         portal_id: Option<ID>,
-        #[graphql(default = 0)] after_sequence: i64,
-        #[graphql(default = 100)] limit: i32,
-    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<HistoryEntryConnection> {
+        let window = history_window(first, after.as_deref())?;
         let (portal_id, medication_id) = node::medication(&medication_id, portal_id.as_ref())?;
-        let (id, page) = (medication_id.to_string(), Page::new(after_sequence, limit)?);
-        let section = Section::Medications.as_str();
-        let entries = history_entries(ctx, portal_id, section, &id, page).await?;
-        if entries.is_empty() && page.first() {
+        let (id, section) = (medication_id.to_string(), Section::Medications.as_str());
+        let entries = history_entries(ctx, portal_id, section, &id, &window).await?;
+        if entries.edges.is_empty() && window.after.is_none() {
             return Err(ApiError::NotFound(format!("medication {id} does not exist")).into());
         }
-        Ok(entries)
+        Ok(HistoryEntryConnection(entries))
     }
 
     /// Every change to one person on the network map, removal included, oldest
-    /// first: up to `limit` (1-500, default 100) after `afterSequence` (default 0).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// first, a page at a time: `first` 1-500 (default 100) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, HISTORY_PAGE_DEFAULT, child_complexity)"
+    )]
     async fn person_history(
         &self,
         ctx: &Context<'_>,
         person_id: ID,
         portal_id: Option<ID>,
-        #[graphql(default = 0)] after_sequence: i64,
-        #[graphql(default = 100)] limit: i32,
-    ) -> async_graphql::Result<Vec<HistoryEntry>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<HistoryEntryConnection> {
+        let window = history_window(first, after.as_deref())?;
         let (portal_id, person_id) = node::network_person(&person_id, portal_id.as_ref())?;
-        let (id, page) = (person_id.to_string(), Page::new(after_sequence, limit)?);
-        let section = Section::Network.as_str();
-        let entries = history_entries(ctx, portal_id, section, &id, page).await?;
-        if entries.is_empty() && page.first() {
+        let (id, section) = (person_id.to_string(), Section::Network.as_str());
+        let entries = history_entries(ctx, portal_id, section, &id, &window).await?;
+        if entries.edges.is_empty() && window.after.is_none() {
             return Err(ApiError::NotFound(format!("person {id} does not exist")).into());
         }
-        Ok(entries)
+        Ok(HistoryEntryConnection(entries))
     }
 
     /// Every revision of the crisis plan, oldest first, with who wrote it and
-    /// when: up to `limit` (1-500, default 100) after `afterSequence` (default 0).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// when, a page at a time: `first` 1-500 (default 100) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, HISTORY_PAGE_DEFAULT, child_complexity)"
+    )]
     async fn crisis_plan_history(
         &self,
         ctx: &Context<'_>,
         portal_id: Option<ID>,
-        #[graphql(default = 0)] after_sequence: i64,
-        #[graphql(default = 100)] limit: i32,
-    ) -> async_graphql::Result<Vec<HistoryEntry>> {
-        let page = Page::new(after_sequence, limit)?;
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<HistoryEntryConnection> {
+        let window = history_window(first, after.as_deref())?;
         let portal_id = node::portal(portal_id.as_ref())?;
         let id = portal_id.unwrap_or(caller(ctx)?.subject).to_string();
         let section = Section::CrisisPlan.as_str();
-        Ok(history_entries(ctx, portal_id, section, &id, page).await?)
+        Ok(HistoryEntryConnection(
+            history_entries(ctx, portal_id, section, &id, &window).await?,
+        ))
     }
 
     /// The organisation's exercise catalogue: the defaults, then the ones added.
@@ -634,54 +662,92 @@ impl ToolboxQuery {
         Ok(list)
     }
 
-    /// The exercise log: totals and the newest `limit` entries (1-500, default 100).
-    #[graphql(complexity = "crate::limits::rows_cost(limit, child_complexity)")]
+    /// The exercise log: totals, and its entries a page at a time.
     pub(crate) async fn exercise_log(
         &self,
         ctx: &Context<'_>,
         portal_id: Option<ID>,
         as_of: Option<DateTime<Utc>>,
-        #[graphql(default = 100)] limit: i32,
     ) -> async_graphql::Result<ExerciseLog> {
-        if !(1..=LOG_LIMIT_MAX).contains(&limit) {
-            return Err(ApiError::BadInput(format!(
-                "field `limit` must be between 1 and {LOG_LIMIT_MAX}, got {limit}"
-            ))
-            .into());
-        }
         let section = Section::Exercises;
         let portal_id = node::portal(portal_id.as_ref())?;
         let (portal, _) = readable(ctx, portal_id, section).await?;
         let svc = service(ctx);
         let counts = history::type_counts(&svc.engine, &svc.db, &portal, section, as_of).await?;
         let count = |event_type: &str| counts.get(event_type).copied().unwrap_or(0) as i32;
-        let (started, completed) = (count("ExerciseStarted"), count("ExerciseCompleted"));
-        // Only the newest `limit` entries are folded, whatever the log's length.
-        let selection = Selection::NewestItems {
-            section,
-            first_event: "ExerciseStarted",
-            limit: i64::from(limit),
-        };
-        let view = history::fold(&svc.engine, &svc.db, &portal, selection, as_of).await?;
-        let entries = view
-            .exercise_log
-            .into_iter()
-            .rev()
-            .map(|e| ExerciseEntry {
-                uuid: e.id,
-                exercise: e.exercise,
-                title: e.title,
-                started_at: e.started_at,
-                completed_at: e.completed_at,
-                reflection: e.reflection,
-                rating: e.rating,
-            })
-            .collect();
         Ok(ExerciseLog {
-            started,
-            completed,
-            entries,
+            started: count("ExerciseStarted"),
+            completed: count("ExerciseCompleted"),
+            portal,
+            as_of,
         })
+    }
+}
+
+connection!(
+    /// A page of the exercise log, newest first.
+    ExerciseEntryConnection,
+    ExerciseEntryEdge,
+    ExerciseEntry
+);
+
+fn entry(e: domain::portal::view::ExerciseEntryView) -> ExerciseEntry {
+    ExerciseEntry {
+        uuid: e.id,
+        exercise: e.exercise,
+        title: e.title,
+        started_at: e.started_at,
+        completed_at: e.completed_at,
+        reflection: e.reflection,
+        rating: e.rating,
+    }
+}
+
+#[ComplexObject]
+impl ExerciseLog {
+    /// The entries, newest first, a page at a time: `first` 1-500 (default
+    /// 100) after the cursor `after`. Only the entries of the page are read,
+    /// whatever the log's length.
+    #[graphql(complexity = "crate::paging::cost(first, None, LOG_PAGE_DEFAULT, child_complexity)")]
+    async fn entries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<ExerciseEntryConnection> {
+        let window = Window::forward(
+            "exercises",
+            first,
+            after.as_deref(),
+            LOG_PAGE_DEFAULT,
+            LOG_PAGE_MAX,
+        )?;
+        let before = window.after_number()?;
+        let svc = service(ctx);
+        // Each entry's cursor is the sequence of its start.
+        let page = history::NewestItems {
+            section: Section::Exercises,
+            first_event: "ExerciseStarted",
+            limit: window.fetch(),
+            before,
+        };
+        let keys =
+            history::newest_item_keys(&svc.engine, &svc.db, &self.portal, page, self.as_of).await?;
+        let selection = Selection::NewestItems(page);
+        let view = history::fold(&svc.engine, &svc.db, &self.portal, selection, self.as_of).await?;
+        let started: std::collections::HashMap<String, i64> = keys.into_iter().collect();
+        let entries: Vec<ExerciseEntry> = view.exercise_log.into_iter().rev().map(entry).collect();
+        Ok(ExerciseEntryConnection(Page::forward(
+            &window,
+            entries,
+            |e| {
+                started
+                    .get(&e.uuid.to_string())
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string()
+            },
+        )))
     }
 }
 

@@ -7,6 +7,7 @@ import {
   ControlPanelDocument,
   ConversationsDocument,
   LiveUpdatesDocument,
+  MessagesDocument,
   NodeDocument,
   SetGoalDocument,
   type ControlPanelQuery,
@@ -65,7 +66,19 @@ export async function example(url: string, token: string): Promise<void> {
 
   const list = await request(url, token, ConversationsDocument, {});
   const unread: number = list.conversations.unreadTotal;
-  console.log(unread, list.conversations.conversations.map((c) => c.subject));
+  const page = list.conversations.conversations;
+  console.log(unread, page.totalCount, page.edges.map((e) => e.node.subject));
+  // On to the next page from the end cursor.
+  if (page.pageInfo.hasNextPage && page.pageInfo.endCursor) {
+    await request(url, token, ConversationsDocument, { first: 20, after: page.pageInfo.endCursor });
+  }
+  // A chat client: the newest 30 messages of the first thread.
+  const first = page.edges[0]?.node.id;
+  if (first !== undefined) {
+    const thread = await request(url, token, MessagesDocument, { id: first, last: 30 });
+    const bodies: string[] = thread.conversation.messages.nodes.map((m) => m.body);
+    console.log(bodies, thread.conversation.messages.pageInfo.hasPreviousPage);
+  }
 
   // @ts-expect-error `title` is a required variable of SetGoal.
   await request(url, token, SetGoalDocument, { domain: "housing" });

@@ -195,13 +195,26 @@ pub fn newest_items_query(backend: Backend, table: &str, first_event: &str) -> S
     format!(
         "SELECT h.sequence, {data} AS data FROM \
            (SELECT f.subject_id FROM {table} f WHERE f.portal_id = $1 AND f.section = $2 \
-              AND f.event_type = '{first_event}' AND f.sequence <= {c} \
+              AND f.event_type = '{first_event}' AND f.sequence <= {c} AND f.sequence < $5 \
             ORDER BY f.sequence DESC LIMIT $4) n \
          CROSS JOIN {table} h{} \
          WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = n.subject_id \
            AND h.sequence <= {c} \
          ORDER BY h.sequence",
         by_items(backend, table)
+    )
+}
+
+/// The newest items of a section, as [`newest_items_query`] picks them,
+/// with the sequence of each one's first event: `$1` portal id, `$2`
+/// section, `$3` the time, `$4` how many, `$5` only first events before this
+/// sequence. Columns: subject_id, sequence (newest first).
+pub fn newest_item_keys_query(table: &str, first_event: &str) -> String {
+    let c = cutoff(table, "$3");
+    format!(
+        "SELECT f.subject_id, f.sequence FROM {table} f WHERE f.portal_id = $1 AND f.section = $2 \
+           AND f.event_type = '{first_event}' AND f.sequence <= {c} AND f.sequence < $5 \
+         ORDER BY f.sequence DESC LIMIT $4"
     )
 }
 
@@ -248,15 +261,17 @@ pub fn summary_query(table: &str) -> String {
 /// The newest changes of a portal as it stood at a time: `$1` portal id, `$2`
 /// how many, `$3` the time. Columns: sequence, section, event_type, at.
 pub fn recent_query(table: &str, section_only: bool) -> String {
-    // `$4`: the one section to show (someone other than the owner reading).
+    // `$4`: only changes before this sequence; `$5`: skip this many; `$6`:
+    // the one section to show (someone other than the owner reading).
     let section = if section_only {
-        " AND section = $4"
+        " AND section = $6"
     } else {
         ""
     };
     format!(
         "SELECT sequence, section, event_type, at FROM {table} \
-         WHERE portal_id = $1 AND sequence <= {}{section} ORDER BY sequence DESC LIMIT $2",
+         WHERE portal_id = $1 AND sequence <= {} AND sequence < $4{section} \
+         ORDER BY sequence DESC LIMIT $2 OFFSET $5",
         cutoff(table, "$3")
     )
 }

@@ -68,7 +68,7 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
     let other_history = bob
         .client
         .error_code(
-            "query($p: ID!) { statusHistory(portalId: $p, domain: \"housing\") { score } }",
+            "query($p: ID!) { statusHistory(portalId: $p, domain: \"housing\") { nodes { score } } }",
             json!({"p": alice.id}),
         )
         .await;

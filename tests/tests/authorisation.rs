@@ -38,13 +38,13 @@ const READS: &[Read] = &[
         field: "controlPanel",
         section: "core",
         doc: "query($p: ID) { controlPanel(portalId: $p) { version updatedAt domains { latestStatus { note } \
-              activeGoals { title } } sections { section changes } recentChanges(limit: 50) { section eventType } } }",
+              activeGoals { title } } sections { section changes } recentChanges(first: 50) { nodes { section eventType } } } }",
     },
     Read {
         field: "controlPanel",
         section: "core",
         doc: "query($p: ID, $now: DateTime) { controlPanel(portalId: $p, asOf: $now) { version updatedAt \
-              domains { latestStatus { note } activeGoals { title } } sections { section changes } recentChanges { section } } }",
+              domains { latestStatus { note } activeGoals { title } } sections { section changes } recentChanges { nodes { section } } } }",
     },
     Read {
         field: "goal",
@@ -54,12 +54,12 @@ const READS: &[Read] = &[
     Read {
         field: "goalHistory",
         section: "core",
-        doc: "query($p: ID, $g: ID!) { goalHistory(goalId: $g, portalId: $p) { eventType data } }",
+        doc: "query($p: ID, $g: ID!) { goalHistory(goalId: $g, portalId: $p) { nodes { eventType data } } }",
     },
     Read {
         field: "statusHistory",
         section: "core",
-        doc: "query($p: ID) { statusHistory(domain: \"housing\", portalId: $p) { score note } }",
+        doc: "query($p: ID) { statusHistory(domain: \"housing\", portalId: $p) { nodes { score note } } }",
     },
     Read {
         field: "medications",
@@ -74,7 +74,7 @@ const READS: &[Read] = &[
     Read {
         field: "medicationHistory",
         section: "medications",
-        doc: "query($p: ID, $m: ID!) { medicationHistory(medicationId: $m, portalId: $p) { data } }",
+        doc: "query($p: ID, $m: ID!) { medicationHistory(medicationId: $m, portalId: $p) { nodes { data } } }",
     },
     Read {
         field: "network",
@@ -84,7 +84,7 @@ const READS: &[Read] = &[
     Read {
         field: "personHistory",
         section: "network",
-        doc: "query($p: ID, $n: ID!) { personHistory(personId: $n, portalId: $p) { data } }",
+        doc: "query($p: ID, $n: ID!) { personHistory(personId: $n, portalId: $p) { nodes { data } } }",
     },
     Read {
         field: "crisisPlan",
@@ -99,12 +99,12 @@ const READS: &[Read] = &[
     Read {
         field: "crisisPlanHistory",
         section: "crisis_plan",
-        doc: "query($p: ID) { crisisPlanHistory(portalId: $p) { data } }",
+        doc: "query($p: ID) { crisisPlanHistory(portalId: $p) { nodes { data } } }",
     },
     Read {
         field: "exerciseLog",
         section: "exercises",
-        doc: "query($p: ID) { exerciseLog(portalId: $p) { completed entries { reflection } } }",
+        doc: "query($p: ID) { exerciseLog(portalId: $p) { completed entries { nodes { reflection } } } }",
     },
 ];
 
@@ -351,7 +351,7 @@ async fn matrix(store: Store) {
                     json!([{ "section": "CORE", "changes": big(&panel["version"]) }]),
                     "{context}"
                 );
-                let changes = panel["recentChanges"].as_array().unwrap();
+                let changes = panel["recentChanges"]["nodes"].as_array().unwrap();
                 assert!(
                     !changes.is_empty() && changes.iter().all(|c| c["section"] == "CORE"),
                     "{context}"
@@ -439,9 +439,9 @@ async fn matrix(store: Store) {
     // The pending invitation is still pending.
     let list = pending
         .client
-        .data("{ careRelationships { status } }", json!({}))
+        .data("{ careRelationships { nodes { status } } }", json!({}))
         .await;
-    assert_eq!(list["careRelationships"][0]["status"], "INVITED");
+    assert_eq!(list["careRelationships"]["nodes"][0]["status"], "INVITED");
 
     // Only the owner changes grants; only the relationship's provider breaks glass.
     for actor in actors.iter().filter(|a| a.id != owner.id) {
@@ -507,7 +507,7 @@ async fn matrix(store: Store) {
         let service_user = actor.role == Role::ServiceUser;
         let provider = actor.role == Role::Provider;
         for (doc, may) in [
-            ("{ accessTrail { position } }", auditor),
+            ("{ accessTrail { nodes { position } } }", auditor),
             (
                 "query($s: UUID!, $f: DateTime!, $t: DateTime!) { whoCouldSee(subjectId: $s, section: CRISIS_PLAN, from: $f, to: $t) { looked { position } } }",
                 auditor,
@@ -516,9 +516,9 @@ async fn matrix(store: Store) {
                 "query($s: UUID, $f: DateTime!, $t: DateTime!) { disclosuresCsv(subjectId: $s, from: $f, to: $t) }",
                 auditor || actor.id == owner.id,
             ),
-            ("{ myAccessLog { entries { position } } }", service_user),
-            ("{ caseload { lastLookedAt } }", provider),
-            ("{ careRelationships { status } }", service_user || provider),
+            ("{ myAccessLog { entries { nodes { position } } } }", service_user),
+            ("{ caseload { nodes { lastLookedAt } } }", provider),
+            ("{ careRelationships { nodes { status } } }", service_user || provider),
         ] {
             let response = actor.client.gql(doc, span.clone()).await;
             if may {

@@ -15,7 +15,8 @@ const MEDS: &str = "query($p: ID) { medications(portalId: $p) { name } }";
 const NETWORK: &str = "query($p: ID) { network(portalId: $p) { displayName } }";
 const PLAN: &str = "query($p: ID) { crisisPlan(portalId: $p) { warningSigns } }";
 const LOG: &str = "{ myAccessLog { breakGlass { providerId providerName reason explanation openedAt until } \
-    entries { readerId readerName readerRole section query basis breakGlass refusal clientAddress requestId } } }";
+    entries { nodes { readerId readerName readerRole section query basis breakGlass refusal clientAddress requestId } \
+    pageInfo { hasNextPage } } } }";
 const EXPOSURE: &str = "query($s: UUID!, $f: DateTime!, $t: DateTime!) { \
     whoCouldSee(subjectId: $s, section: SECTION, from: $f, to: $t) { \
     couldSee { providerId providerName basis from to } looked { readerId section query basis } } }";
@@ -61,12 +62,15 @@ async fn working_together(store: Store) {
     let providers = user
         .client
         .data(
-            "{ providers { personId displayName profession } }",
+            "{ providers { nodes { personId displayName profession } } }",
             json!({}),
         )
         .await;
-    assert_eq!(providers["providers"][0]["displayName"], "Kari Nordmann");
-    assert_eq!(providers["providers"][0]["profession"], "NURSE");
+    assert_eq!(
+        providers["providers"]["nodes"][0]["displayName"],
+        "Kari Nordmann"
+    );
+    assert_eq!(providers["providers"]["nodes"][0]["profession"], "NURSE");
     let invited = user
         .client
         .data(
@@ -82,12 +86,18 @@ async fn working_together(store: Store) {
     let pending = kari
         .client
         .data(
-            "{ careRelationships { uuid userId status invitedBy expiresAt } }",
+            "{ careRelationships { nodes { uuid userId status invitedBy expiresAt } } }",
             json!({}),
         )
         .await;
-    assert_eq!(pending["careRelationships"][0]["status"], "INVITED");
-    assert_eq!(pending["careRelationships"][0]["invitedBy"], "SERVICE_USER");
+    assert_eq!(
+        pending["careRelationships"]["nodes"][0]["status"],
+        "INVITED"
+    );
+    assert_eq!(
+        pending["careRelationships"]["nodes"][0]["invitedBy"],
+        "SERVICE_USER"
+    );
     // The inviter cannot answer their own invitation; nobody else can see it.
     let accept = "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }";
     assert_eq!(user.client.error_code(accept, r.clone()).await, "FORBIDDEN");
@@ -123,10 +133,11 @@ async fn working_together(store: Store) {
     // The caseload: the sections granted now, and per section the last look
     // and the changes since (the core section was never read).
     wait_caught_up(&server).await;
-    let caseload = "{ caseload { relationship { userId grants { section until } } lastLookedAt \
-        changedSinceLastLook { section lastLookedAt changes } } }";
+    let caseload =
+        "{ caseload { nodes { relationship { userId grants { section until } } lastLookedAt \
+        changedSinceLastLook { section lastLookedAt changes } } } }";
     let seen = kari.client.data(caseload, json!({})).await;
-    let entry = &seen["caseload"][0];
+    let entry = &seen["caseload"]["nodes"][0];
     assert_eq!(entry["relationship"]["userId"], user.id.to_string());
     assert_eq!(entry["relationship"]["grants"][0]["section"], "CORE");
     assert_eq!(entry["relationship"]["grants"][1]["section"], "MEDICATIONS");
@@ -147,7 +158,7 @@ async fn working_together(store: Store) {
     // Asked twice: looking at the caseload is not a look at the sections.
     for _ in 0..2 {
         let seen = kari.client.data(caseload, json!({})).await;
-        let changed = &seen["caseload"][0]["changedSinceLastLook"];
+        let changed = &seen["caseload"]["nodes"][0]["changedSinceLastLook"];
         assert_eq!(
             changed.as_array().unwrap().len(),
             2,
@@ -162,7 +173,7 @@ async fn working_together(store: Store) {
     let own = user
         .client
         .data(
-            "{ medications { id } controlPanel { recentChanges { sequence } } }",
+            "{ medications { id } controlPanel { recentChanges { nodes { sequence } } } }",
             json!({}),
         )
         .await;
@@ -170,24 +181,27 @@ async fn working_together(store: Store) {
     let history = kari
         .client
         .data(
-            "query($p: ID, $m: ID!) { medicationHistory(medicationId: $m, portalId: $p) { sequence position requestId } \
-             statusHistory(domain: \"housing\", portalId: $p) { sequence } \
-             controlPanel(portalId: $p) { version recentChanges { sequence section } } }",
+            "query($p: ID, $m: ID!) { medicationHistory(medicationId: $m, portalId: $p) { nodes { sequence position requestId } } \
+             statusHistory(domain: \"housing\", portalId: $p) { nodes { sequence } } \
+             controlPanel(portalId: $p) { version recentChanges { nodes { sequence section } } } }",
             med.clone(),
         )
         .await;
     assert_eq!(
-        history["medicationHistory"],
+        history["medicationHistory"]["nodes"],
         json!([{ "sequence": "1", "position": "0", "requestId": "" }])
     );
-    assert_eq!(history["statusHistory"], json!([{ "sequence": "1" }]));
+    assert_eq!(
+        history["statusHistory"]["nodes"],
+        json!([{ "sequence": "1" }])
+    );
     assert_eq!(history["controlPanel"]["version"], "2");
     assert_eq!(
-        history["controlPanel"]["recentChanges"],
+        history["controlPanel"]["recentChanges"]["nodes"],
         json!([{ "sequence": "2", "section": "CORE" }, { "sequence": "1", "section": "CORE" }])
     );
     assert!(
-        own["controlPanel"]["recentChanges"][0]["sequence"]
+        own["controlPanel"]["recentChanges"]["nodes"][0]["sequence"]
             .as_str()
             .unwrap()
             .parse::<i64>()
@@ -242,7 +256,8 @@ async fn working_together(store: Store) {
         log["breakGlass"][0]["explanation"],
         "Called by the crisis team at night"
     );
-    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(log["entries"]["pageInfo"]["hasNextPage"], false, "{log}");
+    let entries = log["entries"]["nodes"].as_array().unwrap();
     let newest = &entries[0];
     assert_eq!(newest["readerId"], stranger.id.to_string());
     assert_eq!(newest["basis"], "REFUSED");
@@ -279,11 +294,13 @@ async fn working_together(store: Store) {
     assert_eq!(auditor.error_code(PLAN, p.clone()).await, "FORBIDDEN");
     let trail = auditor
         .data(
-            "query($s: UUID) { accessTrail(subjectId: $s, limit: 500) { readerId section basis } }",
+            "query($s: UUID) { accessTrail(subjectId: $s, first: 500) { nodes { readerId section basis } \
+             pageInfo { hasNextPage } } }",
             json!({ "s": user.id }),
         )
         .await;
-    let trail = trail["accessTrail"].as_array().unwrap();
+    assert_eq!(trail["accessTrail"]["pageInfo"]["hasNextPage"], false);
+    let trail = trail["accessTrail"]["nodes"].as_array().unwrap();
     assert!(trail.iter().any(|e| e["basis"] == "BREAK_GLASS"));
     let (from, to) = day();
     let span = json!({ "s": user.id, "f": from, "t": to });
@@ -348,7 +365,7 @@ async fn working_together(store: Store) {
     // cannot name this user.
     assert_eq!(
         kari.client
-            .error_code("{ accessTrail { readerId } }", json!({}))
+            .error_code("{ accessTrail { nodes { readerId } } }", json!({}))
             .await,
         "FORBIDDEN"
     );
@@ -356,7 +373,7 @@ async fn working_together(store: Store) {
     assert_eq!(
         elsewhere
             .error_code(
-                "query($s: UUID) { accessTrail(subjectId: $s) { readerId } }",
+                "query($s: UUID) { accessTrail(subjectId: $s) { nodes { readerId } } }",
                 json!({ "s": user.id })
             )
             .await,
@@ -369,12 +386,13 @@ async fn working_together(store: Store) {
     let second = server.client(Some(token(Uuid::new_v4(), Role::Auditor, "clinic")));
     let trail_reads = second
         .data(
-            r#"{ accessTrail(section: ACCESS_LOG, limit: 500) { readerId readerRole query basis } }"#,
+            r#"{ accessTrail(section: ACCESS_LOG, first: 500) { nodes { readerId readerRole query basis } pageInfo { hasNextPage } } }"#,
             json!({}),
         )
         .await["accessTrail"]
         .clone();
-    let trail_reads = trail_reads.as_array().unwrap();
+    assert_eq!(trail_reads["pageInfo"]["hasNextPage"], false);
+    let trail_reads = trail_reads["nodes"].as_array().unwrap();
     let by = |reader: Uuid, query: &str| {
         trail_reads
             .iter()
@@ -398,11 +416,11 @@ async fn working_together(store: Store) {
     let closed = user
         .client
         .data(
-            "{ careRelationships(includeClosed: true) { status endedAt } }",
+            "{ careRelationships(includeClosed: true) { nodes { status endedAt } } }",
             json!({}),
         )
         .await;
-    assert_eq!(closed["careRelationships"][0]["status"], "ENDED");
+    assert_eq!(closed["careRelationships"]["nodes"][0]["status"], "ENDED");
     kari.client
         .data(
             "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
@@ -442,9 +460,9 @@ async fn invitations_and_break_glass_run_out(store: Store) {
     );
     let list = user
         .client
-        .data("{ careRelationships { status } }", json!({}))
+        .data("{ careRelationships { nodes { status } } }", json!({}))
         .await;
-    assert_eq!(list["careRelationships"][0]["status"], "EXPIRED");
+    assert_eq!(list["careRelationships"]["nodes"][0]["status"], "EXPIRED");
     // A new invitation, answered in time.
     let rel = relate(&user, &kari).await;
     let glass = "mutation($r: ID!) { breakGlass(relationshipId: $r, reason: OTHER, explanation: \"x\") { version } }";
@@ -752,8 +770,11 @@ async fn revocation_does_not_wait_for_projections() {
     wait_caught_up(&server).await;
     let list = kari
         .client
-        .data("{ careRelationships { grants { section } } }", json!({}))
+        .data(
+            "{ careRelationships { nodes { grants { section } } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(list["careRelationships"][0]["grants"], json!([]));
+    assert_eq!(list["careRelationships"]["nodes"][0]["grants"], json!([]));
     server.stop().await;
 }

@@ -136,6 +136,23 @@ async fn trail_records(db: &TestDb) -> usize {
     payloads_of(&read_db(db).await, "AccessTrail").await.len()
 }
 
+/// Sends a request that must be refused for its complexity (not for a
+/// mistake in it).
+async fn too_complex(client: &Client, query: &str, variables: Value) {
+    let response = client.gql(query, variables).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{response}"
+    );
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{response}"
+    );
+}
+
 async fn row_limits_count_into_complexity(store: Store) {
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
@@ -160,7 +177,7 @@ async fn row_limits_count_into_complexity(store: Store) {
                 .join(" ")
         )
     };
-    let trail = "accessTrail(limit: 500) { position at readerId readerRole subjectId section basis refusal }";
+    let trail = "accessTrail(first: 500) { nodes { position at readerId readerRole subjectId section basis refusal } }";
     let before = trail_records(&db).await;
     // 300 aliases, as the attacker sent them; and 3, few enough fields but
     // 1,500 rows of eight: refused for their complexity.
@@ -168,66 +185,69 @@ async fn row_limits_count_into_complexity(store: Store) {
         auditor.error_code(&aliases(300, trail), json!({})).await,
         "BAD_USER_INPUT"
     );
-    let refused = auditor.gql(&aliases(3, trail), json!({})).await;
-    assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-        "{refused}"
-    );
-    assert!(
-        refused["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("complex"),
-        "{refused}"
-    );
-    let log = "myAccessLog(limit: 500) { entries { position at readerId section basis } }";
+    too_complex(&auditor, &aliases(3, trail), json!({})).await;
+    // Through the edges just as through the nodes (each edge costs its
+    // cursor and its node).
+    let trail_edges =
+        "accessTrail(first: 500) { edges { cursor node { position at readerId readerRole subjectId section basis refusal } } }";
+    too_complex(&auditor, &aliases(3, trail_edges), json!({})).await;
+    let log =
+        "myAccessLog { entries(first: 500) { nodes { position at readerId section basis } } }";
     assert_eq!(
         user.client.error_code(&aliases(300, log), json!({})).await,
         "BAD_USER_INPUT"
     );
-    assert_eq!(
-        user.client.error_code(&aliases(4, log), json!({})).await,
-        "BAD_USER_INPUT"
-    );
-    // The limit comes from a variable just as well.
-    let by_variable = format!(
-        "query($n: Int!) {{ {} }}",
-        (0..12)
-            .map(|i| format!("a{i}: myAccessLog(limit: $n) {{ entries {{ position }} }}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    assert_eq!(
-        user.client
-            .error_code(&by_variable, json!({"n": 500}))
-            .await,
-        "BAD_USER_INPUT"
-    );
-    let messages = "conversation(conversationId: $c) { messages { id body at authorId } }";
-    let many_threads = format!(
-        "query($c: ID!) {{ {} }}",
-        (0..60)
-            .map(|i| format!("a{i}: {messages}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    assert_eq!(
-        user.client
-            .error_code(&many_threads, json!({"c": thread}))
-            .await,
-        "BAD_USER_INPUT"
-    );
+    too_complex(&user.client, &aliases(4, log), json!({})).await;
+    // The page size comes from a variable just as well.
+    let by_variable = |n: usize| {
+        format!(
+            "query($n: Int!) {{ {} }}",
+            (0..n)
+                .map(|i| format!(
+                    "a{i}: myAccessLog {{ entries(first: $n) {{ nodes {{ position }} }} }}"
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    too_complex(&user.client, &by_variable(12), json!({"n": 500})).await;
+    let messages =
+        "conversation(conversationId: $c) { messages(first: 100) { nodes { id body at authorId } } }";
+    let threads = |n: usize, messages: &str| {
+        format!(
+            "query($c: ID!) {{ {} }}",
+            (0..n)
+                .map(|i| format!("a{i}: {messages}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    too_complex(&user.client, &threads(60, messages), json!({"c": thread})).await;
+    // Without `first`, a page costs its default size (the first 50).
+    let default_page =
+        "conversation(conversationId: $c) { messages { nodes { id body at authorId } } }";
+    too_complex(
+        &user.client,
+        &threads(60, default_page),
+        json!({"c": thread}),
+    )
+    .await;
     // Refused before running: nothing was read, so nothing was recorded.
     assert_eq!(trail_records(&db).await, before);
     // One such read, or two, is fine.
     auditor.data(&aliases(2, trail), json!({})).await;
+    // (A page of 500 edges costs more than one of nodes: one of them.)
+    auditor.data(&aliases(1, trail_edges), json!({})).await;
     user.client.data(&aliases(2, log), json!({})).await;
+    user.client.data(&by_variable(2), json!({"n": 500})).await;
     user.client
-        .data(
-            &format!("query($c: ID!) {{ {messages} }}"),
-            json!({"c": thread}),
-        )
+        .data(&threads(2, default_page), json!({"c": thread}))
         .await;
+    let read = user
+        .client
+        .data(&threads(2, messages), json!({"c": thread}))
+        .await;
+    assert_eq!(read["a1"]["messages"]["nodes"][0]["body"], "b", "{read}");
     assert!(trail_records(&db).await > before);
     server.stop().await;
 }
@@ -312,10 +332,11 @@ async fn a_provider_whose_relationship_ended_writes_nothing(store: Store) {
             json!({"c": thread}),
         )
         .await;
-    let read = "query($c: ID!) { conversation(conversationId: $c) { unread messages { id } } }";
+    let read =
+        "query($c: ID!) { conversation(conversationId: $c) { unread messages { nodes { id } } } }";
     let seen = kari.client.data(read, json!({"c": thread})).await;
     assert_eq!(seen["conversation"]["unread"], 1);
-    let last = seen["conversation"]["messages"][1]["id"].clone();
+    let last = seen["conversation"]["messages"]["nodes"][1]["id"].clone();
     user.client
         .data(
             "mutation($r: ID!) { endCareRelationship(relationshipId: $r) { version } }",
@@ -348,18 +369,24 @@ async fn a_provider_whose_relationship_ended_writes_nothing(store: Store) {
     let after = kari.client.data(read, json!({"c": thread})).await;
     assert_eq!(after["conversation"]["unread"], 0);
     assert_eq!(
-        after["conversation"]["messages"].as_array().unwrap().len(),
+        after["conversation"]["messages"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
         2
     );
     let list = kari
         .client
         .data(
-            "{ conversations { unreadTotal conversations { id unread } } }",
+            "{ conversations { unreadTotal conversations { nodes { id unread } } } }",
             json!({}),
         )
         .await;
     assert_eq!(list["conversations"]["unreadTotal"], 0, "{list}");
-    assert_eq!(list["conversations"]["conversations"][0]["unread"], 0);
+    assert_eq!(
+        list["conversations"]["conversations"]["nodes"][0]["unread"],
+        0
+    );
     // The user's thread is read-only now too.
     assert_eq!(
         user.client

@@ -68,7 +68,9 @@ async fn malformed_huge_and_deep_requests_are_refused_cleanly(store: Store) {
     );
     // Cost, not size: 30 pages of 500 status ratings.
     let wide: String = (0..30)
-        .map(|i| format!("a{i}: statusHistory(domain: \"housing\", limit: 500) {{ score }} "))
+        .map(|i| {
+            format!("a{i}: statusHistory(domain: \"housing\", first: 500) {{ nodes {{ score }} }} ")
+        })
         .collect();
     let response = user.client.gql(&format!("{{ {wide} }}"), json!({})).await;
     assert_eq!(

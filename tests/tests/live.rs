@@ -86,11 +86,11 @@ async fn live(store: Store) {
     let view = kari
         .client
         .data(
-            "query($c: ID!) { conversation(conversationId: $c) { messages { id } } }",
+            "query($c: ID!) { conversation(conversationId: $c) { messages { nodes { id } } } }",
             json!({ "c": thread }),
         )
         .await;
-    let first = view["conversation"]["messages"][0]["id"].clone();
+    let first = view["conversation"]["messages"]["nodes"][0]["id"].clone();
     kari.client
         .data(
             "mutation($c: ID!, $m: ID!) { markRead(conversationId: $c, upTo: $m) { version } }",
@@ -117,9 +117,9 @@ async fn live(store: Store) {
     assert_eq!(change["byId"], kari.id.to_string());
     let listed = user
         .client
-        .data("{ careRelationships { id uuid } }", json!({}))
+        .data("{ careRelationships { nodes { id uuid } } }", json!({}))
         .await;
-    let rel_id = listed["careRelationships"]
+    let rel_id = listed["careRelationships"]["nodes"]
         .as_array()
         .unwrap()
         .iter()

@@ -17,7 +17,7 @@ const ADD_MEDICATION: &str =
 const NODE: &str = "query($id: ID!) { node(id: $id) { __typename id \
     ... on Goal { uuid title } ... on Medication { uuid name } ... on Relationship { uuid status } } }";
 const NODES: &str = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }";
-const LOG: &str = "{ myAccessLog { entries { section basis query readerId } } }";
+const LOG: &str = "{ myAccessLog { entries { nodes { section basis query readerId } } } }";
 
 fn big_int(value: &Value) -> i64 {
     value
@@ -136,7 +136,7 @@ async fn nodes_and_payloads(store: Store) {
     // Both reads through `node` are on the user's access log: the granted
     // one and the refused one.
     wait_caught_up(&server).await;
-    let log = user.client.data(LOG, json!({})).await["myAccessLog"]["entries"].clone();
+    let log = user.client.data(LOG, json!({})).await["myAccessLog"]["entries"]["nodes"].clone();
     let by_node: Vec<&Value> = log
         .as_array()
         .unwrap()
@@ -159,8 +159,8 @@ async fn nodes_and_payloads(store: Store) {
     // The relationship is a node for both of its parties, and for nobody else.
     let relationship_id = user
         .client
-        .data("{ careRelationships { id uuid } }", json!({}))
-        .await["careRelationships"][0]["id"]
+        .data("{ careRelationships { nodes { id uuid } } }", json!({}))
+        .await["careRelationships"]["nodes"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -26,7 +26,7 @@ async fn graphql_over_http(store: Store) {
     let response = http
         .get(&url)
         .bearer_auth(&jwt)
-        .query(&[("query", "query($n: Int!) { me { personId } controlPanel { recentChanges(limit: $n) { eventType } } }"), ("variables", r#"{"n": 1}"#)])
+        .query(&[("query", "query($n: Int!) { me { personId } controlPanel { recentChanges(first: $n) { nodes { eventType } } } }"), ("variables", r#"{"n": 1}"#)])
         .send()
         .await
         .unwrap();
@@ -38,7 +38,7 @@ async fn graphql_over_http(store: Store) {
         "{body}"
     );
     assert_eq!(
-        body["data"]["controlPanel"]["recentChanges"]
+        body["data"]["controlPanel"]["recentChanges"]["nodes"]
             .as_array()
             .unwrap()
             .len(),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 const REGISTER: &str = "mutation($t: String!, $p: String!, $s: NaiveDate!, $e: NaiveDate!, $r: [ID!]!) { \
     registerStudy(title: $t, protocolId: $p, startsOn: $s, endsOn: $e, researcherIds: $r) { study { uuid } } }";
 const STUDIES: &str =
-    "{ studies { uuid title protocolId startsOn endsOn researcherIds enrolledNow meEnrolled } }";
+    "{ studies { nodes { uuid title protocolId startsOn endsOn researcherIds enrolledNow meEnrolled } } }";
 const ENROL: &str = "mutation($s: ID!) { enrolInStudy(studyId: $s) { version } }";
 const MEASURES: &str = "query($s: ID!) { studyMeasures(studyId: $s) { participants \
     weeks { week activeUsers activeProviders visits exchangesByUsers exchangesByProviders initiationRatio \
@@ -100,12 +100,12 @@ async fn studies_and_consent(store: Store) {
         .to_string();
 
     // Researchers see only their own studies; participants see open ones.
-    let seen = researcher.data(STUDIES, json!({})).await["studies"].clone();
+    let seen = researcher.data(STUDIES, json!({})).await["studies"]["nodes"].clone();
     assert_eq!(seen.as_array().unwrap().len(), 1);
     assert_eq!(seen[0]["uuid"], s.as_str());
     assert_eq!(seen[0]["researcherIds"], json!([rid]));
     assert_eq!(seen[0]["enrolledNow"], 0);
-    let mine = user.client.data(STUDIES, json!({})).await["studies"].clone();
+    let mine = user.client.data(STUDIES, json!({})).await["studies"]["nodes"].clone();
     assert_eq!(mine.as_array().unwrap().len(), 2);
     assert!(
         mine[0]["researcherIds"].is_null(),
@@ -113,7 +113,7 @@ async fn studies_and_consent(store: Store) {
     );
     assert_eq!(mine[0]["meEnrolled"], false);
     assert_eq!(
-        admin.data(STUDIES, json!({})).await["studies"]
+        admin.data(STUDIES, json!({})).await["studies"]["nodes"]
             .as_array()
             .unwrap()
             .len(),
@@ -142,13 +142,13 @@ async fn studies_and_consent(store: Store) {
         user.client.error_code(ENROL, json!({ "s": s })).await,
         "FAILED_PRECONDITION"
     );
-    let seen = researcher.data(STUDIES, json!({})).await["studies"].clone();
+    let seen = researcher.data(STUDIES, json!({})).await["studies"]["nodes"].clone();
     assert_eq!(seen[0]["enrolledNow"], 2);
-    let other = other_researcher.data(STUDIES, json!({})).await["studies"].clone();
+    let other = other_researcher.data(STUDIES, json!({})).await["studies"]["nodes"].clone();
     assert_eq!(other.as_array().unwrap().len(), 1);
     assert_eq!(other[0]["uuid"], s2.as_str());
     assert_eq!(other[0]["enrolledNow"], 0);
-    let mine = user.client.data(STUDIES, json!({})).await["studies"].clone();
+    let mine = user.client.data(STUDIES, json!({})).await["studies"]["nodes"].clone();
     let enrolled: Vec<&Value> = mine
         .as_array()
         .unwrap()
@@ -177,7 +177,7 @@ async fn studies_and_consent(store: Store) {
         )
         .await;
     kari.client
-        .data("{ caseload { lastLookedAt } }", json!({}))
+        .data("{ caseload { nodes { lastLookedAt } } }", json!({}))
         .await;
     let used = usage_at_least(&read, before + 4).await;
     let new: Vec<&Value> = used[before..].iter().collect();
@@ -208,7 +208,7 @@ async fn studies_and_consent(store: Store) {
         .data("{ controlPanel { version } }", json!({}))
         .await;
     kari.client
-        .data("{ caseload { lastLookedAt } }", json!({}))
+        .data("{ caseload { nodes { lastLookedAt } } }", json!({}))
         .await;
     let last = usage_at_least(&read, after_withdraw + 1).await;
     assert_eq!(last.len(), after_withdraw + 1, "only the provider's read");

@@ -111,11 +111,11 @@ async fn slice_survives_a_restart(store: Store) {
 
     let history = c
         .data(
-            "query($g: ID!) { goalHistory(goalId: $g) { sequence eventType actorId actorRole } }",
+            "query($g: ID!) { goalHistory(goalId: $g) { nodes { sequence eventType actorId actorRole } } }",
             json!({"g": goal}),
         )
         .await;
-    let types: Vec<&str> = history["goalHistory"]
+    let types: Vec<&str> = history["goalHistory"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -133,16 +133,19 @@ async fn slice_survives_a_restart(store: Store) {
             "GoalRevised"
         ]
     );
-    assert_eq!(history["goalHistory"][0]["actorId"], user.id.to_string());
+    assert_eq!(
+        history["goalHistory"]["nodes"][0]["actorId"],
+        user.id.to_string()
+    );
     let statuses = c
         .data(
-            r#"{ statusHistory(domain: "housing") { score note } }"#,
+            r#"{ statusHistory(domain: "housing") { nodes { score note } } }"#,
             json!({}),
         )
         .await;
     assert_eq!(
         statuses["statusHistory"],
-        json!([{"score": 4, "note": "Cramped, שלום 🌱"}, {"score": 6, "note": "Better"}])
+        json!({"nodes": [{"score": 4, "note": "Cramped, שלום 🌱"}, {"score": 6, "note": "Better"}]})
     );
     let achieved = c
         .data(
@@ -162,7 +165,7 @@ async fn slice_survives_a_restart(store: Store) {
     );
     assert_eq!(
         c.data(
-            "query($g: ID!) { goalHistory(goalId: $g) { sequence eventType actorId actorRole } }",
+            "query($g: ID!) { goalHistory(goalId: $g) { nodes { sequence eventType actorId actorRole } } }",
             json!({"g": goal})
         )
         .await,

@@ -26,7 +26,7 @@ macro_rules! node_fields {
          ... on Goal { uuid title } ... on Activity { uuid title } ... on Medication { uuid name } \
          ... on NetworkPerson { uuid displayName } ... on CrisisPlan { revision warningSigns } \
          ... on ProviderProfile { displayName } ... on Relationship { uuid status } \
-         ... on Agreement { pending { terms { notes } } } ... on Conversation { uuid subject messages { body } } \
+         ... on Agreement { pending { terms { notes } } } ... on Conversation { uuid subject messages { nodes { body } } } \
          ... on Message { uuid body } ... on Study { uuid title }"
     };
 }
@@ -67,35 +67,35 @@ const OPERATIONS: &[(&str, &str)] = &[
     node_op!("msgNode"),
     node_op!("studyNode"),
     ("nodes", concat!("query($allNodes: [ID!]!) { nodes(ids: $allNodes) { ", node_fields!(), " } }")),
-    ("controlPanel", "query($portal: ID!) { controlPanel(portalId: $portal) { portalId version domains { key latestStatus { note } activeGoals { title } } recentChanges { eventType sequence } } }"),
+    ("controlPanel", "query($portal: ID!) { controlPanel(portalId: $portal) { portalId version domains { key latestStatus { note } activeGoals { title } } recentChanges { nodes { eventType sequence } } } }"),
     ("goal", "query($portal: ID!, $goal: ID!) { goal(goalId: $goal, portalId: $portal) { title description } }"),
     ("goal", "query($goal: ID!) { goal(goalId: $goal) { title description } }"),
-    ("goalHistory", "query($portal: ID!, $goal: ID!) { goalHistory(goalId: $goal, portalId: $portal) { eventType actorId data } }"),
-    ("goalHistory", "query($goal: ID!) { goalHistory(goalId: $goal) { eventType actorId data } }"),
-    ("statusHistory", "query($portal: ID!) { statusHistory(domain: \"housing\", portalId: $portal) { score note } }"),
+    ("goalHistory", "query($portal: ID!, $goal: ID!) { goalHistory(goalId: $goal, portalId: $portal) { nodes { eventType actorId data } } }"),
+    ("goalHistory", "query($goal: ID!) { goalHistory(goalId: $goal) { nodes { eventType actorId data } } }"),
+    ("statusHistory", "query($portal: ID!) { statusHistory(domain: \"housing\", portalId: $portal) { nodes { score note } } }"),
     ("medications", "query($portal: ID!) { medications(portalId: $portal) { id uuid name dose } }"),
     ("network", "query($portal: ID!) { network(portalId: $portal) { id uuid displayName } }"),
     ("crisisPlan", "query($portal: ID!) { crisisPlan(portalId: $portal) { id revision warningSigns } }"),
-    ("medicationHistory", "query($portal: ID!, $med: ID!) { medicationHistory(medicationId: $med, portalId: $portal) { eventType data } }"),
-    ("medicationHistory", "query($med: ID!) { medicationHistory(medicationId: $med) { eventType data } }"),
-    ("personHistory", "query($portal: ID!, $person: ID!) { personHistory(personId: $person, portalId: $portal) { eventType data } }"),
-    ("personHistory", "query($person: ID!) { personHistory(personId: $person) { eventType data } }"),
-    ("crisisPlanHistory", "query($portal: ID!) { crisisPlanHistory(portalId: $portal) { eventType data } }"),
+    ("medicationHistory", "query($portal: ID!, $med: ID!) { medicationHistory(medicationId: $med, portalId: $portal) { nodes { eventType data } } }"),
+    ("medicationHistory", "query($med: ID!) { medicationHistory(medicationId: $med) { nodes { eventType data } } }"),
+    ("personHistory", "query($portal: ID!, $person: ID!) { personHistory(personId: $person, portalId: $portal) { nodes { eventType data } } }"),
+    ("personHistory", "query($person: ID!) { personHistory(personId: $person) { nodes { eventType data } } }"),
+    ("crisisPlanHistory", "query($portal: ID!) { crisisPlanHistory(portalId: $portal) { nodes { eventType data } } }"),
     ("exerciseCatalogue", "{ exerciseCatalogue { key title description } }"),
-    ("exerciseLog", "query($portal: ID!) { exerciseLog(portalId: $portal) { entries { uuid reflection } } }"),
-    ("providers", "{ providers { id personId displayName } }"),
-    ("careRelationships", "{ careRelationships(includeClosed: true) { id uuid userId providerId status provider { displayName } } }"),
-    ("caseload", "{ caseload { relationship { id uuid userId } lastLookedAt } }"),
-    ("myAccessLog", "{ myAccessLog { entries { readerId relationshipId section query } breakGlass { relationshipId explanation providerName } } }"),
-    ("accessTrail", "query($portal: UUID!) { accessTrail(subjectId: $portal) { readerId subjectId relationshipId query } }"),
+    ("exerciseLog", "query($portal: ID!) { exerciseLog(portalId: $portal) { entries { nodes { uuid reflection } } } }"),
+    ("providers", "{ providers { nodes { id personId displayName } } }"),
+    ("careRelationships", "{ careRelationships(includeClosed: true) { nodes { id uuid userId providerId status provider { displayName } } } }"),
+    ("caseload", "{ caseload { nodes { relationship { id uuid userId } lastLookedAt } } }"),
+    ("myAccessLog", "{ myAccessLog { entries { nodes { readerId relationshipId section query } } breakGlass { relationshipId explanation providerName } } }"),
+    ("accessTrail", "query($portal: UUID!) { accessTrail(subjectId: $portal) { nodes { readerId subjectId relationshipId query } } }"),
     ("whoCouldSee", "query($portal: UUID!) { whoCouldSee(subjectId: $portal, section: CRISIS_PLAN, from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { couldSee { relationshipId } looked { readerId } } }"),
     ("disclosuresCsv", "query($portal: UUID!) { disclosuresCsv(subjectId: $portal, from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") }"),
     ("disclosuresCsv", "{ disclosuresCsv(from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") }"),
     ("alignment", "query($rel: ID!) { alignment(relationshipId: $rel) { relationshipId } }"),
     ("agreement", "query($rel: ID!) { agreement(relationshipId: $rel) { id relationshipId pending { version terms { notes } } } }"),
-    ("conversations", "{ conversations { unreadTotal conversations { id uuid subject } } }"),
-    ("conversation", "query($conv: ID!) { conversation(conversationId: $conv) { id uuid subject messages { id body } } }"),
-    ("studies", "{ studies { id uuid title enrolledNow } }"),
+    ("conversations", "{ conversations { unreadTotal conversations { nodes { id uuid subject } } } }"),
+    ("conversation", "query($conv: ID!) { conversation(conversationId: $conv) { id uuid subject messages { nodes { id body } } } }"),
+    ("studies", "{ studies { nodes { id uuid title enrolledNow } } }"),
     ("studyMeasures", "query($study: ID!) { studyMeasures(studyId: $study) { studyId participants } }"),
     // Mutations.
     ("openPortal", "mutation { openPortal { portalId } }"),
@@ -133,7 +133,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("withdrawAgreementProposal", "mutation($rel: ID!) { withdrawAgreementProposal(relationshipId: $rel) { version agreement { versions { terms { notes } } } } }"),
     ("startConversation", "mutation($provider: ID!, $portal: ID!) { startConversation(subject: \"B\", body: \"from B\", providerIds: [$provider], userId: $portal) { conversation { uuid } } }"),
     ("postMessage", "mutation($conv: ID!) { postMessage(conversationId: $conv, body: \"from B\") { version message { body } } }"),
-    ("markRead", "mutation($conv: ID!, $msg: ID!) { markRead(conversationId: $conv, upTo: $msg) { version conversation { subject messages { body } } } }"),
+    ("markRead", "mutation($conv: ID!, $msg: ID!) { markRead(conversationId: $conv, upTo: $msg) { version conversation { subject messages { nodes { body } } } } }"),
     ("registerStudy", "mutation($researcher: ID!) { registerStudy(title: \"B\", protocolId: \"B-1\", startsOn: \"2026-01-01\", endsOn: \"2030-12-31\", researcherIds: [$researcher]) { version } }"),
     ("enrolInStudy", "mutation($study: ID!) { enrolInStudy(studyId: $study) { version study { title } } }"),
     ("withdrawFromStudy", "mutation($study: ID!) { withdrawFromStudy(studyId: $study) { version study { title } } }"),
@@ -236,7 +236,9 @@ async fn organisation_a(server: &Server) -> OrgA {
             json!({}),
         )
         .await;
-    let profile_node = u.data("{ providers { id personId } }", json!({})).await["providers"]
+    let profile_node = u
+        .data("{ providers { nodes { id personId } } }", json!({}))
+        .await["providers"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -246,8 +248,9 @@ async fn organisation_a(server: &Server) -> OrgA {
         .unwrap()
         .to_string();
     let rel = relate(&user, &provider).await;
-    let rel_node = u.data("{ careRelationships { id uuid } }", json!({})).await
-        ["careRelationships"]
+    let rel_node = u
+        .data("{ careRelationships { nodes { id uuid } } }", json!({}))
+        .await["careRelationships"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -285,10 +288,10 @@ async fn organisation_a(server: &Server) -> OrgA {
     );
     let first = u
         .data(
-            "query($c: ID!) { conversation(conversationId: $c) { messages { id uuid } } }",
+            "query($c: ID!) { conversation(conversationId: $c) { messages { nodes { id uuid } } } }",
             json!({"c": conv}),
         )
-        .await["conversation"]["messages"][0]
+        .await["conversation"]["messages"]["nodes"][0]
         .clone();
     let (msg, msg_node) = (
         first["uuid"].as_str().unwrap().to_string(),
@@ -434,26 +437,26 @@ async fn snapshot(a: &OrgA) -> Vec<Value> {
         a.user
             .client
             .data(
-                "query($c: ID!) { conversation(conversationId: $c) { subject participants { personId read } messages { body } } }",
+                "query($c: ID!) { conversation(conversationId: $c) { subject participants { personId read } messages { nodes { body } } } }",
                 json!({"c": ids["conv"]}),
             )
             .await,
         a.user
             .client
             .data(
-                "{ careRelationships(includeClosed: true) { uuid status grants { section } } medications { name dose state } network { displayName } crisisPlan { revision } exerciseLog { entries { reflection } } }",
+                "{ careRelationships(includeClosed: true) { nodes { uuid status grants { section } } } medications { name dose state } network { displayName } crisisPlan { revision } exerciseLog { entries { nodes { reflection } } } }",
                 json!({}),
             )
             .await,
         a.provider
             .client
             .data(
-                "query($r: ID!) { agreement(relationshipId: $r) { pending { version } } providers { displayName } }",
+                "query($r: ID!) { agreement(relationshipId: $r) { pending { version } } providers { nodes { displayName } } }",
                 json!({"r": ids["rel"]}),
             )
             .await,
         a.admin
-            .data("{ studies { uuid title enrolledNow } exerciseCatalogue { key } }", json!({}))
+            .data("{ studies { nodes { uuid title enrolledNow } } exerciseCatalogue { key } }", json!({}))
             .await,
     ]
 }

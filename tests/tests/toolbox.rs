@@ -16,11 +16,11 @@ const EVERYTHING: &str = "query($t: DateTime) { \
       activeGoals { id domain title description state setAt updatedAt closedAt \
         progress { planned done dropped percentDone } activities { id title state plannedAt updatedAt } } } \
     sections { section items current changes lastChangedAt } \
-    recentChanges(limit: 5) { sequence section eventType at } } \
+    recentChanges(first: 5) { nodes { sequence section eventType at } } } \
   medications(asOf: $t) { id name dose schedule purpose prescriber state startedAt updatedAt reason stoppedAt changes } \
   network(asOf: $t, includeRemoved: true) { id displayName relation closeness support addedAt updatedAt removedAt removalReason } \
   crisisPlan(asOf: $t) { revision revisedAt warningSigns whatHelps whatDoesNotHelp contacts { name phone whenToCall } ownWords } \
-  exerciseLog(asOf: $t) { started completed entries { uuid exercise title startedAt completedAt reflection rating } } }";
+  exerciseLog(asOf: $t) { started completed entries { nodes { uuid exercise title startedAt completedAt reflection rating } } } }";
 
 /// The `uuid` of the object a mutation `field` returned as `object`.
 fn uuid(v: &Value, field: &str, object: &str) -> String {
@@ -31,6 +31,61 @@ fn uuid(v: &Value, field: &str, object: &str) -> String {
 async fn look(c: &Client) -> (DateTime<Utc>, Value) {
     let now = c.data(EVERYTHING, json!({ "t": null })).await;
     (Utc::now(), now)
+}
+
+/// The selection of a connection whose nodes select `node`: nodes, edges
+/// and where the page stands.
+fn connection(node: &str) -> String {
+    format!(
+        "nodes {{ {node} }} edges {{ cursor node {{ {node} }} }} \
+         pageInfo {{ hasNextPage startCursor endCursor }}"
+    )
+}
+
+/// Pages through the connection at `pointer` in the answer to `query`
+/// (which takes `$first` and `$after` besides `vars`), `first` at a time,
+/// each page after the previous page's `endCursor`, until `hasNextPage` is
+/// false; checks every page and returns the nodes of all of them in order.
+async fn page_through(
+    c: &Client,
+    query: &str,
+    vars: Value,
+    pointer: &str,
+    first: usize,
+) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        let mut v = vars.clone();
+        v["first"] = json!(first);
+        v["after"] = after;
+        let answer = c.data(query, v).await;
+        let page = answer
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("{answer}"));
+        let nodes = page["nodes"].as_array().unwrap();
+        let edges = page["edges"].as_array().unwrap();
+        assert!(
+            !nodes.is_empty() && nodes.len() <= first,
+            "a page of 1 to {first}: {answer}"
+        );
+        let edge_nodes: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
+        assert_eq!(&edge_nodes, nodes, "edges and nodes agree: {answer}");
+        let info = &page["pageInfo"];
+        assert_eq!(info["startCursor"], edges[0]["cursor"], "{answer}");
+        assert_eq!(
+            info["endCursor"],
+            edges[edges.len() - 1]["cursor"],
+            "{answer}"
+        );
+        all.extend(nodes.iter().cloned());
+        if info["hasNextPage"] == false {
+            return all;
+        }
+        assert_eq!(nodes.len(), first, "only the last page is short: {answer}");
+        after = info["endCursor"].clone();
+    }
+    panic!("more than 100 pages of {first} at {pointer}");
 }
 
 const PLAN: &str =
@@ -226,8 +281,11 @@ async fn toolbox_end_to_end(store: Store) {
     assert_eq!(now["crisisPlan"]["contacts"][0]["whenToCall"], "");
     assert_eq!(now["exerciseLog"]["started"], 2);
     assert_eq!(now["exerciseLog"]["completed"], 1);
-    assert_eq!(now["exerciseLog"]["entries"][1]["rating"], 4);
-    assert_eq!(now["exerciseLog"]["entries"][1]["title"], "Breathing 🌬");
+    assert_eq!(now["exerciseLog"]["entries"]["nodes"][1]["rating"], 4);
+    assert_eq!(
+        now["exerciseLog"]["entries"]["nodes"][1]["title"],
+        "Breathing 🌬"
+    );
     let sections = now["controlPanel"]["sections"].as_array().unwrap();
     let section = |name: &str| {
         sections
@@ -247,7 +305,7 @@ async fn toolbox_end_to_end(store: Store) {
     assert_eq!(section("CORE")["items"], 2);
     assert_eq!(section("CORE")["current"], 1);
     assert_eq!(
-        now["controlPanel"]["recentChanges"][0]["eventType"],
+        now["controlPanel"]["recentChanges"]["nodes"][0]["eventType"],
         "ExerciseStarted"
     );
 
@@ -258,14 +316,28 @@ async fn toolbox_end_to_end(store: Store) {
     assert_eq!(domains[7]["activeGoals"][0]["title"], "Join a choir");
     let newest = c
         .data(
-            "{ exerciseLog(limit: 1) { started entries { exercise } } }",
+            "{ exerciseLog { started entries(first: 1) { nodes { exercise } pageInfo { hasNextPage } } } }",
             json!({}),
         )
         .await;
     assert_eq!(
         newest["exerciseLog"],
-        json!({"started": 2, "entries": [{"exercise": "mindfulness"}]})
+        json!({"started": 2, "entries": {"nodes": [{"exercise": "mindfulness"}], "pageInfo": {"hasNextPage": true}}})
     );
+    // Paged one entry at a time with cursors: every entry once, newest first.
+    let entries = "uuid exercise title startedAt completedAt reflection rating";
+    let paged = page_through(
+        &c,
+        &format!(
+            "query($first: Int, $after: String) {{ exerciseLog {{ entries(first: $first, after: $after) {{ {} }} }} }}",
+            connection(entries)
+        ),
+        json!({}),
+        "/exerciseLog/entries",
+        1,
+    )
+    .await;
+    assert_eq!(&json!(paged), &now["exerciseLog"]["entries"]["nodes"]);
 
     // Removed people are left out unless asked for.
     let present = c.data("{ network { displayName } }", json!({})).await;
@@ -293,30 +365,59 @@ async fn toolbox_end_to_end(store: Store) {
     assert!(none["crisisPlan"].is_null());
     let history = c
         .data(
-            "{ crisisPlanHistory { sequence eventType actorRole } }",
+            "{ crisisPlanHistory { nodes { sequence eventType actorRole } pageInfo { hasNextPage } } }",
             json!({}),
         )
         .await;
-    let revisions = history["crisisPlanHistory"].as_array().unwrap();
+    let revisions = history["crisisPlanHistory"]["nodes"].as_array().unwrap();
     assert_eq!(revisions.len(), 2);
     assert_eq!(revisions[0]["actorRole"], "service_user");
+    assert_eq!(
+        history["crisisPlanHistory"]["pageInfo"]["hasNextPage"],
+        false
+    );
+    let page =
+        "query($first: Int, $after: String) { crisisPlanHistory(first: $first, after: $after) \
+        { nodes { sequence } pageInfo { hasNextPage endCursor } } }";
+    let first = c.data(page, json!({"first": 1})).await;
+    assert_eq!(
+        first["crisisPlanHistory"]["nodes"],
+        json!([{"sequence": revisions[0]["sequence"]}])
+    );
+    assert_eq!(first["crisisPlanHistory"]["pageInfo"]["hasNextPage"], true);
     let second = c
         .data(
-            "query($a: Int!) { crisisPlanHistory(afterSequence: $a, limit: 1) { sequence } }",
-            json!({"a": revisions[0]["sequence"].as_str().unwrap().parse::<i64>().unwrap()}),
+            page,
+            json!({"first": 1, "after": first["crisisPlanHistory"]["pageInfo"]["endCursor"]}),
         )
         .await;
     assert_eq!(
-        second["crisisPlanHistory"],
+        second["crisisPlanHistory"]["nodes"],
         json!([{"sequence": revisions[1]["sequence"]}])
     );
+    assert_eq!(
+        second["crisisPlanHistory"]["pageInfo"]["hasNextPage"],
+        false
+    );
+    let paged = page_through(
+        &c,
+        &format!(
+            "query($first: Int, $after: String) {{ crisisPlanHistory(first: $first, after: $after) {{ {} }} }}",
+            connection("sequence eventType actorRole")
+        ),
+        json!({}),
+        "/crisisPlanHistory",
+        1,
+    )
+    .await;
+    assert_eq!(&paged, revisions);
     let history = c
         .data(
-            "query($m: ID!) { medicationHistory(medicationId: $m) { eventType } }",
+            "query($m: ID!) { medicationHistory(medicationId: $m) { nodes { sequence eventType } } }",
             json!({"m": med}),
         )
         .await;
-    let types: Vec<&str> = history["medicationHistory"]
+    let types: Vec<&str> = history["medicationHistory"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -331,13 +432,36 @@ async fn toolbox_end_to_end(store: Store) {
             "MedicationResumed"
         ]
     );
+    // Pages of one, of two (the last page exactly full) and of three (the
+    // last page short): every entry once, in order.
+    for first in [1, 2, 3] {
+        let paged = page_through(
+            &c,
+            &format!(
+                "query($m: ID!, $first: Int, $after: String) {{ medicationHistory(medicationId: $m, first: $first, after: $after) {{ {} }} }}",
+                connection("sequence eventType")
+            ),
+            json!({"m": med}),
+            "/medicationHistory",
+            first,
+        )
+        .await;
+        assert_eq!(
+            json!(paged),
+            history["medicationHistory"]["nodes"],
+            "pages of {first}"
+        );
+    }
     let history = c
         .data(
-            "query($p: ID!) { personHistory(personId: $p) { eventType } }",
+            "query($p: ID!) { personHistory(personId: $p) { nodes { eventType } } }",
             json!({"p": coach}),
         )
         .await;
-    assert_eq!(history["personHistory"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        history["personHistory"]["nodes"].as_array().unwrap().len(),
+        2
+    );
 
     // As of every moment seen: exactly what was shown then, computed now
     // from the events (and after the restart for the early ones).
@@ -441,10 +565,16 @@ async fn toolbox_refusals(store: Store) {
             "does not exist",
         ),
         (
-            "{ exerciseLog(limit: 0) { started } }",
+            "{ exerciseLog { entries(first: 0) { nodes { uuid } } } }",
             json!({}),
             "BAD_USER_INPUT",
-            "`limit` must be between 1 and 500",
+            "`first` must be between 1 and 500",
+        ),
+        (
+            "{ exerciseLog { entries(after: \"bm90LWEtY3Vyc29y\") { nodes { uuid } } } }",
+            json!({}),
+            "BAD_USER_INPUT",
+            "is not a cursor of this list",
         ),
         (
             "{ crisisPlan(revision: 0) { revision } }",
@@ -453,10 +583,10 @@ async fn toolbox_refusals(store: Store) {
             "`revision` must be at least 1",
         ),
         (
-            "{ crisisPlanHistory(limit: 501) { sequence } }",
+            "{ crisisPlanHistory(first: 501) { nodes { sequence } } }",
             json!({}),
             "BAD_USER_INPUT",
-            "`limit` must be between 1 and 500",
+            "`first` must be between 1 and 500",
         ),
         (
             "mutation { startExercise(exercise: \"Not A Key!\") { version } }",

@@ -470,7 +470,7 @@ pub async fn as_of(settings: &Settings, base: &str, events: usize, samples: usiz
         ("medications", "query($t: DateTime) { medications(asOf: $t) { id name dose state } }"),
         ("network", "query($t: DateTime) { network(asOf: $t) { id displayName closeness } }"),
         ("crisis_plan", "query($t: DateTime) { crisisPlan(asOf: $t) { revision warningSigns contacts { name phone } ownWords } }"),
-        ("exercise_log", "query($t: DateTime) { exerciseLog(asOf: $t, limit: 20) { started completed entries { title rating } } }"),
+        ("exercise_log", "query($t: DateTime) { exerciseLog(asOf: $t) { started completed entries(first: 20) { nodes { title rating } } } }"),
     ];
     let mut out = serde_json::Map::new();
     out.insert("events".into(), json!(events));

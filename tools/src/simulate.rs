@@ -733,7 +733,7 @@ impl State {
                     "controlPanel" => CONTROL_PANEL.to_string(),
                     "medications" => "{ medications { id } }".into(),
                     "conversations" => "{ conversations { unreadTotal } }".into(),
-                    "caseload" => "{ caseload { lastLookedAt } }".into(),
+                    "caseload" => "{ caseload { nodes { lastLookedAt } } }".into(),
                     "network" => "{ network { id } }".into(),
                     other => format!("{{ {other} }}"),
                 },

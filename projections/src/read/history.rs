@@ -51,16 +51,21 @@ pub enum Selection {
     /// The newest event of each type of each item of a section (medications,
     /// network: an item's state is the newest event of each kind).
     LatestPerType(Section),
-    /// Every event of the newest `limit` items of a section, newest by
-    /// their `first_event`.
-    NewestItems {
-        section: Section,
-        first_event: &'static str,
-        limit: i64,
-    },
+    /// Every event of a page of the newest items of a section.
+    NewestItems(NewestItems),
     /// What the control panel needs of the core section (see
     /// [`history::panel_query`]).
     Panel,
+}
+
+/// The newest `limit` items of a section, newest by their `first_event`,
+/// of those whose first event is before sequence `before`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewestItems {
+    pub section: Section,
+    pub first_event: &'static str,
+    pub limit: i64,
+    pub before: Option<i64>,
 }
 
 /// "Now and everything before it" for the `as_of` bounds.
@@ -96,13 +101,20 @@ pub async fn fold(
             history::latest_per_type_query(db.backend, &table),
             vec![id, section.as_str().into(), at],
         ),
-        Selection::NewestItems {
+        Selection::NewestItems(NewestItems {
             section,
             first_event,
             limit,
-        } => (
+            before,
+        }) => (
             history::newest_items_query(db.backend, &table, first_event),
-            vec![id, section.as_str().into(), at, limit.into()],
+            vec![
+                id,
+                section.as_str().into(),
+                at,
+                limit.into(),
+                before.unwrap_or(i64::MAX).into(),
+            ],
         ),
         Selection::Panel => (history::panel_query(db.backend, &table), vec![id, at]),
     };
@@ -195,8 +207,48 @@ pub async fn type_counts(
     counts(db, &sql, "event_type", binds).await
 }
 
+/// The items `page` names as they stood at `as_of`: each item's id and the
+/// sequence of its first event, newest first. The keys of the page that
+/// [`Selection::NewestItems`] folds.
+pub async fn newest_item_keys(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    page: NewestItems,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Vec<(String, i64)>, DbError> {
+    let table = table(engine);
+    sqlx::query(&history::newest_item_keys_query(&table, page.first_event))
+        .bind(portal.id().to_string())
+        .bind(page.section.as_str())
+        .bind(as_of_text(as_of))
+        .bind(page.limit)
+        .bind(page.before.unwrap_or(i64::MAX))
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                text(row, &table, "subject_id")?,
+                int(row, &table, "sequence")?,
+            ))
+        })
+        .collect()
+}
+
+/// Where a page of recent changes starts, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Newest {
+    /// At the newest change.
+    First,
+    /// At the newest change before this sequence number.
+    Before(i64),
+    /// After skipping this many of the newest.
+    Skip(i64),
+}
+
 /// The newest `limit` changes of `portal` as it stood at `as_of` (or now),
-/// of one section only with `only`.
+/// of one section only with `only`, from `from` on.
 pub async fn recent(
     engine: &Engine,
     db: &Db,
@@ -204,13 +256,21 @@ pub async fn recent(
     limit: i64,
     as_of: Option<DateTime<Utc>>,
     only: Option<Section>,
+    from: Newest,
 ) -> Result<Vec<ChangeRow>, DbError> {
     let table = table(engine);
     let sql = history::recent_query(&table, only.is_some());
+    let (before, skip) = match from {
+        Newest::First => (i64::MAX, 0),
+        Newest::Before(sequence) => (sequence, 0),
+        Newest::Skip(n) => (i64::MAX, n.max(0)),
+    };
     let mut query = sqlx::query(&sql)
         .bind(portal.id().to_string())
         .bind(limit)
-        .bind(as_of_text(as_of));
+        .bind(as_of_text(as_of))
+        .bind(before)
+        .bind(skip);
     if let Some(section) = only {
         query = query.bind(section.as_str());
     }
