@@ -32,11 +32,30 @@ pub(crate) struct Reader {
     pub owner: bool,
 }
 
-/// The one answer to a non-owner who may not read a portal, whether it
-/// exists, is in another organisation, or they have no relationship with its
-/// owner: nobody learns which.
-fn not_yours() -> ApiError {
-    ApiError::Forbidden("you may not read this portal".into())
+/// The answer to a provider about a portal they have no active
+/// relationship with, whether it exists, is in another organisation, or is
+/// another provider's to see: for them there is no such portal, as an
+/// auditor is told of a person outside their organisation.
+fn unknown() -> ApiError {
+    ApiError::NotFound("no portal you may read has this id".into())
+}
+
+/// The answer to a role that never reads someone else's portal, whatever
+/// the portal.
+fn not_this_role() -> ApiError {
+    ApiError::Forbidden("your role does not read other people's portals".into())
+}
+
+/// The answer to a refusal of `domain::access::read_section`.
+fn refused(refusal: ReadRefusal, section: Section) -> ApiError {
+    match refusal {
+        ReadRefusal::OwnerElsewhere => {
+            ApiError::Forbidden("this portal belongs to another organisation".into())
+        }
+        ReadRefusal::NotThisRole => not_this_role(),
+        ReadRefusal::Unknown => unknown(),
+        ReadRefusal::NotGranted => not_granted(section),
+    }
 }
 
 /// A record of `caller` reading `section` of `subject`'s portal (or trail) in
@@ -102,11 +121,20 @@ pub(crate) async fn authorize_read(
         }
         Located::Elsewhere { organisation } => (None, organisation),
         Located::Nowhere => {
-            return Err(if owner {
-                ApiError::NotFound("this portal has not been opened yet".into())
-            } else {
-                not_yours()
-            })
+            if owner {
+                return Err(ApiError::NotFound(
+                    "this portal has not been opened yet".into(),
+                ));
+            }
+            // No portal: one of no organisation, refused as the rules say.
+            let nowhere = PortalRef {
+                owner: portal_id,
+                organisation: domain::access::NO_ORGANISATION,
+            };
+            let refusal = read_section(&caller.actor(), nowhere, None, section, now(ctx))
+                .err()
+                .unwrap_or(ReadRefusal::Unknown);
+            return Err(refused(refusal, section));
         }
     };
     let portal = PortalRef {
@@ -118,14 +146,12 @@ pub(crate) async fn authorize_read(
     // The rules refuse every reader of another organisation's portal.
     let let_through = |found: Option<Portal>, owner: bool| match found {
         Some(portal) => Ok(Reader { portal, owner }),
-        None => Err(not_yours()),
+        None => Err(unknown()),
     };
     match decision {
         Ok(ReadBasis::Owner) => return let_through(found, true),
         Err(ReadRefusal::OwnerElsewhere) => {
-            return Err(ApiError::Forbidden(
-                "this portal belongs to another organisation".into(),
-            ))
+            return Err(refused(ReadRefusal::OwnerElsewhere, section))
         }
         _ => {}
     }
@@ -156,16 +182,12 @@ pub(crate) async fn authorize_read(
             record.basis_sequence = Some(sequence);
         }
         Ok(ReadBasis::Owner) | Err(ReadRefusal::OwnerElsewhere) => {}
-        Err(ReadRefusal::NotYours) => record.refusal = Some(not_yours().code().to_string()),
-        Err(ReadRefusal::NotGranted) => {
-            record.refusal = Some(not_granted(section).code().to_string())
-        }
+        Err(refusal) => record.refusal = Some(refused(refusal, section).code().to_string()),
     }
     submit(ctx, &caller, record)?;
     match decision {
         Ok(_) => let_through(found, false),
-        Err(ReadRefusal::NotGranted) => Err(not_granted(section)),
-        Err(_) => Err(not_yours()),
+        Err(refusal) => Err(refused(refusal, section)),
     }
 }
 

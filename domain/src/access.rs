@@ -67,14 +67,23 @@ pub enum ReadBasis {
     BreakGlass { relationship: Uuid, sequence: i64 },
 }
 
+/// The organisation of a portal that does not exist: none (an organisation
+/// is 1-100 printable bytes, so no actor is of it).
+pub const NO_ORGANISATION: &str = "";
+
 /// Why it may not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadRefusal {
     /// The owner's id, but the portal is of another organisation.
     OwnerElsewhere,
-    /// Anyone without an active relationship with the owner in the portal's
-    /// organisation: they learn nothing more (not even whether it exists).
-    NotYours,
+    /// A role that never reads someone else's portal (a service user, a
+    /// researcher, an auditor, an admin, a moderator): refused whoever the
+    /// portal is, so the refusal tells nothing of it.
+    NotThisRole,
+    /// A provider without an active relationship with the owner in the
+    /// portal's organisation: for them there is no such portal (they learn
+    /// nothing more, not even whether it exists).
+    Unknown,
     /// A provider in an active relationship, without a grant of the section.
     NotGranted,
 }
@@ -96,8 +105,11 @@ pub fn read_section(
             Err(ReadRefusal::OwnerElsewhere)
         };
     }
-    if actor.organisation != portal.organisation || actor.role != Role::Provider {
-        return Err(ReadRefusal::NotYours);
+    if actor.role != Role::Provider {
+        return Err(ReadRefusal::NotThisRole);
+    }
+    if actor.organisation != portal.organisation {
+        return Err(ReadRefusal::Unknown);
     }
     let Some(relationship) = relationship.filter(|r| {
         r.state == RelationshipState::Active
@@ -105,7 +117,7 @@ pub fn read_section(
             && r.user_id == Some(portal.owner)
             && r.organisation == portal.organisation
     }) else {
-        return Err(ReadRefusal::NotYours);
+        return Err(ReadRefusal::Unknown);
     };
     let id = care::relationship_id(portal.owner, actor.person);
     match relationship.basis(section, at) {
@@ -426,11 +438,14 @@ mod tests {
                 Err(ReadRefusal::OwnerElsewhere)
             };
         }
-        if role != Role::Provider || !same_org || own {
-            return Err(ReadRefusal::NotYours);
+        if role != Role::Provider {
+            return Err(ReadRefusal::NotThisRole);
+        }
+        if !same_org || own {
+            return Err(ReadRefusal::Unknown);
         }
         match relationship {
-            "none" | "invited" | "ended, medications granted before" => Err(ReadRefusal::NotYours),
+            "none" | "invited" | "ended, medications granted before" => Err(ReadRefusal::Unknown),
             "active, medications granted" if section == Section::Medications => Ok("grant"),
             "active, break-glass open" if section == Section::CrisisPlan => Ok("break glass"),
             _ => Err(ReadRefusal::NotGranted),
@@ -476,6 +491,31 @@ mod tests {
         assert_eq!(cases, 6 * 2 * 2 * 8 * 5);
     }
 
+    /// A portal that does not exist belongs to no organisation: a provider
+    /// learns only that it is not theirs to know of, as for another
+    /// organisation's; other roles are refused for their role.
+    #[test]
+    fn a_portal_that_does_not_exist_is_answered_as_one_of_nobody() {
+        let nowhere = PortalRef {
+            owner: OWNER,
+            organisation: NO_ORGANISATION,
+        };
+        for role in Role::ALL {
+            let actor = Actor {
+                person: PROVIDER,
+                role,
+                organisation: ORG.into(),
+            };
+            let got = read_section(&actor, nowhere, None, Section::Core, t(30));
+            let want = if role == Role::Provider {
+                ReadRefusal::Unknown
+            } else {
+                ReadRefusal::NotThisRole
+            };
+            assert_eq!(got, Err(want), "{role:?}");
+        }
+    }
+
     #[test]
     fn a_grant_names_its_relationship_and_event() {
         let relationship = fold(vec![invited(), accepted(), granted(Section::Network, None)]);
@@ -508,7 +548,7 @@ mod tests {
                 Section::Network,
                 t(30)
             ),
-            Err(ReadRefusal::NotYours)
+            Err(ReadRefusal::Unknown)
         );
     }
 

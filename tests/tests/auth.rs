@@ -79,7 +79,9 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
     assert_eq!(elsewhere.error_code(PANEL, json!({})).await, "FORBIDDEN");
     assert_eq!(elsewhere.error_code(RATE, json!({})).await, "FORBIDDEN");
 
-    // Providers (until consent grants exist), admins and auditors see no portal content.
+    // A provider without a relationship, admins and auditors see no portal
+    // content: for the provider there is no such portal (NOT_FOUND), the
+    // other roles are refused for their role.
     for role in [
         Role::Provider,
         Role::Admin,
@@ -94,7 +96,12 @@ async fn tokens_and_tenancy_are_enforced(store: Store) {
                 json!({"p": alice.id}),
             )
             .await;
-        assert_eq!(read, "FORBIDDEN", "{role:?} read");
+        let want = if role == Role::Provider {
+            "NOT_FOUND"
+        } else {
+            "FORBIDDEN"
+        };
+        assert_eq!(read, want, "{role:?} read");
         assert_eq!(
             c.error_code(RATE, json!({})).await,
             "FORBIDDEN",

@@ -326,21 +326,23 @@ async fn matrix(store: Store) {
                 let mark = MARKS.iter().find(|(s, _)| *s == read.section).unwrap().1;
                 assert!(body.contains(mark), "{context}: no content: {body}");
             } else {
-                assert_eq!(
-                    response["errors"][0]["extensions"]["code"], "FORBIDDEN",
-                    "{context}: {response}"
-                );
-                assert!(response["data"].is_null(), "{context}: {response}");
-                // Only the provider of an active relationship learns more
-                // than "no": nobody else can tell whether the portal exists.
+                // The provider of an active relationship is refused the
+                // section (FORBIDDEN); any other provider is told there is no
+                // such portal for them (NOT_FOUND), as for one that does not
+                // exist; every other role is refused for its role, whatever
+                // the portal (FORBIDDEN). Nobody but a party learns that it
+                // exists.
                 let party = [&none, &revoked, &expired, &glass]
                     .iter()
                     .any(|p| p.id == actor.id);
-                if !party && actor.id != owner.id {
-                    assert_eq!(
-                        response["errors"][0]["message"], "you may not read this portal",
-                        "{context}"
-                    );
+                let (code, message) = refusal_of(actor.role, party);
+                assert_eq!(
+                    response["errors"][0]["extensions"]["code"], code,
+                    "{context}: {response}"
+                );
+                assert!(response["data"].is_null(), "{context}: {response}");
+                if let Some(message) = message {
+                    assert_eq!(response["errors"][0]["message"], message, "{context}");
                 }
             }
             if allowed && read.field == "controlPanel" && actor.id != owner.id {
@@ -370,12 +372,20 @@ async fn matrix(store: Store) {
         }
     }
 
-    // A portal that does not exist gets the same answer as one that is not yours.
+    // A portal that does not exist gets the same answer as one that is not
+    // yours: a provider without a relationship, or another role, cannot tell.
     let nobody = json!({ "p": Uuid::new_v4() });
     for actor in actors.iter().filter(|a| a.id != owner.id) {
         let response = actor.client.gql(READS[5].doc, nobody.clone()).await;
+        let (code, message) = refusal_of(actor.role, false);
         assert_eq!(
-            response["errors"][0]["message"], "you may not read this portal",
+            response["errors"][0]["extensions"]["code"], code,
+            "{}: {response}",
+            actor.name
+        );
+        assert_eq!(
+            response["errors"][0]["message"],
+            message.unwrap(),
             "{}: {response}",
             actor.name
         );
@@ -587,7 +597,12 @@ async fn matrix(store: Store) {
             assert!(r.basis_sequence.is_some_and(|s| s > 0), "{context}");
             assert_eq!(r.refusal, None, "{context}");
         } else {
-            assert_eq!(r.refusal.as_deref(), Some("FORBIDDEN"), "{context}");
+            let reader = actors.iter().find(|a| a.id == r.reader_id).unwrap();
+            let party = [&none, &revoked, &expired, &glass]
+                .iter()
+                .any(|p| p.id == reader.id);
+            let (code, _) = refusal_of(reader.role, party);
+            assert_eq!(r.refusal.as_deref(), Some(code), "{context}");
             assert_eq!(r.relationship_id, None, "{context}");
         }
         *recorded
@@ -625,4 +640,17 @@ fn big(v: &Value) -> i64 {
         .unwrap_or_else(|| panic!("not a BigInt: {v}"))
         .parse()
         .unwrap()
+}
+
+/// What someone who may not read a section of another's portal is told:
+/// the code, and the message where it is the same for every portal.
+fn refusal_of(role: Role, party: bool) -> (&'static str, Option<&'static str>) {
+    match (role, party) {
+        (Role::Provider, true) => ("FORBIDDEN", None),
+        (Role::Provider, false) => ("NOT_FOUND", Some("no portal you may read has this id")),
+        _ => (
+            "FORBIDDEN",
+            Some("your role does not read other people's portals"),
+        ),
+    }
 }

@@ -242,9 +242,10 @@ async fn working_together(store: Store) {
         "MARK-PLAN sleeping badly"
     );
     assert_eq!(kari.client.error_code(MEDS, p.clone()).await, "FORBIDDEN");
+    // A provider without a relationship: for them there is no such portal.
     assert_eq!(
         stranger.client.error_code(PLAN, p.clone()).await,
-        "FORBIDDEN"
+        "NOT_FOUND"
     );
 
     // The user's access log: the break-glass first, then every look by others.
@@ -261,7 +262,7 @@ async fn working_together(store: Store) {
     let newest = &entries[0];
     assert_eq!(newest["readerId"], stranger.id.to_string());
     assert_eq!(newest["basis"], "REFUSED");
-    assert_eq!(newest["refusal"], "FORBIDDEN");
+    assert_eq!(newest["refusal"], "NOT_FOUND");
     let glass_read = entries
         .iter()
         .find(|e| e["breakGlass"] == true)
@@ -412,7 +413,8 @@ async fn working_together(store: Store) {
             r.clone(),
         )
         .await;
-    assert_eq!(kari.client.error_code(PLAN, p.clone()).await, "FORBIDDEN");
+    // No longer a party: for Kari there is no such portal now.
+    assert_eq!(kari.client.error_code(PLAN, p.clone()).await, "NOT_FOUND");
     let closed = user
         .client
         .data(

@@ -665,9 +665,10 @@ async fn toolbox_refusals(store: Store) {
             .await,
         "FORBIDDEN"
     );
+    // A provider without a relationship: for them there is no such portal.
     assert_eq!(
         provider.error_code(q, json!({"p": user.id})).await,
-        "FORBIDDEN"
+        "NOT_FOUND"
     );
     // Catalogues are per organisation.
     let admin_b = server.client(Some(token(Uuid::new_v4(), Role::Admin, "clinic-b")));
