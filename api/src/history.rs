@@ -2,17 +2,101 @@
 //! history projection's index, read a page at a time, as the owner or a
 //! reader with access sees them.
 
-use async_graphql::{Context, Json, SimpleObject, ID};
+use async_graphql::{Context, Enum, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::portal::Section;
 use projections::read::history::{self, After, EntryRow};
 use uuid::Uuid;
 
 use crate::access::authorize_read;
+use crate::auth::Role;
 use crate::context::{caller, service};
 use crate::error::ApiError;
 use crate::node::BigInt;
 use crate::paging::{connection, Page, Window};
+
+/// What happened to a portal: the type of one of its events.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventType {
+    /// The portal was opened.
+    PortalOpened,
+    /// A life domain of the user's own was added.
+    LifeDomainAdded,
+    /// A life domain's status was rated.
+    StatusRated,
+    /// A goal was set.
+    GoalSet,
+    /// A goal was reworded.
+    GoalRevised,
+    /// A goal was achieved.
+    GoalAchieved,
+    /// A goal was abandoned.
+    GoalAbandoned,
+    /// An activity was planned.
+    ActivityPlanned,
+    /// An activity was done.
+    ActivityCompleted,
+    /// An activity was dropped.
+    ActivityDropped,
+    /// A medication was added.
+    MedicationAdded,
+    /// A medication's dose or schedule changed.
+    MedicationChanged,
+    /// A medication was paused.
+    MedicationPaused,
+    /// A medication was resumed.
+    MedicationResumed,
+    /// A medication was stopped.
+    MedicationStopped,
+    /// A person was added to the network map.
+    PersonAdded,
+    /// A person on the network map was changed.
+    PersonUpdated,
+    /// A person was taken off the network map.
+    PersonRemoved,
+    /// The crisis plan was revised.
+    CrisisPlanRevised,
+    /// An exercise was started.
+    ExerciseStarted,
+    /// An exercise was completed.
+    ExerciseCompleted,
+}
+
+impl EventType {
+    /// Every type, with the name the event store keeps.
+    const ALL: [(EventType, &'static str); 21] = [
+        (EventType::PortalOpened, "PortalOpened"),
+        (EventType::LifeDomainAdded, "LifeDomainAdded"),
+        (EventType::StatusRated, "StatusRated"),
+        (EventType::GoalSet, "GoalSet"),
+        (EventType::GoalRevised, "GoalRevised"),
+        (EventType::GoalAchieved, "GoalAchieved"),
+        (EventType::GoalAbandoned, "GoalAbandoned"),
+        (EventType::ActivityPlanned, "ActivityPlanned"),
+        (EventType::ActivityCompleted, "ActivityCompleted"),
+        (EventType::ActivityDropped, "ActivityDropped"),
+        (EventType::MedicationAdded, "MedicationAdded"),
+        (EventType::MedicationChanged, "MedicationChanged"),
+        (EventType::MedicationPaused, "MedicationPaused"),
+        (EventType::MedicationResumed, "MedicationResumed"),
+        (EventType::MedicationStopped, "MedicationStopped"),
+        (EventType::PersonAdded, "PersonAdded"),
+        (EventType::PersonUpdated, "PersonUpdated"),
+        (EventType::PersonRemoved, "PersonRemoved"),
+        (EventType::CrisisPlanRevised, "CrisisPlanRevised"),
+        (EventType::ExerciseStarted, "ExerciseStarted"),
+        (EventType::ExerciseCompleted, "ExerciseCompleted"),
+    ];
+
+    /// From the name the event store keeps; anything else is a corrupt store.
+    pub fn stored(name: &str) -> Result<EventType, ApiError> {
+        EventType::ALL
+            .iter()
+            .find(|(_, stored)| *stored == name)
+            .map(|(t, _)| *t)
+            .ok_or_else(|| ApiError::internal(format!("unknown portal event type `{name}`")))
+    }
+}
 
 /// One recorded change, as the history of a goal or status shows it.
 #[derive(SimpleObject)]
@@ -23,8 +107,8 @@ pub struct HistoryEntry {
     pub sequence: BigInt,
     /// Global position in the event stream (0 for someone other than the owner).
     pub position: BigInt,
-    /// What happened (`GoalSet`, `ActivityCompleted`, `StatusRated`, ...).
-    pub event_type: String,
+    /// What happened.
+    pub event_type: EventType,
     /// When it happened.
     pub at: DateTime<Utc>,
     /// When the store recorded it.
@@ -32,7 +116,7 @@ pub struct HistoryEntry {
     /// Who did it: their person id, or `system`.
     pub actor_id: ID,
     /// In which role.
-    pub actor_role: String,
+    pub actor_role: Role,
     /// The request that caused it (empty for someone other than the owner).
     pub request_id: ID,
     /// The event itself, as stored.
@@ -65,11 +149,11 @@ pub(crate) async fn history_entries(
                 sequence: BigInt(span.shown(&row, owner, i)),
                 position: BigInt(if owner { row.position } else { 0 }),
                 data: Json(serde_json::from_str(&row.data)?),
-                event_type: row.event_type,
+                event_type: EventType::stored(&row.event_type)?,
                 at: row.at,
                 recorded_at: row.recorded_at,
                 actor_id: ID(row.actor_id),
-                actor_role: row.actor_role,
+                actor_role: row.actor_role.parse().map_err(ApiError::internal)?,
                 request_id: ID(if owner { row.request_id } else { String::new() }),
             })
         })
@@ -148,5 +232,21 @@ impl Span {
         } else {
             self.after + i as i64 + 1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every portal event's stored type has its enum value, and no two share one.
+    #[test]
+    fn every_portal_event_type_is_an_enum_value() {
+        let names: Vec<&str> = EventType::ALL.iter().map(|(_, n)| *n).collect();
+        for name in domain::portal::PortalEvent::TYPES.iter().copied() {
+            assert!(names.contains(&name), "{name} has no EventType");
+        }
+        assert_eq!(names.len(), domain::portal::PortalEvent::TYPES.len());
+        assert!(EventType::stored("NoSuchEvent").is_err());
     }
 }

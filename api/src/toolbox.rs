@@ -280,8 +280,8 @@ pub struct RecentChange {
     pub sequence: BigInt,
     /// The section it changed.
     pub section: PortalSection,
-    /// What happened (`MedicationAdded`, `CrisisPlanRevised`, ...).
-    pub event_type: String,
+    /// What happened.
+    pub event_type: crate::history::EventType,
     /// When it happened.
     pub at: DateTime<Utc>,
 }
@@ -368,15 +368,16 @@ pub(crate) async fn recent_changes(
 ) -> Result<Vec<RecentChange>, ApiError> {
     let svc = service(ctx);
     let rows = history::recent(&svc.engine, &svc.db, portal, limit, as_of, only, from).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| RecentChange {
-            sequence: BigInt(row.sequence),
-            section: row.section.into(),
-            event_type: row.event_type,
-            at: row.at,
+    rows.into_iter()
+        .map(|row| {
+            Ok(RecentChange {
+                sequence: BigInt(row.sequence),
+                section: row.section.into(),
+                event_type: crate::history::EventType::stored(&row.event_type)?,
+                at: row.at,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// One entry of a portal's exercise log, folded from its own events, for

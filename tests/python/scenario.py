@@ -106,7 +106,7 @@ with user as u:
         ["goalHistory"],
         g=goal["id"],
     )
-    assert [h["eventType"] for h in history] == ["GoalSet", "ActivityPlanned", "ActivityCompleted"], history
+    assert [h["eventType"] for h in history] == ["GOAL_SET", "ACTIVITY_PLANNED", "ACTIVITY_COMPLETED"], history
     assert pages == 3, pages
     assert refused(u, "{ controlPanel { recentChanges(first: 0) { nodes { at } } } }") == "BAD_USER_INPUT"
     # The same goal again, by its global id.

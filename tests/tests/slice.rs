@@ -124,13 +124,13 @@ async fn slice_survives_a_restart(store: Store) {
     assert_eq!(
         types,
         [
-            "GoalSet",
-            "ActivityPlanned",
-            "ActivityPlanned",
-            "ActivityPlanned",
-            "ActivityCompleted",
-            "ActivityDropped",
-            "GoalRevised"
+            "GOAL_SET",
+            "ACTIVITY_PLANNED",
+            "ACTIVITY_PLANNED",
+            "ACTIVITY_PLANNED",
+            "ACTIVITY_COMPLETED",
+            "ACTIVITY_DROPPED",
+            "GOAL_REVISED"
         ]
     );
     assert_eq!(

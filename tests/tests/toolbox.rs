@@ -306,7 +306,7 @@ async fn toolbox_end_to_end(store: Store) {
     assert_eq!(section("CORE")["current"], 1);
     assert_eq!(
         now["controlPanel"]["recentChanges"]["nodes"][0]["eventType"],
-        "ExerciseStarted"
+        "EXERCISE_STARTED"
     );
 
     let domains = now["controlPanel"]["domains"].as_array().unwrap();
@@ -371,7 +371,7 @@ async fn toolbox_end_to_end(store: Store) {
         .await;
     let revisions = history["crisisPlanHistory"]["nodes"].as_array().unwrap();
     assert_eq!(revisions.len(), 2);
-    assert_eq!(revisions[0]["actorRole"], "service_user");
+    assert_eq!(revisions[0]["actorRole"], "SERVICE_USER");
     assert_eq!(
         history["crisisPlanHistory"]["pageInfo"]["hasNextPage"],
         false
@@ -426,10 +426,10 @@ async fn toolbox_end_to_end(store: Store) {
     assert_eq!(
         types,
         [
-            "MedicationAdded",
-            "MedicationChanged",
-            "MedicationPaused",
-            "MedicationResumed"
+            "MEDICATION_ADDED",
+            "MEDICATION_CHANGED",
+            "MEDICATION_PAUSED",
+            "MEDICATION_RESUMED"
         ]
     );
     // Pages of one, of two (the last page exactly full) and of three (the

@@ -284,6 +284,34 @@ impl PortalEvent {
     }
 }
 
+impl PortalEvent {
+    /// Every event type's stored name, as `event_type` gives it: add a new
+    /// event here too (the API's test holds its `EventType` enum to this).
+    pub const TYPES: [&'static str; 21] = [
+        "PortalOpened",
+        "LifeDomainAdded",
+        "StatusRated",
+        "GoalSet",
+        "GoalRevised",
+        "GoalAchieved",
+        "GoalAbandoned",
+        "ActivityPlanned",
+        "ActivityCompleted",
+        "ActivityDropped",
+        "MedicationAdded",
+        "MedicationChanged",
+        "MedicationPaused",
+        "MedicationResumed",
+        "MedicationStopped",
+        "PersonAdded",
+        "PersonUpdated",
+        "PersonRemoved",
+        "CrisisPlanRevised",
+        "ExerciseStarted",
+        "ExerciseCompleted",
+    ];
+}
+
 impl DomainEvent for PortalEvent {
     fn event_type(&self) -> String {
         match self {
