@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn every_portal_event_type_is_an_enum_value() {
         let names: Vec<&str> = EventType::ALL.iter().map(|(_, n)| *n).collect();
-        for name in domain::portal::PortalEvent::TYPES.iter().copied() {
+        for name in domain::portal::PortalEvent::TYPES {
             assert!(names.contains(&name), "{name} has no EventType");
         }
         assert_eq!(names.len(), domain::portal::PortalEvent::TYPES.len());
