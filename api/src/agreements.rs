@@ -258,8 +258,8 @@ impl AgreementQuery {
     async fn alignment(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
-        as_of: Option<DateTime<Utc>>,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(desc = "The time to answer for, at most a year ahead; now when omitted.")] as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<AlignmentView> {
         let relationship_id = node::relationship(&relationship_id)?;
         party(ctx, relationship_id).await?;
@@ -361,7 +361,7 @@ impl AgreementQuery {
     pub(crate) async fn agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
     ) -> async_graphql::Result<AgreementView> {
         let relationship_id = node::relationship(&relationship_id)?;
         party(ctx, relationship_id).await?;
@@ -408,8 +408,11 @@ impl AgreementMutation {
     async fn propose_agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
-        terms: Terms,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(desc = "The proposed terms.")] terms: Terms,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::AgreementPayload> {
         run(
@@ -429,7 +432,10 @@ impl AgreementMutation {
     async fn accept_agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::AgreementPayload> {
         run(
@@ -445,7 +451,10 @@ impl AgreementMutation {
     async fn decline_agreement(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::AgreementPayload> {
         run(
@@ -461,7 +470,10 @@ impl AgreementMutation {
     async fn withdraw_agreement_proposal(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::AgreementPayload> {
         run(

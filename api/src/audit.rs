@@ -133,7 +133,8 @@ impl AccessLog {
     async fn entries(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many entries, counted from the newest (1-500, default 100).")] first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<AccessEntryConnection> {
         let caller = caller(ctx)?;
@@ -447,12 +448,24 @@ impl AuditQuery {
     async fn access_trail(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The service user whose portal or log was read: their person id; anyone's when omitted."
+        )]
         subject_id: Option<ID>,
+        #[graphql(desc = "The reader: their person id; any reader when omitted.")]
         reader_id: Option<ID>,
+        #[graphql(
+            desc = "What was read: a section of the portal or the access log; any when omitted."
+        )]
         section: Option<AccessSection>,
+        #[graphql(
+            desc = "The start of the period (inclusive), before `to`; no lower bound when omitted."
+        )]
         from: Option<DateTime<Utc>>,
+        #[graphql(desc = "The end of the period (exclusive); no upper bound when omitted.")]
         to: Option<DateTime<Utc>>,
-        first: Option<i32>,
+        #[graphql(desc = "How many entries, counted from the newest (1-500, default 100).")] first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<AccessEntryConnection> {
         let caller = caller(ctx)?;
@@ -494,10 +507,11 @@ impl AuditQuery {
     async fn who_could_see(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The service user: their person id, or their control panel's global id.")]
         subject_id: ID,
-        section: PortalSection,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        #[graphql(desc = "The section of the service user's portal.")] section: PortalSection,
+        #[graphql(desc = "The start of the period (inclusive), before `to`.")] from: DateTime<Utc>,
+        #[graphql(desc = "The end of the period (exclusive).")] to: DateTime<Utc>,
     ) -> async_graphql::Result<SectionExposure> {
         let caller = caller(ctx)?;
         let subject_id = node::person(&subject_id)?;
@@ -574,9 +588,12 @@ impl AuditQuery {
     async fn disclosures_csv(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The service user whose disclosures are listed: their person id; auditors must give it, a service user omits it for themselves."
+        )]
         subject_id: Option<ID>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        #[graphql(desc = "The start of the period (inclusive), before `to`.")] from: DateTime<Utc>,
+        #[graphql(desc = "The end of the period (exclusive).")] to: DateTime<Utc>,
     ) -> async_graphql::Result<String> {
         let caller = caller(ctx)?;
         let subject_id = subject_id.as_ref().map(node::person).transpose()?;

@@ -364,9 +364,14 @@ impl CareQuery {
     async fn providers(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many providers from the start, by name (1-100, default 100).")] first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
+        #[graphql(
+            desc = "How many providers from the end (1-100), to page back; not with `first`."
+        )]
         last: Option<i32>,
+        #[graphql(desc = "The cursor before which the page ends (a `startCursor` of this list).")]
         before: Option<String>,
     ) -> async_graphql::Result<ProviderProfileConnection> {
         let window = list_window("providers", first, after, last, before)?;
@@ -387,10 +392,20 @@ impl CareQuery {
     async fn care_relationships(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] include_closed: bool,
+        #[graphql(
+            default = false,
+            desc = "Whether declined and ended relationships are listed too (default false)."
+        )]
+        include_closed: bool,
+        #[graphql(desc = "How many relationships from the start (1-100, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
+        #[graphql(
+            desc = "How many relationships from the end (1-100), to page back; not with `first`."
+        )]
         last: Option<i32>,
+        #[graphql(desc = "The cursor before which the page ends (a `startCursor` of this list).")]
         before: Option<String>,
     ) -> async_graphql::Result<RelationshipConnection> {
         let window = list_window("relationships", first, after, last, before)?;
@@ -415,9 +430,15 @@ impl CareQuery {
     async fn caseload(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many caseload entries from the start (1-100, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
+        #[graphql(
+            desc = "How many caseload entries from the end (1-100), to page back; not with `first`."
+        )]
         last: Option<i32>,
+        #[graphql(desc = "The cursor before which the page ends (a `startCursor` of this list).")]
         before: Option<String>,
     ) -> async_graphql::Result<CaseloadEntryConnection> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -571,8 +592,12 @@ impl CareMutation {
     async fn save_provider_profile(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The name shown to service users (1-100 characters).")]
         display_name: String,
-        profession: Profession,
+        #[graphql(desc = "What the provider does.")] profession: Profession,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ProviderProfilePayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -605,7 +630,13 @@ impl CareMutation {
     async fn invite_to_care(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The person invited: their person id, or the global id of their provider profile or control panel."
+        )]
         person_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -661,7 +692,10 @@ impl CareMutation {
     async fn accept_care_invitation(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         on_relationship(
@@ -677,7 +711,10 @@ impl CareMutation {
     async fn decline_care_invitation(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         on_relationship(
@@ -694,7 +731,10 @@ impl CareMutation {
     async fn end_care_relationship(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         on_relationship(
@@ -712,9 +752,14 @@ impl CareMutation {
     async fn grant_access(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(desc = "The section of the portal the provider may read.")]
         section: PortalSection,
+        #[graphql(desc = "When the grant runs out (a future time); until revoked when omitted.")]
         until: Option<DateTime<Utc>>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         on_relationship(
@@ -735,8 +780,11 @@ impl CareMutation {
     async fn revoke_access(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
-        section: PortalSection,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(desc = "The section of the portal to take back.")] section: PortalSection,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         on_relationship(
@@ -760,9 +808,15 @@ impl CareMutation {
     async fn break_glass(
         &self,
         ctx: &Context<'_>,
-        relationship_id: ID,
-        reason: BreakGlassReason,
+        #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
+        #[graphql(desc = "Why the crisis plan is opened, as a code.")] reason: BreakGlassReason,
+        #[graphql(
+            desc = "Why the crisis plan is opened, in the provider's words (1-1000 characters)."
+        )]
         explanation: String,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
         let lasts = service(ctx).settings.care.break_glass_window();

@@ -94,7 +94,9 @@ impl ControlPanel {
     async fn recent_changes(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many recent changes from the newest (1-50, default 10).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<RecentChangeConnection> {
         let window = Window::forward(
@@ -370,7 +372,11 @@ impl CoreQuery {
     pub(crate) async fn control_panel(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
+        #[graphql(desc = "The time to show the panel as it stood at; now when omitted.")]
         as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<ControlPanel> {
         let portal_id = node::portal(portal_id.as_ref())?;
@@ -439,7 +445,10 @@ impl CoreQuery {
     pub(crate) async fn goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: ID,
+        #[graphql(desc = "The goal: its global id, or its uuid.")] goal_id: ID,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; when omitted, the portal of a global `goalId`, else the caller's own."
+        )]
         portal_id: Option<ID>,
     ) -> async_graphql::Result<Goal> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -460,9 +469,14 @@ impl CoreQuery {
     async fn goal_history(
         &self,
         ctx: &Context<'_>,
-        goal_id: ID,
+        #[graphql(desc = "The goal: its global id, or its uuid.")] goal_id: ID,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; when omitted, the portal of a global `goalId`, else the caller's own."
+        )]
         portal_id: Option<ID>,
+        #[graphql(desc = "How many history entries from the oldest (1-500, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
@@ -483,9 +497,14 @@ impl CoreQuery {
     async fn status_history(
         &self,
         ctx: &Context<'_>,
-        domain: String,
+        #[graphql(desc = "The life domain's key.")] domain: String,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
+        #[graphql(desc = "How many status ratings from the oldest (1-500, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<StatusEntryConnection> {
         let window = history_window(first, after.as_deref())?;
@@ -663,6 +682,9 @@ impl CoreMutation {
     async fn open_portal(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::PortalPayload> {
         let caller = caller(ctx)?;
@@ -679,8 +701,14 @@ impl CoreMutation {
     async fn add_life_domain(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The new domain's key: 1-40 characters of a-z, 0-9 and _, starting with a letter."
+        )]
         key: String,
-        name: String,
+        #[graphql(desc = "The domain's display name, 1-60 characters.")] name: String,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::PortalPayload> {
         run(
@@ -699,9 +727,13 @@ impl CoreMutation {
     async fn rate_status(
         &self,
         ctx: &Context<'_>,
-        domain: String,
-        score: i32,
+        #[graphql(desc = "The life domain's key.")] domain: String,
+        #[graphql(desc = "The self-rating, from 1 (worst) to 10 (best).")] score: i32,
+        #[graphql(desc = "The user's note, up to 2000 characters; empty when omitted.")]
         note: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::PortalPayload> {
         let command = PortalCommand::RateStatus {
@@ -718,10 +750,15 @@ impl CoreMutation {
     async fn set_goal(
         &self,
         ctx: &Context<'_>,
-        domain: String,
-        title: String,
+        #[graphql(desc = "The key of the life domain the goal belongs to.")] domain: String,
+        #[graphql(desc = "The goal's title, 1-200 characters.")] title: String,
+        #[graphql(desc = "The goal's description, up to 2000 characters; empty when omitted.")]
         description: Option<String>,
+        #[graphql(desc = "The new goal's uuid, if the client chooses it; generated otherwise.")]
         uuid: Option<Uuid>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::SetGoal {
@@ -738,9 +775,13 @@ impl CoreMutation {
     async fn revise_goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: ID,
-        title: String,
+        #[graphql(desc = "The goal: its global id, or its uuid.")] goal_id: ID,
+        #[graphql(desc = "The new title, 1-200 characters.")] title: String,
+        #[graphql(desc = "The new description, up to 2000 characters; empty when omitted.")]
         description: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::ReviseGoal {
@@ -756,7 +797,10 @@ impl CoreMutation {
     async fn achieve_goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: ID,
+        #[graphql(desc = "The goal: its global id, or its uuid.")] goal_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::GoalPayload> {
         run(
@@ -774,8 +818,12 @@ impl CoreMutation {
     async fn abandon_goal(
         &self,
         ctx: &Context<'_>,
-        goal_id: ID,
+        #[graphql(desc = "The goal: its global id, or its uuid.")] goal_id: ID,
+        #[graphql(desc = "Why the goal is given up, up to 2000 characters; empty when omitted.")]
         reason: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::AbandonGoal {
@@ -791,9 +839,15 @@ impl CoreMutation {
     async fn plan_activity(
         &self,
         ctx: &Context<'_>,
-        goal_id: ID,
-        title: String,
+        #[graphql(desc = "The goal to plan it under: its global id, or its uuid.")] goal_id: ID,
+        #[graphql(desc = "The activity's title, 1-200 characters.")] title: String,
+        #[graphql(
+            desc = "The new activity's uuid, if the client chooses it; generated otherwise."
+        )]
         uuid: Option<Uuid>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         let command = PortalCommand::PlanActivity {
@@ -809,7 +863,10 @@ impl CoreMutation {
     async fn complete_activity(
         &self,
         ctx: &Context<'_>,
-        activity_id: ID,
+        #[graphql(desc = "The activity: its global id, or its uuid.")] activity_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         run(
@@ -827,8 +884,14 @@ impl CoreMutation {
     async fn drop_activity(
         &self,
         ctx: &Context<'_>,
-        activity_id: ID,
+        #[graphql(desc = "The activity: its global id, or its uuid.")] activity_id: ID,
+        #[graphql(
+            desc = "Why the activity is dropped, up to 2000 characters; empty when omitted."
+        )]
         reason: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         let command = PortalCommand::DropActivity {

@@ -105,9 +105,15 @@ impl ConversationView {
     )]
     async fn messages(
         &self,
+        #[graphql(desc = "How many messages, counted from the oldest (1-100, default 50).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
+        #[graphql(
+            desc = "How many messages from the newest (1-100), to page back; not with `first`."
+        )]
         last: Option<i32>,
+        #[graphql(desc = "The cursor before which the page ends (a `startCursor` of this list).")]
         before: Option<String>,
     ) -> async_graphql::Result<MessageConnection> {
         let window = Window::new(
@@ -254,9 +260,15 @@ impl ConversationList {
     )]
     async fn conversations(
         &self,
+        #[graphql(desc = "How many threads from the newest activity (1-100, default 50).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
+        #[graphql(
+            desc = "How many threads from the oldest activity (1-100), to page back; not with `first`."
+        )]
         last: Option<i32>,
+        #[graphql(desc = "The cursor before which the page ends (a `startCursor` of this list).")]
         before: Option<String>,
     ) -> async_graphql::Result<ConversationSummaryConnection> {
         let window = Window::new(
@@ -356,7 +368,7 @@ impl MessagingQuery {
     pub(crate) async fn conversation(
         &self,
         ctx: &Context<'_>,
-        conversation_id: ID,
+        #[graphql(desc = "The thread: its global id, or its uuid.")] conversation_id: ID,
     ) -> async_graphql::Result<ConversationView> {
         let conversation_id = node::conversation(&conversation_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -488,10 +500,20 @@ impl MessagingMutation {
     async fn start_conversation(
         &self,
         ctx: &Context<'_>,
-        subject: String,
-        body: String,
-        #[graphql(default)] provider_ids: Vec<ID>,
+        #[graphql(desc = "The thread's subject (1-200 characters).")] subject: String,
+        #[graphql(desc = "The first message (1-4000 characters).")] body: String,
+        #[graphql(
+            default,
+            desc = "The providers in the thread, by person id or provider profile's global id: a service user's providers, or a provider's colleagues (at most 20 providers in the thread, a calling provider included)."
+        )]
+        provider_ids: Vec<ID>,
+        #[graphql(
+            desc = "The service user the thread is with: their person id or their control panel's global id; required for a provider, not used for a service user."
+        )]
         user_id: Option<ID>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ConversationPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -549,8 +571,11 @@ impl MessagingMutation {
     async fn post_message(
         &self,
         ctx: &Context<'_>,
-        conversation_id: ID,
-        body: String,
+        #[graphql(desc = "The thread: its global id, or its uuid.")] conversation_id: ID,
+        #[graphql(desc = "The message text (1-4000 characters).")] body: String,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MessagePayload> {
         let conversation_id = node::conversation(&conversation_id)?;
@@ -579,8 +604,11 @@ impl MessagingMutation {
     async fn mark_read(
         &self,
         ctx: &Context<'_>,
-        conversation_id: ID,
-        up_to: ID,
+        #[graphql(desc = "The thread: its global id, or its uuid.")] conversation_id: ID,
+        #[graphql(desc = "The last message read: its global id, or its uuid.")] up_to: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ConversationPayload> {
         let conversation_id = node::conversation(&conversation_id)?;

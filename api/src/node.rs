@@ -373,7 +373,12 @@ impl NodeQuery {
     /// same access trail as the field that lists it: NOT_FOUND when it does
     /// not exist or is not the caller's to know of, FORBIDDEN where that
     /// field would refuse.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The object's global id (its `id` field; a bare uuid is not one).")]
+        id: ID,
+    ) -> async_graphql::Result<Node> {
         let node = NodeId::decode(&id)
             .ok_or_else(|| ApiError::BadInput(format!("`{}` is not a global id", clip(&id))))?;
         resolve(ctx, node).await
@@ -386,7 +391,7 @@ impl NodeQuery {
     async fn nodes(
         &self,
         ctx: &Context<'_>,
-        ids: Vec<ID>,
+        #[graphql(desc = "The objects' global ids, 1-100 of them.")] ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<Option<Node>>> {
         if ids.is_empty() || ids.len() > NODES_MAX {
             return Err(ApiError::BadInput(format!("`ids` takes 1-{NODES_MAX} ids")).into());

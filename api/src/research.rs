@@ -109,9 +109,13 @@ impl ResearchQuery {
     async fn studies(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many studies from the start, by start date (1-100, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
+        #[graphql(desc = "How many studies from the end (1-100), to page back; not with `first`.")]
         last: Option<i32>,
+        #[graphql(desc = "The cursor before which the page ends (a `startCursor` of this list).")]
         before: Option<String>,
     ) -> async_graphql::Result<StudyConnection> {
         let window = crate::care::list_window("studies", first, after, last, before)?;
@@ -194,11 +198,19 @@ impl ResearchMutation {
     async fn register_study(
         &self,
         ctx: &Context<'_>,
-        title: String,
+        #[graphql(desc = "The study's title (1-200 characters).")] title: String,
+        #[graphql(desc = "The protocol id of the study's ethics approval (1-64 characters).")]
         protocol_id: String,
-        starts_on: NaiveDate,
+        #[graphql(desc = "The first day of the study period (YYYY-MM-DD).")] starts_on: NaiveDate,
+        #[graphql(
+            desc = "The last day of the study period (YYYY-MM-DD): not before `startsOn` and at most ten years after it."
+        )]
         ends_on: NaiveDate,
+        #[graphql(desc = "The study's researchers: their person ids (1-50 researchers).")]
         researcher_ids: Vec<ID>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::StudyPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -241,7 +253,10 @@ impl ResearchMutation {
     async fn enrol_in_study(
         &self,
         ctx: &Context<'_>,
-        study_id: ID,
+        #[graphql(desc = "The study: its global id, or its uuid.")] study_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::StudyPayload> {
         let study_id = node::study(&study_id)?;
@@ -274,7 +289,10 @@ impl ResearchMutation {
     async fn withdraw_from_study(
         &self,
         ctx: &Context<'_>,
-        study_id: ID,
+        #[graphql(desc = "The study: its global id, or its uuid.")] study_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::StudyPayload> {
         let study_id = node::study(&study_id)?;
@@ -540,7 +558,7 @@ impl MeasuresQuery {
     async fn study_measures(
         &self,
         ctx: &Context<'_>,
-        study_id: ID,
+        #[graphql(desc = "The study: its global id, or its uuid.")] study_id: ID,
     ) -> async_graphql::Result<StudyMeasures> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::ReadStudyMeasures) {

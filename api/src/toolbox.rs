@@ -436,9 +436,16 @@ impl ToolboxQuery {
     pub(crate) async fn medications(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
-        as_of: Option<DateTime<Utc>>,
-        #[graphql(default = true)] include_stopped: bool,
+        #[graphql(desc = "The time to answer for; now when omitted.")] as_of: Option<DateTime<Utc>>,
+        #[graphql(
+            default = true,
+            desc = "Whether stopped medications are included (default true)."
+        )]
+        include_stopped: bool,
     ) -> async_graphql::Result<Vec<Medication>> {
         let section = Section::Medications;
         let portal_id = node::portal(portal_id.as_ref())?;
@@ -497,9 +504,16 @@ impl ToolboxQuery {
     pub(crate) async fn network(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
-        as_of: Option<DateTime<Utc>>,
-        #[graphql(default = false)] include_removed: bool,
+        #[graphql(desc = "The time to answer for; now when omitted.")] as_of: Option<DateTime<Utc>>,
+        #[graphql(
+            default = false,
+            desc = "Whether people taken off the map are included (default false)."
+        )]
+        include_removed: bool,
     ) -> async_graphql::Result<Vec<NetworkPerson>> {
         let section = Section::Network;
         let selection = Selection::LatestPerType(section);
@@ -533,8 +547,12 @@ impl ToolboxQuery {
     pub(crate) async fn crisis_plan(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
-        as_of: Option<DateTime<Utc>>,
+        #[graphql(desc = "The time to answer for; now when omitted.")] as_of: Option<DateTime<Utc>>,
+        #[graphql(desc = "The revision to read, 1 for the first; the latest when omitted.")]
         revision: Option<i32>,
     ) -> async_graphql::Result<Option<CrisisPlan>> {
         let (pick, skip) = match revision {
@@ -583,9 +601,14 @@ impl ToolboxQuery {
     async fn medication_history(
         &self,
         ctx: &Context<'_>,
-        medication_id: ID,
+        #[graphql(desc = "The medication: its global id, or its uuid.")] medication_id: ID,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; when omitted, the portal of a global `medicationId`, else the caller's own."
+        )]
         portal_id: Option<ID>,
+        #[graphql(desc = "How many history entries from the oldest (1-500, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
@@ -606,9 +629,15 @@ impl ToolboxQuery {
     async fn person_history(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The person on the network map: their global id, or their uuid.")]
         person_id: ID,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; when omitted, the portal of a global `personId`, else the caller's own."
+        )]
         portal_id: Option<ID>,
+        #[graphql(desc = "How many history entries from the oldest (1-500, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
@@ -629,8 +658,13 @@ impl ToolboxQuery {
     async fn crisis_plan_history(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
+        #[graphql(desc = "How many crisis-plan revisions from the oldest (1-500, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
@@ -667,8 +701,11 @@ impl ToolboxQuery {
     pub(crate) async fn exercise_log(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
         portal_id: Option<ID>,
-        as_of: Option<DateTime<Utc>>,
+        #[graphql(desc = "The time to answer for; now when omitted.")] as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<ExerciseLog> {
         let section = Section::Exercises;
         let portal_id = node::portal(portal_id.as_ref())?;
@@ -713,7 +750,9 @@ impl ExerciseLog {
     async fn entries(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many log entries from the newest (1-500, default 100).")]
         first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<ExerciseEntryConnection> {
         let window = Window::forward(
@@ -782,12 +821,23 @@ impl ToolboxMutation {
     async fn add_medication(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The medication's name, 1-100 characters, unique among medications not stopped (ignoring case)."
+        )]
         name: String,
-        dose: String,
-        schedule: String,
+        #[graphql(desc = "The dose, as free text of 1-100 characters.")] dose: String,
+        #[graphql(desc = "When it is taken, as free text of 1-200 characters.")] schedule: String,
+        #[graphql(desc = "What it is for, up to 500 characters; empty when omitted.")]
         purpose: Option<String>,
+        #[graphql(desc = "Who prescribed it, up to 100 characters; empty when omitted.")]
         prescriber: Option<String>,
+        #[graphql(
+            desc = "The new medication's uuid, if the client chooses it; generated otherwise."
+        )]
         uuid: Option<Uuid>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::AddMedication {
@@ -808,9 +858,15 @@ impl ToolboxMutation {
     async fn change_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: ID,
-        dose: Option<String>,
+        #[graphql(desc = "The medication: its global id, or its uuid.")] medication_id: ID,
+        #[graphql(desc = "The new dose, 1-100 characters; unchanged when omitted.")] dose: Option<
+            String,
+        >,
+        #[graphql(desc = "The new schedule, 1-200 characters; unchanged when omitted.")]
         schedule: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::ChangeMedication {
@@ -826,8 +882,12 @@ impl ToolboxMutation {
     async fn pause_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: ID,
+        #[graphql(desc = "The medication: its global id, or its uuid.")] medication_id: ID,
+        #[graphql(desc = "Why it is paused, up to 2000 characters; empty when omitted.")]
         reason: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::PauseMedication {
@@ -842,7 +902,10 @@ impl ToolboxMutation {
     async fn resume_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: ID,
+        #[graphql(desc = "The medication: its global id, or its uuid.")] medication_id: ID,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::ResumeMedication {
@@ -856,8 +919,12 @@ impl ToolboxMutation {
     async fn stop_medication(
         &self,
         ctx: &Context<'_>,
-        medication_id: ID,
+        #[graphql(desc = "The medication: its global id, or its uuid.")] medication_id: ID,
+        #[graphql(desc = "Why it is stopped, up to 2000 characters; empty when omitted.")]
         reason: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::StopMedication {
@@ -876,11 +943,23 @@ impl ToolboxMutation {
     async fn add_person(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The person's name as the user wants to see it, 1-100 characters, unique on the map (ignoring case)."
+        )]
         display_name: String,
-        relation: RelationKind,
+        #[graphql(desc = "How the person is related to the user.")] relation: RelationKind,
+        #[graphql(desc = "How close the person is, from 1 (distant) to 5 (very close).")]
         closeness: i32,
-        #[graphql(default)] support: Vec<SupportKind>,
+        #[graphql(
+            default,
+            desc = "The kinds of support the person gives; repeats are ignored."
+        )]
+        support: Vec<SupportKind>,
+        #[graphql(desc = "The new person's uuid, if the client chooses it; generated otherwise.")]
         uuid: Option<Uuid>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::AddPerson {
@@ -897,11 +976,23 @@ impl ToolboxMutation {
     async fn update_person(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The person on the network map: their global id, or their uuid.")]
         person_id: ID,
+        #[graphql(
+            desc = "The person's name as the user wants to see it, 1-100 characters, unique on the map (ignoring case)."
+        )]
         display_name: String,
-        relation: RelationKind,
+        #[graphql(desc = "How the person is related to the user.")] relation: RelationKind,
+        #[graphql(desc = "How close the person is, from 1 (distant) to 5 (very close).")]
         closeness: i32,
-        #[graphql(default)] support: Vec<SupportKind>,
+        #[graphql(
+            default,
+            desc = "The kinds of support the person gives, replacing the old ones; repeats are ignored."
+        )]
+        support: Vec<SupportKind>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::UpdatePerson {
@@ -917,8 +1008,15 @@ impl ToolboxMutation {
     async fn remove_person(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The person on the network map: their global id, or their uuid.")]
         person_id: ID,
+        #[graphql(
+            desc = "Why they are taken off the map, up to 2000 characters; empty when omitted."
+        )]
         reason: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::RemovePerson {
@@ -934,7 +1032,13 @@ impl ToolboxMutation {
     async fn revise_crisis_plan(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The whole new revision of the plan (see `CrisisPlanInput` for the limits)."
+        )]
         plan: CrisisPlanInput,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::CrisisPlanPayload> {
         let plan = domain::portal::CrisisPlan {
@@ -961,8 +1065,15 @@ impl ToolboxMutation {
     async fn start_exercise(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The key of an exercise in the organisation's catalogue.")]
         exercise: String,
+        #[graphql(
+            desc = "The new log entry's uuid, if the client chooses it; generated otherwise."
+        )]
         uuid: Option<Uuid>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
@@ -988,9 +1099,13 @@ impl ToolboxMutation {
     async fn complete_exercise(
         &self,
         ctx: &Context<'_>,
-        entry_id: ID,
+        #[graphql(desc = "The started exercise's log entry: its uuid.")] entry_id: ID,
+        #[graphql(desc = "The user's reflection, up to 2000 characters; empty when omitted.")]
         reflection: Option<String>,
-        rating: Option<i32>,
+        #[graphql(desc = "A self-rating from 1 to 5, if given.")] rating: Option<i32>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
         let command = PortalCommand::CompleteExercise {
@@ -1009,9 +1124,19 @@ impl ToolboxMutation {
     async fn add_exercise(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The exercise's key: 1-40 characters of a-z, 0-9 and _, starting with a letter, unique in the catalogue."
+        )]
         key: String,
+        #[graphql(
+            desc = "The exercise's title, 1-100 characters, unique in the catalogue (ignoring case)."
+        )]
         title: String,
+        #[graphql(desc = "What the exercise is about, up to 2000 characters; empty when omitted.")]
         description: Option<String>,
+        #[graphql(
+            desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
+        )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ExercisePayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
