@@ -27,6 +27,9 @@ pub mod codes {
     pub const TIMEOUT: &str = "TIMEOUT";
     /// An idempotency key sent again with a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+    /// A persisted query's hash that the server does not hold (any more):
+    /// send the query with it (Apollo's automatic persisted queries).
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 }
 
 /// Everything a request can fail with.
@@ -234,10 +237,16 @@ pub fn code_input_errors(errors: &mut [async_graphql::ServerError]) {
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
         if !has_code {
+            // The message Apollo's clients look for, with the code newer ones do.
+            let code = if error.message == "PersistedQueryNotFound" {
+                codes::PERSISTED_QUERY_NOT_FOUND
+            } else {
+                codes::BAD_USER_INPUT
+            };
             error
                 .extensions
                 .get_or_insert_with(Default::default)
-                .set("code", codes::BAD_USER_INPUT);
+                .set("code", code);
         }
     }
 }

@@ -208,6 +208,16 @@ async fn graphql_get(
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let Some(query) = params.get("query") else {
+        // A persisted query's hash alone names a document this handler
+        // cannot see before it runs, which could be a mutation: those go
+        // over POST.
+        if params.contains_key("extensions") {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_USER_INPUT,
+                "persisted queries go over POST; GET takes a whole `query`",
+            );
+        }
         return graphiql().await.into_response();
     };
     let mut request = async_graphql::Request::new(query.clone());

@@ -4,6 +4,11 @@
 
 use std::sync::Arc;
 
+use std::num::NonZeroUsize;
+
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{MergedObject, Schema};
 
 use crate::agreements::{AgreementMutation, AgreementQuery};
@@ -34,6 +39,15 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         builder
     } else {
         builder.disable_introspection()
+    };
+    // Apollo's automatic persisted queries: a document is kept (by its
+    // SHA-256) only once it has passed the limits in full, so a hash alone
+    // can name nothing that was not measured.
+    let builder = match NonZeroUsize::new(settings.graphql.persisted_queries) {
+        Some(cap) => {
+            builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(cap.get())))
+        }
+        None => builder,
     };
     builder.data(service).finish()
 }

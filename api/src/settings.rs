@@ -128,8 +128,8 @@ pub struct Graphql {
     /// Deepest accepted query (`PORTAL_MAX_QUERY_DEPTH`).
     pub max_depth: usize,
     /// Highest accepted query complexity (`PORTAL_MAX_QUERY_COMPLEXITY`):
-    /// every field costs 1, and a field that returns up to `limit` rows costs
-    /// `limit` times what it selects.
+    /// every field costs 1, and a connection costs its page size (`first` or
+    /// `last`) times what it selects.
     pub max_complexity: usize,
     /// Most fields and fragment spreads a query may select once every fragment is spread out
     /// (`PORTAL_MAX_QUERY_FIELDS`); checked before validation, so a document
@@ -141,6 +141,10 @@ pub struct Graphql {
     /// Whether the schema can be introspected (`PORTAL_INTROSPECTION`, default
     /// true: GraphiQL and code generators need it).
     pub introspection: bool,
+    /// Most persisted queries (Apollo's automatic persisted queries) kept in
+    /// memory, least recently used first out (`PORTAL_PERSISTED_QUERIES`,
+    /// default 1,000; 0 turns them off).
+    pub persisted_queries: usize,
 }
 
 impl Default for Graphql {
@@ -151,6 +155,7 @@ impl Default for Graphql {
             max_fields: 2_000,
             max_batch: 10,
             introspection: true,
+            persisted_queries: 1_000,
         }
     }
 }
@@ -508,6 +513,12 @@ impl Settings {
                 100,
             ),
             (
+                "graphql.persisted_queries (PORTAL_PERSISTED_QUERIES)",
+                self.graphql.persisted_queries as u64,
+                0,
+                100_000,
+            ),
+            (
                 "store.max_connections (PORTAL_DB_MAX_CONNECTIONS)",
                 u64::from(self.store.max_connections),
                 1,
@@ -577,6 +588,7 @@ impl Settings {
         set!(graphql.max_fields, "PORTAL_MAX_QUERY_FIELDS");
         set!(graphql.introspection, "PORTAL_INTROSPECTION");
         set!(graphql.max_batch, "PORTAL_MAX_BATCH");
+        set!(graphql.persisted_queries, "PORTAL_PERSISTED_QUERIES");
         if let Some(origins) = env("PORTAL_CORS_ORIGINS") {
             self.server.cors_origins = origins
                 .split(',')
