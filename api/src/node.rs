@@ -24,7 +24,7 @@ use crate::core::{Activity, ControlPanel, CoreQuery, Goal};
 use crate::error::ApiError;
 use crate::messaging::{ConversationView, Message, MessagingQuery};
 use crate::research::{ResearchQuery, StudyView};
-use crate::toolbox::{CrisisPlan, Medication, NetworkPerson, ToolboxQuery};
+use crate::toolbox::{CrisisPlan, ExerciseEntry, Medication, NetworkPerson, ToolboxQuery};
 
 /// Most ids one `nodes` call takes (GitHub's limit too).
 pub const NODES_MAX: usize = 100;
@@ -55,6 +55,10 @@ pub enum NodeId {
     CrisisPlan {
         portal: Uuid,
         revision: i32,
+    },
+    ExerciseEntry {
+        portal: Uuid,
+        entry: Uuid,
     },
     ProviderProfile {
         provider: Uuid,
@@ -87,6 +91,7 @@ impl NodeId {
             NodeId::Medication { .. } => "Medication",
             NodeId::NetworkPerson { .. } => "NetworkPerson",
             NodeId::CrisisPlan { .. } => "CrisisPlan",
+            NodeId::ExerciseEntry { .. } => "ExerciseEntry",
             NodeId::ProviderProfile { .. } => "ProviderProfile",
             NodeId::Relationship { .. } => "Relationship",
             NodeId::Agreement { .. } => "Agreement",
@@ -115,6 +120,7 @@ impl NodeId {
             NodeId::CrisisPlan { portal, revision } => {
                 vec![portal.to_string(), revision.to_string()]
             }
+            NodeId::ExerciseEntry { portal, entry } => vec![portal.to_string(), entry.to_string()],
             NodeId::ProviderProfile { provider } => vec![provider.to_string()],
             NodeId::Relationship { relationship } | NodeId::Agreement { relationship } => {
                 vec![relationship.to_string()]
@@ -163,6 +169,10 @@ impl NodeId {
             ("CrisisPlan", 2) => NodeId::CrisisPlan {
                 portal: uuid(0)?,
                 revision: rest[1].parse().ok().filter(|r| *r > 0)?,
+            },
+            ("ExerciseEntry", 2) => NodeId::ExerciseEntry {
+                portal: uuid(0)?,
+                entry: uuid(1)?,
             },
             ("ProviderProfile", 1) => NodeId::ProviderProfile { provider: uuid(0)? },
             ("Relationship", 1) => NodeId::Relationship {
@@ -291,6 +301,14 @@ pub fn object(
     }
 }
 
+/// An exercise log entry of the caller's own portal named by an argument.
+pub fn exercise_entry(id: &ID) -> Result<Uuid, ApiError> {
+    object(id, "ExerciseEntry", |node| match node {
+        NodeId::ExerciseEntry { entry, .. } => Some(entry),
+        _ => None,
+    })
+}
+
 /// A care relationship named by an argument (an agreement's id names its
 /// relationship too).
 pub fn relationship(id: &ID) -> Result<Uuid, ApiError> {
@@ -355,6 +373,7 @@ pub enum Node {
     Medication(Medication),
     NetworkPerson(NetworkPerson),
     CrisisPlan(CrisisPlan),
+    ExerciseEntry(ExerciseEntry),
     ProviderProfile(ProviderProfile),
     Relationship(Relationship),
     Agreement(AgreementView),
@@ -480,6 +499,11 @@ pub(crate) async fn resolve(ctx: &Context<'_>, node: NodeId) -> async_graphql::R
                 .await?
                 .ok_or_else(absent)?,
         ),
+        NodeId::ExerciseEntry { portal, entry } => Node::ExerciseEntry(
+            crate::toolbox::exercise_entry(ctx, portal, entry)
+                .await?
+                .ok_or_else(absent)?,
+        ),
         NodeId::ProviderProfile { provider } => Node::ProviderProfile(
             crate::care::all_providers(ctx)
                 .await?
@@ -595,6 +619,10 @@ mod tests {
             NodeId::CrisisPlan {
                 portal: a,
                 revision: 3,
+            },
+            NodeId::ExerciseEntry {
+                portal: a,
+                entry: b,
             },
             NodeId::ProviderProfile { provider: a },
             NodeId::Relationship { relationship: a },

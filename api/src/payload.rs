@@ -118,59 +118,13 @@ payload!(
     MessagePayload { message: crate::messaging::Message = Message, "The message posted." }
 );
 payload!(
+    /// What starting or completing an exercise returns.
+    ExerciseEntryPayload { entry: crate::toolbox::ExerciseEntry = ExerciseEntry, "The log entry after the change." }
+);
+payload!(
     /// What registering a study, enrolling or withdrawing returns.
     StudyPayload { study: crate::research::StudyView = Study, "The study as the caller sees it after the change." }
 );
-
-/// What starting or completing an exercise returns.
-pub struct ExerciseEntryPayload(pub CommandOutcome);
-
-impl From<CommandOutcome> for ExerciseEntryPayload {
-    fn from(outcome: CommandOutcome) -> Self {
-        ExerciseEntryPayload(outcome)
-    }
-}
-
-/// What starting or completing an exercise returns.
-#[Object]
-impl ExerciseEntryPayload {
-    /// The log entry after the change (null only if, completed long after it
-    /// was started, it is no longer among the newest 500 entries).
-    async fn entry(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<crate::toolbox::ExerciseEntry>> {
-        let Some(Target::ExerciseEntry { portal, entry }) = &self.0.target else {
-            return Ok(None);
-        };
-        crate::toolbox::exercise_entry(ctx, *portal, *entry).await
-    }
-
-    /// The portal the command changed (its owner's person id).
-    async fn portal_id(&self) -> Option<ID> {
-        self.0.portal_id.map(node::person_id)
-    }
-
-    /// The portal's version (its event sequence number) after the command.
-    async fn version(&self) -> BigInt {
-        BigInt(self.0.version)
-    }
-
-    /// Global position of the command's event in the event stream.
-    async fn position(&self) -> BigInt {
-        BigInt(self.0.position)
-    }
-
-    /// True when this is the stored result of an earlier request with the same idempotency key.
-    async fn replayed(&self) -> bool {
-        self.0.replayed
-    }
-
-    /// True when the read models already show this change; false only if the bounded wait ran out.
-    async fn caught_up(&self) -> bool {
-        self.0.caught_up
-    }
-}
 
 /// What adding an exercise to the catalogue returns.
 pub struct ExercisePayload(pub CommandOutcome);

@@ -112,8 +112,6 @@ stored!(
 pub enum Target {
     /// An object with a global id.
     Node(crate::node::NodeId),
-    /// An entry of a portal's exercise log.
-    ExerciseEntry { portal: Uuid, entry: Uuid },
     /// An exercise of the organisation's catalogue, by key.
     Exercise(String),
 }
@@ -203,7 +201,7 @@ fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError>
                     revision: revision as i32,
                 }),
                 PortalEvent::ExerciseStarted { entry_id, .. }
-                | PortalEvent::ExerciseCompleted { entry_id, .. } => Some(Target::ExerciseEntry {
+                | PortalEvent::ExerciseCompleted { entry_id, .. } => node(NodeId::ExerciseEntry {
                     portal,
                     entry: entry_id,
                 }),

@@ -223,6 +223,8 @@ pub struct Exercise {
 /// One entry of the exercise log.
 #[derive(SimpleObject)]
 pub struct ExerciseEntry {
+    /// The log entry's global id.
+    pub id: ID,
     /// The log entry's uuid, chosen by the client or generated.
     pub uuid: Uuid,
     /// Key of the exercise.
@@ -404,7 +406,8 @@ pub(crate) async fn exercise_entry(
     for row in rows {
         view.apply(&serde_json::from_str(&row.data)?);
     }
-    Ok(view.exercise_log.into_iter().next().map(entry))
+    let id = portal.id();
+    Ok(view.exercise_log.into_iter().next().map(|e| entry(id, e)))
 }
 
 /// One exercise of the caller's organisation's catalogue, by key.
@@ -729,8 +732,13 @@ connection!(
     ExerciseEntry
 );
 
-fn entry(e: domain::portal::view::ExerciseEntryView) -> ExerciseEntry {
+fn entry(portal: Uuid, e: domain::portal::view::ExerciseEntryView) -> ExerciseEntry {
     ExerciseEntry {
+        id: NodeId::ExerciseEntry {
+            portal,
+            entry: e.id,
+        }
+        .id(),
         uuid: e.id,
         exercise: e.exercise,
         title: e.title,
@@ -776,7 +784,12 @@ impl ExerciseLog {
         let selection = Selection::NewestItems(page);
         let view = history::fold(&svc.engine, &svc.db, &self.portal, selection, self.as_of).await?;
         let started: std::collections::HashMap<String, i64> = keys.into_iter().collect();
-        let entries: Vec<ExerciseEntry> = view.exercise_log.into_iter().rev().map(entry).collect();
+        let entries: Vec<ExerciseEntry> = view
+            .exercise_log
+            .into_iter()
+            .rev()
+            .map(|e| entry(self.portal.id(), e))
+            .collect();
         Ok(ExerciseEntryConnection(Page::forward(
             &window,
             entries,
@@ -1099,7 +1112,8 @@ impl ToolboxMutation {
     async fn complete_exercise(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The started exercise's log entry: its uuid.")] entry_id: ID,
+        #[graphql(desc = "The started exercise's log entry: its global id, or its uuid.")]
+        entry_id: ID,
         #[graphql(desc = "The user's reflection, up to 2000 characters; empty when omitted.")]
         reflection: Option<String>,
         #[graphql(desc = "A self-rating from 1 to 5, if given.")] rating: Option<i32>,
@@ -1109,7 +1123,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
         let command = PortalCommand::CompleteExercise {
-            entry_id: node::object(&entry_id, "ExerciseEntry", |_| None)?,
+            entry_id: node::exercise_entry(&entry_id)?,
             reflection: reflection.unwrap_or_default(),
             rating,
             at: now(ctx),

@@ -87,6 +87,36 @@ async fn nodes_and_payloads(store: Store) {
         "BAD_USER_INPUT"
     );
 
+    // An exercise log entry is a node too, and completing takes its id.
+    let entry = user
+        .client
+        .data(
+            "mutation { startExercise(exercise: \"mindfulness\") { entry { id uuid } } }",
+            json!({}),
+        )
+        .await["startExercise"]["entry"]
+        .clone();
+    let done = user
+        .client
+        .data(
+            "mutation($e: ID!) { completeExercise(entryId: $e, rating: 5) { entry { id rating } } }",
+            json!({ "e": entry["id"] }),
+        )
+        .await["completeExercise"]["entry"]
+        .clone();
+    assert_eq!(done["id"], entry["id"]);
+    assert_eq!(done["rating"], 5);
+    let again = user
+        .client
+        .data(
+            "query($id: ID!) { node(id: $id) { __typename ... on ExerciseEntry { uuid rating } } }",
+            json!({ "id": entry["id"] }),
+        )
+        .await["node"]
+        .clone();
+    assert_eq!(again["__typename"], "ExerciseEntry");
+    assert_eq!(again["uuid"], entry["uuid"]);
+
     // `nodes`: in order, and a bad one is null with its error at its index.
     let response = user
         .client
