@@ -15,7 +15,7 @@ use crate::auth::Role;
 use crate::context::{caller, now, run, service};
 use crate::error::ApiError;
 use crate::history::{
-    history_entries, history_rows, HistoryEntryConnection, Span, HISTORY_PAGE_DEFAULT,
+    history_rows, item_history, HistoryEntryConnection, Span, HISTORY_PAGE_DEFAULT,
     HISTORY_PAGE_MAX,
 };
 use crate::node::{self, BigInt, NodeId};
@@ -481,12 +481,7 @@ impl CoreQuery {
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
         let (portal_id, goal_id) = node::goal(&goal_id, portal_id.as_ref())?;
-        let entries =
-            history_entries(ctx, portal_id, "goal", &goal_id.to_string(), &window).await?;
-        if entries.edges.is_empty() && window.after.is_none() {
-            return Err(ApiError::NotFound(format!("goal {goal_id} does not exist")).into());
-        }
-        Ok(HistoryEntryConnection(entries))
+        Ok(item_history(ctx, portal_id, "goal", goal_id, "goal", &window).await?)
     }
 
     /// Every status rating of a life domain, oldest first, a page at a time:

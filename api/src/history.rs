@@ -161,6 +161,23 @@ pub(crate) async fn history_entries(
     Ok(Page::forward(window, entries, |e| e.sequence.to_string()))
 }
 
+/// One page of the history of one item of a portal (`kind`: `goal`, a
+/// section); NOT_FOUND, naming it `what`, for an item with no history.
+pub(crate) async fn item_history(
+    ctx: &Context<'_>,
+    portal_id: Option<Uuid>,
+    kind: &str,
+    item: Uuid,
+    what: &str,
+    window: &Window,
+) -> Result<HistoryEntryConnection, ApiError> {
+    let entries = history_entries(ctx, portal_id, kind, &item.to_string(), window).await?;
+    if entries.edges.is_empty() && window.after.is_none() {
+        return Err(ApiError::NotFound(format!("{what} {item} does not exist")));
+    }
+    Ok(HistoryEntryConnection(entries))
+}
+
 /// The section an item history (`kind`) belongs to.
 fn section_of_kind(kind: &str) -> Result<Section, ApiError> {
     match kind {

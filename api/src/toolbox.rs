@@ -21,7 +21,7 @@ use crate::access::authorize_read;
 use crate::context::{caller, now, request, run, service};
 use crate::core::history_window;
 use crate::error::ApiError;
-use crate::history::{history_entries, HistoryEntryConnection, HISTORY_PAGE_DEFAULT};
+use crate::history::{history_entries, item_history, HistoryEntryConnection, HISTORY_PAGE_DEFAULT};
 use crate::node::{self, BigInt, NodeId};
 use crate::paging::{connection, Page, Window};
 
@@ -616,12 +616,16 @@ impl ToolboxQuery {
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
         let (portal_id, medication_id) = node::medication(&medication_id, portal_id.as_ref())?;
-        let (id, section) = (medication_id.to_string(), Section::Medications.as_str());
-        let entries = history_entries(ctx, portal_id, section, &id, &window).await?;
-        if entries.edges.is_empty() && window.after.is_none() {
-            return Err(ApiError::NotFound(format!("medication {id} does not exist")).into());
-        }
-        Ok(HistoryEntryConnection(entries))
+        let section = Section::Medications.as_str();
+        Ok(item_history(
+            ctx,
+            portal_id,
+            section,
+            medication_id,
+            "medication",
+            &window,
+        )
+        .await?)
     }
 
     /// Every change to one person on the network map, removal included, oldest
@@ -645,12 +649,8 @@ impl ToolboxQuery {
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
         let (portal_id, person_id) = node::network_person(&person_id, portal_id.as_ref())?;
-        let (id, section) = (person_id.to_string(), Section::Network.as_str());
-        let entries = history_entries(ctx, portal_id, section, &id, &window).await?;
-        if entries.edges.is_empty() && window.after.is_none() {
-            return Err(ApiError::NotFound(format!("person {id} does not exist")).into());
-        }
-        Ok(HistoryEntryConnection(entries))
+        let section = Section::Network.as_str();
+        Ok(item_history(ctx, portal_id, section, person_id, "person", &window).await?)
     }
 
     /// Every revision of the crisis plan, oldest first, with who wrote it and
