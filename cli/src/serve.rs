@@ -10,9 +10,11 @@ pub async fn serve(settings: Settings) -> Outcome {
     let listener = tokio::net::TcpListener::bind(&settings.server.bind).await?;
     let addr = listener.local_addr()?;
     let app = App::build(settings).await?;
+    // SIGTERM is handled from before the service says it listens.
+    let shutdown = api::http::shutdown_signal();
     println!("portal listening on http://{addr}");
     println!("GraphiQL: http://{addr}/   GraphQL: POST http://{addr}/graphql");
-    app.serve(listener, api::http::shutdown_signal()).await?;
+    app.serve(listener, shutdown).await?;
     Ok(())
 }
 

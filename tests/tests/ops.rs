@@ -108,3 +108,19 @@ async fn an_older_read_model_is_rebuilt_at_start(store: Store) {
     server.stop().await;
 }
 both_stores!(upgrade, an_older_read_model_is_rebuilt_at_start);
+
+/// A SIGTERM sent the moment the service says it listens stops it cleanly
+/// (exit 0, requests drained): the handler is in place before the line is
+/// printed. Before, it was registered when the server first polled its
+/// shutdown future, and a signal in between killed the process outright.
+async fn stops_cleanly_on_a_sigterm_as_soon_as_it_listens(store: Store) {
+    let db = fresh_db(store).await;
+    for _ in 0..5 {
+        Server::start(&db).await.stop().await;
+    }
+}
+
+both_stores!(
+    sigterm_right_after_listening,
+    stops_cleanly_on_a_sigterm_as_soon_as_it_listens
+);
