@@ -22,6 +22,10 @@ pub struct Measures {
 /// Events read per batch while catching up.
 const CATCH_UP_BATCH: i64 = 5_000;
 
+/// Longest wait for events committed before a question but held back
+/// behind a transaction still in flight.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Measures {
     /// Every table of `study` now, after catching up with the stream,
     /// leaving out everyone who has withdrawn (read after catching up, so a
@@ -35,10 +39,21 @@ impl Measures {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Table>, ApiError> {
         let mut state = self.state.lock().await;
+        // Everything committed before the question is folded: the reader
+        // holds back events behind a transaction still in flight (a usage
+        // batch), so an empty batch is not yet the end while events lie
+        // beyond the checkpoint; those are waited for, within a bound.
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
         loop {
             let batch = stream::read_batch(db, state.1, CATCH_UP_BATCH).await?;
             if batch.is_empty() {
-                break;
+                if stream::count_after(db, state.1).await? == 0
+                    || tokio::time::Instant::now() >= deadline
+                {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
             }
             for e in &batch {
                 state
