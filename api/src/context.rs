@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 
 use domain::portal::PortalCommand;
+use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -54,6 +55,19 @@ pub(crate) async fn run<P: From<CommandOutcome>>(
         )
         .await?
         .into())
+}
+
+/// The item of the caller's own portal a mutation's argument names: a global
+/// id of an item of another portal names nothing there (NOT_FOUND), rather
+/// than its uuid being taken for one of the caller's.
+pub(crate) fn own(ctx: &Context<'_>, named: (Option<Uuid>, Uuid)) -> Result<Uuid, ApiError> {
+    let caller = caller(ctx)?;
+    match named {
+        (Some(portal), _) if portal != caller.subject => Err(ApiError::NotFound(
+            "that id names nothing in your portal".into(),
+        )),
+        (_, item) => Ok(item),
+    }
 }
 
 /// Refuses a caller whose subject id has a portal in another organisation:

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::access::authorize_read;
 use crate::auth::Role;
-use crate::context::{caller, now, run, service};
+use crate::context::{caller, now, own, run, service};
 use crate::error::ApiError;
 use crate::history::{
     history_rows, item_history, HistoryEntryConnection, Span, HISTORY_PAGE_DEFAULT,
@@ -127,7 +127,8 @@ impl ControlPanel {
         .iter()
         .find(|s| s.section == toolbox::PortalSection::Core)
         .map_or(0, |s| s.changes);
-        let skip = after.map_or(0, |shown| (count - shown).max(0));
+        // The change numbered `shown` is at offset `count - shown`: start after it.
+        let skip = after.map_or(0, |shown| (count - shown + 1).max(0));
         let core = Some(Section::Core);
         let mut changes =
             toolbox::recent_changes(ctx, portal, fetch, as_of, core, Newest::Skip(skip)).await?;
@@ -780,7 +781,7 @@ impl CoreMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::ReviseGoal {
-            goal_id: node::goal(&goal_id, None)?.1,
+            goal_id: own(ctx, node::goal(&goal_id, None)?)?,
             title,
             description: description.unwrap_or_default(),
             at: now(ctx),
@@ -802,7 +803,7 @@ impl CoreMutation {
             ctx,
             idempotency_key,
             PortalCommand::AchieveGoal {
-                goal_id: node::goal(&goal_id, None)?.1,
+                goal_id: own(ctx, node::goal(&goal_id, None)?)?,
                 at: now(ctx),
             },
         )
@@ -822,7 +823,7 @@ impl CoreMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::GoalPayload> {
         let command = PortalCommand::AbandonGoal {
-            goal_id: node::goal(&goal_id, None)?.1,
+            goal_id: own(ctx, node::goal(&goal_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -846,7 +847,7 @@ impl CoreMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         let command = PortalCommand::PlanActivity {
-            goal_id: node::goal(&goal_id, None)?.1,
+            goal_id: own(ctx, node::goal(&goal_id, None)?)?,
             activity_id: uuid.unwrap_or_else(Uuid::new_v4),
             title,
             at: now(ctx),
@@ -868,7 +869,7 @@ impl CoreMutation {
             ctx,
             idempotency_key,
             PortalCommand::CompleteActivity {
-                activity_id: node::activity(&activity_id, None)?.1,
+                activity_id: own(ctx, node::activity(&activity_id, None)?)?,
                 at: now(ctx),
             },
         )
@@ -890,7 +891,7 @@ impl CoreMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ActivityPayload> {
         let command = PortalCommand::DropActivity {
-            activity_id: node::activity(&activity_id, None)?.1,
+            activity_id: own(ctx, node::activity(&activity_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };

@@ -301,10 +301,10 @@ pub fn object(
     }
 }
 
-/// An exercise log entry of the caller's own portal named by an argument.
-pub fn exercise_entry(id: &ID) -> Result<Uuid, ApiError> {
-    object(id, "ExerciseEntry", |node| match node {
-        NodeId::ExerciseEntry { entry, .. } => Some(entry),
+/// An exercise log entry named by an argument (see `portal_item`).
+pub fn exercise_entry(id: &ID) -> Result<(Option<Uuid>, Uuid), ApiError> {
+    portal_item(id, None, "ExerciseEntry", |node| match node {
+        NodeId::ExerciseEntry { portal, entry } => Some((portal, entry)),
         _ => None,
     })
 }

@@ -30,6 +30,10 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+/// The longest cursor accepted: base64 of a list name and a key that may
+/// hold a 100-character name in any script (up to 400 bytes) and a uuid.
+pub const CURSOR_MAX: usize = 1_024;
+
 /// The opaque cursor of `key` in the list `list`.
 pub fn cursor(list: &str, key: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{list}:{key}"))
@@ -39,7 +43,7 @@ pub fn cursor(list: &str, key: &str) -> String {
 /// (a cursor of another list included).
 pub fn key_of(list: &str, cursor: &str) -> Result<String, ApiError> {
     let bad = || ApiError::BadInput(format!("`{}` is not a cursor of this list", clip(cursor)));
-    if cursor.len() > 200 {
+    if cursor.len() > CURSOR_MAX {
         return Err(bad());
     }
     let text = URL_SAFE_NO_PAD
@@ -414,6 +418,12 @@ mod tests {
         let other = cursor("u", "1");
         assert!(Window::new("t", None, Some(&other), None, None, 3, 10).is_err());
         assert!(Window::new("t", None, Some("%%%"), None, None, 3, 10).is_err());
+        // A key with a long name in a non-Latin script still makes a usable cursor.
+        let name = "Ж".repeat(100);
+        let long = cursor("providers", &format!("{name}:{}", uuid::Uuid::nil()));
+        assert!(long.len() <= CURSOR_MAX);
+        assert!(key_of("providers", &long).is_ok());
+        assert!(key_of("t", &"A".repeat(CURSOR_MAX + 1)).is_err());
         assert!(number_of("t", &cursor("t", "x")).is_err());
         assert_eq!(number_of("t", &cursor("t", "42")).unwrap(), 42);
         // Order-keeping keys.

@@ -41,8 +41,8 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         builder.disable_introspection()
     };
     // Apollo's automatic persisted queries: a document is kept (by its
-    // SHA-256) only once it has passed the limits in full, so a hash alone
-    // can name nothing that was not measured.
+    // SHA-256) only once it has passed the whole-document limits, so a hash
+    // alone names nothing unmeasured; validation and cost run every time.
     let builder = match NonZeroUsize::new(settings.graphql.persisted_queries) {
         Some(cap) => {
             builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(cap.get())))

@@ -18,7 +18,7 @@ use projections::read::portal::Portal;
 use uuid::Uuid;
 
 use crate::access::authorize_read;
-use crate::context::{caller, now, request, run, service};
+use crate::context::{caller, now, own, request, run, service};
 use crate::core::history_window;
 use crate::error::ApiError;
 use crate::history::{history_entries, item_history, HistoryEntryConnection, HISTORY_PAGE_DEFAULT};
@@ -255,6 +255,9 @@ pub struct ExerciseLog {
     /// The time asked for, if not now.
     #[graphql(skip)]
     pub as_of: Option<DateTime<Utc>>,
+    /// True when the owner reads it.
+    #[graphql(skip)]
+    pub owner: bool,
 }
 
 /// Counts and recency of one section, for the control panel.
@@ -712,7 +715,7 @@ impl ToolboxQuery {
     ) -> async_graphql::Result<ExerciseLog> {
         let section = Section::Exercises;
         let portal_id = node::portal(portal_id.as_ref())?;
-        let (portal, _) = readable(ctx, portal_id, section).await?;
+        let (portal, owner) = readable(ctx, portal_id, section).await?;
         let svc = service(ctx);
         let counts = history::type_counts(&svc.engine, &svc.db, &portal, section, as_of).await?;
         let count = |event_type: &str| counts.get(event_type).copied().unwrap_or(0) as i32;
@@ -721,6 +724,7 @@ impl ToolboxQuery {
             completed: count("ExerciseCompleted"),
             portal,
             as_of,
+            owner,
         })
     }
 }
@@ -770,20 +774,52 @@ impl ExerciseLog {
             LOG_PAGE_DEFAULT,
             LOG_PAGE_MAX,
         )?;
-        let before = window.after_number()?;
+        let after = window.after_number()?;
         let svc = service(ctx);
-        // Each entry's cursor is the sequence of its start.
+        // The owner's cursor is the sequence of an entry's start; anyone
+        // else's is how many entries they have seen, since the portal's
+        // sequence numbers would tell of changes in other sections.
+        let (before, skip) = match (self.owner, after) {
+            (true, after) => (after, 0),
+            (false, seen) => (None, seen.unwrap_or(0)),
+        };
+        let (section, first_event) = (Section::Exercises, "ExerciseStarted");
         let page = history::NewestItems {
-            section: Section::Exercises,
-            first_event: "ExerciseStarted",
+            section,
+            first_event,
             limit: window.fetch(),
             before,
+            skip,
         };
         let keys =
             history::newest_item_keys(&svc.engine, &svc.db, &self.portal, page, self.as_of).await?;
-        let selection = Selection::NewestItems(page);
-        let view = history::fold(&svc.engine, &svc.db, &self.portal, selection, self.as_of).await?;
-        let started: std::collections::HashMap<String, i64> = keys.into_iter().collect();
+        // Exactly the keyed entries: the newest as many, started no later than
+        // the newest of them (one started since is newer, and left out).
+        let view = match keys.first() {
+            None => PortalView::default(),
+            Some((_, newest)) => {
+                let selection = Selection::NewestItems(history::NewestItems {
+                    section,
+                    first_event,
+                    limit: keys.len() as i64,
+                    before: Some(newest + 1),
+                    skip: 0,
+                });
+                history::fold(&svc.engine, &svc.db, &self.portal, selection, self.as_of).await?
+            }
+        };
+        let cursors: std::collections::HashMap<String, i64> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, sequence))| {
+                let key = if self.owner {
+                    sequence
+                } else {
+                    skip + i as i64 + 1
+                };
+                (id, key)
+            })
+            .collect();
         let entries: Vec<ExerciseEntry> = view
             .exercise_log
             .into_iter()
@@ -794,7 +830,7 @@ impl ExerciseLog {
             &window,
             entries,
             |e| {
-                started
+                cursors
                     .get(&e.uuid.to_string())
                     .copied()
                     .unwrap_or_default()
@@ -883,7 +919,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::ChangeMedication {
-            medication_id: node::medication(&medication_id, None)?.1,
+            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
             dose,
             schedule,
             at: now(ctx),
@@ -904,7 +940,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::PauseMedication {
-            medication_id: node::medication(&medication_id, None)?.1,
+            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -922,7 +958,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::ResumeMedication {
-            medication_id: node::medication(&medication_id, None)?.1,
+            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
             at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
@@ -941,7 +977,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::MedicationPayload> {
         let command = PortalCommand::StopMedication {
-            medication_id: node::medication(&medication_id, None)?.1,
+            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -1009,7 +1045,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::UpdatePerson {
-            person_id: node::network_person(&person_id, None)?.1,
+            person_id: own(ctx, node::network_person(&person_id, None)?)?,
             details: person(display_name, relation, closeness, support),
             at: now(ctx),
         };
@@ -1033,7 +1069,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
         let command = PortalCommand::RemovePerson {
-            person_id: node::network_person(&person_id, None)?.1,
+            person_id: own(ctx, node::network_person(&person_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -1123,7 +1159,7 @@ impl ToolboxMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
         let command = PortalCommand::CompleteExercise {
-            entry_id: node::exercise_entry(&entry_id)?,
+            entry_id: own(ctx, node::exercise_entry(&entry_id)?)?,
             reflection: reflection.unwrap_or_default(),
             rating,
             at: now(ctx),

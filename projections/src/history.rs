@@ -196,7 +196,7 @@ pub fn newest_items_query(backend: Backend, table: &str, first_event: &str) -> S
         "SELECT h.sequence, {data} AS data FROM \
            (SELECT f.subject_id FROM {table} f WHERE f.portal_id = $1 AND f.section = $2 \
               AND f.event_type = '{first_event}' AND f.sequence <= {c} AND f.sequence < $5 \
-            ORDER BY f.sequence DESC LIMIT $4) n \
+            ORDER BY f.sequence DESC LIMIT $4 OFFSET $6) n \
          CROSS JOIN {table} h{} \
          WHERE h.portal_id = $1 AND h.subject_kind = $2 AND h.subject_id = n.subject_id \
            AND h.sequence <= {c} \
@@ -208,13 +208,14 @@ pub fn newest_items_query(backend: Backend, table: &str, first_event: &str) -> S
 /// The newest items of a section, as [`newest_items_query`] picks them,
 /// with the sequence of each one's first event: `$1` portal id, `$2`
 /// section, `$3` the time, `$4` how many, `$5` only first events before this
-/// sequence. Columns: subject_id, sequence (newest first).
+/// sequence, `$6` after skipping this many. Columns: subject_id, sequence
+/// (newest first).
 pub fn newest_item_keys_query(table: &str, first_event: &str) -> String {
     let c = cutoff(table, "$3");
     format!(
         "SELECT f.subject_id, f.sequence FROM {table} f WHERE f.portal_id = $1 AND f.section = $2 \
            AND f.event_type = '{first_event}' AND f.sequence <= {c} AND f.sequence < $5 \
-         ORDER BY f.sequence DESC LIMIT $4"
+         ORDER BY f.sequence DESC LIMIT $4 OFFSET $6"
     )
 }
 

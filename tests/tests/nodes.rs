@@ -226,3 +226,175 @@ async fn nodes_and_payloads(store: Store) {
 }
 
 both_stores!(nodes_and_payloads_both, nodes_and_payloads);
+
+/// Every node of a connection, `first` at a time, each page after the
+/// previous one's `endCursor`; also the cursors, decoded.
+async fn every_page(
+    c: &Client,
+    query: &str,
+    vars: Value,
+    pointer: &str,
+) -> (Vec<Value>, Vec<String>) {
+    let (mut nodes, mut keys, mut after) = (Vec::new(), Vec::new(), Value::Null);
+    for _ in 0..50 {
+        let mut v = vars.clone();
+        v["after"] = after;
+        let answer = c.data(query, v).await;
+        let page = answer
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("{answer}"));
+        for edge in page["edges"].as_array().unwrap() {
+            nodes.push(edge["node"].clone());
+            let cursor = edge["cursor"].as_str().unwrap();
+            let bytes = base64_url_decode(cursor);
+            keys.push(String::from_utf8(bytes).unwrap());
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            return (nodes, keys);
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    panic!("more than 50 pages");
+}
+
+/// base64url without padding, decoded (cursors are opaque to clients; the
+/// test looks inside to check what a provider could learn from them).
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        b'_' => 63,
+        _ => panic!("not base64url: {text}"),
+    };
+    let bits: Vec<u8> = text.bytes().map(value).collect();
+    let mut out = Vec::new();
+    for chunk in bits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (18 - 6 * i)));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+/// A provider pages the core section's recent changes and the exercise log
+/// of a portal they follow: every item once, and cursors that count what
+/// they have seen, never the portal's sequence numbers (which would tell of
+/// changes in sections not granted). And a global id of another portal's
+/// item names nothing in the caller's own portal.
+async fn what_a_provider_pages_and_foreign_ids(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic-a").await;
+    for i in 0..3 {
+        user.client
+            .data(
+                "mutation($t: String!) { setGoal(domain: \"housing\", title: $t) { version } }",
+                json!({ "t": format!("goal {i}") }),
+            )
+            .await;
+        // Changes in a section the provider is not granted, between.
+        user.client
+            .data(
+                "mutation($n: String!) { addMedication(name: $n, dose: \"1 mg\", schedule: \"daily\") { version } }",
+                json!({ "n": format!("med {i}") }),
+            )
+            .await;
+        user.client
+            .data(
+                "mutation { startExercise(exercise: \"mindfulness\") { version } }",
+                json!({}),
+            )
+            .await;
+    }
+    let provider = register_provider(&server, "clinic-a", "Kari Nordmann").await;
+    let relationship = relate(&user, &provider).await;
+    grant(&user, &relationship, &["CORE", "EXERCISES"], None).await;
+    let p = json!({ "p": user.id, "first": 1 });
+
+    // Recent changes: the core section's, numbered and keyed by their count.
+    let (changes, keys) = every_page(
+        &provider.client,
+        "query($p: ID, $first: Int, $after: String) { controlPanel(portalId: $p) { recentChanges(first: $first, after: $after) \
+         { edges { cursor node { sequence section } } pageInfo { hasNextPage endCursor } } } }",
+        p.clone(),
+        "/controlPanel/recentChanges",
+    )
+    .await;
+    let numbers: Vec<String> = changes
+        .iter()
+        .map(|c| c["sequence"].as_str().unwrap().to_string())
+        .collect();
+    // PortalOpened and three GoalSet: four core changes, counted down.
+    assert_eq!(numbers, ["4", "3", "2", "1"], "{changes:?}");
+    assert!(changes.iter().all(|c| c["section"] == "CORE"));
+    assert_eq!(keys, ["recent:4", "recent:3", "recent:2", "recent:1"]);
+
+    // The exercise log: three entries, cursors 1, 2, 3 (how many seen).
+    let (entries, keys) = every_page(
+        &provider.client,
+        "query($p: ID, $first: Int, $after: String) { exerciseLog(portalId: $p) { entries(first: $first, after: $after) \
+         { edges { cursor node { uuid } } pageInfo { hasNextPage endCursor } } } }",
+        p.clone(),
+        "/exerciseLog/entries",
+    )
+    .await;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(keys, ["exercises:1", "exercises:2", "exercises:3"]);
+    // The owner pages the same entries, in the same order.
+    let (own, _) = every_page(
+        &user.client,
+        "query($first: Int, $after: String) { exerciseLog { entries(first: $first, after: $after) \
+         { edges { cursor node { uuid } } pageInfo { hasNextPage endCursor } } } }",
+        json!({ "first": 2 }),
+        "/exerciseLog/entries",
+    )
+    .await;
+    assert_eq!(own, entries);
+
+    // Another portal's goal, by its global id: nothing in the caller's own
+    // portal, and nothing is stored.
+    let other = open_user(&server, "clinic-a").await;
+    let theirs = other
+        .client
+        .data(
+            "mutation { setGoal(domain: \"housing\", title: \"theirs\") { goal { id } } }",
+            json!({}),
+        )
+        .await["setGoal"]["goal"]["id"]
+        .clone();
+    let version = |v: Value| v["controlPanel"]["version"].clone();
+    let before = version(
+        user.client
+            .data("{ controlPanel { version } }", json!({}))
+            .await,
+    );
+    assert_eq!(
+        user.client
+            .error_code(
+                "mutation($g: ID!) { achieveGoal(goalId: $g) { version } }",
+                json!({ "g": theirs })
+            )
+            .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        version(
+            user.client
+                .data("{ controlPanel { version } }", json!({}))
+                .await
+        ),
+        before
+    );
+    server.stop().await;
+}
+
+both_stores!(
+    provider_paging_and_foreign_ids,
+    what_a_provider_pages_and_foreign_ids
+);

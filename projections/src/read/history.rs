@@ -59,13 +59,15 @@ pub enum Selection {
 }
 
 /// The newest `limit` items of a section, newest by their `first_event`,
-/// of those whose first event is before sequence `before`.
+/// of those whose first event is before sequence `before`, after skipping
+/// the newest `skip` of them.
 #[derive(Debug, Clone, Copy)]
 pub struct NewestItems {
     pub section: Section,
     pub first_event: &'static str,
     pub limit: i64,
     pub before: Option<i64>,
+    pub skip: i64,
 }
 
 /// "Now and everything before it" for the `as_of` bounds.
@@ -106,6 +108,7 @@ pub async fn fold(
             first_event,
             limit,
             before,
+            skip,
         }) => (
             history::newest_items_query(db.backend, &table, first_event),
             vec![
@@ -114,6 +117,7 @@ pub async fn fold(
                 at,
                 limit.into(),
                 before.unwrap_or(i64::MAX).into(),
+                skip.max(0).into(),
             ],
         ),
         Selection::Panel => (history::panel_query(db.backend, &table), vec![id, at]),
@@ -224,6 +228,7 @@ pub async fn newest_item_keys(
         .bind(as_of_text(as_of))
         .bind(page.limit)
         .bind(page.before.unwrap_or(i64::MAX))
+        .bind(page.skip.max(0))
         .fetch_all(&db.pool)
         .await?
         .iter()
