@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::care::{side_of, CareSide};
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::node::{self, NodeId};
+use crate::ids::{self, NodeId};
+use crate::payload::payload;
 use crate::service::CommandOutcome;
 
 /// Who takes the initiative in using the portal together.
@@ -261,7 +262,7 @@ impl AgreementQuery {
         #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
         #[graphql(desc = "The time to answer for, at most a year ahead; now when omitted.")] as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<AlignmentView> {
-        let relationship_id = node::relationship(&relationship_id)?;
+        let relationship_id = ids::relationship(&relationship_id)?;
         party(ctx, relationship_id).await?;
         let global_id = NodeId::Relationship {
             relationship: relationship_id,
@@ -363,12 +364,29 @@ impl AgreementQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The care relationship: its global id, or its uuid.")] relationship_id: ID,
     ) -> async_graphql::Result<AgreementView> {
-        let relationship_id = node::relationship(&relationship_id)?;
+        let relationship_id = ids::relationship(&relationship_id)?;
         party(ctx, relationship_id).await?;
         let events = service(ctx).agreement_events(relationship_id).await?;
         Ok(view(relationship_id, events))
     }
 }
+
+/// The agreement a global id names, through `agreement`.
+pub(crate) async fn agreement_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<AgreementView>> {
+    let NodeId::Agreement { relationship } = id else {
+        return Ok(None);
+    };
+    let relationship = ID(relationship.to_string());
+    AgreementQuery.agreement(ctx, relationship).await.map(Some)
+}
+
+payload!(
+    /// What a change to an expectation agreement returns.
+    AgreementPayload { agreement: AgreementView = agreement_node, "The agreement after the change." }
+);
 
 /// Changes to agreements: only the two parties of an active relationship.
 #[derive(Default)]
@@ -414,10 +432,10 @@ impl AgreementMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+    ) -> async_graphql::Result<AgreementPayload> {
         run(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| AgreementCommand::Propose {
                 by,
@@ -437,10 +455,10 @@ impl AgreementMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+    ) -> async_graphql::Result<AgreementPayload> {
         run(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| AgreementCommand::Accept { by, at },
         )
@@ -456,10 +474,10 @@ impl AgreementMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+    ) -> async_graphql::Result<AgreementPayload> {
         run(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| AgreementCommand::Decline { by, at },
         )
@@ -475,10 +493,10 @@ impl AgreementMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::AgreementPayload> {
+    ) -> async_graphql::Result<AgreementPayload> {
         run(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| AgreementCommand::Withdraw { by, at },
         )

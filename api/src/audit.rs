@@ -5,7 +5,7 @@
 
 use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 
-use crate::node::{self, person_id, BigInt, NodeId};
+use crate::ids::{self, person_id, BigInt, NodeId};
 use crate::paging::{connection, Page, Window};
 use chrono::{DateTime, Utc};
 use domain::care::{self, CareEvent, WindowKind};
@@ -470,8 +470,8 @@ impl AuditQuery {
     ) -> async_graphql::Result<AccessEntryConnection> {
         let caller = caller(ctx)?;
         auditor(&caller)?;
-        let subject_id = subject_id.as_ref().map(node::person).transpose()?;
-        let reader_id = reader_id.as_ref().map(node::person).transpose()?;
+        let subject_id = subject_id.as_ref().map(ids::person).transpose()?;
+        let reader_id = reader_id.as_ref().map(ids::person).transpose()?;
         let window = trail_window(first, after.as_deref())?;
         let before_position = window.after_number()?;
         if let (Some(from), Some(to)) = (from, to) {
@@ -514,7 +514,7 @@ impl AuditQuery {
         #[graphql(desc = "The end of the period (exclusive).")] to: DateTime<Utc>,
     ) -> async_graphql::Result<SectionExposure> {
         let caller = caller(ctx)?;
-        let subject_id = node::person(&subject_id)?;
+        let subject_id = ids::person(&subject_id)?;
         auditor(&caller)?;
         check_period(from, to)?;
         in_organisation(ctx, &caller, subject_id).await?;
@@ -596,7 +596,7 @@ impl AuditQuery {
         #[graphql(desc = "The end of the period (exclusive).")] to: DateTime<Utc>,
     ) -> async_graphql::Result<String> {
         let caller = caller(ctx)?;
-        let subject_id = subject_id.as_ref().map(node::person).transpose()?;
+        let subject_id = subject_id.as_ref().map(ids::person).transpose()?;
         check_period(from, to)?;
         let (subject, basis) = if caller.may(Duty::SearchTrail) {
             let subject = subject_id

@@ -12,8 +12,9 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::node::{self, NodeId};
+use crate::ids::{self, NodeId};
 use crate::paging::{self, connection, Page, Window};
+use crate::payload::payload;
 use crate::service::CommandOutcome;
 use crate::toolbox::PortalSection;
 
@@ -161,12 +162,12 @@ pub struct Relationship {
 impl Relationship {
     /// The service user's person id (also the id of their portal).
     async fn user_id(&self) -> ID {
-        node::person_id(self.user_id)
+        ids::person_id(self.user_id)
     }
 
     /// The provider's person id.
     async fn provider_id(&self) -> ID {
-        node::person_id(self.provider_id)
+        ids::person_id(self.provider_id)
     }
 }
 
@@ -218,7 +219,7 @@ async fn relationships(
                     provider: row.provider_id,
                 }
                 .id(),
-                person_id: node::person_id(row.provider_id),
+                person_id: ids::person_id(row.provider_id),
                 uuid: row.provider_id,
                 display_name: p.display_name,
                 profession: p.profession.into(),
@@ -323,7 +324,7 @@ pub(crate) async fn all_providers(ctx: &Context<'_>) -> Result<Vec<ProviderProfi
                     provider: row.provider_id,
                 }
                 .id(),
-                person_id: node::person_id(row.provider_id),
+                person_id: ids::person_id(row.provider_id),
                 uuid: row.provider_id,
                 profession: row.profile.profession.into(),
                 display_name: row.profile.display_name,
@@ -350,6 +351,41 @@ pub(crate) async fn my_relationships(
     };
     relationships(ctx, party, &caller.organisation, include_closed).await
 }
+
+/// The provider profile a global id names, through `providers`.
+pub(crate) async fn provider_profile_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<ProviderProfile>> {
+    let NodeId::ProviderProfile { provider } = id else {
+        return Ok(None);
+    };
+    Ok(all_providers(ctx)
+        .await?
+        .into_iter()
+        .find(|p| p.uuid == provider))
+}
+
+/// The care relationship a global id names, through `careRelationships`.
+pub(crate) async fn relationship_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<Relationship>> {
+    let NodeId::Relationship { relationship } = id else {
+        return Ok(None);
+    };
+    let all = my_relationships(ctx, true).await?;
+    Ok(all.into_iter().find(|r| r.uuid == relationship))
+}
+
+payload!(
+    /// What saving a provider profile returns.
+    ProviderProfilePayload { provider_profile: ProviderProfile = provider_profile_node, "The profile after the change." }
+);
+payload!(
+    /// What a change to a care relationship returns.
+    RelationshipPayload { relationship: Relationship = relationship_node, "The relationship after the change." }
+);
 
 /// Reads about working together.
 #[derive(Default)]
@@ -599,7 +635,7 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ProviderProfilePayload> {
+    ) -> async_graphql::Result<ProviderProfilePayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::KeepProfile) {
             return Err(ApiError::Forbidden("only providers have a profile".into()).into());
@@ -638,9 +674,9 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let person_id = node::person(&person_id)?;
+        let person_id = ids::person(&person_id)?;
         let org = caller.organisation.clone();
         let (user_id, provider_id, by) = match caller.care_side() {
             Some(Side::ServiceUser) => (caller.subject, person_id, Side::ServiceUser),
@@ -697,10 +733,10 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         on_relationship(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| CareCommand::Accept { by, at },
         )
@@ -716,10 +752,10 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         on_relationship(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| CareCommand::Decline { by, at },
         )
@@ -736,10 +772,10 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         on_relationship(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| CareCommand::End { by, at },
         )
@@ -761,10 +797,10 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         on_relationship(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| CareCommand::Grant {
                 by,
@@ -786,10 +822,10 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         on_relationship(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| CareCommand::Revoke {
                 by,
@@ -818,11 +854,11 @@ impl CareMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::RelationshipPayload> {
+    ) -> async_graphql::Result<RelationshipPayload> {
         let lasts = service(ctx).settings.care.break_glass_window();
         on_relationship(
             ctx,
-            node::relationship(&relationship_id)?,
+            ids::relationship(&relationship_id)?,
             idempotency_key,
             |by, at| CareCommand::BreakGlass {
                 by,

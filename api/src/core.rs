@@ -15,11 +15,11 @@ use crate::auth::Role;
 use crate::context::{caller, now, own, run, service};
 use crate::error::ApiError;
 use crate::history::{
-    history_rows, item_history, HistoryEntryConnection, Span, HISTORY_PAGE_DEFAULT,
-    HISTORY_PAGE_MAX,
+    history_rows, history_window, item_history, HistoryEntryConnection, Span, HISTORY_PAGE_DEFAULT,
 };
-use crate::node::{self, BigInt, NodeId};
+use crate::ids::{self, BigInt, NodeId};
 use crate::paging::{connection, Page, Window};
+use crate::payload::payload;
 use crate::toolbox::{self, RecentChange, SectionSummary};
 
 /// Who is asking.
@@ -360,7 +360,7 @@ impl CoreQuery {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         let caller = caller(ctx)?;
         Ok(Me {
-            person_id: node::person_id(caller.subject),
+            person_id: ids::person_id(caller.subject),
             role: caller.role,
             organisation: caller.organisation,
         })
@@ -380,7 +380,7 @@ impl CoreQuery {
         #[graphql(desc = "The time to show the panel as it stood at; now when omitted.")]
         as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<ControlPanel> {
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         if let Some(as_of) = as_of {
             return Ok(panel_as_of(ctx, portal_id, as_of).await?);
         }
@@ -429,7 +429,7 @@ impl CoreQuery {
         }
         Ok(ControlPanel {
             id: NodeId::ControlPanel { portal: portal_id }.id(),
-            portal_id: node::person_id(portal_id),
+            portal_id: ids::person_id(portal_id),
             organisation: portal.organisation().to_string(),
             opened_at: portal.opened_at(),
             updated_at,
@@ -453,7 +453,7 @@ impl CoreQuery {
         portal_id: Option<ID>,
     ) -> async_graphql::Result<Goal> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let (portal_id, goal_id) = node::goal(&goal_id, portal_id.as_ref())?;
+        let (portal_id, goal_id) = ids::goal(&goal_id, portal_id.as_ref())?;
         let portal_id = portal_id.unwrap_or(caller.subject);
         let portal = authorize_read(ctx, portal_id, Section::Core).await?.portal;
         let goal = panel::goal(&svc.engine, &svc.db, &portal, goal_id)
@@ -481,7 +481,7 @@ impl CoreQuery {
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
-        let (portal_id, goal_id) = node::goal(&goal_id, portal_id.as_ref())?;
+        let (portal_id, goal_id) = ids::goal(&goal_id, portal_id.as_ref())?;
         Ok(item_history(ctx, portal_id, "goal", goal_id, "goal", &window).await?)
     }
 
@@ -505,7 +505,7 @@ impl CoreQuery {
     ) -> async_graphql::Result<StatusEntryConnection> {
         let window = history_window(first, after.as_deref())?;
         let span = Span::of(&window)?;
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         let (rows, owner) = history_rows(ctx, portal_id, "status", &domain, span).await?;
         let entries = rows
             .into_iter()
@@ -531,17 +531,6 @@ impl CoreQuery {
             |e| e.sequence.to_string(),
         )))
     }
-}
-
-/// A forward window of a history (`first` 1-500, default 100).
-pub(crate) fn history_window(first: Option<i32>, after: Option<&str>) -> Result<Window, ApiError> {
-    Window::forward(
-        "history",
-        first,
-        after,
-        HISTORY_PAGE_DEFAULT,
-        HISTORY_PAGE_MAX,
-    )
 }
 
 connection!(
@@ -651,7 +640,7 @@ async fn panel_as_of(
             portal: portal.id(),
         }
         .id(),
-        portal_id: node::person_id(portal.id()),
+        portal_id: ids::person_id(portal.id()),
         portal,
         organisation: view.organisation,
         opened_at,
@@ -664,6 +653,64 @@ async fn panel_as_of(
     })
 }
 
+/// The control panel a global id names, through `controlPanel`.
+pub(crate) async fn panel_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<ControlPanel>> {
+    let NodeId::ControlPanel { portal } = id else {
+        return Ok(None);
+    };
+    let portal = Some(ids::person_id(portal));
+    CoreQuery.control_panel(ctx, portal, None).await.map(Some)
+}
+
+/// The goal a global id names, through `goal`.
+pub(crate) async fn goal_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<Goal>> {
+    let NodeId::Goal { portal, goal } = id else {
+        return Ok(None);
+    };
+    let portal = Some(ids::person_id(portal));
+    CoreQuery
+        .goal(ctx, ID(goal.to_string()), portal)
+        .await
+        .map(Some)
+}
+
+/// The activity a global id names, through its goal.
+pub(crate) async fn activity_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<Activity>> {
+    let NodeId::Activity {
+        portal,
+        goal,
+        activity,
+    } = id
+    else {
+        return Ok(None);
+    };
+    let portal = Some(ids::person_id(portal));
+    let goal = CoreQuery.goal(ctx, ID(goal.to_string()), portal).await?;
+    Ok(goal.activities.into_iter().find(|a| a.uuid == activity))
+}
+
+payload!(
+    /// What a change to the portal as a whole (opening it, a life domain, a
+    /// status rating) returns.
+    PortalPayload { control_panel: ControlPanel = panel_node, "The portal's control panel after the change." }
+);
+payload!(
+    /// What a change to a goal returns.
+    GoalPayload { goal: Goal = goal_node, "The goal after the change." }
+);
+payload!(
+    /// What a change to an activity returns.
+    ActivityPayload { activity: Activity = activity_node, "The activity after the change." }
+);
 /// Changes to the portal core: a service user works on their own portal only.
 #[derive(Default)]
 pub struct CoreMutation;
@@ -682,7 +729,7 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::PortalPayload> {
+    ) -> async_graphql::Result<PortalPayload> {
         let caller = caller(ctx)?;
         let command = PortalCommand::OpenPortal {
             owner: caller.subject,
@@ -706,7 +753,7 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::PortalPayload> {
+    ) -> async_graphql::Result<PortalPayload> {
         run(
             ctx,
             idempotency_key,
@@ -731,7 +778,7 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::PortalPayload> {
+    ) -> async_graphql::Result<PortalPayload> {
         let command = PortalCommand::RateStatus {
             domain,
             score,
@@ -756,7 +803,7 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::GoalPayload> {
+    ) -> async_graphql::Result<GoalPayload> {
         let command = PortalCommand::SetGoal {
             goal_id: uuid.unwrap_or_else(Uuid::new_v4),
             domain,
@@ -779,9 +826,9 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::GoalPayload> {
+    ) -> async_graphql::Result<GoalPayload> {
         let command = PortalCommand::ReviseGoal {
-            goal_id: own(ctx, node::goal(&goal_id, None)?)?,
+            goal_id: own(ctx, ids::goal(&goal_id, None)?)?,
             title,
             description: description.unwrap_or_default(),
             at: now(ctx),
@@ -798,12 +845,12 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::GoalPayload> {
+    ) -> async_graphql::Result<GoalPayload> {
         run(
             ctx,
             idempotency_key,
             PortalCommand::AchieveGoal {
-                goal_id: own(ctx, node::goal(&goal_id, None)?)?,
+                goal_id: own(ctx, ids::goal(&goal_id, None)?)?,
                 at: now(ctx),
             },
         )
@@ -821,9 +868,9 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::GoalPayload> {
+    ) -> async_graphql::Result<GoalPayload> {
         let command = PortalCommand::AbandonGoal {
-            goal_id: own(ctx, node::goal(&goal_id, None)?)?,
+            goal_id: own(ctx, ids::goal(&goal_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -845,9 +892,9 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ActivityPayload> {
+    ) -> async_graphql::Result<ActivityPayload> {
         let command = PortalCommand::PlanActivity {
-            goal_id: own(ctx, node::goal(&goal_id, None)?)?,
+            goal_id: own(ctx, ids::goal(&goal_id, None)?)?,
             activity_id: uuid.unwrap_or_else(Uuid::new_v4),
             title,
             at: now(ctx),
@@ -864,12 +911,12 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ActivityPayload> {
+    ) -> async_graphql::Result<ActivityPayload> {
         run(
             ctx,
             idempotency_key,
             PortalCommand::CompleteActivity {
-                activity_id: own(ctx, node::activity(&activity_id, None)?)?,
+                activity_id: own(ctx, ids::activity(&activity_id, None)?)?,
                 at: now(ctx),
             },
         )
@@ -889,9 +936,9 @@ impl CoreMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ActivityPayload> {
+    ) -> async_graphql::Result<ActivityPayload> {
         let command = PortalCommand::DropActivity {
-            activity_id: own(ctx, node::activity(&activity_id, None)?)?,
+            activity_id: own(ctx, ids::activity(&activity_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };

@@ -12,7 +12,7 @@ use crate::access::authorize_read;
 use crate::auth::Role;
 use crate::context::{caller, service};
 use crate::error::ApiError;
-use crate::node::BigInt;
+use crate::ids::BigInt;
 use crate::paging::{connection, Page, Window};
 
 /// What happened to a portal: the type of one of its events.
@@ -217,6 +217,17 @@ pub(crate) async fn history_rows(
     )
     .await?;
     Ok((rows, reader.owner))
+}
+
+/// A forward window of a history (`first` 1-500, default 100).
+pub(crate) fn history_window(first: Option<i32>, after: Option<&str>) -> Result<Window, ApiError> {
+    Window::forward(
+        "history",
+        first,
+        after,
+        HISTORY_PAGE_DEFAULT,
+        HISTORY_PAGE_MAX,
+    )
 }
 
 /// Most history entries returned at once, and how many by default.

@@ -15,6 +15,7 @@ pub mod core;
 pub mod error;
 pub mod history;
 pub mod http;
+pub mod ids;
 pub mod limits;
 pub mod live;
 pub mod measures;

@@ -22,8 +22,9 @@ use crate::auth::Caller;
 use crate::care::CareSide;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::node::{self, NodeId};
+use crate::ids::{self, NodeId};
 use crate::paging::{self, connection, Page, Window};
+use crate::payload::payload;
 use crate::service::{CommandOutcome, Service};
 
 /// One message.
@@ -344,9 +345,9 @@ impl MessagingQuery {
             conversations.push(ConversationSummary {
                 id: NodeId::Conversation { conversation: id }.id(),
                 uuid: id,
-                user_id: node::person_id(user_id),
+                user_id: ids::person_id(user_id),
                 subject: row.subject,
-                started_by_id: node::person_id(row.started_by),
+                started_by_id: ids::person_id(row.started_by),
                 last_message_at,
                 messages: messages as i32,
                 // Nothing is unread for a provider whose relationship ended.
@@ -370,7 +371,7 @@ impl MessagingQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The thread: its global id, or its uuid.")] conversation_id: ID,
     ) -> async_graphql::Result<ConversationView> {
-        let conversation_id = node::conversation(&conversation_id)?;
+        let conversation_id = ids::conversation(&conversation_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, events) = svc.conversation(conversation_id).await?;
@@ -404,7 +405,7 @@ impl MessagingQuery {
                         }
                         .id(),
                         uuid: message_id,
-                        author_id: node::person_id(by),
+                        author_id: ids::person_id(by),
                         side: side.into(),
                         body,
                         at,
@@ -430,7 +431,7 @@ impl MessagingQuery {
             let now_active = in_thread && (side == Side::ServiceUser || active.contains(&id));
             let read = conversation.read.get(&id).copied().unwrap_or(0);
             participants.push(Participant {
-                person_id: node::person_id(id),
+                person_id: ids::person_id(id),
                 side: side.into(),
                 // A provider learns nothing of messages they may not see.
                 read: if seen_spans.is_some() {
@@ -451,9 +452,9 @@ impl MessagingQuery {
             }
             .id(),
             uuid: conversation_id,
-            user_id: node::person_id(user),
+            user_id: ids::person_id(user),
             subject: conversation.subject.clone(),
-            started_by_id: node::person_id(started_by),
+            started_by_id: ids::person_id(started_by),
             read_only: !access::conversation_open(&conversation, |id| active.contains(&id)),
             participants,
             unread: if ended {
@@ -465,6 +466,47 @@ impl MessagingQuery {
         })
     }
 }
+
+/// The thread a global id names, through `conversation`.
+pub(crate) async fn conversation_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<ConversationView>> {
+    let NodeId::Conversation { conversation } = id else {
+        return Ok(None);
+    };
+    let conversation = ID(conversation.to_string());
+    MessagingQuery
+        .conversation(ctx, conversation)
+        .await
+        .map(Some)
+}
+
+/// The message a global id names, through its thread.
+pub(crate) async fn message_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<Message>> {
+    let NodeId::Message {
+        conversation,
+        message,
+    } = id
+    else {
+        return Ok(None);
+    };
+    let conversation = ID(conversation.to_string());
+    let thread = MessagingQuery.conversation(ctx, conversation).await?;
+    Ok(thread.messages.into_iter().find(|m| m.uuid == message))
+}
+
+payload!(
+    /// What starting a conversation or marking it read returns.
+    ConversationPayload { conversation: ConversationView = conversation_node, "The conversation after the change." }
+);
+payload!(
+    /// What posting a message returns.
+    MessagePayload { message: Message = message_node, "The message posted." }
+);
 
 /// Changes to threads.
 #[derive(Default)]
@@ -515,14 +557,14 @@ impl MessagingMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ConversationPayload> {
+    ) -> async_graphql::Result<ConversationPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let provider_ids = provider_ids
             .iter()
             .take(domain::messaging::PROVIDERS_MAX + 1)
-            .map(node::person)
+            .map(ids::person)
             .collect::<Result<Vec<Uuid>, ApiError>>()?;
-        let user_id = user_id.as_ref().map(node::person).transpose()?;
+        let user_id = user_id.as_ref().map(ids::person).transpose()?;
         messaging_role(&caller)?;
         let (user, mut providers) = match caller.care_side() {
             Some(Side::ServiceUser) => (caller.subject, provider_ids),
@@ -577,8 +619,8 @@ impl MessagingMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::MessagePayload> {
-        let conversation_id = node::conversation(&conversation_id)?;
+    ) -> async_graphql::Result<MessagePayload> {
+        let conversation_id = ids::conversation(&conversation_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;
@@ -610,9 +652,9 @@ impl MessagingMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ConversationPayload> {
-        let conversation_id = node::conversation(&conversation_id)?;
-        let up_to = node::message(&up_to)?;
+    ) -> async_graphql::Result<ConversationPayload> {
+        let conversation_id = ids::conversation(&conversation_id)?;
+        let up_to = ids::message(&up_to)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         messaging_role(&caller)?;
         let (conversation, _) = svc.conversation(conversation_id).await?;

@@ -14,8 +14,9 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
-use crate::node::{self, NodeId};
+use crate::ids::{self, NodeId};
 use crate::paging::{connection, Page};
+use crate::payload::payload;
 use crate::service::{CommandOutcome, Service};
 
 /// A study as the caller may see it.
@@ -174,7 +175,7 @@ impl ResearchQuery {
                         .researchers
                         .iter()
                         .copied()
-                        .map(node::person_id)
+                        .map(ids::person_id)
                         .collect()
                 }),
                 enrolled_now,
@@ -184,6 +185,23 @@ impl ResearchQuery {
         Ok(out)
     }
 }
+
+/// The study a global id names, through `studies`.
+pub(crate) async fn study_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<StudyView>> {
+    let NodeId::Study { study } = id else {
+        return Ok(None);
+    };
+    let all = ResearchQuery.visible_studies(ctx).await?;
+    Ok(all.into_iter().find(|s| s.uuid == study))
+}
+
+payload!(
+    /// What registering a study, enrolling or withdrawing returns.
+    StudyPayload { study: StudyView = study_node, "The study as the caller sees it after the change." }
+);
 
 /// Changes to studies and consent.
 #[derive(Default)]
@@ -212,7 +230,7 @@ impl ResearchMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::StudyPayload> {
+    ) -> async_graphql::Result<StudyPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(Duty::RegisterStudies) {
             return Err(ApiError::Forbidden("only an admin registers studies".into()).into());
@@ -220,7 +238,7 @@ impl ResearchMutation {
         let researchers = researcher_ids
             .iter()
             .take(domain::study::RESEARCHERS_MAX + 1)
-            .map(node::person)
+            .map(ids::person)
             .collect::<Result<Vec<Uuid>, ApiError>>()?;
         let study_id = Uuid::new_v4();
         let command = StudyCommand::Register {
@@ -258,8 +276,8 @@ impl ResearchMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::StudyPayload> {
-        let study_id = node::study(&study_id)?;
+    ) -> async_graphql::Result<StudyPayload> {
+        let study_id = ids::study(&study_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let Some(role) = participant_role(&caller) else {
             return Err(ApiError::Forbidden(
@@ -294,8 +312,8 @@ impl ResearchMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::StudyPayload> {
-        let study_id = node::study(&study_id)?;
+    ) -> async_graphql::Result<StudyPayload> {
+        let study_id = ids::study(&study_id)?;
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if participant_role(&caller).is_none() {
             return Err(ApiError::Forbidden(
@@ -566,7 +584,7 @@ impl MeasuresQuery {
                 ApiError::Forbidden("measures are for the study's researchers".into()).into(),
             );
         }
-        let study_id = node::study(&study_id)?;
+        let study_id = ids::study(&study_id)?;
         let study = study_of(svc, &caller, study_id).await?;
         // Its own researchers see it whole; another researcher learns nothing.
         if access::study_sight(&caller.actor(), &study, false, now(ctx).date_naive())

@@ -111,7 +111,7 @@ stored!(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// An object with a global id.
-    Node(crate::node::NodeId),
+    Node(crate::ids::NodeId),
     /// An exercise of the organisation's catalogue, by key.
     Exercise(String),
 }
@@ -119,7 +119,7 @@ pub enum Target {
 /// What the first event of a command changed or created, whatever its
 /// aggregate.
 fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError> {
-    use crate::node::NodeId;
+    use crate::ids::NodeId;
     let id = Uuid::parse_str(&stored.aggregate_id).ok();
     let node = |node: NodeId| Some(Target::Node(node));
     Ok(match stored.aggregate_type.as_str() {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use async_graphql::{Context, Enum, SimpleObject, Subscription, ID};
 
-use crate::node::{person_id, BigInt, NodeId};
+use crate::ids::{person_id, BigInt, NodeId};
 use chrono::{DateTime, Utc};
 use domain::agreement::AgreementEvent;
 use domain::care::{self, Side};

@@ -19,11 +19,14 @@ use uuid::Uuid;
 
 use crate::access::authorize_read;
 use crate::context::{caller, now, own, request, run, service};
-use crate::core::history_window;
 use crate::error::ApiError;
-use crate::history::{history_entries, item_history, HistoryEntryConnection, HISTORY_PAGE_DEFAULT};
-use crate::node::{self, BigInt, NodeId};
+use crate::history::{
+    history_entries, history_window, item_history, HistoryEntryConnection, HISTORY_PAGE_DEFAULT,
+};
+use crate::ids::{self, BigInt, NodeId};
 use crate::paging::{connection, Page, Window};
+use crate::payload::payload;
+use crate::service::CommandOutcome;
 
 /// Where a medication stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -413,6 +416,74 @@ pub(crate) async fn exercise_entry(
     Ok(view.exercise_log.into_iter().next().map(|e| entry(id, e)))
 }
 
+/// The medication a global id names, through `medications`.
+pub(crate) async fn medication_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<Medication>> {
+    let NodeId::Medication { portal, medication } = id else {
+        return Ok(None);
+    };
+    let portal = Some(ids::person_id(portal));
+    let all = ToolboxQuery.medications(ctx, portal, None, true).await?;
+    Ok(all.into_iter().find(|m| m.uuid == medication))
+}
+
+/// The person on the network map a global id names, through `network`.
+pub(crate) async fn network_person_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<NetworkPerson>> {
+    let NodeId::NetworkPerson { portal, person } = id else {
+        return Ok(None);
+    };
+    let portal = Some(ids::person_id(portal));
+    let all = ToolboxQuery.network(ctx, portal, None, true).await?;
+    Ok(all.into_iter().find(|p| p.uuid == person))
+}
+
+/// The crisis-plan revision a global id names, through `crisisPlan`.
+pub(crate) async fn crisis_plan_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<CrisisPlan>> {
+    let NodeId::CrisisPlan { portal, revision } = id else {
+        return Ok(None);
+    };
+    let portal = Some(ids::person_id(portal));
+    ToolboxQuery
+        .crisis_plan(ctx, portal, None, Some(revision))
+        .await
+}
+
+/// The exercise log entry a global id names.
+pub(crate) async fn exercise_entry_node(
+    ctx: &Context<'_>,
+    id: NodeId,
+) -> async_graphql::Result<Option<ExerciseEntry>> {
+    let NodeId::ExerciseEntry { portal, entry } = id else {
+        return Ok(None);
+    };
+    exercise_entry(ctx, portal, entry).await
+}
+
+payload!(
+    /// What a change to a medication returns.
+    MedicationPayload { medication: Medication = medication_node, "The medication after the change." }
+);
+payload!(
+    /// What a change to a person on the network map returns.
+    NetworkPersonPayload { person: NetworkPerson = network_person_node, "The person after the change (with `removedAt` once removed)." }
+);
+payload!(
+    /// What a revision of the crisis plan returns.
+    CrisisPlanPayload { crisis_plan: CrisisPlan = crisis_plan_node, "The revision written." }
+);
+payload!(
+    /// What starting or completing an exercise returns.
+    ExerciseEntryPayload { entry: ExerciseEntry = exercise_entry_node, "The log entry after the change." }
+);
+
 /// One exercise of the caller's organisation's catalogue, by key.
 pub(crate) async fn catalogue_exercise(
     ctx: &Context<'_>,
@@ -454,7 +525,7 @@ impl ToolboxQuery {
         include_stopped: bool,
     ) -> async_graphql::Result<Vec<Medication>> {
         let section = Section::Medications;
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         let (portal, mut view) = view_of(
             ctx,
             portal_id,
@@ -523,7 +594,7 @@ impl ToolboxQuery {
     ) -> async_graphql::Result<Vec<NetworkPerson>> {
         let section = Section::Network;
         let selection = Selection::LatestPerType(section);
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         let (portal, view) = view_of(ctx, portal_id, section, selection, as_of).await?;
         Ok(view
             .people
@@ -572,7 +643,7 @@ impl ToolboxQuery {
             }
         };
         let selection = Selection::Plan { pick, skip };
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         let (portal, view) = view_of(ctx, portal_id, Section::CrisisPlan, selection, as_of).await?;
         Ok(view.crisis_plan.map(|p| CrisisPlan {
             id: NodeId::CrisisPlan {
@@ -618,7 +689,7 @@ impl ToolboxQuery {
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
-        let (portal_id, medication_id) = node::medication(&medication_id, portal_id.as_ref())?;
+        let (portal_id, medication_id) = ids::medication(&medication_id, portal_id.as_ref())?;
         let section = Section::Medications.as_str();
         Ok(item_history(
             ctx,
@@ -651,7 +722,7 @@ impl ToolboxQuery {
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
-        let (portal_id, person_id) = node::network_person(&person_id, portal_id.as_ref())?;
+        let (portal_id, person_id) = ids::network_person(&person_id, portal_id.as_ref())?;
         let section = Section::Network.as_str();
         Ok(item_history(ctx, portal_id, section, person_id, "person", &window).await?)
     }
@@ -674,7 +745,7 @@ impl ToolboxQuery {
         after: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
         let window = history_window(first, after.as_deref())?;
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         let id = portal_id.unwrap_or(caller(ctx)?.subject).to_string();
         let section = Section::CrisisPlan.as_str();
         Ok(HistoryEntryConnection(
@@ -714,7 +785,7 @@ impl ToolboxQuery {
         #[graphql(desc = "The time to answer for; now when omitted.")] as_of: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<ExerciseLog> {
         let section = Section::Exercises;
-        let portal_id = node::portal(portal_id.as_ref())?;
+        let portal_id = ids::portal(portal_id.as_ref())?;
         let (portal, owner) = readable(ctx, portal_id, section).await?;
         let svc = service(ctx);
         let counts = history::type_counts(&svc.engine, &svc.db, &portal, section, as_of).await?;
@@ -888,7 +959,7 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
+    ) -> async_graphql::Result<MedicationPayload> {
         let command = PortalCommand::AddMedication {
             medication_id: uuid.unwrap_or_else(Uuid::new_v4),
             name,
@@ -917,9 +988,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
+    ) -> async_graphql::Result<MedicationPayload> {
         let command = PortalCommand::ChangeMedication {
-            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
+            medication_id: own(ctx, ids::medication(&medication_id, None)?)?,
             dose,
             schedule,
             at: now(ctx),
@@ -938,9 +1009,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
+    ) -> async_graphql::Result<MedicationPayload> {
         let command = PortalCommand::PauseMedication {
-            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
+            medication_id: own(ctx, ids::medication(&medication_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -956,9 +1027,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
+    ) -> async_graphql::Result<MedicationPayload> {
         let command = PortalCommand::ResumeMedication {
-            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
+            medication_id: own(ctx, ids::medication(&medication_id, None)?)?,
             at: now(ctx),
         };
         run(ctx, idempotency_key, command).await
@@ -975,9 +1046,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::MedicationPayload> {
+    ) -> async_graphql::Result<MedicationPayload> {
         let command = PortalCommand::StopMedication {
-            medication_id: own(ctx, node::medication(&medication_id, None)?)?,
+            medication_id: own(ctx, ids::medication(&medication_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -1010,7 +1081,7 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
+    ) -> async_graphql::Result<NetworkPersonPayload> {
         let command = PortalCommand::AddPerson {
             person_id: uuid.unwrap_or_else(Uuid::new_v4),
             details: person(display_name, relation, closeness, support),
@@ -1043,9 +1114,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
+    ) -> async_graphql::Result<NetworkPersonPayload> {
         let command = PortalCommand::UpdatePerson {
-            person_id: own(ctx, node::network_person(&person_id, None)?)?,
+            person_id: own(ctx, ids::network_person(&person_id, None)?)?,
             details: person(display_name, relation, closeness, support),
             at: now(ctx),
         };
@@ -1067,9 +1138,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::NetworkPersonPayload> {
+    ) -> async_graphql::Result<NetworkPersonPayload> {
         let command = PortalCommand::RemovePerson {
-            person_id: own(ctx, node::network_person(&person_id, None)?)?,
+            person_id: own(ctx, ids::network_person(&person_id, None)?)?,
             reason: reason.unwrap_or_default(),
             at: now(ctx),
         };
@@ -1089,7 +1160,7 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::CrisisPlanPayload> {
+    ) -> async_graphql::Result<CrisisPlanPayload> {
         let plan = domain::portal::CrisisPlan {
             warning_signs: plan.warning_signs,
             what_helps: plan.what_helps,
@@ -1124,7 +1195,7 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
+    ) -> async_graphql::Result<ExerciseEntryPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let catalogue_title = if caller.may(domain::access::Duty::KeepPortal) {
             svc.catalogue(&caller.organisation)
@@ -1157,9 +1228,9 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ExerciseEntryPayload> {
+    ) -> async_graphql::Result<ExerciseEntryPayload> {
         let command = PortalCommand::CompleteExercise {
-            entry_id: own(ctx, node::exercise_entry(&entry_id)?)?,
+            entry_id: own(ctx, ids::exercise_entry(&entry_id)?)?,
             reflection: reflection.unwrap_or_default(),
             rating,
             at: now(ctx),
@@ -1188,7 +1259,7 @@ impl ToolboxMutation {
             desc = "A key of 1-128 characters; sending the same request with the same key again stores nothing and returns the first result."
         )]
         idempotency_key: Option<String>,
-    ) -> async_graphql::Result<crate::payload::ExercisePayload> {
+    ) -> async_graphql::Result<ExercisePayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         if !caller.may(domain::access::Duty::ManageCatalogue) {
             return Err(ApiError::Forbidden(
@@ -1212,5 +1283,46 @@ impl ToolboxMutation {
             )
             .await?
             .into())
+    }
+}
+
+/// What adding an exercise to the catalogue returns.
+pub struct ExercisePayload(pub CommandOutcome);
+
+impl From<CommandOutcome> for ExercisePayload {
+    fn from(outcome: CommandOutcome) -> Self {
+        ExercisePayload(outcome)
+    }
+}
+
+/// What adding an exercise to the catalogue returns.
+#[Object]
+impl ExercisePayload {
+    /// The exercise added.
+    async fn exercise(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Exercise>> {
+        let Some(crate::service::Target::Exercise(key)) = &self.0.target else {
+            return Ok(None);
+        };
+        catalogue_exercise(ctx, &key[..]).await
+    }
+
+    /// The catalogue's version (its event sequence number) after the command.
+    async fn version(&self) -> BigInt {
+        BigInt(self.0.version)
+    }
+
+    /// Global position of the command's event in the event stream.
+    async fn position(&self) -> BigInt {
+        BigInt(self.0.position)
+    }
+
+    /// True when this is the stored result of an earlier request with the same idempotency key.
+    async fn replayed(&self) -> bool {
+        self.0.replayed
+    }
+
+    /// True when the read models already show this change; false only if the bounded wait ran out.
+    async fn caught_up(&self) -> bool {
+        self.0.caught_up
     }
 }
