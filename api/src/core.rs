@@ -711,6 +711,7 @@ payload!(
     /// What a change to an activity returns.
     ActivityPayload { activity: Activity = activity_node, "The activity after the change." }
 );
+
 /// Changes to the portal core: a service user works on their own portal only.
 #[derive(Default)]
 pub struct CoreMutation;
