@@ -57,13 +57,19 @@ pub fn router(service: Arc<Service>) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .expose_headers([axum::http::HeaderName::from_static("x-request-id")])
         .max_age(Duration::from_secs(600));
-    Router::new()
+    let router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    // Closed by `server.metrics = false`: then it is an unknown path.
+    let router = if state.service.settings.server.metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    };
+    router
         .fallback(|| async {
             error_response(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such path")
         })

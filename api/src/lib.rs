@@ -12,6 +12,7 @@ pub mod clock;
 pub mod connection;
 pub mod context;
 pub mod core;
+pub mod durability;
 pub mod error;
 pub mod history;
 pub mod http;

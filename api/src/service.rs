@@ -303,6 +303,11 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+            let values = crate::durability::postgres(&pool).await?;
+            crate::durability::enforce(
+                &crate::durability::unsafe_settings(Backend::Postgres, &values),
+                settings.store.allow_unsafe_commits,
+            )?;
             Ok(Stores {
                 portals: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
                     pool.clone(),
@@ -347,6 +352,11 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+            let values = crate::durability::sqlite(&pool).await?;
+            crate::durability::enforce(
+                &crate::durability::unsafe_settings(Backend::Sqlite, &values),
+                settings.store.allow_unsafe_commits,
+            )?;
             Ok(Stores {
                 portals: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
                     pool.clone(),

@@ -61,6 +61,9 @@ pub struct Server {
     /// the browser sends them (`https://app.example.org`); none by default
     /// (`PORTAL_CORS_ORIGINS`, comma-separated).
     pub cors_origins: Vec<String>,
+    /// Whether `GET /metrics` answers (`PORTAL_METRICS`, default true):
+    /// close it where the port is reachable by anyone but the scraper.
+    pub metrics: bool,
 }
 
 impl Default for Server {
@@ -69,6 +72,7 @@ impl Default for Server {
             bind: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
             cors_origins: Vec::new(),
+            metrics: true,
         }
     }
 }
@@ -83,6 +87,13 @@ pub struct Store {
     pub data_dir: PathBuf,
     /// Database connections per pool (`PORTAL_DB_MAX_CONNECTIONS`).
     pub max_connections: u32,
+    /// Serve even when the store does not flush commits to disk (PostgreSQL
+    /// with `fsync`, `synchronous_commit` or `full_page_writes` off; SQLite
+    /// without a journal or with `synchronous` below FULL): an acknowledged
+    /// write or trail record could then be lost in a crash
+    /// (`PORTAL_ALLOW_UNSAFE_COMMITS`, default false: the service refuses to
+    /// start).
+    pub allow_unsafe_commits: bool,
 }
 
 impl Default for Store {
@@ -91,6 +102,7 @@ impl Default for Store {
             database_url: "sqlite://data/portal.db".into(),
             data_dir: PathBuf::from("data"),
             max_connections: 16,
+            allow_unsafe_commits: false,
         }
     }
 }
@@ -578,6 +590,8 @@ impl Settings {
         const MIN: Duration = Duration::from_secs(60);
         set!(server.bind, "PORTAL_BIND");
         set!(server.max_body_bytes, "PORTAL_MAX_BODY_BYTES");
+        set!(server.metrics, "PORTAL_METRICS");
+        set!(store.allow_unsafe_commits, "PORTAL_ALLOW_UNSAFE_COMMITS");
         set!(store.database_url, "PORTAL_DATABASE_URL");
         set!(store.data_dir, "PORTAL_DATA_DIR");
         set!(store.max_connections, "PORTAL_DB_MAX_CONNECTIONS");

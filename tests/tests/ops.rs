@@ -124,3 +124,57 @@ both_stores!(
     sigterm_right_after_listening,
     stops_cleanly_on_a_sigterm_as_soon_as_it_listens
 );
+
+/// `/metrics` answers by default and is an unknown path once closed
+/// (`PORTAL_METRICS=false`), as a production deployment reachable from
+/// outside should have it.
+async fn metrics_can_be_closed(store: Store) {
+    let db = fresh_db(store).await;
+    let http = reqwest::Client::new();
+    let open = Server::start(&db).await;
+    let answer = http
+        .get(format!("{}/metrics", open.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    open.stop().await;
+    let closed = Server::start_with(&db, &[("PORTAL_METRICS", "false")]).await;
+    let answer = http
+        .get(format!("{}/metrics", closed.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    closed.stop().await;
+}
+
+both_stores!(closable_metrics, metrics_can_be_closed);
+
+/// A PostgreSQL database that does not wait for commits to reach the disk
+/// (`synchronous_commit = off`, set for this database only) is refused at
+/// start with the setting named, and served only when allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_does_not_flush_commits_is_refused() {
+    use sqlx::Connection;
+    let db = fresh_db(Store::Postgres).await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" SET synchronous_commit = off"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (ok, _, err) = portal_cli_status(&db, &["serve"]).await;
+    assert!(!ok, "served a store that does not flush commits");
+    assert!(err.contains("synchronous_commit = off"), "{err}");
+    assert!(err.contains("PORTAL_ALLOW_UNSAFE_COMMITS"), "{err}");
+    let allowed = Server::start_with(&db, &[("PORTAL_ALLOW_UNSAFE_COMMITS", "true")]).await;
+    allowed.stop().await;
+}
