@@ -426,6 +426,9 @@ impl Service {
                 )));
             }
         }
+        if let Some(warning) = settings.trail_key_warning() {
+            tracing::warn!("{warning}");
+        }
         let trail_key = settings.resolve_trail_key()?;
         if !Trail::new(&trail_key).check_key(&db).await? {
             return Err(ApiError::internal(

@@ -372,6 +372,15 @@ pub enum SettingsError {
     OutOfRange(String),
 }
 
+/// Whether two folders are the same, as far as the file system says (or,
+/// for folders not made yet, by name).
+fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.components().eq(b.components()),
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` (or `PORTAL_CONFIG`, or `./portal.toml` when it
     /// exists), then the environment.
@@ -673,6 +682,42 @@ impl Settings {
         self.research.key.is_some() || self.store.data_dir.join("research.key").exists()
     }
 
+    /// A warning for the operator when the access trail's key is the file
+    /// in the data folder rather than a configured secret: whoever can write
+    /// the database and read that folder can forge trail records, above all
+    /// when the database file sits in the same folder (the embedded default).
+    pub fn trail_key_warning(&self) -> Option<String> {
+        if self.trail.key.is_some() {
+            return None;
+        }
+        let key = self.store.data_dir.join("trail.key");
+        let beside = self
+            .store
+            .database_url
+            .strip_prefix("sqlite://")
+            .map(|file| std::path::Path::new(file.split('?').next().unwrap_or(file)))
+            .and_then(|file| file.parent())
+            .is_some_and(|folder| {
+                let folder = if folder.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    folder
+                };
+                same_folder(folder, &self.store.data_dir)
+            });
+        Some(format!(
+            "the access trail's key is {}{}: anyone who can write the database and read it can \
+             forge trail records; in production set PORTAL_TRAIL_KEY from a secret store \
+             (docs/access-trail.md)",
+            key.display(),
+            if beside {
+                ", beside the database file"
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// True when a trail key is configured or kept in the data folder; a new
     /// one would be made otherwise.
     pub fn has_trail_key(&self) -> bool {
@@ -732,6 +777,24 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_trail_key_beside_the_database_is_warned_of() {
+        let mut settings = Settings::default();
+        // The embedded default: sqlite://data/portal.db and data/trail.key.
+        let warning = settings.trail_key_warning().expect("a warning");
+        assert!(warning.contains("beside the database file"), "{warning}");
+        settings.store.database_url = "postgres://db.example/portal".into();
+        let warning = settings.trail_key_warning().expect("a warning");
+        assert!(!warning.contains("beside"), "{warning}");
+        settings.store.database_url = "sqlite:///var/lib/portal/portal.db".into();
+        assert!(!settings
+            .trail_key_warning()
+            .expect("a warning")
+            .contains("beside"));
+        settings.trail.key = Some(Secret::new("k".repeat(32)));
+        assert_eq!(settings.trail_key_warning(), None);
+    }
     use super::*;
 
     #[test]
