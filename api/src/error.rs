@@ -27,6 +27,8 @@ pub mod codes {
     pub const TIMEOUT: &str = "TIMEOUT";
     /// An idempotency key sent again with a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+    /// Too many writes by one person in a short time: wait and retry.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// A persisted query's hash that the server does not hold (any more):
     /// send the query with it (Apollo's automatic persisted queries).
     pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
@@ -48,6 +50,8 @@ pub enum ApiError {
     FailedPrecondition(String),
     /// An idempotency key reused for a different request.
     KeyReused(String),
+    /// Over a rate limit; the message says when to retry.
+    RateLimited(String),
     /// Logged in full, reported to the client only as "internal error".
     Internal(String),
 }
@@ -77,7 +81,8 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::BadInput(m)
             | ApiError::FailedPrecondition(m)
-            | ApiError::KeyReused(m) => m.clone(),
+            | ApiError::KeyReused(m)
+            | ApiError::RateLimited(m) => m.clone(),
             ApiError::Conflict(m) => format!("{m}; retry the request"),
             ApiError::Internal(_) => "internal error".to_string(),
         }
@@ -93,6 +98,7 @@ impl ApiError {
             ApiError::BadInput(_) => codes::BAD_USER_INPUT,
             ApiError::FailedPrecondition(_) => codes::FAILED_PRECONDITION,
             ApiError::KeyReused(_) => codes::IDEMPOTENCY_KEY_REUSED,
+            ApiError::RateLimited(_) => codes::RATE_LIMITED,
             ApiError::Internal(_) => codes::INTERNAL,
         }
     }

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod node;
 pub mod paging;
 pub mod payload;
+pub mod rate;
 pub mod request;
 pub mod research;
 pub mod schema;

@@ -269,6 +269,8 @@ pub struct Service {
     /// Research measures, followed from the stream once asked for.
     pub measures: crate::measures::Measures,
     pub metrics: Metrics,
+    /// Writes per person (`server.writes_per_minute`, `server.write_burst`).
+    pub write_limit: crate::rate::WriteLimit,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
     organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
@@ -443,6 +445,10 @@ impl Service {
             crate::live::Live::start(db.clone(), &settings.store.database_url, settings.live.poll)
                 .await?;
         let usage = crate::usage::UsageRecorder::start(db.clone()).await?;
+        let write_limit = crate::rate::WriteLimit::new(
+            settings.server.writes_per_minute,
+            settings.server.write_burst,
+        );
         Ok(Service {
             settings,
             db,
@@ -453,6 +459,7 @@ impl Service {
             usage,
             measures: Default::default(),
             metrics: Metrics::default(),
+            write_limit,
             stores,
             organisations: Default::default(),
         })
@@ -677,6 +684,9 @@ impl Service {
                 return Ok(outcome);
             }
         }
+        // A replay above costs nothing; a new write takes from the allowance.
+        self.write_limit
+            .take(&caller.organisation, caller.subject)?;
         let command_id = Uuid::new_v4().to_string();
         let metadata = EventMetadata {
             idempotency_key: idempotency_key.as_ref().map(|k| k.key.clone()),

@@ -64,6 +64,13 @@ pub struct Server {
     /// Whether `GET /metrics` answers (`PORTAL_METRICS`, default true):
     /// close it where the port is reachable by anyone but the scraper.
     pub metrics: bool,
+    /// Writes (mutations that store something) one person may make per
+    /// minute, sustained (`PORTAL_WRITES_PER_MINUTE`, default 1,200; 0 turns
+    /// the limit off).
+    pub writes_per_minute: u32,
+    /// How many writes one person may make at once before the per-minute
+    /// rate applies (`PORTAL_WRITE_BURST`, default 200).
+    pub write_burst: u32,
 }
 
 impl Default for Server {
@@ -73,6 +80,8 @@ impl Default for Server {
             max_body_bytes: 64 * 1024,
             cors_origins: Vec::new(),
             metrics: true,
+            writes_per_minute: 1_200,
+            write_burst: 200,
         }
     }
 }
@@ -528,6 +537,18 @@ impl Settings {
                 1_000,
             ),
             (
+                "server.writes_per_minute (PORTAL_WRITES_PER_MINUTE)",
+                u64::from(self.server.writes_per_minute),
+                0,
+                1_000_000,
+            ),
+            (
+                "server.write_burst (PORTAL_WRITE_BURST)",
+                u64::from(self.server.write_burst),
+                1,
+                100_000,
+            ),
+            (
                 "graphql.max_batch (PORTAL_MAX_BATCH)",
                 self.graphql.max_batch as u64,
                 1,
@@ -600,6 +621,8 @@ impl Settings {
         set!(server.bind, "PORTAL_BIND");
         set!(server.max_body_bytes, "PORTAL_MAX_BODY_BYTES");
         set!(server.metrics, "PORTAL_METRICS");
+        set!(server.writes_per_minute, "PORTAL_WRITES_PER_MINUTE");
+        set!(server.write_burst, "PORTAL_WRITE_BURST");
         set!(store.allow_unsafe_commits, "PORTAL_ALLOW_UNSAFE_COMMITS");
         set!(store.database_url, "PORTAL_DATABASE_URL");
         set!(store.data_dir, "PORTAL_DATA_DIR");

@@ -178,3 +178,57 @@ async fn a_store_that_does_not_flush_commits_is_refused() {
     let allowed = Server::start_with(&db, &[("PORTAL_ALLOW_UNSAFE_COMMITS", "true")]).await;
     allowed.stop().await;
 }
+
+/// Writes past a person's allowance are refused with RATE_LIMITED before
+/// anything is stored; other people, reads and replays are not held back.
+async fn writes_are_limited_per_person(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("PORTAL_WRITES_PER_MINUTE", "6"),
+            ("PORTAL_WRITE_BURST", "3"),
+        ],
+    )
+    .await;
+    // Opening the portal is the first of three.
+    let user = open_user(&server, "clinic-a").await;
+    let rate = "mutation($k: String) { rateStatus(domain: \"housing\", score: 5, idempotencyKey: $k) { version replayed } }";
+    user.client.data(rate, json!({ "k": "first" })).await;
+    user.client.data(rate, json!({})).await;
+    let version = |v: Value| v["controlPanel"]["version"].clone();
+    let before = version(
+        user.client
+            .data("{ controlPanel { version } }", json!({}))
+            .await,
+    );
+    let refused = user.client.gql(rate, json!({})).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{refused}"
+    );
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry in"),
+        "{refused}"
+    );
+    // Nothing stored; reads go on; a replay of an earlier write is answered.
+    assert_eq!(
+        version(
+            user.client
+                .data("{ controlPanel { version } }", json!({}))
+                .await
+        ),
+        before
+    );
+    let replay = user.client.data(rate, json!({ "k": "first" })).await;
+    assert_eq!(replay["rateStatus"]["replayed"], true);
+    // Someone else is not held back.
+    let other = open_user(&server, "clinic-a").await;
+    other.client.data(rate, json!({})).await;
+    server.stop().await;
+}
+
+both_stores!(write_limit, writes_are_limited_per_person);
