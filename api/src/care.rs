@@ -840,7 +840,9 @@ impl CareMutation {
     /// plan without a grant, stating why (`explanation` 1-1000 characters). It
     /// lasts the configured time (one hour by default), every read under it is
     /// flagged in the access trail, and the service user sees it at the top of
-    /// their access log.
+    /// their access log. One opening at a time, and at most
+    /// `care.break_glass_per_day` (3 by default) in any 24 hours of a
+    /// relationship: past either, FAILED_PRECONDITION.
     async fn break_glass(
         &self,
         ctx: &Context<'_>,
@@ -856,6 +858,7 @@ impl CareMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<RelationshipPayload> {
         let lasts = service(ctx).settings.care.break_glass_window();
+        let per_day = service(ctx).settings.care.break_glass_per_day;
         on_relationship(
             ctx,
             ids::relationship(&relationship_id)?,
@@ -865,6 +868,7 @@ impl CareMutation {
                 code: reason.into(),
                 reason: explanation,
                 lasts,
+                per_day,
                 at,
             },
         )

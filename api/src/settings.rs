@@ -269,6 +269,9 @@ pub struct Care {
     /// (`PORTAL_BREAK_GLASS_SECONDS`, default one hour).
     #[serde(with = "humantime_serde")]
     pub break_glass: Duration,
+    /// Most break-glass openings in one care relationship in any 24 hours
+    /// (`PORTAL_BREAK_GLASS_PER_DAY`, default 3).
+    pub break_glass_per_day: u32,
 }
 
 impl Default for Care {
@@ -276,6 +279,7 @@ impl Default for Care {
         Care {
             invitation_ttl: Duration::from_secs(14 * 24 * 3600),
             break_glass: Duration::from_secs(3600),
+            break_glass_per_day: 3,
         }
     }
 }
@@ -549,6 +553,12 @@ impl Settings {
                 100_000,
             ),
             (
+                "care.break_glass_per_day (PORTAL_BREAK_GLASS_PER_DAY)",
+                u64::from(self.care.break_glass_per_day),
+                1,
+                100,
+            ),
+            (
                 "graphql.max_batch (PORTAL_MAX_BATCH)",
                 self.graphql.max_batch as u64,
                 1,
@@ -653,6 +663,7 @@ impl Settings {
         set!(log.format, "PORTAL_LOG_FORMAT");
         set_duration!(care.invitation_ttl, "PORTAL_INVITATION_TTL_SECONDS", S);
         set_duration!(care.break_glass, "PORTAL_BREAK_GLASS_SECONDS", S);
+        set!(care.break_glass_per_day, "PORTAL_BREAK_GLASS_PER_DAY");
         set_duration!(research.exchange_gap, "PORTAL_EXCHANGE_GAP_MINUTES", MIN);
         set_duration!(live.poll, "PORTAL_LIVE_POLL_MS", MS);
         set_duration!(websocket.init_timeout, "PORTAL_WS_INIT_TIMEOUT_MS", MS);

@@ -74,6 +74,10 @@ pub enum CareError {
     NotInFuture(&'static str),
     #[error("nothing would change: the {0} already says this")]
     NothingChanged(&'static str),
+    #[error("a break-glass opening of this crisis plan lasts until {0}")]
+    BreakGlassOpen(DateTime<Utc>),
+    #[error("break-glass was opened {0} times in this relationship in the last 24 hours, the most allowed")]
+    BreakGlassLimit(u32),
 }
 
 impl Refusal for CareError {
@@ -83,7 +87,9 @@ impl Refusal for CareError {
             CareError::NotAllowed(_) => ErrorKind::Forbidden,
             CareError::RelationshipState { .. }
             | CareError::InvitationExpired(_)
-            | CareError::NothingChanged(_) => ErrorKind::FailedPrecondition,
+            | CareError::NothingChanged(_)
+            | CareError::BreakGlassOpen(_)
+            | CareError::BreakGlassLimit(_) => ErrorKind::FailedPrecondition,
             CareError::NotInFuture(_) => ErrorKind::BadInput,
         }
     }
@@ -388,6 +394,9 @@ pub struct CareRelationship {
     pub expires_at: Option<DateTime<Utc>>,
     pub grants: BTreeMap<Section, Grant>,
     pub break_glass: Option<BreakGlass>,
+    /// When break-glass was opened, the newest last (the latest 64 kept:
+    /// enough for any daily limit).
+    pub break_glass_openings: Vec<DateTime<Utc>>,
     /// Events applied so far: the sequence number of the last one.
     pub version: i64,
     pub last_at: Option<DateTime<Utc>>,
@@ -436,6 +445,8 @@ pub enum CareCommand {
         reason: String,
         /// How long the opening lasts.
         lasts: chrono::Duration,
+        /// Most openings in this relationship in any 24 hours.
+        per_day: u32,
         at: DateTime<Utc>,
     },
 }
@@ -679,6 +690,7 @@ impl CareRelationship {
                 code,
                 reason,
                 lasts,
+                per_day,
                 at,
             } => {
                 let at = clamp(at);
@@ -689,6 +701,21 @@ impl CareRelationship {
                     ));
                 }
                 self.active("used for break-glass")?;
+                // One opening at a time, and a bounded number a day: each
+                // is an emergency the person hears of, not a way around
+                // their consent.
+                if let Some(open) = self.break_glass.filter(|b| b.until > at) {
+                    return Err(CareError::BreakGlassOpen(open.until));
+                }
+                let day = at - chrono::Duration::hours(24);
+                let recent = self
+                    .break_glass_openings
+                    .iter()
+                    .filter(|t| **t > day)
+                    .count();
+                if recent >= per_day as usize {
+                    return Err(CareError::BreakGlassLimit(per_day));
+                }
                 let reason =
                     text::required(&reason, REASON_MAX).map_err(InputError::text("reason"))?;
                 if until <= at {
@@ -787,6 +814,10 @@ impl Aggregate for CareRelationship {
                     code,
                     sequence: self.version,
                 });
+                self.break_glass_openings.push(at);
+                if self.break_glass_openings.len() > 64 {
+                    self.break_glass_openings.remove(0);
+                }
             }
         }
     }

@@ -291,6 +291,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             code: BreakGlassCode::RiskToSelf,
             reason: "  Called the crisis line  ".into(),
             lasts: Duration::minutes(60),
+            per_day: 3,
             at: t(2),
         })
         .then_expect_events(vec![CareEvent::BreakGlassOpened {
@@ -306,6 +307,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             code: BreakGlassCode::Other,
             reason: " ".into(),
             lasts: Duration::minutes(60),
+            per_day: 3,
             at: t(2),
         })
         .then_expect_error(CareError::Input(InputError::InvalidText {
@@ -319,6 +321,7 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             code: BreakGlassCode::Other,
             reason: "x".into(),
             lasts: Duration::minutes(60),
+            per_day: 3,
             at: t(2),
         })
         .then_expect_error(CareError::RelationshipState {
@@ -536,4 +539,57 @@ fn standing_by_state_expiry_and_time() {
             "{state:?} {expiry:?} {minute}"
         );
     }
+}
+
+/// Break-glass is one opening at a time, and at most `per_day` in any 24
+/// hours of a relationship (issue 15): 20 openings in a row are refused.
+#[test]
+fn break_glass_is_one_at_a_time_and_bounded_a_day() {
+    let open = |at: i64| CareEvent::BreakGlassOpened {
+        code: BreakGlassCode::RiskToSelf,
+        reason: "r".into(),
+        until: t(at + 60),
+        at: t(at),
+    };
+    let again = |at: i64| CareCommand::BreakGlass {
+        by: Side::Provider,
+        code: BreakGlassCode::RiskToSelf,
+        reason: "again".into(),
+        lasts: Duration::minutes(60),
+        per_day: 2,
+        at: t(at),
+    };
+    let mut events = active();
+    events.push(open(10));
+    // Still open at minute 30.
+    Rel::with(())
+        .given(events.clone())
+        .when(again(30))
+        .then_expect_error(CareError::BreakGlassOpen(t(70)));
+    // Closed at minute 80: a second one that day is allowed.
+    Rel::with(())
+        .given(events.clone())
+        .when(again(80))
+        .then_expect_events(vec![CareEvent::BreakGlassOpened {
+            code: BreakGlassCode::RiskToSelf,
+            reason: "again".into(),
+            until: t(140),
+            at: t(80),
+        }]);
+    // A third within 24 hours of the first is one too many.
+    events.push(open(80));
+    Rel::with(())
+        .given(events.clone())
+        .when(again(200))
+        .then_expect_error(CareError::BreakGlassLimit(2));
+    // A day after the first, one is allowed again.
+    Rel::with(())
+        .given(events)
+        .when(again(10 + 24 * 60 + 1))
+        .then_expect_events(vec![CareEvent::BreakGlassOpened {
+            code: BreakGlassCode::RiskToSelf,
+            reason: "again".into(),
+            until: t(10 + 24 * 60 + 61),
+            at: t(10 + 24 * 60 + 1),
+        }]);
 }

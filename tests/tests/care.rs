@@ -236,6 +236,11 @@ async fn working_together(store: Store) {
         explanation: \"Called by the crisis team at night\") { version } }";
     assert_eq!(user.client.error_code(glass, r.clone()).await, "FORBIDDEN");
     kari.client.data(glass, r.clone()).await;
+    // One opening at a time: a second while the first lasts is refused.
+    assert_eq!(
+        kari.client.error_code(glass, r.clone()).await,
+        "FAILED_PRECONDITION"
+    );
     let plan = kari.client.data(PLAN, p.clone()).await;
     assert_eq!(
         plan["crisisPlan"]["warningSigns"][0],
