@@ -60,13 +60,14 @@ pub fn key_of(list: &str, cursor: &str) -> Result<String, ApiError> {
 /// The key of a cursor of `list` as a whole number (a sequence number, a
 /// position, a count).
 pub fn number_of(list: &str, cursor: &str) -> Result<i64, ApiError> {
-    key_of(list, cursor)?
-        .parse()
-        .ok()
-        .filter(|n: &i64| *n >= 0)
-        .ok_or_else(|| {
-            ApiError::BadInput(format!("`{}` is not a cursor of this list", clip(cursor)))
-        })
+    whole_number(&key_of(list, cursor)?).ok_or_else(|| {
+        ApiError::BadInput(format!("`{}` is not a cursor of this list", clip(cursor)))
+    })
+}
+
+/// A key read as a whole number of zero or more.
+fn whole_number(key: &str) -> Option<i64> {
+    key.parse().ok().filter(|n: &i64| *n >= 0)
 }
 
 fn clip(text: &str) -> String {
@@ -145,11 +146,9 @@ impl Window {
     /// The key `after` as a whole number, if given.
     pub fn after_number(&self) -> Result<Option<i64>, ApiError> {
         self.after
-            .as_ref()
+            .as_deref()
             .map(|key| {
-                key.parse()
-                    .ok()
-                    .filter(|n: &i64| *n >= 0)
+                whole_number(key)
                     .ok_or_else(|| ApiError::BadInput("not a cursor of this list".into()))
             })
             .transpose()
