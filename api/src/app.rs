@@ -6,7 +6,7 @@
 //! ```text
 //! Settings ─► Service::open (stores, projections engine, trail, live feed, usage)
 //!         └─► http::router (GraphQL over HTTP and WebSocket, health, metrics)
-//! App::serve: projection runners + the accept loop, until shutdown
+//! App::serve: projection runners + the witness + the accept loop, until shutdown
 //! ```
 
 use std::future::Future;
@@ -49,12 +49,23 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        let runners = self.service.engine.spawn(stopped);
+        let runners = self.service.engine.spawn(stopped.clone());
+        let service = Arc::clone(&self.service);
+        let witness = tokio::spawn(async move {
+            let interval = service.settings.trail.witness_interval;
+            service
+                .witness
+                .run(service.db.clone(), interval, stopped)
+                .await;
+        });
         let result = crate::connection::accept(listener, self.router, shutdown).await;
+        // Every answered read's record is committed by now: the witness's
+        // last checkpoint covers them.
         let _ = stop.send(true);
         for runner in runners {
             let _ = runner.await;
         }
+        let _ = witness.await;
         result
     }
 }

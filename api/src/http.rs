@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_graphql::http::GraphiQLSource;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -62,7 +62,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/trail/witness", get(witness));
     // Closed by `server.metrics = false`: then it is an unknown path.
     let router = if state.service.settings.server.metrics {
         router.route("/metrics", get(metrics))
@@ -414,6 +415,38 @@ async fn readyz(State(app): State<AppState>) -> Response {
                 Json(json!({ "ready": false })),
             )
                 .into_response()
+        }
+    }
+}
+
+/// `after` on `GET /trail/witness`.
+#[derive(serde::Deserialize)]
+struct After {
+    #[serde(default)]
+    after: u64,
+}
+
+/// Most checkpoints one `GET /trail/witness` gives.
+const WITNESS_PAGE: usize = 100;
+
+/// `GET /trail/witness?after=N`: the witness's public key and up to 100
+/// signed checkpoints numbered above `N`, for an auditor to keep outside the
+/// service. No records: chain names are people's ids.
+async fn witness(State(app): State<AppState>, Query(after): Query<After>) -> Response {
+    let witness = &app.service.witness;
+    match witness.published(after.after, WITNESS_PAGE) {
+        Ok(checkpoints) => axum::Json(serde_json::json!({
+            "publicKey": witness.public_key(),
+            "checkpoints": checkpoints,
+        }))
+        .into_response(),
+        Err(error) => {
+            tracing::error!(?error, "the witness's checkpoints could not be read");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "internal error",
+            )
         }
     }
 }

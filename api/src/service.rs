@@ -262,6 +262,8 @@ pub struct Service {
     pub keys: TokenKeys,
     /// Appends to the access trail.
     pub trail: Trail,
+    /// Signs checkpoints of the trail's chain heads (`App::serve` runs it).
+    pub witness: Arc<crate::witness::Witness>,
     /// New conversation and agreement events, for live subscribers.
     pub live: crate::live::Live,
     /// Usage records of enrolled participants, for research.
@@ -438,6 +440,7 @@ impl Service {
                  set the PORTAL_TRAIL_KEY (or trail.key) the trail was written with",
             ));
         }
+        let witness = Arc::new(crate::witness::Witness::open(&settings, &db).await?);
         let trail = Trail::start(&trail_key, &settings.store.database_url)?;
         // Made now if missing, so exports from this data folder find it.
         settings.resolve_research_key()?;
@@ -455,6 +458,7 @@ impl Service {
             engine,
             keys,
             trail,
+            witness,
             live,
             usage,
             measures: Default::default(),

@@ -303,13 +303,53 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 /// The access trail.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Trail {
     /// HMAC key chaining the access trail (`PORTAL_TRAIL_KEY`). When unset, a
     /// random key is created once in `<data_dir>/trail.key` and reused. Keep it
     /// apart from the database: whoever holds both can forge the trail.
     pub key: Option<Secret>,
+    /// Secret from which the witness's Ed25519 signing key is derived
+    /// (`PORTAL_WITNESS_KEY`, at least 32 characters). When unset, one is
+    /// created once in `<data_dir>/witness.key`. Auditors need only the
+    /// public key, which the witness folder and `GET /trail/witness` give.
+    pub witness_key: Option<Secret>,
+    /// Folder the signed checkpoints of the trail's chain heads are written
+    /// to (`PORTAL_WITNESS_DIR`, default `<data_dir>/witness`). Put it on
+    /// storage the database's administrators cannot rewrite.
+    pub witness_dir: Option<PathBuf>,
+    /// How often a checkpoint is signed when the trail has grown
+    /// (`PORTAL_WITNESS_INTERVAL_SECONDS`, default 60); one is also signed at
+    /// shutdown.
+    #[serde(with = "humantime_serde")]
+    pub witness_interval: Duration,
+    /// Serve even though records the witness signed are gone from the store
+    /// (`PORTAL_ACCEPT_WITNESS_LOSS`, default false). The acceptance is
+    /// itself signed into the next checkpoint, and `portal audit verify
+    /// --witness` keeps reporting the loss.
+    pub accept_witness_loss: bool,
+}
+
+impl Default for Trail {
+    fn default() -> Self {
+        Trail {
+            key: None,
+            witness_key: None,
+            witness_dir: None,
+            witness_interval: Duration::from_secs(60),
+            accept_witness_loss: false,
+        }
+    }
+}
+
+impl Trail {
+    /// The witness folder: the configured one, or `<data_dir>/witness`.
+    pub fn witness_dir(&self, data_dir: &Path) -> PathBuf {
+        self.witness_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("witness"))
+    }
 }
 
 /// Research measures and exports.
@@ -425,6 +465,12 @@ impl Settings {
                 self.tokens.leeway,
                 Duration::ZERO,
                 Duration::from_secs(300),
+            ),
+            (
+                "trail.witness_interval (PORTAL_WITNESS_INTERVAL_SECONDS)",
+                self.trail.witness_interval,
+                SECOND,
+                DAY,
             ),
             (
                 "tokens.ttl (PORTAL_TOKEN_TTL_SECONDS)",
@@ -664,6 +710,14 @@ impl Settings {
         set_duration!(care.invitation_ttl, "PORTAL_INVITATION_TTL_SECONDS", S);
         set_duration!(care.break_glass, "PORTAL_BREAK_GLASS_SECONDS", S);
         set!(care.break_glass_per_day, "PORTAL_BREAK_GLASS_PER_DAY");
+        set_duration!(trail.witness_interval, "PORTAL_WITNESS_INTERVAL_SECONDS", S);
+        set!(trail.accept_witness_loss, "PORTAL_ACCEPT_WITNESS_LOSS");
+        if let Some(dir) = env("PORTAL_WITNESS_DIR") {
+            self.trail.witness_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(key) = env("PORTAL_WITNESS_KEY") {
+            self.trail.witness_key = Some(Secret::new(key));
+        }
         set_duration!(research.exchange_gap, "PORTAL_EXCHANGE_GAP_MINUTES", MIN);
         set_duration!(live.poll, "PORTAL_LIVE_POLL_MS", MS);
         set_duration!(websocket.init_timeout, "PORTAL_WS_INIT_TIMEOUT_MS", MS);
@@ -698,6 +752,11 @@ impl Settings {
     /// The access-trail key, found the same way as the token key.
     pub fn resolve_trail_key(&self) -> Result<Secret, SettingsError> {
         self.resolve_key(self.trail.key.as_ref(), "trail.key")
+    }
+
+    /// The witness's secret, found the same way as the token key.
+    pub fn resolve_witness_key(&self) -> Result<Secret, SettingsError> {
+        self.resolve_key(self.trail.witness_key.as_ref(), "witness.key")
     }
 
     /// The research key, found the same way as the token key; true in the

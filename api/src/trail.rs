@@ -1,28 +1,25 @@
-//! The tamper-evident access trail: appending records to their chain, and
-//! checking every chain (`portal audit verify`).
+//! The tamper-evident access trail: appending records to their chain.
 //!
 //! A record is an `AccessRecorded` event of the `AccessTrail` stream named by
-//! its chain (the subject's id, or `org:<name>`). Its payload carries the hash of
-//! the chain's previous record; its metadata carries its own hash, an
-//! HMAC-SHA256 under the trail key of (chain, sequence, payload text). Without
-//! the key nobody can make a record that verifies, so an edited, deleted or
-//! inserted row shows as the first record whose hash or link does not match.
-//! See docs/access-trail.md.
+//! its chain (the subject's id, or `org:<name>`). Its payload carries the seal
+//! of the chain's previous record; its metadata carries its own seal, an
+//! HMAC-SHA256 under the trail key of every stored field (`crate::seal`).
+//! Without the key nobody can make a record that verifies, so an edited,
+//! deleted or inserted row shows as the first record whose seal or link does
+//! not hold (`crate::verify`). See docs/access-trail.md.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::trail::{chain_id, AccessRecord, AGGREGATE_TYPE, EVENT_TYPE, GENESIS};
-use futures::TryStreamExt;
-use hmac::{Hmac, Mac};
 use projections::{Backend, Db, EventMetadata};
-use sha2::Sha256;
 use sqlx::AnyConnection;
 use sqlx::{Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::seal;
 use crate::settings::Secret;
 
 /// How often a batch is tried again after another writer appended to one of
@@ -47,38 +44,6 @@ struct Job {
 pub struct Trail {
     key: Arc<[u8]>,
     jobs: Option<mpsc::UnboundedSender<Job>>,
-}
-
-/// Where a chain first stops verifying.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Break {
-    pub chain: String,
-    /// The sequence number of the first record that does not verify.
-    pub sequence: i64,
-    /// Its global position in the event store.
-    pub position: i64,
-    pub reason: String,
-}
-
-/// The outcome of checking every chain.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub chains: u64,
-    pub records: u64,
-    /// The first break of each broken chain, in chain order.
-    pub breaks: Vec<Break>,
-}
-
-/// The HMAC-SHA256 of (chain, sequence, payload text) under `key`, in hex.
-fn hash(key: &[u8], chain: &str, sequence: i64, payload: &str) -> String {
-    #[allow(clippy::expect_used)]
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(chain.as_bytes());
-    mac.update(&[0]);
-    mac.update(sequence.to_string().as_bytes());
-    mac.update(&[0]);
-    mac.update(payload.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
 }
 
 impl Trail {
@@ -112,9 +77,15 @@ impl Trail {
         })
     }
 
-    #[cfg(test)]
-    fn hash(&self, chain: &str, sequence: i64, payload: &str) -> String {
-        hash(&self.key, chain, sequence, payload)
+    /// Checks every chain and the access log (`portal audit verify`).
+    pub async fn verify(&self, db: &Db) -> Result<crate::verify::Report, ApiError> {
+        crate::verify::verify(&self.key, db).await
+    }
+
+    /// True when this trail's key made at least one of the newest records
+    /// (or there are none).
+    pub async fn check_key(&self, db: &Db) -> Result<bool, ApiError> {
+        crate::verify::made_with(&self.key, db).await
     }
 
     /// Queues `record` for its chain. Await the receipt before anything the
@@ -137,128 +108,6 @@ impl Trail {
             }
         }
         receipt
-    }
-
-    /// Checks that this trail's key made at least one of the newest records
-    /// (if there are any): with another key every record from now on would fail
-    /// verification. One forged record does not make it refuse; a wrong key does.
-    pub async fn check_key(&self, db: &Db) -> Result<bool, ApiError> {
-        let sql = match db.backend {
-            Backend::Postgres => {
-                "SELECT aggregate_id, sequence, payload::text AS payload, metadata::text AS metadata \
-                 FROM events WHERE aggregate_type = $1 ORDER BY position DESC LIMIT 20"
-            }
-            Backend::Sqlite => {
-                "SELECT aggregate_id, sequence, payload, metadata \
-                 FROM events WHERE aggregate_type = $1 ORDER BY position DESC LIMIT 20"
-            }
-        };
-        let rows = sqlx::query(sql)
-            .bind(AGGREGATE_TYPE)
-            .fetch_all(&db.pool)
-            .await?;
-        for row in &rows {
-            let get = |c: &str| row.try_get::<String, _>(c).map_err(ApiError::internal);
-            let sequence: i64 = row.try_get("sequence")?;
-            let own = hash(&self.key, &get("aggregate_id")?, sequence, &get("payload")?);
-            if stored_hash(&get("metadata")?).as_deref() == Some(own.as_str()) {
-                return Ok(true);
-            }
-        }
-        Ok(rows.is_empty())
-    }
-
-    /// Checks every chain: sequence numbers without gaps from 1, each record's
-    /// link to the previous one, and each record's own hash.
-    pub async fn verify(&self, db: &Db) -> Result<Report, ApiError> {
-        let sql = match db.backend {
-            Backend::Postgres => {
-                "SELECT aggregate_id, sequence, position, event_type, payload::text AS payload, metadata::text AS metadata \
-                 FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
-            }
-            Backend::Sqlite => {
-                "SELECT aggregate_id, sequence, position, event_type, payload, metadata \
-                 FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
-            }
-        };
-        let lost = lost_records(db).await?;
-        let mut rows = sqlx::query(sql).bind(AGGREGATE_TYPE).fetch(&db.pool);
-        let mut report = Report::default();
-        let mut chain = String::new();
-        let (mut expected, mut prev, mut broken) = (1i64, GENESIS.to_string(), false);
-        while let Some(row) = rows.try_next().await? {
-            let id: String = row.try_get("aggregate_id")?;
-            let sequence: i64 = row.try_get("sequence")?;
-            let position: i64 = row.try_get("position")?;
-            let event_type: String = row.try_get("event_type")?;
-            let payload: String = row.try_get("payload")?;
-            let metadata: String = row.try_get("metadata")?;
-            report.records += 1;
-            if id != chain {
-                report.chains += 1;
-                chain = id;
-                (expected, prev, broken) = (1, GENESIS.to_string(), false);
-            }
-            if broken {
-                continue;
-            }
-            let own = hash(&self.key, &chain, sequence, &payload);
-            let linked = serde_json::from_str::<AccessRecord>(&payload)
-                .ok()
-                .map(|r| r.prev_hash);
-            let reason = if sequence != expected {
-                Some(if sequence > expected {
-                    format!(
-                        "records {expected} to {} are missing: the chain jumps to {sequence}",
-                        sequence - 1
-                    )
-                } else {
-                    format!("sequence {sequence} where {expected} was expected")
-                })
-            } else if event_type != EVENT_TYPE {
-                Some(format!("unexpected event type `{event_type}`"))
-            } else if stored_hash(&metadata).as_deref() != Some(own.as_str()) {
-                Some("the record was altered: its hash does not match its content".to_string())
-            } else if linked.as_deref() != Some(prev.as_str()) {
-                Some("the record does not link to the one before it".to_string())
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                broken = true;
-                report.breaks.push(Break {
-                    chain: chain.clone(),
-                    sequence,
-                    position,
-                    reason,
-                });
-                continue;
-            }
-            (expected, prev) = (sequence + 1, own);
-        }
-        drop(rows);
-        // A chain cannot show its newest records deleted: nothing follows
-        // them, and new records may since have taken their sequence numbers.
-        // The searchable trail (the access projection) kept a row for each
-        // record as it was appended, under its global position: a row whose
-        // record is gone from the store is a deleted record.
-        for (chain, sequence, position) in lost {
-            let earlier = |b: &Break| b.chain == chain && b.sequence <= sequence;
-            if report.breaks.iter().any(earlier) {
-                continue;
-            }
-            report.breaks.retain(|b| b.chain != chain);
-            report.breaks.push(Break {
-                chain,
-                sequence,
-                position,
-                reason: format!(
-                    "record {sequence} (position {position}) is missing: the access log had it, the store does not"
-                ),
-            });
-        }
-        report.breaks.sort_by(|a, b| a.chain.cmp(&b.chain));
-        Ok(report)
     }
 }
 
@@ -350,6 +199,11 @@ async fn connect(url: &str, backend: Backend) -> Result<AnyConnection, sqlx::Err
 /// Tails are read first only for chains not written before; a head that went
 /// stale (another process appended) makes the insert fail on the primary key,
 /// and the caller retries with fresh tails.
+///
+/// Positions and the recorded time are chosen here, not by the store's
+/// defaults, because the seal covers them (`crate::seal`): PostgreSQL hands
+/// out positions from the column's own sequence; SQLite takes the next ones
+/// under its write lock, held from `BEGIN IMMEDIATE` to the commit.
 async fn write_batch(
     key: &[u8],
     conn: &mut AnyConnection,
@@ -357,6 +211,36 @@ async fn write_batch(
     heads: &mut HashMap<String, (i64, String)>,
     batch: &[Job],
 ) -> Result<Vec<i64>, sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute("BEGIN IMMEDIATE").await?;
+    }
+    let written = write_rows(key, conn, backend, heads, batch).await;
+    if backend == Backend::Sqlite {
+        let end = if written.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        if let Err(e) = conn.execute(end).await {
+            if written.is_ok() {
+                return Err(e);
+            }
+        }
+    }
+    let (positions, written) = written?;
+    heads.extend(written);
+    Ok(positions)
+}
+
+/// The statements of [`write_batch`]: the positions of the records in job
+/// order, and the new heads of the chains written.
+async fn write_rows(
+    key: &[u8],
+    conn: &mut AnyConnection,
+    backend: Backend,
+    heads: &HashMap<String, (i64, String)>,
+    batch: &[Job],
+) -> Result<(Vec<i64>, HashMap<String, (i64, String)>), sqlx::Error> {
     let tail_sql = match backend {
         // PostgreSQL hands json back as json: ask for its text.
         Backend::Postgres => {
@@ -368,144 +252,169 @@ async fn write_batch(
              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"
         }
     };
-    let mut written: HashMap<String, (i64, String)> = HashMap::new();
-    let mut rows = Vec::with_capacity(batch.len());
+    // Each chain's head before this batch, and each job's place (chain,
+    // sequence) in job order.
+    let mut before: HashMap<String, (i64, String)> = HashMap::new();
+    let mut next: HashMap<String, i64> = HashMap::new();
+    let mut places = Vec::with_capacity(batch.len());
     for job in batch {
         let chain = chain_id(job.record.subject_id, &job.record.organisation);
-        let head = match written.get(&chain).or_else(|| heads.get(&chain)) {
-            Some(head) => head.clone(),
-            None => {
-                let row = sqlx::query(tail_sql)
-                    .bind(AGGREGATE_TYPE)
-                    .bind(&chain)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                match row {
-                    Some(row) => {
-                        let metadata: String = row.try_get("metadata")?;
-                        (
-                            row.try_get("sequence")?,
-                            stored_hash(&metadata).unwrap_or_default(),
-                        )
+        if !before.contains_key(&chain) {
+            let head = match heads.get(&chain) {
+                Some(head) => head.clone(),
+                None => {
+                    let row = sqlx::query(tail_sql)
+                        .bind(AGGREGATE_TYPE)
+                        .bind(&chain)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    match row {
+                        Some(row) => {
+                            let metadata: String = row.try_get("metadata")?;
+                            (
+                                row.try_get("sequence")?,
+                                seal::claimed(&metadata).unwrap_or_default(),
+                            )
+                        }
+                        None => (0, GENESIS.to_string()),
                     }
-                    None => (0, GENESIS.to_string()),
                 }
-            }
-        };
-        let sequence = head.0 + 1;
-        let mut record = job.record.clone();
-        record.prev_hash = head.1;
-        let payload = serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let own = hash(key, &chain, sequence, &payload);
-        let mut meta =
-            serde_json::to_value(&job.metadata).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        meta["hash"] = serde_json::Value::String(own.clone());
-        rows.push((chain.clone(), sequence, payload, meta.to_string()));
-        written.insert(chain, (sequence, own));
+            };
+            next.insert(chain.clone(), head.0);
+            before.insert(chain.clone(), head);
+        }
+        let sequence = next.get(&chain).copied().unwrap_or_default() + 1;
+        next.insert(chain.clone(), sequence);
+        places.push((chain, sequence));
     }
+    let positions = allocate_positions(conn, backend, batch.len()).await?;
     // The same key order in every writer, so two of them wait on each other
-    // as little as possible (a conflict still fails on the primary key).
-    let in_job_order: Vec<(String, i64)> = rows.iter().map(|r| (r.0.clone(), r.1)).collect();
-    rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    // as little as possible (a conflict still fails on the primary key); a
+    // chain's records in sequence order, each linking to the one before.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| places[a].cmp(&places[b]));
+    // Microseconds, UTC: what PostgreSQL keeps and gives back.
+    let recorded_at = projections::db::ts(chrono::Utc::now());
+    let mut links: HashMap<String, String> = HashMap::new();
+    let mut written: HashMap<String, (i64, String)> = HashMap::new();
+    let mut job_positions = vec![0i64; batch.len()];
+    let mut rows = Vec::with_capacity(batch.len());
+    for (&i, position) in order.iter().zip(positions) {
+        let (chain, sequence) = &places[i];
+        let prev = links
+            .get(chain)
+            .or_else(|| before.get(chain).map(|h| &h.1))
+            .cloned()
+            .unwrap_or_default();
+        let mut record = batch[i].record.clone();
+        record.prev_hash = prev;
+        let payload = serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let meta =
+            serde_json::to_value(&batch[i].metadata).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let fields = seal::Stored {
+            chain,
+            sequence: *sequence,
+            position,
+            event_type: EVENT_TYPE,
+            event_version: seal::VERSION,
+            recorded_at: &recorded_at,
+            payload: &payload,
+            metadata: "",
+        };
+        let (metadata, own) = seal::seal(key, &fields, &meta);
+        links.insert(chain.clone(), own.clone());
+        written.insert(chain.clone(), (*sequence, own));
+        job_positions[i] = position;
+        rows.push((chain.clone(), *sequence, position, payload, metadata));
+    }
     let values: Vec<String> = (0..rows.len())
         .map(|i| match backend {
             Backend::Postgres => format!(
-                "($1, ${}, ${}, $2, '1', CAST(${} AS json), CAST(${} AS json))",
-                4 * i + 3,
-                4 * i + 4,
-                4 * i + 5,
-                4 * i + 6
+                "($1, ${}, ${}, $2, $3, CAST(${} AS json), CAST(${} AS json), ${}, CAST($4 AS timestamptz))",
+                5 * i + 5,
+                5 * i + 6,
+                5 * i + 7,
+                5 * i + 8,
+                5 * i + 9
             ),
             // SQLite binds anonymous parameters in order at no cost.
-            Backend::Sqlite => "(?, ?, ?, ?, '1', ?, ?)".to_string(),
+            Backend::Sqlite => "(?, ?, ?, ?, ?, ?, ?, ?, ?)".to_string(),
         })
         .collect();
+    let overriding = match backend {
+        Backend::Postgres => "OVERRIDING SYSTEM VALUE ",
+        Backend::Sqlite => "",
+    };
     let sql = format!(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES {} RETURNING aggregate_id, sequence, position",
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at) \
+         {overriding}VALUES {}",
         values.join(", ")
     );
     let mut query = sqlx::query(&sql);
     match backend {
         Backend::Postgres => {
-            query = query.bind(AGGREGATE_TYPE).bind(EVENT_TYPE);
-            for (chain, sequence, payload, meta) in &rows {
-                query = query.bind(chain).bind(*sequence).bind(payload).bind(meta);
+            query = query
+                .bind(AGGREGATE_TYPE)
+                .bind(EVENT_TYPE)
+                .bind(seal::VERSION)
+                .bind(&recorded_at);
+            for (chain, sequence, position, payload, meta) in &rows {
+                query = query
+                    .bind(chain)
+                    .bind(*sequence)
+                    .bind(payload)
+                    .bind(meta)
+                    .bind(*position);
             }
         }
         Backend::Sqlite => {
-            for (chain, sequence, payload, meta) in &rows {
+            for (chain, sequence, position, payload, meta) in &rows {
                 query = query
                     .bind(AGGREGATE_TYPE)
                     .bind(chain)
                     .bind(*sequence)
                     .bind(EVENT_TYPE)
+                    .bind(seal::VERSION)
                     .bind(payload)
-                    .bind(meta);
+                    .bind(meta)
+                    .bind(*position)
+                    .bind(&recorded_at);
             }
         }
     }
-    let returned = query.fetch_all(&mut *conn).await?;
-    let mut positions: HashMap<(String, i64), i64> = HashMap::with_capacity(returned.len());
-    for row in &returned {
-        positions.insert(
-            (row.try_get("aggregate_id")?, row.try_get("sequence")?),
-            row.try_get("position")?,
-        );
-    }
-    let positions = in_job_order
-        .iter()
-        .map(|(chain, sequence)| {
-            positions
-                .get(&(chain.clone(), *sequence))
-                .copied()
-                .ok_or_else(|| sqlx::Error::Protocol("a written record was not returned".into()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    heads.extend(written);
-    Ok(positions)
+    query.execute(&mut *conn).await?;
+    Ok((job_positions, written))
 }
 
-/// Records the access projection's live slot holds whose event is gone
-/// from the store, earliest first per chain: (chain, sequence, position).
-async fn lost_records(db: &Db) -> Result<Vec<(String, i64, i64)>, ApiError> {
-    let slot: Option<String> =
-        sqlx::query_scalar("SELECT active_slot FROM projection_slots WHERE name = $1")
-            .bind(projections::access::NAME)
-            .fetch_optional(&db.pool)
+/// `n` new global positions, in increasing order.
+async fn allocate_positions(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    n: usize,
+) -> Result<Vec<i64>, sqlx::Error> {
+    match backend {
+        Backend::Postgres => {
+            let rows = sqlx::query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'position')) AS p \
+                 FROM generate_series(1, $1) ORDER BY 1",
+            )
+            .bind(n as i64)
+            .fetch_all(&mut *conn)
             .await?;
-    let Some(slot) = slot else {
-        return Ok(Vec::new());
-    };
-    if !projections::engine::SLOTS.contains(&slot.as_str()) {
-        return Err(ApiError::internal(format!("unknown slot {slot}")));
+            rows.iter().map(|r| r.try_get("p")).collect()
+        }
+        // Under the write lock: AUTOINCREMENT never hands out a position
+        // once used, even one whose row is gone, and neither does this.
+        Backend::Sqlite => {
+            let last: i64 = sqlx::query_scalar(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
+                 COALESCE((SELECT MAX(position) FROM events), 0))",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok((1..=n as i64).map(|i| last + i).collect())
+        }
     }
-    let rows = sqlx::query(&format!(
-        "SELECT a.chain, a.sequence, a.position FROM access_log_{slot} a \
-         LEFT JOIN events e ON e.position = a.position AND e.aggregate_type = $1 \
-         WHERE e.position IS NULL ORDER BY a.chain, a.sequence"
-    ))
-    .bind(AGGREGATE_TYPE)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get("chain")?,
-                row.try_get("sequence")?,
-                row.try_get("position")?,
-            ))
-        })
-        .collect()
-}
-
-/// The hash a record's metadata claims.
-fn stored_hash(metadata: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(metadata)
-        .ok()?
-        .get("hash")?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// True when another append to the same chain got there first (or SQLite
@@ -525,23 +434,5 @@ fn retryable(error: &sqlx::Error) -> bool {
                 || message.contains("could not serialize")
         }
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hash_depends_on_key_chain_sequence_and_payload() {
-        let a = Trail::new(&Secret::new("k".repeat(32)));
-        let b = Trail::new(&Secret::new("j".repeat(32)));
-        let h = a.hash("c", 1, "{}");
-        assert_eq!(h.len(), 64);
-        assert_eq!(h, a.hash("c", 1, "{}"));
-        assert_ne!(h, b.hash("c", 1, "{}"));
-        assert_ne!(h, a.hash("d", 1, "{}"));
-        assert_ne!(h, a.hash("c", 2, "{}"));
-        assert_ne!(h, a.hash("c", 1, "{ }"));
     }
 }

@@ -4,7 +4,8 @@
 //! checks those, not this table.
 
 use domain::trail::{AccessRecord, AGGREGATE_TYPE};
-use sqlx::{Any, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use crate::db::{ts, upsert, DbError, Val};
 use crate::engine::Projection;
@@ -37,6 +38,131 @@ pub const COLS: &[&str] = &[
     "request_id",
     "client_address",
 ];
+
+/// One row of the access log: what the projection writes for a record, and
+/// what `portal audit verify` reads back to compare with the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub position: i64,
+    pub chain: String,
+    pub sequence: i64,
+    pub organisation: String,
+    pub subject_id: Option<String>,
+    pub reader_id: String,
+    pub reader_role: String,
+    pub reader_organisation: String,
+    pub section: String,
+    pub query: String,
+    pub basis: String,
+    pub relationship_id: Option<String>,
+    pub basis_sequence: Option<i64>,
+    pub refusal: Option<String>,
+    pub detail: Option<String>,
+    pub at: String,
+    pub request_id: String,
+    pub client_address: Option<String>,
+}
+
+impl LogRow {
+    /// The row of record `r`, stored at `position` as record `sequence` of `chain`.
+    pub fn of(position: i64, chain: &str, sequence: i64, r: AccessRecord) -> Self {
+        LogRow {
+            position,
+            chain: chain.to_string(),
+            sequence,
+            organisation: r.organisation,
+            subject_id: r.subject_id.map(|id| id.to_string()),
+            reader_id: r.reader_id.to_string(),
+            reader_role: r.reader_role,
+            reader_organisation: r.reader_organisation,
+            section: r.section,
+            query: r.query,
+            basis: r.basis.as_str().to_string(),
+            relationship_id: r.relationship_id.map(|id| id.to_string()),
+            basis_sequence: r.basis_sequence,
+            refusal: r.refusal,
+            detail: r.detail,
+            at: ts(r.at),
+            request_id: r.request_id,
+            client_address: r.client_address,
+        }
+    }
+
+    /// Reads a row selected with its columns prefixed by `prefix` (as
+    /// [`LogRow::select`] names them); `None` when the row is absent (a
+    /// left join found nothing).
+    pub fn read(row: &AnyRow, prefix: &str) -> Result<Option<Self>, sqlx::Error> {
+        let col = |c: &str| format!("{prefix}{c}");
+        let Some(position) = row.try_get::<Option<i64>, _>(col("position").as_str())? else {
+            return Ok(None);
+        };
+        let text = |c: &str| row.try_get::<String, _>(col(c).as_str());
+        let maybe = |c: &str| row.try_get::<Option<String>, _>(col(c).as_str());
+        Ok(Some(LogRow {
+            position,
+            chain: text("chain")?,
+            sequence: row.try_get(col("sequence").as_str())?,
+            organisation: text("organisation")?,
+            subject_id: maybe("subject_id")?,
+            reader_id: text("reader_id")?,
+            reader_role: text("reader_role")?,
+            reader_organisation: text("reader_organisation")?,
+            section: text("section")?,
+            query: text("query")?,
+            basis: text("basis")?,
+            relationship_id: maybe("relationship_id")?,
+            basis_sequence: row.try_get(col("basis_sequence").as_str())?,
+            refusal: maybe("refusal")?,
+            detail: maybe("detail")?,
+            at: text("at")?,
+            request_id: text("request_id")?,
+            client_address: maybe("client_address")?,
+        }))
+    }
+
+    /// The select list of every column of table alias `table`, each named
+    /// `<prefix><column>`.
+    pub fn select(table: &str, prefix: &str) -> String {
+        COLS.iter()
+            .map(|c| format!("{table}.{c} AS {prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The names of the columns in which `self` and `other` differ.
+    pub fn differences(&self, other: &LogRow) -> Vec<&'static str> {
+        let a = self.clone().values();
+        let b = other.clone().values();
+        COLS.iter()
+            .zip(a.iter().zip(&b))
+            .filter(|(_, (x, y))| x != y)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    fn values(self) -> Vec<Val> {
+        vec![
+            self.position.into(),
+            self.chain.into(),
+            self.sequence.into(),
+            self.organisation.into(),
+            self.subject_id.into(),
+            self.reader_id.into(),
+            self.reader_role.into(),
+            self.reader_organisation.into(),
+            self.section.into(),
+            self.query.into(),
+            self.basis.into(),
+            self.relationship_id.into(),
+            Val::from(self.basis_sequence),
+            self.refusal.into(),
+            self.detail.into(),
+            self.at.into(),
+            self.request_id.into(),
+            self.client_address.into(),
+        ]
+    }
+}
 
 #[async_trait::async_trait]
 impl Projection for Access {
@@ -82,28 +208,15 @@ impl Projection for Access {
     ) -> Result<(), DbError> {
         let mut rows = Vec::new();
         for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
-            let r: AccessRecord = stored.decode()?;
-            rows.push(vec![
-                stored.checkpoint.position.into(),
-                stored.aggregate_id.as_str().into(),
-                stored.sequence.into(),
-                r.organisation.into(),
-                r.subject_id.map(|id| id.to_string()).into(),
-                r.reader_id.to_string().into(),
-                r.reader_role.into(),
-                r.reader_organisation.into(),
-                r.section.into(),
-                r.query.into(),
-                r.basis.as_str().into(),
-                r.relationship_id.map(|id| id.to_string()).into(),
-                Val::from(r.basis_sequence),
-                r.refusal.into(),
-                r.detail.into(),
-                ts(r.at).into(),
-                r.request_id.into(),
-                r.client_address.into(),
-            ]);
+            let record: AccessRecord = stored.decode()?;
+            let position = stored.checkpoint.position;
+            rows.push(LogRow::of(position, &stored.aggregate_id, stored.sequence, record).values());
         }
         upsert(tx, &format!("access_log_{s}"), COLS, &["position"], rows).await
+    }
+
+    /// The log people read is evidence: a rebuild may not lose a row.
+    fn kept_on_rebuild(&self) -> Option<&'static str> {
+        Some("position")
     }
 }

@@ -33,6 +33,14 @@ pub trait Projection: Send + Sync {
         slot: &str,
         events: &[StoredEvent],
     ) -> Result<(), DbError>;
+    /// For a projection that keeps evidence (the access log), the column
+    /// naming each row of its tables: a rebuild that would leave out a row
+    /// the live slot has is refused, so an event removed from the store
+    /// cannot vanish from what people read by rebuilding. `None` for read
+    /// models, which a rebuild may shrink.
+    fn kept_on_rebuild(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The two table sets each projection alternates between.
@@ -420,7 +428,25 @@ impl Engine {
         let (active, _) = active_slot(&self.db, name).await?;
         let target = other_slot(&active);
         create_slot(&self.db, projection, target, true).await?;
-        let checkpoint = self.catch_up(projection, target).await?;
+        let mut checkpoint = self.catch_up(projection, target).await?;
+        if let Some(key) = projection.kept_on_rebuild() {
+            // The live slot may have applied events after the catch-up ended:
+            // catch up once more before calling a row lost.
+            if !dropped_rows(&self.db, projection, key, &active, target)
+                .await?
+                .is_empty()
+            {
+                checkpoint = self.catch_up(projection, target).await?;
+            }
+            let dropped = dropped_rows(&self.db, projection, key, &active, target).await?;
+            if !dropped.is_empty() {
+                return Err(DbError::Config(format!(
+                    "rebuilding `{name}` would drop rows the live slot has ({key} {}): their \
+                     events are gone from the store. The live slot stays; run `portal audit verify`",
+                    dropped.join(", ")
+                )));
+            }
+        }
         let (_, events) = load_checkpoint(&self.db, name, target).await?;
         let switched = sqlx::query(
             "UPDATE projection_slots SET active_slot = $1, version = $2, switched_at = $3 \
@@ -504,6 +530,31 @@ async fn active_slot(db: &Db, name: &str) -> Result<(String, i32), DbError> {
         Err(_) => row.try_get::<i64, _>("version")? as i32,
     };
     Ok((row.try_get("active_slot")?, version))
+}
+
+/// Up to ten values of `key` in the live slot's tables that the rebuilt
+/// slot does not have.
+async fn dropped_rows(
+    db: &Db,
+    projection: &dyn Projection,
+    key: &str,
+    active: &str,
+    target: &str,
+) -> Result<Vec<String>, DbError> {
+    let mut dropped = Vec::new();
+    for table in projection.tables() {
+        let rows = sqlx::query(&format!(
+            "SELECT CAST(o.{key} AS TEXT) AS k FROM {table}_{active} o \
+             LEFT JOIN {table}_{target} n ON n.{key} = o.{key} \
+             WHERE n.{key} IS NULL ORDER BY o.{key} LIMIT 10"
+        ))
+        .fetch_all(&db.pool)
+        .await?;
+        for row in rows {
+            dropped.push(row.try_get("k")?);
+        }
+    }
+    Ok(dropped)
 }
 
 async fn load_checkpoint(db: &Db, name: &str, slot: &str) -> Result<(Checkpoint, i64), DbError> {

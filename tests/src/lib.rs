@@ -106,9 +106,19 @@ pub async fn portal_cli(db: &TestDb, args: &[&str]) -> String {
 
 /// Runs a `portal` subcommand against `db`: (succeeded, stdout, stderr).
 pub async fn portal_cli_status(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    portal_cli_env(db, args, &[]).await
+}
+
+/// Like [`portal_cli_status`], with extra environment variables.
+pub async fn portal_cli_env(
+    db: &TestDb,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (bool, String, String) {
     let out = Command::new(portal_bin())
         .args(args)
         .envs(server_env(db))
+        .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
         .output()
         .await
         .unwrap();
