@@ -83,6 +83,8 @@ pub(crate) fn record_of(
         request_id: request(ctx).request_id.clone(),
         client_address: request(ctx).client_address.clone(),
         at: now(ctx),
+        attempts: 1,
+        first_at: None,
         prev_hash: GENESIS.to_string(),
     }
 }
@@ -134,7 +136,7 @@ pub(crate) async fn authorize_read(
             let refusal = read_section(&caller.actor(), nowhere, None, section, now(ctx))
                 .err()
                 .unwrap_or(ReadRefusal::Unknown);
-            return Err(refused(refusal, section));
+            return Err(refused_counted(ctx, &caller, refusal, section));
         }
     };
     let portal = PortalRef {
@@ -181,13 +183,37 @@ pub(crate) async fn authorize_read(
             record.relationship_id = Some(relationship);
             record.basis_sequence = Some(sequence);
         }
-        Ok(ReadBasis::Owner) | Err(ReadRefusal::OwnerElsewhere) => {}
-        Err(refusal) => record.refusal = Some(refused(refusal, section).code().to_string()),
+        // The owner returned above; a refusal's code is set below.
+        Ok(ReadBasis::Owner) | Err(_) => {}
     }
-    submit(ctx, &caller, record)?;
     match decision {
-        Ok(_) => let_through(found, false),
-        Err(refusal) => Err(refused(refusal, section)),
+        Ok(_) => {
+            submit(ctx, &caller, record)?;
+            let_through(found, false)
+        }
+        Err(refusal) => {
+            let answer = refused_counted(ctx, &caller, refusal, section);
+            record.refusal = Some(answer.code().to_string());
+            submit(ctx, &caller, record)?;
+            Err(answer)
+        }
+    }
+}
+
+/// The answer to a refused read, counted against the reader's allowance of
+/// refusals (`server.refusals_per_minute`): past it, RATE_LIMITED.
+fn refused_counted(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    refusal: ReadRefusal,
+    section: Section,
+) -> ApiError {
+    match service(ctx)
+        .refusal_limit
+        .take(&caller.organisation, caller.subject)
+    {
+        Ok(()) => refused(refusal, section),
+        Err(limited) => limited,
     }
 }
 
@@ -211,8 +237,9 @@ pub(crate) fn over_http(ctx: &Context<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Queues a record for the trail with the request's metadata; the HTTP
-/// layer holds the answer until it is committed.
+/// Queues a record for the trail with the request's metadata (a refused
+/// attempt is held and coalesced with the request's others); the HTTP layer
+/// holds the answer until every one is committed.
 pub(crate) fn submit(
     ctx: &Context<'_>,
     caller: &Caller,
@@ -221,9 +248,12 @@ pub(crate) fn submit(
     over_http(ctx)?;
     let svc = service(ctx);
     let metadata = caller.metadata(&request(ctx).request_id, &Uuid::new_v4().to_string());
-    request(ctx)
-        .receipts
-        .push(svc.trail.submit(record, metadata));
+    let receipts = &request(ctx).receipts;
+    if record.allowed() {
+        receipts.push(svc.trail.submit(record, metadata));
+    } else {
+        receipts.hold(&svc.trail, record, metadata);
+    }
     Ok(())
 }
 

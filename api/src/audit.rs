@@ -87,6 +87,11 @@ pub struct AccessEntry {
     pub request_id: ID,
     /// The address the request came from (null in a service user's own log).
     pub client_address: Option<String>,
+    /// How many refused attempts of the same kind (reader, section, query,
+    /// refusal) this entry stands for; 1 for every read let through.
+    pub attempts: i32,
+    /// The first of several attempts (`at` is the last); null for one.
+    pub first_at: Option<DateTime<Utc>>,
 }
 
 /// A break-glass opening of the service user's crisis plan.
@@ -127,6 +132,7 @@ connection!(
 impl AccessLog {
     /// Reads of the portal by others, allowed or refused, newest first, a
     /// page at a time: `first` 1-500 (default 100) after the cursor `after`.
+    /// `reads` and `refusedAttempts` give the two apart.
     #[graphql(
         complexity = "crate::paging::cost(first, None, TRAIL_PAGE_DEFAULT, child_complexity)"
     )]
@@ -137,24 +143,69 @@ impl AccessLog {
         #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<AccessEntryConnection> {
-        let caller = caller(ctx)?;
-        let window = trail_window(first, after.as_deref())?;
-        let filter = Filter {
-            subject: Some(caller.subject),
-            reader_not: Some(caller.subject),
-            before_position: window.after_number()?,
-            ..Filter::default()
-        };
-        let mut page = search(ctx, &caller, filter, &window).await?;
-        // Who looked, when, at what and on what grounds; not the readers'
-        // addresses, request ids or an auditor's search terms.
-        for (_, entry) in &mut page.edges {
-            entry.client_address = None;
-            entry.request_id = ID::default();
-            entry.detail = None;
-        }
-        Ok(AccessEntryConnection(page))
+        Ok(own_log(ctx, None, first, after).await?)
     }
+
+    /// Reads of the portal that were let through (a grant or break-glass),
+    /// newest first: however many refused attempts others make, they never
+    /// push a real read off this list's first page.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, TRAIL_PAGE_DEFAULT, child_complexity)"
+    )]
+    async fn reads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many reads, counted from the newest (1-500, default 100).")]
+        first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
+        after: Option<String>,
+    ) -> async_graphql::Result<AccessEntryConnection> {
+        Ok(own_log(ctx, Some(true), first, after).await?)
+    }
+
+    /// Refused attempts to read the portal, newest first; attempts of one
+    /// kind made together are one entry with their count (`attempts`) and
+    /// the first and last time.
+    #[graphql(
+        complexity = "crate::paging::cost(first, None, TRAIL_PAGE_DEFAULT, child_complexity)"
+    )]
+    async fn refused_attempts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many entries, counted from the newest (1-500, default 100).")] first: Option<i32>,
+        #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
+        after: Option<String>,
+    ) -> async_graphql::Result<AccessEntryConnection> {
+        Ok(own_log(ctx, Some(false), first, after).await?)
+    }
+}
+
+/// A page of the caller's own access log: reads by others, all or only
+/// those `allowed` (or refused).
+async fn own_log(
+    ctx: &Context<'_>,
+    allowed: Option<bool>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<AccessEntryConnection, ApiError> {
+    let caller = caller(ctx)?;
+    let window = trail_window(first, after.as_deref())?;
+    let filter = Filter {
+        subject: Some(caller.subject),
+        reader_not: Some(caller.subject),
+        before_position: window.after_number()?,
+        allowed,
+        ..Filter::default()
+    };
+    let mut page = search(ctx, &caller, filter, &window).await?;
+    // Who looked, when, at what and on what grounds; not the readers'
+    // addresses, request ids or an auditor's search terms.
+    for (_, entry) in &mut page.edges {
+        entry.client_address = None;
+        entry.request_id = ID::default();
+        entry.detail = None;
+    }
+    Ok(AccessEntryConnection(page))
 }
 
 /// A span of time during which a provider could read a section.
@@ -265,6 +316,8 @@ impl TryFrom<EntryRow> for AccessEntry {
             detail: row.detail,
             request_id: ID(row.request_id),
             client_address: row.client_address,
+            attempts: i32::try_from(row.attempts).unwrap_or(i32::MAX),
+            first_at: row.first_at,
         })
     }
 }

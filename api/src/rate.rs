@@ -1,9 +1,14 @@
-//! The per-person limit on writes, on `governor`'s keyed GCRA limiter (a
-//! maintained crate, not a hand-made counter): each person of each
-//! organisation may make `server.write_burst` writes at once and
-//! `server.writes_per_minute` sustained; past that a mutation is refused
-//! with RATE_LIMITED and a time to retry, before anything is decided or
-//! stored. Replays of an idempotency key cost nothing.
+//! Per-person limits on `governor`'s keyed GCRA limiter (a maintained
+//! crate, not a hand-made counter).
+//!
+//! - Writes: each person of each organisation may make `server.write_burst`
+//!   writes at once and `server.writes_per_minute` sustained; past that a
+//!   mutation is refused with RATE_LIMITED and a time to retry, before
+//!   anything is decided or stored. Replays of an idempotency key cost nothing.
+//! - Refused reads: a reader refused more than `server.refusals_per_minute`
+//!   times in a minute gets RATE_LIMITED for every further refused read
+//!   (each still recorded, coalesced), so probing other people's portals
+//!   costs the prober.
 
 use std::num::NonZeroU32;
 
@@ -17,26 +22,28 @@ use crate::error::ApiError;
 const REMEMBERED_MAX: usize = 100_000;
 
 /// The limiter, or none when the limit is off.
-pub struct WriteLimit {
+pub struct PersonLimit {
     limiter: Option<DefaultKeyedRateLimiter<(String, Uuid)>>,
     clock: DefaultClock,
+    /// What is counted, for the message: "writes", "refused reads".
+    what: &'static str,
 }
 
-impl WriteLimit {
-    /// `per_minute` writes sustained (0: no limit), `burst` at once.
-    pub fn new(per_minute: u32, burst: u32) -> WriteLimit {
+impl PersonLimit {
+    /// `per_minute` of `what` sustained (0: no limit), `burst` at once.
+    pub fn new(what: &'static str, per_minute: u32, burst: u32) -> PersonLimit {
         let limiter = NonZeroU32::new(per_minute).map(|rate| {
             let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
             DefaultKeyedRateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
         });
-        WriteLimit {
+        PersonLimit {
             limiter,
             clock: DefaultClock::default(),
+            what,
         }
     }
 
-    /// Takes one write from the person's allowance, or says when there is
-    /// one again.
+    /// Takes one from the person's allowance, or says when there is one again.
     pub fn take(&self, organisation: &str, person: Uuid) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
@@ -49,7 +56,8 @@ impl WriteLimit {
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(self.clock.now());
                 ApiError::RateLimited(format!(
-                    "too many writes in a short time: retry in {} ms",
+                    "too many {} in a short time: retry in {} ms",
+                    self.what,
                     wait.as_millis().max(1)
                 ))
             })
@@ -62,7 +70,7 @@ mod tests {
 
     #[test]
     fn a_burst_then_refusals_per_person() {
-        let limit = WriteLimit::new(60, 3);
+        let limit = PersonLimit::new("writes", 60, 3);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for _ in 0..3 {
             assert!(limit.take("org", a).is_ok());
@@ -79,7 +87,7 @@ mod tests {
 
     #[test]
     fn zero_turns_the_limit_off() {
-        let limit = WriteLimit::new(0, 1);
+        let limit = PersonLimit::new("writes", 0, 1);
         let a = Uuid::new_v4();
         for _ in 0..1_000 {
             assert!(limit.take("org", a).is_ok());

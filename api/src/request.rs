@@ -30,6 +30,12 @@ pub struct RequestContext {
 #[derive(Debug, Default)]
 pub struct Receipts {
     pending: std::sync::Mutex<Vec<crate::trail::Receipt>>,
+    /// Refused attempts, written coalesced when the answer is ready
+    /// (`domain::trail::coalesce`): they guard no data, so they need not
+    /// overlap the work, and 500 aliases of one refused field are one record.
+    held: std::sync::Mutex<Vec<(domain::trail::AccessRecord, projections::EventMetadata)>>,
+    /// Where the held attempts go.
+    trail: std::sync::OnceLock<crate::trail::Trail>,
     /// Set when a receipt could not even be kept: the answer must not leave.
     lost: std::sync::atomic::AtomicBool,
 }
@@ -43,8 +49,33 @@ impl Receipts {
         }
     }
 
-    /// Waits for every queued record; the first failure, if any.
+    /// Holds a refused attempt, to be written (coalesced) to `trail` by
+    /// [`Receipts::written`].
+    pub fn hold(
+        &self,
+        trail: &crate::trail::Trail,
+        record: domain::trail::AccessRecord,
+        metadata: projections::EventMetadata,
+    ) {
+        let _ = self.trail.get_or_init(|| trail.clone());
+        match self.held.lock() {
+            Ok(mut held) => held.push((record, metadata)),
+            Err(_) => self.lost.store(true, std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Queues the held attempts, coalesced; then waits for every queued
+    /// record; the first failure, if any.
     pub async fn written(&self) -> Result<(), String> {
+        let held = match self.held.lock() {
+            Ok(mut held) => std::mem::take(&mut *held),
+            Err(_) => return Err("an access-trail record was lost".into()),
+        };
+        if let Some(trail) = self.trail.get() {
+            for (record, metadata) in domain::trail::coalesce(held) {
+                self.push(trail.submit(record, metadata));
+            }
+        }
         if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("an access-trail receipt was lost".into());
         }

@@ -272,7 +272,9 @@ pub struct Service {
     pub measures: crate::measures::Measures,
     pub metrics: Metrics,
     /// Writes per person (`server.writes_per_minute`, `server.write_burst`).
-    pub write_limit: crate::rate::WriteLimit,
+    pub write_limit: crate::rate::PersonLimit,
+    /// Refused reads per reader (`server.refusals_per_minute`).
+    pub refusal_limit: crate::rate::PersonLimit,
     stores: Stores,
     /// Organisation of each portal seen; it never changes after opening.
     organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
@@ -448,7 +450,13 @@ impl Service {
             crate::live::Live::start(db.clone(), &settings.store.database_url, settings.live.poll)
                 .await?;
         let usage = crate::usage::UsageRecorder::start(db.clone()).await?;
-        let write_limit = crate::rate::WriteLimit::new(
+        let refusal_limit = crate::rate::PersonLimit::new(
+            "refused reads",
+            settings.server.refusals_per_minute,
+            settings.server.refusals_per_minute,
+        );
+        let write_limit = crate::rate::PersonLimit::new(
+            "writes",
             settings.server.writes_per_minute,
             settings.server.write_burst,
         );
@@ -464,6 +472,7 @@ impl Service {
             measures: Default::default(),
             metrics: Metrics::default(),
             write_limit,
+            refusal_limit,
             stores,
             organisations: Default::default(),
         })

@@ -71,6 +71,10 @@ pub struct Server {
     /// How many writes one person may make at once before the per-minute
     /// rate applies (`PORTAL_WRITE_BURST`, default 200).
     pub write_burst: u32,
+    /// Refused reads one reader may have per minute (as many at once)
+    /// before every further refused read answers RATE_LIMITED, still
+    /// recorded (`PORTAL_REFUSALS_PER_MINUTE`, default 60; 0 turns it off).
+    pub refusals_per_minute: u32,
 }
 
 impl Default for Server {
@@ -82,6 +86,7 @@ impl Default for Server {
             metrics: true,
             writes_per_minute: 1_200,
             write_burst: 200,
+            refusals_per_minute: 60,
         }
     }
 }
@@ -679,6 +684,7 @@ impl Settings {
         set!(server.metrics, "PORTAL_METRICS");
         set!(server.writes_per_minute, "PORTAL_WRITES_PER_MINUTE");
         set!(server.write_burst, "PORTAL_WRITE_BURST");
+        set!(server.refusals_per_minute, "PORTAL_REFUSALS_PER_MINUTE");
         set!(store.allow_unsafe_commits, "PORTAL_ALLOW_UNSAFE_COMMITS");
         set!(store.database_url, "PORTAL_DATABASE_URL");
         set!(store.data_dir, "PORTAL_DATA_DIR");

@@ -40,10 +40,19 @@ struct Job {
     done: oneshot::Sender<Result<i64, String>>,
 }
 
-/// Appends and verifies access-trail records with one key.
+/// Appends and verifies access-trail records with one key. A clone queues
+/// on the same writer.
+#[derive(Clone)]
 pub struct Trail {
     key: Arc<[u8]>,
     jobs: Option<mpsc::UnboundedSender<Job>>,
+}
+
+impl std::fmt::Debug for Trail {
+    /// Never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trail").finish_non_exhaustive()
+    }
 }
 
 impl Trail {

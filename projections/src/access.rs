@@ -37,6 +37,8 @@ pub const COLS: &[&str] = &[
     "at",
     "request_id",
     "client_address",
+    "attempts",
+    "first_at",
 ];
 
 /// One row of the access log: what the projection writes for a record, and
@@ -61,6 +63,10 @@ pub struct LogRow {
     pub at: String,
     pub request_id: String,
     pub client_address: Option<String>,
+    /// Refused attempts the record stands for (1 for a read).
+    pub attempts: i64,
+    /// The first of several attempts.
+    pub first_at: Option<String>,
 }
 
 impl LogRow {
@@ -85,6 +91,8 @@ impl LogRow {
             at: ts(r.at),
             request_id: r.request_id,
             client_address: r.client_address,
+            attempts: i64::from(r.attempts),
+            first_at: r.first_at.map(ts),
         }
     }
 
@@ -117,6 +125,8 @@ impl LogRow {
             at: text("at")?,
             request_id: text("request_id")?,
             client_address: maybe("client_address")?,
+            attempts: row.try_get(col("attempts").as_str())?,
+            first_at: maybe("first_at")?,
         }))
     }
 
@@ -160,6 +170,8 @@ impl LogRow {
             self.at.into(),
             self.request_id.into(),
             self.client_address.into(),
+            self.attempts.into(),
+            self.first_at.into(),
         ]
     }
 }
@@ -171,7 +183,8 @@ impl Projection for Access {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: refused attempts coalesced into one record (attempts, first_at).
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -186,7 +199,8 @@ impl Projection for Access {
                  subject_id TEXT, reader_id TEXT NOT NULL, reader_role TEXT NOT NULL, \
                  reader_organisation TEXT NOT NULL, section TEXT NOT NULL, query TEXT NOT NULL, \
                  basis TEXT NOT NULL, relationship_id TEXT, basis_sequence BIGINT, refusal TEXT, \
-                 detail TEXT, at TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT)"
+                 detail TEXT, at TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT, \
+                 attempts BIGINT NOT NULL, first_at TEXT)"
             ),
             format!(
                 "CREATE INDEX IF NOT EXISTS access_log_{s}_subject ON access_log_{s} (subject_id, at, position)"

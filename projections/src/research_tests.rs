@@ -407,6 +407,8 @@ fn provider_look_ins_per_week_beside_the_agreed_interval() {
         request_id: "r".into(),
         client_address: None,
         at: t(minutes),
+        attempts: 1,
+        first_at: None,
         prev_hash: String::new(),
     };
     // Two looks on Monday, one on Wednesday, one refused on Thursday.

@@ -460,7 +460,7 @@ async fn every_attack_is_reported(store: Store) {
         &format!(
             "INSERT INTO {log} SELECT position + 900000, chain, 9, organisation, subject_id, \
              reader_id, reader_role, reader_organisation, section, query, basis, relationship_id, \
-             basis_sequence, refusal, detail, at, request_id, client_address FROM {log} \
+             basis_sequence, refusal, detail, at, request_id, client_address, attempts, first_at FROM {log} \
              WHERE chain = '{}' AND sequence = 4",
             c[15]
         ),

@@ -27,6 +27,8 @@ fn record(subject: Uuid, n: usize) -> AccessRecord {
         request_id: format!("request-{n}"),
         client_address: Some("127.0.0.1".into()),
         at: chrono::Utc::now(),
+        attempts: 1,
+        first_at: None,
         prev_hash: GENESIS.into(),
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::trail::Basis;
 use uuid::Uuid;
 
-use super::{int, named, opt_int, opt_text, opt_uuid, text, time, uuid, Scope};
+use super::{int, named, opt_int, opt_text, opt_time, opt_uuid, text, time, uuid, Scope};
 use crate::db::{bind, ts, Db, DbError, Val};
 use crate::engine::Engine;
 
@@ -29,6 +29,10 @@ pub struct EntryRow {
     pub detail: Option<String>,
     pub request_id: String,
     pub client_address: Option<String>,
+    /// Refused attempts the record stands for (1 for a read).
+    pub attempts: i64,
+    /// The first of several attempts.
+    pub first_at: Option<DateTime<Utc>>,
 }
 
 /// What to search for, within the scope's organisation; every field
@@ -45,6 +49,8 @@ pub struct Filter {
     pub section: Option<String>,
     /// Only reads of portal content that were let through (grant or break-glass).
     pub disclosures_only: bool,
+    /// Only reads let through (`Some(true)`) or only refused attempts (`Some(false)`).
+    pub allowed: Option<bool>,
     /// At or after.
     pub from: Option<DateTime<Utc>>,
     /// Before.
@@ -102,6 +108,11 @@ pub async fn search(
     if filter.disclosures_only {
         conditions.push("a.basis IN ('grant', 'break_glass')".into());
     }
+    match filter.allowed {
+        Some(true) => conditions.push("a.basis <> 'refused'".into()),
+        Some(false) => conditions.push("a.basis = 'refused'".into()),
+        None => {}
+    }
     let order = match order {
         Order::NewestFirst => "DESC",
         Order::OldestFirst => "ASC",
@@ -109,7 +120,8 @@ pub async fn search(
     let sql = format!(
         "SELECT a.position, a.at, a.reader_id, p.display_name AS reader_name, \
          a.reader_role, a.reader_organisation, a.subject_id, a.section, a.query, a.basis, \
-         a.relationship_id, a.basis_sequence, a.refusal, a.detail, a.request_id, a.client_address \
+         a.relationship_id, a.basis_sequence, a.refusal, a.detail, a.request_id, a.client_address, \
+         a.attempts, a.first_at \
          FROM {access} a LEFT JOIN {providers} p ON p.provider_id = a.reader_id \
          WHERE {} ORDER BY a.position {order} LIMIT {limit}",
         conditions.join(" AND ")
@@ -141,6 +153,8 @@ pub async fn search(
                 detail: opt_text(row, t, "detail")?,
                 request_id: text(row, t, "request_id")?,
                 client_address: opt_text(row, t, "client_address")?,
+                attempts: int(row, t, "attempts")?,
+                first_at: opt_time(row, t, "first_at")?,
             })
         })
         .collect()
