@@ -208,6 +208,33 @@ async fn own_log(
     Ok(AccessEntryConnection(page))
 }
 
+/// One break-glass opening, for the organisation's auditors.
+#[derive(SimpleObject, Clone)]
+pub struct BreakGlassReportEntry {
+    /// The global id of the relationship it was opened in.
+    pub relationship_id: ID,
+    /// Whose crisis plan: their person id.
+    pub subject_id: ID,
+    /// The provider who opened it: their person id.
+    pub provider_id: ID,
+    /// Why, as a code.
+    pub reason: BreakGlassReason,
+    /// Why, in the provider's words.
+    pub explanation: String,
+    /// When it was opened.
+    pub opened_at: DateTime<Utc>,
+    /// When it ran (or runs) out.
+    pub until: DateTime<Utc>,
+    /// Sequence number of the opening in the relationship's history (the
+    /// `basisSequence` of every read under it).
+    pub basis_sequence: BigInt,
+    /// How many reads of the crisis plan the trail holds under it.
+    pub reads: i32,
+}
+
+/// Most openings one `breakGlassReport` gives.
+const REPORT_MAX: usize = 500;
+
 /// A span of time during which a provider could read a section.
 #[derive(SimpleObject, Clone)]
 pub struct AccessWindow {
@@ -630,6 +657,85 @@ impl AuditQuery {
             .into());
         }
         Ok(SectionExposure { could_see, looked })
+    }
+
+    /// Auditors: every break-glass opening in the organisation opened during
+    /// [`from`, `to`), oldest first, with how many reads were made under
+    /// each (more than 500 is refused: ask for a shorter period). This read
+    /// is itself recorded.
+    async fn break_glass_report(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The start of the period (inclusive), before `to`.")] from: DateTime<Utc>,
+        #[graphql(desc = "The end of the period (exclusive).")] to: DateTime<Utc>,
+    ) -> async_graphql::Result<Vec<BreakGlassReportEntry>> {
+        let caller = caller(ctx)?;
+        auditor(&caller)?;
+        check_period(from, to)?;
+        let detail =
+            serde_json::json!({ "report": "break_glass", "from": from, "to": to }).to_string();
+        record_trail_read(ctx, &caller, None, Basis::Audit, detail)?;
+        let svc = service(ctx);
+        let scope = Scope {
+            organisation: &caller.organisation,
+        };
+        let openings =
+            projections::read::care::break_glass_openings(&svc.engine, &svc.db, scope, None)
+                .await
+                .map_err(ApiError::from)?;
+        let mut report = Vec::new();
+        for opening in openings {
+            let CareEvent::BreakGlassOpened {
+                code,
+                reason,
+                until,
+                at,
+            } = opening.event
+            else {
+                continue;
+            };
+            if at < from || at >= to {
+                continue;
+            }
+            if report.len() == REPORT_MAX {
+                return Err(ApiError::BadInput(format!(
+                    "more than {REPORT_MAX} break-glass openings in the period: ask for a shorter one"
+                ))
+                .into());
+            }
+            let filter = Filter {
+                subject: Some(opening.user_id),
+                reader: Some(opening.provider_id),
+                section: Some(Section::CrisisPlan.as_str().to_string()),
+                disclosures_only: true,
+                from: Some(at),
+                to: Some(until + chrono::Duration::seconds(1)),
+                ..Filter::default()
+            };
+            let reads = search_all(ctx, &caller, filter, Order::OldestFirst, 10_000)
+                .await?
+                .iter()
+                .filter(|e| {
+                    e.break_glass
+                        && e.basis_sequence.as_ref().map(|b| b.0) == Some(opening.sequence)
+                })
+                .count();
+            report.push(BreakGlassReportEntry {
+                relationship_id: NodeId::Relationship {
+                    relationship: opening.relationship_id,
+                }
+                .id(),
+                subject_id: person_id(opening.user_id),
+                provider_id: person_id(opening.provider_id),
+                reason: code.into(),
+                explanation: reason,
+                opened_at: at,
+                until,
+                basis_sequence: BigInt(opening.sequence),
+                reads: i32::try_from(reads).unwrap_or(i32::MAX),
+            });
+        }
+        Ok(report)
     }
 
     /// The accounting of disclosures of one service user's portal over

@@ -839,10 +839,13 @@ impl CareMutation {
     /// A provider in an active relationship opens the service user's crisis
     /// plan without a grant, stating why (`explanation` 1-1000 characters). It
     /// lasts the configured time (one hour by default), every read under it is
-    /// flagged in the access trail, and the service user sees it at the top of
-    /// their access log. One opening at a time, and at most
-    /// `care.break_glass_per_day` (3 by default) in any 24 hours of a
-    /// relationship: past either, FAILED_PRECONDITION.
+    /// flagged in the access trail, the service user hears of it live
+    /// (`liveUpdates`, kind `BREAK_GLASS`) and sees it at the top of their
+    /// access log, and auditors see it in `breakGlassReport`. One opening at
+    /// a time, at most `care.break_glass_per_day` (3 by default) in any 24
+    /// hours of a relationship, and at most
+    /// `care.break_glass_per_provider_per_day` (10) by one provider in all
+    /// their relationships: past any, FAILED_PRECONDITION.
     async fn break_glass(
         &self,
         ctx: &Context<'_>,
@@ -857,8 +860,27 @@ impl CareMutation {
         )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<RelationshipPayload> {
-        let lasts = service(ctx).settings.care.break_glass_window();
-        let per_day = service(ctx).settings.care.break_glass_per_day;
+        let svc = service(ctx);
+        let lasts = svc.settings.care.break_glass_window();
+        let per_day = svc.settings.care.break_glass_per_day;
+        let provider_per_day = svc.settings.care.break_glass_per_provider_per_day;
+        let caller = caller(ctx)?;
+        let day = now(ctx) - chrono::Duration::hours(24);
+        let provider_openings = projections::read::care::break_glass_openings(
+            &svc.engine,
+            &svc.db,
+            projections::read::Scope {
+                organisation: &caller.organisation,
+            },
+            Some(caller.subject),
+        )
+        .await
+        .map_err(ApiError::from)?
+        .iter()
+        .filter(
+            |o| matches!(o.event, domain::care::CareEvent::BreakGlassOpened { at, .. } if at > day),
+        )
+        .count();
         on_relationship(
             ctx,
             ids::relationship(&relationship_id)?,
@@ -869,6 +891,8 @@ impl CareMutation {
                 reason: explanation,
                 lasts,
                 per_day,
+                provider_openings: u32::try_from(provider_openings).unwrap_or(u32::MAX),
+                provider_per_day,
                 at,
             },
         )

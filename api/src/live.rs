@@ -39,6 +39,8 @@ pub struct LiveEvent {
     pub stored: StoredEvent,
     pub conversation: Option<ConversationEvent>,
     pub agreement: Option<domain::agreement::AgreementEvent>,
+    /// A break-glass opening (the only care event delivered live).
+    pub break_glass: Option<domain::care::CareEvent>,
 }
 
 /// The stream of new events this instance delivers.
@@ -122,12 +124,17 @@ impl Live {
                                 );
                             }
                         }
-                        if conversation.is_some() || agreement.is_some() {
+                        let break_glass = (event.aggregate_type == domain::care::RELATIONSHIP_TYPE
+                            && event.event_type == "BreakGlassOpened")
+                            .then(|| event.decode().ok())
+                            .flatten();
+                        if conversation.is_some() || agreement.is_some() || break_glass.is_some() {
                             // Nobody listening is fine.
                             let _ = sender.send(Arc::new(LiveEvent {
                                 stored: event,
                                 conversation,
                                 agreement,
+                                break_glass,
                             }));
                         }
                     }

@@ -277,6 +277,10 @@ pub struct Care {
     /// Most break-glass openings in one care relationship in any 24 hours
     /// (`PORTAL_BREAK_GLASS_PER_DAY`, default 3).
     pub break_glass_per_day: u32,
+    /// Most break-glass openings by one provider, in all their
+    /// relationships, in any 24 hours (`PORTAL_BREAK_GLASS_PER_PROVIDER_PER_DAY`,
+    /// default 10).
+    pub break_glass_per_provider_per_day: u32,
 }
 
 impl Default for Care {
@@ -285,6 +289,7 @@ impl Default for Care {
             invitation_ttl: Duration::from_secs(14 * 24 * 3600),
             break_glass: Duration::from_secs(3600),
             break_glass_per_day: 3,
+            break_glass_per_provider_per_day: 10,
         }
     }
 }
@@ -610,6 +615,12 @@ impl Settings {
                 100,
             ),
             (
+                "care.break_glass_per_provider_per_day (PORTAL_BREAK_GLASS_PER_PROVIDER_PER_DAY)",
+                u64::from(self.care.break_glass_per_provider_per_day),
+                1,
+                1_000,
+            ),
+            (
                 "graphql.max_batch (PORTAL_MAX_BATCH)",
                 self.graphql.max_batch as u64,
                 1,
@@ -716,6 +727,10 @@ impl Settings {
         set_duration!(care.invitation_ttl, "PORTAL_INVITATION_TTL_SECONDS", S);
         set_duration!(care.break_glass, "PORTAL_BREAK_GLASS_SECONDS", S);
         set!(care.break_glass_per_day, "PORTAL_BREAK_GLASS_PER_DAY");
+        set!(
+            care.break_glass_per_provider_per_day,
+            "PORTAL_BREAK_GLASS_PER_PROVIDER_PER_DAY"
+        );
         set_duration!(trail.witness_interval, "PORTAL_WITNESS_INTERVAL_SECONDS", S);
         set!(trail.accept_witness_loss, "PORTAL_ACCEPT_WITNESS_LOSS");
         if let Some(dir) = env("PORTAL_WITNESS_DIR") {

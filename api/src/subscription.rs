@@ -1,5 +1,5 @@
-//! GraphQL subscriptions: new messages, read receipts and agreement changes,
-//! delivered live to the participants they concern.
+//! GraphQL subscriptions: new messages, read receipts, agreement changes and
+//! break-glass openings, delivered live to the participants they concern.
 //!
 //! Served over WebSocket at `/graphql/ws` with the `graphql-transport-ws`
 //! protocol (and the older `graphql-ws`), authenticated by the same bearer
@@ -37,6 +37,9 @@ pub enum UpdateKind {
     ReadReceipt,
     /// An agreement was proposed, accepted, declined or withdrawn.
     Agreement,
+    /// A provider opened the service user's crisis plan with break-glass
+    /// (delivered to the service user only).
+    BreakGlass,
 }
 
 /// What happened to an agreement.
@@ -59,14 +62,18 @@ pub struct LiveUpdate {
     pub kind: UpdateKind,
     /// The thread's global id, for messages and read receipts.
     pub conversation_id: Option<ID>,
-    /// The relationship's global id, for agreement changes.
+    /// The relationship's global id, for agreement changes and break-glass.
     pub relationship_id: Option<ID>,
     /// The message's global id: for a new message, that message; for a receipt, the last message read.
     pub message_id: Option<ID>,
-    /// Who wrote, read or changed it: their person id.
+    /// Who wrote, read, changed or opened it: their person id.
     pub by_id: Option<ID>,
-    /// The message text, for a new message.
+    /// The message text, for a new message; the provider's words, for break-glass.
     pub body: Option<String>,
+    /// Why, as a code, for break-glass.
+    pub reason: Option<crate::care::BreakGlassReason>,
+    /// When a break-glass opening runs out.
+    pub until: Option<DateTime<Utc>>,
     /// How many messages the reader has now read, for a receipt.
     pub read: Option<i32>,
     /// What happened to the agreement, for an agreement change.
@@ -200,6 +207,8 @@ impl Feed {
                     read: None,
                     change: None,
                     version: None,
+                    reason: None,
+                    until: None,
                     at: decoded.at(),
                     position: BigInt(position),
                 };
@@ -289,7 +298,41 @@ impl Feed {
                         AgreementEvent::ProposalWithdrawn { .. } => AgreementChange::Withdrawn,
                     }),
                     version: Some(version),
+                    reason: None,
+                    until: None,
                     at: decoded.at(),
+                    position: BigInt(position),
+                });
+            }
+            if let Some(care::CareEvent::BreakGlassOpened {
+                code,
+                reason,
+                until,
+                at,
+            }) = event.break_glass.clone()
+            {
+                // Only the service user whose plan it is hears of it.
+                let Ok(relationship) = self.svc.relationship(id).await else {
+                    continue;
+                };
+                if domain::access::relationship_side(&self.caller.actor(), &relationship)
+                    != Some(Side::ServiceUser)
+                {
+                    continue;
+                }
+                return Some(LiveUpdate {
+                    kind: UpdateKind::BreakGlass,
+                    conversation_id: None,
+                    relationship_id: Some(NodeId::Relationship { relationship: id }.id()),
+                    message_id: None,
+                    by_id: relationship.provider_id.map(person_id),
+                    body: Some(reason),
+                    read: None,
+                    change: None,
+                    version: None,
+                    reason: Some(code.into()),
+                    until: Some(until),
+                    at,
                     position: BigInt(position),
                 });
             }
@@ -304,9 +347,10 @@ pub struct LiveSubscription;
 /// Live updates over WebSocket (`/graphql/ws`, `graphql-transport-ws`).
 #[Subscription]
 impl LiveSubscription {
-    /// New messages and read receipts in the caller's threads, and changes to
-    /// the agreements of their relationships, as they happen (from the
-    /// moment of subscribing). A provider whose relationship ended receives
+    /// New messages and read receipts in the caller's threads, changes to
+    /// the agreements of their relationships, and (for a service user)
+    /// every break-glass opening of their crisis plan, as they happen (from
+    /// the moment of subscribing). A provider whose relationship ended receives
     /// nothing more from its threads. The stream ends when the token expires.
     async fn live_updates(
         &self,
@@ -340,6 +384,8 @@ impl LiveSubscription {
             read: None,
             change: None,
             version: None,
+            reason: None,
+            until: None,
             at: now(ctx),
             position: BigInt(0),
         };

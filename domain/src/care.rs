@@ -78,6 +78,10 @@ pub enum CareError {
     BreakGlassOpen(DateTime<Utc>),
     #[error("break-glass was opened {0} times in this relationship in the last 24 hours, the most allowed")]
     BreakGlassLimit(u32),
+    #[error(
+        "you opened break-glass {0} times in the last 24 hours, the most allowed for one provider"
+    )]
+    BreakGlassProviderLimit(u32),
 }
 
 impl Refusal for CareError {
@@ -89,7 +93,8 @@ impl Refusal for CareError {
             | CareError::InvitationExpired(_)
             | CareError::NothingChanged(_)
             | CareError::BreakGlassOpen(_)
-            | CareError::BreakGlassLimit(_) => ErrorKind::FailedPrecondition,
+            | CareError::BreakGlassLimit(_)
+            | CareError::BreakGlassProviderLimit(_) => ErrorKind::FailedPrecondition,
             CareError::NotInFuture(_) => ErrorKind::BadInput,
         }
     }
@@ -447,6 +452,11 @@ pub enum CareCommand {
         lasts: chrono::Duration,
         /// Most openings in this relationship in any 24 hours.
         per_day: u32,
+        /// The provider's openings in all their relationships in the 24
+        /// hours before `at` (counted by the caller from their events).
+        provider_openings: u32,
+        /// Most openings by one provider in any 24 hours.
+        provider_per_day: u32,
         at: DateTime<Utc>,
     },
 }
@@ -691,6 +701,8 @@ impl CareRelationship {
                 reason,
                 lasts,
                 per_day,
+                provider_openings,
+                provider_per_day,
                 at,
             } => {
                 let at = clamp(at);
@@ -715,6 +727,9 @@ impl CareRelationship {
                     .count();
                 if recent >= per_day as usize {
                     return Err(CareError::BreakGlassLimit(per_day));
+                }
+                if provider_openings >= provider_per_day {
+                    return Err(CareError::BreakGlassProviderLimit(provider_per_day));
                 }
                 let reason =
                     text::required(&reason, REASON_MAX).map_err(InputError::text("reason"))?;

@@ -292,6 +292,8 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             reason: "  Called the crisis line  ".into(),
             lasts: Duration::minutes(60),
             per_day: 3,
+            provider_openings: 0,
+            provider_per_day: 10,
             at: t(2),
         })
         .then_expect_events(vec![CareEvent::BreakGlassOpened {
@@ -308,6 +310,8 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             reason: " ".into(),
             lasts: Duration::minutes(60),
             per_day: 3,
+            provider_openings: 0,
+            provider_per_day: 10,
             at: t(2),
         })
         .then_expect_error(CareError::Input(InputError::InvalidText {
@@ -322,6 +326,8 @@ fn break_glass_opens_only_the_crisis_plan_for_a_while() {
             reason: "x".into(),
             lasts: Duration::minutes(60),
             per_day: 3,
+            provider_openings: 0,
+            provider_per_day: 10,
             at: t(2),
         })
         .then_expect_error(CareError::RelationshipState {
@@ -557,6 +563,8 @@ fn break_glass_is_one_at_a_time_and_bounded_a_day() {
         reason: "again".into(),
         lasts: Duration::minutes(60),
         per_day: 2,
+        provider_openings: 0,
+        provider_per_day: 10,
         at: t(at),
     };
     let mut events = active();
@@ -582,6 +590,21 @@ fn break_glass_is_one_at_a_time_and_bounded_a_day() {
         .given(events.clone())
         .when(again(200))
         .then_expect_error(CareError::BreakGlassLimit(2));
+    // A provider at their own limit, across all their relationships, is
+    // refused even where this relationship has room.
+    Rel::with(())
+        .given(active())
+        .when(CareCommand::BreakGlass {
+            by: Side::Provider,
+            code: BreakGlassCode::RiskToSelf,
+            reason: "elsewhere".into(),
+            lasts: Duration::minutes(60),
+            per_day: 2,
+            provider_openings: 10,
+            provider_per_day: 10,
+            at: t(30),
+        })
+        .then_expect_error(CareError::BreakGlassProviderLimit(10));
     // A day after the first, one is allowed again.
     Rel::with(())
         .given(events)

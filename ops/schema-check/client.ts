@@ -98,6 +98,8 @@ export function describe(update: LiveUpdatesSubscription["liveUpdates"]): string
       return `read up to ${update.messageId ?? "?"}`;
     case "AGREEMENT":
       return `agreement ${update.change ?? "?"} v${update.version ?? "?"}`;
+    case "BREAK_GLASS":
+      return `break-glass in ${update.relationshipId ?? "?"} until ${update.until ?? "?"}`;
     default: {
       const never: never = update.kind;
       return never;

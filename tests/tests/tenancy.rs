@@ -91,6 +91,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("whoCouldSee", "query($portal: UUID!) { whoCouldSee(subjectId: $portal, section: CRISIS_PLAN, from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { couldSee { relationshipId } looked { readerId } } }"),
     ("disclosuresCsv", "query($portal: UUID!) { disclosuresCsv(subjectId: $portal, from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") }"),
     ("disclosuresCsv", "{ disclosuresCsv(from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") }"),
+    ("breakGlassReport", "{ breakGlassReport(from: \"2020-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { relationshipId subjectId providerId explanation reads } }"),
     ("alignment", "query($rel: ID!) { alignment(relationshipId: $rel) { relationshipId } }"),
     ("agreement", "query($rel: ID!) { agreement(relationshipId: $rel) { id relationshipId pending { version terms { notes } } } }"),
     ("conversations", "{ conversations { unreadTotal conversations { nodes { id uuid subject } } } }"),

@@ -184,3 +184,55 @@ pub async fn providers(
         })
         .collect()
 }
+
+/// A break-glass opening as stored: the relationship's parties and the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpeningRow {
+    pub relationship_id: Uuid,
+    pub user_id: Uuid,
+    pub provider_id: Uuid,
+    /// Sequence number of the `BreakGlassOpened` event in its relationship.
+    pub sequence: i64,
+    pub event: domain::care::CareEvent,
+}
+
+/// Every break-glass opening in relationships of `scope`'s organisation (of
+/// one provider, if given), oldest first, reading the relationships' own
+/// events (the projection only names the relationships).
+pub async fn break_glass_openings(
+    engine: &Engine,
+    db: &Db,
+    scope: Scope<'_>,
+    provider: Option<Uuid>,
+) -> Result<Vec<OpeningRow>, DbError> {
+    let rels = engine.table(crate::care::NAME, "care_relationships");
+    let payload = match db.backend {
+        crate::db::Backend::Postgres => "e.payload::text",
+        crate::db::Backend::Sqlite => "e.payload",
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT r.relationship_id, r.user_id, r.provider_id, e.sequence, {payload} AS payload \
+         FROM {rels} r JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = r.relationship_id \
+         WHERE r.organisation = $2 AND e.event_type = 'BreakGlassOpened' \
+           AND ($3 = '' OR r.provider_id = $3) \
+         ORDER BY e.position"
+    ))
+    .bind(domain::care::RELATIONSHIP_TYPE)
+    .bind(scope.organisation)
+    .bind(provider.map(|p| p.to_string()).unwrap_or_default())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = sqlx::Row::try_get(row, "payload")?;
+            Ok(OpeningRow {
+                relationship_id: uuid(row, &rels, "relationship_id")?,
+                user_id: uuid(row, &rels, "user_id")?,
+                provider_id: uuid(row, &rels, "provider_id")?,
+                sequence: sqlx::Row::try_get(row, "sequence")?,
+                event: serde_json::from_str(&text)
+                    .map_err(|e| malformed("events", "payload", e.to_string()))?,
+            })
+        })
+        .collect()
+}
