@@ -58,7 +58,11 @@ impl App {
                 .run(service.db.clone(), interval, stopped)
                 .await;
         });
-        let result = crate::connection::accept(listener, self.router, shutdown).await;
+        let limits = crate::connection::Limits {
+            header_timeout: self.service.settings.server.header_timeout,
+            per_address: self.service.settings.server.connections_per_address,
+        };
+        let result = crate::connection::accept(listener, self.router, limits, shutdown).await;
         // Every answered read's record is committed by now: the witness's
         // last checkpoint covers them.
         let _ = stop.send(true);

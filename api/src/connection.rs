@@ -31,8 +31,31 @@ pub const HEADERS_MAX: usize = 100;
 /// one gets 431 with a JSON body.
 pub const HEAD_MAX_BYTES: usize = 64 * 1024;
 
-/// How long a client may take to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the accept loop holds each connection to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers
+    /// (`server.header_timeout`).
+    pub header_timeout: Duration,
+    /// Open connections from one client address
+    /// (`server.connections_per_address`).
+    pub per_address: usize,
+}
+
+/// Answers 429 on a connection over its address's limit, and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = error_body(
+        codes::RATE_LIMITED,
+        "too many open connections from your address",
+    );
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
 
 /// The GraphQL-shaped body for an HTTP-level error.
 pub fn error_body(code: &str, message: &str) -> String {
@@ -156,14 +179,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrors<S> {
 pub async fn accept(
     listener: TcpListener,
     app: Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let open: std::sync::Arc<crate::rate::Holds<std::net::IpAddr>> = Default::default();
     // Every connection holds a receiver: when all are gone, all are done.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_timeout)
         .max_headers(HEADERS_MAX)
         .max_header_size(HEAD_MAX_BYTES)
         .keep_alive(true);
@@ -182,6 +207,11 @@ pub async fn accept(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let Some(held) = open.hold(peer.ip(), limits.per_address) else {
+            // Answered and closed at once, without reading the request.
+            tokio::spawn(refuse(stream));
+            continue;
+        };
         let app = app.clone();
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -206,6 +236,7 @@ pub async fn accept(
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(held);
             drop(stopping);
         });
     }

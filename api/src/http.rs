@@ -31,14 +31,18 @@ struct AppState {
     service: Arc<Service>,
     schema: Limited<PortalSchema>,
     sockets: Arc<crate::websocket::Sockets>,
+    /// Requests being answered, per person.
+    in_flight: Arc<crate::rate::Holds<(String, uuid::Uuid)>>,
 }
 
 /// The whole HTTP surface (see [`crate::app::App`], which serves it).
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.settings.server.max_body_bytes;
+    let request_timeout = service.settings.server.request_timeout;
     let state = AppState {
         schema: schema::serving(Arc::clone(&service)),
         sockets: Default::default(),
+        in_flight: Default::default(),
         service,
     };
     // Browsers of the configured origins may call; preflights are answered
@@ -79,9 +83,11 @@ pub fn router(service: Arc<Service>) -> Router {
             count_responses,
         ))
         .layer(DefaultBodyLimit::max(limit))
+        // Dropping the request's future cancels it: its queries stop and
+        // its pool connections go back.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            request_timeout,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
@@ -127,7 +133,10 @@ async fn json_errors(response: Response) -> Response {
         _ => codes::BAD_REQUEST,
     };
     let message = match (status, text) {
-        (StatusCode::REQUEST_TIMEOUT, _) => "the request took longer than 30 s".to_string(),
+        (StatusCode::REQUEST_TIMEOUT, _) => {
+            "the request took longer than the service allows (server.request_timeout) and was cancelled"
+                .to_string()
+        }
         (s, _) if s.is_server_error() => "internal error".to_string(),
         (_, Some(text)) => text.trim().to_string(),
         (s, None) => s.canonical_reason().unwrap_or("bad request").to_lowercase(),
@@ -313,6 +322,24 @@ async fn answer(
             .and_then(|v| v.to_str().ok()),
     );
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
+    // One person's requests answered at once are bounded.
+    let _held = match &caller {
+        Ok(c) => {
+            let key = (c.organisation.clone(), c.subject);
+            let max = app.service.settings.server.requests_in_flight_per_person;
+            match app.in_flight.hold(key, max) {
+                Some(held) => Some(held),
+                None => {
+                    return error_response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        codes::RATE_LIMITED,
+                        "too many requests of yours at once: wait for an answer first",
+                    )
+                }
+            }
+        }
+        Err(_) => None,
+    };
     let receipts = Arc::new(Receipts::default());
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {

@@ -10,7 +10,10 @@
 //!   (each still recorded, coalesced), so probing other people's portals
 //!   costs the prober.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -64,6 +67,69 @@ impl PersonLimit {
     }
 }
 
+/// How many of something each key holds at once (sockets or requests in
+/// flight per person, connections per address), to hold them to a number.
+#[derive(Debug)]
+pub struct Holds<K: Eq + Hash + Clone> {
+    open: Mutex<HashMap<K, usize>>,
+}
+
+impl<K: Eq + Hash + Clone> Default for Holds<K> {
+    fn default() -> Self {
+        Holds {
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One thing held by a key; counted until dropped.
+#[derive(Debug)]
+pub struct Held<K: Eq + Hash + Clone> {
+    holds: Arc<Holds<K>>,
+    key: K,
+}
+
+impl<K: Eq + Hash + Clone> Holds<K> {
+    /// Counts one more for `key`, or `None` if it holds `max` already.
+    pub fn hold(self: &Arc<Self>, key: K, max: usize) -> Option<Held<K>> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(key.clone()).or_default();
+        if *n >= max {
+            if *n == 0 {
+                open.remove(&key);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            holds: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// How many `key` holds now.
+    pub fn count(&self, key: &K) -> usize {
+        self.open
+            .lock()
+            .ok()
+            .and_then(|open| open.get(key).copied())
+            .unwrap_or(0)
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for Held<K> {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.holds.open.lock() {
+            if let Some(n) = open.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +149,21 @@ mod tests {
         // Another person, and the same person id in another organisation, are apart.
         assert!(limit.take("org", b).is_ok());
         assert!(limit.take("other", a).is_ok());
+    }
+
+    #[test]
+    fn holds_count_until_dropped() {
+        let holds: Arc<Holds<&str>> = Arc::default();
+        let a = holds.hold("a", 2).expect("one");
+        let b = holds.hold("a", 2).expect("two");
+        assert!(holds.hold("a", 2).is_none(), "a third is refused");
+        assert!(holds.hold("b", 2).is_some(), "another key is apart");
+        drop(a);
+        assert_eq!(holds.count(&"a"), 1);
+        let _c = holds.hold("a", 2).expect("room again");
+        drop(b);
+        assert!(holds.hold("z", 0).is_none());
+        assert_eq!(holds.count(&"z"), 0, "nothing is left behind");
     }
 
     #[test]

@@ -75,6 +75,21 @@ pub struct Server {
     /// before every further refused read answers RATE_LIMITED, still
     /// recorded (`PORTAL_REFUSALS_PER_MINUTE`, default 60; 0 turns it off).
     pub refusals_per_minute: u32,
+    /// Requests of one person answered at once; one more is RATE_LIMITED
+    /// (`PORTAL_REQUESTS_IN_FLIGHT_PER_PERSON`, default 16).
+    pub requests_in_flight_per_person: usize,
+    /// Open connections from one client address; one more is answered 429
+    /// and closed (`PORTAL_CONNECTIONS_PER_ADDRESS`, default 64).
+    pub connections_per_address: usize,
+    /// How long a client may take to send a request's headers
+    /// (`PORTAL_HEADER_TIMEOUT_MS`, default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request still running after this long is cancelled, its database
+    /// connections returned, and answered TIMEOUT
+    /// (`PORTAL_REQUEST_TIMEOUT_MS`, default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for Server {
@@ -87,6 +102,10 @@ impl Default for Server {
             writes_per_minute: 1_200,
             write_burst: 200,
             refusals_per_minute: 60,
+            requests_in_flight_per_person: 16,
+            connections_per_address: 64,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -477,6 +496,18 @@ impl Settings {
                 Duration::from_secs(300),
             ),
             (
+                "server.header_timeout (PORTAL_HEADER_TIMEOUT_MS)",
+                self.server.header_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(300),
+            ),
+            (
+                "server.request_timeout (PORTAL_REQUEST_TIMEOUT_MS)",
+                self.server.request_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            ),
+            (
                 "trail.witness_interval (PORTAL_WITNESS_INTERVAL_SECONDS)",
                 self.trail.witness_interval,
                 SECOND,
@@ -609,6 +640,18 @@ impl Settings {
                 100_000,
             ),
             (
+                "server.requests_in_flight_per_person (PORTAL_REQUESTS_IN_FLIGHT_PER_PERSON)",
+                self.server.requests_in_flight_per_person as u64,
+                1,
+                10_000,
+            ),
+            (
+                "server.connections_per_address (PORTAL_CONNECTIONS_PER_ADDRESS)",
+                self.server.connections_per_address as u64,
+                1,
+                100_000,
+            ),
+            (
                 "care.break_glass_per_day (PORTAL_BREAK_GLASS_PER_DAY)",
                 u64::from(self.care.break_glass_per_day),
                 1,
@@ -696,6 +739,16 @@ impl Settings {
         set!(server.writes_per_minute, "PORTAL_WRITES_PER_MINUTE");
         set!(server.write_burst, "PORTAL_WRITE_BURST");
         set!(server.refusals_per_minute, "PORTAL_REFUSALS_PER_MINUTE");
+        set!(
+            server.requests_in_flight_per_person,
+            "PORTAL_REQUESTS_IN_FLIGHT_PER_PERSON"
+        );
+        set!(
+            server.connections_per_address,
+            "PORTAL_CONNECTIONS_PER_ADDRESS"
+        );
+        set_duration!(server.header_timeout, "PORTAL_HEADER_TIMEOUT_MS", MS);
+        set_duration!(server.request_timeout, "PORTAL_REQUEST_TIMEOUT_MS", MS);
         set!(store.allow_unsafe_commits, "PORTAL_ALLOW_UNSAFE_COMMITS");
         set!(store.database_url, "PORTAL_DATABASE_URL");
         set!(store.data_dir, "PORTAL_DATA_DIR");

@@ -20,7 +20,7 @@
 //! async-graphql's executor (the same `Limited` schema as HTTP).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::{Data, Executor};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -29,7 +29,6 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::auth::Caller;
 use crate::clock::Clock;
 use crate::context::{Receipts, RequestContext};
 use crate::limits::Limited;
@@ -48,47 +47,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
 }
 
-/// The open sockets of each person, to hold them to the set number.
-#[derive(Debug, Default)]
-pub struct Sockets {
-    open: Mutex<HashMap<(String, Uuid), usize>>,
-}
-
-/// One person's open socket; counted until dropped.
-struct Held {
-    sockets: Arc<Sockets>,
-    key: (String, Uuid),
-}
-
-impl Sockets {
-    /// Counts a socket of `caller`, or `None` if they hold `max` already.
-    fn hold(self: &Arc<Self>, caller: &Caller, max: usize) -> Option<Held> {
-        let key = (caller.organisation.clone(), caller.subject);
-        let mut open = self.open.lock().ok()?;
-        let n = open.entry(key.clone()).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Held {
-            sockets: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.sockets.open.lock() {
-            if let Some(n) = open.get_mut(&self.key) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(&self.key);
-                }
-            }
-        }
-    }
-}
+/// The open sockets of each person (organisation, person id).
+pub type Sockets = crate::rate::Holds<(String, Uuid)>;
 
 /// What a subscription stream yields: its id and the message to send.
 type Outgoing = BoxStream<'static, (String, Value)>;
@@ -141,7 +101,8 @@ pub async fn serve(
         Ok(caller) => caller,
         Err(_) => return shut(&mut socket, close::FORBIDDEN, "Forbidden").await,
     };
-    let Some(_held) = sockets.hold(&caller, limits.max_sockets_per_person) else {
+    let key = (caller.organisation.clone(), caller.subject);
+    let Some(_held) = sockets.hold(key, limits.max_sockets_per_person) else {
         let reason = "Too many sockets for this person";
         return shut(&mut socket, close::TOO_MANY, reason).await;
     };

@@ -61,6 +61,7 @@ pub async fn run(args: Args, settings: Settings) -> Outcome {
     // per-person write limit (wall-clock) is for people, not for this.
     let mut settings = settings;
     settings.server.writes_per_minute = 0;
+    settings.server.refusals_per_minute = 0;
     let service = Arc::new(Service::open(settings).await?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runners = service.engine.spawn(stopped);

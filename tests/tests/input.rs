@@ -173,7 +173,8 @@ both_stores!(idempotency, an_idempotency_key_appends_once);
 
 async fn concurrent_writes_on_one_portal_conflict_and_lose_nothing(store: Store) {
     let db = fresh_db(store).await;
-    let server = Server::start(&db).await;
+    // 24 at once from one person: above the default bound of requests in flight.
+    let server = Server::start_with(&db, &[("PORTAL_REQUESTS_IN_FLIGHT_PER_PERSON", "100")]).await;
     let user = open_user(&server, "clinic-a").await;
     let rate = r#"mutation($s: Int!) { rateStatus(domain: "housing", score: $s) { version } }"#;
     let writers = (0..24).map(|i| {

@@ -62,6 +62,7 @@ pub async fn research_data(
     // Played as fast as it goes (see the simulator): no per-person write limit.
     let mut settings = settings;
     settings.server.writes_per_minute = 0;
+    settings.server.refusals_per_minute = 0;
     let service = Arc::new(Service::open(settings).await?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runners = service.engine.spawn(stopped);
