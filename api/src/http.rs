@@ -458,8 +458,35 @@ const WITNESS_PAGE: usize = 100;
 
 /// `GET /trail/witness?after=N`: the witness's public key and up to 100
 /// signed checkpoints numbered above `N`, for an auditor to keep outside the
-/// service. No records: chain names are people's ids.
-async fn witness(State(app): State<AppState>, Query(after): Query<After>) -> Response {
+/// service. No records (chain names are people's ids), but the checkpoints
+/// count the whole deployment's chains and records: auditors only.
+async fn witness(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(after): Query<After>,
+) -> Response {
+    let caller = app.service.keys.verify_header(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    match caller {
+        Err(_) => {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHENTICATED,
+                "an auditor's bearer token is needed",
+            )
+        }
+        Ok(caller) if !caller.may(domain::access::Duty::SearchTrail) => {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                codes::FORBIDDEN,
+                "only auditors fetch the witness's checkpoints",
+            )
+        }
+        Ok(_) => {}
+    }
     let witness = &app.service.witness;
     match witness.published(after.after, WITNESS_PAGE) {
         Ok(checkpoints) => axum::Json(serde_json::json!({

@@ -40,6 +40,15 @@ pub struct Receipts {
     lost: std::sync::atomic::AtomicBool,
 }
 
+/// A request cancelled (its time ran out, its client went away) before
+/// [`Receipts::written`] still has its refused attempts written: the writer
+/// takes them whether or not anyone waits.
+impl Drop for Receipts {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
 impl Receipts {
     /// Adds a record to wait for.
     pub fn push(&self, receipt: crate::trail::Receipt) {
@@ -64,9 +73,8 @@ impl Receipts {
         }
     }
 
-    /// Queues the held attempts, coalesced; then waits for every queued
-    /// record; the first failure, if any.
-    pub async fn written(&self) -> Result<(), String> {
+    /// Queues the held attempts, coalesced; the receipts are `push`ed.
+    fn release(&self) -> Result<(), String> {
         let held = match self.held.lock() {
             Ok(mut held) => std::mem::take(&mut *held),
             Err(_) => return Err("an access-trail record was lost".into()),
@@ -76,6 +84,13 @@ impl Receipts {
                 self.push(trail.submit(record, metadata));
             }
         }
+        Ok(())
+    }
+
+    /// Queues the held attempts, coalesced; then waits for every queued
+    /// record; the first failure, if any.
+    pub async fn written(&self) -> Result<(), String> {
+        self.release()?;
         if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("an access-trail receipt was lost".into());
         }

@@ -234,6 +234,8 @@ async fn write_batch(
             if written.is_ok() {
                 return Err(e);
             }
+            // A transaction that may still be open: this connection goes.
+            return Err(sqlx::Error::Protocol(format!("rollback failed: {e}")));
         }
     }
     let (positions, written) = written?;

@@ -40,6 +40,10 @@ use crate::settings::Settings;
 pub const FILE: &str = "checkpoints.jsonl";
 /// The public key file in the witness folder (hex).
 pub const PUBLIC_KEY: &str = "witness.pub";
+/// The signed checkpoints alone, one per line, rewritten from [`FILE`] at
+/// every start: what `GET /trail/witness` reads, by offset, so that a
+/// request costs the page it returns, not the length of the history.
+pub const SIGNED: &str = "signed.jsonl";
 /// `previous` of the first checkpoint.
 const NONE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Records read from the store per query while collecting.
@@ -172,6 +176,10 @@ pub struct History {
     pub problems: Vec<String>,
     /// Witnessed records accepted as lost, per checkpoint.
     pub accepted_losses: Vec<(u64, u64)>,
+    /// Lines that are not checkpoints (a write cut short by a crash). Not a
+    /// problem by itself: a checkpoint removed or altered shows in the next
+    /// one's digest of the previous.
+    pub unreadable: u64,
 }
 
 impl History {
@@ -189,31 +197,32 @@ impl History {
             .unwrap_or((0, NONE.to_string()))
     }
 
-    /// Replays the checkpoint file in `dir`, checking each line against `key`.
-    pub fn load(dir: &Path, key: &VerifyingKey) -> Result<History, ApiError> {
+    /// Replays the checkpoint file in `dir`, checking each line against
+    /// `key`; with `records`, keeps every witnessed record (for `verify`),
+    /// else only the heads (for the start-up check, whose memory then does
+    /// not grow with the trail).
+    pub fn load(dir: &Path, key: &VerifyingKey, records: bool) -> Result<History, ApiError> {
         let mut history = History::default();
         let file = match std::fs::File::open(dir.join(FILE)) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(history),
             Err(e) => return Err(ApiError::internal(format!("{}: {e}", dir.display()))),
         };
-        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        for line in std::io::BufReader::new(file).lines() {
             let line = line.map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))?;
             if line.trim().is_empty() {
                 continue;
             }
             let Ok(line) = serde_json::from_str::<Line>(&line) else {
-                history
-                    .problems
-                    .push(format!("line {} of {FILE} is not a checkpoint", i + 1));
+                history.unreadable += 1;
                 continue;
             };
-            history.replay(line, key);
+            history.replay(line, key, records);
         }
         Ok(history)
     }
 
-    fn replay(&mut self, line: Line, key: &VerifyingKey) {
+    fn replay(&mut self, line: Line, key: &VerifyingKey, keep_records: bool) {
         let c = &line.checkpoint;
         let (number, previous) = self.last();
         let signed = hex::decode(&line.signature)
@@ -239,24 +248,31 @@ impl History {
                 c.number
             ));
         }
+        // Heads accepted as the store had them after a loss, then the
+        // records collected since (the writer applies them in that order).
+        for a in &line.accepted {
+            if a.sequence == 0 {
+                self.heads.remove(&a.chain);
+            } else {
+                self.heads.insert(a.chain.clone(), a.clone());
+            }
+        }
         for r in &line.records {
-            self.records
-                .entry(r.chain.clone())
-                .or_default()
-                .insert(r.sequence, (r.clone(), c.number));
+            if keep_records {
+                // The first record witnessed at a place stays: one written
+                // there after an accepted loss does not replace it.
+                self.records
+                    .entry(r.chain.clone())
+                    .or_default()
+                    .entry(r.sequence)
+                    .or_insert((r.clone(), c.number));
+            }
             let newer = self
                 .heads
                 .get(&r.chain)
                 .is_none_or(|h| h.sequence < r.sequence);
             if newer {
                 self.heads.insert(r.chain.clone(), r.clone());
-            }
-        }
-        for a in &line.accepted {
-            if a.sequence == 0 {
-                self.heads.remove(&a.chain);
-            } else {
-                self.heads.insert(a.chain.clone(), a.clone());
             }
         }
         if c.lost > 0 {
@@ -393,6 +409,8 @@ pub struct Witness {
     key: SigningKey,
     dir: PathBuf,
     state: Mutex<State>,
+    /// Each checkpoint's number and the byte offset of its line in [`SIGNED`].
+    offsets: std::sync::RwLock<Vec<(u64, u64)>>,
 }
 
 impl Witness {
@@ -436,8 +454,33 @@ impl Witness {
                 settings.store.data_dir.display()
             );
         }
-        let history = History::load(&dir, &key.verifying_key())?;
+        let history = History::load(&dir, &key.verifying_key(), false)?;
         let accept = settings.trail.accept_witness_loss;
+        if history.unreadable > 0 {
+            tracing::warn!(
+                lines = history.unreadable,
+                "the witness's checkpoint file has lines that are not checkpoints (a write cut short)"
+            );
+        }
+        // Sealed records are only ever written with a witness: an empty one
+        // beside them was deleted or replaced.
+        if history.checkpoints.is_empty() && !accept {
+            let sealed: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM events WHERE aggregate_type = $1 AND event_version = $2 LIMIT 1",
+            )
+            .bind(domain::trail::AGGREGATE_TYPE)
+            .bind(crate::seal::VERSION)
+            .fetch_optional(&db.pool)
+            .await?;
+            if sealed.is_some() {
+                return Err(ApiError::internal(format!(
+                    "the witness {} has no checkpoints, but the access trail has records only a \
+                     witnessed service writes: the witness was removed or replaced. Restore it, or \
+                     set PORTAL_ACCEPT_WITNESS_LOSS=true to start a new one (docs/access-trail.md)",
+                    dir.display()
+                )));
+            }
+        }
         if !history.problems.is_empty() && !accept {
             return Err(ApiError::internal(format!(
                 "the witness {} does not hold together: {}; set PORTAL_ACCEPT_WITNESS_LOSS=true to \
@@ -483,18 +526,35 @@ impl Witness {
             }
         }
         let (number, previous) = history.last();
-        Ok(Witness {
+        let offsets = rewrite_signed(&dir, &history.checkpoints)?;
+        // After an accepted loss the store may have been restored from an
+        // older copy, its new records placed before where the witness had
+        // read: read it all again once.
+        let through = if accepted.is_empty() {
+            history.through()
+        } else {
+            Through::default()
+        };
+        let witness = Witness {
             key,
+            offsets: std::sync::RwLock::new(offsets),
             dir,
             state: Mutex::new(State {
-                through: history.through(),
+                through,
                 history_heads: history.heads,
                 number,
                 previous,
                 accepted,
                 lost,
             }),
-        })
+        };
+        // A new witness signs at once, so that an empty one beside sealed
+        // records can only mean a removed one (and the trail written before
+        // it, by earlier versions, is witnessed from the start).
+        if history.checkpoints.is_empty() {
+            witness.sign(db, true).await?;
+        }
+        Ok(witness)
     }
 
     /// The public key, hex.
@@ -505,9 +565,14 @@ impl Witness {
     /// Signs a checkpoint of what the store has appended to the trail since
     /// the last one (if anything); its number.
     pub async fn checkpoint(&self, db: &Db) -> Result<Option<u64>, ApiError> {
+        self.sign(db, false).await
+    }
+
+    /// [`Witness::checkpoint`]; with `always`, even when nothing was appended.
+    async fn sign(&self, db: &Db, always: bool) -> Result<Option<u64>, ApiError> {
         let mut state = self.state.lock().await;
         let (records, through) = collect(db, state.through).await?;
-        if records.is_empty() && state.accepted.is_empty() {
+        if records.is_empty() && state.accepted.is_empty() && !always {
             if through != state.through {
                 // Only other events passed: nothing to sign, less to read next time.
                 state.through = through;
@@ -515,16 +580,16 @@ impl Witness {
             return Ok(None);
         }
         let mut heads = state.history_heads.clone();
-        for r in &records {
-            if heads.get(&r.chain).is_none_or(|h| h.sequence < r.sequence) {
-                heads.insert(r.chain.clone(), r.clone());
-            }
-        }
         for a in &state.accepted {
             if a.sequence == 0 {
                 heads.remove(&a.chain);
             } else {
                 heads.insert(a.chain.clone(), a.clone());
+            }
+        }
+        for r in &records {
+            if heads.get(&r.chain).is_none_or(|h| h.sequence < r.sequence) {
+                heads.insert(r.chain.clone(), r.clone());
             }
         }
         let checkpoint = Checkpoint {
@@ -546,6 +611,20 @@ impl Witness {
             accepted: state.accepted.clone(),
         };
         append(&self.dir.join(FILE), &line)?;
+        let signed = Signed {
+            checkpoint: checkpoint.clone(),
+            signature: line.signature.clone(),
+        };
+        // The checkpoint is witnessed once the main file has it; the file of
+        // signed checkpoints alone is rewritten from it at every start.
+        match append(&self.dir.join(SIGNED), &signed) {
+            Ok(offset) => {
+                if let Ok(mut offsets) = self.offsets.write() {
+                    offsets.push((checkpoint.number, offset));
+                }
+            }
+            Err(error) => tracing::error!(?error, "the witness's published file was not written"),
+        }
         state.number = checkpoint.number;
         state.previous = checkpoint.digest();
         state.through = through;
@@ -576,54 +655,81 @@ impl Witness {
         }
     }
 
-    /// Up to `limit` signed checkpoints after number `after`, oldest first.
+    /// Up to `limit` signed checkpoints after number `after`, oldest first:
+    /// read from [`SIGNED`] starting at the first one's offset.
     pub fn published(&self, after: u64, limit: usize) -> Result<Vec<Signed>, ApiError> {
-        published(&self.dir, after, limit)
-    }
-}
-
-/// Up to `limit` signed checkpoints in `dir` after number `after`.
-pub fn published(dir: &Path, after: u64, limit: usize) -> Result<Vec<Signed>, ApiError> {
-    let file = match std::fs::File::open(dir.join(FILE)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(ApiError::internal(e)),
-    };
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(ApiError::internal)?;
-        // Only the checkpoint and signature; the records stay here.
-        if let Ok(signed) = serde_json::from_str::<Signed>(&line) {
-            if signed.checkpoint.number > after {
+        let start = {
+            let offsets = self
+                .offsets
+                .read()
+                .map_err(|_| ApiError::internal("witness offsets poisoned"))?;
+            let i = offsets.partition_point(|(number, _)| *number <= after);
+            match offsets.get(i) {
+                Some((_, offset)) => *offset,
+                None => return Ok(Vec::new()),
+            }
+        };
+        let mut file = std::fs::File::open(self.dir.join(SIGNED)).map_err(ApiError::internal)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
+            .map_err(ApiError::internal)?;
+        let mut out = Vec::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(ApiError::internal)?;
+            if let Ok(signed) = serde_json::from_str::<Signed>(&line) {
                 out.push(signed);
                 if out.len() >= limit {
                     break;
                 }
             }
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
-/// Appends `line` to the checkpoint file and flushes it to disk. A line
-/// left incomplete by a crash is closed first, so it stays one bad line.
-fn append(path: &Path, line: &Line) -> Result<(), ApiError> {
+/// Writes [`SIGNED`] afresh from `checkpoints` (to a new file, then renamed
+/// over the old one); each checkpoint's number and line offset.
+fn rewrite_signed(dir: &Path, checkpoints: &[Signed]) -> Result<Vec<(u64, u64)>, ApiError> {
+    let mut text = String::new();
+    let mut offsets = Vec::with_capacity(checkpoints.len());
+    for signed in checkpoints {
+        offsets.push((signed.checkpoint.number, text.len() as u64));
+        text.push_str(&serde_json::to_string(signed).map_err(ApiError::internal)?);
+        text.push('\n');
+    }
+    let fresh = dir.join(format!("{SIGNED}.new"));
+    std::fs::write(&fresh, text)
+        .and_then(|()| std::fs::rename(&fresh, dir.join(SIGNED)))
+        .map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))?;
+    Ok(offsets)
+}
+
+/// Appends `line` as one line of JSON to the file at `path` and flushes
+/// it to disk; the offset the line starts at. A line left incomplete by a
+/// crash is closed first, so it stays one bad line.
+fn append(path: &Path, line: &impl Serialize) -> Result<u64, ApiError> {
+    let failed = |e: std::io::Error| ApiError::internal(format!("{}: {e}", path.display()));
     let mut text = serde_json::to_string(line).map_err(ApiError::internal)?;
     text.push('\n');
-    let ends_open = std::fs::read(path)
-        .ok()
-        .is_some_and(|b| b.last().is_some_and(|&c| c != b'\n'));
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
-    if ends_open {
-        text.insert(0, '\n');
+        .map_err(failed)?;
+    let mut offset = file.metadata().map_err(failed)?.len();
+    if offset > 0 {
+        let mut last = [0u8; 1];
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(-1)).map_err(failed)?;
+        std::io::Read::read_exact(&mut file, &mut last).map_err(failed)?;
+        if last[0] != b'\n' {
+            text.insert(0, '\n');
+            offset += 1;
+        }
     }
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_data())
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
+        .map_err(failed)?;
+    Ok(offset)
 }
 
 /// Trail records appended after `after`, in the order projections read
@@ -772,7 +878,7 @@ mod tests {
         let replay = |lines: &[Line], key: &VerifyingKey| {
             let mut h = History::default();
             for l in lines {
-                h.replay(l.clone(), key);
+                h.replay(l.clone(), key, true);
             }
             h
         };

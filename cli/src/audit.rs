@@ -51,7 +51,13 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
                     )?,
                 };
             let key = api::witness::public_key(&hex).map_err(|e| format!("public key: {e}"))?;
-            let history = api::witness::History::load(dir, &key)?;
+            let history = api::witness::History::load(dir, &key, true)?;
+            if history.unreadable > 0 {
+                println!(
+                    "NOTE {} line(s) of the witness file are not checkpoints (a write cut short by a crash)",
+                    history.unreadable
+                );
+            }
             if history.checkpoints.is_empty() && history.problems.is_empty() {
                 return Err(format!("{} holds no checkpoints", dir.display()).into());
             }

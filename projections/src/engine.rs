@@ -34,10 +34,12 @@ pub trait Projection: Send + Sync {
         events: &[StoredEvent],
     ) -> Result<(), DbError>;
     /// For a projection that keeps evidence (the access log), the column
-    /// naming each row of its tables: a rebuild that would leave out a row
-    /// the live slot has is refused, so an event removed from the store
-    /// cannot vanish from what people read by rebuilding. `None` for read
-    /// models, which a rebuild may shrink.
+    /// of its tables holding the global position of the event each row came
+    /// from: a rebuild that would leave out a row the live slot has, whose
+    /// event is gone from the store, is refused, so a removed event cannot
+    /// vanish from what people read by rebuilding. (A row the live slot
+    /// applied after the rebuild caught up still has its event, and is no
+    /// loss.) `None` for read models, which a rebuild may shrink.
     fn kept_on_rebuild(&self) -> Option<&'static str> {
         None
     }
@@ -546,7 +548,9 @@ async fn dropped_rows(
         let rows = sqlx::query(&format!(
             "SELECT CAST(o.{key} AS TEXT) AS k FROM {table}_{active} o \
              LEFT JOIN {table}_{target} n ON n.{key} = o.{key} \
-             WHERE n.{key} IS NULL ORDER BY o.{key} LIMIT 10"
+             WHERE n.{key} IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.position = o.{key}) \
+             ORDER BY o.{key} LIMIT 10"
         ))
         .fetch_all(&db.pool)
         .await?;

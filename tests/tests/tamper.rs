@@ -202,7 +202,7 @@ fn reported(out: &str, kind: &str, chain: &str, record: i64, why: &str) {
 
 /// A service with `n` people whose portals a provider read `RECORDS` times
 /// each, stopped (so the witness signed a last checkpoint); their chains.
-async fn trail_of(db: &TestDb, n: usize) -> (Vec<String>, Value) {
+async fn trail_of(db: &TestDb, n: usize) -> (Vec<String>, Value, Uuid) {
     let server = Server::start_with(db, &[("PORTAL_WITNESS_INTERVAL_SECONDS", "1")]).await;
     let kari = register_provider(&server, "clinic", "Kari").await;
     let mut chains = Vec::new();
@@ -219,14 +219,30 @@ async fn trail_of(db: &TestDb, n: usize) -> (Vec<String>, Value) {
         }
     }
     wait_caught_up(&server).await;
-    let published: Value = reqwest::get(format!("{}/trail/witness", server.base))
+    let url = format!("{}/trail/witness", server.base);
+    let http = reqwest::Client::new();
+    let status = |token: Option<String>| {
+        let mut request = http.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Auditors only: the checkpoints count the whole deployment.
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some(kari.client.token.clone().unwrap())).await, 403);
+    let auditor = token(Uuid::new_v4(), Role::Auditor, "clinic");
+    let published: Value = http
+        .get(&url)
+        .bearer_auth(auditor)
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     server.stop().await;
-    (chains, published)
+    (chains, published, kari.id)
 }
 
 async fn relate_and_grant(user: &User, provider: &Provider) -> String {
@@ -269,7 +285,7 @@ async fn verify(db: &TestDb, witness: bool) -> (bool, String) {
 
 async fn every_attack_is_reported(store: Store) {
     let db = fresh_db(store).await;
-    let (c, published) = trail_of(&db, 20).await;
+    let (c, published, _) = trail_of(&db, 20).await;
     let (ok, out) = verify(&db, true).await;
     assert!(ok, "an untouched trail verifies: {out}");
     assert!(out.contains("80 records in 20 chains checked"), "{out}");
@@ -571,7 +587,7 @@ async fn every_attack_is_reported(store: Store) {
         .collect();
     let checkpoints = published["checkpoints"].as_array().unwrap();
     assert!(!checkpoints.is_empty(), "{published}");
-    assert!(lines.len() > checkpoints.len(), "the stop signed one more");
+    assert!(lines.len() >= checkpoints.len() && lines.len() >= 2, "{file}");
     for (p, l) in checkpoints.iter().zip(&lines) {
         assert_eq!(p["checkpoint"], l["checkpoint"]);
         assert_eq!(p["signature"], l["signature"]);
@@ -633,7 +649,7 @@ both_stores!(
 /// rebuild of the access log never drops the removed record's row.
 async fn a_store_that_lost_witnessed_records_is_refused(store: Store) {
     let db = fresh_db(store).await;
-    let (c, _) = trail_of(&db, 3).await;
+    let (c, _, kari) = trail_of(&db, 3).await;
     let log = log_table(&db).await;
 
     // The newest record, answered just before the stop, is deleted.
@@ -686,11 +702,20 @@ async fn a_store_that_lost_witnessed_records_is_refused(store: Store) {
     let user = open_user(&server, "clinic").await;
     let reader = server.client(Some(token(Uuid::new_v4(), Role::Provider, "clinic")));
     reader.error_code(MEDS, json!({ "p": user.id })).await;
+    // New records take the lost ones' places in the first chain.
+    let kari = server.client(Some(token(kari, Role::Provider, "clinic")));
+    for _ in 0..2 {
+        kari.data(MEDS, json!({ "p": c[0] })).await;
+    }
     server.stop().await;
     let (ok, out) = verify(&db, true).await;
     assert!(!ok, "{out}");
     assert!(out.contains("ACCEPTED LOSS checkpoint"), "{out}");
     assert!(out.contains("12 witnessed record(s)"), "{out}");
+    // The lost records are still reported: new ones in their places are
+    // not the ones witnessed.
+    reported(&out, "BROKEN", &c[0], 1, "not the one checkpoint");
+    reported(&out, "BROKEN", &c[1], 1, "checkpoint");
     // Once accepted, the service starts again without the override.
     let server = Server::start(&db).await;
     server.stop().await;
@@ -740,6 +765,11 @@ async fn the_trail_key_is_checked(store: Store) {
     )
     .await;
     assert!(!ok && err.contains("signed with another key"), "{err}");
+
+    // A witness removed (or replaced by an empty one) beside sealed records.
+    std::fs::remove_dir_all(db.dir.join("witness")).unwrap();
+    let (ok, _, err) = portal_cli_status(&db, &["projections", "status"]).await;
+    assert!(!ok && err.contains("has no checkpoints"), "{err}");
 }
 both_stores!(
     the_trail_and_witness_keys_are_checked,
