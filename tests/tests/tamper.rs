@@ -208,7 +208,8 @@ async fn trail_of(db: &TestDb, n: usize) -> (Vec<String>, Value, Uuid) {
     let mut chains = Vec::new();
     for i in 0..n {
         let user = open_user(&server, "clinic").await;
-        relate_and_grant(&user, &kari).await;
+        let rel = relate(&user, &kari).await;
+        grant(&user, &rel, &["MEDICATIONS"], None).await;
         for _ in 0..RECORDS {
             kari.client.data(MEDS, json!({ "p": user.id })).await;
         }
@@ -243,34 +244,6 @@ async fn trail_of(db: &TestDb, n: usize) -> (Vec<String>, Value, Uuid) {
         .unwrap();
     server.stop().await;
     (chains, published, kari.id)
-}
-
-async fn relate_and_grant(user: &User, provider: &Provider) -> String {
-    let invited = user
-        .client
-        .data(
-            "mutation($p: ID!) { inviteToCare(personId: $p) { relationship { uuid } } }",
-            json!({ "p": provider.id }),
-        )
-        .await;
-    let id = invited["inviteToCare"]["relationship"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    provider
-        .client
-        .data(
-            "mutation($r: ID!) { acceptCareInvitation(relationshipId: $r) { version } }",
-            json!({ "r": id }),
-        )
-        .await;
-    user.client
-        .data(
-            "mutation($r: ID!) { grantAccess(relationshipId: $r, section: MEDICATIONS) { version } }",
-            json!({ "r": id }),
-        )
-        .await;
-    id
 }
 
 async fn verify(db: &TestDb, witness: bool) -> (bool, String) {
@@ -587,7 +560,10 @@ async fn every_attack_is_reported(store: Store) {
         .collect();
     let checkpoints = published["checkpoints"].as_array().unwrap();
     assert!(!checkpoints.is_empty(), "{published}");
-    assert!(lines.len() >= checkpoints.len() && lines.len() >= 2, "{file}");
+    assert!(
+        lines.len() >= checkpoints.len() && lines.len() >= 2,
+        "{file}"
+    );
     for (p, l) in checkpoints.iter().zip(&lines) {
         assert_eq!(p["checkpoint"], l["checkpoint"]);
         assert_eq!(p["signature"], l["signature"]);
