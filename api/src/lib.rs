@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod aggregate_cache;
 pub mod agreements;
 pub mod app;
 pub mod audit;

@@ -7,7 +7,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use domain::agreement::{Agreement, AgreementEvent, AGREEMENT_TYPE};
 use domain::care::{self, CareEvent, CareRelationship, Provider, ProviderEvent};
@@ -32,15 +31,15 @@ use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::trail::Trail;
 
-type Framework<A, R> = CqrsFramework<A, PersistedEventStore<R, A>>;
+type Framework<A, R> = CqrsFramework<A, crate::aggregate_cache::Cached<R, A>>;
 
 /// cqrs-es in event-store mode for one aggregate type, on whichever store the URL names.
-pub(crate) enum EventStore<A: Aggregate> {
+pub(crate) enum EventStore<A: Aggregate + Clone> {
     Postgres(Framework<A, PostgresEventRepository>),
     Sqlite(Framework<A, SqliteEventRepository>),
 }
 
-impl<A: Aggregate> EventStore<A> {
+impl<A: Aggregate + Clone> EventStore<A> {
     async fn execute(
         &self,
         aggregate_id: &str,
@@ -73,7 +72,9 @@ pub(crate) struct Stores {
 }
 
 /// An aggregate type the service stores commands for, and its store.
-pub(crate) trait Stored: Aggregate<Error: domain::refusal::Refusal, Command: Clone> {
+pub(crate) trait Stored:
+    Aggregate<Error: domain::refusal::Refusal, Command: Clone> + Clone
+{
     /// How many times a command that lost the race to append is decided
     /// again on the new state before the client gets `CONFLICT`.
     const RETRIES: u32;
@@ -289,13 +290,15 @@ pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
 }
 
 /// cqrs-es with events as the only source of truth: no snapshots (0.5.0's apply
-/// events twice) and no inline queries (the projection engine feeds read models).
-fn event_store_mode<A, R>(repo: R) -> Framework<A, R>
+/// events twice) and no inline queries (the projection engine feeds read models);
+/// folded aggregates are kept between commands (`crate::aggregate_cache`),
+/// reading their newer events through `tail`.
+fn event_store_mode<A, R>(repo: R, tail: R) -> Framework<A, R>
 where
-    A: Aggregate<Services = ()>,
+    A: Aggregate<Services = ()> + Clone,
     R: cqrs_es::persist::PersistedEventRepository,
 {
-    CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
+    CqrsFramework::new(crate::aggregate_cache::Cached::new(repo, tail), vec![], ())
 }
 
 async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
@@ -315,30 +318,38 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 settings.store.allow_unsafe_commits,
             )?;
             Ok(Stores {
-                portals: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool.clone(),
-                ))),
-                catalogues: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool.clone(),
-                ))),
-                providers: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool.clone(),
-                ))),
+                portals: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+                catalogues: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+                providers: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool.clone()),
+                )),
                 relationships: EventStore::Postgres(event_store_mode(
                     PostgresEventRepository::new(pool.clone()),
-                )),
-                agreements: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool.clone(),
-                ))),
-                conversations: EventStore::Postgres(event_store_mode(
                     PostgresEventRepository::new(pool.clone()),
                 )),
-                studies: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool.clone(),
-                ))),
-                enrolments: EventStore::Postgres(event_store_mode(PostgresEventRepository::new(
-                    pool,
-                ))),
+                agreements: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+                conversations: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+                studies: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+                enrolments: EventStore::Postgres(event_store_mode(
+                    PostgresEventRepository::new(pool.clone()),
+                    PostgresEventRepository::new(pool),
+                )),
             })
         }
         Backend::Sqlite => {
@@ -364,28 +375,38 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 settings.store.allow_unsafe_commits,
             )?;
             Ok(Stores {
-                portals: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                catalogues: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                providers: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                relationships: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                agreements: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                conversations: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                studies: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(
-                    pool.clone(),
-                ))),
-                enrolments: EventStore::Sqlite(event_store_mode(SqliteEventRepository::new(pool))),
+                portals: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                catalogues: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                providers: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                relationships: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                agreements: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                conversations: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                studies: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                enrolments: EventStore::Sqlite(event_store_mode(
+                    SqliteEventRepository::new(pool.clone()),
+                    SqliteEventRepository::new(pool),
+                )),
             })
         }
     }
@@ -680,7 +701,7 @@ impl Service {
         command: A::Command,
     ) -> Result<CommandOutcome, ApiError>
     where
-        A: Aggregate<Error: domain::refusal::Refusal, Command: Clone>,
+        A: Aggregate<Error: domain::refusal::Refusal, Command: Clone> + Clone,
     {
         if let Some(IdempotencyKey { key, .. }) = &idempotency_key {
             if key.is_empty()
