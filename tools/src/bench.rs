@@ -38,7 +38,8 @@ async fn post(http: &reqwest::Client, url: &str, token: &str, query: &str) -> Re
     Ok(response.get("errors").is_none())
 }
 
-/// The `n`-th write of a writer doing `kind` (`mix`: status ratings and goals;
+/// The `n`-th write of a writer doing `kind` (`mix`: status ratings, and goals
+/// set and achieved;
 /// or one section: `status`, `medication`, `network`, `crisis_plan`,
 /// `exercise`). Each kind's first write creates what the later ones change, so
 /// no limit on the number of items is reached however long the run.
@@ -73,7 +74,16 @@ fn write_query(kind: &str, n: u64) -> String {
             "mutation {{ rateStatus(domain: \"housing\", score: {}) {{ version }} }}",
             n % 10 + 1
         ),
-        _ => format!("mutation {{ setGoal(domain: \"leisure\", title: \"goal {n}\") {{ version }} }}"),
+        // A goal set, then achieved two writes later: the portal never
+        // reaches its 1,000 active goals, however long the run.
+        _ if n % 4 == 1 => format!(
+            "mutation {{ setGoal(domain: \"leisure\", title: \"goal {n}\", uuid: \"{}\") {{ version }} }}",
+            Uuid::from_u128(u128::from(n) + (1 << 64))
+        ),
+        _ => format!(
+            "mutation {{ achieveGoal(goalId: \"{}\") {{ version }} }}",
+            Uuid::from_u128(u128::from(n - 2) + (1 << 64))
+        ),
     }
 }
 
