@@ -325,10 +325,7 @@ async fn check_log(db: &Db, report: &mut Report) -> Result<(), ApiError> {
         "SELECT e.aggregate_id, e.sequence, e.position, {payload} AS payload, {log} \
          FROM events e LEFT JOIN access_log_{slot} l ON l.position = e.position \
          WHERE e.aggregate_type = $1 AND {applied} ORDER BY e.position",
-        payload = match db.backend {
-            Backend::Postgres => "e.payload::text",
-            Backend::Sqlite => "e.payload",
-        },
+        payload = db.backend.json_text("e.payload"),
         log = LogRow::select("l", "l_"),
     );
     let mut rows = sqlx::query(&sql)

@@ -327,10 +327,7 @@ async fn stored_at(
         let tuples: Vec<String> = (0..chunk.len())
             .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
             .collect();
-        let metadata = match db.backend {
-            Backend::Postgres => "metadata::text",
-            Backend::Sqlite => "metadata",
-        };
+        let metadata = db.backend.json_text("metadata");
         let sql = format!(
             "SELECT aggregate_id, sequence, position, {metadata} AS metadata FROM events \
              WHERE aggregate_type = $1 AND (aggregate_id, sequence) IN (VALUES {})",
@@ -785,10 +782,7 @@ async fn current_heads(
     db: &Db,
     chains: impl Iterator<Item = String>,
 ) -> Result<BTreeMap<String, Witnessed>, ApiError> {
-    let metadata = match db.backend {
-        Backend::Postgres => "metadata::text",
-        Backend::Sqlite => "metadata",
-    };
+    let metadata = db.backend.json_text("metadata");
     let sql = format!(
         "SELECT sequence, position, {metadata} AS metadata FROM events \
          WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"

@@ -34,6 +34,15 @@ impl Backend {
             ))
         }
     }
+
+    /// A `json` column read as its stored text: PostgreSQL hands json back
+    /// as json, SQLite keeps the text as written.
+    pub fn json_text(self, column: &str) -> String {
+        match self {
+            Backend::Postgres => format!("{column}::text"),
+            Backend::Sqlite => column.to_string(),
+        }
+    }
 }
 
 /// Errors of the read side.

@@ -116,11 +116,8 @@ pub fn plan_query(backend: Backend, table: &str, pick: Pick) -> String {
     )
 }
 
-fn payload(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => "e.payload::text",
-        Backend::Sqlite => "e.payload",
-    }
+fn payload(backend: Backend) -> String {
+    backend.json_text("e.payload")
 }
 
 /// The events table after the history index `h`: a `CROSS JOIN`, so that

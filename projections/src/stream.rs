@@ -139,10 +139,7 @@ pub async fn read_payloads(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<String>, DbError> {
-    let payload = match db.backend {
-        Backend::Postgres => "payload::text",
-        Backend::Sqlite => "payload",
-    };
+    let payload = db.backend.json_text("payload");
     let sql = format!(
         "SELECT {payload} AS payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
     );
@@ -162,10 +159,7 @@ pub async fn read_type_payloads(
     db: &Db,
     aggregate_type: &str,
 ) -> Result<Vec<(String, String)>, DbError> {
-    let payload = match db.backend {
-        Backend::Postgres => "payload::text",
-        Backend::Sqlite => "payload",
-    };
+    let payload = db.backend.json_text("payload");
     let sql = format!(
         "SELECT aggregate_id, {payload} AS payload FROM events WHERE aggregate_type = $1 ORDER BY position"
     );

@@ -206,10 +206,7 @@ pub async fn break_glass_openings(
     provider: Option<Uuid>,
 ) -> Result<Vec<OpeningRow>, DbError> {
     let rels = engine.table(crate::care::NAME, "care_relationships");
-    let payload = match db.backend {
-        crate::db::Backend::Postgres => "e.payload::text",
-        crate::db::Backend::Sqlite => "e.payload",
-    };
+    let payload = db.backend.json_text("e.payload");
     let rows = sqlx::query(&format!(
         "SELECT r.relationship_id, r.user_id, r.provider_id, e.sequence, {payload} AS payload \
          FROM {rels} r JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = r.relationship_id \
