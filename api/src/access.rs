@@ -99,6 +99,10 @@ pub(crate) async fn authorize_read(
 ) -> Result<Reader, ApiError> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     over_http(ctx)?;
+    // Anyone's read of a portal shows its owner's acknowledged writes.
+    svc.marks
+        .settle(svc.marks.for_portal(&caller.organisation, portal_id))
+        .await;
     let owner = caller.may(Duty::KeepPortal) && caller.subject == portal_id;
     // A provider's relationship is read beside the portal, not after it.
     let relationship = async {
@@ -116,6 +120,18 @@ pub(crate) async fn authorize_read(
     let located =
         async { Ok::<_, ApiError>(locate(&svc.engine, &svc.db, scope, portal_id).await?) };
     let (located, relationship) = tokio::try_join!(located, relationship)?;
+    // Marks are kept per organisation: a reader of another one may find a
+    // portal just opened missing from the read model, and its first event
+    // says where it is.
+    let located = match located {
+        Located::Nowhere => match svc.portal_organisation(portal_id).await? {
+            Some(organisation) if organisation != caller.organisation => {
+                Located::Elsewhere { organisation }
+            }
+            _ => Located::Nowhere,
+        },
+        located => located,
+    };
     let (found, organisation) = match located {
         Located::Here(portal) => {
             let organisation = portal.organisation().to_string();

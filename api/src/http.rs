@@ -322,6 +322,19 @@ async fn answer(
             .and_then(|v| v.to_str().ok()),
     );
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
+    let read_after = match headers.get(crate::consistency::HEADER).map(|v| {
+        v.to_str()
+            .map_err(|_| ())
+            .and_then(|t| crate::consistency::parse_token(t).map_err(|_| ()))
+    }) {
+        None => None,
+        Some(Ok(at)) => Some(at),
+        Some(Err(())) => return error_response(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_USER_INPUT,
+            "the Portal-Consistency header holds the `consistencyToken` of a mutation's payload",
+        ),
+    };
     // One person's requests answered at once are bounded.
     let _held = match &caller {
         Ok(c) => {
@@ -355,6 +368,7 @@ async fn answer(
                 receipts: Arc::clone(&receipts),
                 over_websocket: false,
                 clock: crate::clock::Clock::Wall,
+                read_after,
             }))
             .await;
         crate::error::code_input_errors(&mut response.errors);

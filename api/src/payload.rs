@@ -32,7 +32,14 @@ macro_rules! payload {
                 ctx: &async_graphql::Context<'_>,
             ) -> async_graphql::Result<Option<$ty>> {
                 match &self.0.target {
-                    Some($crate::service::Target::Node(id)) => $fetch(ctx, *id).await,
+                    Some($crate::service::Target::Node(id)) => {
+                        // Read through the read models, once they show the command.
+                        $crate::context::service(ctx)
+                            .marks
+                            .settle(self.0.checkpoint)
+                            .await;
+                        $fetch(ctx, *id).await
+                    }
                     _ => Ok(None),
                 }
             }
@@ -57,9 +64,20 @@ macro_rules! payload {
                 self.0.replayed
             }
 
-            /// True when the read models already show this change; false only if the bounded wait ran out.
-            async fn caught_up(&self) -> bool {
-                self.0.caught_up
+            /// True when the read models show this change; false only if the bounded wait for them ran out.
+            /// Selecting it makes the mutation wait for them (`projections.read_your_writes_timeout`).
+            async fn caught_up(&self, ctx: &async_graphql::Context<'_>) -> bool {
+                $crate::context::service(ctx)
+                    .marks
+                    .settle(self.0.checkpoint)
+                    .await
+            }
+
+            /// Names this write for later reads: sent back as the `Portal-Consistency` header,
+            /// it makes a request's reads wait until they show this change, from any instance.
+            /// (The writer's own reads, and reads of a portal written to, wait without it.)
+            async fn consistency_token(&self) -> String {
+                $crate::consistency::token(self.0.checkpoint)
             }
         }
     };

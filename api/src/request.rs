@@ -21,6 +21,9 @@ pub struct RequestContext {
     pub over_websocket: bool,
     /// Where this request's "now" comes from.
     pub clock: crate::clock::Clock,
+    /// A write the client named (its `Portal-Consistency` header) that this
+    /// request's reads must show.
+    pub read_after: Option<projections::Checkpoint>,
 }
 
 /// The access-trail records a request has queued. The HTTP layer sends the

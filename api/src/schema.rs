@@ -34,7 +34,8 @@ pub fn build(service: Arc<Service>) -> PortalSchema {
         // `limits::Limited` (see `limits`).
         .limit_complexity(settings.graphql.max_complexity)
         .limit_directives(crate::limits::DIRECTIVES_MAX)
-        .extension(crate::usage_extension::UsageExtension);
+        .extension(crate::usage_extension::UsageExtension)
+        .extension(crate::settle_extension::SettleExtension);
     let builder = if settings.graphql.introspection {
         builder
     } else {

@@ -230,14 +230,6 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
-/// The projections a portal mutation's caller reads next.
-const PORTAL_READ_MODELS: &[&str] = &[
-    projections::control_panel::NAME,
-    projections::history::NAME,
-    projections::care::NAME,
-    projections::messaging::NAME,
-];
-
 /// What a command did, for its mutation's payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandOutcome {
@@ -251,8 +243,9 @@ pub struct CommandOutcome {
     pub target: Option<Target>,
     /// True when this is the stored result of an earlier request with the same idempotency key.
     pub replayed: bool,
-    /// True when the read models already show this change; false only if the bounded wait ran out.
-    pub caught_up: bool,
+    /// Where the command's last event stands in the global order: reads that
+    /// must show it wait for it (see [`crate::consistency`]).
+    pub checkpoint: Checkpoint,
 }
 
 /// Everything a request handler needs.
@@ -267,6 +260,8 @@ pub struct Service {
     pub witness: Arc<crate::witness::Witness>,
     /// New conversation and agreement events, for live subscribers.
     pub live: crate::live::Live,
+    /// The acknowledged writes reads wait for (read-your-writes).
+    pub marks: crate::consistency::Marks,
     /// Usage records of enrolled participants, for research.
     pub usage: crate::usage::UsageRecorder,
     /// Research measures, followed from the stream once asked for.
@@ -481,10 +476,15 @@ impl Service {
             settings.server.writes_per_minute,
             settings.server.write_burst,
         );
+        let marks = crate::consistency::Marks::new(
+            Arc::clone(&engine),
+            settings.projections.read_your_writes_timeout,
+        );
         Ok(Service {
             settings,
             db,
             engine,
+            marks,
             keys,
             trail,
             witness,
@@ -529,8 +529,8 @@ impl Service {
         Ok(org)
     }
 
-    /// Runs a command on the caller's own portal and waits until the read
-    /// models show it (up to the configured bound).
+    /// Runs a command on the caller's own portal; reads that must show it
+    /// wait for it ([`crate::consistency`]).
     pub async fn execute(
         &self,
         caller: &Caller,
@@ -786,22 +786,31 @@ impl Service {
         let (Some(last), Some(first)) = (ours.first(), ours.last()) else {
             return Err(ApiError::internal("stored events not found after commit"));
         };
-        let caught_up = self.wait_for_read_models(last.checkpoint).await;
-        Ok(CommandOutcome {
+        let outcome = CommandOutcome {
             portal_id: portal_of(A::TYPE, aggregate_id),
             version: last.sequence,
             position: last.checkpoint.position,
             target: target(first)?,
             replayed: false,
-            caught_up,
-        })
+            checkpoint: last.checkpoint,
+        };
+        self.acknowledge(caller, &outcome);
+        Ok(outcome)
     }
 
-    async fn wait_for_read_models(&self, target: Checkpoint) -> bool {
-        let timeout = self.settings.projections.read_your_writes_timeout;
-        self.engine
-            .wait_for(PORTAL_READ_MODELS, target, timeout)
-            .await
+    /// Notes an acknowledged command for the reads that must show it.
+    fn acknowledge(&self, caller: &Caller, outcome: &CommandOutcome) {
+        use crate::consistency::Reach;
+        let reach = match outcome.portal_id {
+            Some(portal) => Reach::Portal(portal),
+            None => Reach::Organisation(&caller.organisation),
+        };
+        self.marks.acknowledged(
+            &caller.organisation,
+            caller.subject,
+            reach,
+            outcome.checkpoint,
+        );
     }
 
     /// The stored result of the request that first used this key, if any;
@@ -839,14 +848,15 @@ impl Service {
                     .into(),
             ));
         }
-        let caught_up = self.wait_for_read_models(stored.checkpoint).await;
-        Ok(Some(CommandOutcome {
+        let outcome = CommandOutcome {
             portal_id: portal_of(&aggregate_type, &aggregate_id),
             version: stored.sequence,
             position: stored.checkpoint.position,
             target: target(&stored)?,
             replayed: true,
-            caught_up,
-        }))
+            checkpoint: stored.checkpoint,
+        };
+        self.acknowledge(caller, &outcome);
+        Ok(Some(outcome))
     }
 }

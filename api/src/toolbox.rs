@@ -1321,8 +1321,18 @@ impl ExercisePayload {
         self.0.replayed
     }
 
-    /// True when the read models already show this change; false only if the bounded wait ran out.
-    async fn caught_up(&self) -> bool {
-        self.0.caught_up
+    /// True when the read models show this change; false only if the bounded wait for them ran out.
+    /// Selecting it makes the mutation wait for them (`projections.read_your_writes_timeout`).
+    async fn caught_up(&self, ctx: &Context<'_>) -> bool {
+        crate::context::service(ctx)
+            .marks
+            .settle(self.0.checkpoint)
+            .await
+    }
+
+    /// Names this write for later reads: sent back as the `Portal-Consistency` header,
+    /// it makes a request's reads wait until they show this change, from any instance.
+    async fn consistency_token(&self) -> String {
+        crate::consistency::token(self.0.checkpoint)
     }
 }

@@ -114,6 +114,7 @@ pub async fn serve(
         receipts: Arc::new(Receipts::default()),
         over_websocket: true,
         clock: Clock::Wall,
+        read_after: None,
     });
     let data = Arc::new(data);
     if send(&mut socket, json!({ "type": "connection_ack" }))

@@ -236,6 +236,17 @@ impl Engine {
         )
     }
 
+    /// The oldest place any of the projections named stands at: every event
+    /// up to it is shown by all of them.
+    pub fn reached(&self, names: &[&str]) -> Checkpoint {
+        names
+            .iter()
+            .filter_map(|n| self.runner(n))
+            .map(|r| *r.progress.borrow())
+            .min()
+            .unwrap_or_default()
+    }
+
     /// Waits until every projection named has applied `target`, up to `timeout`.
     /// Returns whether they all caught up.
     ///

@@ -585,6 +585,7 @@ async fn play(
                         receipts: Arc::clone(&receipts),
                         over_websocket: false,
                         clock: api::clock::Clock::At(t),
+                        read_after: None,
                     }),
             )
             .await;
