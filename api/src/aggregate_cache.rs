@@ -1,39 +1,196 @@
-//! Folded aggregates kept between commands, so that a write costs the same
-//! on a portal of 10,000 events as on a new one (issue 16).
+//! Folded aggregates kept between commands, and the append that says where
+//! its events landed (issue 16).
 //!
 //! cqrs-es in event-store mode loads and folds every event of an aggregate
-//! for every command. [`Cached`] is an `EventStore` for cqrs-es that keeps
-//! the folded aggregate and its sequence number after each command it
-//! committed, and on the next command reads only the events after that
-//! sequence (the repositories' own `get_last_events`), so events another
-//! instance appended since are folded in. The event store stays the only
-//! truth: the append still fails on the (aggregate, sequence) key if the
-//! aggregate moved on, and a failed commit drops the entry.
+//! for every command, then appends through its repository (a transaction of
+//! one INSERT per event) and cannot say where the events landed. [`Cached`]
+//! is an `EventStore` for cqrs-es that instead:
+//!
+//! - keeps the folded aggregate and its sequence number after each command it
+//!   committed, and decides the next command on it without reading the store;
+//! - appends a command's events in one statement that returns their places
+//!   in the global order ([`observe`] hands them to the caller).
+//!
+//! The event store stays the only truth. A kept aggregate is checked by the
+//! append: another instance that appended since makes the (aggregate,
+//! sequence) key fail, the entry is gone, and [`Appended::from_cache`] tells
+//! the caller to decide again on the stored events. A command refused on a
+//! kept aggregate is decided again on the stored events too, so no refusal
+//! rests on a state another instance has moved past.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, EventStore};
+use projections::Checkpoint;
+use sqlx::Row;
 
 /// Aggregates kept per type; past this the cache starts over.
 pub const CACHED_MAX: usize = 2_000;
 
-/// A cqrs-es event store that keeps folded aggregates between commands.
+/// The pool appends go through, with each store's own statement.
+#[derive(Clone)]
+pub enum AppendPool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// What the command running in this task loaded and appended.
+#[derive(Debug, Default, Clone)]
+pub struct Appended {
+    /// The command was decided on a kept aggregate, not on the stored events.
+    pub from_cache: bool,
+    /// Where the first event landed and its payload (JSON text).
+    pub first: Option<(Checkpoint, String)>,
+    /// Where the last event landed and its sequence number.
+    pub last: Option<(Checkpoint, i64)>,
+}
+
+tokio::task_local! {
+    static APPENDED: RefCell<Appended>;
+}
+
+/// Runs `command` (a cqrs-es `execute`) and returns, beside its result, what
+/// it loaded and where its events landed.
+pub async fn observe<F: Future>(command: F) -> (F::Output, Appended) {
+    APPENDED
+        .scope(RefCell::new(Appended::default()), async move {
+            let output = command.await;
+            (output, APPENDED.with(|a| a.take()))
+        })
+        .await
+}
+
+fn note(change: impl FnOnce(&mut Appended)) {
+    let _ = APPENDED.try_with(|a| change(&mut a.borrow_mut()));
+}
+
+/// One event as the events table takes it.
+struct Row7 {
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+}
+
+fn failed<E: std::error::Error>(error: sqlx::Error) -> AggregateError<E> {
+    if let sqlx::Error::Database(db) = &error {
+        // A unique key: another command took this sequence number first.
+        if matches!(db.code().as_deref(), Some("23505" | "2067" | "1555")) {
+            return AggregateError::AggregateConflict;
+        }
+    }
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+            AggregateError::DatabaseConnectionError(Box::new(error))
+        }
+        other => AggregateError::UnexpectedError(Box::new(other)),
+    }
+}
+
+impl AppendPool {
+    /// Appends `rows` in one statement; returns each one's place, in order.
+    async fn append<E: std::error::Error>(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        rows: &[Row7],
+    ) -> Result<Vec<Checkpoint>, AggregateError<E>> {
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let n = i * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                )
+            })
+            .collect();
+        let head = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                    event_version, payload, metadata) VALUES ";
+        macro_rules! bound {
+            ($sql:expr) => {{
+                let mut query = sqlx::query($sql);
+                for row in rows {
+                    query = query
+                        .bind(aggregate_type)
+                        .bind(aggregate_id)
+                        .bind(row.sequence)
+                        .bind(&row.event_type)
+                        .bind(&row.event_version)
+                        .bind(&row.payload)
+                        .bind(&row.metadata);
+                }
+                query
+            }};
+        }
+        let mut placed = match self {
+            AppendPool::Postgres(pool) => {
+                let sql = format!(
+                    "{head}{} RETURNING position, tx_id::text::bigint AS tx_id",
+                    values.join(", ")
+                );
+                bound!(&sql)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(failed)?
+                    .iter()
+                    .map(|r| {
+                        Ok(Checkpoint {
+                            tx_id: r.try_get("tx_id")?,
+                            position: r.try_get("position")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(failed)?
+            }
+            AppendPool::Sqlite(pool) => {
+                let sql = format!("{head}{} RETURNING position", values.join(", "));
+                bound!(&sql)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(failed)?
+                    .iter()
+                    .map(|r| {
+                        Ok(Checkpoint {
+                            tx_id: 0,
+                            position: r.try_get("position")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(failed)?
+            }
+        };
+        // One transaction's rows: their positions follow the rows' order.
+        placed.sort();
+        Ok(placed)
+    }
+}
+
+/// A cqrs-es event store that keeps folded aggregates between commands and
+/// appends in one statement.
 pub struct Cached<R: PersistedEventRepository, A: Aggregate> {
     store: PersistedEventStore<R, A>,
-    /// A second handle on the same database, for the tail reads.
-    tail: R,
+    pool: AppendPool,
     folded: Mutex<HashMap<String, (A, usize)>>,
 }
 
 impl<R: PersistedEventRepository, A: Aggregate> Cached<R, A> {
-    /// Event-store mode over `repo`, reading tails through `tail` (a
-    /// repository on the same pool).
-    pub fn new(repo: R, tail: R) -> Self {
+    /// Event-store mode over `repo` (for loading), appending through `pool`
+    /// (the same database).
+    pub fn new(repo: R, pool: AppendPool) -> Self {
         Cached {
             store: PersistedEventStore::new_event_store(repo),
-            tail,
+            pool,
             folded: Mutex::new(HashMap::new()),
         }
     }
@@ -72,18 +229,11 @@ where
     ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
         // Taken out while the command runs: two commands on one aggregate at
         // once, the second folds from the store (and one of them conflicts).
-        let Some((mut aggregate, mut sequence)) = self.take(aggregate_id) else {
+        let Some((aggregate, sequence)) = self.take(aggregate_id) else {
+            note(|a| a.from_cache = false);
             return self.store.load_aggregate(aggregate_id).await;
         };
-        let newer = self
-            .tail
-            .get_last_events::<A>(aggregate_id, sequence)
-            .await?;
-        for serialized in newer {
-            let envelope: EventEnvelope<A> = serialized.try_into()?;
-            sequence = envelope.sequence;
-            aggregate.apply(envelope.payload);
-        }
+        note(|a| a.from_cache = true);
         Ok(EventStoreAggregateContext {
             aggregate_id: aggregate_id.to_string(),
             aggregate,
@@ -98,15 +248,51 @@ where
         context: EventStoreAggregateContext<A>,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let id = context.aggregate_id.clone();
+        let id = context.aggregate_id;
         // cqrs-es 0.5 applies each event to the aggregate as the command
         // writes it (`EventSink::write`): the context already holds the state
         // after `events`, the one the next command starts from.
-        let (next, sequence) = (context.aggregate.clone(), context.current_sequence);
-        let added = events.len();
-        let committed = self.store.commit(events, context, metadata).await?;
-        // (A failed commit returned above, and the entry stays out.)
-        self.keep(&id, next, sequence + added);
-        Ok(committed)
+        let (next, sequence) = (context.aggregate, context.current_sequence);
+        let envelopes: Vec<EventEnvelope<A>> = events
+            .into_iter()
+            .zip(sequence + 1..)
+            .map(|(payload, sequence)| EventEnvelope {
+                aggregate_id: id.clone(),
+                sequence,
+                payload,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        if envelopes.is_empty() {
+            self.keep(&id, next, sequence);
+            return Ok(envelopes);
+        }
+        let metadata = serde_json::to_value(&metadata)?;
+        let rows = envelopes
+            .iter()
+            .map(|e| {
+                Ok(Row7 {
+                    sequence: e.sequence as i64,
+                    event_type: e.payload.event_type(),
+                    event_version: e.payload.event_version(),
+                    payload: serde_json::to_value(&e.payload)?,
+                    metadata: metadata.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        // (A failed append returns here, and the entry stays out.)
+        let placed = self.pool.append(A::TYPE, &id, &rows).await?;
+        if let (Some(first), Some(last), Some(row)) = (placed.first(), placed.last(), rows.first())
+        {
+            let (first, last) = (*first, *last);
+            let payload = row.payload.to_string();
+            let last_sequence = sequence as i64 + envelopes.len() as i64;
+            note(|a| {
+                a.first = Some((first, payload));
+                a.last = Some((last, last_sequence));
+            });
+        }
+        self.keep(&id, next, sequence + envelopes.len());
+        Ok(envelopes)
     }
 }

@@ -25,6 +25,7 @@ use sqlx::ConnectOptions;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::aggregate_cache::AppendPool;
 use crate::auth::{Caller, TokenKeys};
 use crate::error::{classify, ApiError, StoreFailure};
 use crate::metrics::Metrics;
@@ -118,13 +119,20 @@ pub enum Target {
 }
 
 /// What the first event of a command changed or created, whatever its
-/// aggregate.
-fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError> {
+/// aggregate: from the aggregate's type and id and the event's payload.
+fn target(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    payload: &str,
+) -> Result<Option<Target>, ApiError> {
     use crate::ids::NodeId;
-    let id = Uuid::parse_str(&stored.aggregate_id).ok();
+    let id = Uuid::parse_str(aggregate_id).ok();
+    fn decode<E: serde::de::DeserializeOwned>(payload: &str) -> Result<E, ApiError> {
+        serde_json::from_str(payload).map_err(|e| ApiError::internal(format!("event payload: {e}")))
+    }
     let node = |node: NodeId| Some(Target::Node(node));
-    Ok(match stored.aggregate_type.as_str() {
-        catalogue::AGGREGATE_TYPE => match stored.decode::<CatalogueEvent>()? {
+    Ok(match aggregate_type {
+        catalogue::AGGREGATE_TYPE => match decode::<CatalogueEvent>(payload)? {
             CatalogueEvent::ExerciseAdded { key, .. } => Some(Target::Exercise(key)),
         },
         care::RELATIONSHIP_TYPE => {
@@ -132,7 +140,7 @@ fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError>
         }
         care::PROVIDER_TYPE => id.and_then(|provider| node(NodeId::ProviderProfile { provider })),
         AGREEMENT_TYPE => id.and_then(|relationship| node(NodeId::Agreement { relationship })),
-        CONVERSATION_TYPE => match (id, stored.decode::<ConversationEvent>()?) {
+        CONVERSATION_TYPE => match (id, decode::<ConversationEvent>(payload)?) {
             (Some(conversation), ConversationEvent::MessagePosted { message_id, .. }) => {
                 node(NodeId::Message {
                     conversation,
@@ -143,7 +151,7 @@ fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError>
             (None, _) => None,
         },
         STUDY_TYPE => id.and_then(|study| node(NodeId::Study { study })),
-        domain::study::ENROLMENT_TYPE => match stored.decode::<domain::study::EnrolmentEvent>()? {
+        domain::study::ENROLMENT_TYPE => match decode::<domain::study::EnrolmentEvent>(payload)? {
             domain::study::EnrolmentEvent::Enrolled { study_id, .. }
             | domain::study::EnrolmentEvent::Withdrew { study_id, .. } => {
                 node(NodeId::Study { study: study_id })
@@ -151,7 +159,7 @@ fn target(stored: &projections::StoredEvent) -> Result<Option<Target>, ApiError>
         },
         _ => {
             let Some(portal) = id else { return Ok(None) };
-            match stored.decode::<PortalEvent>()? {
+            match decode::<PortalEvent>(payload)? {
                 PortalEvent::PortalOpened { .. }
                 | PortalEvent::LifeDomainAdded { .. }
                 | PortalEvent::StatusRated { .. } => node(NodeId::ControlPanel { portal }),
@@ -286,14 +294,31 @@ pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
 
 /// cqrs-es with events as the only source of truth: no snapshots (0.5.0's apply
 /// events twice) and no inline queries (the projection engine feeds read models);
-/// folded aggregates are kept between commands (`crate::aggregate_cache`),
-/// reading their newer events through `tail`.
-fn event_store_mode<A, R>(repo: R, tail: R) -> Framework<A, R>
+/// folded aggregates are kept between commands and appends say where their
+/// events landed (`crate::aggregate_cache`).
+fn event_store_mode<A, R>(repo: R, pool: AppendPool) -> Framework<A, R>
 where
     A: Aggregate<Services = ()> + Clone,
     R: cqrs_es::persist::PersistedEventRepository,
 {
-    CqrsFramework::new(crate::aggregate_cache::Cached::new(repo, tail), vec![], ())
+    CqrsFramework::new(crate::aggregate_cache::Cached::new(repo, pool), vec![], ())
+}
+
+/// The event stores of every aggregate type on one store: `$variant` of
+/// [`EventStore`], a repository made by `$repo`, appends through `$pool`.
+macro_rules! stores {
+    ($variant:ident, $repo:expr, $pool:expr) => {
+        Stores {
+            portals: EventStore::$variant(event_store_mode($repo, $pool)),
+            catalogues: EventStore::$variant(event_store_mode($repo, $pool)),
+            providers: EventStore::$variant(event_store_mode($repo, $pool)),
+            relationships: EventStore::$variant(event_store_mode($repo, $pool)),
+            agreements: EventStore::$variant(event_store_mode($repo, $pool)),
+            conversations: EventStore::$variant(event_store_mode($repo, $pool)),
+            studies: EventStore::$variant(event_store_mode($repo, $pool)),
+            enrolments: EventStore::$variant(event_store_mode($repo, $pool)),
+        }
+    };
 }
 
 async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
@@ -312,40 +337,11 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 &crate::durability::unsafe_settings(Backend::Postgres, &values),
                 settings.store.allow_unsafe_commits,
             )?;
-            Ok(Stores {
-                portals: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                catalogues: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                providers: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                relationships: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                agreements: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                conversations: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                studies: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                enrolments: EventStore::Postgres(event_store_mode(
-                    PostgresEventRepository::new(pool.clone()),
-                    PostgresEventRepository::new(pool),
-                )),
-            })
+            Ok(stores!(
+                Postgres,
+                PostgresEventRepository::new(pool.clone()),
+                AppendPool::Postgres(pool.clone())
+            ))
         }
         Backend::Sqlite => {
             let options = SqliteConnectOptions::from_str(url)?
@@ -369,40 +365,11 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 &crate::durability::unsafe_settings(Backend::Sqlite, &values),
                 settings.store.allow_unsafe_commits,
             )?;
-            Ok(Stores {
-                portals: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                catalogues: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                providers: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                relationships: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                agreements: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                conversations: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                studies: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                enrolments: EventStore::Sqlite(event_store_mode(
-                    SqliteEventRepository::new(pool.clone()),
-                    SqliteEventRepository::new(pool),
-                )),
-            })
+            Ok(stores!(
+                Sqlite,
+                SqliteEventRepository::new(pool.clone()),
+                AppendPool::Sqlite(pool.clone())
+            ))
         }
     }
 }
@@ -733,14 +700,28 @@ impl Service {
         // state, a bounded number of times, so that two writes of one person
         // to different items both succeed; CONFLICT only if it keeps losing.
         let mut attempt = 0;
-        loop {
-            let Err(error) = store
-                .execute(aggregate_id, command.clone(), metadata.clone())
-                .await
-            else {
-                break;
-            };
+        let mut decided_on_stored = false;
+        let appended = loop {
+            let (result, appended) = crate::aggregate_cache::observe(store.execute(
+                aggregate_id,
+                command.clone(),
+                metadata.clone(),
+            ))
+            .await;
+            let Err(error) = result else { break appended };
             let failure = classify(error);
+            // Decided on a kept aggregate: a conflict says another instance
+            // appended since, and a refusal may rest on what it changed.
+            // Decided again on the stored events (the entry is gone), once,
+            // outside the budget of retries.
+            if appended.from_cache
+                && !decided_on_stored
+                && matches!(failure, StoreFailure::Conflict | StoreFailure::Rule(_))
+            {
+                decided_on_stored = true;
+                self.metrics.command("decided_again_on_stored_events");
+                continue;
+            }
             // A copy of this request with the same key may have won the race:
             // then its result is ours.
             if matches!(failure, StoreFailure::Conflict | StoreFailure::KeyReused) {
@@ -753,7 +734,7 @@ impl Service {
             // Decided again, the command may be refused because a copy of
             // this very request (same key) committed meanwhile: then its
             // result is ours, not the refusal.
-            if attempt > 0 && matches!(failure, StoreFailure::Rule(_)) {
+            if (attempt > 0 || decided_on_stored) && matches!(failure, StoreFailure::Rule(_)) {
                 if let Some(key) = &idempotency_key {
                     if let Some(outcome) = self.replay(caller, key).await? {
                         return Ok(outcome);
@@ -774,25 +755,21 @@ impl Service {
                 }
                 StoreFailure::Other(detail) => return Err(ApiError::internal(detail)),
             }
-        }
+        };
         self.engine.wake();
         self.live.wake();
-        // Our events are the newest of this aggregate carrying our command id.
-        let tail = stream::read_aggregate_tail(&self.db, A::TYPE, aggregate_id, 16).await?;
-        let ours: Vec<_> = tail
-            .into_iter()
-            .filter(|e| e.metadata.command_id == command_id)
-            .collect();
-        let (Some(last), Some(first)) = (ours.first(), ours.last()) else {
-            return Err(ApiError::internal("stored events not found after commit"));
+        // The append said where the command's events landed.
+        let (Some((_, first_payload)), Some((last, version))) = (appended.first, appended.last)
+        else {
+            return Err(ApiError::internal("the command appended no event"));
         };
         let outcome = CommandOutcome {
             portal_id: portal_of(A::TYPE, aggregate_id),
-            version: last.sequence,
-            position: last.checkpoint.position,
-            target: target(first)?,
+            version,
+            position: last.position,
+            target: target(A::TYPE, aggregate_id, &first_payload)?,
             replayed: false,
-            checkpoint: last.checkpoint,
+            checkpoint: last,
         };
         self.acknowledge(caller, &outcome);
         Ok(outcome)
@@ -852,7 +829,11 @@ impl Service {
             portal_id: portal_of(&aggregate_type, &aggregate_id),
             version: stored.sequence,
             position: stored.checkpoint.position,
-            target: target(&stored)?,
+            target: target(
+                &stored.aggregate_type,
+                &stored.aggregate_id,
+                &stored.payload,
+            )?,
             replayed: true,
             checkpoint: stored.checkpoint,
         };

@@ -1,7 +1,9 @@
 //! Folded aggregates kept between commands (`api::aggregate_cache`) stay
-//! true when another instance writes to the same aggregate: each command
-//! folds the events appended since, so a goal set through one instance can
-//! be achieved through the other, whose kept portal predates it.
+//! true when another instance writes to the same aggregate: a command
+//! decided on a kept aggregate that conflicts at the append, or is refused,
+//! is decided again on the stored events, so a goal set through one instance
+//! can be achieved through the other, whose kept portal predates it, and a
+//! rating through the first lands after the other's writes.
 #![allow(clippy::unwrap_used)]
 
 use portal_tests::*;

@@ -24,6 +24,8 @@ async fn health_readiness_and_metrics_answer(store: Store) {
             json!({}),
         )
         .await;
+    // Writes do not wait for the projections; the metrics read below do.
+    wait_caught_up(&server).await;
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{}{path}", server.base)).send();
     assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok");
