@@ -13,12 +13,73 @@ def fmt(values, digits=0):
     return f"{med:,.{digits}f} ({values[0]:,.{digits}f}-{values[-1]:,.{digits}f})"
 
 
+def spread(values, digits=2):
+    values = sorted(values)
+    return f"{statistics.median(values):.{digits}f} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
+
+
+def paired(a, b):
+    """Per-run ratios a/b of two lists measured in the same runs, in order."""
+    return [x / y for x, y in zip(a, b) if y]
+
+
+def verdict(ok):
+    return "yes" if ok else "**no**"
+
+
+wrk = [r for r in rows if r["kind"] == "wrk"]
+if wrk:
+    def runs(system, op, c, key="ok_per_s"):
+        return [r["run"][key] for r in wrk if r["system"] == system and r["op"] == op and r["clients"] == c]
+
+    failed = sum(r["run"]["failed"] + r["run"]["socket_errors"] for r in wrk)
+    print(f"Targets of issue 16. `wrk` drives every system alike (one thread per connection, each")
+    print(f"connection its own person or account; {secs} s runs, {reps} repetitions alternated between")
+    print(f"systems); each cell: median (min-max); ratios are taken per repetition. Failed responses")
+    print(f"in all wrk runs: {failed}.\n")
+    print("| target | measure | reference | Portal | ratio | reached |")
+    print("|---|---|---|---|---|---|")
+    for c in sorted({r["clients"] for r in wrk}):
+        stock, pg = runs("stock", "write", c), runs("postgres", "write", c)
+        if stock and pg:
+            ratios = paired(pg, stock)
+            print(f"| PostgreSQL writes ≥ 1.5 × stock | mutations/s, {c} conn. | stock cqrs-es {fmt(stock)} | "
+                  f"{fmt(pg)} | {spread(ratios)} | {verdict(statistics.median(ratios) >= 1.5)} |")
+    p50 = runs("postgres", "write", 1, "p50_ms")
+    if p50:
+        ref = runs("stock", "write", 1, "p50_ms")
+        print(f"| write p50 ≤ 2 ms | PostgreSQL, 1 conn., ms | stock {fmt(ref, 2)} | {fmt(p50, 2)} | "
+              f"{spread(paired(p50, ref))} | {verdict(statistics.median(p50) <= 2)} |")
+    lite = runs("sqlite", "write", 8)
+    if lite:
+        print(f"| SQLite ≥ 1,000 writes/s at 8 | mutations/s, 8 conn. | | {fmt(lite)} | | "
+              f"{verdict(statistics.median(lite) >= 1000)} |")
+    for store in ("postgres", "sqlite"):
+        for c in sorted({r["clients"] for r in wrk}):
+            panel, me = runs(store, "panel", c), runs(store, "me", c)
+            if panel and me:
+                ratios = paired(panel, me)
+                print(f"| controlPanel ≥ 0.5 × `me` | {store} reads/s, {c} conn. | `me` {fmt(me)}; stock GET "
+                      f"{fmt(runs('stock', 'read', c))} | {fmt(panel)} | {spread(ratios)} | "
+                      f"{verdict(statistics.median(ratios) >= 0.5)} |")
+    for store in ("postgres", "sqlite"):
+        grown, fresh = runs(store, "write_10k", 1), runs(store, "write", 1)
+        if grown and fresh:
+            events = min(r["events"] for r in wrk if r["system"] == store and r["op"] == "write_10k")
+            ratios = paired(grown, fresh)
+            print(f"| write at 10,000 events ≥ 0.9 × fresh | {store} mutations/s, 1 conn. ({events:,}+ events) | "
+                  f"fresh {fmt(fresh)} | {fmt(grown)} | {spread(ratios)} | {verdict(statistics.median(ratios) >= 0.9)} |")
+    print()
+
 print(f"Each cell: median of {reps} runs of {secs} s (min-max).\n")
 print("| measure | clients | PostgreSQL | SQLite | pgbench insert TPS (reference) | PostgreSQL / pgbench |")
 print("|---|---|---|---|---|---|")
 clients = sorted({r["clients"] for r in rows if r["kind"] == "pgbench"})
 for c in clients:
     ref = [r["value"] for r in rows if r["kind"] == "pgbench" and r["clients"] == c]
+    if not any(r["kind"] == "mutations" for r in rows):
+        print(f"| pgbench insert TPS | {c} | | | {fmt(ref)} | |")
+        continue
     cell = {}
     for store in ("postgres", "sqlite"):
         cell[store] = [r["run"]["mutations_per_s"] for r in rows
@@ -26,7 +87,7 @@ for c in clients:
     ratios = sorted(p / statistics.median(ref) for p in cell["postgres"])
     print(f"| GraphQL mutations/s | {c} | {fmt(cell['postgres'])} | {fmt(cell['sqlite'])} | {fmt(ref)} | "
           f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
-for c in clients:
+for c in clients if any(r["kind"] == "mutations" for r in rows) else ():
     cell = {}
     for store in ("postgres", "sqlite"):
         cell[store] = [r["run"]["mutation_p99_ms"] for r in rows
