@@ -328,6 +328,8 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(settings.store.max_connections)
+                // No ping per acquire (see `projections::Db::connect`).
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
@@ -357,6 +359,7 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.store.max_connections)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;

@@ -78,6 +78,10 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a round
+            // trip per query (issue 16's profile). A connection that died is
+            // found by the query itself and dropped; `max_lifetime` renews them.
+            .test_before_acquire(false)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     relax_durability(conn).await?;
