@@ -388,10 +388,8 @@ impl CoreQuery {
         let portal_id = portal_id.unwrap_or(caller.subject);
         let reader = authorize_read(ctx, portal_id, Section::Core).await?;
         let portal = reader.portal;
-        let (domain_rows, goal_rows) = tokio::try_join!(
-            panel::domains(&svc.engine, &svc.db, &portal),
-            panel::active_goals(&svc.engine, &svc.db, &portal)
-        )?;
+        let now = panel::now(&svc.engine, &svc.db, &portal).await?;
+        let (domain_rows, goal_rows) = (now.domains.clone(), now.goals.clone());
         let mut goals: Vec<Goal> = goal_rows
             .into_iter()
             .map(|g| Goal::new(portal_id, g))

@@ -95,6 +95,8 @@ struct Runner {
     slot: RwLock<String>,
     progress: watch::Sender<Checkpoint>,
     wake: Notify,
+    /// What this runner's batches changed, for the rows readers keep.
+    changes: crate::read::cache::Changes,
 }
 
 /// Runs every projection and answers where each one stands.
@@ -102,6 +104,8 @@ pub struct Engine {
     db: Db,
     config: EngineConfig,
     runners: Vec<Arc<Runner>>,
+    /// Read-model rows kept between reads (`read::cache`).
+    pub(crate) kept: crate::read::Kept,
 }
 
 fn now() -> String {
@@ -141,6 +145,7 @@ impl Engine {
                 slot: RwLock::new(slot),
                 progress,
                 wake: Notify::new(),
+                changes: Default::default(),
             });
             runners.push(runner);
             if version != runners[runners.len() - 1].projection.version() {
@@ -151,6 +156,7 @@ impl Engine {
             db,
             config,
             runners,
+            kept: Default::default(),
         };
         for runner in &engine.runners {
             let (_, version) = active_slot(&engine.db, runner.projection.name()).await?;
@@ -313,13 +319,18 @@ impl Engine {
             )
             .await
         {
-            Ok(Some(next)) => {
+            Ok(Some((next, touched))) => {
+                // Kept rows learn of the change before anyone waiting for
+                // this checkpoint does.
+                runner.changes.touched(touched.iter().map(String::as_str));
                 runner.progress.send_replace(next);
                 Ok(1)
             }
             Ok(None) => Ok(0),
             Err(DbError::CheckpointMoved(_)) => {
                 let (moved, _) = load_checkpoint(&self.db, name, &slot).await?;
+                // Another process applied what this one did not see.
+                runner.changes.unknown();
                 runner.progress.send_replace(moved);
                 Ok(1)
             }
@@ -335,6 +346,7 @@ impl Engine {
         if let Ok(mut slot) = runner.slot.write() {
             *slot = active.clone();
         }
+        runner.changes.unknown();
         runner.progress.send_replace(checkpoint);
         tracing::info!(projection = name, slot = %active, "now serving from slot");
         Ok(())
@@ -366,21 +378,29 @@ impl Engine {
     }
 
     /// Reads one batch after `after` and applies it with the checkpoint in one
-    /// transaction. Returns the new checkpoint, or `None` when there was nothing.
+    /// transaction. Returns the new checkpoint and the aggregates the batch
+    /// touched, or `None` when there was nothing.
     async fn apply_batch(
         &self,
         projection: &dyn Projection,
         slot: &str,
         after: Checkpoint,
         limit: i64,
-    ) -> Result<Option<Checkpoint>, DbError> {
+    ) -> Result<Option<(Checkpoint, Vec<String>)>, DbError> {
         let events = stream::read_batch(&self.db, after, limit).await?;
         if events.is_empty() {
             return Ok(None);
         }
-        self.apply_events(projection, slot, after, &events)
-            .await
-            .map(Some)
+        let next = self.apply_events(projection, slot, after, &events).await?;
+        let mut touched: Vec<String> = events.into_iter().map(|e| e.aggregate_id).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        Ok(Some((next, touched)))
+    }
+
+    /// What the runner of projection `name` changed, for rows kept from it.
+    pub fn changes(&self, name: &str) -> Option<&crate::read::cache::Changes> {
+        self.runner(name).map(|r| &r.changes)
     }
 
     /// Applies `events` (read after `after`) with the checkpoint in one

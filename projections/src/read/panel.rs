@@ -75,6 +75,39 @@ pub struct SummaryRow {
     pub last_changed_at: Option<DateTime<Utc>>,
 }
 
+/// A portal's control panel as it is now: its life domains and active goals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelNow {
+    pub domains: Vec<DomainRow>,
+    pub goals: Vec<GoalRow>,
+}
+
+/// The control panel of `portal` now, kept between reads while the
+/// projection has not changed the portal since (`read::cache`).
+pub async fn now(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+) -> Result<std::sync::Arc<PanelNow>, DbError> {
+    let changes = engine.changes(control_panel::NAME);
+    if let Some(kept) = changes.and_then(|c| engine.kept.panels.get(c, &portal.id())) {
+        return Ok(kept);
+    }
+    let stamp = changes.map(|c| c.stamp());
+    let (domains, goals) = tokio::try_join!(
+        domains(engine, db, portal),
+        active_goals(engine, db, portal)
+    )?;
+    let now = std::sync::Arc::new(PanelNow { domains, goals });
+    if let Some(stamp) = stamp {
+        engine
+            .kept
+            .panels
+            .keep(portal.id(), stamp, std::sync::Arc::clone(&now));
+    }
+    Ok(now)
+}
+
 const GOAL_SELECT: &str = "goal_id, domain_key, title, description, state, set_at, updated_at, closed_at, planned, done, dropped";
 const ACTIVITY_SELECT: &str = "activity_id, goal_id, title, state, planned_at, updated_at";
 

@@ -65,6 +65,35 @@ pub async fn locate(
     scope: Scope<'_>,
     id: Uuid,
 ) -> Result<Located, DbError> {
+    let changes = engine.changes(control_panel::NAME);
+    let kept = changes.and_then(|c| engine.kept.portals.get(c, &id));
+    let portal = match kept {
+        Some(portal) => portal,
+        None => {
+            let stamp = changes.map(|c| c.stamp());
+            let Some(portal) = read_portal(engine, db, id).await? else {
+                return Ok(Located::Nowhere);
+            };
+            let portal = std::sync::Arc::new(portal);
+            if let Some(stamp) = stamp {
+                engine
+                    .kept
+                    .portals
+                    .keep(id, stamp, std::sync::Arc::clone(&portal));
+            }
+            portal
+        }
+    };
+    if portal.organisation != scope.organisation {
+        return Ok(Located::Elsewhere {
+            organisation: portal.organisation.clone(),
+        });
+    }
+    Ok(Located::Here(Portal::clone(&portal)))
+}
+
+/// The portal's row, whatever its organisation.
+async fn read_portal(engine: &Engine, db: &Db, id: Uuid) -> Result<Option<Portal>, DbError> {
     let table = engine.table(control_panel::NAME, "cp_portals");
     let row = sqlx::query(&format!(
         "SELECT organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
@@ -73,15 +102,11 @@ pub async fn locate(
     .fetch_optional(&db.pool)
     .await?;
     let Some(row) = row else {
-        return Ok(Located::Nowhere);
+        return Ok(None);
     };
-    let organisation = text(&row, &table, "organisation")?;
-    if organisation != scope.organisation {
-        return Ok(Located::Elsewhere { organisation });
-    }
-    Ok(Located::Here(Portal {
+    Ok(Some(Portal {
         id,
-        organisation,
+        organisation: text(&row, &table, "organisation")?,
         opened_at: time(&row, &table, "opened_at")?,
         updated_at: time(&row, &table, "updated_at")?,
         version: super::int(&row, &table, "version")?,
