@@ -96,7 +96,7 @@ struct Runner {
     progress: watch::Sender<Checkpoint>,
     wake: Notify,
     /// What this runner's batches changed, for the rows readers keep.
-    changes: crate::read::cache::Changes,
+    changes: crate::cache::Changes,
 }
 
 /// Runs every projection and answers where each one stands.
@@ -104,8 +104,8 @@ pub struct Engine {
     db: Db,
     config: EngineConfig,
     runners: Vec<Arc<Runner>>,
-    /// Read-model rows kept between reads (`read::cache`).
-    pub(crate) kept: crate::read::Kept,
+    /// Read-model rows kept between reads (`cache`).
+    pub(crate) kept: crate::cache::Shelf,
 }
 
 fn now() -> String {
@@ -399,7 +399,7 @@ impl Engine {
     }
 
     /// What the runner of projection `name` changed, for rows kept from it.
-    pub fn changes(&self, name: &str) -> Option<&crate::read::cache::Changes> {
+    pub fn changes(&self, name: &str) -> Option<&crate::cache::Changes> {
         self.runner(name).map(|r| &r.changes)
     }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod cache;
 pub mod care;
 pub mod control_panel;
 pub mod db;

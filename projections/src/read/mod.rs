@@ -4,7 +4,6 @@
 //! through a [`portal::Portal`], which only [`portal::locate`] makes, within
 //! a scope.
 
-pub mod cache;
 pub mod care;
 pub mod caseload;
 pub mod history;
@@ -19,16 +18,6 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::db::DbError;
-
-/// The rows kept between reads, each checked against its projection's
-/// record of changes (`cache`).
-#[derive(Default)]
-pub(crate) struct Kept {
-    /// Located portals (any organisation's: the scope is applied per read).
-    pub portals: cache::Kept<Uuid, portal::Portal>,
-    /// Control panels as they are now.
-    pub panels: cache::Kept<Uuid, panel::PanelNow>,
-}
 
 /// Within which organisation a reader reads: required by every reader.
 #[derive(Debug, Clone, Copy)]

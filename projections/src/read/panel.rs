@@ -83,14 +83,14 @@ pub struct PanelNow {
 }
 
 /// The control panel of `portal` now, kept between reads while the
-/// projection has not changed the portal since (`read::cache`).
+/// projection has not changed the portal since (`crate::cache`).
 pub async fn now(
     engine: &Engine,
     db: &Db,
     portal: &Portal,
 ) -> Result<std::sync::Arc<PanelNow>, DbError> {
     let changes = engine.changes(control_panel::NAME);
-    if let Some(kept) = changes.and_then(|c| engine.kept.panels.get(c, &portal.id())) {
+    if let Some(kept) = changes.and_then(|c| engine.kept.get::<PanelNow>(c, portal.id())) {
         return Ok(kept);
     }
     let stamp = changes.map(|c| c.stamp());
@@ -102,7 +102,6 @@ pub async fn now(
     if let Some(stamp) = stamp {
         engine
             .kept
-            .panels
             .keep(portal.id(), stamp, std::sync::Arc::clone(&now));
     }
     Ok(now)

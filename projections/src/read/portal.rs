@@ -66,7 +66,7 @@ pub async fn locate(
     id: Uuid,
 ) -> Result<Located, DbError> {
     let changes = engine.changes(control_panel::NAME);
-    let kept = changes.and_then(|c| engine.kept.portals.get(c, &id));
+    let kept = changes.and_then(|c| engine.kept.get::<Portal>(c, id));
     let portal = match kept {
         Some(portal) => portal,
         None => {
@@ -76,10 +76,7 @@ pub async fn locate(
             };
             let portal = std::sync::Arc::new(portal);
             if let Some(stamp) = stamp {
-                engine
-                    .kept
-                    .portals
-                    .keep(id, stamp, std::sync::Arc::clone(&portal));
+                engine.kept.keep(id, stamp, std::sync::Arc::clone(&portal));
             }
             portal
         }

@@ -10,17 +10,19 @@
 //! row is never older than what the database showed when the runner last
 //! reported progress, which is what the reads wait for.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use uuid::Uuid;
 
 /// Aggregates whose last change is remembered before the record starts over
 /// (and moves the epoch).
 const TOUCHED_MAX: usize = 100_000;
 
-/// Rows kept per cache before it starts over.
-pub const KEPT_MAX: usize = 10_000;
+/// Rows kept on a shelf before it starts over.
+pub const KEPT_MAX: usize = 20_000;
 
 /// When a read began, in a runner's record of changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,36 +84,38 @@ impl Changes {
     }
 }
 
-/// Rows read from one projection, kept by key while the projection's
-/// record of changes says they are unchanged.
-pub struct Kept<K, V> {
-    rows: Mutex<HashMap<K, (Stamp, Arc<V>)>>,
+/// Rows read from the projections, of any type, kept by (type, aggregate id)
+/// while the projection's record of changes says they are unchanged.
+#[derive(Default)]
+pub struct Shelf {
+    rows: Mutex<HashMap<(TypeId, Uuid), Entry>>,
 }
 
-impl<K, V> Default for Kept<K, V> {
-    fn default() -> Self {
-        Kept {
-            rows: Mutex::new(HashMap::new()),
+type Entry = (Stamp, Arc<dyn Any + Send + Sync>);
+
+impl Shelf {
+    /// The kept `V` of aggregate `id`, if nothing changed it since.
+    pub fn get<V: Any + Send + Sync>(&self, changes: &Changes, id: Uuid) -> Option<Arc<V>> {
+        let (stamp, rows) = self
+            .rows
+            .lock()
+            .ok()?
+            .get(&(TypeId::of::<V>(), id))
+            .cloned()?;
+        if !changes.unchanged_since(&id.to_string(), stamp) {
+            return None;
         }
-    }
-}
-
-impl<K: Hash + Eq + Clone + ToString, V> Kept<K, V> {
-    /// The kept rows of `key`, if nothing changed its aggregate since.
-    pub fn get(&self, changes: &Changes, key: &K) -> Option<Arc<V>> {
-        let (stamp, rows) = self.rows.lock().ok()?.get(key).cloned()?;
-        changes
-            .unchanged_since(&key.to_string(), stamp)
-            .then_some(rows)
+        rows.downcast::<V>().ok()
     }
 
-    /// Keeps `rows` of `key`, read from the database after `stamp` was taken.
-    pub fn keep(&self, key: K, stamp: Stamp, rows: Arc<V>) {
+    /// Keeps `rows` of aggregate `id`, read from the database after `stamp`
+    /// was taken.
+    pub fn keep<V: Any + Send + Sync>(&self, id: Uuid, stamp: Stamp, rows: Arc<V>) {
         if let Ok(mut kept) = self.rows.lock() {
             if kept.len() >= KEPT_MAX {
                 kept.clear();
             }
-            kept.insert(key, (stamp, rows));
+            kept.insert((TypeId::of::<V>(), id), (stamp, rows));
         }
     }
 }
@@ -120,47 +124,56 @@ impl<K: Hash + Eq + Clone + ToString, V> Kept<K, V> {
 mod tests {
     use super::*;
 
+    fn ids() -> (Uuid, String, String) {
+        let p = Uuid::from_u128(1);
+        (p, p.to_string(), Uuid::from_u128(2).to_string())
+    }
+
     #[test]
     fn a_row_read_before_a_change_is_not_served_after_it() {
+        let (p, p_id, q_id) = ids();
         let changes = Changes::default();
-        let kept: Kept<String, i32> = Kept::default();
-        let before = changes.stamp();
-        kept.keep("p".into(), before, Arc::new(1));
-        assert_eq!(kept.get(&changes, &"p".into()).as_deref(), Some(&1));
+        let shelf = Shelf::default();
+        shelf.keep(p, changes.stamp(), Arc::new(1i32));
+        assert_eq!(shelf.get::<i32>(&changes, p).as_deref(), Some(&1));
+        // Another type under the same id is another row.
+        assert_eq!(shelf.get::<u8>(&changes, p), None);
         // Another aggregate's change leaves it.
-        changes.touched(["q"].into_iter());
-        assert_eq!(kept.get(&changes, &"p".into()).as_deref(), Some(&1));
+        changes.touched([q_id.as_str()].into_iter());
+        assert_eq!(shelf.get::<i32>(&changes, p).as_deref(), Some(&1));
         // Its own change does not.
-        changes.touched(["p"].into_iter());
-        assert_eq!(kept.get(&changes, &"p".into()), None);
+        changes.touched([p_id.as_str()].into_iter());
+        assert_eq!(shelf.get::<i32>(&changes, p), None);
         // Read again after the change: kept again.
-        kept.keep("p".into(), changes.stamp(), Arc::new(2));
-        assert_eq!(kept.get(&changes, &"p".into()).as_deref(), Some(&2));
+        shelf.keep(p, changes.stamp(), Arc::new(2i32));
+        assert_eq!(shelf.get::<i32>(&changes, p).as_deref(), Some(&2));
         // A read that began before a change it may have missed is not kept.
         let racing = changes.stamp();
-        changes.touched(["p"].into_iter());
-        kept.keep("p".into(), racing, Arc::new(3));
-        assert_eq!(kept.get(&changes, &"p".into()), None);
+        changes.touched([p_id.as_str()].into_iter());
+        shelf.keep(p, racing, Arc::new(3i32));
+        assert_eq!(shelf.get::<i32>(&changes, p), None);
     }
 
     #[test]
     fn an_unknown_change_drops_every_row() {
+        let (p, _, _) = ids();
         let changes = Changes::default();
-        let kept: Kept<String, i32> = Kept::default();
-        kept.keep("p".into(), changes.stamp(), Arc::new(1));
+        let shelf = Shelf::default();
+        shelf.keep(p, changes.stamp(), Arc::new(1i32));
         changes.unknown();
-        assert_eq!(kept.get(&changes, &"p".into()), None);
+        assert_eq!(shelf.get::<i32>(&changes, p), None);
     }
 
     #[test]
     fn a_full_record_starts_over_without_serving_stale_rows() {
+        let (p, _, _) = ids();
         let changes = Changes::default();
-        let kept: Kept<String, i32> = Kept::default();
-        kept.keep("p".into(), changes.stamp(), Arc::new(1));
+        let shelf = Shelf::default();
+        shelf.keep(p, changes.stamp(), Arc::new(1i32));
         let ids: Vec<String> = (0..TOUCHED_MAX).map(|i| format!("x{i}")).collect();
         changes.touched(ids.iter().map(String::as_str));
-        // "p" was never touched, but the record forgot what it held.
+        // p was never touched, but the record forgot what it held.
         changes.touched(["y"].into_iter());
-        assert_eq!(kept.get(&changes, &"p".into()), None);
+        assert_eq!(shelf.get::<i32>(&changes, p), None);
     }
 }
