@@ -148,8 +148,8 @@ impl Marks {
     }
 
     /// Waits until the read models show `target`, up to the configured bound;
-    /// returns whether they do. A read that waited in vain goes on and may
-    /// miss the write (the `projections_waits_timed_out` count says how often).
+    /// returns whether they do. A read that waited in vain goes on (and may
+    /// miss the write), with a warning in the log.
     pub async fn settle(&self, target: Checkpoint) -> bool {
         if self.shown(target) {
             return true;
