@@ -133,14 +133,16 @@ impl AppendPool {
                 query
             }};
         }
-        let mut placed = match self {
-            AppendPool::Postgres(pool) => {
-                let sql = format!(
-                    "{head}{} RETURNING position, tx_id::text::bigint AS tx_id",
-                    values.join(", ")
-                );
+        // SQLite has no transaction ids: its order is `position` alone.
+        let returning = match self {
+            AppendPool::Postgres(_) => "RETURNING position, tx_id::text::bigint AS tx_id",
+            AppendPool::Sqlite(_) => "RETURNING position, 0 AS tx_id",
+        };
+        let sql = format!("{head}{} {returning}", values.join(", "));
+        macro_rules! placed {
+            ($pool:expr) => {
                 bound!(&sql)
-                    .fetch_all(pool)
+                    .fetch_all($pool)
                     .await
                     .map_err(failed)?
                     .iter()
@@ -152,23 +154,11 @@ impl AppendPool {
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(failed)?
-            }
-            AppendPool::Sqlite(pool) => {
-                let sql = format!("{head}{} RETURNING position", values.join(", "));
-                bound!(&sql)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(failed)?
-                    .iter()
-                    .map(|r| {
-                        Ok(Checkpoint {
-                            tx_id: 0,
-                            position: r.try_get("position")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(failed)?
-            }
+            };
+        }
+        let mut placed = match self {
+            AppendPool::Postgres(pool) => placed!(pool),
+            AppendPool::Sqlite(pool) => placed!(pool),
         };
         // One transaction's rows: their positions follow the rows' order.
         placed.sort();
