@@ -173,13 +173,13 @@ pub fn token(at: Checkpoint) -> String {
     format!("{}.{}", at.tx_id, at.position)
 }
 
+/// What a header that holds no token is told.
+pub const NOT_A_TOKEN: &str =
+    "the Portal-Consistency header holds the `consistencyToken` of a mutation's payload";
+
 /// A token as a client sent it back.
 pub fn parse_token(token: &str) -> Result<Checkpoint, ApiError> {
-    let bad = || {
-        ApiError::BadInput(format!(
-            "the `{HEADER}` header holds a `consistencyToken` of a mutation's payload"
-        ))
-    };
+    let bad = || ApiError::BadInput(NOT_A_TOKEN.into());
     let (tx, position) = token.trim().split_once('.').ok_or_else(bad)?;
     let (tx_id, position) = (
         tx.parse::<i64>().map_err(|_| bad())?,

@@ -322,18 +322,18 @@ async fn answer(
             .and_then(|v| v.to_str().ok()),
     );
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
-    let read_after = match headers.get(crate::consistency::HEADER).map(|v| {
-        v.to_str()
-            .map_err(|_| ())
-            .and_then(|t| crate::consistency::parse_token(t).map_err(|_| ()))
-    }) {
+    let read_after = match headers.get(crate::consistency::HEADER) {
         None => None,
-        Some(Ok(at)) => Some(at),
-        Some(Err(())) => return error_response(
-            StatusCode::BAD_REQUEST,
-            codes::BAD_USER_INPUT,
-            "the Portal-Consistency header holds the `consistencyToken` of a mutation's payload",
-        ),
+        Some(value) => match value.to_str().ok().map(crate::consistency::parse_token) {
+            Some(Ok(at)) => Some(at),
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    codes::BAD_USER_INPUT,
+                    crate::consistency::NOT_A_TOKEN,
+                )
+            }
+        },
     };
     // One person's requests answered at once are bounded.
     let _held = match &caller {
