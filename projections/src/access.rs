@@ -192,16 +192,19 @@ impl Projection for Access {
     }
 
     fn create(&self, s: &str) -> Vec<String> {
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS access_log_{s} (position BIGINT PRIMARY KEY, \
+        vec![format!(
+            "CREATE TABLE IF NOT EXISTS access_log_{s} (position BIGINT PRIMARY KEY, \
                  chain TEXT NOT NULL, sequence BIGINT NOT NULL, organisation TEXT NOT NULL, \
                  subject_id TEXT, reader_id TEXT NOT NULL, reader_role TEXT NOT NULL, \
                  reader_organisation TEXT NOT NULL, section TEXT NOT NULL, query TEXT NOT NULL, \
                  basis TEXT NOT NULL, relationship_id TEXT, basis_sequence BIGINT, refusal TEXT, \
                  detail TEXT, at TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT, \
                  attempts BIGINT NOT NULL, first_at TEXT)"
-            ),
+        )]
+    }
+
+    fn indexes(&self, s: &str) -> Vec<String> {
+        vec![
             format!(
                 "CREATE INDEX IF NOT EXISTS access_log_{s}_subject ON access_log_{s} (subject_id, at, position)"
             ),
@@ -212,6 +215,10 @@ impl Projection for Access {
                 "CREATE INDEX IF NOT EXISTS access_log_{s}_org ON access_log_{s} (organisation, at, position)"
             ),
         ]
+    }
+
+    fn consumes(&self) -> Option<&'static [&'static str]> {
+        Some(&[AGGREGATE_TYPE])
     }
 
     async fn apply(

@@ -38,9 +38,6 @@ impl Projection for Care {
                  registered_at TEXT NOT NULL)"
             ),
             format!(
-                "CREATE INDEX IF NOT EXISTS care_providers_{s}_org ON care_providers_{s} (organisation, display_name)"
-            ),
-            format!(
                 "CREATE TABLE IF NOT EXISTS care_relationships_{s} (relationship_id TEXT PRIMARY KEY, \
                  user_id TEXT NOT NULL, provider_id TEXT NOT NULL, organisation TEXT NOT NULL, \
                  state TEXT NOT NULL, invited_by TEXT NOT NULL, invited_at TEXT NOT NULL, \
@@ -48,17 +45,29 @@ impl Projection for Care {
                  break_glass_until TEXT)"
             ),
             format!(
-                "CREATE INDEX IF NOT EXISTS care_relationships_{s}_user ON care_relationships_{s} (user_id)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS care_relationships_{s}_provider ON care_relationships_{s} (provider_id)"
-            ),
-            format!(
                 "CREATE TABLE IF NOT EXISTS care_grants_{s} (relationship_id TEXT NOT NULL, \
                  section TEXT NOT NULL, granted_at TEXT NOT NULL, until TEXT, \
                  PRIMARY KEY (relationship_id, section))"
             ),
         ]
+    }
+
+    fn indexes(&self, s: &str) -> Vec<String> {
+        vec![
+            format!(
+                "CREATE INDEX IF NOT EXISTS care_providers_{s}_org ON care_providers_{s} (organisation, display_name)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS care_relationships_{s}_user ON care_relationships_{s} (user_id)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS care_relationships_{s}_provider ON care_relationships_{s} (provider_id)"
+            ),
+        ]
+    }
+
+    fn consumes(&self) -> Option<&'static [&'static str]> {
+        Some(&[PROVIDER_TYPE, RELATIONSHIP_TYPE])
     }
 
     async fn apply(

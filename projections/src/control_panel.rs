@@ -433,6 +433,10 @@ impl Projection for ControlPanel {
         ]
     }
 
+    fn consumes(&self) -> Option<&'static [&'static str]> {
+        Some(&["Portal"])
+    }
+
     async fn apply(
         &self,
         tx: &mut Transaction<'_, Any>,

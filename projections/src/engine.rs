@@ -24,8 +24,15 @@ pub trait Projection: Send + Sync {
     fn version(&self) -> i32;
     /// Base names of the projection's tables; each slot appends `_<slot>`.
     fn tables(&self) -> &'static [&'static str];
-    /// Statements creating the tables (and indexes) of `slot`.
+    /// Statements creating the tables of `slot`, with the indexes `apply`
+    /// needs.
     fn create(&self, slot: &str) -> Vec<String>;
+    /// Statements creating the indexes of `slot` that only reads use. A
+    /// rebuild runs them once the slot is loaded: one sort per index instead
+    /// of every row inserted into every index (see `docs/projections.md`).
+    fn indexes(&self, _slot: &str) -> Vec<String> {
+        Vec::new()
+    }
     /// Applies a batch of events, in order, to the tables of `slot`.
     async fn apply(
         &self,
@@ -41,6 +48,12 @@ pub trait Projection: Send + Sync {
     /// applied after the rebuild caught up still has its event, and is no
     /// loss.) `None` for read models, which a rebuild may shrink.
     fn kept_on_rebuild(&self) -> Option<&'static str> {
+        None
+    }
+    /// The aggregate types whose events `apply` reads, when it ignores all
+    /// others: catching up (a rebuild) then skips the others in the
+    /// database. `None`: every event.
+    fn consumes(&self) -> Option<&'static [&'static str]> {
         None
     }
 }
@@ -361,15 +374,28 @@ impl Engine {
     ) -> Result<Checkpoint, DbError> {
         let (mut checkpoint, _) = load_checkpoint(&self.db, projection.name(), slot).await?;
         let limit = self.config.batch_size.max(CATCH_UP_BATCH);
-        // Read the next batch on another connection while this one is applied:
-        // the read does not depend on the apply, only on the batch before it.
-        let mut pending = stream::read_batch(&self.db, checkpoint, limit).await?;
-        while let Some(last) = pending.last().map(|e| e.checkpoint) {
-            let db = self.db.clone();
-            let next = tokio::spawn(async move { stream::read_batch(&db, last, limit).await });
-            self.apply_events(projection, slot, checkpoint, &pending)
+        // Read the next span on another connection while this one is applied:
+        // the read does not depend on the apply, only on the span before it.
+        let types = projection.consumes();
+        let read = |db: Db, after: Checkpoint| async move {
+            match types {
+                Some(types) => stream::read_span(&db, after, limit, types).await,
+                None => stream::read_batch(&db, after, limit)
+                    .await
+                    .map(|events| stream::Span {
+                        to: events.last().map_or(after, |e| e.checkpoint),
+                        scanned: events.len() as i64,
+                        events,
+                    }),
+            }
+        };
+        let mut pending = read(self.db.clone(), checkpoint).await?;
+        while pending.scanned > 0 {
+            let next = tokio::spawn(read(self.db.clone(), pending.to));
+            let span = (checkpoint, pending.to, pending.scanned);
+            self.apply_span(projection, slot, span, &pending.events)
                 .await?;
-            checkpoint = last;
+            checkpoint = pending.to;
             pending = next
                 .await
                 .map_err(|e| DbError::Config(format!("reader task failed: {e}")))??;
@@ -415,6 +441,21 @@ impl Engine {
         let Some(last) = events.last().map(|e| e.checkpoint) else {
             return Ok(after);
         };
+        let span = (after, last, events.len() as i64);
+        self.apply_span(projection, slot, span, events).await?;
+        Ok(last)
+    }
+
+    /// Applies `events` and moves the checkpoint over a span of the stream
+    /// (from `after` to `last`, `scanned` events of every type), in one
+    /// transaction.
+    async fn apply_span(
+        &self,
+        projection: &dyn Projection,
+        slot: &str,
+        (after, last, scanned): (Checkpoint, Checkpoint, i64),
+        events: &[StoredEvent],
+    ) -> Result<(), DbError> {
         let started = std::time::Instant::now();
         let name = projection.name();
         let mut tx = self.db.pool.begin().await?;
@@ -426,7 +467,7 @@ impl Engine {
         )
         .bind(last.tx_id)
         .bind(last.position)
-        .bind(events.len() as i64)
+        .bind(scanned)
         .bind(now())
         .bind(name)
         .bind(slot)
@@ -448,7 +489,7 @@ impl Engine {
             commit_ms = (started.elapsed() - applied).as_millis() as u64,
             "batch applied"
         );
-        Ok(last)
+        Ok(())
     }
 
     /// Rebuilds projection `name` from position 0 into its inactive slot while
@@ -462,6 +503,9 @@ impl Engine {
         let target = other_slot(&active);
         create_slot(&self.db, projection, target, true).await?;
         let mut checkpoint = self.catch_up(projection, target).await?;
+        for statement in projection.indexes(target) {
+            sqlx::query(&statement).execute(&self.db.pool).await?;
+        }
         if let Some(key) = projection.kept_on_rebuild() {
             // The live slot may have applied events after the catch-up ended:
             // catch up once more before calling a row lost.
@@ -613,7 +657,8 @@ async fn load_checkpoint(db: &Db, name: &str, slot: &str) -> Result<(Checkpoint,
 }
 
 /// Creates the tables of `slot` (dropping them first when `fresh`) and its
-/// checkpoint row.
+/// checkpoint row. A fresh slot is being rebuilt: its read-only indexes
+/// ([`Projection::indexes`]) are left for after the load.
 async fn create_slot(
     db: &Db,
     projection: &dyn Projection,
@@ -635,6 +680,11 @@ async fn create_slot(
     }
     for statement in projection.create(slot) {
         sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    if !fresh {
+        for statement in projection.indexes(slot) {
+            sqlx::query(&statement).execute(&mut *tx).await?;
+        }
     }
     sqlx::query(
         "INSERT INTO projection_checkpoints (name, slot, tx_id, position, events, updated_at) \

@@ -314,6 +314,11 @@ impl Projection for History {
                  section TEXT NOT NULL, event_type TEXT NOT NULL, at TEXT NOT NULL, \
                  PRIMARY KEY (portal_id, sequence))"
             ),
+        ]
+    }
+
+    fn indexes(&self, s: &str) -> Vec<String> {
+        vec![
             format!(
                 "CREATE INDEX IF NOT EXISTS history_{s}_at ON history_{s} (portal_id, at, sequence)"
             ),
@@ -327,6 +332,10 @@ impl Projection for History {
                 "CREATE INDEX IF NOT EXISTS history_{s}_items ON history_{s} (portal_id, subject_kind, subject_id, event_type, sequence)"
             ),
         ]
+    }
+
+    fn consumes(&self) -> Option<&'static [&'static str]> {
+        Some(&["Portal"])
     }
 
     async fn apply(

@@ -42,10 +42,19 @@ impl Projection for Messaging {
                  participant_id TEXT NOT NULL, side TEXT NOT NULL, read_count BIGINT NOT NULL, \
                  PRIMARY KEY (conversation_id, participant_id))"
             ),
+        ]
+    }
+
+    fn indexes(&self, s: &str) -> Vec<String> {
+        vec![
             format!(
                 "CREATE INDEX IF NOT EXISTS msg_participants_{s}_who ON msg_participants_{s} (participant_id)"
             ),
         ]
+    }
+
+    fn consumes(&self) -> Option<&'static [&'static str]> {
+        Some(&[CONVERSATION_TYPE])
     }
 
     async fn apply(
