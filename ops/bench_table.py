@@ -177,3 +177,53 @@ if messaging:
         print(f"| {s} | {fmt([x['messages_with_receipts_per_s'] for x in runs], 1)} | "
               f"{fmt([x['delivery_p50_ms'] for x in runs], 1)} | {fmt([x['delivery_p99_ms'] for x in runs], 1)} | "
               f"{sum(x['delivered'] for x in runs)} / {sum(x['sent'] for x in runs)} |")
+
+# The rest of issue 16's targets, from the same run.
+other = []
+for s in ("postgres", "sqlite"):
+    p99 = [r["run"]["panel_p99_ms"] for r in rows if r["kind"] == "panel" and r["store"] == s]
+    if p99:
+        p50 = [r["run"]["panel_p50_ms"] for r in rows if r["kind"] == "panel" and r["store"] == s]
+        other.append(f"| control-panel p99 < 5 ms under mixed load (8 writers + 2 readers) | {s}, ms | "
+                     f"p50 {fmt(p50, 2)} | {fmt(p99, 2)} | {verdict(statistics.median(p99) < 5)} |")
+for s in ("postgres", "sqlite"):
+    runs = [r["run"] for r in asof if r["store"] == s]
+    for q in ("medications", "network", "crisis_plan", "exercise_log"):
+        pairs = [(x["me_now"]["p50_ms"], x[f"{q}_now"]["p50_ms"]) for x in runs if x.get(f"{q}_now") and x.get("me_now")]
+        if pairs:
+            ratios = [me / read for me, read in pairs]
+            other.append(f"| each toolbox section ≥ 0.5 × `me` (p50 ratio, 1 client, {runs[0]['events']:,}-event portal) | "
+                         f"{s}: {q} | `me` {fmt([me for me, _ in pairs], 2)} ms | {fmt([r for _, r in pairs], 2)} ms: "
+                         f"{spread(ratios)} × | {verdict(statistics.median(ratios) >= 0.5)} |")
+for s in ("postgres", "sqlite"):
+    for c in sorted({r["clients"] for r in access}):
+        runs = [r["run"] for r in access if r["store"] == s and r["clients"] == c]
+        for read in ("medications", "control_panel"):
+            ratios = [x[f"{read}_provider"]["p50_ms"] / x[f"{read}_owner"]["p50_ms"] for x in runs]
+            if ratios:
+                other.append(f"| provider's recorded read ≤ 1.5 × owner's, p50 | {s}, {c} client(s): {read} | owner "
+                             f"{fmt([x[f'{read}_owner']['p50_ms'] for x in runs], 2)} ms | "
+                             f"{fmt([x[f'{read}_provider']['p50_ms'] for x in runs], 2)} ms: {spread(ratios)} × | "
+                             f"{verdict(statistics.median(ratios) <= 1.5)} |")
+for s, goal in (("postgres", 300_000), ("sqlite", 200_000)):
+    copy = [r["events"] / r["seconds"] for r in rows if r["kind"] == "copy" and r["store"] == s]
+    tool = "`psql \\copy`" if s == "postgres" else "`sqlite3` CLI"
+    for name in sorted({r["projection"] for r in rows if r["kind"] == "rebuild"}):
+        rates = [r["events"] / r["seconds"] for r in rows
+                 if r["kind"] == "rebuild" and r["store"] == s and r["projection"] == name]
+        if rates:
+            other.append(f"| rebuild ≥ {goal:,} events/s | {s}: `{name}` | {tool} of the events {fmt(copy) if copy else 'not measured'} | "
+                         f"{fmt(rates)} | {verdict(statistics.median(rates) >= goal)} |")
+for s in ("postgres", "sqlite"):
+    runs = [r["run"] for r in messaging if r["store"] == s]
+    if runs:
+        rate = [x["messages_with_receipts_per_s"] for x in runs]
+        p99 = [x["delivery_p99_ms"] for x in runs]
+        reached = s == "postgres" and statistics.median(rate) >= 300 and statistics.median(p99) < 50
+        other.append(f"| ≥ 300 messages with receipts/s and delivery p99 < 50 ms, 1,000 subscribers | {s} | | "
+                     f"{fmt(rate, 1)}/s; p99 {fmt(p99, 1)} ms | {verdict(reached) if s == 'postgres' else '(PostgreSQL only)'} |")
+if other:
+    print("\nThe other targets of issue 16, same run; median (min-max):\n")
+    print("| target | measure | reference | Portal | reached |")
+    print("|---|---|---|---|---|")
+    print("\n".join(other))
