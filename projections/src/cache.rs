@@ -84,11 +84,11 @@ impl Changes {
     }
 }
 
-/// Rows read from the projections, of any type, kept by (type, aggregate id)
-/// while the projection's record of changes says they are unchanged.
+/// Rows read from the projections, of any type, kept by (type, aggregate id,
+/// query) while the projection's record of changes says they are unchanged.
 #[derive(Default)]
 pub struct Shelf {
-    rows: Mutex<HashMap<(TypeId, Uuid), Entry>>,
+    rows: Mutex<HashMap<(TypeId, Uuid, String), Entry>>,
 }
 
 type Entry = (Stamp, Arc<dyn Any + Send + Sync>);
@@ -96,11 +96,28 @@ type Entry = (Stamp, Arc<dyn Any + Send + Sync>);
 impl Shelf {
     /// The kept `V` of aggregate `id`, if nothing changed it since.
     pub fn get<V: Any + Send + Sync>(&self, changes: &Changes, id: Uuid) -> Option<Arc<V>> {
+        self.get_answer(changes, id, "")
+    }
+
+    /// Keeps `rows` of aggregate `id`, read from the database after `stamp`
+    /// was taken.
+    pub fn keep<V: Any + Send + Sync>(&self, id: Uuid, stamp: Stamp, rows: Arc<V>) {
+        self.keep_answer(id, "", stamp, rows)
+    }
+
+    /// The kept answer `V` to `query` (the question, with its arguments)
+    /// about aggregate `id`, if nothing changed the aggregate since.
+    pub fn get_answer<V: Any + Send + Sync>(
+        &self,
+        changes: &Changes,
+        id: Uuid,
+        query: &str,
+    ) -> Option<Arc<V>> {
         let (stamp, rows) = self
             .rows
             .lock()
             .ok()?
-            .get(&(TypeId::of::<V>(), id))
+            .get(&(TypeId::of::<V>(), id, query.to_string()))
             .cloned()?;
         if !changes.unchanged_since(&id.to_string(), stamp) {
             return None;
@@ -108,14 +125,20 @@ impl Shelf {
         rows.downcast::<V>().ok()
     }
 
-    /// Keeps `rows` of aggregate `id`, read from the database after `stamp`
-    /// was taken.
-    pub fn keep<V: Any + Send + Sync>(&self, id: Uuid, stamp: Stamp, rows: Arc<V>) {
+    /// Keeps the answer to `query` about aggregate `id`, read from the
+    /// database after `stamp` was taken.
+    pub fn keep_answer<V: Any + Send + Sync>(
+        &self,
+        id: Uuid,
+        query: &str,
+        stamp: Stamp,
+        rows: Arc<V>,
+    ) {
         if let Ok(mut kept) = self.rows.lock() {
             if kept.len() >= KEPT_MAX {
                 kept.clear();
             }
-            kept.insert((TypeId::of::<V>(), id), (stamp, rows));
+            kept.insert((TypeId::of::<V>(), id, query.to_string()), (stamp, rows));
         }
     }
 }
@@ -152,6 +175,29 @@ mod tests {
         changes.touched([p_id.as_str()].into_iter());
         shelf.keep(p, racing, Arc::new(3i32));
         assert_eq!(shelf.get::<i32>(&changes, p), None);
+    }
+
+    #[test]
+    fn answers_to_other_questions_are_kept_apart() {
+        let (p, p_id, _) = ids();
+        let changes = Changes::default();
+        let shelf = Shelf::default();
+        shelf.keep_answer(p, "medications", changes.stamp(), Arc::new(1i32));
+        shelf.keep_answer(p, "network", changes.stamp(), Arc::new(2i32));
+        assert_eq!(
+            shelf
+                .get_answer::<i32>(&changes, p, "medications")
+                .as_deref(),
+            Some(&1)
+        );
+        assert_eq!(
+            shelf.get_answer::<i32>(&changes, p, "network").as_deref(),
+            Some(&2)
+        );
+        assert_eq!(shelf.get_answer::<i32>(&changes, p, "crisis plan"), None);
+        assert_eq!(shelf.get::<i32>(&changes, p), None);
+        changes.touched([p_id.as_str()].into_iter());
+        assert_eq!(shelf.get_answer::<i32>(&changes, p, "network"), None);
     }
 
     #[test]

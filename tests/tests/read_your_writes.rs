@@ -176,3 +176,66 @@ both_stores!(
     payloads_show_their_change_on_either_store,
     payloads_show_their_change
 );
+
+/// The toolbox sections' answers about a portal now are kept between reads
+/// (issue 16); each change to the portal must still show in the next read,
+/// the owner's and a provider's, with no wait in between.
+async fn kept_section_answers_follow_each_change(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start(&db).await;
+    let user = open_user(&server, "clinic").await;
+    let provider = register_provider(&server, "clinic", "Kari").await;
+    let rel = relate(&user, &provider).await;
+    grant(&user, &rel, &["MEDICATIONS", "EXERCISES"], None).await;
+    let added = user
+        .client
+        .data(
+            "mutation { addMedication(name: \"A\", dose: \"1 mg\", schedule: \"x\") { medication { uuid } } }",
+            json!({}),
+        )
+        .await;
+    let med = added["addMedication"]["medication"]["uuid"].clone();
+    const READ: &str = "query($p: ID) { medications(portalId: $p) { dose changes } \
+        exerciseLog(portalId: $p) { started entries(first: 50) { nodes { exercise } } } }";
+    for round in 1..=4_i64 {
+        for _ in 0..2 {
+            for (client, portal) in [
+                (&user.client, Value::Null),
+                (&provider.client, json!(user.id)),
+            ] {
+                let read = client.data(READ, json!({ "p": portal })).await;
+                assert_eq!(
+                    read["medications"][0]["dose"],
+                    format!("{round} mg"),
+                    "{read}"
+                );
+                assert_eq!(read["medications"][0]["changes"], round - 1, "{read}");
+                assert_eq!(read["exerciseLog"]["started"], round - 1, "{read}");
+                assert_eq!(
+                    read["exerciseLog"]["entries"]["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .len() as i64,
+                    round - 1
+                );
+            }
+        }
+        user.client
+            .data(
+                "mutation($m: ID!, $d: String) { changeMedication(medicationId: $m, dose: $d) { version } }",
+                json!({ "m": med, "d": format!("{} mg", round + 1) }),
+            )
+            .await;
+        user.client
+            .data(
+                "mutation($e: String!) { startExercise(exercise: $e) { version } }",
+                json!({ "e": "sleep_hygiene" }),
+            )
+            .await;
+    }
+    server.stop().await;
+}
+both_stores!(
+    kept_sections_on_either_store,
+    kept_section_answers_follow_each_change
+);

@@ -79,9 +79,58 @@ fn table(engine: &Engine) -> String {
     engine.table(history::NAME, "history")
 }
 
+/// Answers a question about `portal` as it stands now from the engine's
+/// shelf while the history projection has not changed the portal since the
+/// answer was kept (`crate::cache`); a question about an earlier time goes
+/// to the database. `query` names the question with its arguments. `read`
+/// is not started until it is awaited, after the stamp is taken, so an
+/// answer is never kept as newer than the read behind it.
+async fn kept<V: std::any::Any + Send + Sync>(
+    engine: &Engine,
+    portal: &Portal,
+    as_of: Option<DateTime<Utc>>,
+    query: impl FnOnce() -> String,
+    read: impl std::future::Future<Output = Result<V, DbError>>,
+) -> Result<std::sync::Arc<V>, DbError> {
+    let Some(changes) = engine.changes(history::NAME).filter(|_| as_of.is_none()) else {
+        return read.await.map(std::sync::Arc::new);
+    };
+    let query = query();
+    if let Some(answer) = engine.kept.get_answer::<V>(changes, portal.id(), &query) {
+        return Ok(answer);
+    }
+    let stamp = changes.stamp();
+    let answer = std::sync::Arc::new(read.await?);
+    engine
+        .kept
+        .keep_answer(portal.id(), &query, stamp, std::sync::Arc::clone(&answer));
+    Ok(answer)
+}
+
+/// The answer of `fold_read` (below), kept between reads of the portal now
+/// (see `kept`).
+pub async fn fold(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    selection: Selection,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<PortalView, DbError> {
+    let read = fold_read(engine, db, portal, selection, as_of);
+    let kept = kept(
+        engine,
+        portal,
+        as_of,
+        || format!("fold {selection:?}"),
+        read,
+    )
+    .await?;
+    Ok(PortalView::clone(&kept))
+}
+
 /// Folds the events `selection` names of `portal`, as it stood at `as_of`
 /// (or now).
-pub async fn fold(
+async fn fold_read(
     engine: &Engine,
     db: &Db,
     portal: &Portal,
@@ -155,9 +204,30 @@ async fn counts(
         .collect()
 }
 
+/// The answer of `subject_counts_read` (below), kept between reads of the portal now
+/// (see `kept`).
+pub async fn subject_counts(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    kind: &str,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<HashMap<String, i64>, DbError> {
+    let read = subject_counts_read(engine, db, portal, kind, as_of);
+    let kept = kept(
+        engine,
+        portal,
+        as_of,
+        || format!("subject counts {kind}"),
+        read,
+    )
+    .await?;
+    Ok(HashMap::clone(&kept))
+}
+
 /// How many events each subject of `kind` (`status`: each life domain) of
 /// `portal` had at `as_of` (or now), by subject id.
-pub async fn subject_counts(
+async fn subject_counts_read(
     engine: &Engine,
     db: &Db,
     portal: &Portal,
@@ -173,9 +243,31 @@ pub async fn subject_counts(
     counts(db, &sql, "subject_id", binds).await
 }
 
+/// The answer of `item_counts_read` (below), kept between reads of the portal now
+/// (see `kept`).
+pub async fn item_counts(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    section: Section,
+    event_type: &str,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<HashMap<String, i64>, DbError> {
+    let read = item_counts_read(engine, db, portal, section, event_type, as_of);
+    let kept = kept(
+        engine,
+        portal,
+        as_of,
+        || format!("item counts {section:?} {event_type}"),
+        read,
+    )
+    .await?;
+    Ok(HashMap::clone(&kept))
+}
+
 /// How many `event_type` events each item of `section` of `portal` had at
 /// `as_of` (or now), by item id.
-pub async fn item_counts(
+async fn item_counts_read(
     engine: &Engine,
     db: &Db,
     portal: &Portal,
@@ -193,9 +285,30 @@ pub async fn item_counts(
     counts(db, &sql, "subject_id", binds).await
 }
 
+/// The answer of `type_counts_read` (below), kept between reads of the portal now
+/// (see `kept`).
+pub async fn type_counts(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    section: Section,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<HashMap<String, i64>, DbError> {
+    let read = type_counts_read(engine, db, portal, section, as_of);
+    let kept = kept(
+        engine,
+        portal,
+        as_of,
+        || format!("type counts {section:?}"),
+        read,
+    )
+    .await?;
+    Ok(HashMap::clone(&kept))
+}
+
 /// How many events of each type `section` of `portal` had at `as_of` (or
 /// now), by event type.
-pub async fn type_counts(
+async fn type_counts_read(
     engine: &Engine,
     db: &Db,
     portal: &Portal,
@@ -211,10 +324,31 @@ pub async fn type_counts(
     counts(db, &sql, "event_type", binds).await
 }
 
+/// The answer of `newest_item_keys_read` (below), kept between reads of the portal now
+/// (see `kept`).
+pub async fn newest_item_keys(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    page: NewestItems,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Vec<(String, i64)>, DbError> {
+    let read = newest_item_keys_read(engine, db, portal, page, as_of);
+    let kept = kept(
+        engine,
+        portal,
+        as_of,
+        || format!("newest items {page:?}"),
+        read,
+    )
+    .await?;
+    Ok(Vec::clone(&kept))
+}
+
 /// The items `page` names as they stood at `as_of`: each item's id and the
 /// sequence of its first event, newest first. The keys of the page that
 /// [`Selection::NewestItems`] folds.
-pub async fn newest_item_keys(
+async fn newest_item_keys_read(
     engine: &Engine,
     db: &Db,
     portal: &Portal,
