@@ -9,6 +9,8 @@ secs, reps = sys.argv[2], sys.argv[3]
 
 def fmt(values, digits=0):
     values = sorted(values)
+    if not values:
+        return ""
     med = statistics.median(values)
     return f"{med:,.{digits}f} ({values[0]:,.{digits}f}-{values[-1]:,.{digits}f})"
 
@@ -102,7 +104,7 @@ for name in sorted({r["projection"] for r in rows if r["kind"] == "rebuild"}):
     for s in ("postgres", "sqlite"):
         runs = [r for r in rows if r["kind"] == "rebuild" and r["store"] == s and r["projection"] == name]
         cell[s] = [r["events"] / r["seconds"] for r in runs]
-        n = runs[0]["events"] if runs else 0
+    n = next(r["events"] for r in rows if r["kind"] == "rebuild" and r["projection"] == name)
     print(f"| rebuild `{name}`, events/s over {n:,} events | 1 | {fmt(cell['postgres'])} | {fmt(cell['sqlite'])} | | |")
 
 sections = [r for r in rows if r["kind"] == "section"]
