@@ -33,6 +33,8 @@ struct AppState {
     sockets: Arc<crate::websocket::Sockets>,
     /// Requests being answered, per person.
     in_flight: Arc<crate::rate::Holds<(String, uuid::Uuid)>>,
+    /// Parsed documents, by query text.
+    documents: Arc<crate::documents::Documents>,
 }
 
 /// The whole HTTP surface (see [`crate::app::App`], which serves it).
@@ -43,6 +45,7 @@ pub fn router(service: Arc<Service>) -> Router {
         schema: schema::serving(Arc::clone(&service)),
         sockets: Default::default(),
         in_flight: Default::default(),
+        documents: Default::default(),
         service,
     };
     // Browsers of the configured origins may call; preflights are answered
@@ -359,6 +362,7 @@ async fn answer(
         let span = tracing::info_span!("graphql", request_id = %request_id, operation = request.operation_name.as_deref().unwrap_or(""));
         let _entered = span.enter();
         drop(_entered);
+        let request = app.documents.prepare(request);
         let mut response = app
             .schema
             .execute(request.data(RequestContext {

@@ -14,6 +14,7 @@ pub mod connection;
 pub mod consistency;
 pub mod context;
 pub mod core;
+pub mod documents;
 pub mod durability;
 pub mod error;
 pub mod history;
