@@ -85,30 +85,33 @@ fn table(engine: &Engine) -> String {
 /// to the database. `query` names the question with its arguments. `read`
 /// is not started until it is awaited, after the stamp is taken, so an
 /// answer is never kept as newer than the read behind it.
-async fn kept<V: std::any::Any + Send + Sync>(
+async fn kept<V: std::any::Any + Clone + Send + Sync>(
     engine: &Engine,
     portal: &Portal,
     as_of: Option<DateTime<Utc>>,
     query: impl FnOnce() -> String,
     read: impl std::future::Future<Output = Result<V, DbError>>,
-) -> Result<std::sync::Arc<V>, DbError> {
+) -> Result<V, DbError> {
     let Some(changes) = engine.changes(history::NAME).filter(|_| as_of.is_none()) else {
-        return read.await.map(std::sync::Arc::new);
+        return read.await;
     };
     let query = query();
     if let Some(answer) = engine.kept.get_answer::<V>(changes, portal.id(), &query) {
-        return Ok(answer);
+        return Ok(V::clone(&answer));
     }
     let stamp = changes.stamp();
-    let answer = std::sync::Arc::new(read.await?);
-    engine
-        .kept
-        .keep_answer(portal.id(), &query, stamp, std::sync::Arc::clone(&answer));
+    let answer = read.await?;
+    engine.kept.keep_answer(
+        portal.id(),
+        &query,
+        stamp,
+        std::sync::Arc::new(answer.clone()),
+    );
     Ok(answer)
 }
 
-/// The answer of `fold_read` (below), kept between reads of the portal now
-/// (see `kept`).
+/// Folds the events `selection` names of `portal`, as it stood at `as_of`
+/// (or now).
 pub async fn fold(
     engine: &Engine,
     db: &Db,
@@ -116,73 +119,61 @@ pub async fn fold(
     selection: Selection,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<PortalView, DbError> {
-    let read = fold_read(engine, db, portal, selection, as_of);
-    let kept = kept(
+    kept(
         engine,
         portal,
         as_of,
         || format!("fold {selection:?}"),
-        read,
-    )
-    .await?;
-    Ok(PortalView::clone(&kept))
-}
-
-/// Folds the events `selection` names of `portal`, as it stood at `as_of`
-/// (or now).
-async fn fold_read(
-    engine: &Engine,
-    db: &Db,
-    portal: &Portal,
-    selection: Selection,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<PortalView, DbError> {
-    let table = table(engine);
-    let id = Val::from(portal.id().to_string());
-    let at = Val::from(as_of_text(as_of));
-    let (sql, binds) = match selection {
-        Selection::Plan { pick, skip } => {
-            let mut binds = vec![id, Section::CrisisPlan.as_str().into(), at];
-            if pick == Pick::Nth {
-                binds.push(skip.into());
+        async {
+            let table = table(engine);
+            let id = Val::from(portal.id().to_string());
+            let at = Val::from(as_of_text(as_of));
+            let (sql, binds) = match selection {
+                Selection::Plan { pick, skip } => {
+                    let mut binds = vec![id, Section::CrisisPlan.as_str().into(), at];
+                    if pick == Pick::Nth {
+                        binds.push(skip.into());
+                    }
+                    (history::plan_query(db.backend, &table, pick), binds)
+                }
+                Selection::LatestPerType(section) => (
+                    history::latest_per_type_query(db.backend, &table),
+                    vec![id, section.as_str().into(), at],
+                ),
+                Selection::NewestItems(NewestItems {
+                    section,
+                    first_event,
+                    limit,
+                    before,
+                    skip,
+                }) => (
+                    history::newest_items_query(db.backend, &table, first_event),
+                    vec![
+                        id,
+                        section.as_str().into(),
+                        at,
+                        limit.into(),
+                        before.unwrap_or(i64::MAX).into(),
+                        skip.max(0).into(),
+                    ],
+                ),
+                Selection::Panel => (history::panel_query(db.backend, &table), vec![id, at]),
+            };
+            let mut query = sqlx::query(&sql);
+            for value in binds {
+                query = bind(query, value);
             }
-            (history::plan_query(db.backend, &table, pick), binds)
-        }
-        Selection::LatestPerType(section) => (
-            history::latest_per_type_query(db.backend, &table),
-            vec![id, section.as_str().into(), at],
-        ),
-        Selection::NewestItems(NewestItems {
-            section,
-            first_event,
-            limit,
-            before,
-            skip,
-        }) => (
-            history::newest_items_query(db.backend, &table, first_event),
-            vec![
-                id,
-                section.as_str().into(),
-                at,
-                limit.into(),
-                before.unwrap_or(i64::MAX).into(),
-                skip.max(0).into(),
-            ],
-        ),
-        Selection::Panel => (history::panel_query(db.backend, &table), vec![id, at]),
-    };
-    let mut query = sqlx::query(&sql);
-    for value in binds {
-        query = bind(query, value);
-    }
-    let mut view = PortalView::default();
-    for row in query.fetch_all(&db.pool).await? {
-        let data = text(&row, "events", "data")?;
-        let event: PortalEvent =
-            serde_json::from_str(&data).map_err(|e| malformed("events", "payload", e))?;
-        view.apply(&event);
-    }
-    Ok(view)
+            let mut view = PortalView::default();
+            for row in query.fetch_all(&db.pool).await? {
+                let data = text(&row, "events", "data")?;
+                let event: PortalEvent =
+                    serde_json::from_str(&data).map_err(|e| malformed("events", "payload", e))?;
+                view.apply(&event);
+            }
+            Ok(view)
+        },
+    )
+    .await
 }
 
 /// Counts from the history index, by the value of the first column.
@@ -204,8 +195,8 @@ async fn counts(
         .collect()
 }
 
-/// The answer of `subject_counts_read` (below), kept between reads of the portal now
-/// (see `kept`).
+/// How many events each subject of `kind` (`status`: each life domain) of
+/// `portal` had at `as_of` (or now), by subject id.
 pub async fn subject_counts(
     engine: &Engine,
     db: &Db,
@@ -213,38 +204,26 @@ pub async fn subject_counts(
     kind: &str,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<String, i64>, DbError> {
-    let read = subject_counts_read(engine, db, portal, kind, as_of);
-    let kept = kept(
+    kept(
         engine,
         portal,
         as_of,
         || format!("subject counts {kind}"),
-        read,
+        async {
+            let sql = history::subject_counts_query(&table(engine));
+            let binds = vec![
+                portal.id().to_string().into(),
+                kind.into(),
+                as_of_text(as_of).into(),
+            ];
+            counts(db, &sql, "subject_id", binds).await
+        },
     )
-    .await?;
-    Ok(HashMap::clone(&kept))
+    .await
 }
 
-/// How many events each subject of `kind` (`status`: each life domain) of
-/// `portal` had at `as_of` (or now), by subject id.
-async fn subject_counts_read(
-    engine: &Engine,
-    db: &Db,
-    portal: &Portal,
-    kind: &str,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<HashMap<String, i64>, DbError> {
-    let sql = history::subject_counts_query(&table(engine));
-    let binds = vec![
-        portal.id().to_string().into(),
-        kind.into(),
-        as_of_text(as_of).into(),
-    ];
-    counts(db, &sql, "subject_id", binds).await
-}
-
-/// The answer of `item_counts_read` (below), kept between reads of the portal now
-/// (see `kept`).
+/// How many `event_type` events each item of `section` of `portal` had at
+/// `as_of` (or now), by item id.
 pub async fn item_counts(
     engine: &Engine,
     db: &Db,
@@ -253,40 +232,27 @@ pub async fn item_counts(
     event_type: &str,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<String, i64>, DbError> {
-    let read = item_counts_read(engine, db, portal, section, event_type, as_of);
-    let kept = kept(
+    kept(
         engine,
         portal,
         as_of,
         || format!("item counts {section:?} {event_type}"),
-        read,
+        async {
+            let sql = history::item_counts_query(db.backend, &table(engine));
+            let binds = vec![
+                portal.id().to_string().into(),
+                section.as_str().into(),
+                as_of_text(as_of).into(),
+                event_type.into(),
+            ];
+            counts(db, &sql, "subject_id", binds).await
+        },
     )
-    .await?;
-    Ok(HashMap::clone(&kept))
+    .await
 }
 
-/// How many `event_type` events each item of `section` of `portal` had at
-/// `as_of` (or now), by item id.
-async fn item_counts_read(
-    engine: &Engine,
-    db: &Db,
-    portal: &Portal,
-    section: Section,
-    event_type: &str,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<HashMap<String, i64>, DbError> {
-    let sql = history::item_counts_query(db.backend, &table(engine));
-    let binds = vec![
-        portal.id().to_string().into(),
-        section.as_str().into(),
-        as_of_text(as_of).into(),
-        event_type.into(),
-    ];
-    counts(db, &sql, "subject_id", binds).await
-}
-
-/// The answer of `type_counts_read` (below), kept between reads of the portal now
-/// (see `kept`).
+/// How many events of each type `section` of `portal` had at `as_of` (or
+/// now), by event type.
 pub async fn type_counts(
     engine: &Engine,
     db: &Db,
@@ -294,38 +260,27 @@ pub async fn type_counts(
     section: Section,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<String, i64>, DbError> {
-    let read = type_counts_read(engine, db, portal, section, as_of);
-    let kept = kept(
+    kept(
         engine,
         portal,
         as_of,
         || format!("type counts {section:?}"),
-        read,
+        async {
+            let sql = history::type_counts_query(&table(engine));
+            let binds = vec![
+                portal.id().to_string().into(),
+                section.as_str().into(),
+                as_of_text(as_of).into(),
+            ];
+            counts(db, &sql, "event_type", binds).await
+        },
     )
-    .await?;
-    Ok(HashMap::clone(&kept))
+    .await
 }
 
-/// How many events of each type `section` of `portal` had at `as_of` (or
-/// now), by event type.
-async fn type_counts_read(
-    engine: &Engine,
-    db: &Db,
-    portal: &Portal,
-    section: Section,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<HashMap<String, i64>, DbError> {
-    let sql = history::type_counts_query(&table(engine));
-    let binds = vec![
-        portal.id().to_string().into(),
-        section.as_str().into(),
-        as_of_text(as_of).into(),
-    ];
-    counts(db, &sql, "event_type", binds).await
-}
-
-/// The answer of `newest_item_keys_read` (below), kept between reads of the portal now
-/// (see `kept`).
+/// The items `page` names as they stood at `as_of`: each item's id and the
+/// sequence of its first event, newest first. The keys of the page that
+/// [`Selection::NewestItems`] folds.
 pub async fn newest_item_keys(
     engine: &Engine,
     db: &Db,
@@ -333,46 +288,33 @@ pub async fn newest_item_keys(
     page: NewestItems,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<(String, i64)>, DbError> {
-    let read = newest_item_keys_read(engine, db, portal, page, as_of);
-    let kept = kept(
+    kept(
         engine,
         portal,
         as_of,
         || format!("newest items {page:?}"),
-        read,
+        async {
+            let table = table(engine);
+            sqlx::query(&history::newest_item_keys_query(&table, page.first_event))
+                .bind(portal.id().to_string())
+                .bind(page.section.as_str())
+                .bind(as_of_text(as_of))
+                .bind(page.limit)
+                .bind(page.before.unwrap_or(i64::MAX))
+                .bind(page.skip.max(0))
+                .fetch_all(&db.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        text(row, &table, "subject_id")?,
+                        int(row, &table, "sequence")?,
+                    ))
+                })
+                .collect()
+        },
     )
-    .await?;
-    Ok(Vec::clone(&kept))
-}
-
-/// The items `page` names as they stood at `as_of`: each item's id and the
-/// sequence of its first event, newest first. The keys of the page that
-/// [`Selection::NewestItems`] folds.
-async fn newest_item_keys_read(
-    engine: &Engine,
-    db: &Db,
-    portal: &Portal,
-    page: NewestItems,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<Vec<(String, i64)>, DbError> {
-    let table = table(engine);
-    sqlx::query(&history::newest_item_keys_query(&table, page.first_event))
-        .bind(portal.id().to_string())
-        .bind(page.section.as_str())
-        .bind(as_of_text(as_of))
-        .bind(page.limit)
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(page.skip.max(0))
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                text(row, &table, "subject_id")?,
-                int(row, &table, "sequence")?,
-            ))
-        })
-        .collect()
+    .await
 }
 
 /// Where a page of recent changes starts, newest first.
