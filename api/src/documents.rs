@@ -5,7 +5,7 @@
 //! validity and cost on it, as before.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::ExecutableDocument;
 
@@ -17,7 +17,7 @@ const TEXT_MAX: usize = 16 * 1024;
 /// The documents of this process, by query text.
 #[derive(Default)]
 pub(crate) struct Documents {
-    kept: Mutex<HashMap<String, ExecutableDocument>>,
+    kept: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
 }
 
 impl Documents {
@@ -33,8 +33,9 @@ impl Documents {
             .lock()
             .ok()
             .and_then(|kept| kept.get(&request.query).cloned());
+        // Copied outside the lock: every request's copy is its own.
         if let Some(document) = kept {
-            request.set_parsed_query(document);
+            request.set_parsed_query(ExecutableDocument::clone(&document));
             return request;
         }
         if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
@@ -42,7 +43,7 @@ impl Documents {
                 if kept.len() >= KEPT_MAX {
                     kept.clear();
                 }
-                kept.insert(request.query.clone(), document.clone());
+                kept.insert(request.query.clone(), Arc::new(document.clone()));
             }
             request.set_parsed_query(document);
         }
