@@ -313,6 +313,54 @@ pub fn study_sight(
     }
 }
 
+/// How the actor takes part in an organisation's forum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForumPart {
+    /// Reads and writes, appearing as this kind of member: service users
+    /// (peers), providers (staff) and moderators of the organisation.
+    Member(crate::forum::MemberKind),
+    /// Reads the moderation log, never posts: the organisation's auditors.
+    LogReader,
+    /// Nothing of the forum: researchers, admins, and everyone of another
+    /// organisation.
+    Outside,
+}
+
+/// How `actor` takes part in the forum of `organisation`.
+pub fn forum_part(actor: &Actor, organisation: &str) -> ForumPart {
+    use crate::forum::MemberKind;
+    if actor.organisation != organisation {
+        return ForumPart::Outside;
+    }
+    match actor.role {
+        Role::ServiceUser => ForumPart::Member(MemberKind::Peer),
+        Role::Provider => ForumPart::Member(MemberKind::Staff),
+        Role::Moderator => ForumPart::Member(MemberKind::Moderator),
+        Role::Auditor => ForumPart::LogReader,
+        Role::Researcher | Role::Admin => ForumPart::Outside,
+    }
+}
+
+/// Whether the actor moderates the forum of `organisation`: hides and
+/// restores posts, closes topics, silences members, sets categories, sees
+/// the queue, concerns and name history.
+pub fn may_moderate(actor: &Actor, organisation: &str) -> bool {
+    forum_part(actor, organisation) == ForumPart::Member(crate::forum::MemberKind::Moderator)
+}
+
+/// Whether the actor reads the moderation log of `organisation`:
+/// moderators and auditors.
+pub fn may_read_moderation_log(actor: &Actor, organisation: &str) -> bool {
+    may_moderate(actor, organisation) || forum_part(actor, organisation) == ForumPart::LogReader
+}
+
+/// Whether the actor may learn who is behind a forum name of
+/// `organisation`: its admins only (with a stated reason, recorded in the
+/// person's access trail). Moderators moderate names, never people.
+pub fn may_resolve_forum_name(actor: &Actor, organisation: &str) -> bool {
+    actor.role == Role::Admin && actor.organisation == organisation
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
@@ -783,6 +831,52 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Given each role in its own and another organisation, when the forum
+    /// asks how they take part, then members are service users (peers),
+    /// providers (staff) and moderators of the organisation; auditors read
+    /// the moderation log only; researchers, admins and everyone of another
+    /// organisation see nothing; only moderators moderate; only admins
+    /// resolve a name to a person.
+    #[test]
+    fn forum_parts_by_role_and_organisation() {
+        use crate::forum::MemberKind;
+        for role in Role::ALL {
+            for organisation in [ORG, "clinic-b"] {
+                let actor = Actor {
+                    person: OWNER,
+                    role,
+                    organisation: organisation.into(),
+                };
+                let here = organisation == ORG;
+                let part = forum_part(&actor, ORG);
+                let expected = match role {
+                    _ if !here => ForumPart::Outside,
+                    Role::ServiceUser => ForumPart::Member(MemberKind::Peer),
+                    Role::Provider => ForumPart::Member(MemberKind::Staff),
+                    Role::Moderator => ForumPart::Member(MemberKind::Moderator),
+                    Role::Auditor => ForumPart::LogReader,
+                    Role::Researcher | Role::Admin => ForumPart::Outside,
+                };
+                assert_eq!(part, expected, "{role:?} of {organisation}");
+                assert_eq!(
+                    may_moderate(&actor, ORG),
+                    here && role == Role::Moderator,
+                    "{role:?} of {organisation} moderates"
+                );
+                assert_eq!(
+                    may_read_moderation_log(&actor, ORG),
+                    here && matches!(role, Role::Moderator | Role::Auditor),
+                    "{role:?} of {organisation} reads the log"
+                );
+                assert_eq!(
+                    may_resolve_forum_name(&actor, ORG),
+                    here && role == Role::Admin,
+                    "{role:?} of {organisation} resolves names"
+                );
             }
         }
     }
