@@ -278,7 +278,7 @@ impl Refusal for ForumError {
 pub fn check_name(value: &str) -> Result<String, ForumError> {
     let name = value.split_whitespace().collect::<Vec<_>>().join(" ");
     let count = name.chars().count();
-    if count < NAME_MIN || count > NAME_MAX {
+    if !(NAME_MIN..=NAME_MAX).contains(&count) {
         return Err(ForumError::BadName("must be 3-30 characters"));
     }
     if !name
