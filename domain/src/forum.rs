@@ -1645,12 +1645,16 @@ pub struct Reader {
 /// What a member asks of their follows and read marks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReaderCommand {
+    /// `following`: whether the member follows it now, as the forum's read
+    /// model says (authors follow the topics they post in without asking).
     Follow {
         topic_id: Uuid,
+        following: bool,
         at: DateTime<Utc>,
     },
     Unfollow {
         topic_id: Uuid,
+        following: bool,
         at: DateTime<Utc>,
     },
     /// Marks the first `count` posts of the topic read (`posts`: how many it has).
@@ -1697,8 +1701,12 @@ impl DomainEvent for ReaderEvent {
 impl Reader {
     pub fn decide(&self, command: ReaderCommand) -> Result<Vec<ReaderEvent>, ForumError> {
         match command {
-            ReaderCommand::Follow { topic_id, at } => {
-                if self.follows.contains(&topic_id) {
+            ReaderCommand::Follow {
+                topic_id,
+                following,
+                at,
+            } => {
+                if following {
                     return Err(ForumError::NothingChanged("you follow this topic already"));
                 }
                 if self.follows.len() >= FOLLOWS_MAX {
@@ -1709,8 +1717,12 @@ impl Reader {
                 }
                 Ok(vec![ReaderEvent::TopicFollowed { topic_id, at }])
             }
-            ReaderCommand::Unfollow { topic_id, at } => {
-                if !self.follows.contains(&topic_id) {
+            ReaderCommand::Unfollow {
+                topic_id,
+                following,
+                at,
+            } => {
+                if !following {
                     return Err(ForumError::NothingChanged("you do not follow this topic"));
                 }
                 Ok(vec![ReaderEvent::TopicUnfollowed { topic_id, at }])

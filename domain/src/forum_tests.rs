@@ -892,15 +892,16 @@ fn a_post_shows_its_text_by_state_and_reader() {
 #[test]
 fn a_member_follows_and_reads_topics() {
     let mut reader = Reader::default();
-    let follow = ReaderCommand::Follow {
+    let follow = |following| ReaderCommand::Follow {
         topic_id: TOPIC,
+        following,
         at: t(1),
     };
-    for e in reader.decide(follow.clone()).expect("follows") {
+    for e in reader.decide(follow(false)).expect("follows") {
         reader.apply(e);
     }
     assert_eq!(
-        reader.decide(follow),
+        reader.decide(follow(true)),
         Err(ForumError::NothingChanged("you follow this topic already"))
     );
     let read = |count| ReaderCommand::MarkRead {
@@ -928,6 +929,7 @@ fn a_member_follows_and_reads_topics() {
     for e in reader
         .decide(ReaderCommand::Unfollow {
             topic_id: TOPIC,
+            following: true,
             at: t(3),
         })
         .expect("unfollows")
@@ -935,6 +937,15 @@ fn a_member_follows_and_reads_topics() {
         reader.apply(e);
     }
     assert!(reader.follows.is_empty());
+    // Not following (as the read model says): nothing to unfollow.
+    assert!(matches!(
+        reader.decide(ReaderCommand::Unfollow {
+            topic_id: TOPIC,
+            following: false,
+            at: t(4),
+        }),
+        Err(ForumError::NothingChanged(_))
+    ));
 }
 
 #[test]
