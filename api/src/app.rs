@@ -6,7 +6,8 @@
 //! ```text
 //! Settings ─► Service::open (stores, projections engine, trail, live feed, usage)
 //!         └─► http::router (GraphQL over HTTP and WebSocket, health, metrics)
-//! App::serve: projection runners + the witness + the accept loop, until shutdown
+//! App::serve: projection runners + the witness + the forum's concern watch +
+//! the accept loop, until shutdown
 //! ```
 
 use std::future::Future;
@@ -58,6 +59,8 @@ impl App {
                 .run(service.db.clone(), interval, stopped)
                 .await;
         });
+        // Concerns no moderator has opened are raised again until the service stops.
+        let concerns = tokio::spawn(crate::forum::watch_concerns(Arc::clone(&self.service)));
         let limits = crate::connection::Limits {
             header_timeout: self.service.settings.server.header_timeout,
             per_address: self.service.settings.server.connections_per_address,
@@ -70,6 +73,7 @@ impl App {
             let _ = runner.await;
         }
         let _ = witness.await;
+        concerns.abort();
         result
     }
 }

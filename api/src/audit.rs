@@ -46,6 +46,8 @@ pub enum AccessBasis {
     BreakGlass,
     /// An auditor's right to the trail (never to content).
     Audit,
+    /// An admin's stated reason: a forum name resolved to the person behind it.
+    Admin,
     /// Nothing: the read was refused.
     Refused,
 }
@@ -199,11 +201,14 @@ async fn own_log(
     };
     let mut page = search(ctx, &caller, filter, &window).await?;
     // Who looked, when, at what and on what grounds; not the readers'
-    // addresses, request ids or an auditor's search terms.
+    // addresses, request ids or an auditor's search terms. An admin's
+    // stated reason for resolving their forum name is theirs to read.
     for (_, entry) in &mut page.edges {
         entry.client_address = None;
         entry.request_id = ID::default();
-        entry.detail = None;
+        if entry.section != AccessSection::ForumIdentity {
+            entry.detail = None;
+        }
     }
     Ok(AccessEntryConnection(page))
 }
@@ -284,6 +289,8 @@ pub enum AccessSection {
     Exercises,
     /// The access log (a person's own, or an auditor's search).
     AccessLog,
+    /// Who is behind a forum name (resolved by an admin, with a stated reason).
+    ForumIdentity,
 }
 
 impl AccessSection {
@@ -296,6 +303,7 @@ impl AccessSection {
             AccessSection::CrisisPlan => Section::CrisisPlan.as_str(),
             AccessSection::Exercises => Section::Exercises.as_str(),
             AccessSection::AccessLog => domain::trail::ACCESS_LOG,
+            AccessSection::ForumIdentity => domain::trail::FORUM_IDENTITY,
         }
     }
 
@@ -308,6 +316,7 @@ impl AccessSection {
             AccessSection::CrisisPlan,
             AccessSection::Exercises,
             AccessSection::AccessLog,
+            AccessSection::ForumIdentity,
         ]
         .into_iter()
         .find(|s| s.stored() == name)

@@ -34,6 +34,7 @@ pub(crate) const READ_MODELS: &[&str] = &[
     projections::history::NAME,
     projections::care::NAME,
     projections::messaging::NAME,
+    projections::forum::NAME,
 ];
 
 /// Marks kept before the passed ones are swept out.

@@ -67,6 +67,17 @@ pub enum NodeId {
     Study {
         study: Uuid,
     },
+    ForumTopic {
+        topic: Uuid,
+    },
+    ForumPost {
+        topic: Uuid,
+        post: Uuid,
+    },
+    ForumConcern {
+        topic: Uuid,
+        concern: Uuid,
+    },
 }
 
 impl NodeId {
@@ -86,6 +97,9 @@ impl NodeId {
             NodeId::Conversation { .. } => "Conversation",
             NodeId::Message { .. } => "Message",
             NodeId::Study { .. } => "Study",
+            NodeId::ForumTopic { .. } => "ForumTopic",
+            NodeId::ForumPost { .. } => "ForumPost",
+            NodeId::ForumConcern { .. } => "ForumConcern",
         }
     }
 
@@ -119,6 +133,11 @@ impl NodeId {
                 message,
             } => vec![conversation.to_string(), message.to_string()],
             NodeId::Study { study } => vec![study.to_string()],
+            NodeId::ForumTopic { topic } => vec![topic.to_string()],
+            NodeId::ForumPost { topic, post } => vec![topic.to_string(), post.to_string()],
+            NodeId::ForumConcern { topic, concern } => {
+                vec![topic.to_string(), concern.to_string()]
+            }
         };
         let text = format!("{}:{}", self.type_name(), parts.join(":"));
         ID(URL_SAFE_NO_PAD.encode(text))
@@ -177,6 +196,15 @@ impl NodeId {
                 message: uuid(1)?,
             },
             ("Study", 1) => NodeId::Study { study: uuid(0)? },
+            ("ForumTopic", 1) => NodeId::ForumTopic { topic: uuid(0)? },
+            ("ForumPost", 2) => NodeId::ForumPost {
+                topic: uuid(0)?,
+                post: uuid(1)?,
+            },
+            ("ForumConcern", 2) => NodeId::ForumConcern {
+                topic: uuid(0)?,
+                concern: uuid(1)?,
+            },
             _ => return None,
         };
         Some(node)
@@ -330,6 +358,38 @@ pub fn study(id: &ID) -> Result<Uuid, ApiError> {
         NodeId::Study { study } => Some(study),
         _ => None,
     })
+}
+
+/// A forum topic named by an argument.
+pub fn forum_topic(id: &ID) -> Result<Uuid, ApiError> {
+    object(id, "ForumTopic", |node| match node {
+        NodeId::ForumTopic { topic } => Some(topic),
+        _ => None,
+    })
+}
+
+/// A forum post named by an argument: its global id (which names its
+/// topic too), or its bare uuid (the topic is then looked up).
+pub fn forum_post(id: &ID) -> Result<(Option<Uuid>, Uuid), ApiError> {
+    match parse(id)? {
+        Ok(post) => Ok((None, post)),
+        Err(NodeId::ForumPost { topic, post }) => Ok((Some(topic), post)),
+        Err(_) => Err(ApiError::BadInput(format!(
+            "`{}` is not the id of a ForumPost",
+            clip(id)
+        ))),
+    }
+}
+
+/// A concern named by an argument: its global id (with its topic).
+pub fn forum_concern(id: &ID) -> Result<(Uuid, Uuid), ApiError> {
+    match NodeId::decode(id) {
+        Some(NodeId::ForumConcern { topic, concern }) => Ok((topic, concern)),
+        _ => Err(ApiError::BadInput(format!(
+            "`{}` is not the id of a ForumConcern",
+            clip(id)
+        ))),
+    }
 }
 
 /// A person named by an argument: their person id (the identity

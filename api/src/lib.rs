@@ -17,6 +17,8 @@ pub mod core;
 pub mod documents;
 pub mod durability;
 pub mod error;
+pub mod folds;
+pub mod forum;
 pub mod history;
 pub mod http;
 pub mod ids;

@@ -41,6 +41,8 @@ pub struct LiveEvent {
     pub agreement: Option<domain::agreement::AgreementEvent>,
     /// A break-glass opening (the only care event delivered live).
     pub break_glass: Option<domain::care::CareEvent>,
+    /// A new forum post, or a concern raised (or raised again).
+    pub forum: Option<domain::forum::TopicEvent>,
 }
 
 /// The stream of new events this instance delivers.
@@ -128,13 +130,28 @@ impl Live {
                             && event.event_type == "BreakGlassOpened")
                             .then(|| event.decode().ok())
                             .flatten();
-                        if conversation.is_some() || agreement.is_some() || break_glass.is_some() {
+                        let forum = (event.aggregate_type == domain::forum::TOPIC_TYPE
+                            && matches!(
+                                event.event_type.as_str(),
+                                "TopicOpened"
+                                    | "ReplyPosted"
+                                    | "ConcernRaised"
+                                    | "ConcernRaisedAgain"
+                            ))
+                        .then(|| event.decode().ok())
+                        .flatten();
+                        if conversation.is_some()
+                            || agreement.is_some()
+                            || break_glass.is_some()
+                            || forum.is_some()
+                        {
                             // Nobody listening is fine.
                             let _ = sender.send(Arc::new(LiveEvent {
                                 stored: event,
                                 conversation,
                                 agreement,
                                 break_glass,
+                                forum,
                             }));
                         }
                     }

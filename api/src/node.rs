@@ -9,6 +9,7 @@ use crate::agreements::{self, AgreementView};
 use crate::care::{self, ProviderProfile, Relationship};
 use crate::core::{self, Activity, ControlPanel, Goal};
 use crate::error::ApiError;
+use crate::forum::{self, ForumConcern, ForumPost, ForumTopicView};
 use crate::ids::{clip, NodeId};
 use crate::messaging::{self, ConversationView, Message};
 use crate::research::{self, StudyView};
@@ -38,6 +39,9 @@ pub enum Node {
     Conversation(ConversationView),
     Message(Message),
     Study(StudyView),
+    ForumTopic(ForumTopicView),
+    ForumPost(ForumPost),
+    ForumConcern(ForumConcern),
 }
 
 /// `node` and `nodes`.
@@ -166,6 +170,15 @@ pub(crate) async fn resolve(ctx: &Context<'_>, node: NodeId) -> async_graphql::R
         ),
         NodeId::Study { .. } => {
             Node::Study(research::study_node(ctx, node).await?.ok_or_else(absent)?)
+        }
+        NodeId::ForumTopic { .. } => {
+            Node::ForumTopic(forum::topic_node(ctx, node).await?.ok_or_else(absent)?)
+        }
+        NodeId::ForumPost { .. } => {
+            Node::ForumPost(forum::post_node(ctx, node).await?.ok_or_else(absent)?)
+        }
+        NodeId::ForumConcern { .. } => {
+            Node::ForumConcern(forum::concern_node(ctx, node).await?.ok_or_else(absent)?)
         }
     })
 }

@@ -15,6 +15,7 @@ use crate::agreements::{AgreementMutation, AgreementQuery};
 use crate::audit::AuditQuery;
 use crate::care::{CareMutation, CareQuery};
 use crate::core::{CoreMutation, CoreQuery};
+use crate::forum::{ForumMutation, ForumQuery};
 use crate::messaging::{MessagingMutation, MessagingQuery};
 use crate::node::NodeQuery;
 use crate::research::{MeasuresQuery, ResearchMutation, ResearchQuery};
@@ -83,6 +84,7 @@ pub struct Query(
     AuditQuery,
     AgreementQuery,
     MessagingQuery,
+    ForumQuery,
     ResearchQuery,
     MeasuresQuery,
 );
@@ -95,6 +97,7 @@ pub struct Mutation(
     CareMutation,
     AgreementMutation,
     MessagingMutation,
+    ForumMutation,
     ResearchMutation,
 );
 

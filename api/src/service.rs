@@ -68,6 +68,9 @@ pub(crate) struct Stores {
     relationships: EventStore<CareRelationship>,
     agreements: EventStore<Agreement>,
     conversations: EventStore<Conversation>,
+    forums: EventStore<domain::forum::Forum>,
+    topics: EventStore<domain::forum::Topic>,
+    readers: EventStore<domain::forum::Reader>,
     studies: EventStore<Study>,
     enrolments: EventStore<Enrolment>,
 }
@@ -105,6 +108,9 @@ stored!(
     CareRelationship => relationships, 0;
     Agreement => agreements, 0;
     Conversation => conversations, CONFLICT_RETRIES;
+    domain::forum::Forum => forums, CONFLICT_RETRIES;
+    domain::forum::Topic => topics, CONFLICT_RETRIES;
+    domain::forum::Reader => readers, CONFLICT_RETRIES;
     Study => studies, CONFLICT_RETRIES;
     Enrolment => enrolments, CONFLICT_RETRIES;
 );
@@ -151,6 +157,39 @@ fn target(
             (None, _) => None,
         },
         STUDY_TYPE => id.and_then(|study| node(NodeId::Study { study })),
+        domain::forum::TOPIC_TYPE => {
+            use domain::forum::TopicEvent as E;
+            let Some(topic) = id else { return Ok(None) };
+            match decode::<E>(payload)? {
+                E::TopicOpened { post_id: post, .. }
+                | E::ReplyPosted { post_id: post, .. }
+                | E::PostEdited { post_id: post, .. }
+                | E::PostWithdrawn { post_id: post, .. }
+                | E::SupportGiven { post_id: post, .. }
+                | E::SupportTakenBack { post_id: post, .. }
+                | E::PostFlagged { post_id: post, .. }
+                | E::PostHidden { post_id: post, .. }
+                | E::PostRestored { post_id: post, .. }
+                | E::ConcernRaised { post_id: post, .. } => node(NodeId::ForumPost { topic, post }),
+                E::ConcernOpened { concern_id, .. }
+                | E::ConcernResolved { concern_id, .. }
+                | E::ConcernRaisedAgain { concern_id, .. } => node(NodeId::ForumConcern {
+                    topic,
+                    concern: concern_id,
+                }),
+                E::TopicClosed { .. } | E::TopicReopened { .. } => {
+                    node(NodeId::ForumTopic { topic })
+                }
+            }
+        }
+        domain::forum::READER_TYPE => match decode::<domain::forum::ReaderEvent>(payload)? {
+            domain::forum::ReaderEvent::TopicFollowed { topic_id, .. }
+            | domain::forum::ReaderEvent::TopicUnfollowed { topic_id, .. }
+            | domain::forum::ReaderEvent::TopicRead { topic_id, .. } => {
+                node(NodeId::ForumTopic { topic: topic_id })
+            }
+        },
+        domain::forum::FORUM_TYPE => None,
         domain::study::ENROLMENT_TYPE => match decode::<domain::study::EnrolmentEvent>(payload)? {
             domain::study::EnrolmentEvent::Enrolled { study_id, .. }
             | domain::study::EnrolmentEvent::Withdrew { study_id, .. } => {
@@ -280,6 +319,9 @@ pub struct Service {
     /// Refused reads per reader (`server.refusals_per_minute`).
     pub refusal_limit: crate::rate::PersonLimit,
     stores: Stores,
+    /// Forums and topics folded so far, brought up to date from the store
+    /// at each use (`Service::folded`).
+    folds: crate::folds::Folds,
     /// Organisation of each portal seen; it never changes after opening.
     organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
 }
@@ -315,6 +357,9 @@ macro_rules! stores {
             relationships: EventStore::$variant(event_store_mode($repo, $pool)),
             agreements: EventStore::$variant(event_store_mode($repo, $pool)),
             conversations: EventStore::$variant(event_store_mode($repo, $pool)),
+            forums: EventStore::$variant(event_store_mode($repo, $pool)),
+            topics: EventStore::$variant(event_store_mode($repo, $pool)),
+            readers: EventStore::$variant(event_store_mode($repo, $pool)),
             studies: EventStore::$variant(event_store_mode($repo, $pool)),
             enrolments: EventStore::$variant(event_store_mode($repo, $pool)),
         }
@@ -466,6 +511,7 @@ impl Service {
             refusal_limit,
             stores,
             organisations: Default::default(),
+            folds: Default::default(),
         })
     }
 
@@ -551,6 +597,28 @@ impl Service {
                     .map_err(|e| ApiError::internal(format!("{aggregate_type} {id}: {e}")))
             })
             .collect()
+    }
+
+    /// An aggregate as its events leave it now: kept folded between uses
+    /// and brought up to date with the events appended since (from the
+    /// store itself, so a decision never rests on a lagging read model).
+    pub async fn folded<A>(&self, aggregate_id: &str) -> Result<A, ApiError>
+    where
+        A: Aggregate + Clone + Default + Send + Sync + 'static,
+    {
+        let (after, mut folded) = self.folds.get::<A>(aggregate_id);
+        let newer = stream::read_payloads_after(&self.db, A::TYPE, aggregate_id, after).await?;
+        let Some((last, _)) = newer.last() else {
+            return Ok(folded);
+        };
+        let last = *last;
+        for (_, payload) in &newer {
+            let event: A::Event = serde_json::from_str(payload)
+                .map_err(|e| ApiError::internal(format!("{} {aggregate_id}: {e}", A::TYPE)))?;
+            folded.apply(event);
+        }
+        self.folds.keep(aggregate_id, last, folded.clone());
+        Ok(folded)
     }
 
     /// A conversation as its events leave it, and the events.

@@ -46,6 +46,7 @@ pub struct Settings {
     pub care: Care,
     pub trail: Trail,
     pub research: Research,
+    pub forum: Forum,
     pub log: Log,
 }
 
@@ -331,6 +332,50 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The peer-support forum (`docs/forum.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Forum {
+    /// The score of flags at which a post is hidden pending review: a peer's
+    /// flag weighs 1, staff's 2, a moderator's 3 (`PORTAL_FORUM_HIDE_SCORE`,
+    /// default 3).
+    pub hide_score: u32,
+    /// What moderators are shown beside every concern for someone's safety:
+    /// the organisation's own guidance (`PORTAL_FORUM_CONCERN_GUIDANCE`).
+    pub concern_guidance: String,
+    /// After how long a concern no moderator has opened is raised again,
+    /// and again after as long each time (`PORTAL_FORUM_CONCERN_RERAISE_SECONDS`,
+    /// default 15 minutes).
+    #[serde(with = "humantime_serde")]
+    pub concern_reraise_after: Duration,
+    /// A program run each time a concern is raised again, with the
+    /// concern's JSON (no text, no name) on its standard input: how an
+    /// organisation wires unopened concerns to its on-call routine
+    /// (`PORTAL_FORUM_CONCERN_COMMAND`; none by default). See `docs/forum.md`.
+    pub concern_command: Option<PathBuf>,
+}
+
+impl Default for Forum {
+    fn default() -> Self {
+        Forum {
+            hide_score: 3,
+            concern_guidance: "If you think someone is in immediate danger, call the emergency \
+                number. Otherwise reach out to the person by message today, tell their care \
+                team if they have agreed to that, and share the crisis line. Record what you did."
+                .to_string(),
+            concern_reraise_after: Duration::from_secs(15 * 60),
+            concern_command: None,
+        }
+    }
+}
+
+impl Forum {
+    /// The re-raise interval as the domain takes it.
+    pub fn reraise_after(&self) -> chrono::Duration {
+        chrono_duration(self.concern_reraise_after)
+    }
+}
+
 /// The access trail.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -568,6 +613,12 @@ impl Settings {
                 SECOND * 600,
             ),
             (
+                "forum.concern_reraise_after (PORTAL_FORUM_CONCERN_RERAISE_SECONDS)",
+                self.forum.concern_reraise_after,
+                SECOND,
+                DAY,
+            ),
+            (
                 "live.poll (PORTAL_LIVE_POLL_MS)",
                 self.live.poll,
                 Duration::from_millis(1),
@@ -662,6 +713,12 @@ impl Settings {
                 u64::from(self.care.break_glass_per_provider_per_day),
                 1,
                 1_000,
+            ),
+            (
+                "forum.hide_score (PORTAL_FORUM_HIDE_SCORE)",
+                u64::from(self.forum.hide_score),
+                1,
+                100,
             ),
             (
                 "graphql.max_batch (PORTAL_MAX_BATCH)",
@@ -794,6 +851,18 @@ impl Settings {
         }
         set_duration!(research.exchange_gap, "PORTAL_EXCHANGE_GAP_MINUTES", MIN);
         set_duration!(live.poll, "PORTAL_LIVE_POLL_MS", MS);
+        set!(forum.hide_score, "PORTAL_FORUM_HIDE_SCORE");
+        set_duration!(
+            forum.concern_reraise_after,
+            "PORTAL_FORUM_CONCERN_RERAISE_SECONDS",
+            S
+        );
+        if let Some(text) = env("PORTAL_FORUM_CONCERN_GUIDANCE") {
+            self.forum.concern_guidance = text;
+        }
+        if let Some(path) = env("PORTAL_FORUM_CONCERN_COMMAND") {
+            self.forum.concern_command = Some(PathBuf::from(path));
+        }
         set_duration!(websocket.init_timeout, "PORTAL_WS_INIT_TIMEOUT_MS", MS);
         set_duration!(websocket.keepalive, "PORTAL_WS_KEEPALIVE_MS", MS);
         set!(

@@ -40,6 +40,11 @@ pub enum UpdateKind {
     /// A provider opened the service user's crisis plan with break-glass
     /// (delivered to the service user only).
     BreakGlass,
+    /// A new post in a forum topic the caller follows (not their own).
+    ForumPost,
+    /// A concern for someone's safety raised in the forum, or raised again
+    /// because no moderator has opened it (delivered to moderators only).
+    Concern,
 }
 
 /// What happened to an agreement.
@@ -80,10 +85,49 @@ pub struct LiveUpdate {
     pub change: Option<AgreementChange>,
     /// The version concerned, for an agreement change.
     pub version: Option<i32>,
+    /// The forum topic's global id, for forum posts and concerns.
+    pub topic_id: Option<ID>,
+    /// The forum post's global id, for forum posts and concerns.
+    pub post_id: Option<ID>,
+    /// The concern's global id, for concerns.
+    pub concern_id: Option<ID>,
+    /// How the post's author appears (never who they are), for forum posts.
+    pub author_name: Option<String>,
+    /// The organisation's guidance for moderators, for concerns.
+    pub guidance: Option<String>,
+    /// How many times the concern was raised again unopened (0 when first raised).
+    pub round: Option<i32>,
     /// When it happened.
     pub at: DateTime<Utc>,
     /// Global position of the event.
     pub position: BigInt,
+}
+
+impl LiveUpdate {
+    /// An update of `kind` at `at`, with nothing else set.
+    fn bare(kind: UpdateKind, at: DateTime<Utc>, position: i64) -> LiveUpdate {
+        LiveUpdate {
+            kind,
+            conversation_id: None,
+            relationship_id: None,
+            message_id: None,
+            by_id: None,
+            body: None,
+            reason: None,
+            until: None,
+            read: None,
+            change: None,
+            version: None,
+            topic_id: None,
+            post_id: None,
+            concern_id: None,
+            author_name: None,
+            guidance: None,
+            round: None,
+            at,
+            position: BigInt(position),
+        }
+    }
 }
 
 /// Who is in a thread, from the instance's shared cache or, the first time,
@@ -145,6 +189,109 @@ async fn follows_agreement(svc: &Service, caller: &Caller, id: Uuid) -> Result<b
     Ok(domain::access::relationship_side(&caller.actor(), &relationship).is_some())
 }
 
+/// The update a forum event makes for `caller`, if any: a new post for
+/// members who follow its topic (not its author), a concern for moderators.
+async fn forum_update(
+    svc: &Service,
+    caller: &Caller,
+    topic: Uuid,
+    event: domain::forum::TopicEvent,
+    position: i64,
+) -> Option<LiveUpdate> {
+    use domain::forum::TopicEvent as E;
+    let at = event.at();
+    let topic_id = Some(NodeId::ForumTopic { topic }.id());
+    match event {
+        E::TopicOpened {
+            post_id,
+            author,
+            kind,
+            body,
+            ..
+        }
+        | E::ReplyPosted {
+            post_id,
+            author,
+            kind,
+            body,
+            ..
+        } => {
+            if author == caller.subject || !crate::forum::follows(svc, caller, topic).await {
+                return None;
+            }
+            Some(LiveUpdate {
+                topic_id,
+                post_id: Some(
+                    NodeId::ForumPost {
+                        topic,
+                        post: post_id,
+                    }
+                    .id(),
+                ),
+                author_name: Some(crate::forum::shown_author(svc, caller, author, kind).await),
+                body: Some(body),
+                ..LiveUpdate::bare(UpdateKind::ForumPost, at, position)
+            })
+        }
+        E::ConcernRaised {
+            concern_id,
+            post_id,
+            note,
+            ..
+        } => moderators_only(
+            svc,
+            caller,
+            LiveUpdate {
+                topic_id,
+                post_id: Some(
+                    NodeId::ForumPost {
+                        topic,
+                        post: post_id,
+                    }
+                    .id(),
+                ),
+                concern_id: Some(
+                    NodeId::ForumConcern {
+                        topic,
+                        concern: concern_id,
+                    }
+                    .id(),
+                ),
+                body: Some(note),
+                round: Some(0),
+                ..LiveUpdate::bare(UpdateKind::Concern, at, position)
+            },
+        ),
+        E::ConcernRaisedAgain {
+            concern_id, round, ..
+        } => moderators_only(
+            svc,
+            caller,
+            LiveUpdate {
+                topic_id,
+                concern_id: Some(
+                    NodeId::ForumConcern {
+                        topic,
+                        concern: concern_id,
+                    }
+                    .id(),
+                ),
+                round: Some(round as i32),
+                ..LiveUpdate::bare(UpdateKind::Concern, at, position)
+            },
+        ),
+        _ => None,
+    }
+}
+
+/// `update`, with the organisation's guidance, if `caller` moderates.
+fn moderators_only(svc: &Service, caller: &Caller, update: LiveUpdate) -> Option<LiveUpdate> {
+    domain::access::may_moderate(&caller.actor(), &caller.organisation).then(|| LiveUpdate {
+        guidance: Some(svc.settings.forum.concern_guidance.clone()),
+        ..update
+    })
+}
+
 /// One subscriber's view of the live stream.
 struct Feed {
     events: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::live::LiveEvent>>,
@@ -198,19 +345,8 @@ impl Feed {
                     continue;
                 }
                 let base = LiveUpdate {
-                    kind: UpdateKind::Message,
                     conversation_id: Some(NodeId::Conversation { conversation: id }.id()),
-                    relationship_id: None,
-                    message_id: None,
-                    by_id: None,
-                    body: None,
-                    read: None,
-                    change: None,
-                    version: None,
-                    reason: None,
-                    until: None,
-                    at: decoded.at(),
-                    position: BigInt(position),
+                    ..LiveUpdate::bare(UpdateKind::Message, decoded.at(), position)
                 };
                 match decoded {
                     ConversationEvent::MessagePosted {
@@ -284,13 +420,8 @@ impl Feed {
                         Side::Provider => r.provider_id,
                     });
                 return Some(LiveUpdate {
-                    kind: UpdateKind::Agreement,
-                    conversation_id: None,
                     relationship_id: Some(NodeId::Relationship { relationship: id }.id()),
-                    message_id: None,
                     by_id: by.map(person_id),
-                    body: None,
-                    read: None,
                     change: Some(match decoded {
                         AgreementEvent::AgreementProposed { .. } => AgreementChange::Proposed,
                         AgreementEvent::AgreementAccepted { .. } => AgreementChange::Accepted,
@@ -298,10 +429,7 @@ impl Feed {
                         AgreementEvent::ProposalWithdrawn { .. } => AgreementChange::Withdrawn,
                     }),
                     version: Some(version),
-                    reason: None,
-                    until: None,
-                    at: decoded.at(),
-                    position: BigInt(position),
+                    ..LiveUpdate::bare(UpdateKind::Agreement, decoded.at(), position)
                 });
             }
             if let Some(care::CareEvent::BreakGlassOpened {
@@ -321,20 +449,23 @@ impl Feed {
                     continue;
                 }
                 return Some(LiveUpdate {
-                    kind: UpdateKind::BreakGlass,
-                    conversation_id: None,
                     relationship_id: Some(NodeId::Relationship { relationship: id }.id()),
-                    message_id: None,
                     by_id: relationship.provider_id.map(person_id),
                     body: Some(reason),
-                    read: None,
-                    change: None,
-                    version: None,
                     reason: Some(code.into()),
                     until: Some(until),
-                    at,
-                    position: BigInt(position),
+                    ..LiveUpdate::bare(UpdateKind::BreakGlass, at, position)
                 });
+            }
+            if let Some(decoded) = event.forum.clone() {
+                if event.stored.metadata.organisation != self.caller.organisation {
+                    continue;
+                }
+                if let Some(update) =
+                    forum_update(&self.svc, &self.caller, id, decoded, position).await
+                {
+                    return Some(update);
+                }
             }
         }
     }
@@ -357,9 +488,11 @@ impl LiveSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = LiveUpdate>> {
         let caller = caller(ctx)?;
-        if caller.care_side().is_none() {
+        if caller.care_side().is_none()
+            && !domain::access::may_moderate(&caller.actor(), &caller.organisation)
+        {
             return Err(ApiError::Forbidden(
-                "only service users and providers receive live updates".into(),
+                "only service users, providers and moderators receive live updates".into(),
             )
             .into());
         }
@@ -374,21 +507,7 @@ impl LiveSubscription {
             agreements: HashMap::new(),
         };
         // The feed is listening from here on: say so first.
-        let live = LiveUpdate {
-            kind: UpdateKind::Subscribed,
-            conversation_id: None,
-            relationship_id: None,
-            message_id: None,
-            by_id: None,
-            body: None,
-            read: None,
-            change: None,
-            version: None,
-            reason: None,
-            until: None,
-            at: now(ctx),
-            position: BigInt(0),
-        };
+        let live = LiveUpdate::bare(UpdateKind::Subscribed, now(ctx), 0);
         let updates = futures::stream::unfold(feed, |mut feed| async move {
             let update = feed.next().await?;
             Some((update, feed))

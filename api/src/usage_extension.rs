@@ -54,8 +54,21 @@ pub fn module_of(field: &str) -> Option<Module> {
         | "alignment" => Module::Agreements,
         "myAccessLog" | "disclosuresCsv" => Module::AccessLog,
         "studies" | "enrolInStudy" | "withdrawFromStudy" => Module::Studies,
+        "forum" | "chooseForumName" | "openTopic" | "replyToTopic" | "editPost"
+        | "withdrawPost" | "supportPost" | "flagPost" | "raiseConcern" | "followTopic"
+        | "markTopicRead" => Module::Forum,
         _ => return None,
     })
+}
+
+/// Whether a mutation's field counts as a write (a posting, in the forum's
+/// terms): in the forum, supporting, flagging, raising concern, following
+/// and marking read are part of a visit, as ReConnect counted them.
+pub fn writes(field: &str) -> bool {
+    !matches!(
+        field,
+        "supportPost" | "flagPost" | "raiseConcern" | "followTopic" | "markTopicRead"
+    )
 }
 
 /// Records the top-level fields of every successful query and mutation as
@@ -68,8 +81,9 @@ impl ExtensionFactory for UsageExtension {
     }
 }
 
-/// One operation of a document: its name, whether it writes, its modules.
-type Operation = (Option<String>, bool, Vec<Module>);
+/// One operation of a document: its name and its modules, each with
+/// whether it writes.
+type Operation = (Option<String>, Vec<(Module, bool)>);
 
 #[derive(Default)]
 struct PerRequest {
@@ -119,11 +133,14 @@ fn top_level(document: &ExecutableDocument) -> Vec<Operation> {
                     .unwrap_or_default(),
             })
             .filter_map(|selection| match selection {
-                Selection::Field(field) => module_of(field.node.name.node.as_str()),
+                Selection::Field(field) => {
+                    let field = field.node.name.node.as_str();
+                    module_of(field).map(|module| (module, write && writes(field)))
+                }
                 _ => None,
             })
             .collect();
-        Some((name, write, modules))
+        Some((name, modules))
     };
     match &document.operations {
         DocumentOperations::Single(op) => summarise(None, &op.node).into_iter().collect(),
@@ -189,11 +206,11 @@ impl Extension for PerRequest {
         let chosen = self.operations.lock().ok().and_then(|ops| {
             let single = ops.len() == 1;
             ops.iter()
-                .find(|(name, _, _)| single || name.as_deref() == operation_name)
-                .map(|(_, write, modules)| (*write, modules.clone()))
+                .find(|(name, _)| single || name.as_deref() == operation_name)
+                .map(|(_, modules)| modules.clone())
         });
-        if let Some((write, modules)) = chosen {
-            for module in modules {
+        if let Some(modules) = chosen {
+            for (module, write) in modules {
                 service.usage.record(
                     caller,
                     &request.request_id,

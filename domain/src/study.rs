@@ -366,11 +366,13 @@ pub enum Module {
     /// The user's own access log.
     AccessLog,
     Studies,
+    /// The peer-support forum (visits and postings; never a text or a name).
+    Forum,
 }
 
 impl Module {
     /// Every module, in export order.
-    pub const ALL: [Module; 10] = [
+    pub const ALL: [Module; 11] = [
         Module::ControlPanel,
         Module::Medications,
         Module::Network,
@@ -381,6 +383,7 @@ impl Module {
         Module::Agreements,
         Module::AccessLog,
         Module::Studies,
+        Module::Forum,
     ];
 
     /// The module as written in exports.
@@ -396,6 +399,7 @@ impl Module {
             Module::Agreements => "agreements",
             Module::AccessLog => "access_log",
             Module::Studies => "studies",
+            Module::Forum => "forum",
         }
     }
 

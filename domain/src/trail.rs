@@ -21,6 +21,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The section name of reads of the trail itself.
 pub const ACCESS_LOG: &str = "access_log";
 
+/// The section name of a forum name resolved to the person behind it.
+pub const FORUM_IDENTITY: &str = "forum_identity";
+
 /// The chain a record about `subject` (or, without one, about `organisation`) belongs to.
 pub fn chain_id(subject: Option<Uuid>, organisation: &str) -> String {
     match subject {
@@ -41,6 +44,8 @@ pub enum Basis {
     BreakGlass,
     /// An auditor's right to the trail (never to content).
     Audit,
+    /// An admin's stated reason: a forum name resolved to its person.
+    Admin,
     /// Nothing: the read was refused.
     Refused,
 }
@@ -53,6 +58,7 @@ impl Basis {
             Basis::Grant => "grant",
             Basis::BreakGlass => "break_glass",
             Basis::Audit => "audit",
+            Basis::Admin => "admin",
             Basis::Refused => "refused",
         }
     }

@@ -100,6 +100,10 @@ export function describe(update: LiveUpdatesSubscription["liveUpdates"]): string
       return `agreement ${update.change ?? "?"} v${update.version ?? "?"}`;
     case "BREAK_GLASS":
       return `break-glass in ${update.relationshipId ?? "?"} until ${update.until ?? "?"}`;
+    case "FORUM_POST":
+      return `${update.authorName ?? "?"} posted in ${update.topicId ?? "?"}`;
+    case "CONCERN":
+      return `concern ${update.concernId ?? "?"} (round ${update.round ?? 0}): ${update.guidance ?? ""}`;
     default: {
       const never: never = update.kind;
       return never;

@@ -256,6 +256,31 @@ pub async fn read_payloads(
         .collect()
 }
 
+/// The payloads of one aggregate's events after `after` (a sequence
+/// number), oldest first, each with its sequence: what an incremental fold
+/// needs.
+pub async fn read_payloads_after(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    after: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let payload = db.backend.json_text("payload");
+    let sql = format!(
+        "SELECT sequence, {payload} AS payload FROM events WHERE aggregate_type = $1 \
+         AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(after)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("sequence")?, row.try_get("payload")?)))
+        .collect()
+}
+
 /// Every event of one aggregate type as (aggregate id, payload text), in
 /// the order they were appended. For small types (studies, enrolments).
 pub async fn read_type_payloads(

@@ -39,7 +39,14 @@ async fn health_readiness_and_metrics_answer(store: Store) {
         .collect();
     assert_eq!(
         names,
-        ["control_panel", "history", "care", "access", "messaging"]
+        [
+            "control_panel",
+            "history",
+            "care",
+            "access",
+            "messaging",
+            "forum"
+        ]
     );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(

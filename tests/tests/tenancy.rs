@@ -27,7 +27,8 @@ macro_rules! node_fields {
          ... on NetworkPerson { uuid displayName } ... on CrisisPlan { revision warningSigns } \
          ... on ProviderProfile { displayName } ... on Relationship { uuid status } \
          ... on Agreement { pending { terms { notes } } } ... on Conversation { uuid subject messages { nodes { body } } } \
-         ... on Message { uuid body } ... on Study { uuid title }"
+         ... on Message { uuid body } ... on Study { uuid title } \
+         ... on ForumTopic { uuid title } ... on ForumPost { uuid body } ... on ForumConcern { note post { body } }"
     };
 }
 
@@ -66,6 +67,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     node_op!("convNode"),
     node_op!("msgNode"),
     node_op!("studyNode"),
+    node_op!("topicNode"),
+    node_op!("postNode"),
+    node_op!("concernNode"),
     ("nodes", concat!("query($allNodes: [ID!]!) { nodes(ids: $allNodes) { ", node_fields!(), " } }")),
     ("controlPanel", "query($portal: ID!) { controlPanel(portalId: $portal) { portalId version domains { key latestStatus { note } activeGoals { title } } recentChanges { nodes { eventType sequence } } } }"),
     ("goal", "query($portal: ID!, $goal: ID!) { goal(goalId: $goal, portalId: $portal) { title description } }"),
@@ -98,6 +102,13 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("conversation", "query($conv: ID!) { conversation(conversationId: $conv) { id uuid subject messages { nodes { id body } } } }"),
     ("studies", "{ studies { nodes { id uuid title enrolledNow } } }"),
     ("studyMeasures", "query($study: ID!) { studyMeasures(studyId: $study) { studyId participants } }"),
+    ("forum", "query($topic: ID!) { forum { me { name unreadTotal } categories { key topicCount } topics { nodes { id uuid title author { name } } } topic(id: $topic) { title posts { nodes { id uuid body } } } } }"),
+    ("forum", "{ forum { me { name unreadTotal } categories { key topicCount } topics(followed: true) { nodes { id uuid title author { name } } } } }"),
+    ("moderationQueue", "{ moderationQueue { concerns { id note post { body } } flagged { post { uuid body } flags { note } } } }"),
+    ("forumConcerns", "{ forumConcerns { id note outcome } }"),
+    ("forumNameHistory", "{ forumNameHistory { name previous } }"),
+    ("moderationLog", "{ moderationLog { nodes { action targetId targetName reason } } }"),
+    ("forumNameHolder", "{ forumNameHolder(name: \"SECRET-A Sunflower\", reason: \"from B\") { personId name } }"),
     // Mutations.
     ("openPortal", "mutation { openPortal { portalId } }"),
     ("addLifeDomain", "mutation { addLifeDomain(key: \"b_domain\", name: \"B\") { portalId } }"),
@@ -138,6 +149,26 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("registerStudy", "mutation($researcher: ID!) { registerStudy(title: \"B\", protocolId: \"B-1\", startsOn: \"2026-01-01\", endsOn: \"2030-12-31\", researcherIds: [$researcher]) { version } }"),
     ("enrolInStudy", "mutation($study: ID!) { enrolInStudy(studyId: $study) { version study { title } } }"),
     ("withdrawFromStudy", "mutation($study: ID!) { withdrawFromStudy(studyId: $study) { version study { title } } }"),
+    ("chooseForumName", "mutation { chooseForumName(name: \"B member\") { name } }"),
+    ("openTopic", "mutation { openTopic(category: \"sleep\", title: \"B\", body: \"from B\") { post { uuid body } } }"),
+    ("replyToTopic", "mutation($topic: ID!) { replyToTopic(topicId: $topic, body: \"from B\") { post { uuid body } } }"),
+    ("replyToTopic", "mutation($post: ID!) { replyToTopic(topicId: \"00000000-0000-0000-0000-000000000000\", body: \"from B\", quotePostId: $post) { post { uuid body } } }"),
+    ("editPost", "mutation($post: ID!) { editPost(postId: $post, body: \"from B\") { post { body } } }"),
+    ("withdrawPost", "mutation($post: ID!) { withdrawPost(postId: $post) { post { body } } }"),
+    ("supportPost", "mutation($post: ID!) { supportPost(postId: $post) { post { body } } }"),
+    ("flagPost", "mutation($post: ID!) { flagPost(postId: $post, reason: SPAM) { post { body } } }"),
+    ("raiseConcern", "mutation($post: ID!) { raiseConcern(postId: $post) { post { body } } }"),
+    ("followTopic", "mutation($topic: ID!) { followTopic(topicId: $topic) { topic { title } } }"),
+    ("markTopicRead", "mutation($topic: ID!) { markTopicRead(topicId: $topic) { topic { title } } }"),
+    ("hidePost", "mutation($post: ID!) { hidePost(postId: $post, reason: \"from B\") { post { body } } }"),
+    ("restorePost", "mutation($post: ID!) { restorePost(postId: $post, reason: \"from B\") { post { body } } }"),
+    ("closeTopic", "mutation($topic: ID!) { closeTopic(topicId: $topic, reason: \"from B\") { topic { title } } }"),
+    ("silenceMember", "mutation($post: ID!) { silenceMember(postId: $post, days: 1, reason: \"from B\") { id member } }"),
+    ("liftSilence", "mutation($silence: UUID!) { liftSilence(silenceId: $silence, reason: \"from B\") }"),
+    ("addForumCategory", "mutation { addForumCategory(key: \"b_cat\", title: \"B\") }"),
+    ("retireForumCategory", "mutation { retireForumCategory(key: \"recovery_stories\", reason: \"from B\") }"),
+    ("openConcern", "mutation($concern: ID!) { openConcern(concernId: $concern) { concern { note post { body } } } }"),
+    ("resolveConcern", "mutation($concern: ID!) { resolveConcern(concernId: $concern, action: NO_ACTION_NEEDED) { concern { note post { body } } } }"),
     // The last: it ends the relationship the others aim at.
     ("endCareRelationship", "mutation($rel: ID!) { endCareRelationship(relationshipId: $rel) { version relationship { status } } }"),
 ];
@@ -159,6 +190,7 @@ struct OrgA {
     user: User,
     provider: Provider,
     admin: Client,
+    moderator: Client,
     ids: Value,
     /// For each variable that names one of A's objects, the object's global
     /// id: B's people try every field with those too.
@@ -323,7 +355,81 @@ async fn organisation_a(server: &Server) -> OrgA {
         json!({"s": study}),
     )
     .await;
+    // The forum: the user posts under a pseudonym, staff reply, a moderator
+    // hides the reply and silences its author, a concern is raised.
+    let moderator = server.client(Some(token(Uuid::new_v4(), Role::Moderator, org)));
+    u.data(
+        &format!("mutation {{ chooseForumName(name: \"{MARK} Sunflower\") {{ name }} }}"),
+        json!({}),
+    )
+    .await;
+    moderator
+        .data(
+            "mutation { chooseForumName(name: \"Moderator Ann\") { name } }",
+            json!({}),
+        )
+        .await;
+    let opened = u
+        .data(
+            &format!("mutation {{ openTopic(category: \"sleep\", title: \"{MARK} title\", body: \"{MARK} post\") {{ post {{ id uuid topicId }} }} }}"),
+            json!({}),
+        )
+        .await["openTopic"]["post"]
+        .clone();
+    let (post, post_node, topic_node) = (
+        opened["uuid"].as_str().unwrap().to_string(),
+        opened["id"].as_str().unwrap().to_string(),
+        opened["topicId"].as_str().unwrap().to_string(),
+    );
+    let topic = u
+        .data(
+            "query($t: ID!) { forum { topic(id: $t) { uuid } } }",
+            json!({"t": topic_node}),
+        )
+        .await["forum"]["topic"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = provider
+        .client
+        .data(
+            &format!("mutation($t: ID!) {{ replyToTopic(topicId: $t, body: \"{MARK} reply\") {{ post {{ id }} }} }}"),
+            json!({"t": topic}),
+        )
+        .await["replyToTopic"]["post"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    moderator
+        .data(
+            "mutation($p: ID!) { hidePost(postId: $p, reason: \"SECRET-A reason\") { post { hidden } } }",
+            json!({"p": reply}),
+        )
+        .await;
+    let silence = moderator
+        .data(
+            "mutation($p: ID!) { silenceMember(postId: $p, days: 1, reason: \"SECRET-A silence\") { id } }",
+            json!({"p": reply}),
+        )
+        .await["silenceMember"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    provider
+        .client
+        .data(
+            &format!("mutation($p: ID!) {{ raiseConcern(postId: $p, note: \"{MARK} worry\") {{ post {{ id }} }} }}"),
+            json!({"p": post}),
+        )
+        .await;
+    let concern_node = moderator
+        .data("{ moderationQueue { concerns { id } } }", json!({}))
+        .await["moderationQueue"]["concerns"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let nodes = json!({
+        "topicNode": topic_node, "postNode": post_node, "concernNode": concern_node,
         "panelNode": panel, "goalNode": goal_node, "activityNode": activity_node,
         "medNode": med_node, "personNode": person_node, "planNode": plan_node,
         "profileNode": profile_node, "relNode": rel_node, "agreementNode": agreement_node,
@@ -334,7 +440,8 @@ async fn organisation_a(server: &Server) -> OrgA {
         "portal": user.id, "goal": goal, "activity": activity, "med": med,
         "person": person, "entry": entry, "rel": rel, "conv": conv, "msg": msg, "study": study,
         "provider": provider.id, "researcher": researcher, "admin": admin_id, "auditor": auditor,
-        "allNodes": all_nodes,
+        "allNodes": all_nodes, "topic": topic, "post": post, "concern": concern_node,
+        "silence": silence,
     });
     ids.as_object_mut()
         .unwrap()
@@ -343,7 +450,7 @@ async fn organisation_a(server: &Server) -> OrgA {
         "portal": nodes["panelNode"], "goal": nodes["goalNode"], "activity": nodes["activityNode"],
         "med": nodes["medNode"], "person": nodes["personNode"], "provider": nodes["profileNode"],
         "rel": nodes["relNode"], "conv": nodes["convNode"], "msg": nodes["msgNode"],
-        "study": nodes["studyNode"],
+        "study": nodes["studyNode"], "topic": nodes["topicNode"], "post": nodes["postNode"],
     });
     let secrets = ids
         .as_object()
@@ -355,6 +462,7 @@ async fn organisation_a(server: &Server) -> OrgA {
         user,
         provider,
         admin,
+        moderator,
         ids,
         globals,
         secrets,
@@ -458,6 +566,19 @@ async fn snapshot(a: &OrgA) -> Vec<Value> {
             .await,
         a.admin
             .data("{ studies { nodes { uuid title enrolledNow } } exerciseCatalogue { key } }", json!({}))
+            .await,
+        a.user
+            .client
+            .data(
+                "query($t: ID!) { forum { me { name silencedUntil } categories { key retired topicCount } topic(id: $t) { title closed following unread posts { nodes { body hidden hiddenReason withdrawn supportCount edited } } } } }",
+                json!({"t": ids["topic"]}),
+            )
+            .await,
+        a.moderator
+            .data(
+                "{ moderationQueue { concerns { note openedAt resolvedAt } flagged { post { uuid } } } moderationLog { nodes { action reason reverted } } forumNameHistory { name } }",
+                json!({}),
+            )
             .await,
     ]
 }

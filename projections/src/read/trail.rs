@@ -106,7 +106,7 @@ pub async fn search(
         and("a.position < ?", position.into());
     }
     if filter.disclosures_only {
-        conditions.push("a.basis IN ('grant', 'break_glass')".into());
+        conditions.push("a.basis IN ('grant', 'break_glass', 'admin')".into());
     }
     match filter.allowed {
         Some(true) => conditions.push("a.basis <> 'refused'".into()),
