@@ -516,7 +516,18 @@ async fn matrix(store: Store) {
         let auditor = actor.role == Role::Auditor;
         let service_user = actor.role == Role::ServiceUser;
         let provider = actor.role == Role::Provider;
+        let moderator = actor.role == Role::Moderator;
         for (doc, may) in [
+            // The forum: its members read it; moderators moderate; auditors
+            // read the moderation log; researchers and admins see nothing.
+            (
+                "{ forum { categories { key } topics { nodes { title } } } }",
+                service_user || provider || moderator,
+            ),
+            ("{ moderationQueue { guidance } }", moderator),
+            ("{ forumConcerns { note } }", moderator),
+            ("{ forumNameHistory { name } }", moderator),
+            ("{ moderationLog { nodes { action } } }", moderator || auditor),
             ("{ accessTrail { nodes { position } } }", auditor),
             (
                 "query($s: UUID!, $f: DateTime!, $t: DateTime!) { whoCouldSee(subjectId: $s, section: CRISIS_PLAN, from: $f, to: $t) { looked { position } } }",
