@@ -75,7 +75,7 @@ async fn topic(client: &Client, topic: &str) -> Value {
     client.data(TOPIC, json!({ "t": topic })).await["forum"].clone()
 }
 
-fn post<'a>(forum: &'a Value, number: i64) -> &'a Value {
+fn post(forum: &Value, number: i64) -> &Value {
     forum["topic"]["posts"]["nodes"]
         .as_array()
         .unwrap()
