@@ -374,7 +374,8 @@ pub struct ModuleWeek {
     /// Monday of the week (UTC).
     pub week: NaiveDate,
     /// The part of the portal: control_panel, medications, network,
-    /// crisis_plan, exercises, care, messages, agreements, access_log, studies.
+    /// crisis_plan, exercises, care, messages, agreements, access_log,
+    /// studies, forum.
     pub module: String,
     /// Participants who used it.
     pub participants: i64,
@@ -382,8 +383,20 @@ pub struct ModuleWeek {
     pub visits: i64,
     /// Reads.
     pub views: i64,
-    /// Changes.
+    /// Changes (in the forum: postings; support, flags and follows count as visits).
     pub writes: i64,
+    /// Service users who used it.
+    pub users: i64,
+    /// Providers who used it.
+    pub providers: i64,
+    /// Visits by service users that used it.
+    pub user_visits: i64,
+    /// Visits by providers that used it.
+    pub provider_visits: i64,
+    /// Changes by service users.
+    pub user_writes: i64,
+    /// Changes by providers.
+    pub provider_writes: i64,
 }
 
 /// Retention in one month since enrolment.
@@ -522,6 +535,12 @@ fn aggregates(
                     visits: int(t, r, "visits"),
                     views: int(t, r, "views"),
                     writes: int(t, r, "writes"),
+                    users: int(t, r, "users"),
+                    providers: int(t, r, "providers"),
+                    user_visits: int(t, r, "user_visits"),
+                    provider_visits: int(t, r, "provider_visits"),
+                    user_writes: int(t, r, "user_writes"),
+                    provider_writes: int(t, r, "provider_writes"),
                 })
             })
             .collect::<Result<_, _>>()?;

@@ -61,14 +61,12 @@ pub fn module_of(field: &str) -> Option<Module> {
     })
 }
 
-/// Whether a mutation's field counts as a write (a posting, in the forum's
-/// terms): in the forum, supporting, flagging, raising concern, following
-/// and marking read are part of a visit, as ReConnect counted them.
+/// Whether a mutation's field counts as a write. In the forum only
+/// postings do (opening a topic, replying), as ReConnect counted them;
+/// choosing a name, editing, withdrawing, supporting, flagging, raising
+/// concern, following and marking read are part of a visit.
 pub fn writes(field: &str) -> bool {
-    !matches!(
-        field,
-        "supportPost" | "flagPost" | "raiseConcern" | "followTopic" | "markTopicRead"
-    )
+    module_of(field) != Some(Module::Forum) || matches!(field, "openTopic" | "replyToTopic")
 }
 
 /// Records the top-level fields of every successful query and mutation as

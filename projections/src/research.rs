@@ -660,6 +660,9 @@ impl Fold {
                     mw.used.visits += m.visits;
                     mw.used.views += m.views;
                     mw.used.writes += m.writes;
+                    mw.role_people[user].insert(person.id);
+                    mw.role_used[user].visits += m.visits;
+                    mw.role_used[user].writes += m.writes;
                 }
             }
         }
@@ -779,7 +782,13 @@ impl Fold {
                     col("participants", Int, "participants who used it"),
                     col("visits", Int, "visits that used it"),
                     col("views", Int, "reads"),
-                    col("writes", Int, "changes"),
+                    col("writes", Int, "changes (in the forum: postings)"),
+                    col("users", Int, "service users who used it"),
+                    col("providers", Int, "providers who used it"),
+                    col("user_visits", Int, "visits by service users that used it"),
+                    col("provider_visits", Int, "visits by providers that used it"),
+                    col("user_writes", Int, "changes by service users"),
+                    col("provider_writes", Int, "changes by providers"),
                 ],
                 rows: module_weeks
                     .into_iter()
@@ -791,6 +800,12 @@ impl Fold {
                             Cell::Int(mw.used.visits),
                             Cell::Int(mw.used.views),
                             Cell::Int(mw.used.writes),
+                            Cell::Int(mw.role_people[0].len() as i64),
+                            Cell::Int(mw.role_people[1].len() as i64),
+                            Cell::Int(mw.role_used[0].visits),
+                            Cell::Int(mw.role_used[1].visits),
+                            Cell::Int(mw.role_used[0].writes),
+                            Cell::Int(mw.role_used[1].writes),
                         ]
                     })
                     .collect(),
@@ -1089,6 +1104,9 @@ struct WeekUse {
 struct ModuleWeek {
     people: BTreeSet<Uuid>,
     used: ModuleUse,
+    /// The same by role: index 0 service users, 1 providers.
+    role_people: [BTreeSet<Uuid>; 2],
+    role_used: [ModuleUse; 2],
 }
 
 /// A relationship's week; index 0 is the service user, 1 the provider.

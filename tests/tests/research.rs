@@ -22,7 +22,8 @@ const STUDIES: &str =
 const ENROL: &str = "mutation($s: ID!) { enrolInStudy(studyId: $s) { version } }";
 const MEASURES: &str = "query($s: ID!) { studyMeasures(studyId: $s) { participants \
     weeks { week activeUsers activeProviders visits exchangesByUsers exchangesByProviders initiationRatio \
-    userReplyMedianSeconds providerReplyMedianSeconds } modules { week module participants visits } \
+    userReplyMedianSeconds providerReplyMedianSeconds } modules { week module participants visits writes \
+    users providers userVisits providerVisits userWrites providerWrites } \
     retention { month share } providerEngagement { band providers } } }";
 const WITHDRAW: &str = "mutation($s: ID!) { withdrawFromStudy(studyId: $s) { version } }";
 
@@ -370,13 +371,28 @@ async fn simulated_export(store: Store) {
     ] {
         assert!(!csv_rows(&a, table).is_empty(), "{table} is empty");
     }
-    // Engagement decays in the simulation: fewer visits in the last full
-    // week than in the busiest one.
-    let weeks = csv_rows(&a, "study_weeks");
-    let visits: Vec<i64> = weeks.iter().map(|r| r[5].parse().unwrap()).collect();
+    // The forum is the most visited module, as in ReConnect, and a
+    // minority of the users write most of its posts.
+    let mut visits_by_module: std::collections::BTreeMap<String, i64> = Default::default();
+    for row in csv_rows(&a, "module_weeks") {
+        *visits_by_module.entry(row[1].clone()).or_default() += row[3].parse::<i64>().unwrap();
+    }
+    let most = visits_by_module.iter().max_by_key(|(_, v)| **v).unwrap();
+    assert_eq!(most.0, "forum", "{visits_by_module:?}");
+    let mut posts_by_person: std::collections::BTreeMap<String, i64> = Default::default();
+    for row in csv_rows(&a, "participant_module_weeks") {
+        if row[2] == "forum" {
+            *posts_by_person.entry(row[0].clone()).or_default() += row[5].parse::<i64>().unwrap();
+        }
+    }
+    let mut posts: Vec<i64> = posts_by_person.values().copied().collect();
+    posts.sort_unstable_by(|a, b| b.cmp(a));
+    let total: i64 = posts.iter().sum();
+    assert!(total > 0, "nobody posted in the forum: {posts_by_person:?}");
+    let top = posts.iter().take(posts.len().div_ceil(3)).sum::<i64>();
     assert!(
-        visits.iter().max().unwrap() > &visits[visits.len() - 2],
-        "{visits:?}"
+        top * 2 > total,
+        "the top third wrote {top} of {total} posts"
     );
 
     let p = export(&db, &study, &as_of, "parquet", "p").await;
@@ -508,9 +524,46 @@ async fn measures_and_withdrawal(store: Store) {
     user.client
         .data("{ controlPanel { version } }", json!({}))
         .await;
+    // The forum: the user takes a name (a visit, not a posting), opens a
+    // topic and supports the reply; the provider reads and replies.
+    user.client
+        .data(
+            "mutation { chooseForumName(name: \"Research Owl\") { name } }",
+            json!({}),
+        )
+        .await;
+    let topic = user
+        .client
+        .data(
+            "mutation { openTopic(category: \"sleep\", title: \"T\", body: \"FORUM-SECRET words\") { post { topicId } } }",
+            json!({}),
+        )
+        .await["openTopic"]["post"]["topicId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    kari.client
+        .data("{ forum { topics { nodes { title } } } }", json!({}))
+        .await;
+    let reply = kari
+        .client
+        .data(
+            "mutation($t: ID!) { replyToTopic(topicId: $t, body: \"FORUM-SECRET reply\") { post { id } } }",
+            json!({ "t": topic }),
+        )
+        .await["replyToTopic"]["post"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    user.client
+        .data(
+            "mutation($p: ID!) { supportPost(postId: $p) { post { supportCount } } }",
+            json!({ "p": reply }),
+        )
+        .await;
     // Let the usage writer catch up before the export.
     let read = read_db(&db).await;
-    usage_at_least(&read, 3).await;
+    usage_at_least(&read, 8).await;
     let as_of = chrono::Utc::now().to_rfc3339();
 
     let before = export(&db, &s, &as_of, "csv", "before").await;
@@ -571,6 +624,35 @@ async fn measures_and_withdrawal(store: Store) {
         .unwrap()
         .iter()
         .any(|x| x["module"] == "messages"));
+    // The forum's visits and postings by role, as ReConnect reported them:
+    // the user posted once (the name and the support are part of visits),
+    // the provider once.
+    let forum = m["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["module"] == "forum")
+        .unwrap_or_else(|| panic!("no forum module in {m}"))
+        .clone();
+    assert_eq!(
+        (&forum["users"], &forum["providers"]),
+        (&json!(1), &json!(1)),
+        "{forum}"
+    );
+    assert_eq!(
+        (
+            &forum["userWrites"],
+            &forum["providerWrites"],
+            &forum["writes"]
+        ),
+        (&json!(1), &json!(1), &json!(2)),
+        "{forum}"
+    );
+    assert!(
+        forum["userVisits"].as_i64().unwrap() >= 1
+            && forum["providerVisits"].as_i64().unwrap() >= 1
+    );
+    assert!(!m.to_string().contains("FORUM-SECRET") && !m.to_string().contains("Research Owl"));
     let bands: Vec<&str> = m["providerEngagement"]
         .as_array()
         .unwrap()

@@ -10,8 +10,11 @@
 //! than others); a minority writes many messages; about a fifth of the
 //! providers never log in; providers initiate most exchanges at first and
 //! users more later; in some dyads the provider's replies grow slower and
-//! slower than agreed. One admin registers the study; most people enrol,
-//! a few withdraw half-way.
+//! slower than agreed. The forum is the most visited module (as in
+//! ReConnect): most visits begin there, and a minority of the
+//! users write most of its posts; providers read it now and then and
+//! rarely post. One admin registers the study; most people enrol, a few
+//! withdraw half-way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,6 +151,10 @@ enum Action {
         user: usize,
         provider: usize,
     },
+    /// A user chooses their forum pseudonym.
+    ForumName,
+    /// A post in the forum: a new topic, or a reply to one seen.
+    ForumPost,
 }
 
 struct Person {
@@ -253,6 +260,18 @@ async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<Si
                     continue;
                 }
                 at(&mut plan, when, Who::Provider(p), Action::View("caseload"));
+                if rng.chance(0.5) {
+                    let read = when + minutes(0.5);
+                    at(&mut plan, read, Who::Provider(p), Action::View("forum"));
+                    if rng.chance(0.15) {
+                        at(
+                            &mut plan,
+                            read + minutes(2.0),
+                            Who::Provider(p),
+                            Action::ForumPost,
+                        );
+                    }
+                }
                 let mine: Vec<usize> = (0..users.len())
                     .filter(|u| u % providers.len().max(1) == p)
                     .collect();
@@ -363,6 +382,9 @@ async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<Si
         if rng.chance(0.5) {
             at(&mut plan, joined + minutes(7.0), who, Action::AddMedication);
         }
+        at(&mut plan, joined + minutes(8.0), who, Action::ForumName);
+        // A minority writes most of the forum's posts.
+        let poster = rng.chance(0.2);
         // Visits: a daily rate that decays at each user's own pace, until
         // their last day; a minority writes many messages.
         let heavy = rng.chance(0.15);
@@ -378,8 +400,24 @@ async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<Si
                 if when >= end {
                     continue;
                 }
-                at(&mut plan, when, who, Action::View("controlPanel"));
-                for _ in 0..2 + rng.below(9) {
+                // Most visits begin in the forum.
+                let start_page = if rng.chance(0.65) {
+                    "forum"
+                } else {
+                    "controlPanel"
+                };
+                at(&mut plan, when, who, Action::View(start_page));
+                if start_page == "forum" && rng.chance(if poster { 0.45 } else { 0.03 }) {
+                    when += minutes(2.0 + rng.unit() * 4.0);
+                    at(&mut plan, when, who, Action::ForumPost);
+                }
+                // A visit for the forum mostly stays there.
+                let looks = if start_page == "forum" {
+                    rng.below(3)
+                } else {
+                    2 + rng.below(9)
+                };
+                for _ in 0..looks {
                     when += minutes(0.5 + rng.unit() * 3.0);
                     let roll = rng.unit();
                     // Mostly looking around, sometimes a change.
@@ -397,8 +435,10 @@ async fn simulate(service: Arc<Service>, request: &SimulateRequest) -> Result<Si
                         Action::View("medications")
                     } else if roll < 0.60 {
                         Action::View("network")
-                    } else if roll < 0.75 {
+                    } else if roll < 0.68 {
                         Action::View("controlPanel")
+                    } else if roll < 0.87 {
+                        Action::View("forum")
                     } else {
                         Action::View("conversations")
                     };
@@ -639,6 +679,8 @@ struct State {
     relationships: HashMap<(usize, usize), Uuid>,
     /// (user, provider) pairs whose relationship is active.
     related: std::collections::HashSet<(usize, usize)>,
+    /// Forum topics opened so far (global ids).
+    topics: Vec<String>,
 }
 
 const CONTROL_PANEL: &str = "{ controlPanel { version } }";
@@ -736,6 +778,7 @@ impl State {
                     "conversations" => "{ conversations { unreadTotal } }".into(),
                     "caseload" => "{ caseload { nodes { lastLookedAt } } }".into(),
                     "network" => "{ network { id } }".into(),
+                    "forum" => "{ forum { topics(first: 10) { nodes { uuid unread } } } }".into(),
                     other => format!("{{ {other} }}"),
                 },
                 json!({}),
@@ -804,6 +847,27 @@ impl State {
                     },
                 )
             }
+            Action::ForumName => (
+                "mutation($n: String!) { chooseForumName(name: $n) { name } }".into(),
+                json!({ "n": format!("Member {}", user_index? + 1) }),
+            ),
+            Action::ForumPost => {
+                let categories = domain::forum::DEFAULT_CATEGORIES;
+                if self.topics.is_empty() || rng.chance(0.2) {
+                    (
+                        "mutation($c: String!) { openTopic(category: $c, title: \"How do you cope?\", body: \"Something that helped me this week.\") { post { topicId } } }".into(),
+                        json!({ "c": categories[rng.below(categories.len())].0 }),
+                    )
+                } else {
+                    // Recent topics get most replies.
+                    let n = self.topics.len();
+                    let topic = self.topics[n - 1 - rng.below(n.min(20))].clone();
+                    (
+                        "mutation($t: ID!) { replyToTopic(topicId: $t, body: \"Thank you for sharing this.\") { post { id } } }".into(),
+                        json!({ "t": topic }),
+                    )
+                }
+            }
             Action::Message { user, provider } => match self.threads.get(&(*user, *provider)) {
                 Some(thread) => (
                     "mutation($c: ID!) { postMessage(conversationId: $c, body: \"How are things?\") { message { uuid } } }".into(),
@@ -845,6 +909,11 @@ impl State {
             Action::Accept { provider } => {
                 if let Who::User(u) = who {
                     self.related.insert((u, *provider));
+                }
+            }
+            Action::ForumPost => {
+                if let Some(topic) = data["openTopic"]["post"]["topicId"].as_str() {
+                    self.topics.push(topic.to_string());
                 }
             }
             Action::Message { user, provider } => {
