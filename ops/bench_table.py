@@ -229,3 +229,28 @@ if other:
     print("| target | measure | reference | Portal | reached |")
     print("|---|---|---|---|---|")
     print("\n".join(other))
+
+forum = [r for r in rows if r["kind"] == "forum"]
+if forum:
+    print("\nThe forum (issue 17): a forum of 10,000 topics and 200,000 posts (`portal bench forum-seed`),")
+    print("`wrk` on one server; `me` on the same server is the reference (the service's cheapest query).")
+    print("Each cell: median (min-max) over the repetitions; ratios per repetition.\n")
+    print("| store | conn. | measure | `me` | forum | forum / `me` |")
+    print("|---|---|---|---|---|---|")
+
+    def of(store, op, c, key):
+        return [r["run"][key] for r in forum if r["store"] == store and r["op"] == op and r["clients"] == c]
+
+    for store in ("postgres", "sqlite"):
+        for c in sorted({r["clients"] for r in forum if r["store"] == store}):
+            for op, label in (("forum-topics", "topic list"), ("forum-topic", "topic page (30 posts)"),
+                              ("forum-post", "reply")):
+                rate, me = of(store, op, c, "ok_per_s"), of(store, "me", c, "ok_per_s")
+                p50, p99 = of(store, op, c, "p50_ms"), of(store, op, c, "p99_ms")
+                me50 = of(store, "me", c, "p50_ms")
+                if rate:
+                    print(f"| {store} | {c} | {label}: per s | {fmt(me)} | {fmt(rate)} | {spread(paired(rate, me))} |")
+                    print(f"| {store} | {c} | {label}: p50 / p99 ms | {fmt(me50, 2)} | {fmt(p50, 2)} / {fmt(p99, 2)} | "
+                          f"{spread(paired(p50, me50))} (p50) |")
+    failed = sum(r["run"]["failed"] + r["run"]["socket_errors"] for r in forum)
+    print(f"\nFailed responses in the forum runs: {failed}.")

@@ -2,8 +2,10 @@
 -- (one connection per wrk thread, so each client is one person writing its
 -- own aggregate). Chosen by environment variables:
 --   WRK_MODE  portal-write | portal-panel | portal-me | stock-write | stock-read
---   WRK_IDS   a file with one line per client: a bearer token (portal-*) or
---             an account id (stock-*)
+--             | forum-topics | forum-topic | forum-post
+--   WRK_IDS   a file with one line per client: a bearer token (portal-*), an
+--             account id (stock-*), or a token and topic uuids (forum-*, from
+--             `portal bench forum-seed`: each request takes the next topic)
 -- A response counts as failed when its status is not 2xx or its body carries
 -- GraphQL `errors`; `done` prints one JSON line with the run's figures.
 
@@ -25,6 +27,10 @@ local function graphql(token, query)
   wrk.body = '{"query":"' .. query .. '"}'
 end
 
+local topics = {}
+local next_topic = 0
+local forum_mode = nil
+
 function init(args)
   local lines = {}
   for line in io.lines(os.getenv("WRK_IDS")) do
@@ -32,7 +38,23 @@ function init(args)
   end
   local mine = lines[index]
   local mode = os.getenv("WRK_MODE")
-  if mode == "portal-write" then
+  if string.sub(mode, 1, 6) == "forum-" then
+    local words = {}
+    for word in string.gmatch(mine, "%S+") do
+      words[#words + 1] = word
+    end
+    mine = words[1]
+    for i = 2, #words do
+      topics[#topics + 1] = words[i]
+    end
+    forum_mode = mode
+  end
+  if mode == "forum-topics" then
+    graphql(mine, '{ forum { topics(first: 30) { nodes { id title postCount unread lastPostAt author { name kind } } } } }')
+  elseif forum_mode then
+    -- Built per request (the topic changes); the headers are set here.
+    graphql(mine, '')
+  elseif mode == "portal-write" then
     graphql(mine, 'mutation { rateStatus(domain: \\"housing\\", score: 5) { version } }')
   elseif mode == "portal-panel" then
     graphql(mine, '{ controlPanel { version domains { key latestStatus { score } activeGoals { title progress { done } activities { title } } } } }')
@@ -53,6 +75,17 @@ function init(args)
 end
 
 function request()
+  if forum_mode == "forum-topic" or forum_mode == "forum-post" then
+    next_topic = next_topic % #topics + 1
+    local topic = topics[next_topic]
+    local query
+    if forum_mode == "forum-topic" then
+      query = '{ forum { topic(id: \\"' .. topic .. '\\") { title postCount unread posts(first: 30) { nodes { number body edited supportCount supportedByYou author { name kind } } } } } }'
+    else
+      query = 'mutation { replyToTopic(topicId: \\"' .. topic .. '\\", body: \\"Thank you for this.\\") { post { number } } }'
+    end
+    return wrk.format(nil, nil, nil, '{"query":"' .. query .. '"}')
+  end
   return req
 end
 

@@ -96,6 +96,22 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         seconds: u64,
     },
+    /// Append a forum of many topics and posts straight into the store,
+    /// and print each member's token and 50 topics (for `ops/wrk.lua`).
+    ForumSeed {
+        /// Topics.
+        #[arg(long, default_value_t = 10_000)]
+        topics: usize,
+        /// Posts, the topics' opening posts included.
+        #[arg(long, default_value_t = 200_000)]
+        posts: usize,
+        /// Members (service users with a forum name) writing them.
+        #[arg(long, default_value_t = 64)]
+        members: usize,
+        /// The organisation.
+        #[arg(long, default_value = "bench")]
+        org: String,
+    },
     /// Append valid portal events in bulk straight into the store.
     Seed {
         /// About how many events.
@@ -131,6 +147,14 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
             clients,
             seconds,
         } => portal_tools::bench::messaging(&settings, &url, pairs, clients, seconds).await?,
+        Command::ForumSeed {
+            topics,
+            posts,
+            members,
+            org,
+        } => {
+            portal_tools::bench_forum::forum_seed(&settings, &org, topics, posts, members).await?;
+        }
         Command::Seed { events, portals } => {
             let spacing = chrono::Duration::milliseconds(1);
             portal_tools::bench::seed(&settings, events, portals, spacing).await?;

@@ -697,6 +697,17 @@ async fn insert_events(
     metadata: &str,
     rows: Vec<(String, i64, String, String)>,
 ) -> Result<()> {
+    insert_typed_events(db, "Portal", metadata, rows).await
+}
+
+/// Appends rows (aggregate id, sequence, event type, payload) of one
+/// aggregate type, in one transaction.
+pub(crate) async fn insert_typed_events(
+    db: &Db,
+    aggregate_type: &str,
+    metadata: &str,
+    rows: Vec<(String, i64, String, String)>,
+) -> Result<()> {
     let cast = |p: String| match db.backend {
         Backend::Postgres => format!("CAST({p} AS json)"),
         Backend::Sqlite => p,
@@ -710,7 +721,7 @@ async fn insert_events(
                     .map(str::to_string)
                     .collect();
                 format!(
-                    "('Portal', {}, {}, {}, '1', {}, {})",
+                    "('{aggregate_type}', {}, {}, {}, '1', {}, {})",
                     ps[0],
                     ps[1],
                     ps[2],

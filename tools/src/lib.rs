@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_forum;
 pub mod bench_research;
 pub mod error;
 pub mod export;
