@@ -73,9 +73,10 @@ if wrk:
                   f"fresh {fmt(fresh)} | {fmt(grown)} | {spread(ratios)} | {verdict(statistics.median(ratios) >= 0.9)} |")
     print()
 
-print(f"Each cell: median of {reps} runs of {secs} s (min-max).\n")
-print("| measure | clients | PostgreSQL | SQLite | pgbench insert TPS (reference) | PostgreSQL / pgbench |")
-print("|---|---|---|---|---|---|")
+if any(r["kind"] in ("pgbench", "mutations") for r in rows):
+    print(f"Each cell: median of {reps} runs of {secs} s (min-max).\n")
+    print("| measure | clients | PostgreSQL | SQLite | pgbench insert TPS (reference) | PostgreSQL / pgbench |")
+    print("|---|---|---|---|---|---|")
 clients = sorted({r["clients"] for r in rows if r["kind"] == "pgbench"})
 for c in clients:
     ref = [r["value"] for r in rows if r["kind"] == "pgbench" and r["clients"] == c]

@@ -152,13 +152,16 @@ impl Marks {
     /// returns whether they do. A read that waited in vain goes on (and may
     /// miss the write), with a warning in the log.
     pub async fn settle(&self, target: Checkpoint) -> bool {
-        if self.shown(target) {
+        self.settle_for(READ_MODELS, target).await
+    }
+
+    /// Waits as [`Marks::settle`] does, for the read models `models` only
+    /// (what one read reads: a forum payload waits for the forum alone).
+    pub async fn settle_for(&self, models: &[&str], target: Checkpoint) -> bool {
+        if self.engine.reached(models) >= target {
             return true;
         }
-        let shown = self
-            .engine
-            .wait_for(READ_MODELS, target, self.timeout)
-            .await;
+        let shown = self.engine.wait_for(models, target, self.timeout).await;
         if !shown {
             tracing::warn!(
                 ?target,

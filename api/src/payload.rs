@@ -14,6 +14,17 @@ macro_rules! payload {
         $(#[doc = $doc:literal])*
         $name:ident { $field:ident: $ty:ty = $fetch:path, $field_doc:literal }
     ) => {
+        $crate::payload::payload!(
+            $(#[doc = $doc])*
+            $name { $field: $ty = $fetch, $field_doc } settles $crate::consistency::READ_MODELS
+        );
+    };
+    // `settles`: the read models the fetch reads, which it waits for (all
+    // of them by default).
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident { $field:ident: $ty:ty = $fetch:path, $field_doc:literal } settles $models:expr
+    ) => {
         $(#[doc = $doc])*
         pub struct $name(pub $crate::service::CommandOutcome);
 
@@ -36,7 +47,7 @@ macro_rules! payload {
                         // Read through the read models, once they show the command.
                         $crate::context::service(ctx)
                             .marks
-                            .settle(self.0.checkpoint)
+                            .settle_for($models, self.0.checkpoint)
                             .await;
                         $fetch(ctx, *id).await
                     }

@@ -15,7 +15,7 @@ use crate::agreements::{AgreementMutation, AgreementQuery};
 use crate::audit::AuditQuery;
 use crate::care::{CareMutation, CareQuery};
 use crate::core::{CoreMutation, CoreQuery};
-use crate::forum::{ForumMutation, ForumQuery};
+use crate::forum::{ForumMutation, ForumQuery, ModerationQuery};
 use crate::messaging::{MessagingMutation, MessagingQuery};
 use crate::node::NodeQuery;
 use crate::research::{MeasuresQuery, ResearchMutation, ResearchQuery};
@@ -85,6 +85,7 @@ pub struct Query(
     AgreementQuery,
     MessagingQuery,
     ForumQuery,
+    ModerationQuery,
     ResearchQuery,
     MeasuresQuery,
 );

@@ -201,11 +201,6 @@ pub async fn upsert(
     key: &[&str],
     rows: Vec<Vec<Val>>,
 ) -> Result<(), DbError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // Stay far below both stores' parameter limits (SQLite 32766, PostgreSQL 65535).
-    let per_chunk = (30_000 / columns.len()).max(1);
     let updates: Vec<String> = columns
         .iter()
         .filter(|c| !key.contains(c))
@@ -216,6 +211,31 @@ pub async fn upsert(
     } else {
         format!("DO UPDATE SET {}", updates.join(", "))
     };
+    insert_rows(
+        tx,
+        table,
+        columns,
+        rows,
+        &format!("ON CONFLICT ({}) {conflict}", key.join(", ")),
+    )
+    .await
+}
+
+/// Inserts rows in one statement per chunk, each statement ending with
+/// `on_conflict` (an `ON CONFLICT ...` clause, or nothing). No two rows of
+/// one call may have the same key when the clause updates.
+pub async fn insert_rows(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Val>>,
+    on_conflict: &str,
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Stay far below both stores' parameter limits (SQLite 32766, PostgreSQL 65535).
+    let per_chunk = (30_000 / columns.len()).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_chunk).collect();
@@ -228,10 +248,9 @@ pub async fn upsert(
             })
             .collect();
         let sql = format!(
-            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) {conflict}",
+            "INSERT INTO {table} ({}) VALUES {} {on_conflict}",
             columns.join(", "),
             values.join(", "),
-            key.join(", "),
         );
         let mut q = sqlx::query(&sql);
         for v in chunk.into_iter().flatten() {

@@ -506,6 +506,15 @@ impl Engine {
         for statement in projection.indexes(target) {
             sqlx::query(&statement).execute(&self.db.pool).await?;
         }
+        // Statistics of the loaded tables, so the planner does not take a
+        // wide index for a narrow one on a slot it has never seen (both
+        // stores keep them per table; PostgreSQL's autovacuum would get there
+        // only later).
+        for table in projection.tables() {
+            sqlx::query(&format!("ANALYZE {table}_{target}"))
+                .execute(&self.db.pool)
+                .await?;
+        }
         if let Some(key) = projection.kept_on_rebuild() {
             // The live slot may have applied events after the catch-up ended:
             // catch up once more before calling a row lost.

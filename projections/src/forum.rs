@@ -11,7 +11,7 @@ use domain::forum::{ForumEvent, ReaderEvent, TopicEvent, FORUM_TYPE, READER_TYPE
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
-use crate::db::{execute as exec, ts, DbError, Val};
+use crate::db::{execute as exec, insert_rows, ts, DbError, Val};
 use crate::engine::Projection;
 use crate::stream::StoredEvent;
 
@@ -28,7 +28,7 @@ impl Projection for Forum {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -121,14 +121,16 @@ impl Projection for Forum {
 
     fn indexes(&self, s: &str) -> Vec<String> {
         vec![
+            // The topic list, newest activity first, by a backward scan.
             format!(
-                "CREATE INDEX IF NOT EXISTS forum_topics_{s}_recent ON forum_topics_{s} (organisation, last_at)"
+                "CREATE INDEX IF NOT EXISTS forum_topics_{s}_recent ON forum_topics_{s} (organisation, last_at, topic_id)"
             ),
             format!(
-                "CREATE INDEX IF NOT EXISTS forum_topics_{s}_category ON forum_topics_{s} (organisation, category, last_at)"
+                "CREATE INDEX IF NOT EXISTS forum_topics_{s}_category ON forum_topics_{s} (organisation, category, last_at, topic_id)"
             ),
+            // Partial: only what awaits review, so no other read can take it.
             format!(
-                "CREATE INDEX IF NOT EXISTS forum_posts_{s}_pending ON forum_posts_{s} (organisation, pending)"
+                "CREATE INDEX IF NOT EXISTS forum_posts_{s}_pending ON forum_posts_{s} (organisation, score) WHERE pending = 1"
             ),
             format!(
                 "CREATE INDEX IF NOT EXISTS forum_concerns_{s}_open ON forum_concerns_{s} (organisation, resolved_at)"
@@ -152,16 +154,35 @@ impl Projection for Forum {
         s: &str,
         events: &[StoredEvent],
     ) -> Result<(), DbError> {
+        // Openings and replies, most of a forum's events, go in bulk; any
+        // other event first writes what is pending, so order holds.
+        let mut posts = Posts::default();
         for stored in events {
+            if stored.aggregate_type == TOPIC_TYPE {
+                let event = stored.decode::<TopicEvent>()?;
+                if !posts.take(stored, &event) {
+                    posts.write(tx, s).await?;
+                    topic_event(tx, s, stored, event).await?;
+                }
+                continue;
+            }
             match stored.aggregate_type.as_str() {
-                FORUM_TYPE => forum_event(tx, s, stored).await?,
-                TOPIC_TYPE => topic_event(tx, s, stored).await?,
-                READER_TYPE => reader_event(tx, s, stored).await?,
-                PROVIDER_TYPE => staff_name(tx, s, stored).await?,
+                FORUM_TYPE => {
+                    posts.write(tx, s).await?;
+                    forum_event(tx, s, stored).await?
+                }
+                READER_TYPE => {
+                    posts.write(tx, s).await?;
+                    reader_event(tx, s, stored).await?
+                }
+                PROVIDER_TYPE => {
+                    posts.write(tx, s).await?;
+                    staff_name(tx, s, stored).await?
+                }
                 _ => {}
             }
         }
-        Ok(())
+        posts.write(tx, s).await
     }
 }
 
@@ -457,161 +478,252 @@ async fn add_category(
     .await
 }
 
-/// A post's author follows its topic and has read it to the end.
-async fn author_follows(
-    tx: &mut Transaction<'_, Any>,
-    s: &str,
-    organisation: &str,
-    author: Uuid,
-    topic: &str,
-) -> Result<(), DbError> {
-    exec(
-        tx,
-        &format!(
-            "INSERT INTO forum_follows_{s} (organisation, person, topic_id, following, read_count) \
-             VALUES ($1, $2, $3, 1, (SELECT posts FROM forum_topics_{s} WHERE topic_id = $3)) \
-             ON CONFLICT (organisation, person, topic_id) DO UPDATE SET read_count = excluded.read_count"
-        ),
-        vec![organisation.into(), author.to_string().into(), topic.into()],
-    )
-    .await
+/// Openings and replies held to be written in bulk: topics, posts, first
+/// revisions, each topic's latest count and time, and authors' follows.
+#[derive(Default)]
+struct Posts {
+    topics: Vec<Vec<Val>>,
+    posts: Vec<Vec<Val>>,
+    revisions: Vec<Vec<Val>>,
+    /// Per topic: posts it has and the time of the latest, after the batch.
+    counts: std::collections::BTreeMap<String, (i64, String)>,
+    /// (organisation, author, topic) -> posts read (they read up to their own post).
+    follows: std::collections::BTreeMap<(String, String, String), i64>,
 }
 
-#[allow(clippy::too_many_arguments)] // one post's columns
-async fn insert_post(
-    tx: &mut Transaction<'_, Any>,
-    s: &str,
-    topic: &str,
-    organisation: &str,
-    post_id: Uuid,
-    number: i64,
-    author: Uuid,
-    kind: &str,
-    body: &str,
-    quote_of: Option<Uuid>,
-    at: &str,
-) -> Result<(), DbError> {
-    exec(
-        tx,
-        &format!(
-            "INSERT INTO forum_posts_{s} (post_id, topic_id, organisation, number, author, author_kind, \
-             body, quote_of, posted_at, edited_at, revisions, withdrawn, hidden, hidden_reason, hidden_by, \
-             score, flags, pending, last_flag_at, supports) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             NULL, 1, 0, 0, NULL, NULL, 0, 0, 0, NULL, 0) ON CONFLICT (post_id) DO NOTHING"
-        ),
-        vec![
+impl Posts {
+    /// Holds `event` if it is an opening or a reply; false for any other.
+    fn take(&mut self, stored: &StoredEvent, event: &TopicEvent) -> bool {
+        let topic = stored.aggregate_id.as_str();
+        let (organisation, post_id, author, kind, body, quote_of, number, at) = match event {
+            TopicEvent::TopicOpened {
+                organisation,
+                category,
+                title,
+                post_id,
+                author,
+                kind,
+                body,
+                at,
+                ..
+            } => {
+                self.topics.push(vec![
+                    topic.into(),
+                    organisation.as_str().into(),
+                    category.as_str().into(),
+                    title.as_str().into(),
+                    author.to_string().into(),
+                    kind.as_str().into(),
+                    post_id.to_string().into(),
+                    ts(*at).into(),
+                    ts(*at).into(),
+                    1.into(),
+                    0.into(),
+                ]);
+                (
+                    organisation.as_str(),
+                    post_id,
+                    author,
+                    kind,
+                    body,
+                    None,
+                    1,
+                    at,
+                )
+            }
+            TopicEvent::ReplyPosted {
+                post_id,
+                author,
+                kind,
+                body,
+                quote_of,
+                number,
+                at,
+            } => (
+                stored.metadata.organisation.as_str(),
+                post_id,
+                author,
+                kind,
+                body,
+                *quote_of,
+                i64::from(*number),
+                at,
+            ),
+            _ => return false,
+        };
+        let at = ts(*at);
+        self.posts.push(vec![
             post_id.to_string().into(),
             topic.into(),
             organisation.into(),
             number.into(),
             author.to_string().into(),
-            kind.into(),
-            body.into(),
+            kind.as_str().into(),
+            body.as_str().into(),
             quote_of.map(|q| q.to_string()).into(),
-            at.into(),
-        ],
-    )
-    .await?;
-    exec(
-        tx,
-        &format!(
-            "INSERT INTO forum_revisions_{s} (post_id, revision, body, at) VALUES ($1, 1, $2, $3) \
-             ON CONFLICT (post_id, revision) DO NOTHING"
-        ),
-        vec![post_id.to_string().into(), body.into(), at.into()],
-    )
-    .await
+            at.as_str().into(),
+        ]);
+        self.revisions.push(vec![
+            post_id.to_string().into(),
+            1.into(),
+            body.as_str().into(),
+            at.as_str().into(),
+        ]);
+        if number > 1 {
+            self.counts.insert(topic.to_string(), (number, at));
+        }
+        let read = self
+            .follows
+            .entry((
+                organisation.to_string(),
+                author.to_string(),
+                topic.to_string(),
+            ))
+            .or_default();
+        *read = (*read).max(number);
+        true
+    }
+
+    /// Writes what is held, in a few statements.
+    async fn write(&mut self, tx: &mut Transaction<'_, Any>, s: &str) -> Result<(), DbError> {
+        let held = std::mem::take(self);
+        insert_rows(
+            tx,
+            &format!("forum_topics_{s}"),
+            &[
+                "topic_id",
+                "organisation",
+                "category",
+                "title",
+                "author",
+                "author_kind",
+                "first_post",
+                "opened_at",
+                "last_at",
+                "posts",
+                "closed",
+            ],
+            held.topics,
+            "ON CONFLICT (topic_id) DO NOTHING",
+        )
+        .await?;
+        for (topic, (posts, at)) in held.counts {
+            exec(
+                tx,
+                &format!(
+                    "UPDATE forum_topics_{s} SET posts = $1, last_at = $2 WHERE topic_id = $3"
+                ),
+                vec![posts.into(), at.into(), topic.into()],
+            )
+            .await?;
+        }
+        // A new post: never edited, withdrawn, hidden, flagged or supported.
+        let posts: Vec<Vec<Val>> = held
+            .posts
+            .into_iter()
+            .map(|mut row| {
+                row.extend([
+                    Val::NullText,
+                    1.into(),
+                    0.into(),
+                    0.into(),
+                    Val::NullText,
+                    Val::NullText,
+                    0.into(),
+                    0.into(),
+                    0.into(),
+                    Val::NullText,
+                    0.into(),
+                ]);
+                row
+            })
+            .collect();
+        insert_rows(
+            tx,
+            &format!("forum_posts_{s}"),
+            &[
+                "post_id",
+                "topic_id",
+                "organisation",
+                "number",
+                "author",
+                "author_kind",
+                "body",
+                "quote_of",
+                "posted_at",
+                "edited_at",
+                "revisions",
+                "withdrawn",
+                "hidden",
+                "hidden_reason",
+                "hidden_by",
+                "score",
+                "flags",
+                "pending",
+                "last_flag_at",
+                "supports",
+            ],
+            posts,
+            "ON CONFLICT (post_id) DO NOTHING",
+        )
+        .await?;
+        insert_rows(
+            tx,
+            &format!("forum_revisions_{s}"),
+            &["post_id", "revision", "body", "at"],
+            held.revisions,
+            "ON CONFLICT (post_id, revision) DO NOTHING",
+        )
+        .await?;
+        let follows: Vec<Vec<Val>> = held
+            .follows
+            .into_iter()
+            .map(|((organisation, person, topic), read)| {
+                vec![
+                    organisation.into(),
+                    person.into(),
+                    topic.into(),
+                    1.into(),
+                    read.into(),
+                ]
+            })
+            .collect();
+        // An author follows the topic they post in (unless they stopped
+        // before: `following` stays as it was) and has read up to their post.
+        insert_rows(
+            tx,
+            &format!("forum_follows_{s}"),
+            &[
+                "organisation",
+                "person",
+                "topic_id",
+                "following",
+                "read_count",
+            ],
+            follows,
+            &format!(
+                "ON CONFLICT (organisation, person, topic_id) DO UPDATE SET read_count = \
+                 CASE WHEN excluded.read_count > forum_follows_{s}.read_count \
+                 THEN excluded.read_count ELSE forum_follows_{s}.read_count END"
+            ),
+        )
+        .await
+    }
 }
 
 async fn topic_event(
     tx: &mut Transaction<'_, Any>,
     s: &str,
     stored: &StoredEvent,
+    event: TopicEvent,
 ) -> Result<(), DbError> {
     let topic = stored.aggregate_id.as_str();
     let organisation = stored.metadata.organisation.as_str();
-    let event = stored.decode::<TopicEvent>()?;
     let at = ts(event.at());
     let post_update = |set: &str| format!("UPDATE forum_posts_{s} SET {set} WHERE post_id = $1");
     match event {
-        TopicEvent::TopicOpened {
-            organisation,
-            category,
-            title,
-            post_id,
-            author,
-            kind,
-            body,
-            ..
-        } => {
-            exec(
-                tx,
-                &format!(
-                    "INSERT INTO forum_topics_{s} (topic_id, organisation, category, title, author, \
-                     author_kind, first_post, opened_at, last_at, posts, closed) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1, 0) ON CONFLICT (topic_id) DO NOTHING"
-                ),
-                vec![
-                    topic.into(),
-                    organisation.as_str().into(),
-                    category.into(),
-                    title.into(),
-                    author.to_string().into(),
-                    kind.as_str().into(),
-                    post_id.to_string().into(),
-                    at.as_str().into(),
-                ],
-            )
-            .await?;
-            insert_post(
-                tx,
-                s,
-                topic,
-                &organisation,
-                post_id,
-                1,
-                author,
-                kind.as_str(),
-                &body,
-                None,
-                &at,
-            )
-            .await?;
-            author_follows(tx, s, &organisation, author, topic).await?;
-        }
-        TopicEvent::ReplyPosted {
-            post_id,
-            author,
-            kind,
-            body,
-            quote_of,
-            number,
-            ..
-        } => {
-            exec(
-                tx,
-                &format!(
-                    "UPDATE forum_topics_{s} SET posts = $1, last_at = $2 WHERE topic_id = $3"
-                ),
-                vec![i64::from(number).into(), at.as_str().into(), topic.into()],
-            )
-            .await?;
-            insert_post(
-                tx,
-                s,
-                topic,
-                organisation,
-                post_id,
-                i64::from(number),
-                author,
-                kind.as_str(),
-                &body,
-                quote_of,
-                &at,
-            )
-            .await?;
-            author_follows(tx, s, organisation, author, topic).await?;
-        }
+        // Openings and replies are applied in bulk (`Posts`).
+        TopicEvent::TopicOpened { .. } | TopicEvent::ReplyPosted { .. } => {}
         TopicEvent::PostEdited {
             post_id,
             body,

@@ -506,6 +506,45 @@ async fn story(store: Store) {
         "NOT_FOUND"
     );
 
+    // Moderators set the categories: a new one, a retired one (no new topics).
+    let add = "mutation { addForumCategory(key: \"voices\", title: \"Hearing voices\") { key title retired } }";
+    assert_eq!(anna.client.error_code(add, json!({})).await, "FORBIDDEN");
+    let added = moderator.data(add, json!({})).await["addForumCategory"].clone();
+    assert!(
+        added
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["key"] == "voices"),
+        "{added}"
+    );
+    let retired = moderator
+        .data(
+            "mutation { retireForumCategory(key: \"recovery_stories\", reason: \"Merged\") { key retired } }",
+            json!({}),
+        )
+        .await["retireForumCategory"]
+        .clone();
+    assert!(retired
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["key"] == "recovery_stories" && c["retired"] == true));
+    assert_eq!(
+        anna.client
+            .error_code(
+                "mutation { openTopic(category: \"recovery_stories\", title: \"T\", body: \"B\") { post { id } } }",
+                json!({}),
+            )
+            .await,
+        "NOT_FOUND"
+    );
+    let keys = anna
+        .client
+        .data("{ forum { categories { key } } }", json!({}))
+        .await;
+    assert!(keys.to_string().contains("voices"), "{keys}");
+
     // Anna edits her post: members see the latest and that it was edited;
     // moderators read every revision.
     let edit = "mutation($p: ID!) { editPost(postId: $p, body: \"Anyone else awake at 4? It got better this week.\") { post { edited revisionCount body } } }";

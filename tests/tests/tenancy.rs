@@ -165,8 +165,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("closeTopic", "mutation($topic: ID!) { closeTopic(topicId: $topic, reason: \"from B\") { topic { title } } }"),
     ("silenceMember", "mutation($post: ID!) { silenceMember(postId: $post, days: 1, reason: \"from B\") { id member } }"),
     ("liftSilence", "mutation($silence: UUID!) { liftSilence(silenceId: $silence, reason: \"from B\") }"),
-    ("addForumCategory", "mutation { addForumCategory(key: \"b_cat\", title: \"B\") }"),
-    ("retireForumCategory", "mutation { retireForumCategory(key: \"recovery_stories\", reason: \"from B\") }"),
+    ("addForumCategory", "mutation { addForumCategory(key: \"b_cat\", title: \"B\") { key title } }"),
+    ("retireForumCategory", "mutation { retireForumCategory(key: \"recovery_stories\", reason: \"from B\") { key retired } }"),
     ("openConcern", "mutation($concern: ID!) { openConcern(concernId: $concern) { concern { note post { body } } } }"),
     ("resolveConcern", "mutation($concern: ID!) { resolveConcern(concernId: $concern, action: NO_ACTION_NEEDED) { concern { note post { body } } } }"),
     // The last: it ends the relationship the others aim at.

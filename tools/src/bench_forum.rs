@@ -16,34 +16,14 @@ use api::auth::{Role, TokenKeys};
 use api::settings::Settings;
 
 use crate::bench::insert_typed_events;
+use crate::simulate::Rng;
 use crate::Result;
 
-/// SplitMix64, seeded: the same forum for the same arguments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uuid(&mut self) -> Uuid {
-        uuid::Builder::from_random_bytes(
-            ((u128::from(self.next()) << 64) | u128::from(self.next())).to_le_bytes(),
-        )
-        .into_uuid()
-    }
-}
-
-fn row<E: DomainEvent>(id: &str, sequence: i64, event: &E) -> Result<(String, i64, String, String)> {
+fn row<E: DomainEvent>(
+    id: &str,
+    sequence: i64,
+    event: &E,
+) -> Result<(String, i64, String, String)> {
     Ok((
         id.to_string(),
         sequence,
@@ -91,7 +71,10 @@ pub async fn forum_seed(
     }
     let mut sequence = 0;
     for command in commands {
-        for event in forum.decide(command).map_err(|e| crate::Error::Input(format!("forum seed: {e}")))? {
+        for event in forum
+            .decide(command)
+            .map_err(|e| crate::Error::Input(format!("forum seed: {e}")))?
+        {
             sequence += 1;
             rows.push(row(org, sequence, &event)?);
             forum.apply(event);
@@ -140,15 +123,23 @@ pub async fn forum_seed(
         }
         let id = topic_id.to_string();
         for (sequence, command) in commands.into_iter().enumerate() {
-            for event in topic.decide(command).map_err(|e| crate::Error::Input(format!("forum seed: {e}")))? {
+            for event in topic
+                .decide(command)
+                .map_err(|e| crate::Error::Input(format!("forum seed: {e}")))?
+            {
                 rows.push(row(&id, sequence as i64 + 1, &event)?);
                 topic.apply(event);
             }
         }
         if rows.len() >= 5_000 || t + 1 == topics {
             written += rows.len();
-            insert_typed_events(&db, domain::forum::TOPIC_TYPE, &metadata, std::mem::take(&mut rows))
-                .await?;
+            insert_typed_events(
+                &db,
+                domain::forum::TOPIC_TYPE,
+                &metadata,
+                std::mem::take(&mut rows),
+            )
+            .await?;
         }
     }
     eprintln!(

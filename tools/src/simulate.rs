@@ -62,10 +62,10 @@ pub struct SimulateSummary {
 }
 
 /// SplitMix64: small, fast, and the same numbers for the same seed everywhere.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -73,21 +73,21 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
     /// Exponentially distributed with this mean.
-    fn exp(&mut self, mean: f64) -> f64 {
+    pub(crate) fn exp(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.unit()).ln()
     }
     /// Poisson-distributed count with mean `lambda` (small lambdas).
-    fn poisson(&mut self, lambda: f64) -> u32 {
+    pub(crate) fn poisson(&mut self, lambda: f64) -> u32 {
         let limit = (-lambda).exp();
         let (mut k, mut p) = (0u32, 1.0);
         loop {
@@ -98,7 +98,7 @@ impl Rng {
             k += 1;
         }
     }
-    fn uuid(&mut self) -> Uuid {
+    pub(crate) fn uuid(&mut self) -> Uuid {
         uuid::Builder::from_random_bytes(
             ((u128::from(self.next()) << 64) | u128::from(self.next())).to_le_bytes(),
         )

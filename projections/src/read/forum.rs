@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::{int, opt_text, opt_time, opt_uuid, text, time, uuid, Scope};
-use crate::db::{ts, Db, DbError};
+use crate::db::{params, ts, Db, DbError};
 use crate::engine::Engine;
 use crate::forum::NAME;
 
@@ -48,10 +48,10 @@ pub async fn names_of(
     let t = table(engine, "forum_names");
     let mut out = HashMap::new();
     for chunk in persons.chunks(500) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let marks = params(2, chunk.len());
         let sql = format!(
             "SELECT person, name, kind, profession FROM {t} WHERE organisation = $1 AND person IN ({})",
-            marks.join(", ")
+            marks
         );
         let mut q = sqlx::query(&sql).bind(scope.organisation);
         for p in chunk {
@@ -252,13 +252,13 @@ pub async fn topics(
         binds.push(topic);
         let b = binds.len();
         conditions.push(format!(
-            "(t.last_at < ${a} OR (t.last_at = ${a} AND t.topic_id > ${b}))"
+            "(t.last_at < ${a} OR (t.last_at = ${a} AND t.topic_id < ${b}))"
         ));
     }
     let sql = format!(
         "SELECT {TOPIC_COLUMNS} FROM {t} t LEFT JOIN {f} f ON f.organisation = t.organisation \
          AND f.person = $2 AND f.topic_id = t.topic_id WHERE {} \
-         ORDER BY t.last_at DESC, t.topic_id LIMIT {limit}",
+         ORDER BY t.last_at DESC, t.topic_id DESC LIMIT {limit}",
         conditions.join(" AND ")
     );
     let mut q = sqlx::query(&sql);
@@ -415,11 +415,11 @@ pub async fn posts_by_id(
     );
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let marks = params(3, chunk.len());
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM {p} p LEFT JOIN {s} s ON s.post_id = p.post_id AND s.person = $2 \
              WHERE p.organisation = $1 AND p.post_id IN ({})",
-            marks.join(", ")
+            marks
         );
         let mut q = sqlx::query(&sql)
             .bind(scope.organisation)
@@ -517,11 +517,11 @@ pub async fn flags_of(
     let f = table(engine, "forum_flags");
     let mut out = Vec::new();
     for chunk in posts.chunks(500) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let marks = params(2, chunk.len());
         let sql = format!(
             "SELECT post_id, reason, note, weight, at FROM {f} WHERE organisation = $1 AND post_id IN ({}) \
              ORDER BY at, flagger",
-            marks.join(", ")
+            marks
         );
         let mut q = sqlx::query(&sql).bind(scope.organisation);
         for id in chunk {
