@@ -201,6 +201,8 @@ impl Engine {
                 tokio::spawn(async move {
                     let name = runner.projection.name();
                     let mut backoff = Duration::from_millis(50);
+                    // Steps applied since the tables' statistics were last taken.
+                    let mut unanalysed = 0usize;
                     loop {
                         if *shutdown.borrow() {
                             break;
@@ -208,9 +210,21 @@ impl Engine {
                         match engine.step(&runner).await {
                             Ok(n) if n > 0 => {
                                 backoff = Duration::from_millis(50);
+                                unanalysed += n;
                                 continue;
                             }
                             Ok(_) => {
+                                // Caught up after much (a first start on a
+                                // large store, a long stop): take the tables'
+                                // statistics, as a rebuild does, rather than
+                                // plan reads on none until autovacuum comes
+                                // (PostgreSQL) or forever (SQLite).
+                                if unanalysed >= ANALYSE_AFTER {
+                                    unanalysed = 0;
+                                    if let Err(error) = engine.analyse(&runner).await {
+                                        tracing::warn!(projection = name, %error, "statistics not taken");
+                                    }
+                                }
                                 tokio::select! {
                                     _ = runner.wake.notified() => {}
                                     _ = tokio::time::sleep(engine.config.poll_interval) => {}
@@ -232,6 +246,16 @@ impl Engine {
                 })
             })
             .collect()
+    }
+
+    /// Takes the statistics of the runner's tables in its current slot.
+    async fn analyse(&self, runner: &Runner) -> Result<(), DbError> {
+        let slot = runner
+            .slot
+            .read()
+            .map(|s| s.clone())
+            .map_err(|_| DbError::Config("slot lock poisoned".into()))?;
+        analyse_tables(&self.db, runner.projection.as_ref(), &slot).await
     }
 
     /// Tells every runner that new events were committed.
@@ -510,11 +534,7 @@ impl Engine {
         // wide index for a narrow one on a slot it has never seen (both
         // stores keep them per table; PostgreSQL's autovacuum would get there
         // only later).
-        for table in projection.tables() {
-            sqlx::query(&format!("ANALYZE {table}_{target}"))
-                .execute(&self.db.pool)
-                .await?;
-        }
+        analyse_tables(&self.db, projection, target).await?;
         if let Some(key) = projection.kept_on_rebuild() {
             // The live slot may have applied events after the catch-up ended:
             // catch up once more before calling a row lost.
@@ -604,6 +624,19 @@ where
         std::task::Poll::Pending
     })
     .await
+}
+
+/// Events a runner applies in one go before it takes its tables' statistics.
+const ANALYSE_AFTER: usize = 10_000;
+
+/// `ANALYZE` of every table of `projection` in `slot` (both stores).
+async fn analyse_tables(db: &Db, projection: &dyn Projection, slot: &str) -> Result<(), DbError> {
+    for table in projection.tables() {
+        sqlx::query(&format!("ANALYZE {table}_{slot}"))
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn active_slot(db: &Db, name: &str) -> Result<(String, i32), DbError> {

@@ -135,6 +135,11 @@ impl Projection for Forum {
             format!(
                 "CREATE INDEX IF NOT EXISTS forum_concerns_{s}_open ON forum_concerns_{s} (organisation, resolved_at)"
             ),
+            // What the service's watch looks for, across organisations, often.
+            format!(
+                "CREATE INDEX IF NOT EXISTS forum_concerns_{s}_due ON forum_concerns_{s} (last_raised_at) \
+                 WHERE opened_at IS NULL AND resolved_at IS NULL"
+            ),
             format!(
                 "CREATE INDEX IF NOT EXISTS forum_log_{s}_org ON forum_log_{s} (organisation, position)"
             ),
