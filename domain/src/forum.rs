@@ -767,6 +767,8 @@ pub struct ConcernState {
     pub resolved: bool,
     /// How many times it was raised again, unopened.
     pub rounds: u32,
+    /// When it was raised, or last raised again.
+    pub last_raised: DateTime<Utc>,
 }
 
 /// A topic as its events leave it.
@@ -880,8 +882,13 @@ pub enum TopicCommand {
         by: Member,
         at: DateTime<Utc>,
     },
-    /// The service raises an unopened concern again.
-    RaiseConcernAgain { concern_id: Uuid, at: DateTime<Utc> },
+    /// The service raises an unopened concern again, unless it was raised
+    /// within `every` (so that two instances watching at once raise it once).
+    RaiseConcernAgain {
+        concern_id: Uuid,
+        every: Duration,
+        at: DateTime<Utc>,
+    },
 }
 
 /// What happened in a topic.
@@ -1428,10 +1435,19 @@ impl Topic {
                 });
                 Ok(events)
             }
-            TopicCommand::RaiseConcernAgain { concern_id, at } => {
+            TopicCommand::RaiseConcernAgain {
+                concern_id,
+                every,
+                at,
+            } => {
                 let concern = self.concern(concern_id)?;
                 if concern.opened || concern.resolved {
                     return Err(ForumError::NothingChanged("a moderator has the concern"));
+                }
+                if !concern_due(concern.last_raised, every, at) {
+                    return Err(ForumError::NothingChanged(
+                        "the concern was raised again lately",
+                    ));
                 }
                 Ok(vec![TopicEvent::ConcernRaisedAgain {
                     concern_id,
@@ -1557,6 +1573,7 @@ impl Aggregate for Topic {
                         opened: false,
                         resolved: false,
                         rounds: 0,
+                        last_raised: at,
                     },
                 );
             }
@@ -1571,10 +1588,13 @@ impl Aggregate for Topic {
                 }
             }
             TopicEvent::ConcernRaisedAgain {
-                concern_id, round, ..
+                concern_id,
+                round,
+                at,
             } => {
                 if let Some(c) = self.concerns.get_mut(&concern_id) {
                     c.rounds = round;
+                    c.last_raised = at;
                 }
             }
         }

@@ -769,6 +769,7 @@ fn a_concern_hides_nothing_and_is_raised_again_until_a_moderator_opens_it() {
         &mut t1,
         TopicCommand::RaiseConcernAgain {
             concern_id: p(50),
+            every: Duration::minutes(15),
             at: t(16),
         },
     );
@@ -784,6 +785,7 @@ fn a_concern_hides_nothing_and_is_raised_again_until_a_moderator_opens_it() {
         &mut t1,
         TopicCommand::RaiseConcernAgain {
             concern_id: p(50),
+            every: Duration::minutes(15),
             at: t(31),
         },
     );
@@ -791,6 +793,18 @@ fn a_concern_hides_nothing_and_is_raised_again_until_a_moderator_opens_it() {
         second[0],
         TopicEvent::ConcernRaisedAgain { round: 2, .. }
     ));
+    // Another instance of the service, watching at the same moment, raises
+    // it no second time in the same round.
+    assert_eq!(
+        t1.decide(TopicCommand::RaiseConcernAgain {
+            concern_id: p(50),
+            every: Duration::minutes(15),
+            at: t(31),
+        }),
+        Err(ForumError::NothingChanged(
+            "the concern was raised again lately"
+        ))
+    );
     // Members do not open or resolve concerns.
     assert_eq!(
         t1.decide(TopicCommand::OpenConcern {
@@ -812,6 +826,7 @@ fn a_concern_hides_nothing_and_is_raised_again_until_a_moderator_opens_it() {
     assert_eq!(
         t1.decide(TopicCommand::RaiseConcernAgain {
             concern_id: p(50),
+            every: Duration::minutes(15),
             at: t(60),
         }),
         Err(ForumError::NothingChanged("a moderator has the concern"))

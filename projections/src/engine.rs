@@ -201,7 +201,7 @@ impl Engine {
                 tokio::spawn(async move {
                     let name = runner.projection.name();
                     let mut backoff = Duration::from_millis(50);
-                    // Steps applied since the tables' statistics were last taken.
+                    // Events applied since the tables' statistics were last taken.
                     let mut unanalysed = 0usize;
                     loop {
                         if *shutdown.borrow() {
@@ -361,7 +361,8 @@ impl Engine {
                 // this checkpoint does.
                 runner.changes.touched(touched.iter().map(String::as_str));
                 runner.progress.send_replace(next);
-                Ok(1)
+                // How far it moved in the stream: about the events applied.
+                Ok((next.position - checkpoint.position).max(1) as usize)
             }
             Ok(None) => Ok(0),
             Err(DbError::CheckpointMoved(_)) => {

@@ -42,6 +42,7 @@ async fn reraise_due(svc: &std::sync::Arc<Service>) -> Result<(), ApiError> {
         };
         let command = TopicCommand::RaiseConcernAgain {
             concern_id: concern.concern_id,
+            every: svc.settings.forum.reraise_after(),
             at: now,
         };
         let request_id = format!("concern-watch-{}", Uuid::new_v4());
