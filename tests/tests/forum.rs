@@ -669,6 +669,10 @@ async fn story(store: Store) {
         "NOT_FOUND"
     );
     server.stop().await;
+
+    // The name's resolution is a trail record like any other: it verifies.
+    let (ok, out, _) = portal_cli_status(&db, &["audit", "verify"]).await;
+    assert!(ok, "{out}");
 }
 both_stores!(forum_story, story);
 
