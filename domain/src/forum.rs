@@ -582,6 +582,12 @@ impl Forum {
                 by,
                 at,
             } => {
+                if !text::key_ok(&key, CATEGORY_KEY_MAX) {
+                    return Err(InputError::InvalidDomainKey {
+                        max: CATEGORY_KEY_MAX,
+                    }
+                    .into());
+                }
                 let Some(category) = self.categories.iter().find(|c| c.key == key) else {
                     return Err(ForumError::Unknown {
                         item: "category",

@@ -232,6 +232,16 @@ fn moderators_add_and_retire_categories_within_limits() {
         forum.decide(retire),
         Err(ForumError::NothingChanged("the category is retired"))
     );
+    // A key that could be no category's is refused as input, not echoed back.
+    assert_eq!(
+        forum.decide(ForumCommand::RetireCategory {
+            key: "x".repeat(10_000),
+            reason: "r".into(),
+            by: MOD,
+            at: t(4),
+        }),
+        Err(InputError::InvalidDomainKey { max: 40 }.into())
+    );
 }
 
 #[test]

@@ -437,6 +437,13 @@ async fn story(store: Store) {
     assert_eq!(entries[2]["moderatorId"], Value::Null, "hidden by flags");
     assert_eq!(entries[2]["reverted"], true);
     assert_eq!(entries[1]["moderatorName"], "Peer worker Kim");
+    // Auditors see who acted, by person; moderators see one another by name only.
+    assert_eq!(entries[1]["moderatorId"], moderator_id.to_string().as_str());
+    let seen_by_moderator = moderator.data(log, json!({})).await;
+    assert_eq!(
+        seen_by_moderator["moderationLog"]["nodes"][1]["moderatorId"],
+        Value::Null
+    );
     assert_eq!(anna.client.error_code(log, json!({})).await, "FORBIDDEN");
     assert_eq!(
         auditor

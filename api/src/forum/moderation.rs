@@ -106,7 +106,9 @@ pub struct ModerationEntry {
     pub position: BigInt,
     /// What was done: `post_hidden`, `post_restored`, `topic_closed`, `topic_reopened`, `member_silenced`, `silence_lifted`, `category_added`, `category_retired`, `concern_resolved`.
     pub action: String,
-    /// The moderator's person id; null when flags hid a post.
+    /// The moderator's person id, for auditors (who answer for the log);
+    /// null for moderators, who see each other by forum name, and when flags
+    /// hid a post.
     pub moderator_id: Option<ID>,
     /// The moderator's forum name, when they have one.
     pub moderator_name: Option<String>,
@@ -322,6 +324,9 @@ impl ModerationQuery {
             )
             .into());
         }
+        // Moderators see one another by forum name; auditors, who answer
+        // for the log, by person.
+        let auditor = !access::may_moderate(&caller.actor(), &caller.organisation);
         let window = Window::forward("moderation_log", first, after.as_deref(), 50, 200)?;
         let list = rows::moderation_log(
             &svc.engine,
@@ -353,7 +358,7 @@ impl ModerationQuery {
                 ModerationEntry {
                     position: BigInt(l.position),
                     action: l.action,
-                    moderator_id: l.moderator.map(ids::person_id),
+                    moderator_id: l.moderator.filter(|_| auditor).map(ids::person_id),
                     moderator_name: l
                         .moderator
                         .and_then(|m| names.get(&m))

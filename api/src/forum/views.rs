@@ -501,6 +501,16 @@ impl ForumView {
         #[graphql(desc = "The cursor after which the page starts (an `endCursor` of this list).")]
         after: Option<String>,
     ) -> async_graphql::Result<ForumTopicConnection> {
+        if category
+            .as_deref()
+            .is_some_and(|c| c.chars().count() > forum::CATEGORY_KEY_MAX)
+        {
+            return Err(ApiError::BadInput(format!(
+                "field `category` is a category's key of at most {} characters",
+                forum::CATEGORY_KEY_MAX
+            ))
+            .into());
+        }
         let window = Window::forward(
             "forum_topics",
             first,
