@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::service::{CommandOutcome, Service};
+use crate::service::{CommandOutcome, Service, Stored};
 
 pub use crate::request::{Receipts, RequestContext};
 
@@ -153,4 +153,26 @@ fn canonical(value: serde_json::Value) -> serde_json::Value {
 /// The time now, by the request's clock.
 pub fn now(ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
     request(ctx).clock.now()
+}
+
+/// Runs a command on aggregate `aggregate_id` of type `A` for a caller whose
+/// right to it was checked, with the request's id and idempotency key, and
+/// turns the outcome into the mutation's payload `P`.
+pub(crate) async fn run_on<A: Stored, P: From<CommandOutcome>>(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    idempotency_key: Option<String>,
+    aggregate_id: &str,
+    command: A::Command,
+) -> Result<P, ApiError> {
+    service(ctx)
+        .run_command::<A>(
+            caller,
+            &request(ctx).request_id,
+            idempotency(ctx, idempotency_key),
+            aggregate_id,
+            command,
+        )
+        .await
+        .map(P::from)
 }

@@ -20,12 +20,12 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::care::CareSide;
-use crate::context::{caller, now, request, service};
+use crate::context::{caller, now, run_on, service};
 use crate::error::ApiError;
 use crate::ids::{self, NodeId};
 use crate::paging::{self, connection, Page, Window};
 use crate::payload::payload;
-use crate::service::{CommandOutcome, Service};
+use crate::service::Service;
 
 /// One message.
 #[derive(SimpleObject, Clone)]
@@ -512,26 +512,6 @@ payload!(
 #[derive(Default)]
 pub struct MessagingMutation;
 
-/// Runs a command on a thread whose caller was checked to be allowed it.
-async fn run<P: From<CommandOutcome>>(
-    ctx: &Context<'_>,
-    caller: &Caller,
-    idempotency_key: Option<String>,
-    conversation_id: Uuid,
-    command: ConversationCommand,
-) -> Result<P, ApiError> {
-    service(ctx)
-        .run_command::<Conversation>(
-            caller,
-            &request(ctx).request_id,
-            crate::context::idempotency(ctx, idempotency_key),
-            &conversation_id.to_string(),
-            command,
-        )
-        .await
-        .map(P::from)
-}
-
 #[Object]
 impl MessagingMutation {
     /// Starts a thread with its first message. A service user names one or
@@ -605,7 +585,14 @@ impl MessagingMutation {
             body,
             at: now(ctx),
         };
-        Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
+        Ok(run_on::<Conversation, _>(
+            ctx,
+            &caller,
+            idempotency_key,
+            &conversation_id.to_string(),
+            command,
+        )
+        .await?)
     }
 
     /// Writes a message (1-4000 characters) in a thread the caller is in,
@@ -638,7 +625,14 @@ impl MessagingMutation {
             exchange_gap: svc.settings.research.exchange_gap_chrono(),
             at: now(ctx),
         };
-        Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
+        Ok(run_on::<Conversation, _>(
+            ctx,
+            &caller,
+            idempotency_key,
+            &conversation_id.to_string(),
+            command,
+        )
+        .await?)
     }
 
     /// Marks every message up to and including `upTo` (a message's id or uuid)
@@ -670,6 +664,13 @@ impl MessagingMutation {
             up_to,
             at: now(ctx),
         };
-        Ok(run(ctx, &caller, idempotency_key, conversation_id, command).await?)
+        Ok(run_on::<Conversation, _>(
+            ctx,
+            &caller,
+            idempotency_key,
+            &conversation_id.to_string(),
+            command,
+        )
+        .await?)
     }
 }

@@ -10,11 +10,11 @@ use projections::read::forum as rows;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::context::{caller, now, request, service};
+use crate::context::{caller, now, run_on, service};
 use crate::error::ApiError;
 use crate::ids;
 use crate::payload::payload;
-use crate::service::{CommandOutcome, Stored};
+use crate::service::CommandOutcome;
 
 use super::moderation::*;
 use super::rules::*;
@@ -35,26 +35,6 @@ payload!(
 
 /// What a forum payload reads: the forum's read model alone.
 const FORUM_READS: &[&str] = &[projections::forum::NAME];
-
-/// Runs a command whose caller was checked to be allowed it.
-pub(super) async fn run<A: Stored, P: From<CommandOutcome>>(
-    ctx: &Context<'_>,
-    caller: &Caller,
-    idempotency_key: Option<String>,
-    aggregate_id: &str,
-    command: A::Command,
-) -> Result<P, ApiError> {
-    service(ctx)
-        .run_command::<A>(
-            caller,
-            &request(ctx).request_id,
-            crate::context::idempotency(ctx, idempotency_key),
-            aggregate_id,
-            command,
-        )
-        .await
-        .map(P::from)
-}
 
 /// Changes to the forum.
 #[derive(Default)]
@@ -81,7 +61,8 @@ impl ForumMutation {
             at: now(ctx),
         };
         let outcome: CommandOutcome =
-            run::<Forum, CommandOutcome>(ctx, &caller, None, &caller.organisation, command).await?;
+            run_on::<Forum, CommandOutcome>(ctx, &caller, None, &caller.organisation, command)
+                .await?;
         svc.marks.settle(outcome.checkpoint).await;
         let forum: Forum = svc.folded(&caller.organisation).await?;
         let unread =
@@ -125,7 +106,7 @@ impl ForumMutation {
             by,
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(
+        Ok(run_on::<Topic, _>(
             ctx,
             &caller,
             idempotency_key,
@@ -165,7 +146,7 @@ impl ForumMutation {
             by,
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, idempotency_key, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, idempotency_key, &topic.to_string(), command).await?)
     }
 
     /// Changes the caller's own post (and, for a topic's first post, its
@@ -187,7 +168,7 @@ impl ForumMutation {
             by,
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// Withdraws the caller's own post: its text leaves every view (the
@@ -209,7 +190,7 @@ impl ForumMutation {
             },
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// Gives (or, with `support: false`, takes back) the caller's support of
@@ -237,7 +218,7 @@ impl ForumMutation {
                 at,
             }
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// Flags a post for moderators, once per member per post. Flags add up
@@ -265,7 +246,7 @@ impl ForumMutation {
             threshold: svc.settings.forum.hide_score,
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// "I am worried about this person": hides nothing; it goes to the top of
@@ -290,7 +271,7 @@ impl ForumMutation {
             },
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// Follows a topic (or, with `follow: false`, stops): new posts in it
@@ -323,7 +304,7 @@ impl ForumMutation {
             }
         };
         let id = forum::reader_id(&caller.organisation, caller.subject);
-        Ok(run::<Reader, _>(ctx, &caller, None, &id, command).await?)
+        Ok(run_on::<Reader, _>(ctx, &caller, None, &id, command).await?)
     }
 
     /// Marks a topic read up to post number `upTo` (by default, to its last post).
@@ -353,7 +334,7 @@ impl ForumMutation {
             at: now(ctx),
         };
         let id = forum::reader_id(&caller.organisation, caller.subject);
-        Ok(run::<Reader, _>(ctx, &caller, None, &id, command).await?)
+        Ok(run_on::<Reader, _>(ctx, &caller, None, &id, command).await?)
     }
 
     /// Moderators: hides a post, with a reason its author reads (never who hid it).
@@ -407,7 +388,7 @@ impl ForumMutation {
         } else {
             TopicCommand::Reopen { reason, by, at }
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// Moderators: silences the author of a post for 1-365 days (they read,
@@ -460,7 +441,7 @@ impl ForumMutation {
             by: caller.subject,
             at,
         };
-        run::<Forum, CommandOutcome>(ctx, &caller, None, &caller.organisation, command).await?;
+        run_on::<Forum, CommandOutcome>(ctx, &caller, None, &caller.organisation, command).await?;
         Ok(ForumSilence {
             id: silence_id,
             member: shown_as,
@@ -537,7 +518,7 @@ impl ForumMutation {
             by: moderator_member(&caller),
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 
     /// Moderators: records what was done about a concern.
@@ -559,7 +540,7 @@ impl ForumMutation {
             by: moderator_member(&caller),
             at: now(ctx),
         };
-        Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+        Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
     }
 }
 
@@ -579,7 +560,7 @@ pub(super) async fn moderate_post(
     moderator_only(&caller)?;
     let (topic, post) = post_topic(svc, &caller, &post_id).await?;
     let command = command(post, moderator_member(&caller), now(ctx));
-    Ok(run::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
+    Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
 }
 
 /// Runs a moderator's change of the organisation's forum (`command` given
@@ -593,7 +574,7 @@ pub(super) async fn moderate_forum(
     forum_here(ctx, &caller).await?;
     let command = command(caller.subject, now(ctx));
     let outcome: CommandOutcome =
-        run::<Forum, _>(ctx, &caller, None, &caller.organisation, command).await?;
+        run_on::<Forum, _>(ctx, &caller, None, &caller.organisation, command).await?;
     service(ctx).marks.settle(outcome.checkpoint).await;
     Ok(caller)
 }
