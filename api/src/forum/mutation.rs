@@ -88,8 +88,7 @@ impl ForumMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<ForumPostPayload> {
         let caller = caller(ctx)?;
-        let by = writer(ctx, &caller).await?;
-        let forum = forum_here(ctx, &caller).await?;
+        let (by, forum) = writer(ctx, &caller).await?;
         if forum.open_category(&category).is_none() {
             return Err(
                 ApiError::NotFound(format!("no open category `{}`", ids::clip(&category))).into(),
@@ -137,7 +136,7 @@ impl ForumMutation {
             .transpose()?
             .map(|(_, p)| p);
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let by = writer(ctx, &caller).await?;
+        let (by, _) = writer(ctx, &caller).await?;
         topic_here(svc, &caller, topic).await?;
         let command = TopicCommand::Reply {
             post_id: Uuid::new_v4(),
@@ -159,8 +158,8 @@ impl ForumMutation {
         #[graphql(desc = "A new title, for the topic's first post only (1-150 characters).")] title: Option<String>,
     ) -> async_graphql::Result<ForumPostPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let (topic, post) = post_topic(svc, &caller, &post_id).await?;
-        let by = writer(ctx, &caller).await?;
+        let (topic, post, _) = post_topic(svc, &caller, &post_id).await?;
+        let (by, _) = writer(ctx, &caller).await?;
         let command = TopicCommand::Edit {
             post_id: post,
             body,
@@ -180,7 +179,7 @@ impl ForumMutation {
     ) -> async_graphql::Result<ForumPostPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let kind = member_kind(&caller)?;
-        let (topic, post) = post_topic(svc, &caller, &post_id).await?;
+        let (topic, post, _) = post_topic(svc, &caller, &post_id).await?;
         // Withdrawing one's words is allowed even while silenced.
         let command = TopicCommand::Withdraw {
             post_id: post,
@@ -202,8 +201,8 @@ impl ForumMutation {
         #[graphql(default = true, desc = "False to take the support back.")] support: bool,
     ) -> async_graphql::Result<ForumPostPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let (topic, post) = post_topic(svc, &caller, &post_id).await?;
-        let by = writer(ctx, &caller).await?;
+        let (topic, post, _) = post_topic(svc, &caller, &post_id).await?;
+        let (by, _) = writer(ctx, &caller).await?;
         let at = now(ctx);
         let command = if support {
             TopicCommand::Support {
@@ -236,8 +235,8 @@ impl ForumMutation {
         note: String,
     ) -> async_graphql::Result<ForumPostPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
-        let (topic, post) = post_topic(svc, &caller, &post_id).await?;
-        let by = writer(ctx, &caller).await?;
+        let (topic, post, _) = post_topic(svc, &caller, &post_id).await?;
+        let (by, _) = writer(ctx, &caller).await?;
         let command = TopicCommand::Flag {
             post_id: post,
             by,
@@ -260,7 +259,7 @@ impl ForumMutation {
     ) -> async_graphql::Result<ForumPostPayload> {
         let (svc, caller) = (service(ctx), caller(ctx)?);
         let kind = member_kind(&caller)?;
-        let (topic, post) = post_topic(svc, &caller, &post_id).await?;
+        let (topic, post, _) = post_topic(svc, &caller, &post_id).await?;
         let command = TopicCommand::RaiseConcern {
             concern_id: Uuid::new_v4(),
             post_id: post,
@@ -409,8 +408,7 @@ impl ForumMutation {
             ))
             .into());
         }
-        let (topic, post) = post_topic(svc, &caller, &post_id).await?;
-        let state = topic_here(svc, &caller, topic).await?;
+        let (_, post, state) = post_topic(svc, &caller, &post_id).await?;
         let person = state
             .posts
             .iter()
@@ -558,7 +556,7 @@ pub(super) async fn moderate_post(
 ) -> async_graphql::Result<ForumPostPayload> {
     let (svc, caller) = (service(ctx), caller(ctx)?);
     moderator_only(&caller)?;
-    let (topic, post) = post_topic(svc, &caller, &post_id).await?;
+    let (topic, post, _) = post_topic(svc, &caller, &post_id).await?;
     let command = command(post, moderator_member(&caller), now(ctx));
     Ok(run_on::<Topic, _>(ctx, &caller, None, &topic.to_string(), command).await?)
 }

@@ -87,12 +87,13 @@ pub(super) async fn topic_here(
     Ok(topic)
 }
 
-/// The topic of a post named by the caller.
+/// The topic of a post named by the caller: its id, the post's, and the
+/// topic as its events leave it.
 pub(super) async fn post_topic(
     svc: &Service,
     caller: &Caller,
     id: &ID,
-) -> Result<(Uuid, Uuid), ApiError> {
+) -> Result<(Uuid, Uuid, Topic), ApiError> {
     let (topic, post) = ids::forum_post(id)?;
     let topic = match topic {
         Some(topic) => topic,
@@ -106,12 +107,15 @@ pub(super) async fn post_topic(
     if !topic_state.posts.iter().any(|p| p.id == post) {
         return Err(ApiError::NotFound("no such post".into()));
     }
-    Ok((topic, post))
+    Ok((topic, post, topic_state))
 }
 
 /// The caller as a member who may write now: named (peers and moderators),
-/// registered (staff), not silenced.
-pub(super) async fn writer(ctx: &Context<'_>, caller: &Caller) -> Result<Member, ApiError> {
+/// registered (staff), not silenced; and the forum as its events leave it.
+pub(super) async fn writer(
+    ctx: &Context<'_>,
+    caller: &Caller,
+) -> Result<(Member, Forum), ApiError> {
     let kind = member_kind(caller)?;
     let forum = forum_here(ctx, caller).await?;
     let at = now(ctx);
@@ -138,8 +142,11 @@ pub(super) async fn writer(ctx: &Context<'_>, caller: &Caller) -> Result<Member,
             }
         }
     }
-    Ok(Member {
-        person: caller.subject,
-        kind,
-    })
+    Ok((
+        Member {
+            person: caller.subject,
+            kind,
+        },
+        forum,
+    ))
 }
