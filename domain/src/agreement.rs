@@ -146,6 +146,33 @@ pub enum AgreementEvent {
     },
 }
 
+/// An agreement's terms stay clear but for their notes, the proposer's own
+/// words (`crate::personal`).
+pub const PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: AGREEMENT_TYPE,
+    events: &[
+        crate::personal::Declared {
+            event_type: "AgreementProposed",
+            owner: crate::personal::Owner::Actor,
+            personal: &[crate::personal::text("terms.notes")],
+            clear: &[
+                "version",
+                "by",
+                "counter",
+                "terms.initiative",
+                "terms.provider_looks_in_days",
+                "terms.user_replies_within",
+                "terms.provider_replies_within",
+                "terms.opened_together",
+                "at",
+            ],
+        },
+        crate::personal::Declared::clear("AgreementAccepted", &["version", "by", "at"]),
+        crate::personal::Declared::clear("AgreementDeclined", &["version", "by", "at"]),
+        crate::personal::Declared::clear("ProposalWithdrawn", &["version", "by", "at"]),
+    ],
+};
+
 impl DomainEvent for AgreementEvent {
     fn event_type(&self) -> String {
         match self {

@@ -163,6 +163,26 @@ pub enum ProviderEvent {
     },
 }
 
+/// A provider's profile: their name is theirs (`crate::personal`); the
+/// profession stays clear (rules and research use it).
+pub const PROVIDER_PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: PROVIDER_TYPE,
+    events: &[
+        crate::personal::Declared {
+            event_type: "ProviderRegistered",
+            owner: crate::personal::Owner::Aggregate,
+            personal: &[crate::personal::text("display_name")],
+            clear: &["organisation", "profession", "at"],
+        },
+        crate::personal::Declared {
+            event_type: "ProviderProfileChanged",
+            owner: crate::personal::Owner::Aggregate,
+            personal: &[crate::personal::text("display_name")],
+            clear: &["profession", "at"],
+        },
+    ],
+};
+
 impl DomainEvent for ProviderEvent {
     fn event_type(&self) -> String {
         match self {
@@ -501,6 +521,39 @@ pub enum CareEvent {
         at: DateTime<Utc>,
     },
 }
+
+/// A relationship's events: who, which section, until when stay clear (every
+/// read is decided from them); a break-glass opening's words are the
+/// provider's who wrote them (`crate::personal`).
+pub const RELATIONSHIP_PERSONAL_DATA: crate::personal::Declarations =
+    crate::personal::Declarations {
+        aggregate_type: RELATIONSHIP_TYPE,
+        events: &[
+            crate::personal::Declared::clear(
+                "Invited",
+                &[
+                    "relationship_id",
+                    "user_id",
+                    "provider_id",
+                    "organisation",
+                    "by",
+                    "expires_at",
+                    "at",
+                ],
+            ),
+            crate::personal::Declared::clear("InvitationAccepted", &["by", "at"]),
+            crate::personal::Declared::clear("InvitationDeclined", &["by", "at"]),
+            crate::personal::Declared::clear("RelationshipEnded", &["by", "at"]),
+            crate::personal::Declared::clear("ConsentGranted", &["section", "until", "at"]),
+            crate::personal::Declared::clear("ConsentRevoked", &["section", "at"]),
+            crate::personal::Declared {
+                event_type: "BreakGlassOpened",
+                owner: crate::personal::Owner::Actor,
+                personal: &[crate::personal::text("reason")],
+                clear: &["code", "until", "at"],
+            },
+        ],
+    };
 
 impl DomainEvent for CareEvent {
     fn event_type(&self) -> String {

@@ -124,6 +124,16 @@ impl CatalogueEvent {
     }
 }
 
+/// The catalogue is the organisation's, written by its admins: nothing in it
+/// is anyone's personal data (`crate::personal`).
+pub const PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: AGGREGATE_TYPE,
+    events: &[crate::personal::Declared::clear(
+        "ExerciseAdded",
+        &["key", "title", "description", "at"],
+    )],
+};
+
 impl DomainEvent for CatalogueEvent {
     fn event_type(&self) -> String {
         match self {

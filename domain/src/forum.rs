@@ -20,6 +20,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::personal::{optional, text, Declarations, Declared, Owner};
 use crate::refusal::{ErrorKind, InputError, Refusal};
 use crate::text;
 
@@ -442,6 +443,41 @@ pub enum ForumEvent {
         at: DateTime<Utc>,
     },
 }
+
+/// The forum's own events: a pseudonym is its holder's, a silence's words
+/// are about the silenced member, a moderator's reasons are the
+/// moderator's; categories are the organisation's (`crate::personal`).
+pub const FORUM_PERSONAL_DATA: Declarations = Declarations {
+    aggregate_type: FORUM_TYPE,
+    events: &[
+        Declared::clear("ForumOpened", &["organisation", "categories", "at"]),
+        Declared {
+            event_type: "NameChosen",
+            owner: Owner::Field("person"),
+            personal: &[text("name"), optional("previous")],
+            clear: &["person", "kind", "at"],
+        },
+        Declared::clear("CategoryAdded", &["category", "by", "at"]),
+        Declared {
+            event_type: "CategoryRetired",
+            owner: Owner::Field("by"),
+            personal: &[text("reason")],
+            clear: &["key", "by", "at"],
+        },
+        Declared {
+            event_type: "MemberSilenced",
+            owner: Owner::Field("person"),
+            personal: &[text("shown_as"), text("reason")],
+            clear: &["silence_id", "person", "until", "by", "at"],
+        },
+        Declared {
+            event_type: "SilenceLifted",
+            owner: Owner::Field("by"),
+            personal: &[text("reason")],
+            clear: &["silence_id", "by", "at"],
+        },
+    ],
+};
 
 impl DomainEvent for ForumEvent {
     fn event_type(&self) -> String {
@@ -1003,6 +1039,87 @@ pub enum TopicEvent {
         at: DateTime<Utc>,
     },
 }
+
+/// A topic's events: posts and titles are their authors', flags, concerns
+/// and moderation reasons their writers' (`crate::personal`).
+pub const TOPIC_PERSONAL_DATA: Declarations = Declarations {
+    aggregate_type: TOPIC_TYPE,
+    events: &[
+        Declared {
+            event_type: "TopicOpened",
+            owner: Owner::Field("author"),
+            personal: &[text("title"), text("body")],
+            clear: &[
+                "topic_id",
+                "organisation",
+                "category",
+                "post_id",
+                "author",
+                "kind",
+                "at",
+            ],
+        },
+        Declared {
+            event_type: "ReplyPosted",
+            owner: Owner::Field("author"),
+            personal: &[text("body")],
+            clear: &["post_id", "author", "kind", "quote_of", "number", "at"],
+        },
+        Declared {
+            event_type: "PostEdited",
+            owner: Owner::Actor,
+            personal: &[text("body"), optional("title")],
+            clear: &["post_id", "revision", "at"],
+        },
+        Declared::clear("PostWithdrawn", &["post_id", "at"]),
+        Declared::clear("SupportGiven", &["post_id", "by", "at"]),
+        Declared::clear("SupportTakenBack", &["post_id", "by", "at"]),
+        Declared {
+            event_type: "PostFlagged",
+            owner: Owner::Field("by"),
+            personal: &[text("note")],
+            clear: &["post_id", "by", "kind", "reason", "weight", "score", "at"],
+        },
+        Declared {
+            event_type: "PostHidden",
+            owner: Owner::Field("by"),
+            personal: &[text("reason")],
+            clear: &["post_id", "by", "at"],
+        },
+        Declared {
+            event_type: "PostRestored",
+            owner: Owner::Field("by"),
+            personal: &[text("reason")],
+            clear: &["post_id", "by", "at"],
+        },
+        Declared {
+            event_type: "TopicClosed",
+            owner: Owner::Field("by"),
+            personal: &[text("reason")],
+            clear: &["by", "at"],
+        },
+        Declared {
+            event_type: "TopicReopened",
+            owner: Owner::Field("by"),
+            personal: &[text("reason")],
+            clear: &["by", "at"],
+        },
+        Declared {
+            event_type: "ConcernRaised",
+            owner: Owner::Field("by"),
+            personal: &[text("note")],
+            clear: &["concern_id", "post_id", "by", "at"],
+        },
+        Declared::clear("ConcernOpened", &["concern_id", "by", "at"]),
+        Declared {
+            event_type: "ConcernResolved",
+            owner: Owner::Field("by"),
+            personal: &[text("note")],
+            clear: &["concern_id", "by", "action", "at"],
+        },
+        Declared::clear("ConcernRaisedAgain", &["concern_id", "round", "at"]),
+    ],
+};
 
 impl DomainEvent for TopicEvent {
     fn event_type(&self) -> String {
@@ -1709,6 +1826,16 @@ pub enum ReaderEvent {
         at: DateTime<Utc>,
     },
 }
+
+/// What a member follows and has read: no personal text.
+pub const READER_PERSONAL_DATA: Declarations = Declarations {
+    aggregate_type: READER_TYPE,
+    events: &[
+        Declared::clear("TopicFollowed", &["topic_id", "at"]),
+        Declared::clear("TopicUnfollowed", &["topic_id", "at"]),
+        Declared::clear("TopicRead", &["topic_id", "count", "at"]),
+    ],
+};
 
 impl DomainEvent for ReaderEvent {
     fn event_type(&self) -> String {

@@ -162,6 +162,36 @@ pub enum ConversationEvent {
     },
 }
 
+/// A conversation's subject is its starter's words, a message its author's
+/// (`crate::personal`); who, when and how many stay clear.
+pub const PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: CONVERSATION_TYPE,
+    events: &[
+        crate::personal::Declared {
+            event_type: "ConversationStarted",
+            owner: crate::personal::Owner::Field("started_by"),
+            personal: &[crate::personal::text("subject")],
+            clear: &[
+                "conversation_id",
+                "organisation",
+                "user_id",
+                "providers",
+                "started_by",
+                "at",
+            ],
+        },
+        crate::personal::Declared {
+            event_type: "MessagePosted",
+            owner: crate::personal::Owner::Field("by"),
+            personal: &[crate::personal::text("body")],
+            clear: &["message_id", "by", "side", "starts_exchange", "at"],
+        },
+        crate::personal::Declared::clear("MessagesRead", &["by", "up_to", "count", "at"]),
+        crate::personal::Declared::clear("ProviderRemoved", &["provider", "at"]),
+        crate::personal::Declared::clear("ConversationClosed", &["at"]),
+    ],
+};
+
 impl DomainEvent for ConversationEvent {
     fn event_type(&self) -> String {
         match self {

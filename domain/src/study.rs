@@ -130,6 +130,16 @@ pub enum StudyEvent {
     StudyRegistered { info: StudyInfo, at: DateTime<Utc> },
 }
 
+/// A study's registration is the organisation's protocol, not anyone's
+/// personal data (`crate::personal`).
+pub const STUDY_PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: STUDY_TYPE,
+    events: &[crate::personal::Declared::clear(
+        "StudyRegistered",
+        &["info", "at"],
+    )],
+};
+
 impl DomainEvent for StudyEvent {
     fn event_type(&self) -> String {
         match self {
@@ -281,6 +291,15 @@ impl EnrolmentEvent {
     }
 }
 
+/// Enrolments hold ids, roles and times only.
+pub const ENROLMENT_PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: ENROLMENT_TYPE,
+    events: &[
+        crate::personal::Declared::clear("Enrolled", &["study_id", "participant_id", "role", "at"]),
+        crate::personal::Declared::clear("Withdrew", &["study_id", "participant_id", "at"]),
+    ],
+};
+
 impl DomainEvent for EnrolmentEvent {
     fn event_type(&self) -> String {
         match self {
@@ -419,6 +438,15 @@ pub struct Used {
     pub write: bool,
     pub at: DateTime<Utc>,
 }
+
+/// Usage holds who, which module, view or write, when: never content.
+pub const USAGE_PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: USAGE_TYPE,
+    events: &[crate::personal::Declared::clear(
+        USAGE_EVENT,
+        &["participant_id", "role", "module", "write", "at"],
+    )],
+};
 
 /// Whether each (study, participant) pair is enrolled now: the latest of its
 /// enrolment events, given in the order they were appended.

@@ -103,6 +103,39 @@ pub struct AccessRecord {
     pub prev_hash: String,
 }
 
+/// An access record stays clear but for its detail (the words of a look by
+/// an admin, search terms), sealed with the key of the person looked at; its
+/// seal covers the sealed text, so the chain never rests on plaintext that
+/// an erasure removes. The reader's address stays clear: it is evidence of
+/// who looked, kept for the organisation's security (`crate::personal`).
+pub const PERSONAL_DATA: crate::personal::Declarations = crate::personal::Declarations {
+    aggregate_type: AGGREGATE_TYPE,
+    events: &[crate::personal::Declared {
+        event_type: EVENT_TYPE,
+        owner: crate::personal::Owner::Field("subject_id"),
+        personal: &[crate::personal::optional("detail")],
+        clear: &[
+            "reader_id",
+            "reader_role",
+            "reader_organisation",
+            "subject_id",
+            "organisation",
+            "section",
+            "query",
+            "basis",
+            "relationship_id",
+            "basis_sequence",
+            "refusal",
+            "request_id",
+            "client_address",
+            "at",
+            "attempts",
+            "first_at",
+            "prev_hash",
+        ],
+    }],
+};
+
 fn one() -> u32 {
     1
 }

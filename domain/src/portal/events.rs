@@ -344,3 +344,133 @@ impl DomainEvent for PortalEvent {
         "1".to_string()
     }
 }
+
+use crate::personal::{optional, other, text, Declarations, Declared, Owner};
+
+/// Which fields of a portal's events are personal (sealed with the owner's
+/// key) and which stay clear (`crate::personal`). Keys of life domains,
+/// scores, ratings and the catalogue's exercise titles stay clear: rules and
+/// research work with them.
+pub const PERSONAL_DATA: Declarations = Declarations {
+    aggregate_type: "Portal",
+    events: &[
+        Declared::clear("PortalOpened", &["owner", "organisation", "at"]),
+        Declared {
+            event_type: "LifeDomainAdded",
+            owner: Owner::Aggregate,
+            personal: &[text("name")],
+            clear: &["key", "at"],
+        },
+        Declared {
+            event_type: "StatusRated",
+            owner: Owner::Aggregate,
+            personal: &[text("note")],
+            clear: &["domain", "score", "at"],
+        },
+        Declared {
+            event_type: "GoalSet",
+            owner: Owner::Aggregate,
+            personal: &[text("title"), text("description")],
+            clear: &["goal_id", "domain", "at"],
+        },
+        Declared {
+            event_type: "GoalRevised",
+            owner: Owner::Aggregate,
+            personal: &[text("title"), text("description")],
+            clear: &["goal_id", "at"],
+        },
+        Declared::clear("GoalAchieved", &["goal_id", "at"]),
+        Declared {
+            event_type: "GoalAbandoned",
+            owner: Owner::Aggregate,
+            personal: &[text("reason")],
+            clear: &["goal_id", "at"],
+        },
+        Declared {
+            event_type: "ActivityPlanned",
+            owner: Owner::Aggregate,
+            personal: &[text("title")],
+            clear: &["goal_id", "activity_id", "at"],
+        },
+        Declared::clear("ActivityCompleted", &["goal_id", "activity_id", "at"]),
+        Declared {
+            event_type: "ActivityDropped",
+            owner: Owner::Aggregate,
+            personal: &[text("reason")],
+            clear: &["goal_id", "activity_id", "at"],
+        },
+        Declared {
+            event_type: "MedicationAdded",
+            owner: Owner::Aggregate,
+            personal: &[
+                text("name"),
+                text("dose"),
+                text("schedule"),
+                text("purpose"),
+                text("prescriber"),
+            ],
+            clear: &["medication_id", "at"],
+        },
+        Declared {
+            event_type: "MedicationChanged",
+            owner: Owner::Aggregate,
+            personal: &[text("dose"), text("schedule")],
+            clear: &["medication_id", "at"],
+        },
+        Declared {
+            event_type: "MedicationPaused",
+            owner: Owner::Aggregate,
+            personal: &[text("reason")],
+            clear: &["medication_id", "at"],
+        },
+        Declared::clear("MedicationResumed", &["medication_id", "at"]),
+        Declared {
+            event_type: "MedicationStopped",
+            owner: Owner::Aggregate,
+            personal: &[text("reason")],
+            clear: &["medication_id", "at"],
+        },
+        Declared {
+            event_type: "PersonAdded",
+            owner: Owner::Aggregate,
+            personal: NETWORK_PERSON,
+            clear: &["person_id", "at"],
+        },
+        Declared {
+            event_type: "PersonUpdated",
+            owner: Owner::Aggregate,
+            personal: NETWORK_PERSON,
+            clear: &["person_id", "at"],
+        },
+        Declared {
+            event_type: "PersonRemoved",
+            owner: Owner::Aggregate,
+            personal: &[text("reason")],
+            clear: &["person_id", "at"],
+        },
+        Declared {
+            event_type: "CrisisPlanRevised",
+            owner: Owner::Aggregate,
+            personal: &[other(
+                "plan",
+                r#"{"warning_signs":[],"what_helps":[],"what_does_not_help":[],"contacts":[],"own_words":""}"#,
+            )],
+            clear: &["revision", "at"],
+        },
+        Declared::clear("ExerciseStarted", &["entry_id", "exercise", "title", "at"]),
+        Declared {
+            event_type: "ExerciseCompleted",
+            owner: Owner::Aggregate,
+            personal: &[text("reflection"), optional("rating")],
+            clear: &["entry_id", "at"],
+        },
+    ],
+};
+
+/// Everything said of a person in the network map.
+const NETWORK_PERSON: &[crate::personal::Personal] = &[
+    text("display_name"),
+    other("relation", "\"other\""),
+    other("closeness", "0"),
+    other("support", "[]"),
+];

@@ -18,7 +18,7 @@ pub use crate::refusal::ErrorKind;
 pub use aggregate::{Activity, ActivityState, Goal, GoalState, LifeDomain, Portal};
 pub use commands::PortalCommand;
 pub use errors::PortalError;
-pub use events::{PortalEvent, Section};
+pub use events::{PortalEvent, Section, PERSONAL_DATA};
 pub use items::{
     checked_plan, CrisisContact, CrisisPlan, Medication, MedicationState, Person, PersonDetails,
     RelationKind, SupportKind,
