@@ -23,8 +23,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore};
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, EventStore};
+use projections::vault::{Ident, Vault};
 use projections::Checkpoint;
 use sqlx::Row;
 
@@ -167,20 +168,27 @@ impl AppendPool {
 }
 
 /// A cqrs-es event store that keeps folded aggregates between commands and
-/// appends in one statement.
+/// appends in one statement, sealing personal data on the way in and
+/// opening it on the way out (`projections::vault`).
 pub struct Cached<R: PersistedEventRepository, A: Aggregate> {
-    store: PersistedEventStore<R, A>,
+    repo: R,
     pool: AppendPool,
+    vault: Vault,
     folded: Mutex<HashMap<String, (A, usize)>>,
+}
+
+fn sealing<E: std::error::Error>(error: projections::vault::VaultError) -> AggregateError<E> {
+    AggregateError::UnexpectedError(Box::new(error))
 }
 
 impl<R: PersistedEventRepository, A: Aggregate> Cached<R, A> {
     /// Event-store mode over `repo` (for loading), appending through `pool`
-    /// (the same database).
-    pub fn new(repo: R, pool: AppendPool) -> Self {
+    /// (the same database), with personal data sealed by `vault`.
+    pub fn new(repo: R, pool: AppendPool, vault: Vault) -> Self {
         Cached {
-            store: PersistedEventStore::new_event_store(repo),
+            repo,
             pool,
+            vault,
             folded: Mutex::new(HashMap::new()),
         }
     }
@@ -210,7 +218,37 @@ where
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        self.store.load_events(aggregate_id).await
+        let mut stored: Vec<SerializedEvent> = self.repo.get_events::<A>(aggregate_id).await?;
+        let mut texts: Vec<String> = stored.iter().map(|e| e.payload.to_string()).collect();
+        let sealed: Vec<bool> = texts
+            .iter()
+            .map(|t| projections::vault::may_be_sealed(t))
+            .collect();
+        let mut items: Vec<(Ident<'_>, &mut String)> = stored
+            .iter()
+            .zip(texts.iter_mut())
+            .map(|(e, text)| {
+                (
+                    Ident {
+                        aggregate_type: A::TYPE,
+                        aggregate_id,
+                        sequence: e.sequence as i64,
+                        event_type: &e.event_type,
+                    },
+                    text,
+                )
+            })
+            .collect();
+        self.vault.open_all(&mut items).await.map_err(sealing)?;
+        for ((event, text), sealed) in stored.iter_mut().zip(texts).zip(sealed) {
+            if sealed {
+                event.payload = serde_json::from_str(&text)?;
+            }
+        }
+        stored
+            .into_iter()
+            .map(|e| EventEnvelope::<A>::try_from(e).map_err(AggregateError::from))
+            .collect()
     }
 
     async fn load_aggregate(
@@ -221,7 +259,18 @@ where
         // once, the second folds from the store (and one of them conflicts).
         let Some((aggregate, sequence)) = self.take(aggregate_id) else {
             note(|a| a.from_cache = false);
-            return self.store.load_aggregate(aggregate_id).await;
+            let mut aggregate = A::default();
+            let mut sequence = 0;
+            for envelope in self.load_events(aggregate_id).await? {
+                sequence = envelope.sequence;
+                aggregate.apply(envelope.payload);
+            }
+            return Ok(EventStoreAggregateContext {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate,
+                current_sequence: sequence,
+                current_snapshot: None,
+            });
         };
         note(|a| a.from_cache = true);
         Ok(EventStoreAggregateContext {
@@ -257,8 +306,9 @@ where
             self.keep(&id, next, sequence);
             return Ok(envelopes);
         }
+        let actor = metadata.get("actor_id").cloned().unwrap_or_default();
         let metadata = serde_json::to_value(&metadata)?;
-        let rows = envelopes
+        let mut rows = envelopes
             .iter()
             .map(|e| {
                 Ok(Row7 {
@@ -270,12 +320,26 @@ where
                 })
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        // The caller gets the first payload as written, in clear.
+        let first_payload = rows.first().map(|row| row.payload.to_string());
+        for row in &mut rows {
+            let ident = Ident {
+                aggregate_type: A::TYPE,
+                aggregate_id: &id,
+                sequence: row.sequence,
+                event_type: &row.event_type,
+            };
+            self.vault
+                .seal(ident, &actor, &mut row.payload)
+                .await
+                .map_err(sealing)?;
+        }
         // (A failed append returns here, and the entry stays out.)
         let placed = self.pool.append(A::TYPE, &id, &rows).await?;
-        if let (Some(first), Some(last), Some(row)) = (placed.first(), placed.last(), rows.first())
+        if let (Some(first), Some(last), Some(payload)) =
+            (placed.first(), placed.last(), first_payload)
         {
             let (first, last) = (*first, *last);
-            let payload = row.payload.to_string();
             let last_sequence = sequence as i64 + envelopes.len() as i64;
             note(|a| {
                 a.first = Some((first, payload));

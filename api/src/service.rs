@@ -17,6 +17,7 @@ use domain::study::{Enrolment, Study, StudyEvent, STUDY_TYPE};
 use postgres_es::PostgresEventRepository;
 use projections::engine::EngineConfig;
 use projections::stream::{self, EventMetadata};
+use projections::vault::Vault;
 use projections::{Backend, Checkpoint, Db, Engine};
 use sqlite_es::SqliteEventRepository;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -71,6 +72,7 @@ pub(crate) struct Stores {
     forums: EventStore<domain::forum::Forum>,
     topics: EventStore<domain::forum::Topic>,
     readers: EventStore<domain::forum::Reader>,
+    erasures: EventStore<domain::erasure::Erasure>,
     studies: EventStore<Study>,
     enrolments: EventStore<Enrolment>,
 }
@@ -111,6 +113,7 @@ stored!(
     domain::forum::Forum => forums, CONFLICT_RETRIES;
     domain::forum::Topic => topics, CONFLICT_RETRIES;
     domain::forum::Reader => readers, CONFLICT_RETRIES;
+    domain::erasure::Erasure => erasures, 0;
     Study => studies, CONFLICT_RETRIES;
     Enrolment => enrolments, CONFLICT_RETRIES;
 );
@@ -338,35 +341,67 @@ pub async fn migrate(settings: &Settings) -> Result<(), ApiError> {
 /// events twice) and no inline queries (the projection engine feeds read models);
 /// folded aggregates are kept between commands and appends say where their
 /// events landed (`crate::aggregate_cache`).
-fn event_store_mode<A, R>(repo: R, pool: AppendPool) -> Framework<A, R>
+fn event_store_mode<A, R>(repo: R, pool: AppendPool, vault: &Vault) -> Framework<A, R>
 where
     A: Aggregate<Services = ()> + Clone,
     R: cqrs_es::persist::PersistedEventRepository,
 {
-    CqrsFramework::new(crate::aggregate_cache::Cached::new(repo, pool), vec![], ())
+    CqrsFramework::new(
+        crate::aggregate_cache::Cached::new(repo, pool, vault.clone()),
+        vec![],
+        (),
+    )
 }
 
 /// The event stores of every aggregate type on one store: `$variant` of
-/// [`EventStore`], a repository made by `$repo`, appends through `$pool`.
+/// [`EventStore`], a repository made by `$repo`, appends through `$pool`,
+/// personal data sealed by `$vault`.
 macro_rules! stores {
-    ($variant:ident, $repo:expr, $pool:expr) => {
+    ($variant:ident, $repo:expr, $pool:expr, $vault:expr) => {
         Stores {
-            portals: EventStore::$variant(event_store_mode($repo, $pool)),
-            catalogues: EventStore::$variant(event_store_mode($repo, $pool)),
-            providers: EventStore::$variant(event_store_mode($repo, $pool)),
-            relationships: EventStore::$variant(event_store_mode($repo, $pool)),
-            agreements: EventStore::$variant(event_store_mode($repo, $pool)),
-            conversations: EventStore::$variant(event_store_mode($repo, $pool)),
-            forums: EventStore::$variant(event_store_mode($repo, $pool)),
-            topics: EventStore::$variant(event_store_mode($repo, $pool)),
-            readers: EventStore::$variant(event_store_mode($repo, $pool)),
-            studies: EventStore::$variant(event_store_mode($repo, $pool)),
-            enrolments: EventStore::$variant(event_store_mode($repo, $pool)),
+            portals: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            catalogues: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            providers: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            relationships: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            agreements: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            conversations: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            forums: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            topics: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            readers: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            erasures: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            studies: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
+            enrolments: EventStore::$variant(event_store_mode($repo, $pool, $vault)),
         }
     };
 }
 
-async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
+/// The store's own pool, migrated and checked for durability.
+enum StorePool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl StorePool {
+    /// The event stores of every aggregate type over this pool.
+    fn stores(&self, vault: &Vault) -> Stores {
+        match self {
+            StorePool::Postgres(pool) => stores!(
+                Postgres,
+                PostgresEventRepository::new(pool.clone()),
+                AppendPool::Postgres(pool.clone()),
+                vault
+            ),
+            StorePool::Sqlite(pool) => stores!(
+                Sqlite,
+                SqliteEventRepository::new(pool.clone()),
+                AppendPool::Sqlite(pool.clone()),
+                vault
+            ),
+        }
+    }
+}
+
+async fn open_store(settings: &Settings) -> Result<StorePool, ApiError> {
     let url = &settings.store.database_url;
     match Backend::from_url(url)? {
         Backend::Postgres => {
@@ -384,11 +419,7 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 &crate::durability::unsafe_settings(Backend::Postgres, &values),
                 settings.store.allow_unsafe_commits,
             )?;
-            Ok(stores!(
-                Postgres,
-                PostgresEventRepository::new(pool.clone()),
-                AppendPool::Postgres(pool.clone())
-            ))
+            Ok(StorePool::Postgres(pool))
         }
         Backend::Sqlite => {
             let options = SqliteConnectOptions::from_str(url)?
@@ -413,11 +444,7 @@ async fn open_store(settings: &Settings) -> Result<Stores, ApiError> {
                 &crate::durability::unsafe_settings(Backend::Sqlite, &values),
                 settings.store.allow_unsafe_commits,
             )?;
-            Ok(stores!(
-                Sqlite,
-                SqliteEventRepository::new(pool.clone()),
-                AppendPool::Sqlite(pool.clone())
-            ))
+            Ok(StorePool::Sqlite(pool))
         }
     }
 }
@@ -439,8 +466,15 @@ impl Service {
     /// projections. Runners are started by [`crate::app::App::serve`] (or by a
     /// tool that needs the read models).
     pub async fn open(settings: Settings) -> Result<Self, ApiError> {
-        let stores = open_store(&settings).await?;
+        let store_pool = open_store(&settings).await?;
         let db = Db::connect(&settings.store.database_url, settings.store.max_connections).await?;
+        if let Some(warning) = settings.master_key_warning() {
+            tracing::warn!("{warning}");
+        }
+        db.vault.unlock(projections::vault::MasterKey::derive(
+            settings.resolve_master_key()?.expose(),
+        ));
+        let stores = store_pool.stores(&db.vault);
         let config = EngineConfig {
             batch_size: settings.projections.batch_size,
             poll_interval: settings.projections.poll,
@@ -474,7 +508,7 @@ impl Service {
             ));
         }
         let witness = Arc::new(crate::witness::Witness::open(&settings, &db).await?);
-        let trail = Trail::start(&trail_key, &settings.store.database_url)?;
+        let trail = Trail::start(&trail_key, &settings.store.database_url, db.vault.clone())?;
         // Made now if missing, so exports from this data folder find it.
         settings.resolve_research_key()?;
         let live =

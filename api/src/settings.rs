@@ -47,6 +47,7 @@ pub struct Settings {
     pub trail: Trail,
     pub research: Research,
     pub forum: Forum,
+    pub privacy: Privacy,
     pub log: Log,
 }
 
@@ -468,6 +469,62 @@ impl Research {
     }
 }
 
+/// Personal data at rest, erasure and a person's export (`docs/privacy.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    /// Secret the master key is derived from (`PORTAL_MASTER_KEY`, at least
+    /// 32 characters). Every person's key is stored wrapped under it. When
+    /// unset, a random one is created once in `<data_dir>/master.key`. Keep
+    /// it apart from the database and its backups: with both, sealed data
+    /// of people not yet erased can be read.
+    pub master_key: Option<Secret>,
+    /// How long a service user's request to be erased waits, during which
+    /// they may cancel it (`PORTAL_ERASURE_WAIT_DAYS`, default 30 days).
+    #[serde(with = "humantime_serde")]
+    pub erasure_wait: Duration,
+    /// The erasure ledger: one signed line per erasure, replayed at every
+    /// start so that a restored backup cannot bring an erased person back
+    /// (`PORTAL_ERASURE_LEDGER`, default `<data_dir>/erasures.ledger`). Keep
+    /// it with the key files, not with the database's backups.
+    pub erasure_ledger: Option<PathBuf>,
+    /// How often due erasures are looked for and carried out
+    /// (`PORTAL_ERASURE_CHECK_SECONDS`, default 60).
+    #[serde(with = "humantime_serde")]
+    pub erasure_check: Duration,
+    /// How long a person's export can be downloaded once ready
+    /// (`PORTAL_EXPORT_TTL_MINUTES`, default 60 minutes).
+    #[serde(with = "humantime_serde")]
+    pub export_ttl: Duration,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            master_key: None,
+            erasure_wait: Duration::from_secs(30 * 24 * 3600),
+            erasure_ledger: None,
+            erasure_check: Duration::from_secs(60),
+            export_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Privacy {
+    /// The waiting period as the domain takes it.
+    pub fn erasure_wait_chrono(&self) -> chrono::Duration {
+        chrono_duration(self.erasure_wait)
+    }
+
+    /// The erasure ledger's file: the configured one, or
+    /// `<data_dir>/erasures.ledger`.
+    pub fn ledger(&self, data_dir: &Path) -> PathBuf {
+        self.erasure_ledger
+            .clone()
+            .unwrap_or_else(|| data_dir.join("erasures.ledger"))
+    }
+}
+
 /// Logs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -557,6 +614,24 @@ impl Settings {
                 self.trail.witness_interval,
                 SECOND,
                 DAY,
+            ),
+            (
+                "privacy.erasure_wait (PORTAL_ERASURE_WAIT_DAYS)",
+                self.privacy.erasure_wait,
+                Duration::ZERO,
+                DAY * 365,
+            ),
+            (
+                "privacy.erasure_check (PORTAL_ERASURE_CHECK_SECONDS)",
+                self.privacy.erasure_check,
+                SECOND,
+                DAY,
+            ),
+            (
+                "privacy.export_ttl (PORTAL_EXPORT_TTL_MINUTES)",
+                self.privacy.export_ttl,
+                SECOND * 60,
+                DAY * 7,
             ),
             (
                 "tokens.ttl (PORTAL_TOKEN_TTL_SECONDS)",
@@ -790,6 +865,7 @@ impl Settings {
         const MS: Duration = Duration::from_millis(1);
         const S: Duration = Duration::from_secs(1);
         const MIN: Duration = Duration::from_secs(60);
+        const DAY: Duration = Duration::from_secs(24 * 3600);
         set!(server.bind, "PORTAL_BIND");
         set!(server.max_body_bytes, "PORTAL_MAX_BODY_BYTES");
         set!(server.metrics, "PORTAL_METRICS");
@@ -883,6 +959,15 @@ impl Settings {
         if let Some(key) = env("PORTAL_RESEARCH_KEY") {
             self.research.key = Some(Secret::new(key));
         }
+        if let Some(key) = env("PORTAL_MASTER_KEY") {
+            self.privacy.master_key = Some(Secret::new(key));
+        }
+        set_duration!(privacy.erasure_wait, "PORTAL_ERASURE_WAIT_DAYS", DAY);
+        set_duration!(privacy.erasure_check, "PORTAL_ERASURE_CHECK_SECONDS", S);
+        set_duration!(privacy.export_ttl, "PORTAL_EXPORT_TTL_MINUTES", MIN);
+        if let Some(path) = env("PORTAL_ERASURE_LEDGER") {
+            self.privacy.erasure_ledger = Some(PathBuf::from(path));
+        }
         Ok(())
     }
 
@@ -895,6 +980,31 @@ impl Settings {
     /// The access-trail key, found the same way as the token key.
     pub fn resolve_trail_key(&self) -> Result<Secret, SettingsError> {
         self.resolve_key(self.trail.key.as_ref(), "trail.key")
+    }
+
+    /// The master key's secret, found the same way as the token key.
+    pub fn resolve_master_key(&self) -> Result<Secret, SettingsError> {
+        self.resolve_key(self.privacy.master_key.as_ref(), "master.key")
+    }
+
+    /// True when a master key is configured or kept in the data folder.
+    pub fn has_master_key(&self) -> bool {
+        self.privacy.master_key.is_some() || self.store.data_dir.join("master.key").exists()
+    }
+
+    /// A warning for the operator when the master key is the file in the
+    /// data folder: a copy of that folder with the database reads every
+    /// sealed text of people not yet erased.
+    pub fn master_key_warning(&self) -> Option<String> {
+        if self.privacy.master_key.is_some() {
+            return None;
+        }
+        Some(format!(
+            "the master key is {}: whoever copies that folder together with the database or a \
+             backup of it can read personal data; in production set PORTAL_MASTER_KEY from a \
+             secret store (docs/privacy.md)",
+            self.store.data_dir.join("master.key").display()
+        ))
     }
 
     /// The witness's secret, found the same way as the token key.

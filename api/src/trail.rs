@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::trail::{chain_id, AccessRecord, AGGREGATE_TYPE, EVENT_TYPE, GENESIS};
+use projections::vault::{Ident, Vault};
 use projections::{Backend, Db, EventMetadata};
 use sqlx::AnyConnection;
 use sqlx::{Connection, Executor, Row};
@@ -72,14 +73,20 @@ impl Trail {
     /// The searchable trail (the access projection) follows within the
     /// projections' poll interval: waking them for every batch would cost a
     /// projection transaction per read.
-    pub fn start(secret: &Secret, url: &str) -> Result<Self, ApiError> {
+    pub fn start(secret: &Secret, url: &str, vault: Vault) -> Result<Self, ApiError> {
         let backend = Backend::from_url(url)?;
         // Unbounded: every job belongs to a request that waits for it. A job
         // whose request gave up (timeout, disconnect) is still written: it is
         // a look that was decided, and the queue drains at the store's pace.
         let (jobs, queue) = mpsc::unbounded_channel();
         let key: Arc<[u8]> = secret.expose().as_bytes().into();
-        tokio::spawn(writer(Arc::clone(&key), url.to_string(), backend, queue));
+        tokio::spawn(writer(
+            Arc::clone(&key),
+            url.to_string(),
+            backend,
+            vault,
+            queue,
+        ));
         Ok(Trail {
             key,
             jobs: Some(jobs),
@@ -125,6 +132,7 @@ async fn writer(
     key: Arc<[u8]>,
     url: String,
     backend: Backend,
+    vault: Vault,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut connection: Option<AnyConnection> = None;
@@ -154,7 +162,7 @@ async fn writer(
             let Some(conn) = connection.as_mut() else {
                 continue;
             };
-            match write_batch(&key, conn, backend, &mut heads, &batch).await {
+            match write_batch(&key, &vault, conn, backend, &mut heads, &batch).await {
                 Ok(positions) => {
                     outcome = Ok(positions);
                     break;
@@ -215,15 +223,23 @@ async fn connect(url: &str, backend: Backend) -> Result<AnyConnection, sqlx::Err
 /// under its write lock, held from `BEGIN IMMEDIATE` to the commit.
 async fn write_batch(
     key: &[u8],
+    vault: &Vault,
     conn: &mut AnyConnection,
     backend: Backend,
     heads: &mut HashMap<String, (i64, String)>,
     batch: &[Job],
 ) -> Result<Vec<i64>, sqlx::Error> {
+    // Keys first: sealing inside the transaction then only reads them.
+    for job in batch {
+        if job.record.detail.as_deref().is_some_and(|d| !d.is_empty()) {
+            let person = job.record.subject_id.unwrap_or(job.record.reader_id);
+            vault.prepare(person).await.map_err(vault_failed)?;
+        }
+    }
     if backend == Backend::Sqlite {
         conn.execute("BEGIN IMMEDIATE").await?;
     }
-    let written = write_rows(key, conn, backend, heads, batch).await;
+    let written = write_rows(key, vault, conn, backend, heads, batch).await;
     if backend == Backend::Sqlite {
         let end = if written.is_ok() {
             "COMMIT"
@@ -243,10 +259,15 @@ async fn write_batch(
     Ok(positions)
 }
 
+fn vault_failed(error: projections::vault::VaultError) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("sealing an access record: {error}"))
+}
+
 /// The statements of [`write_batch`]: the positions of the records in job
 /// order, and the new heads of the chains written.
 async fn write_rows(
     key: &[u8],
+    vault: &Vault,
     conn: &mut AnyConnection,
     backend: Backend,
     heads: &HashMap<String, (i64, String)>,
@@ -319,7 +340,26 @@ async fn write_rows(
             .unwrap_or_default();
         let mut record = batch[i].record.clone();
         record.prev_hash = prev;
-        let payload = serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let mut payload =
+            serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        // A detail is sealed with the key of the person looked at before the
+        // record's seal is made: the seal covers the sealed text, so the
+        // chain never rests on what an erasure removes.
+        if record.detail.as_deref().is_some_and(|d| !d.is_empty()) {
+            let mut value =
+                serde_json::to_value(&record).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let ident = Ident {
+                aggregate_type: AGGREGATE_TYPE,
+                aggregate_id: chain,
+                sequence: *sequence,
+                event_type: EVENT_TYPE,
+            };
+            vault
+                .seal(ident, &record.reader_id.to_string(), &mut value)
+                .await
+                .map_err(vault_failed)?;
+            payload = value.to_string();
+        }
         let meta =
             serde_json::to_value(&batch[i].metadata).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let fields = seal::Stored {

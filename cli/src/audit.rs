@@ -66,6 +66,12 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
         None => None,
     };
     let db = projections::Db::connect(&settings.store.database_url, 2).await?;
+    // With the master key, sealed details are compared too (never made here).
+    if settings.has_master_key() {
+        db.vault.unlock(projections::vault::MasterKey::derive(
+            settings.resolve_master_key()?.expose(),
+        ));
+    }
     let key = settings.resolve_trail_key()?;
     let report = api::verify::verify_with(key.expose().as_bytes(), &db, history.as_ref()).await?;
     for problem in &report.witness {

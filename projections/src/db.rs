@@ -65,6 +65,9 @@ pub enum DbError {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// Person keys: every payload this crate reads is opened through it
+    /// (locked, sealed payloads are an error, until the service unlocks it).
+    pub vault: crate::vault::Vault,
 }
 
 impl Db {
@@ -90,7 +93,12 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend })
+        let vault = crate::vault::Vault::new(pool.clone(), backend);
+        Ok(Db {
+            pool,
+            backend,
+            vault,
+        })
     }
 }
 
@@ -100,14 +108,18 @@ impl Db {
 /// re-applies them. So these commits skip the wait for the disk flush
 /// (PostgreSQL `synchronous_commit = off`; SQLite `synchronous = NORMAL` in WAL
 /// mode). Event appends go through the event store's own pool, fully durable.
+///
+/// On SQLite it also turns `secure_delete` on: what a read model blanks on an
+/// erasure (and a destroyed key) is overwritten in the file, not left in its
+/// free pages (issue 18).
 async fn relax_durability(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     use sqlx::Executor;
-    let statement = if conn.backend_name() == "SQLite" {
-        "PRAGMA synchronous = NORMAL"
+    if conn.backend_name() == "SQLite" {
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        conn.execute("PRAGMA secure_delete = ON").await?;
     } else {
-        "SET synchronous_commit = off"
-    };
-    conn.execute(statement).await?;
+        conn.execute("SET synchronous_commit = off").await?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod messaging;
 pub mod read;
 pub mod research;
 pub mod stream;
+pub mod vault;
 
 pub use db::{Backend, Db, DbError};
 pub use engine::{Engine, Projection, ProjectionStatus};

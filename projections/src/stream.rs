@@ -129,7 +129,13 @@ pub async fn read_batch(
                 .await?
         }
     };
-    rows.iter().map(decode_row).collect()
+    opened(db, rows.iter().map(decode_row).collect::<Result<_, _>>()?).await
+}
+
+/// Events with their personal fields opened (`crate::vault`).
+async fn opened(db: &Db, mut events: Vec<StoredEvent>) -> Result<Vec<StoredEvent>, DbError> {
+    db.vault.open_events(&mut events).await?;
+    Ok(events)
 }
 
 /// A span of the global stream read for a projection that consumes only
@@ -229,7 +235,7 @@ pub async fn read_span(
         }
     };
     Ok(Span {
-        events: rows.iter().map(decode_row).collect::<Result<_, _>>()?,
+        events: opened(db, rows.iter().map(decode_row).collect::<Result<_, _>>()?).await?,
         to,
         scanned: bound.try_get("n")?,
     })
@@ -242,18 +248,11 @@ pub async fn read_payloads(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<String>, DbError> {
-    let payload = db.backend.json_text("payload");
-    let sql = format!(
-        "SELECT {payload} AS payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter()
-        .map(|row| row.try_get("payload").map_err(DbError::from))
-        .collect()
+    Ok(read_payloads_after(db, aggregate_type, aggregate_id, 0)
+        .await?
+        .into_iter()
+        .map(|(_, payload)| payload)
+        .collect())
 }
 
 /// The payloads of one aggregate's events after `after` (a sequence
@@ -276,9 +275,15 @@ pub async fn read_payloads_after(
         .bind(after)
         .fetch_all(&db.pool)
         .await?;
-    rows.iter()
+    let mut rows = rows
+        .iter()
         .map(|row| Ok((row.try_get("sequence")?, row.try_get("payload")?)))
-        .collect()
+        .collect::<Result<Vec<(i64, String)>, DbError>>()?;
+    let mut items: Vec<(i64, &mut String)> = rows.iter_mut().map(|(s, p)| (*s, p)).collect();
+    db.vault
+        .open_of_aggregate(aggregate_type, aggregate_id, &mut items)
+        .await?;
+    Ok(rows)
 }
 
 /// Every event of one aggregate type as (aggregate id, payload text), in
@@ -289,15 +294,43 @@ pub async fn read_type_payloads(
 ) -> Result<Vec<(String, String)>, DbError> {
     let payload = db.backend.json_text("payload");
     let sql = format!(
-        "SELECT aggregate_id, {payload} AS payload FROM events WHERE aggregate_type = $1 ORDER BY position"
+        "SELECT aggregate_id, sequence, event_type, {payload} AS payload FROM events \
+         WHERE aggregate_type = $1 ORDER BY position"
     );
     let rows = sqlx::query(&sql)
         .bind(aggregate_type)
         .fetch_all(&db.pool)
         .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("aggregate_id")?, row.try_get("payload")?)))
-        .collect()
+    let mut rows = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("aggregate_id")?,
+                row.try_get("sequence")?,
+                row.try_get("event_type")?,
+                row.try_get("payload")?,
+            ))
+        })
+        .collect::<Result<Vec<(String, i64, String, String)>, DbError>>()?;
+    let mut items: Vec<(crate::vault::Ident<'_>, &mut String)> = rows
+        .iter_mut()
+        .map(|(id, sequence, event_type, payload)| {
+            (
+                crate::vault::Ident {
+                    aggregate_type,
+                    aggregate_id: id,
+                    sequence: *sequence,
+                    event_type,
+                },
+                payload,
+            )
+        })
+        .collect();
+    db.vault.open_all(&mut items).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, _, _, payload)| (id, payload))
+        .collect())
 }
 
 /// Every event of one aggregate, oldest first.
@@ -315,7 +348,7 @@ pub async fn read_aggregate(
         .bind(aggregate_id)
         .fetch_all(&db.pool)
         .await?;
-    rows.iter().map(decode_row).collect()
+    opened(db, rows.iter().map(decode_row).collect::<Result<_, _>>()?).await
 }
 
 /// The last `n` events of one aggregate, newest first.
@@ -336,7 +369,7 @@ pub async fn read_aggregate_tail(
         .bind(n)
         .fetch_all(&db.pool)
         .await?;
-    rows.iter().map(decode_row).collect()
+    opened(db, rows.iter().map(decode_row).collect::<Result<_, _>>()?).await
 }
 
 /// The event a given aggregate stored at `sequence`, if any.
@@ -356,7 +389,10 @@ pub async fn read_at_sequence(
         .bind(sequence)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(decode_row).transpose()
+    let Some(event) = row.as_ref().map(decode_row).transpose()? else {
+        return Ok(None);
+    };
+    Ok(opened(db, vec![event]).await?.pop())
 }
 
 /// The newest position written, and how many events exist in all.

@@ -350,7 +350,9 @@ pub const CONTROL_PANEL: &str = "{ controlPanel { portalId organisation version 
 
 /// Connects the read side of `db` for direct inspection.
 pub async fn read_db(db: &TestDb) -> projections::Db {
-    projections::Db::connect(&db.url, 2).await.unwrap()
+    let read = projections::Db::connect(&db.url, 2).await.unwrap();
+    read.vault.unlock(master_key(db));
+    read
 }
 
 /// Waits until `/readyz` reports every projection with no lag.
@@ -376,6 +378,14 @@ pub async fn wait_caught_up(server: &Server) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("projections did not catch up within 30 s");
+}
+
+/// The master key of the service on `db`: its key file in the data folder,
+/// made now (as the service would) if the service has not started yet.
+pub fn master_key(db: &TestDb) -> projections::vault::MasterKey {
+    let mut settings = api::settings::Settings::default();
+    settings.store.data_dir = db.dir.clone();
+    projections::vault::MasterKey::derive(settings.resolve_master_key().unwrap().expose())
 }
 
 /// The payloads of every event of one aggregate type, in position order,

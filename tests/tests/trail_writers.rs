@@ -37,9 +37,11 @@ async fn two_writers(store: Store) {
     let db = fresh_db(store).await;
     portal_cli(&db, &["migrate"]).await;
     let key = Secret::new("trail-test-key-0123456789abcdef0123456789");
+    // Records without a detail: nothing to seal, the vault stays locked.
+    let vault = read_db(&db).await.vault;
     let writers = [
-        Trail::start(&key, &db.url).unwrap(),
-        Trail::start(&key, &db.url).unwrap(),
+        Trail::start(&key, &db.url, vault.clone()).unwrap(),
+        Trail::start(&key, &db.url, vault).unwrap(),
     ];
     let subjects = [Uuid::new_v4(), Uuid::new_v4()];
     // Rounds of concurrent records, alternating writers and chains, so each

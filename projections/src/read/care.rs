@@ -219,14 +219,43 @@ pub async fn break_glass_openings(
     .bind(provider.map(|p| p.to_string()).unwrap_or_default())
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
+    let mut read = rows
+        .iter()
         .map(|row| {
-            let text: String = sqlx::Row::try_get(row, "payload")?;
+            Ok((
+                uuid(row, &rels, "relationship_id")?,
+                uuid(row, &rels, "user_id")?,
+                uuid(row, &rels, "provider_id")?,
+                sqlx::Row::try_get::<i64, _>(row, "sequence")?,
+                sqlx::Row::try_get::<String, _>(row, "payload")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+    // The reason is the provider's words, sealed (`crate::vault`).
+    let ids: Vec<String> = read.iter().map(|r| r.0.to_string()).collect();
+    let mut items: Vec<(crate::vault::Ident<'_>, &mut String)> = read
+        .iter_mut()
+        .zip(&ids)
+        .map(|(r, id)| {
+            (
+                crate::vault::Ident {
+                    aggregate_type: domain::care::RELATIONSHIP_TYPE,
+                    aggregate_id: id,
+                    sequence: r.3,
+                    event_type: "BreakGlassOpened",
+                },
+                &mut r.4,
+            )
+        })
+        .collect();
+    db.vault.open_all(&mut items).await?;
+    read.into_iter()
+        .map(|(relationship_id, user_id, provider_id, sequence, text)| {
             Ok(OpeningRow {
-                relationship_id: uuid(row, &rels, "relationship_id")?,
-                user_id: uuid(row, &rels, "user_id")?,
-                provider_id: uuid(row, &rels, "provider_id")?,
-                sequence: sqlx::Row::try_get(row, "sequence")?,
+                relationship_id,
+                user_id,
+                provider_id,
+                sequence,
                 event: serde_json::from_str(&text)
                     .map_err(|e| malformed("events", "payload", e.to_string()))?,
             })

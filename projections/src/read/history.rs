@@ -163,9 +163,25 @@ pub async fn fold(
             for value in binds {
                 query = bind(query, value);
             }
+            let mut rows = query
+                .fetch_all(&db.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        int(row, "events", "sequence")?,
+                        text(row, "events", "data")?,
+                    ))
+                })
+                .collect::<Result<Vec<(i64, String)>, DbError>>()?;
+            let portal_id = portal.id().to_string();
+            let mut items: Vec<(i64, &mut String)> =
+                rows.iter_mut().map(|(s, d)| (*s, d)).collect();
+            db.vault
+                .open_of_aggregate("Portal", &portal_id, &mut items)
+                .await?;
             let mut view = PortalView::default();
-            for row in query.fetch_all(&db.pool).await? {
-                let data = text(&row, "events", "data")?;
+            for (_, data) in rows {
                 let event: PortalEvent =
                     serde_json::from_str(&data).map_err(|e| malformed("events", "payload", e))?;
                 view.apply(&event);
@@ -399,7 +415,7 @@ pub async fn entries(
         After::Sequence(n) => (false, n),
         After::Entries(n) => (true, n),
     };
-    sqlx::query(&history::query(db.backend, &table, ranked))
+    let mut rows = sqlx::query(&history::query(db.backend, &table, ranked))
         .bind(portal.id().to_string())
         .bind(kind)
         .bind(subject_id)
@@ -421,5 +437,12 @@ pub async fn entries(
                 data: text(row, "events", "data")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<EntryRow>, DbError>>()?;
+    let portal_id = portal.id().to_string();
+    let mut items: Vec<(i64, &mut String)> =
+        rows.iter_mut().map(|r| (r.sequence, &mut r.data)).collect();
+    db.vault
+        .open_of_aggregate("Portal", &portal_id, &mut items)
+        .await?;
+    Ok(rows)
 }
