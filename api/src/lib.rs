@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod node;
 pub mod paging;
 pub mod payload;
+pub mod privacy;
 pub mod rate;
 pub mod request;
 pub mod research;

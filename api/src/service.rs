@@ -474,6 +474,13 @@ impl Service {
         db.vault.unlock(projections::vault::MasterKey::derive(
             settings.resolve_master_key()?.expose(),
         ));
+        // Events written before personal data was sealed are sealed once.
+        crate::privacy::migration::seal_existing(
+            &settings.store.database_url,
+            db.backend,
+            &db.vault,
+        )
+        .await?;
         let stores = store_pool.stores(&db.vault);
         let config = EngineConfig {
             batch_size: settings.projections.batch_size,

@@ -198,7 +198,7 @@ async fn writer(
 }
 
 /// A connection of the writer's own, with every commit flushed to disk.
-async fn connect(url: &str, backend: Backend) -> Result<AnyConnection, sqlx::Error> {
+pub(crate) async fn connect(url: &str, backend: Backend) -> Result<AnyConnection, sqlx::Error> {
     sqlx::any::install_default_drivers();
     let mut conn = AnyConnection::connect(url).await?;
     let settings: &[&str] = match backend {
