@@ -175,6 +175,8 @@ pub struct Cached<R: PersistedEventRepository, A: Aggregate> {
     pool: AppendPool,
     vault: Vault,
     folded: Mutex<HashMap<String, (A, usize)>>,
+    /// The erasures seen when `folded` was last emptied for one.
+    erasures: std::sync::atomic::AtomicU64,
 }
 
 fn sealing<E: std::error::Error>(error: projections::vault::VaultError) -> AggregateError<E> {
@@ -190,11 +192,23 @@ impl<R: PersistedEventRepository, A: Aggregate> Cached<R, A> {
             pool,
             vault,
             folded: Mutex::new(HashMap::new()),
+            erasures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     fn take(&self, id: &str) -> Option<(A, usize)> {
-        self.folded.lock().ok()?.remove(id)
+        let mut folded = self.folded.lock().ok()?;
+        // A kept aggregate may hold an erased person's texts: after any
+        // erasure this process learns of, every one is folded afresh.
+        let erasures = self.vault.erasures_seen();
+        if self
+            .erasures
+            .swap(erasures, std::sync::atomic::Ordering::SeqCst)
+            != erasures
+        {
+            folded.clear();
+        }
+        folded.remove(id)
     }
 
     fn keep(&self, id: &str, aggregate: A, sequence: usize) {
@@ -307,6 +321,7 @@ where
             return Ok(envelopes);
         }
         let actor = metadata.get("actor_id").cloned().unwrap_or_default();
+        let organisation = metadata.get("organisation").cloned().unwrap_or_default();
         let metadata = serde_json::to_value(&metadata)?;
         let mut rows = envelopes
             .iter()
@@ -330,7 +345,7 @@ where
                 event_type: &row.event_type,
             };
             self.vault
-                .seal(ident, &actor, &mut row.payload)
+                .seal(ident, &actor, &organisation, &mut row.payload)
                 .await
                 .map_err(sealing)?;
         }

@@ -59,8 +59,18 @@ impl App {
                 .run(service.db.clone(), interval, stopped)
                 .await;
         });
+        // Erasures the ledger holds and the store does not (a restored
+        // backup) are recorded again before the first request is served.
+        self.service
+            .replay_erasures()
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         // Concerns no moderator has opened are raised again until the service stops.
         let concerns = tokio::spawn(crate::forum::watch_concerns(Arc::clone(&self.service)));
+        // Requests to be erased are carried out when they fall due.
+        let erasures = tokio::spawn(crate::privacy::erasure::watch_erasures(Arc::clone(
+            &self.service,
+        )));
         let limits = crate::connection::Limits {
             header_timeout: self.service.settings.server.header_timeout,
             per_address: self.service.settings.server.connections_per_address,
@@ -74,6 +84,7 @@ impl App {
         }
         let _ = witness.await;
         concerns.abort();
+        erasures.abort();
         result
     }
 }

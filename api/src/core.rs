@@ -70,6 +70,12 @@ pub struct ControlPanel {
 
 #[ComplexObject]
 impl ControlPanel {
+    /// When the portal's owner was erased (their personal data destroyed;
+    /// every section then reads as empty); null while they are not.
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.portal.erased_at()
+    }
+
     /// Counts and the time of the latest change for each section, in the
     /// order core, medications, network, crisis plan, exercises.
     /// Someone other than the owner sees the core section's only.

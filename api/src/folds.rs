@@ -16,9 +16,23 @@ type Entry = (i64, Box<dyn Any + Send + Sync>);
 #[derive(Default)]
 pub struct Folds {
     kept: Mutex<HashMap<(TypeId, String), Entry>>,
+    /// The erasures seen when the cache was last emptied for one.
+    erasures: std::sync::atomic::AtomicU64,
 }
 
 impl Folds {
+    /// Empties the cache if an erasure happened since it last did
+    /// (`erasures`: `projections::vault::Vault::erasures_seen`): a folded
+    /// aggregate may hold an erased person's texts.
+    pub fn after_erasures(&self, erasures: u64) {
+        use std::sync::atomic::Ordering;
+        if self.erasures.swap(erasures, Ordering::SeqCst) != erasures {
+            if let Ok(mut kept) = self.kept.lock() {
+                kept.clear();
+            }
+        }
+    }
+
     /// The kept fold of `id` and the sequence it is at; a fresh aggregate
     /// at 0 when none is kept.
     pub fn get<A: Clone + Default + Send + Sync + 'static>(&self, id: &str) -> (i64, A) {

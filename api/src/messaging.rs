@@ -45,6 +45,9 @@ pub struct Message {
     /// True when it started an exchange (the first of the thread, or written
     /// after a quiet spell).
     pub starts_exchange: bool,
+    /// True when its author was erased: their words are gone (`body` is
+    /// empty); that they wrote, and when, remains.
+    pub erased: bool,
 }
 
 /// A participant of a thread.
@@ -410,9 +413,24 @@ impl MessagingQuery {
                         body,
                         at,
                         starts_exchange,
+                        erased: false,
                     })
                 }
                 _ => {}
+            }
+        }
+        let authors: Vec<Uuid> = conversation
+            .participants
+            .keys()
+            .copied()
+            .chain(conversation.removed.keys().copied())
+            .collect();
+        let erased =
+            projections::read::erasure::erased_among(&svc.engine, &svc.db, &authors).await?;
+        if !erased.is_empty() {
+            for message in &mut messages {
+                let author = Uuid::parse_str(message.author_id.as_str()).unwrap_or_default();
+                message.erased = erased.contains(&author);
             }
         }
         let active = active_providers(svc, &conversation, &caller).await?;

@@ -18,6 +18,7 @@ use crate::core::{CoreMutation, CoreQuery};
 use crate::forum::{ForumMutation, ForumQuery, ModerationQuery};
 use crate::messaging::{MessagingMutation, MessagingQuery};
 use crate::node::NodeQuery;
+use crate::privacy::erasure::{ErasureMutation, ErasureQuery};
 use crate::research::{MeasuresQuery, ResearchMutation, ResearchQuery};
 use crate::service::Service;
 use crate::subscription::LiveSubscription;
@@ -88,6 +89,7 @@ pub struct Query(
     ModerationQuery,
     ResearchQuery,
     MeasuresQuery,
+    ErasureQuery,
 );
 
 /// Every change: the portal core, the toolbox, working together.
@@ -100,6 +102,7 @@ pub struct Mutation(
     MessagingMutation,
     ForumMutation,
     ResearchMutation,
+    ErasureMutation,
 );
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ fn target(
                 node(NodeId::ForumTopic { topic: topic_id })
             }
         },
-        domain::forum::FORUM_TYPE => None,
+        domain::forum::FORUM_TYPE | domain::erasure::ERASURE_TYPE => None,
         domain::study::ENROLMENT_TYPE => match decode::<domain::study::EnrolmentEvent>(payload)? {
             domain::study::EnrolmentEvent::Enrolled { study_id, .. }
             | domain::study::EnrolmentEvent::Withdrew { study_id, .. } => {
@@ -647,6 +647,7 @@ impl Service {
     where
         A: Aggregate + Clone + Default + Send + Sync + 'static,
     {
+        self.folds.after_erasures(self.db.vault.erasures_seen());
         let (after, mut folded) = self.folds.get::<A>(aggregate_id);
         let newer = stream::read_payloads_after(&self.db, A::TYPE, aggregate_id, after).await?;
         let Some((last, _)) = newer.last() else {
@@ -782,6 +783,24 @@ impl Service {
     where
         A: Aggregate<Error: domain::refusal::Refusal, Command: Clone> + Clone,
     {
+        // Nothing more is written by an erased person (their erasure's own
+        // stream excepted: it records the erasure).
+        if A::TYPE != domain::erasure::ERASURE_TYPE
+            && self
+                .db
+                .vault
+                .is_erased(&projections::vault::key_id(
+                    &caller.organisation,
+                    caller.subject,
+                ))
+                .await
+                .map_err(ApiError::internal)?
+        {
+            return Err(ApiError::FailedPrecondition(
+                "this person's personal data was erased: nothing more can be written for them"
+                    .into(),
+            ));
+        }
         if let Some(IdempotencyKey { key, .. }) = &idempotency_key {
             if key.is_empty()
                 || key.len() > IDEMPOTENCY_KEY_MAX

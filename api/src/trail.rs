@@ -232,8 +232,10 @@ async fn write_batch(
     // Keys first: sealing inside the transaction then only reads them.
     for job in batch {
         if job.record.detail.as_deref().is_some_and(|d| !d.is_empty()) {
-            let person = job.record.subject_id.unwrap_or(job.record.reader_id);
-            vault.prepare(person).await.map_err(vault_failed)?;
+            vault
+                .prepare(&owner_key(&job.record))
+                .await
+                .map_err(vault_failed)?;
         }
     }
     if backend == Backend::Sqlite {
@@ -257,6 +259,23 @@ async fn write_batch(
     let (positions, written) = written?;
     heads.extend(written);
     Ok(positions)
+}
+
+/// The organisation of the person whose key seals a record's detail: the
+/// subject's (the trail's own), or for a look at no one the reader's.
+fn owner_organisation(record: &AccessRecord) -> &str {
+    match record.subject_id {
+        Some(_) => &record.organisation,
+        None => &record.reader_organisation,
+    }
+}
+
+/// The key id sealing a record's detail (`domain::trail::PERSONAL_DATA`).
+fn owner_key(record: &AccessRecord) -> String {
+    projections::vault::key_id(
+        owner_organisation(record),
+        record.subject_id.unwrap_or(record.reader_id),
+    )
 }
 
 fn vault_failed(error: projections::vault::VaultError) -> sqlx::Error {
@@ -355,7 +374,12 @@ async fn write_rows(
                 event_type: EVENT_TYPE,
             };
             vault
-                .seal(ident, &record.reader_id.to_string(), &mut value)
+                .seal(
+                    ident,
+                    &record.reader_id.to_string(),
+                    owner_organisation(&record),
+                    &mut value,
+                )
                 .await
                 .map_err(vault_failed)?;
             payload = value.to_string();

@@ -361,6 +361,19 @@ pub fn may_resolve_forum_name(actor: &Actor, organisation: &str) -> bool {
     actor.role == Role::Admin && actor.organisation == organisation
 }
 
+/// Whether the actor may ask for their own erasure (and cancel it while it
+/// waits): service users, whose portal it is. A provider's professional
+/// record is erased on the organisation's order.
+pub fn may_request_erasure(actor: &Actor) -> bool {
+    actor.role == Role::ServiceUser
+}
+
+/// Whether the actor may carry out an erasure the organisation ordered, of
+/// a person of `organisation`: its admins.
+pub fn may_order_erasure(actor: &Actor, organisation: &str) -> bool {
+    actor.role == Role::Admin && actor.organisation == organisation
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
@@ -876,6 +889,29 @@ mod tests {
                     may_resolve_forum_name(&actor, ORG),
                     here && role == Role::Admin,
                     "{role:?} of {organisation} resolves names"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn erasure_is_asked_by_its_person_and_ordered_by_admins_of_their_organisation() {
+        for role in Role::ALL {
+            for organisation in [ORG, "elsewhere"] {
+                let actor = Actor {
+                    person: OWNER,
+                    role,
+                    organisation: organisation.to_string(),
+                };
+                assert_eq!(
+                    may_request_erasure(&actor),
+                    role == Role::ServiceUser,
+                    "{role:?} asks"
+                );
+                assert_eq!(
+                    may_order_erasure(&actor, ORG),
+                    role == Role::Admin && organisation == ORG,
+                    "{role:?} of {organisation} orders"
                 );
             }
         }

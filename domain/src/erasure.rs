@@ -1,7 +1,8 @@
 //! A person's erasure (issue 18): asked for by the person, cancellable while
 //! it waits, carried out when due or at once on the organisation's order.
 //!
-//! One stream per person (aggregate id: the person's id). Its events hold
+//! One stream per person of an organisation (aggregate id: [`stream_id`],
+//! `organisation/person`, as identity is scoped to the organisation). Its events hold
 //! ids, times and the basis only: the record of an erasure holds no
 //! personal data. Carrying it out destroys the person's key (outside this
 //! crate); `PersonErased` is what every read model blanks the person on.
@@ -15,6 +16,16 @@ use crate::refusal::{ErrorKind, Refusal};
 
 /// The erasure stream's aggregate type.
 pub const ERASURE_TYPE: &str = "Erasure";
+
+/// The erasure stream of `person` of `organisation`.
+pub fn stream_id(organisation: &str, person: uuid::Uuid) -> String {
+    format!("{organisation}/{person}")
+}
+
+/// The person an erasure stream's id names.
+pub fn person_of(stream_id: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::parse_str(stream_id.rsplit('/').next()?).ok()
+}
 
 /// Why a person was erased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +73,16 @@ pub enum ErasureCommand {
     /// Erase now: on a request that fell due, or on the organisation's
     /// order (`by`: the admin).
     CarryOut {
+        person: Uuid,
+        organisation: String,
+        basis: Basis,
+        by: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    /// Record again an erasure the erasure ledger holds but the store does
+    /// not (a backup restored from before it): the ledger is the proof it
+    /// was carried out, whatever the restored stream says.
+    Reapply {
         person: Uuid,
         organisation: String,
         basis: Basis,
@@ -200,6 +221,19 @@ impl Erasure {
                     at,
                 }])
             }
+            ErasureCommand::Reapply {
+                person,
+                organisation,
+                basis,
+                by,
+                at,
+            } => Ok(vec![ErasureEvent::PersonErased {
+                person,
+                organisation,
+                basis,
+                by,
+                at,
+            }]),
         }
     }
 }
@@ -360,6 +394,27 @@ mod tests {
             },
         ] {
             assert_eq!(erased.decide(command), Err(ErasureError::Erased));
+        }
+    }
+
+    #[test]
+    fn the_ledger_reapplies_an_erasure_a_restored_stream_lacks() {
+        let reapply = ErasureCommand::Reapply {
+            person: Uuid::nil(),
+            organisation: "org".into(),
+            basis: Basis::PersonRequest,
+            by: None,
+            at: at(5),
+        };
+        // A stream restored from before the request, or while it waited.
+        for events in [vec![], vec![requested(0, 30)]] {
+            assert!(matches!(
+                given(events).decide(reapply.clone()).as_deref(),
+                Ok([ErasureEvent::PersonErased {
+                    basis: Basis::PersonRequest,
+                    ..
+                }])
+            ));
         }
     }
 

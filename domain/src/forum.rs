@@ -1082,7 +1082,7 @@ pub const TOPIC_PERSONAL_DATA: Declarations = Declarations {
         },
         Declared {
             event_type: "PostHidden",
-            owner: Owner::Field("by"),
+            owner: Owner::Writer("by"),
             personal: &[text("reason")],
             clear: &["post_id", "by", "at"],
         },

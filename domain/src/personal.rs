@@ -24,6 +24,10 @@ pub enum Owner {
     /// The person whose id this field of the event holds; the actor when the
     /// field is absent or null.
     Field(&'static str),
+    /// The person whose id this field holds; when it is null the service
+    /// wrote the text itself (a post hidden by its flags' score), and it
+    /// stays clear.
+    Writer(&'static str),
 }
 
 /// A personal field and the value it reads as once erased (JSON text, of

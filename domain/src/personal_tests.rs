@@ -287,7 +287,7 @@ fn every_declaration_names_a_stored_event_and_its_fields() {
                     ));
                 }
             }
-            if let Owner::Field(field) = declared.owner {
+            if let Owner::Field(field) | Owner::Writer(field) = declared.owner {
                 if !declared.clear.contains(&field) {
                     problems.push(format!(
                         "{}/{}: its owner field `{field}` must be clear",

@@ -218,7 +218,7 @@ impl Projection for Access {
     }
 
     fn consumes(&self) -> Option<&'static [&'static str]> {
-        Some(&[AGGREGATE_TYPE])
+        Some(&[AGGREGATE_TYPE, domain::erasure::ERASURE_TYPE])
     }
 
     async fn apply(
@@ -227,13 +227,32 @@ impl Projection for Access {
         s: &str,
         events: &[StoredEvent],
     ) -> Result<(), DbError> {
+        let table = format!("access_log_{s}");
         let mut rows = Vec::new();
-        for stored in events.iter().filter(|e| e.aggregate_type == AGGREGATE_TYPE) {
+        for stored in events {
+            if let Some(erased) = crate::erasure::erased_by(stored) {
+                // A detail is sealed with its subject's key (the reader's
+                // for a search of no one): what a rebuild reads is none.
+                upsert(tx, &table, COLS, &["position"], std::mem::take(&mut rows)).await?;
+                crate::db::execute(
+                    tx,
+                    &format!(
+                        "UPDATE {table} SET detail = NULL WHERE (subject_id = $1 AND organisation = $2) \
+                         OR (subject_id IS NULL AND reader_id = $1 AND reader_organisation = $2)"
+                    ),
+                    vec![erased.person.to_string().into(), erased.organisation.into()],
+                )
+                .await?;
+                continue;
+            }
+            if stored.aggregate_type != AGGREGATE_TYPE {
+                continue;
+            }
             let record: AccessRecord = stored.decode()?;
             let position = stored.checkpoint.position;
             rows.push(LogRow::of(position, &stored.aggregate_id, stored.sequence, record).values());
         }
-        upsert(tx, &format!("access_log_{s}"), COLS, &["position"], rows).await
+        upsert(tx, &table, COLS, &["position"], rows).await
     }
 
     /// The log people read is evidence: a rebuild may not lose a row.

@@ -67,7 +67,11 @@ impl Projection for Care {
     }
 
     fn consumes(&self) -> Option<&'static [&'static str]> {
-        Some(&[PROVIDER_TYPE, RELATIONSHIP_TYPE])
+        Some(&[
+            PROVIDER_TYPE,
+            RELATIONSHIP_TYPE,
+            domain::erasure::ERASURE_TYPE,
+        ])
     }
 
     async fn apply(
@@ -77,6 +81,20 @@ impl Projection for Care {
         events: &[StoredEvent],
     ) -> Result<(), DbError> {
         for stored in events {
+            if let Some(erased) = crate::erasure::erased_by(stored) {
+                // A provider's name is theirs (what a rebuild reads once
+                // their key is gone).
+                exec(
+                    tx,
+                    &format!(
+                        "UPDATE care_providers_{s} SET display_name = '' \
+                         WHERE provider_id = $1 AND organisation = $2"
+                    ),
+                    vec![erased.person.to_string().into(), erased.organisation.into()],
+                )
+                .await?;
+                continue;
+            }
             match stored.aggregate_type.as_str() {
                 PROVIDER_TYPE => provider(tx, s, stored).await?,
                 RELATIONSHIP_TYPE => relationship(tx, s, stored).await?,

@@ -387,7 +387,8 @@ impl Projection for ControlPanel {
     }
 
     fn version(&self) -> i32 {
-        2
+        // 3: erasures (issue 18).
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -404,7 +405,8 @@ impl Projection for ControlPanel {
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS cp_portals_{s} (portal_id TEXT PRIMARY KEY, owner TEXT NOT NULL, \
-                 organisation TEXT NOT NULL, opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, version BIGINT NOT NULL)"
+                 organisation TEXT NOT NULL, opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, version BIGINT NOT NULL, \
+                 erased_at TEXT)"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS cp_domains_{s} (portal_id TEXT NOT NULL, domain_key TEXT NOT NULL, \
@@ -434,10 +436,60 @@ impl Projection for ControlPanel {
     }
 
     fn consumes(&self) -> Option<&'static [&'static str]> {
-        Some(&["Portal"])
+        Some(&["Portal", domain::erasure::ERASURE_TYPE])
     }
 
     async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        s: &str,
+        events: &[StoredEvent],
+    ) -> Result<(), DbError> {
+        for segment in crate::erasure::segments(events) {
+            match segment {
+                crate::erasure::Segment::Events(events) => self.apply_events(tx, s, events).await?,
+                crate::erasure::Segment::Erased(erased) => erase(tx, s, &erased).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An erased owner's portal keeps its row, marked erased, and nothing else:
+/// its domains, goals, activities and section counts go (a rebuild makes
+/// them from events whose texts read as empty, then removes them here too).
+async fn erase(
+    tx: &mut Transaction<'_, Any>,
+    s: &str,
+    erased: &crate::erasure::Erased,
+) -> Result<(), DbError> {
+    let person = erased.person.to_string();
+    let organisation = erased.organisation.as_str();
+    for table in ["cp_domains", "cp_goals", "cp_activities", "cp_sections"] {
+        crate::db::execute(
+            tx,
+            &format!(
+                "DELETE FROM {table}_{s} WHERE portal_id IN \
+                 (SELECT portal_id FROM cp_portals_{s} WHERE owner = $1 AND organisation = $2)"
+            ),
+            vec![person.as_str().into(), organisation.into()],
+        )
+        .await?;
+    }
+    crate::db::execute(
+        tx,
+        &format!("UPDATE cp_portals_{s} SET erased_at = $1 WHERE owner = $2 AND organisation = $3"),
+        vec![
+            erased.at.as_str().into(),
+            person.as_str().into(),
+            organisation.into(),
+        ],
+    )
+    .await
+}
+
+impl ControlPanel {
+    async fn apply_events(
         &self,
         tx: &mut Transaction<'_, Any>,
         s: &str,

@@ -28,7 +28,8 @@ impl Projection for Forum {
     }
 
     fn version(&self) -> i32 {
-        2
+        // 3: erasures (issue 18): the log names the member a silence is of.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -109,7 +110,7 @@ impl Projection for Forum {
                 "CREATE TABLE IF NOT EXISTS forum_log_{s} (position BIGINT PRIMARY KEY, \
                  organisation TEXT NOT NULL, action TEXT NOT NULL, moderator TEXT, \
                  target_kind TEXT NOT NULL, target_id TEXT NOT NULL, target_name TEXT, \
-                 topic_id TEXT, reason TEXT NOT NULL, at TEXT NOT NULL, reverted_at TEXT)"
+                 target_person TEXT, topic_id TEXT, reason TEXT NOT NULL, at TEXT NOT NULL, reverted_at TEXT)"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS forum_follows_{s} (organisation TEXT NOT NULL, \
@@ -150,7 +151,13 @@ impl Projection for Forum {
     }
 
     fn consumes(&self) -> Option<&'static [&'static str]> {
-        Some(&[FORUM_TYPE, TOPIC_TYPE, READER_TYPE, PROVIDER_TYPE])
+        Some(&[
+            FORUM_TYPE,
+            TOPIC_TYPE,
+            READER_TYPE,
+            PROVIDER_TYPE,
+            domain::erasure::ERASURE_TYPE,
+        ])
     }
 
     async fn apply(
@@ -163,6 +170,11 @@ impl Projection for Forum {
         // other event first writes what is pending, so order holds.
         let mut posts = Posts::default();
         for stored in events {
+            if let Some(erased) = crate::erasure::erased_by(stored) {
+                posts.write(tx, s).await?;
+                erase(tx, s, &erased).await?;
+                continue;
+            }
             if stored.aggregate_type == TOPIC_TYPE {
                 let event = stored.decode::<TopicEvent>()?;
                 if !posts.take(stored, &event) {
@@ -198,6 +210,8 @@ struct LogRow<'a> {
     target_kind: &'a str,
     target_id: String,
     target_name: Option<String>,
+    /// The member a silence is of (their erasure blanks its row's words).
+    target_person: Option<Uuid>,
     topic_id: Option<&'a str>,
     reason: &'a str,
     at: String,
@@ -214,8 +228,8 @@ async fn log(
         tx,
         &format!(
             "INSERT INTO forum_log_{s} (position, organisation, action, moderator, target_kind, \
-             target_id, target_name, topic_id, reason, at, reverted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL) ON CONFLICT (position) DO NOTHING"
+             target_id, target_name, target_person, topic_id, reason, at, reverted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL) ON CONFLICT (position) DO NOTHING"
         ),
         vec![
             stored.checkpoint.position.into(),
@@ -225,12 +239,69 @@ async fn log(
             row.target_kind.into(),
             row.target_id.into(),
             row.target_name.into(),
+            row.target_person.map(|p| p.to_string()).into(),
             row.topic_id.map(str::to_string).into(),
             row.reason.into(),
             row.at.into(),
         ],
     )
     .await
+}
+
+/// Blanks what `person` wrote or is named by, to exactly what a rebuild
+/// reads once their key is gone (`crate::erasure`): their posts, titles,
+/// revisions, flags' notes, concerns' notes, reasons given as a moderator,
+/// the words of silences of them, and their forum name.
+async fn erase(
+    tx: &mut Transaction<'_, Any>,
+    s: &str,
+    erased: &crate::erasure::Erased,
+) -> Result<(), DbError> {
+    // `$1` the person, `$2` their organisation (whose forum it is).
+    let statements = [
+        format!("UPDATE forum_topics_{s} SET title = '' WHERE author = $1 AND organisation = $2"),
+        format!(
+            "UPDATE forum_revisions_{s} SET body = '' WHERE post_id IN \
+             (SELECT post_id FROM forum_posts_{s} WHERE author = $1 AND organisation = $2)"
+        ),
+        format!("UPDATE forum_posts_{s} SET body = '' WHERE author = $1 AND organisation = $2"),
+        format!(
+            "UPDATE forum_posts_{s} SET hidden_reason = '' WHERE hidden_by = $1 AND organisation = $2"
+        ),
+        format!("UPDATE forum_flags_{s} SET note = '' WHERE flagger = $1 AND organisation = $2"),
+        format!(
+            "UPDATE forum_concerns_{s} SET note = '' WHERE raised_by = $1 AND organisation = $2"
+        ),
+        format!(
+            "UPDATE forum_concerns_{s} SET outcome = '' WHERE resolved_by = $1 AND organisation = $2 \
+             AND outcome IS NOT NULL"
+        ),
+        format!(
+            "UPDATE forum_log_{s} SET reason = '' WHERE moderator = $1 AND organisation = $2 \
+             AND action <> 'member_silenced'"
+        ),
+        format!(
+            "UPDATE forum_log_{s} SET reason = '', target_name = NULL \
+             WHERE action = 'member_silenced' AND target_person = $1 AND organisation = $2"
+        ),
+        format!("DELETE FROM forum_names_{s} WHERE person = $1 AND organisation = $2"),
+        format!(
+            "UPDATE forum_name_history_{s} SET name = '', previous = NULL \
+             WHERE person = $1 AND organisation = $2"
+        ),
+    ];
+    for sql in statements {
+        exec(
+            tx,
+            &sql,
+            vec![
+                erased.person.to_string().into(),
+                erased.organisation.as_str().into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Marks the latest unreverted `action` on `target_id` as reverted at `at`.
@@ -321,6 +392,7 @@ async fn forum_event(
                     target_kind: "category",
                     target_id: key,
                     target_name: Some(title),
+                    target_person: None,
                     topic_id: None,
                     reason: "",
                     at: ts(at),
@@ -353,6 +425,7 @@ async fn forum_event(
                     target_kind: "category",
                     target_id: key,
                     target_name: None,
+                    target_person: None,
                     topic_id: None,
                     reason: &reason,
                     at: ts(at),
@@ -362,12 +435,12 @@ async fn forum_event(
         }
         ForumEvent::MemberSilenced {
             silence_id,
+            person,
             shown_as,
             until,
             reason,
             by,
             at,
-            ..
         } => {
             log(
                 tx,
@@ -379,7 +452,10 @@ async fn forum_event(
                     moderator: Some(by),
                     target_kind: "member",
                     target_id: silence_id.to_string(),
-                    target_name: Some(format!("{shown_as} (until {})", ts(until))),
+                    // An erased member's name reads as empty: none shown.
+                    target_name: (!shown_as.is_empty())
+                        .then(|| format!("{shown_as} (until {})", ts(until))),
+                    target_person: Some(person),
                     topic_id: None,
                     reason: &reason,
                     at: ts(at),
@@ -405,6 +481,7 @@ async fn forum_event(
                     target_kind: "member",
                     target_id: silence_id.to_string(),
                     target_name: None,
+                    target_person: None,
                     topic_id: None,
                     reason: &reason,
                     at: ts(at),
@@ -892,6 +969,7 @@ async fn topic_event(
                     target_kind: "post",
                     target_id: post_id.to_string(),
                     target_name: None,
+                    target_person: None,
                     topic_id: Some(topic),
                     reason: &reason,
                     at,
@@ -925,6 +1003,7 @@ async fn topic_event(
                     target_kind: "post",
                     target_id: post_id.to_string(),
                     target_name: None,
+                    target_person: None,
                     topic_id: Some(topic),
                     reason: &reason,
                     at,
@@ -959,6 +1038,7 @@ async fn topic_event(
                     target_kind: "topic",
                     target_id: topic.to_string(),
                     target_name: None,
+                    target_person: None,
                     topic_id: Some(topic),
                     reason: &reason,
                     at,
@@ -1039,6 +1119,7 @@ async fn topic_event(
                     target_kind: "concern",
                     target_id: concern_id.to_string(),
                     target_name: Some(action.as_str().to_string()),
+                    target_person: None,
                     topic_id: Some(topic),
                     reason: &note,
                     at,

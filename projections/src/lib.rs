@@ -12,6 +12,7 @@ pub mod care;
 pub mod control_panel;
 pub mod db;
 pub mod engine;
+pub mod erasure;
 pub mod forum;
 pub mod history;
 pub mod messaging;
@@ -33,5 +34,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(access::Access),
         std::sync::Arc::new(messaging::Messaging),
         std::sync::Arc::new(forum::Forum),
+        std::sync::Arc::new(erasure::Erasures),
     ]
 }

@@ -54,7 +54,7 @@ impl Projection for Messaging {
     }
 
     fn consumes(&self) -> Option<&'static [&'static str]> {
-        Some(&[CONVERSATION_TYPE])
+        Some(&[CONVERSATION_TYPE, domain::erasure::ERASURE_TYPE])
     }
 
     async fn apply(
@@ -64,10 +64,22 @@ impl Projection for Messaging {
         events: &[StoredEvent],
     ) -> Result<(), DbError> {
         let (threads, people) = (format!("msg_threads_{s}"), format!("msg_participants_{s}"));
-        for stored in events
-            .iter()
-            .filter(|e| e.aggregate_type == CONVERSATION_TYPE)
-        {
+        for stored in events {
+            if let Some(erased) = crate::erasure::erased_by(stored) {
+                // A subject is its starter's words.
+                exec(
+                    tx,
+                    &format!(
+                        "UPDATE {threads} SET subject = '' WHERE started_by = $1 AND organisation = $2"
+                    ),
+                    vec![erased.person.to_string().into(), erased.organisation.into()],
+                )
+                .await?;
+                continue;
+            }
+            if stored.aggregate_type != CONVERSATION_TYPE {
+                continue;
+            }
             let id = stored.aggregate_id.as_str();
             match stored.decode::<ConversationEvent>()? {
                 ConversationEvent::ConversationStarted {

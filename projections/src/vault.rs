@@ -24,6 +24,7 @@
 //! the person's entry ([`Vault::forget`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -56,14 +57,14 @@ pub struct Ident<'a> {
 }
 
 impl Ident<'_> {
-    fn associated(&self, person: Uuid) -> Vec<u8> {
+    fn associated(&self, key: &str) -> Vec<u8> {
         let mut aad = b"portal personal data v1".to_vec();
         for part in [
             self.aggregate_type,
             self.aggregate_id,
             &self.sequence.to_string(),
             self.event_type,
-            &person.to_string(),
+            key,
         ] {
             aad.push(0);
             aad.extend_from_slice(part.as_bytes());
@@ -107,8 +108,14 @@ impl MasterKey {
     }
 }
 
-fn wrap_associated(person: Uuid) -> Vec<u8> {
-    format!("portal person key v1\0{person}").into_bytes()
+fn wrap_associated(key: &str) -> Vec<u8> {
+    format!("portal person key v1\0{key}").into_bytes()
+}
+
+/// The id of a person's key: their organisation and their id, as identity
+/// is scoped to the organisation (`organisation/person`).
+pub fn key_id(organisation: &str, person: Uuid) -> String {
+    format!("{organisation}/{person}")
 }
 
 /// A person's key as the cache holds it.
@@ -117,6 +124,8 @@ enum Slot {
     Key(Arc<Zeroizing<[u8; 32]>>),
     /// The key was destroyed: the person is erased.
     Erased,
+    /// No key stored yet (the person has written nothing personal).
+    Absent,
 }
 
 /// Why sealing or opening failed.
@@ -154,7 +163,10 @@ struct Inner {
     pool: AnyPool,
     backend: Backend,
     master: OnceLock<MasterKey>,
-    keys: Mutex<HashMap<Uuid, Slot>>,
+    keys: Mutex<HashMap<String, Slot>>,
+    /// Erasures this process has learnt of: caches of folded aggregates
+    /// start over when it moves (they may hold an erased person's texts).
+    erasures: AtomicU64,
 }
 
 /// Per-person keys and the sealing and opening of payloads. Cheap to clone.
@@ -169,13 +181,14 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-/// Whose key seals an event's personal fields: the declared owner.
+/// Whose key seals an event's personal fields: the declared owner; `None`
+/// for a text the service wrote itself (`Owner::Writer` with no writer).
 pub fn owner_of(
     declared: &personal::Declared,
     aggregate_id: &str,
     actor: &str,
     fields: &serde_json::Map<String, Value>,
-) -> Result<Uuid, VaultError> {
+) -> Result<Option<Uuid>, VaultError> {
     let parse = |text: &str, field: &str| {
         Uuid::parse_str(text).map_err(|_| VaultError::NoOwner {
             event_type: declared.event_type.to_string(),
@@ -183,11 +196,15 @@ pub fn owner_of(
         })
     };
     match declared.owner {
-        Owner::Aggregate => parse(aggregate_id, "(aggregate id)"),
-        Owner::Actor => parse(actor, "(actor)"),
+        Owner::Aggregate => parse(aggregate_id, "(aggregate id)").map(Some),
+        Owner::Actor => parse(actor, "(actor)").map(Some),
         Owner::Field(field) => match fields.get(field).and_then(Value::as_str) {
-            Some(id) => parse(id, field),
-            None => parse(actor, "(actor)"),
+            Some(id) => parse(id, field).map(Some),
+            None => parse(actor, "(actor)").map(Some),
+        },
+        Owner::Writer(field) => match fields.get(field).and_then(Value::as_str) {
+            Some(id) => parse(id, field).map(Some),
+            None => Ok(None),
         },
     }
 }
@@ -206,6 +223,7 @@ impl Vault {
             backend,
             master: OnceLock::new(),
             keys: Mutex::new(HashMap::new()),
+            erasures: AtomicU64::new(0),
         }))
     }
 
@@ -228,27 +246,37 @@ impl Vault {
         self.0.master.get().ok_or(VaultError::Locked)
     }
 
-    fn cached(&self, person: Uuid) -> Option<Slot> {
-        self.0.keys.lock().ok()?.get(&person).cloned()
+    fn cached(&self, person: &str) -> Option<Slot> {
+        self.0.keys.lock().ok()?.get(person).cloned()
     }
 
-    fn keep(&self, person: Uuid, slot: Slot) {
+    fn keep(&self, person: &str, slot: Slot) {
         if let Ok(mut keys) = self.0.keys.lock() {
             if keys.len() >= KEYS_MAX {
                 keys.clear();
             }
-            keys.insert(person, slot);
+            keys.insert(person.to_string(), slot);
         }
     }
 
-    /// Drops what the cache holds of `person` (after an erasure anywhere).
-    pub fn forget(&self, person: Uuid) {
+    /// Drops what the cache holds of `person` (after an erasure anywhere),
+    /// and tells the caches of folded aggregates to start over.
+    pub fn forget(&self, person: &str) {
         if let Ok(mut keys) = self.0.keys.lock() {
-            keys.insert(person, Slot::Erased);
+            if matches!(keys.get(person), Some(Slot::Erased)) {
+                return;
+            }
+            keys.insert(person.to_string(), Slot::Erased);
         }
+        self.0.erasures.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn unwrap_key(&self, person: Uuid, wrapped: &str) -> Result<Slot, VaultError> {
+    /// How many erasures this process has learnt of (see [`Vault::forget`]).
+    pub fn erasures_seen(&self) -> u64 {
+        self.0.erasures.load(Ordering::SeqCst)
+    }
+
+    fn unwrap_key(&self, person: &str, wrapped: &str) -> Result<Slot, VaultError> {
         let master = self.master_or_locked()?;
         let bytes = BASE64
             .decode(wrapped)
@@ -279,15 +307,15 @@ impl Vault {
 
     /// The keys of `people`, from the cache or the store; people with no key
     /// row yet are absent from the answer.
-    async fn load(&self, people: &[Uuid]) -> Result<HashMap<Uuid, Slot>, VaultError> {
+    async fn load(&self, people: &[&str]) -> Result<HashMap<String, Slot>, VaultError> {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
         for person in people {
-            match self.cached(*person) {
+            match self.cached(person) {
+                Some(Slot::Absent) | None => missing.push(*person),
                 Some(slot) => {
-                    found.insert(*person, slot);
+                    found.insert(person.to_string(), slot);
                 }
-                None => missing.push(*person),
             }
         }
         missing.sort();
@@ -303,14 +331,12 @@ impl Vault {
             for row in query.fetch_all(&self.0.pool).await? {
                 let id: String = row.try_get("person_id")?;
                 let wrapped: Option<String> = row.try_get("wrapped")?;
-                let person = Uuid::parse_str(&id)
-                    .map_err(|_| VaultError::Malformed(format!("person_keys id {id}")))?;
                 let slot = match wrapped {
-                    Some(wrapped) => self.unwrap_key(person, &wrapped)?,
+                    Some(wrapped) => self.unwrap_key(&id, &wrapped)?,
                     None => Slot::Erased,
                 };
-                self.keep(person, slot.clone());
-                found.insert(person, slot);
+                self.keep(&id, slot.clone());
+                found.insert(id, slot);
             }
         }
         Ok(found)
@@ -323,11 +349,12 @@ impl Vault {
     /// stores write their log in order and the append's durable commit
     /// flushes it up to and past the key, so an acknowledged event's key is
     /// on disk with it.
-    async fn key_for_writing(&self, person: Uuid) -> Result<Arc<Zeroizing<[u8; 32]>>, VaultError> {
-        if let Some(slot) = self.load(&[person]).await?.remove(&person) {
+    async fn key_for_writing(&self, person: &str) -> Result<Arc<Zeroizing<[u8; 32]>>, VaultError> {
+        if let Some(slot) = self.load(&[person]).await?.remove(person) {
             return match slot {
                 Slot::Key(key) => Ok(key),
                 Slot::Erased => Err(VaultError::Erased),
+                Slot::Absent => Err(VaultError::Malformed("a key both absent and found".into())),
             };
         }
         let master = self.master_or_locked()?;
@@ -355,10 +382,10 @@ impl Vault {
         .execute(&self.0.pool)
         .await?;
         // Another writer may have made theirs first: use the stored one.
-        match self.load(&[person]).await?.remove(&person) {
+        match self.load(&[person]).await?.remove(person) {
             Some(Slot::Key(key)) => Ok(key),
             Some(Slot::Erased) => Err(VaultError::Erased),
-            None => Err(VaultError::Malformed(format!(
+            Some(Slot::Absent) | None => Err(VaultError::Malformed(format!(
                 "the key of {person} was not stored"
             ))),
         }
@@ -372,6 +399,7 @@ impl Vault {
         &self,
         ident: Ident<'_>,
         actor: &str,
+        organisation: &str,
         payload: &mut Value,
     ) -> Result<(), VaultError> {
         let undeclared = || VaultError::Undeclared {
@@ -393,7 +421,10 @@ impl Vault {
         if empty {
             return Ok(());
         }
-        let person = owner_of(declared, ident.aggregate_id, actor, fields)?;
+        let Some(owner) = owner_of(declared, ident.aggregate_id, actor, fields)? else {
+            return Ok(());
+        };
+        let person = &key_id(organisation, owner);
         let mut taken = serde_json::Map::new();
         for p in declared.personal {
             if let Some(value) = personal::take(fields, p.path) {
@@ -444,7 +475,7 @@ impl Vault {
     /// with nothing sealed are left untouched. One query fetches the keys
     /// the cache lacks.
     pub async fn open_all(&self, items: &mut [(Ident<'_>, &mut String)]) -> Result<(), VaultError> {
-        let mut parsed: Vec<(usize, Value, Uuid, Vec<u8>)> = Vec::new();
+        let mut parsed: Vec<(usize, Value, String, Vec<u8>)> = Vec::new();
         for (i, (_, text)) in items.iter().enumerate() {
             if !may_be_sealed(text) {
                 continue;
@@ -464,9 +495,10 @@ impl Vault {
         if parsed.is_empty() {
             return Ok(());
         }
-        let people: Vec<Uuid> = parsed.iter().map(|p| p.2).collect();
+        let people: Vec<&str> = parsed.iter().map(|p| p.2.as_str()).collect();
         let keys = self.load(&people).await?;
         for (i, mut value, person, bytes) in parsed {
+            let person = person.as_str();
             let ident = items[i].0;
             let declared =
                 personal::declared(ident.aggregate_type, ident.event_type).ok_or_else(|| {
@@ -477,7 +509,7 @@ impl Vault {
                 })?;
             let fields = personal::fields_of(&mut value, ident.event_type)
                 .ok_or_else(|| VaultError::Malformed("not an object".into()))?;
-            match keys.get(&person) {
+            match keys.get(person) {
                 Some(Slot::Key(key)) => {
                     let (nonce, sealed) = bytes.split_at(NONCE_LEN);
                     let plain = Zeroizing::new(
@@ -504,7 +536,7 @@ impl Vault {
                 }
                 // Erased (or a key lost with nothing to unwrap it from):
                 // the declared erased values.
-                Some(Slot::Erased) | None => {
+                Some(Slot::Erased) | Some(Slot::Absent) | None => {
                     for p in declared.personal {
                         let erased: Value = serde_json::from_str(p.erased)
                             .map_err(|e| VaultError::Malformed(e.to_string()))?;
@@ -520,7 +552,7 @@ impl Vault {
     /// Makes sure the person has a key (or is erased), so that sealing for
     /// them later only reads: a writer holding SQLite's write lock must not
     /// wait for another connection's insert.
-    pub async fn prepare(&self, person: Uuid) -> Result<(), VaultError> {
+    pub async fn prepare(&self, person: &str) -> Result<(), VaultError> {
         match self.key_for_writing(person).await {
             Ok(_) | Err(VaultError::Erased) => Ok(()),
             Err(other) => Err(other),
@@ -529,7 +561,7 @@ impl Vault {
 
     /// Destroys a person's key: their sealed data never opens again. The
     /// row stays, keyless, so no new key is ever made for them.
-    pub async fn destroy(&self, person: Uuid, at: &str) -> Result<(), VaultError> {
+    pub async fn destroy(&self, person: &str, at: &str) -> Result<(), VaultError> {
         sqlx::query(
             "INSERT INTO person_keys (person_id, wrapped, created_at, erased_at) \
              VALUES ($1, NULL, $2, $2) \
@@ -544,8 +576,10 @@ impl Vault {
         Ok(())
     }
 
-    /// True when the person's key was destroyed.
-    pub async fn is_erased(&self, person: Uuid) -> Result<bool, VaultError> {
+    /// True when the person's key was destroyed. Asked before every command
+    /// (nothing more is written for an erased person), so the answer is
+    /// kept: "no key yet" too, until a key is made or the person erased.
+    pub async fn is_erased(&self, person: &str) -> Result<bool, VaultError> {
         if let Some(slot) = self.cached(person) {
             return Ok(matches!(slot, Slot::Erased));
         }
@@ -553,10 +587,14 @@ impl Vault {
             .bind(person.to_string())
             .fetch_optional(&self.0.pool)
             .await?;
-        Ok(match row {
+        let erased = match row {
             Some(row) => row.try_get::<Option<String>, _>("wrapped")?.is_none(),
-            None => false,
-        })
+            None => {
+                self.keep(person, Slot::Absent);
+                false
+            }
+        };
+        Ok(erased)
     }
 
     /// The store this vault keeps its keys in.
@@ -572,13 +610,12 @@ fn peek<'a>(fields: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'
     }
 }
 
-fn parse_sealed(sealed: &str) -> Result<(Uuid, Vec<u8>), VaultError> {
+fn parse_sealed(sealed: &str) -> Result<(String, Vec<u8>), VaultError> {
     let bad = || VaultError::Malformed("a sealed field that is not of form 1".into());
-    let mut parts = sealed.splitn(3, '.');
-    let (Some(FORM), Some(person), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    let person = Uuid::parse_str(person).map_err(|_| bad())?;
+    // `1.<key id>.<base64>`: the key id may hold dots, base64 holds none.
+    let rest = sealed.strip_prefix("1.").ok_or_else(bad)?;
+    let (person, data) = rest.rsplit_once('.').ok_or_else(bad)?;
+    let person = person.to_string();
     let bytes = BASE64.decode(data).map_err(|_| bad())?;
     if bytes.len() <= NONCE_LEN {
         return Err(bad());
@@ -644,9 +681,8 @@ impl Vault {
             if event.aggregate_type == domain::erasure::ERASURE_TYPE
                 && event.event_type == "PersonErased"
             {
-                if let Ok(id) = Uuid::parse_str(&event.aggregate_id) {
-                    self.forget(id);
-                }
+                // The erasure stream's id is the person's key id.
+                self.forget(&event.aggregate_id);
             }
         }
         let mut items: Vec<(Ident<'_>, &mut String)> = events

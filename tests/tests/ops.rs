@@ -45,7 +45,8 @@ async fn health_readiness_and_metrics_answer(store: Store) {
             "care",
             "access",
             "messaging",
-            "forum"
+            "forum",
+            "erasure"
         ]
     );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();

@@ -169,6 +169,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("retireForumCategory", "mutation { retireForumCategory(key: \"recovery_stories\", reason: \"from B\") { key retired } }"),
     ("openConcern", "mutation($concern: ID!) { openConcern(concernId: $concern) { concern { note post { body } } } }"),
     ("resolveConcern", "mutation($concern: ID!) { resolveConcern(concernId: $concern, action: NO_ACTION_NEEDED) { concern { note post { body } } } }"),
+    ("myErasure", "{ myErasure { personId state dueAt } }"),
+    ("requestErasure", "mutation { requestErasure { erasure { personId state } } }"),
+    ("cancelErasure", "mutation { cancelErasure { erasure { personId state } } }"),
+    ("orderErasure", "mutation($portal: ID!) { orderErasure(personId: $portal) { erasure { personId state } } }"),
     // The last: it ends the relationship the others aim at.
     ("endCareRelationship", "mutation($rel: ID!) { endCareRelationship(relationshipId: $rel) { version relationship { status } } }"),
 ];

@@ -68,6 +68,7 @@ struct Plain {
     event_type: String,
     payload: serde_json::Value,
     actor: String,
+    organisation: String,
 }
 
 async fn page(
@@ -111,6 +112,11 @@ async fn page(
                     .and_then(|a| a.as_str())
                     .unwrap_or_default()
                     .to_string(),
+                organisation: metadata
+                    .get("organisation")
+                    .and_then(|a| a.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
             })
         })
         .collect()
@@ -128,9 +134,13 @@ fn holds_plain(event: &Plain) -> bool {
     let Some(fields) = personal::fields_of(&mut payload, &event.event_type) else {
         return false;
     };
-    declared.personal.iter().any(|p| {
-        personal::take(fields, p.path).is_some_and(|v| !(v.is_null() || v.as_str() == Some("")))
-    })
+    // A text the service wrote itself has no owner and stays clear.
+    let owned = vault::owner_of(declared, &event.aggregate_id, &event.actor, fields)
+        .is_ok_and(|owner| owner.is_some());
+    owned
+        && declared.personal.iter().any(|p| {
+            personal::take(fields, p.path).is_some_and(|v| !(v.is_null() || v.as_str() == Some("")))
+        })
 }
 
 fn ident(event: &Plain) -> Ident<'_> {
@@ -175,10 +185,12 @@ pub async fn seal_existing(
                 .ok_or_else(|| ApiError::internal("a payload that is not an object"))?;
             let owner = vault::owner_of(declared, &event.aggregate_id, &event.actor, fields)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            vault
-                .prepare(owner)
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Some(owner) = owner {
+                vault
+                    .prepare(&vault::key_id(&event.organisation, owner))
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
         }
     }
     if plain > 0 {
@@ -264,7 +276,12 @@ async fn rewrite(
         for event in page.iter().filter(|e| holds_plain(e)) {
             let mut payload = event.payload.clone();
             vault
-                .seal(ident(event), &event.actor, &mut payload)
+                .seal(
+                    ident(event),
+                    &event.actor,
+                    &event.organisation,
+                    &mut payload,
+                )
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             sqlx::query(update)

@@ -119,6 +119,10 @@ pub async fn fold(
     selection: Selection,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<PortalView, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     kept(
         engine,
         portal,
@@ -220,6 +224,10 @@ pub async fn subject_counts(
     kind: &str,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<String, i64>, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     kept(
         engine,
         portal,
@@ -248,6 +256,10 @@ pub async fn item_counts(
     event_type: &str,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<String, i64>, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     kept(
         engine,
         portal,
@@ -276,6 +288,10 @@ pub async fn type_counts(
     section: Section,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<String, i64>, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     kept(
         engine,
         portal,
@@ -304,6 +320,10 @@ pub async fn newest_item_keys(
     page: NewestItems,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<(String, i64)>, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     kept(
         engine,
         portal,
@@ -355,6 +375,10 @@ pub async fn recent(
     only: Option<Section>,
     from: Newest,
 ) -> Result<Vec<ChangeRow>, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     let table = table(engine);
     let sql = history::recent_query(&table, only.is_some());
     let (before, skip) = match from {
@@ -410,6 +434,10 @@ pub async fn entries(
     after: After,
     limit: i64,
 ) -> Result<Vec<EntryRow>, DbError> {
+    // An erased owner's portal reads as empty (issue 18).
+    if portal.erased_at().is_some() {
+        return Ok(Default::default());
+    }
     let table = table(engine);
     let (ranked, after) = match after {
         After::Sequence(n) => (false, n),

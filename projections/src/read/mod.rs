@@ -6,6 +6,7 @@
 
 pub mod care;
 pub mod caseload;
+pub mod erasure;
 pub mod forum;
 pub mod history;
 pub mod messaging;

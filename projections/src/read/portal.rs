@@ -18,9 +18,16 @@ pub struct Portal {
     opened_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
+    erased_at: Option<DateTime<Utc>>,
 }
 
 impl Portal {
+    /// When its owner was erased (issue 18): every reader of it then
+    /// answers as of an empty portal.
+    pub fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.erased_at
+    }
+
     /// The portal (its owner's subject id).
     pub fn id(&self) -> Uuid {
         self.id
@@ -93,7 +100,7 @@ pub async fn locate(
 async fn read_portal(engine: &Engine, db: &Db, id: Uuid) -> Result<Option<Portal>, DbError> {
     let table = engine.table(control_panel::NAME, "cp_portals");
     let row = sqlx::query(&format!(
-        "SELECT organisation, opened_at, updated_at, version FROM {table} WHERE portal_id = $1"
+        "SELECT organisation, opened_at, updated_at, version, erased_at FROM {table} WHERE portal_id = $1"
     ))
     .bind(id.to_string())
     .fetch_optional(&db.pool)
@@ -107,6 +114,7 @@ async fn read_portal(engine: &Engine, db: &Db, id: Uuid) -> Result<Option<Portal
         opened_at: time(&row, &table, "opened_at")?,
         updated_at: time(&row, &table, "updated_at")?,
         version: super::int(&row, &table, "version")?,
+        erased_at: super::opt_time(&row, &table, "erased_at")?,
     }))
 }
 
