@@ -408,6 +408,17 @@ both_stores!(
 /// edits, withdrawals, flags, moderation, concerns, follows and read marks.
 /// Both must give the same rows.
 async fn a_forum_rebuild_gives_the_same_rows(store: Store) {
+    forum_rebuild_story(store, false).await
+}
+
+/// The same story with two members erased at the end (issue 18): each
+/// projection blanked them live; a rebuild reads their texts as erased
+/// (their keys are gone) and must give the very same rows.
+async fn after_erasures_a_rebuild_gives_the_same_rows(store: Store) {
+    forum_rebuild_story(store, true).await
+}
+
+async fn forum_rebuild_story(store: Store, erase: bool) {
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
     let org = "clinic-a";
@@ -560,8 +571,95 @@ async fn a_forum_rebuild_gives_the_same_rows(store: Store) {
             json!({"c": concern}),
         )
         .await;
+    if erase {
+        // Goals, a conversation and a recorded read, so every projection
+        // has something of theirs to blank, and of others' to keep.
+        for who in [&anna, &ben] {
+            let goal = who
+                .client
+                .data(
+                    "mutation { setGoal(domain: \"housing\", title: \"A home\", description: \"mine\") { goal { id } } }",
+                    json!({}),
+                )
+                .await["setGoal"]["goal"]["id"]
+                .clone();
+            who.client
+                .data(
+                    "mutation($g: ID!) { planActivity(goalId: $g, title: \"Call\") { version } }",
+                    json!({ "g": goal }),
+                )
+                .await;
+        }
+        let rel = relate(&ben, &nurse).await;
+        grant(&ben, &rel, &["MEDICATIONS"], None).await;
+        ben.client
+            .data(
+                "mutation($p: ID!) { startConversation(subject: \"Ben's subject\", body: \"hello\", providerIds: [$p]) { conversation { uuid } } }",
+                json!({ "p": nurse.id }),
+            )
+            .await;
+        nurse
+            .client
+            .data(
+                "query($u: ID!) { medications(portalId: $u) { name } }",
+                json!({ "u": ben.id }),
+            )
+            .await;
+        let admin = server.client(Some(token(Uuid::new_v4(), api::auth::Role::Admin, org)));
+        for person in [anna.id, nurse.id] {
+            admin
+                .data(
+                    "mutation($p: ID!) { orderErasure(personId: $p) { erasure { state } } }",
+                    json!({ "p": person }),
+                )
+                .await;
+        }
+    }
     wait_caught_up(&server).await;
     let read = read_db(&db).await;
+    if erase {
+        let projections: &[(&str, &[&str])] = &[
+            (
+                "control_panel",
+                &[
+                    "cp_portals",
+                    "cp_domains",
+                    "cp_goals",
+                    "cp_activities",
+                    "cp_sections",
+                ][..],
+            ),
+            (
+                "care",
+                &["care_providers", "care_relationships", "care_grants"][..],
+            ),
+            ("messaging", &["msg_threads", "msg_participants"][..]),
+            ("access", &["access_log"][..]),
+            ("erasure", &["erasures"][..]),
+            (
+                "forum",
+                &[
+                    "forum_names",
+                    "forum_name_history",
+                    "forum_topics",
+                    "forum_posts",
+                    "forum_revisions",
+                    "forum_flags",
+                    "forum_concerns",
+                    "forum_log",
+                ][..],
+            ),
+        ];
+        let before = projected_rows(&read, projections).await;
+        assert!(
+            before
+                .iter()
+                .any(|l| l.starts_with("erasures:") && l.contains(&anna.id.to_string())),
+            "{before:?}"
+        );
+        portal_cli(&db, &["projections", "rebuild", "--all"]).await;
+        assert_eq!(projected_rows(&read, projections).await, before);
+    }
     let tables: &[&str] = &[
         "forum_names",
         "forum_name_history",
@@ -582,3 +680,7 @@ async fn a_forum_rebuild_gives_the_same_rows(store: Store) {
     server.stop().await;
 }
 both_stores!(forum_rebuild, a_forum_rebuild_gives_the_same_rows);
+both_stores!(
+    erasure_rebuild,
+    after_erasures_a_rebuild_gives_the_same_rows
+);
