@@ -677,6 +677,30 @@ async fn measures_and_withdrawal(store: Store) {
     assert!(!text.contains(&user_row[0]), "the withdrawn user is gone");
     assert!(text.contains(&provider_row[0]));
     assert!(csv_rows(&after, "relationship_weeks").is_empty());
+
+    // An erased participant is left out too, and the manifest says so.
+    admin
+        .data(
+            "mutation($p: ID!) { orderErasure(personId: $p) { erasure { state } } }",
+            json!({ "p": kari.id }),
+        )
+        .await;
+    let erased = export(&db, &s, &as_of, "csv", "erased").await;
+    let m = manifest(&erased);
+    assert_eq!(
+        (
+            &m["participants"],
+            &m["withdrawn_excluded"],
+            &m["erased_excluded"]
+        ),
+        (&json!(0), &json!(1), &json!(1)),
+        "{m}"
+    );
+    let text = std::fs::read_to_string(erased.join("participant_weeks.csv")).unwrap();
+    assert!(
+        !text.contains(&provider_row[0]),
+        "the erased provider is gone"
+    );
     server.stop().await;
 }
 

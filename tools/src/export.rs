@@ -80,6 +80,9 @@ struct Manifest {
     participants: usize,
     /// Participants left out because they have withdrawn (by the time of export).
     withdrawn_excluded: usize,
+    /// Participants left out because they were erased (by the time of
+    /// export, whatever `as_of`): nothing of theirs is in any table.
+    erased_excluded: usize,
     visit_gap_minutes: u64,
     /// Changes when the research key changes: exports with the same check
     /// share pseudonyms.
@@ -161,6 +164,7 @@ pub async fn export(settings: &Settings, request: &ExportRequest) -> Result<Expo
         study,
         tables,
         withdrawn,
+        erased,
         fold,
         read,
         key_check,
@@ -210,7 +214,8 @@ pub async fn export(settings: &Settings, request: &ExportRequest) -> Result<Expo
         last_position: fold.last_position,
         events_used: fold.events,
         participants,
-        withdrawn_excluded: withdrawn.len(),
+        withdrawn_excluded: withdrawn.difference(&erased).count(),
+        erased_excluded: erased.len(),
         visit_gap_minutes: settings.research.visit_gap.as_secs() / 60,
         pseudonym_key_check: key_check,
         tables: manifest_tables,
@@ -234,6 +239,8 @@ pub struct Computed {
     pub tables: Vec<Table>,
     /// Participants left out because they have withdrawn.
     pub withdrawn: HashSet<Uuid>,
+    /// Participants left out because they were erased (issue 18).
+    pub erased: HashSet<Uuid>,
     pub fold: Fold,
     /// Events read.
     pub read: u64,
@@ -288,19 +295,38 @@ pub async fn compute(
             .fetch_all(&mut *conn)
             .await?;
             let (study, withdrawn) = study_and_withdrawn(study_id, &study, &enrolments)?;
+            // Erased people are left out of every table (their erasure
+            // streams are `organisation/person`).
+            let erased: Vec<String> = sqlx::query_scalar(
+                "SELECT aggregate_id FROM events WHERE aggregate_type = 'Erasure' \
+                 AND event_type = 'PersonErased'",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let participants = participants_of(study_id, &enrolments)?;
+            let erased: HashSet<Uuid> = erased
+                .iter()
+                .filter_map(|id| domain::erasure::person_of(id))
+                .filter(|p| participants.contains(p))
+                .collect();
             let max_position: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
                     .fetch_one(&mut *conn)
                     .await?;
-            (study, withdrawn, Progress::new(progress, max_position))
+            (
+                study,
+                withdrawn,
+                erased,
+                Progress::new(progress, max_position),
+            )
         }};
     }
     let mut fold = Fold::until(as_of);
     let mut read = 0u64;
-    let (study, withdrawn) = match backend {
+    let (study, withdrawn, erased) = match backend {
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(&settings.store.database_url).await?;
-            let (study, withdrawn, mut bar) = prelude!(
+            let (study, withdrawn, erased, mut bar) = prelude!(
                 &mut conn,
                 "payload::text",
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -330,11 +356,11 @@ pub async fn compute(
             drop(chunks);
             conn.execute("COMMIT").await?;
             bar.finish(read);
-            (study, withdrawn)
+            (study, withdrawn, erased)
         }
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&settings.store.database_url).await?;
-            let (study, withdrawn, mut bar) = prelude!(&mut conn, "payload", "BEGIN");
+            let (study, withdrawn, erased, mut bar) = prelude!(&mut conn, "payload", "BEGIN");
             {
                 let mut rows = sqlx::query(EVENTS_QUERY_SQLITE).fetch(&mut conn);
                 while let Some(row) = rows.try_next().await? {
@@ -350,12 +376,13 @@ pub async fn compute(
             }
             conn.execute("COMMIT").await?;
             bar.finish(read);
-            (study, withdrawn)
+            (study, withdrawn, erased)
         }
     };
 
     let gap = settings.research.visit_gap_chrono();
-    let mut tables = fold.tables(&study, as_of, gap, &withdrawn);
+    let excluded: HashSet<Uuid> = withdrawn.union(&erased).copied().collect();
+    let mut tables = fold.tables(&study, as_of, gap, &excluded);
     let pseudonyms = Pseudonyms::new(&key, study.study_id);
     let mut known = std::collections::HashMap::new();
     for table in &mut tables {
@@ -368,10 +395,24 @@ pub async fn compute(
         study,
         tables,
         withdrawn,
+        erased,
         fold,
         read,
         key_check: pseudonyms.check(),
     })
+}
+
+/// Everyone who ever enrolled in `study_id`.
+fn participants_of(study_id: Uuid, enrolments: &[String]) -> Result<HashSet<Uuid>> {
+    let mut participants = HashSet::new();
+    for row in enrolments {
+        let event: EnrolmentEvent = serde_json::from_str(row)?;
+        let (study, participant) = event.parties();
+        if study == study_id {
+            participants.insert(participant);
+        }
+    }
+    Ok(participants)
 }
 
 /// The study from its events, and the participants whose latest enrolment
