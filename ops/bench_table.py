@@ -255,3 +255,41 @@ if forum:
                           f"{spread(paired(p50, me50))} (p50) |")
     failed = sum(r["run"]["failed"] + r["run"]["socket_errors"] for r in forum)
     print(f"\nFailed responses in the forum runs: {failed}.")
+
+privacy = [r for r in rows if r["kind"] == "privacy"]
+if privacy:
+    print("\nWhat sealing personal data costs (issue 18): the release before encryption and this one,")
+    print("alternated run by run on the same machine, 8 clients; each cell: median (min-max); the ratio")
+    print("is taken per repetition (this release / the one before; target: >= 0.90).\n")
+    print("| store | measure | before encryption | with encryption | ratio | reached |")
+    print("|---|---|---|---|---|---|")
+
+    def of(store, build, op, pick):
+        return [pick(r["run"]) for r in privacy if r["store"] == store and r["build"] == build and r["op"] == op]
+
+    measures = [
+        ("mix", "mutations/s (status ratings and goals)", lambda run: run["mutations_per_s"]),
+        ("crisis_plan", "crisis-plan revisions/s (all sealed)", lambda run: run["mutations_per_s"]),
+    ]
+    for read in ("medications", "control_panel"):
+        for reader in ("owner", "provider"):
+            measures.append(("reads", f"{read.replace('_', ' ')} reads/s, {reader}",
+                             lambda run, k=f"{read}_{reader}": run[k]["per_s"]))
+    for store in ("postgres", "sqlite"):
+        for op, label, pick in measures:
+            before, now = of(store, "before", op, pick), of(store, "now", op, pick)
+            if before and now:
+                ratio = paired(now, before)
+                print(f"| {store} | {label} | {fmt(before)} | {fmt(now)} | {spread(ratio)} | "
+                      f"{verdict(statistics.median(ratio) >= 0.9)} |")
+
+erase = [r for r in rows if r["kind"] == "erase"]
+if erase:
+    print("\nErasing a person (`orderErasure`: ledger line, key destroyed, `PersonErased`, every")
+    print("projection past it, SQLite's log truncated); seconds, median (min-max):\n")
+    print("| store | events of the person | seconds |")
+    print("|---|---|---|")
+    for store in ("postgres", "sqlite"):
+        runs = [r for r in erase if r["store"] == store]
+        if runs:
+            print(f"| {store} | {min(r['events'] for r in runs):,}+ | {spread([r['seconds'] for r in runs], 3)} |")
