@@ -492,10 +492,6 @@ pub struct Privacy {
     /// (`PORTAL_ERASURE_CHECK_SECONDS`, default 60).
     #[serde(with = "humantime_serde")]
     pub erasure_check: Duration,
-    /// How long a person's export can be downloaded once ready
-    /// (`PORTAL_EXPORT_TTL_MINUTES`, default 60 minutes).
-    #[serde(with = "humantime_serde")]
-    pub export_ttl: Duration,
 }
 
 impl Default for Privacy {
@@ -505,7 +501,6 @@ impl Default for Privacy {
             erasure_wait: Duration::from_secs(30 * 24 * 3600),
             erasure_ledger: None,
             erasure_check: Duration::from_secs(60),
-            export_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -626,12 +621,6 @@ impl Settings {
                 self.privacy.erasure_check,
                 SECOND,
                 DAY,
-            ),
-            (
-                "privacy.export_ttl (PORTAL_EXPORT_TTL_MINUTES)",
-                self.privacy.export_ttl,
-                SECOND * 60,
-                DAY * 7,
             ),
             (
                 "tokens.ttl (PORTAL_TOKEN_TTL_SECONDS)",
@@ -964,7 +953,6 @@ impl Settings {
         }
         set_duration!(privacy.erasure_wait, "PORTAL_ERASURE_WAIT_DAYS", DAY);
         set_duration!(privacy.erasure_check, "PORTAL_ERASURE_CHECK_SECONDS", S);
-        set_duration!(privacy.export_ttl, "PORTAL_EXPORT_TTL_MINUTES", MIN);
         if let Some(path) = env("PORTAL_ERASURE_LEDGER") {
             self.privacy.erasure_ledger = Some(PathBuf::from(path));
         }

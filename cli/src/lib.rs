@@ -1,6 +1,8 @@
 //! The `portal` command line: the service and every tool beside it, one
 //! file per subcommand.
 #![forbid(unsafe_code)]
+// See `portal_tools`: the merged schema nests deeper than the default limit in release builds.
+#![recursion_limit = "256"]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -443,7 +443,18 @@ impl Engine {
             return Ok(None);
         }
         let next = self.apply_events(projection, slot, after, &events).await?;
-        let mut touched: Vec<String> = events.into_iter().map(|e| e.aggregate_id).collect();
+        // An erasure (`organisation/person`) changes what is kept of the
+        // person's portal too: its id is the person's.
+        let mut touched: Vec<String> = events
+            .into_iter()
+            .flat_map(|e| {
+                let person = (e.aggregate_type == domain::erasure::ERASURE_TYPE)
+                    .then(|| domain::erasure::person_of(&e.aggregate_id))
+                    .flatten()
+                    .map(|p| p.to_string());
+                std::iter::once(e.aggregate_id).chain(person)
+            })
+            .collect();
         touched.sort_unstable();
         touched.dedup();
         Ok(Some((next, touched)))
