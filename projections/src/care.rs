@@ -23,15 +23,21 @@ impl Projection for Care {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: erasures (issue 18).
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["care_providers", "care_relationships", "care_grants"]
+        &[
+            "care_providers",
+            "care_relationships",
+            "care_grants",
+            "erasures",
+        ]
     }
 
     fn create(&self, s: &str) -> Vec<String> {
-        vec![
+        let mut tables = vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS care_providers_{s} (provider_id TEXT PRIMARY KEY, \
                  organisation TEXT NOT NULL, display_name TEXT NOT NULL, profession TEXT NOT NULL, \
@@ -49,11 +55,13 @@ impl Projection for Care {
                  section TEXT NOT NULL, granted_at TEXT NOT NULL, until TEXT, \
                  PRIMARY KEY (relationship_id, section))"
             ),
-        ]
+        ];
+        tables.extend(crate::erasure::create(s));
+        tables
     }
 
     fn indexes(&self, s: &str) -> Vec<String> {
-        vec![
+        let mut indexes = vec![
             format!(
                 "CREATE INDEX IF NOT EXISTS care_providers_{s}_org ON care_providers_{s} (organisation, display_name)"
             ),
@@ -63,7 +71,9 @@ impl Projection for Care {
             format!(
                 "CREATE INDEX IF NOT EXISTS care_relationships_{s}_provider ON care_relationships_{s} (provider_id)"
             ),
-        ]
+        ];
+        indexes.extend(crate::erasure::indexes(s));
+        indexes
     }
 
     fn consumes(&self) -> Option<&'static [&'static str]> {
@@ -81,6 +91,9 @@ impl Projection for Care {
         events: &[StoredEvent],
     ) -> Result<(), DbError> {
         for stored in events {
+            if stored.aggregate_type == domain::erasure::ERASURE_TYPE {
+                crate::erasure::apply(tx, s, stored).await?;
+            }
             if let Some(erased) = crate::erasure::erased_by(stored) {
                 // A provider's name is theirs (what a rebuild reads once
                 // their key is gone).

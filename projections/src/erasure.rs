@@ -9,20 +9,18 @@
 //!
 //! A projection's batch may hold events before and after an erasure:
 //! [`segments`] cuts it so that the blanking runs in the stream's order.
+//!
+//! Where each erasure stands is kept by the care projection (table
+//! `erasures`, [`create`] and [`apply`]): a runner of its own would add a
+//! commit per batch, which on SQLite's single writer cost a fifth of the
+//! writes (`docs/benchmarks.md`, issue 18).
 
 use domain::erasure::{ErasureEvent, ERASURE_TYPE};
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use crate::db::{execute as exec, ts, upsert, DbError};
-use crate::engine::Projection;
 use crate::stream::StoredEvent;
-
-/// The projection of erasures.
-pub struct Erasures;
-
-/// Its name in the CLI and in `projection_slots`.
-pub const NAME: &str = "erasure";
 
 /// A batch cut at its erasures.
 pub enum Segment<'a> {
@@ -80,117 +78,97 @@ pub fn segments(events: &[StoredEvent]) -> Vec<Segment<'_>> {
     out
 }
 
-#[async_trait::async_trait]
-impl Projection for Erasures {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+/// The table of erasures, in slot `s`.
+pub fn create(s: &str) -> Vec<String> {
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS erasures_{s} (organisation TEXT NOT NULL, \
+         person_id TEXT NOT NULL, requested_at TEXT, due_at TEXT, cancelled_at TEXT, \
+         erased_at TEXT, basis TEXT, PRIMARY KEY (organisation, person_id))"
+    )]
+}
 
-    fn version(&self) -> i32 {
-        1
-    }
+/// Its index of due requests.
+pub fn indexes(s: &str) -> Vec<String> {
+    vec![format!(
+        "CREATE INDEX IF NOT EXISTS erasures_{s}_due ON erasures_{s} (due_at) WHERE due_at IS NOT NULL"
+    )]
+}
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["erasures"]
-    }
-
-    fn create(&self, s: &str) -> Vec<String> {
-        vec![format!(
-            "CREATE TABLE IF NOT EXISTS erasures_{s} (organisation TEXT NOT NULL, \
-             person_id TEXT NOT NULL, requested_at TEXT, due_at TEXT, cancelled_at TEXT, \
-             erased_at TEXT, basis TEXT, PRIMARY KEY (organisation, person_id))"
-        )]
-    }
-
-    fn indexes(&self, s: &str) -> Vec<String> {
-        vec![format!(
-            "CREATE INDEX IF NOT EXISTS erasures_{s}_due ON erasures_{s} (due_at) WHERE due_at IS NOT NULL"
-        )]
-    }
-
-    fn consumes(&self) -> Option<&'static [&'static str]> {
-        Some(&[ERASURE_TYPE])
-    }
-
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        s: &str,
-        events: &[StoredEvent],
-    ) -> Result<(), DbError> {
-        let table = format!("erasures_{s}");
-        for stored in events.iter().filter(|e| e.aggregate_type == ERASURE_TYPE) {
-            let Some(person) = domain::erasure::person_of(&stored.aggregate_id) else {
-                continue;
-            };
-            let id = person.to_string();
-            let id = id.as_str();
-            let org = stored
-                .aggregate_id
-                .rsplit_once('/')
-                .map_or("", |(org, _)| org);
-            match stored.decode::<ErasureEvent>()? {
-                ErasureEvent::ErasureRequested {
-                    organisation,
-                    due,
-                    at,
-                    ..
-                } => {
-                    upsert(
-                        tx,
-                        &table,
-                        &[
-                            "person_id",
-                            "organisation",
-                            "requested_at",
-                            "due_at",
-                            "cancelled_at",
-                        ],
-                        &["organisation", "person_id"],
-                        vec![vec![
-                            id.into(),
-                            organisation.into(),
-                            ts(at).into(),
-                            ts(due).into(),
-                            crate::db::Val::NullText,
-                        ]],
-                    )
-                    .await?;
-                }
-                ErasureEvent::ErasureCancelled { at } => {
-                    exec(
-                        tx,
-                        &format!(
-                            "UPDATE {table} SET due_at = NULL, cancelled_at = $1 \
-                             WHERE organisation = $2 AND person_id = $3"
-                        ),
-                        vec![ts(at).into(), org.into(), id.into()],
-                    )
-                    .await?;
-                }
-                ErasureEvent::PersonErased {
-                    organisation,
-                    basis,
-                    at,
-                    ..
-                } => {
-                    upsert(
-                        tx,
-                        &table,
-                        &["person_id", "organisation", "due_at", "erased_at", "basis"],
-                        &["organisation", "person_id"],
-                        vec![vec![
-                            id.into(),
-                            organisation.into(),
-                            crate::db::Val::NullText,
-                            ts(at).into(),
-                            basis.as_str().into(),
-                        ]],
-                    )
-                    .await?;
-                }
-            }
+/// Applies one event of an erasure stream to the table.
+pub async fn apply(
+    tx: &mut Transaction<'_, Any>,
+    s: &str,
+    stored: &StoredEvent,
+) -> Result<(), DbError> {
+    let table = format!("erasures_{s}");
+    let Some(person) = domain::erasure::person_of(&stored.aggregate_id) else {
+        return Ok(());
+    };
+    let id = person.to_string();
+    let id = id.as_str();
+    let org = stored
+        .aggregate_id
+        .rsplit_once('/')
+        .map_or("", |(org, _)| org);
+    match stored.decode::<ErasureEvent>()? {
+        ErasureEvent::ErasureRequested {
+            organisation,
+            due,
+            at,
+            ..
+        } => {
+            upsert(
+                tx,
+                &table,
+                &[
+                    "person_id",
+                    "organisation",
+                    "requested_at",
+                    "due_at",
+                    "cancelled_at",
+                ],
+                &["organisation", "person_id"],
+                vec![vec![
+                    id.into(),
+                    organisation.into(),
+                    ts(at).into(),
+                    ts(due).into(),
+                    crate::db::Val::NullText,
+                ]],
+            )
+            .await
         }
-        Ok(())
+        ErasureEvent::ErasureCancelled { at } => {
+            exec(
+                tx,
+                &format!(
+                    "UPDATE {table} SET due_at = NULL, cancelled_at = $1 \
+                     WHERE organisation = $2 AND person_id = $3"
+                ),
+                vec![ts(at).into(), org.into(), id.into()],
+            )
+            .await
+        }
+        ErasureEvent::PersonErased {
+            organisation,
+            basis,
+            at,
+            ..
+        } => {
+            upsert(
+                tx,
+                &table,
+                &["person_id", "organisation", "due_at", "erased_at", "basis"],
+                &["organisation", "person_id"],
+                vec![vec![
+                    id.into(),
+                    organisation.into(),
+                    crate::db::Val::NullText,
+                    ts(at).into(),
+                    basis.as_str().into(),
+                ]],
+            )
+            .await
+        }
     }
 }

@@ -34,6 +34,5 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(access::Access),
         std::sync::Arc::new(messaging::Messaging),
         std::sync::Arc::new(forum::Forum),
-        std::sync::Arc::new(erasure::Erasures),
     ]
 }

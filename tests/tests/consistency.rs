@@ -631,11 +631,15 @@ async fn forum_rebuild_story(store: Store, erase: bool) {
             ),
             (
                 "care",
-                &["care_providers", "care_relationships", "care_grants"][..],
+                &[
+                    "care_providers",
+                    "care_relationships",
+                    "care_grants",
+                    "erasures",
+                ][..],
             ),
             ("messaging", &["msg_threads", "msg_participants"][..]),
             ("access", &["access_log"][..]),
-            ("erasure", &["erasures"][..]),
             (
                 "forum",
                 &[

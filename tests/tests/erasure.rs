@@ -226,12 +226,13 @@ async fn reads_say_erased(server: &Server, w: &Written) {
     // The forum post: no words, no pseudonym.
     let post = provider
         .data(
-            "query($id: ID!) { node(id: $id) { ... on ForumPost { body author { name } } } }",
+            "query($id: ID!) { node(id: $id) { ... on ForumPost { body erased author { name } } } }",
             json!({ "id": w.post }),
         )
         .await;
     let shown = post.to_string();
     assert!(found(&shown).is_empty(), "{shown}");
+    assert_eq!(post["node"]["erased"], true, "{shown}");
 }
 
 async fn an_ordered_erasure_leaves_nothing_readable(store: Store) {

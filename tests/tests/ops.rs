@@ -45,8 +45,7 @@ async fn health_readiness_and_metrics_answer(store: Store) {
             "care",
             "access",
             "messaging",
-            "forum",
-            "erasure"
+            "forum"
         ]
     );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();

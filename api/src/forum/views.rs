@@ -171,6 +171,9 @@ pub struct ForumPost {
     pub yours: bool,
     /// For moderators: the score of flags awaiting review (null for members).
     pub flag_score: Option<i32>,
+    /// True when its author was erased: their words and their name are gone;
+    /// the post keeps its place in the topic.
+    pub erased: bool,
     #[graphql(skip)]
     moderator: bool,
 }
@@ -263,6 +266,7 @@ pub(super) fn post_view(
         supported_by_you: row.supported,
         yours: mine,
         flag_score: moderator.then_some(row.score as i32),
+        erased: false,
         moderator,
     }
 }
@@ -299,9 +303,13 @@ pub(super) async fn post_views(
     people.sort_unstable();
     people.dedup();
     let names = rows::names_of(&svc.engine, &svc.db, scope(caller), &people).await?;
+    let erased = projections::read::erasure::erased_among(&svc.engine, &svc.db, &people).await?;
     Ok(posts
         .iter()
-        .map(|p| post_view(p, &names, &quoted, caller, moderator))
+        .map(|p| ForumPost {
+            erased: erased.contains(&p.author),
+            ..post_view(p, &names, &quoted, caller, moderator)
+        })
         .collect())
 }
 

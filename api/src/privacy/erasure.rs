@@ -357,6 +357,38 @@ impl ErasureQuery {
     }
 }
 
+/// Runs a command on the caller's own erasure stream (a service user's
+/// request or its cancellation) and answers with where it stands.
+async fn own_erasure(
+    ctx: &Context<'_>,
+    idempotency_key: Option<String>,
+    command: impl FnOnce(&Caller, DateTime<Utc>) -> ErasureCommand,
+) -> async_graphql::Result<ErasurePayload> {
+    let (svc, caller) = (service(ctx), caller(ctx)?);
+    if !domain::access::may_request_erasure(&caller.actor()) {
+        return Err(ApiError::Forbidden(
+            "only a service user asks for (or cancels) their own erasure; an admin carries out \
+             the organisation's orders"
+                .into(),
+        )
+        .into());
+    }
+    let outcome = svc
+        .run_command::<Erasure>(
+            &caller,
+            &request(ctx).request_id,
+            crate::context::idempotency(ctx, idempotency_key),
+            &domain::erasure::stream_id(&caller.organisation, caller.subject),
+            command(&caller, now(ctx)),
+        )
+        .await?;
+    let erasure = svc.erasure(&caller.organisation, caller.subject).await?;
+    Ok(ErasurePayload {
+        outcome,
+        status: ErasureStatus::of(caller.subject, &erasure),
+    })
+}
+
 /// Asking for, cancelling and ordering erasures.
 #[derive(Default)]
 pub struct ErasureMutation;
@@ -377,35 +409,14 @@ impl ErasureMutation {
         )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<ErasurePayload> {
-        let (svc, caller) = (service(ctx), caller(ctx)?);
-        if !domain::access::may_request_erasure(&caller.actor()) {
-            return Err(ApiError::Forbidden(
-                "only a service user asks for their own erasure; an admin carries out the \
-                 organisation's orders"
-                    .into(),
-            )
-            .into());
-        }
-        let command = ErasureCommand::Request {
+        let wait = service(ctx).settings.privacy.erasure_wait_chrono();
+        own_erasure(ctx, idempotency_key, |caller, at| ErasureCommand::Request {
             person: caller.subject,
             organisation: caller.organisation.clone(),
-            wait: svc.settings.privacy.erasure_wait_chrono(),
-            at: now(ctx),
-        };
-        let outcome = svc
-            .run_command::<Erasure>(
-                &caller,
-                &request(ctx).request_id,
-                crate::context::idempotency(ctx, idempotency_key),
-                &domain::erasure::stream_id(&caller.organisation, caller.subject),
-                command,
-            )
-            .await?;
-        let erasure = svc.erasure(&caller.organisation, caller.subject).await?;
-        Ok(ErasurePayload {
-            outcome,
-            status: ErasureStatus::of(caller.subject, &erasure),
+            wait,
+            at,
         })
+        .await
     }
 
     /// Takes back the caller's request to be erased, while it waits.
@@ -417,27 +428,7 @@ impl ErasureMutation {
         )]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<ErasurePayload> {
-        let (svc, caller) = (service(ctx), caller(ctx)?);
-        if !domain::access::may_request_erasure(&caller.actor()) {
-            return Err(ApiError::Forbidden(
-                "only a service user asks for their own erasure".into(),
-            )
-            .into());
-        }
-        let outcome = svc
-            .run_command::<Erasure>(
-                &caller,
-                &request(ctx).request_id,
-                crate::context::idempotency(ctx, idempotency_key),
-                &domain::erasure::stream_id(&caller.organisation, caller.subject),
-                ErasureCommand::Cancel { at: now(ctx) },
-            )
-            .await?;
-        let erasure = svc.erasure(&caller.organisation, caller.subject).await?;
-        Ok(ErasurePayload {
-            outcome,
-            status: ErasureStatus::of(caller.subject, &erasure),
-        })
+        own_erasure(ctx, idempotency_key, |_, at| ErasureCommand::Cancel { at }).await
     }
 
     /// An admin carries out, at once, an erasure their organisation ordered,

@@ -14,7 +14,7 @@ pub async fn due(
     db: &Db,
     now: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, String)>, DbError> {
-    let table = engine.table(crate::erasure::NAME, "erasures");
+    let table = engine.table(crate::care::NAME, "erasures");
     let rows = sqlx::query(&format!(
         "SELECT person_id, organisation FROM {table} \
          WHERE due_at IS NOT NULL AND due_at <= $1 AND erased_at IS NULL ORDER BY due_at LIMIT 500"
@@ -40,7 +40,7 @@ pub async fn erased_among(
     db: &Db,
     people: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>, DbError> {
-    let table = engine.table(crate::erasure::NAME, "erasures");
+    let table = engine.table(crate::care::NAME, "erasures");
     let mut erased = std::collections::HashSet::new();
     for chunk in people.chunks(500) {
         let sql = format!(
