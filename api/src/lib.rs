@@ -16,6 +16,7 @@ pub mod context;
 pub mod core;
 pub mod documents;
 pub mod durability;
+pub mod encryption_migration;
 pub mod error;
 pub mod folds;
 pub mod forum;

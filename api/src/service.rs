@@ -475,7 +475,7 @@ impl Service {
             settings.resolve_master_key()?.expose(),
         ));
         // Events written before personal data was sealed are sealed once.
-        crate::privacy::migration::seal_existing(
+        crate::encryption_migration::seal_existing(
             &settings.store.database_url,
             db.backend,
             &db.vault,

@@ -28,6 +28,7 @@ pub mod agreement;
 pub mod alignment;
 pub mod care;
 pub mod catalogue;
+pub mod declarations;
 pub mod erasure;
 pub mod forum;
 pub mod messaging;

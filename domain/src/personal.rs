@@ -6,8 +6,9 @@
 //! blanked to its `erased` value once that key is destroyed) or clear (kept
 //! as stored: ids, times, kinds, the numbers rules and research work with).
 //! A field is named by its path in the event's payload: `title`, or
-//! `terms.notes` for a field inside an object. `personal_tests.rs` traces
-//! every variant of every event type and fails when a field is neither.
+//! `terms.notes` for a field inside an object. `crate::declarations`
+//! gathers every event type's declarations; its test traces every variant of
+//! every event type and fails when a field is neither.
 //!
 //! The rule of ownership: a text belongs to the person who wrote it (the
 //! event's actor, or the author the event names), except where the event is
@@ -85,36 +86,6 @@ impl Declared {
 pub struct Declarations {
     pub aggregate_type: &'static str,
     pub events: &'static [Declared],
-}
-
-/// Every aggregate type the service stores, with its declarations.
-pub fn all() -> [&'static Declarations; 14] {
-    [
-        &crate::portal::PERSONAL_DATA,
-        &crate::catalogue::PERSONAL_DATA,
-        &crate::care::PROVIDER_PERSONAL_DATA,
-        &crate::care::RELATIONSHIP_PERSONAL_DATA,
-        &crate::agreement::PERSONAL_DATA,
-        &crate::messaging::PERSONAL_DATA,
-        &crate::forum::FORUM_PERSONAL_DATA,
-        &crate::forum::TOPIC_PERSONAL_DATA,
-        &crate::forum::READER_PERSONAL_DATA,
-        &crate::study::STUDY_PERSONAL_DATA,
-        &crate::study::ENROLMENT_PERSONAL_DATA,
-        &crate::study::USAGE_PERSONAL_DATA,
-        &crate::trail::PERSONAL_DATA,
-        &crate::erasure::PERSONAL_DATA,
-    ]
-}
-
-/// The declaration of one stored event type, if it is known.
-pub fn declared(aggregate_type: &str, event_type: &str) -> Option<&'static Declared> {
-    all()
-        .into_iter()
-        .find(|d| d.aggregate_type == aggregate_type)?
-        .events
-        .iter()
-        .find(|e| e.event_type == event_type)
 }
 
 /// The object holding an event's fields within its payload: the variant's
@@ -197,7 +168,3 @@ pub fn undeclared(
     walk(declared, "", fields, &mut out);
     out
 }
-
-#[cfg(test)]
-#[path = "personal_tests.rs"]
-mod tests;

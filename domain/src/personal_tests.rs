@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_reflection::{Samples, Tracer, TracerConfig};
 
 use super::*;
+use crate::personal::*;
 
 /// A text every traced string takes: it parses as the times the events hold.
 const TIME: &str = "2026-01-01T00:00:00Z";

@@ -60,6 +60,15 @@ pub enum DbError {
     CheckpointMoved(String),
 }
 
+impl From<crate::vault::VaultError> for DbError {
+    fn from(e: crate::vault::VaultError) -> Self {
+        match e {
+            crate::vault::VaultError::Sql(e) => DbError::Sql(e),
+            other => DbError::Config(other.to_string()),
+        }
+    }
+}
+
 /// A pool onto either store.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -93,7 +102,7 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        let vault = crate::vault::Vault::new(pool.clone(), backend);
+        let vault = crate::vault::Vault::new(pool.clone());
         Ok(Db {
             pool,
             backend,

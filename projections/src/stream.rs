@@ -134,8 +134,38 @@ pub async fn read_batch(
 
 /// Events with their personal fields opened (`crate::vault`).
 async fn opened(db: &Db, mut events: Vec<StoredEvent>) -> Result<Vec<StoredEvent>, DbError> {
-    db.vault.open_events(&mut events).await?;
+    open_events(db, &mut events).await?;
     Ok(events)
+}
+
+/// Opens stored events in place (every read of the stream goes through
+/// this), and forgets the keys of people an erasure in them names.
+pub async fn open_events(db: &Db, events: &mut [StoredEvent]) -> Result<(), DbError> {
+    for event in events.iter() {
+        if event.aggregate_type == domain::erasure::ERASURE_TYPE
+            && event.event_type == "PersonErased"
+        {
+            // The erasure stream's id is the person's key id.
+            db.vault.forget(&event.aggregate_id);
+        }
+    }
+    let mut items: Vec<(crate::vault::Ident<'_>, &mut String)> = events
+        .iter_mut()
+        .filter(|e| crate::vault::may_be_sealed(&e.payload))
+        .map(|e| {
+            (
+                crate::vault::Ident {
+                    aggregate_type: &e.aggregate_type,
+                    aggregate_id: &e.aggregate_id,
+                    sequence: e.sequence,
+                    event_type: &e.event_type,
+                },
+                &mut e.payload,
+            )
+        })
+        .collect();
+    db.vault.open_all(&mut items).await?;
+    Ok(())
 }
 
 /// A span of the global stream read for a projection that consumes only

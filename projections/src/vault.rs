@@ -37,8 +37,6 @@ use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::db::{Backend, DbError};
-
 /// The field a sealed payload carries its sealed fields in.
 pub const SEALED: &str = "$sealed";
 /// Version of the sealed form.
@@ -150,18 +148,8 @@ pub enum VaultError {
     Malformed(String),
 }
 
-impl From<VaultError> for DbError {
-    fn from(e: VaultError) -> Self {
-        match e {
-            VaultError::Sql(e) => DbError::Sql(e),
-            other => DbError::Config(other.to_string()),
-        }
-    }
-}
-
 struct Inner {
     pool: AnyPool,
-    backend: Backend,
     master: OnceLock<MasterKey>,
     keys: Mutex<HashMap<String, Slot>>,
     /// Erasures this process has learnt of: caches of folded aggregates
@@ -217,10 +205,9 @@ pub fn may_be_sealed(payload: &str) -> bool {
 
 impl Vault {
     /// A vault over the store's `person_keys`, locked until [`Vault::unlock`].
-    pub fn new(pool: AnyPool, backend: Backend) -> Self {
+    pub fn new(pool: AnyPool) -> Self {
         Vault(Arc::new(Inner {
             pool,
-            backend,
             master: OnceLock::new(),
             keys: Mutex::new(HashMap::new()),
             erasures: AtomicU64::new(0),
@@ -321,7 +308,10 @@ impl Vault {
         missing.sort();
         missing.dedup();
         for chunk in missing.chunks(500) {
-            let list = crate::db::params(1, chunk.len());
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql =
                 format!("SELECT person_id, wrapped FROM person_keys WHERE person_id IN ({list})");
             let mut query = sqlx::query(&sql);
@@ -378,7 +368,7 @@ impl Vault {
         )
         .bind(person.to_string())
         .bind(BASE64.encode(&wrapped))
-        .bind(crate::db::ts(chrono::Utc::now()))
+        .bind(now_text())
         .execute(&self.0.pool)
         .await?;
         // Another writer may have made theirs first: use the stored one.
@@ -406,8 +396,8 @@ impl Vault {
             aggregate_type: ident.aggregate_type.to_string(),
             event_type: ident.event_type.to_string(),
         };
-        let declared =
-            personal::declared(ident.aggregate_type, ident.event_type).ok_or_else(undeclared)?;
+        let declared = domain::declarations::declared(ident.aggregate_type, ident.event_type)
+            .ok_or_else(undeclared)?;
         if declared.personal.is_empty() {
             return Ok(());
         }
@@ -500,13 +490,11 @@ impl Vault {
         for (i, mut value, person, bytes) in parsed {
             let person = person.as_str();
             let ident = items[i].0;
-            let declared =
-                personal::declared(ident.aggregate_type, ident.event_type).ok_or_else(|| {
-                    VaultError::Undeclared {
-                        aggregate_type: ident.aggregate_type.to_string(),
-                        event_type: ident.event_type.to_string(),
-                    }
-                })?;
+            let declared = domain::declarations::declared(ident.aggregate_type, ident.event_type)
+                .ok_or_else(|| VaultError::Undeclared {
+                aggregate_type: ident.aggregate_type.to_string(),
+                event_type: ident.event_type.to_string(),
+            })?;
             let fields = personal::fields_of(&mut value, ident.event_type)
                 .ok_or_else(|| VaultError::Malformed("not an object".into()))?;
             match keys.get(person) {
@@ -596,11 +584,6 @@ impl Vault {
         };
         Ok(erased)
     }
-
-    /// The store this vault keeps its keys in.
-    pub fn backend(&self) -> Backend {
-        self.0.backend
-    }
 }
 
 fn peek<'a>(fields: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
@@ -670,36 +653,11 @@ impl Vault {
             .collect();
         self.open_all(&mut items).await
     }
+}
 
-    /// Opens stored events in place (every read of the stream goes through
-    /// this), and forgets the keys of people an erasure in them names.
-    pub async fn open_events(
-        &self,
-        events: &mut [crate::stream::StoredEvent],
-    ) -> Result<(), VaultError> {
-        for event in events.iter() {
-            if event.aggregate_type == domain::erasure::ERASURE_TYPE
-                && event.event_type == "PersonErased"
-            {
-                // The erasure stream's id is the person's key id.
-                self.forget(&event.aggregate_id);
-            }
-        }
-        let mut items: Vec<(Ident<'_>, &mut String)> = events
-            .iter_mut()
-            .filter(|e| may_be_sealed(&e.payload))
-            .map(|e| {
-                (
-                    Ident {
-                        aggregate_type: &e.aggregate_type,
-                        aggregate_id: &e.aggregate_id,
-                        sequence: e.sequence,
-                        event_type: &e.event_type,
-                    },
-                    &mut e.payload,
-                )
-            })
-            .collect();
-        self.open_all(&mut items).await
-    }
+/// Now, as the stores' text timestamps are written (RFC 3339, microseconds, UTC).
+fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }

@@ -79,7 +79,7 @@ async fn load(db: &TestDb) {
 
 /// The personal texts of one stored payload, as its declaration names them.
 fn personal_texts(aggregate_type: &str, event_type: &str, payload: &str) -> Vec<String> {
-    let Some(declared) = personal::declared(aggregate_type, event_type) else {
+    let Some(declared) = domain::declarations::declared(aggregate_type, event_type) else {
         return vec![];
     };
     let mut value: Value = serde_json::from_str(payload).unwrap();

@@ -51,7 +51,7 @@ const PAGE: i64 = 2_000;
 
 /// The aggregate types rewritten: those with personal fields, but the trail.
 fn rewritten_types() -> Vec<&'static str> {
-    personal::all()
+    domain::declarations::all()
         .into_iter()
         .filter(|d| d.aggregate_type != domain::trail::AGGREGATE_TYPE)
         .filter(|d| d.events.iter().any(|e| !e.personal.is_empty()))
@@ -124,7 +124,8 @@ async fn page(
 
 /// True when the event holds personal data in clear.
 fn holds_plain(event: &Plain) -> bool {
-    let Some(declared) = personal::declared(&event.aggregate_type, &event.event_type) else {
+    let Some(declared) = domain::declarations::declared(&event.aggregate_type, &event.event_type)
+    else {
         return false;
     };
     if declared.personal.is_empty() || vault::may_be_sealed(&event.payload.to_string()) {
@@ -179,7 +180,7 @@ pub async fn seal_existing(
         for event in events.iter().filter(|e| holds_plain(e)) {
             plain += 1;
             let mut payload = event.payload.clone();
-            let declared = personal::declared(&event.aggregate_type, &event.event_type)
+            let declared = domain::declarations::declared(&event.aggregate_type, &event.event_type)
                 .ok_or_else(|| ApiError::internal("undeclared event"))?;
             let fields = personal::fields_of(&mut payload, &event.event_type)
                 .ok_or_else(|| ApiError::internal("a payload that is not an object"))?;
