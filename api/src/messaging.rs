@@ -425,8 +425,13 @@ impl MessagingQuery {
             .copied()
             .chain(conversation.removed.keys().copied())
             .collect();
-        let erased =
-            projections::read::erasure::erased_among(&svc.engine, &svc.db, &authors).await?;
+        let erased = projections::read::erasure::erased_among(
+            &svc.engine,
+            &svc.db,
+            &caller.organisation,
+            &authors,
+        )
+        .await?;
         if !erased.is_empty() {
             for message in &mut messages {
                 let author = Uuid::parse_str(message.author_id.as_str()).unwrap_or_default();

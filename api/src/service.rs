@@ -817,8 +817,12 @@ impl Service {
             }
         }
         // A replay above costs nothing; a new write takes from the allowance.
-        self.write_limit
-            .take(&caller.organisation, caller.subject)?;
+        // An erasure carried out (or replayed from the ledger) is the
+        // service's own step, not a person's write.
+        if A::TYPE != domain::erasure::ERASURE_TYPE {
+            self.write_limit
+                .take(&caller.organisation, caller.subject)?;
+        }
         let command_id = Uuid::new_v4().to_string();
         let metadata = EventMetadata {
             idempotency_key: idempotency_key.as_ref().map(|k| k.key.clone()),

@@ -77,6 +77,9 @@ pub struct Terms {
     pub provider_replies_within: ReplyTime,
     /// Whether the portal is opened together in appointments.
     pub opened_together: bool,
+    /// Sealed at rest (the proposer's words): readers that do not open
+    /// payloads (the research export) read it as empty.
+    #[serde(default)]
     pub notes: String,
 }
 

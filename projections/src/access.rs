@@ -237,8 +237,10 @@ impl Projection for Access {
                 crate::db::execute(
                     tx,
                     &format!(
-                        "UPDATE {table} SET detail = NULL WHERE (subject_id = $1 AND organisation = $2) \
-                         OR (subject_id IS NULL AND reader_id = $1 AND reader_organisation = $2)"
+                        "UPDATE {table} SET detail = NULL WHERE ((subject_id = $1 AND organisation = $2) \
+                         OR (subject_id IS NULL AND reader_id = $1 AND reader_organisation = $2)) \
+                         AND position IN (SELECT position FROM events WHERE aggregate_type = 'AccessTrail' \
+                           AND CAST(payload AS TEXT) LIKE '%\"$sealed\"%')"
                     ),
                     vec![erased.person.to_string().into(), erased.organisation.into()],
                 )

@@ -93,14 +93,19 @@ impl MasterKey {
     }
 
     /// An HMAC-SHA256 under a key derived from the master key for `label`
-    /// (the erasure ledger's lines are signed with one).
+    /// (the erasure ledger's lines are signed with one): the master key
+    /// itself only wraps keys.
     pub fn mac(&self, label: &str, data: &[u8]) -> [u8; 32] {
         use hmac::{Hmac, Mac};
         #[allow(clippy::expect_used)]
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref())
+        let mut derive = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref())
             .expect("HMAC accepts keys of any length");
-        mac.update(label.as_bytes());
-        mac.update(&[0]);
+        derive.update(b"portal derived key v1\0");
+        derive.update(label.as_bytes());
+        let sub: Zeroizing<[u8; 32]> = Zeroizing::new(derive.finalize().into_bytes().into());
+        #[allow(clippy::expect_used)]
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(sub.as_slice())
+            .expect("HMAC accepts keys of any length");
         mac.update(data);
         mac.finalize().into_bytes().into()
     }
@@ -323,7 +328,12 @@ impl Vault {
                 let wrapped: Option<String> = row.try_get("wrapped")?;
                 let slot = match wrapped {
                     Some(wrapped) => self.unwrap_key(&id, &wrapped)?,
-                    None => Slot::Erased,
+                    // Erased, maybe by another instance: forgetting also
+                    // tells the caches of folded aggregates to start over.
+                    None => {
+                        self.forget(&id);
+                        Slot::Erased
+                    }
                 };
                 self.keep(&id, slot.clone());
                 found.insert(id, slot);
@@ -348,7 +358,11 @@ impl Vault {
             };
         }
         let master = self.master_or_locked()?;
-        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        let mut key = Zeroizing::new([0u8; 32]);
+        {
+            use chacha20poly1305::aead::rand_core::RngCore;
+            OsRng.fill_bytes(key.as_mut_slice());
+        }
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = master
             .cipher()

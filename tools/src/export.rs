@@ -304,8 +304,12 @@ pub async fn compute(
             .fetch_all(&mut *conn)
             .await?;
             let participants = participants_of(study_id, &enrolments)?;
+            // Erasures of the study's organisation only: ids are scoped to it.
             let erased: HashSet<Uuid> = erased
                 .iter()
+                .filter(|id| {
+                    id.rsplit_once('/').map(|(org, _)| org) == Some(study.organisation.as_str())
+                })
                 .filter_map(|id| domain::erasure::person_of(id))
                 .filter(|p| participants.contains(p))
                 .collect();

@@ -303,7 +303,13 @@ pub(super) async fn post_views(
     people.sort_unstable();
     people.dedup();
     let names = rows::names_of(&svc.engine, &svc.db, scope(caller), &people).await?;
-    let erased = projections::read::erasure::erased_among(&svc.engine, &svc.db, &people).await?;
+    let erased = projections::read::erasure::erased_among(
+        &svc.engine,
+        &svc.db,
+        &caller.organisation,
+        &people,
+    )
+    .await?;
     Ok(posts
         .iter()
         .map(|p| ForumPost {

@@ -221,14 +221,23 @@ impl Service {
     /// Step 5: once the projections passed the erasure, SQLite's log is
     /// checkpointed and truncated (old pages of blanked rows leave it).
     async fn purge_after(&self, checkpoint: projections::Checkpoint) {
-        self.marks.settle(checkpoint).await;
+        let names = self.engine.names();
+        let timeout = self.settings.projections.read_your_writes_timeout;
+        if !self.engine.wait_for(&names, checkpoint, timeout).await {
+            tracing::warn!("the projections had not passed an erasure in time; its log is truncated at the next checkpoint");
+        }
         if self.db.backend == projections::Backend::Sqlite {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.db.pool)
-                .await
-            {
-                // Readers may hold the log; the next checkpoint takes it.
-                tracing::warn!(error = %e, "the log could not be truncated after an erasure");
+            // `(busy, log frames, checkpointed)`: busy when a reader held the log.
+            let answer: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.db.pool)
+                    .await;
+            match answer {
+                Ok((0, _, _)) => {}
+                Ok(_) => tracing::warn!(
+                    "a reader held SQLite's log: its old pages are overwritten at the next checkpoint"
+                ),
+                Err(e) => tracing::warn!(error = %e, "the log could not be truncated after an erasure"),
             }
         }
     }

@@ -75,11 +75,18 @@ impl Ledger {
         if let Some(folder) = self.path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| e.to_string())?;
         }
+        // After a line cut short by a crash, the new one starts on its own.
+        let torn = std::fs::read(&self.path)
+            .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
+            .unwrap_or(false);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if torn {
+            writeln!(file).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        }
         writeln!(file, "{text}").map_err(|e| format!("{}: {e}", self.path.display()))?;
         file.sync_all()
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
@@ -103,8 +110,17 @@ impl Ledger {
             Err(e) => return Err(format!("{}: {e}", self.path.display())),
         };
         let mut entries = Vec::new();
-        for (number, line) in text.lines().enumerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (number, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
+                continue;
+            }
+            // A last line cut short by a crash while it was written: its
+            // erasure went no further (the key goes only after the line is
+            // on disk), so it is left for the request to be carried out again.
+            let torn = number + 1 == lines.len() && !text.ends_with('\n');
+            if torn && serde_json::from_str::<Line>(line).is_err() {
+                tracing::warn!(file = %self.path.display(), "the erasure ledger's last line was cut short by a crash; it is ignored");
                 continue;
             }
             let bad = |why: &str| {
@@ -163,6 +179,15 @@ mod tests {
         std::fs::write(ledger.path(), forged).expect("written");
         let error = ledger.read(&master).expect_err("refused");
         assert!(error.contains("line 2"), "{error}");
+        // A last line cut short by a crash is left out, and the next
+        // append starts a line of its own.
+        std::fs::write(ledger.path(), &text).expect("written");
+        let mut cut = text.clone();
+        cut.push_str("{\"person\":\"00000000-0000");
+        std::fs::write(ledger.path(), cut).expect("written");
+        assert_eq!(ledger.read(&master).expect("read").len(), 2);
+        ledger.append(&master, &entry()).expect("appended");
+        assert_eq!(ledger.read(&master).expect("read").len(), 3);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

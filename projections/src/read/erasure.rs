@@ -34,20 +34,22 @@ pub async fn due(
         .collect()
 }
 
-/// Which of `people` were erased.
+/// Which of `people` of `organisation` were erased.
 pub async fn erased_among(
     engine: &Engine,
     db: &Db,
+    organisation: &str,
     people: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>, DbError> {
     let table = engine.table(crate::care::NAME, "erasures");
     let mut erased = std::collections::HashSet::new();
     for chunk in people.chunks(500) {
         let sql = format!(
-            "SELECT person_id FROM {table} WHERE erased_at IS NOT NULL AND person_id IN ({})",
-            crate::db::params(1, chunk.len())
+            "SELECT person_id FROM {table} WHERE erased_at IS NOT NULL AND organisation = $1 \
+             AND person_id IN ({})",
+            crate::db::params(2, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(&sql).bind(organisation);
         for person in chunk {
             query = query.bind(person.to_string());
         }
