@@ -110,29 +110,29 @@ impl Ledger {
             Err(e) => return Err(format!("{}: {e}", self.path.display())),
         };
         let mut entries = Vec::new();
-        let lines: Vec<&str> = text.lines().collect();
-        for (number, line) in lines.iter().enumerate() {
+        for (number, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            // A last line cut short by a crash while it was written: its
-            // erasure went no further (the key goes only after the line is
-            // on disk), so it is left for the request to be carried out again.
-            let torn = number + 1 == lines.len() && !text.ends_with('\n');
-            if torn && serde_json::from_str::<Line>(line).is_err() {
-                tracing::warn!(file = %self.path.display(), "the erasure ledger's last line was cut short by a crash; it is ignored");
+            // A line that is not a whole entry was cut short by a crash
+            // while it was written: its erasure went no further (the key
+            // goes only once the line is on disk), and it names no one to
+            // erase. A whole entry must verify.
+            let Ok(line) = serde_json::from_str::<Line>(line) else {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    line = number + 1,
+                    "a line of the erasure ledger was cut short by a crash; it is ignored"
+                );
                 continue;
-            }
-            let bad = |why: &str| {
-                format!(
-                    "{} line {}: {why}; erasures are not replayed from a ledger that does not verify",
+            };
+            if mac(master, &line.entry)? != line.mac {
+                return Err(format!(
+                    "{} line {}: its signature does not match the master key; erasures are not \
+                     replayed from a ledger that does not verify",
                     self.path.display(),
                     number + 1
-                )
-            };
-            let line: Line = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
-            if mac(master, &line.entry)? != line.mac {
-                return Err(bad("its signature does not match the master key"));
+                ));
             }
             entries.push(line.entry);
         }
