@@ -65,6 +65,12 @@ impl App {
             .replay_erasures()
             .await
             .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        // Data exports a previous run left cannot be opened (their keys
+        // were in its memory): they go.
+        self.service
+            .exports
+            .clear_leftovers()
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         // Concerns no moderator has opened are raised again until the service stops.
         let concerns = tokio::spawn(crate::forum::watch_concerns(Arc::clone(&self.service)));
         // Requests to be erased are carried out when they fall due.

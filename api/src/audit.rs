@@ -291,6 +291,9 @@ pub enum AccessSection {
     AccessLog,
     /// Who is behind a forum name (resolved by an admin, with a stated reason).
     ForumIdentity,
+    /// A person's data export: its making (by the person, or by an operator
+    /// with a stated reason) and each download.
+    Export,
 }
 
 impl AccessSection {
@@ -304,6 +307,7 @@ impl AccessSection {
             AccessSection::Exercises => Section::Exercises.as_str(),
             AccessSection::AccessLog => domain::trail::ACCESS_LOG,
             AccessSection::ForumIdentity => domain::trail::FORUM_IDENTITY,
+            AccessSection::Export => domain::trail::EXPORT,
         }
     }
 
@@ -317,6 +321,7 @@ impl AccessSection {
             AccessSection::Exercises,
             AccessSection::AccessLog,
             AccessSection::ForumIdentity,
+            AccessSection::Export,
         ]
         .into_iter()
         .find(|s| s.stored() == name)

@@ -70,7 +70,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/graphql/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/trail/witness", get(witness));
+        .route("/trail/witness", get(witness))
+        .route("/exports/{id}/archive", get(export_archive));
     // Closed by `server.metrics = false`: then it is an unknown path.
     let router = if state.service.settings.server.metrics {
         router.route("/metrics", get(metrics))
@@ -461,6 +462,73 @@ async fn readyz(State(app): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// The signed part of a data export's download link.
+#[derive(serde::Deserialize)]
+struct ExportLink {
+    expires: i64,
+    signature: String,
+}
+
+/// `GET /exports/{id}/archive?expires=..&signature=..`: a person's data
+/// export (a ZIP file), for whoever holds the link `dataExport` gave, until
+/// it expires; each fetch is recorded in the access trail first.
+async fn export_archive(
+    State(app): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    link: Result<Query<ExportLink>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let refused = |e: crate::error::ApiError| {
+        let status = match e.code() {
+            codes::NOT_FOUND => StatusCode::NOT_FOUND,
+            codes::FORBIDDEN => StatusCode::FORBIDDEN,
+            codes::FAILED_PRECONDITION => StatusCode::GONE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error_response(status, e.code(), &e.message())
+    };
+    let (Ok(id), Ok(Query(link))) = (id.parse::<uuid::Uuid>(), link) else {
+        return refused(crate::error::ApiError::Forbidden(
+            "this download link is not valid".into(),
+        ));
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let client_address = connect.map(|c| c.0 .0.ip().to_string());
+    match app
+        .service
+        .download_export(
+            id,
+            link.expires,
+            &link.signature,
+            &request_id,
+            client_address,
+        )
+        .await
+    {
+        Ok((bytes, requested_at)) => {
+            let name = format!(
+                "attachment; filename=\"portal-data-{}.zip\"",
+                requested_at.format("%Y-%m-%d")
+            );
+            let mut response = (StatusCode::OK, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(value) = HeaderValue::from_str(&name) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                headers.insert("x-request-id", value);
+            }
+            response
+        }
+        Err(e) => refused(e),
     }
 }
 

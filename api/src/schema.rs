@@ -19,6 +19,7 @@ use crate::forum::{ForumMutation, ForumQuery, ModerationQuery};
 use crate::messaging::{MessagingMutation, MessagingQuery};
 use crate::node::NodeQuery;
 use crate::privacy::erasure::{ErasureMutation, ErasureQuery};
+use crate::privacy::export::{ExportMutation, ExportQuery};
 use crate::research::{MeasuresQuery, ResearchMutation, ResearchQuery};
 use crate::service::Service;
 use crate::subscription::LiveSubscription;
@@ -90,6 +91,7 @@ pub struct Query(
     ResearchQuery,
     MeasuresQuery,
     ErasureQuery,
+    ExportQuery,
 );
 
 /// Every change: the portal core, the toolbox, working together.
@@ -103,6 +105,7 @@ pub struct Mutation(
     ForumMutation,
     ResearchMutation,
     ErasureMutation,
+    ExportMutation,
 );
 
 #[cfg(test)]

@@ -325,6 +325,8 @@ pub struct Service {
     /// Forums and topics folded so far, brought up to date from the store
     /// at each use (`Service::folded`).
     folds: crate::folds::Folds,
+    /// People's data exports (`crate::privacy::export`).
+    pub exports: crate::privacy::export::Exports,
     /// Organisation of each portal seen; it never changes after opening.
     organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
 }
@@ -536,7 +538,13 @@ impl Service {
             Arc::clone(&engine),
             settings.projections.read_your_writes_timeout,
         );
+        let exports = crate::privacy::export::Exports::new(
+            settings.store.data_dir.join("exports"),
+            settings.privacy.export_ttl,
+            settings.privacy.export_link_ttl,
+        );
         Ok(Service {
+            exports,
             settings,
             db,
             engine,

@@ -492,6 +492,15 @@ pub struct Privacy {
     /// (`PORTAL_ERASURE_CHECK_SECONDS`, default 60).
     #[serde(with = "humantime_serde")]
     pub erasure_check: Duration,
+    /// How long a person's finished data export is kept for download
+    /// (`PORTAL_EXPORT_TTL_MINUTES`, default 24 hours); then it is deleted.
+    #[serde(with = "humantime_serde")]
+    pub export_ttl: Duration,
+    /// How long a download link to an export works once given
+    /// (`PORTAL_EXPORT_LINK_MINUTES`, default 15 minutes); asking for the
+    /// export again gives a fresh one, until `export_ttl`.
+    #[serde(with = "humantime_serde")]
+    pub export_link_ttl: Duration,
 }
 
 impl Default for Privacy {
@@ -501,6 +510,8 @@ impl Default for Privacy {
             erasure_wait: Duration::from_secs(30 * 24 * 3600),
             erasure_ledger: None,
             erasure_check: Duration::from_secs(60),
+            export_ttl: Duration::from_secs(24 * 3600),
+            export_link_ttl: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -620,6 +631,18 @@ impl Settings {
                 "privacy.erasure_check (PORTAL_ERASURE_CHECK_SECONDS)",
                 self.privacy.erasure_check,
                 SECOND,
+                DAY,
+            ),
+            (
+                "privacy.export_ttl (PORTAL_EXPORT_TTL_MINUTES)",
+                self.privacy.export_ttl,
+                SECOND * 60,
+                DAY * 30,
+            ),
+            (
+                "privacy.export_link_ttl (PORTAL_EXPORT_LINK_MINUTES)",
+                self.privacy.export_link_ttl,
+                SECOND * 60,
                 DAY,
             ),
             (
@@ -953,6 +976,8 @@ impl Settings {
         }
         set_duration!(privacy.erasure_wait, "PORTAL_ERASURE_WAIT_DAYS", DAY);
         set_duration!(privacy.erasure_check, "PORTAL_ERASURE_CHECK_SECONDS", S);
+        set_duration!(privacy.export_ttl, "PORTAL_EXPORT_TTL_MINUTES", MIN);
+        set_duration!(privacy.export_link_ttl, "PORTAL_EXPORT_LINK_MINUTES", MIN);
         if let Some(path) = env("PORTAL_ERASURE_LEDGER") {
             self.privacy.erasure_ledger = Some(PathBuf::from(path));
         }

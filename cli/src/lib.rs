@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod person;
 mod projections;
 mod research;
 mod serve;
@@ -52,6 +53,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::Command,
+    },
+    /// A person's data, in one archive.
+    Person {
+        #[command(subcommand)]
+        command: person::Command,
     },
     /// Research outputs of a study.
     Research {
@@ -125,6 +131,7 @@ async fn run(command: Command, settings: Settings) -> Outcome {
         Command::Projections { command } => projections::run(command, settings).await,
         Command::Audit { command } => audit::run(command, settings).await,
         Command::Research { command } => research::run(command, settings).await,
+        Command::Person { command } => person::run(command, settings).await,
         Command::Simulate(args) => simulate::run(args, settings).await,
         Command::Schema => {
             print!("{}", api::schema::sdl());

@@ -374,6 +374,14 @@ pub fn may_order_erasure(actor: &Actor, organisation: &str) -> bool {
     actor.role == Role::Admin && actor.organisation == organisation
 }
 
+/// Whether the actor may have everything the service holds about them in
+/// one archive (`crate::export`): service users and providers, whose
+/// portals, relationships and conversations these are. The organisation's
+/// other roles ask it, through its operators (`portal person export`).
+pub fn may_export_own_data(actor: &Actor) -> bool {
+    matches!(actor.role, Role::ServiceUser | Role::Provider)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
@@ -912,6 +920,11 @@ mod tests {
                     may_order_erasure(&actor, ORG),
                     role == Role::Admin && organisation == ORG,
                     "{role:?} of {organisation} orders"
+                );
+                assert_eq!(
+                    may_export_own_data(&actor),
+                    matches!(role, Role::ServiceUser | Role::Provider),
+                    "{role:?} exports their own data"
                 );
             }
         }

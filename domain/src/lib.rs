@@ -30,6 +30,7 @@ pub mod care;
 pub mod catalogue;
 pub mod declarations;
 pub mod erasure;
+pub mod export;
 pub mod forum;
 pub mod messaging;
 pub mod personal;

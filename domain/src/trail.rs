@@ -23,6 +23,8 @@ pub const ACCESS_LOG: &str = "access_log";
 
 /// The section name of a forum name resolved to the person behind it.
 pub const FORUM_IDENTITY: &str = "forum_identity";
+/// The section of a person's data export (its making, and each download).
+pub const EXPORT: &str = "export";
 
 /// The chain a record about `subject` (or, without one, about `organisation`) belongs to.
 pub fn chain_id(subject: Option<Uuid>, organisation: &str) -> String {

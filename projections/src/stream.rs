@@ -97,6 +97,17 @@ pub async fn read_batch(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, DbError> {
+    opened(db, read_batch_sealed(db, after, limit).await?).await
+}
+
+/// [`read_batch`] with payloads as stored: personal fields still sealed, for
+/// a reader that chooses events by their clear fields and opens only those
+/// it keeps ([`open_events`]).
+pub async fn read_batch_sealed(
+    db: &Db,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, DbError> {
     let rows = match db.backend {
         // Only transactions older than every running one are certain to be
         // complete: below pg_snapshot_xmin nothing can still appear. The ORDER
@@ -129,7 +140,7 @@ pub async fn read_batch(
                 .await?
         }
     };
-    opened(db, rows.iter().map(decode_row).collect::<Result<_, _>>()?).await
+    rows.iter().map(decode_row).collect()
 }
 
 /// Events with their personal fields opened (`crate::vault`).

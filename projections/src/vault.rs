@@ -109,6 +109,13 @@ impl MasterKey {
         mac.update(data);
         mac.finalize().into_bytes().into()
     }
+
+    /// Whether `tag` is [`MasterKey::mac`] of `label` and `data`, compared in
+    /// constant time.
+    pub fn verify_mac(&self, label: &str, data: &[u8], tag: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.mac(label, data)[..].ct_eq(tag))
+    }
 }
 
 fn wrap_associated(key: &str) -> Vec<u8> {

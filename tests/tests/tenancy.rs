@@ -173,6 +173,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("requestErasure", "mutation { requestErasure { erasure { personId state } } }"),
     ("cancelErasure", "mutation { cancelErasure { erasure { personId state } } }"),
     ("orderErasure", "mutation($portal: ID!) { orderErasure(personId: $portal) { erasure { personId state } } }"),
+    ("requestDataExport", "mutation { requestDataExport { id state eventsTotal downloadUrl } }"),
+    ("dataExport", "query($portal: ID!) { dataExport(id: $portal) { id state downloadUrl } }"),
+    ("myDataExports", "{ myDataExports { id state eventsTotal downloadUrl } }"),
     // The last: it ends the relationship the others aim at.
     ("endCareRelationship", "mutation($rel: ID!) { endCareRelationship(relationshipId: $rel) { version relationship { status } } }"),
 ];

@@ -198,6 +198,8 @@ impl Service {
             )
             .await
             .map_err(ApiError::internal)?;
+        // Their data exports go with the key.
+        self.exports.forget_person(organisation, person);
         // 4. The event.
         let caller = acting(person, organisation, basis, by);
         let outcome = self
@@ -342,6 +344,7 @@ pub async fn watch_erasures(svc: Arc<Service>) {
         .max(Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;
+        svc.exports.sweep(Utc::now());
         if let Err(e) = svc.erase_due(Utc::now()).await {
             tracing::error!(error = ?e, "due erasures could not be carried out");
         }

@@ -176,6 +176,19 @@ impl Section {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The section a portal event of type `event_type` belongs to (a
+    /// person's data export sorts stored events by it, before decoding).
+    pub fn of_event_type(event_type: &str) -> Section {
+        match event_type {
+            "MedicationAdded" | "MedicationChanged" | "MedicationPaused" | "MedicationResumed"
+            | "MedicationStopped" => Section::Medications,
+            "PersonAdded" | "PersonUpdated" | "PersonRemoved" => Section::Network,
+            "CrisisPlanRevised" => Section::CrisisPlan,
+            "ExerciseStarted" | "ExerciseCompleted" => Section::Exercises,
+            _ => Section::Core,
+        }
+    }
 }
 
 impl PortalEvent {
@@ -249,21 +262,7 @@ impl PortalEvent {
 
     /// The section this event belongs to.
     pub fn section(&self) -> Section {
-        match self {
-            PortalEvent::MedicationAdded { .. }
-            | PortalEvent::MedicationChanged { .. }
-            | PortalEvent::MedicationPaused { .. }
-            | PortalEvent::MedicationResumed { .. }
-            | PortalEvent::MedicationStopped { .. } => Section::Medications,
-            PortalEvent::PersonAdded { .. }
-            | PortalEvent::PersonUpdated { .. }
-            | PortalEvent::PersonRemoved { .. } => Section::Network,
-            PortalEvent::CrisisPlanRevised { .. } => Section::CrisisPlan,
-            PortalEvent::ExerciseStarted { .. } | PortalEvent::ExerciseCompleted { .. } => {
-                Section::Exercises
-            }
-            _ => Section::Core,
-        }
+        Section::of_event_type(&self.event_type())
     }
 
     /// The toolbox item (medication, person, exercise log entry) this event concerns.
