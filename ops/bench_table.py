@@ -283,6 +283,22 @@ if privacy:
                 print(f"| {store} | {label} | {fmt(before)} | {fmt(now)} | {spread(ratio)} | "
                       f"{verdict(statistics.median(ratio) >= 0.9)} |")
 
+export = [r for r in rows if r["kind"] == "export"]
+if export:
+    print("\nA person's data export (`requestDataExport`, followed with `dataExport` until ready, the")
+    print("archive downloaded), beside the store's own client reading every event of the store")
+    print("(`psql \\copy`, `sqlite3`) in the same run; median (min-max):\n")
+    print("| store | events of the person | events read | records | archive bytes | export s | store's client s | export / client |")
+    print("|---|---|---|---|---|---|---|---|")
+    for store in ("postgres", "sqlite"):
+        runs = [r for r in export if r["store"] == store]
+        if runs:
+            v = runs[-1]["view"]
+            ratio = [r["seconds"] / r["copy_seconds"] for r in runs]
+            print(f"| {store} | {min(r['events'] for r in runs):,}+ | {int(v['eventsScanned']):,} | {int(v['records']):,} | "
+                  f"{int(v['sizeBytes']):,} | {spread([r['seconds'] for r in runs], 3)} | "
+                  f"{spread([r['copy_seconds'] for r in runs], 3)} | {spread(ratio)} |")
+
 erase = [r for r in rows if r["kind"] == "erase"]
 if erase:
     print("\nErasing a person (`orderErasure`: ledger line, key destroyed, `PersonErased`, every")

@@ -29,6 +29,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
 use chacha20poly1305::{AeadCore, XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use domain::trail::{AccessRecord, Basis, GENESIS};
+use projections::vault::MasterKey;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -319,6 +320,37 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
         .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
 }
 
+/// The download link of export `id`, working until `expires` (Unix time).
+fn link(master: &MasterKey, id: Uuid, expires: i64) -> String {
+    let tag = master.mac(LINK_LABEL, format!("{id}.{expires}").as_bytes());
+    format!(
+        "/exports/{id}/archive?expires={expires}&signature={}",
+        hex::encode(tag)
+    )
+}
+
+/// Whether a link's parts are one [`link`] made and it works `now`.
+fn check_link(
+    master: &MasterKey,
+    id: Uuid,
+    expires: i64,
+    signature: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let refused = || ApiError::Forbidden("this download link is not valid".into());
+    let tag = hex::decode(signature).map_err(|_| refused())?;
+    if !master.verify_mac(LINK_LABEL, format!("{id}.{expires}").as_bytes(), &tag) {
+        return Err(refused());
+    }
+    if expires <= now.timestamp() {
+        return Err(ApiError::FailedPrecondition(
+            "this download link has expired: ask for the export again (dataExport) for a fresh one"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The record of a person's reading of their own data.
 pub fn own_reading(
     person: Uuid,
@@ -442,15 +474,8 @@ impl Service {
     /// A signed download link for a ready export, working until the
     /// earlier of `now + link_ttl` and the archive's expiry.
     fn download_link(&self, job: &Job, now: DateTime<Utc>) -> Option<String> {
-        let master = self.db.vault.master()?;
         let expires = (now + self.exports.0.link_ttl).min(job.expires_at?);
-        let expires = expires.timestamp();
-        let tag = master.mac(LINK_LABEL, format!("{}.{expires}", job.id).as_bytes());
-        Some(format!(
-            "/exports/{}/archive?expires={expires}&signature={}",
-            job.id,
-            hex::encode(tag)
-        ))
+        Some(link(self.db.vault.master()?, job.id, expires.timestamp()))
     }
 
     /// The archive a download link names, if the link is good now; its
@@ -464,18 +489,12 @@ impl Service {
         client_address: Option<String>,
     ) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
         let now = crate::clock::wall();
-        let refused = || ApiError::Forbidden("this download link is not valid".into());
-        let master = self.db.vault.master().ok_or_else(refused)?;
-        let tag = hex::decode(signature).map_err(|_| refused())?;
-        if !master.verify_mac(LINK_LABEL, format!("{id}.{expires}").as_bytes(), &tag) {
-            return Err(refused());
-        }
-        if expires <= now.timestamp() {
-            return Err(ApiError::FailedPrecondition(
-                "this download link has expired: ask for the export again (dataExport) for a fresh one"
-                    .into(),
-            ));
-        }
+        let master = self
+            .db
+            .vault
+            .master()
+            .ok_or_else(|| ApiError::internal("the vault is locked"))?;
+        check_link(master, id, expires, signature, now)?;
         self.exports.sweep(now);
         let gone = || ApiError::NotFound("this export is no longer kept: request a new one".into());
         let job = self
@@ -662,5 +681,139 @@ impl ExportMutation {
             ));
         }
         Ok(view(&svc, &job, now))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn parts(url: &str) -> (Uuid, i64, String) {
+        let (path, query) = url.split_once('?').unwrap();
+        let id = path.split('/').nth(2).unwrap().parse().unwrap();
+        let mut expires = 0;
+        let mut signature = String::new();
+        for pair in query.split('&') {
+            match pair.split_once('=').unwrap() {
+                ("expires", v) => expires = v.parse().unwrap(),
+                ("signature", v) => signature = v.to_string(),
+                _ => panic!("{pair}"),
+            }
+        }
+        (id, expires, signature)
+    }
+
+    #[test]
+    fn a_link_works_until_it_expires_and_only_as_made() {
+        let master = MasterKey::derive("a master secret of at least thirty-two characters");
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let expires = now.timestamp() + 900;
+        let (got_id, got_expires, signature) = parts(&link(&master, id, expires));
+        assert_eq!((got_id, got_expires), (id, expires));
+        assert!(check_link(&master, id, expires, &signature, now).is_ok());
+        let code = |r: Result<(), ApiError>| r.unwrap_err().code();
+        // Expired: said so, apart from a forged link.
+        let later = now + chrono::Duration::seconds(901);
+        assert_eq!(
+            code(check_link(&master, id, expires, &signature, later)),
+            "FAILED_PRECONDITION"
+        );
+        // Another export, a later expiry, another signature, another key.
+        assert_eq!(
+            code(check_link(
+                &master,
+                Uuid::new_v4(),
+                expires,
+                &signature,
+                now
+            )),
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            code(check_link(&master, id, expires + 1, &signature, now)),
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            code(check_link(&master, id, expires, &signature[2..], now)),
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            code(check_link(&master, id, expires, "zz", now)),
+            "FORBIDDEN"
+        );
+        let other = MasterKey::derive("another master secret of thirty-two characters");
+        assert_eq!(
+            code(check_link(&other, id, expires, &signature, now)),
+            "FORBIDDEN"
+        );
+    }
+
+    fn caller(person: Uuid, organisation: &str) -> Caller {
+        Caller {
+            subject: person,
+            role: Role::ServiceUser,
+            organisation: organisation.to_string(),
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn jobs_are_one_unfinished_per_person_sealed_on_disk_and_gone_when_expired_or_erased() {
+        let dir = std::env::temp_dir().join(format!("portal-exports-{}", Uuid::new_v4()));
+        let exports = Exports::new(
+            dir.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(900),
+        );
+        let now = Utc::now();
+        let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (first, new) = exports.enqueue(&caller(me, "a"), now).unwrap();
+        assert!(new);
+        let (again, new) = exports.enqueue(&caller(me, "a"), now).unwrap();
+        assert!(!new);
+        assert_eq!(again.id, first.id, "the unfinished one is given back");
+        // The same id in another organisation is someone else.
+        let (elsewhere, new) = exports.enqueue(&caller(me, "b"), now).unwrap();
+        assert!(new);
+        assert_ne!(elsewhere.id, first.id);
+        // Ready: sealed on disk; the file alone says nothing.
+        let archive = b"PK archive with Avocet words".to_vec();
+        let key = exports.store(first.id, &archive).unwrap();
+        let on_disk = std::fs::read(exports.file(first.id)).unwrap();
+        assert!(!on_disk.windows(6).any(|w| w == b"Avocet"));
+        exports.update(first.id, |j| {
+            j.state = DataExportState::Ready;
+            j.expires_at = Some(now + chrono::Duration::hours(1));
+            j.key = Some(Arc::new(key));
+        });
+        let job = exports.get(first.id).unwrap().unwrap();
+        assert_eq!(exports.load(&job).unwrap(), archive);
+        // A new request replaces the finished one, and deletes its file.
+        let (second, new) = exports.enqueue(&caller(me, "a"), now).unwrap();
+        assert!(new);
+        assert!(exports.get(first.id).unwrap().is_none());
+        assert!(!exports.file(first.id).exists());
+        // Expiry.
+        let key = exports.store(second.id, &archive).unwrap();
+        exports.update(second.id, |j| {
+            j.state = DataExportState::Ready;
+            j.expires_at = Some(now + chrono::Duration::hours(1));
+            j.key = Some(Arc::new(key));
+        });
+        exports.sweep(now);
+        assert!(exports.get(second.id).unwrap().is_some());
+        exports.sweep(now + chrono::Duration::hours(2));
+        assert!(exports.get(second.id).unwrap().is_none());
+        assert!(!exports.file(second.id).exists());
+        // Erasure of one person leaves the others'.
+        let (theirs, _) = exports.enqueue(&caller(other, "a"), now).unwrap();
+        exports.forget_person("b", me);
+        assert!(exports.get(elsewhere.id).unwrap().is_none());
+        assert!(exports.get(theirs.id).unwrap().is_some());
+        exports.clear_leftovers().unwrap();
+        assert!(!dir.exists());
     }
 }
