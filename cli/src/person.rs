@@ -65,8 +65,15 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
                 return Err("this person was erased: there is no data of theirs to export".into());
             }
             let now = api::clock::wall();
-            let gathered =
-                archive::gather(&service.db, person, &organisation, now, &|_| {}).await?;
+            let gathered = archive::gather(
+                &service.db,
+                person,
+                &organisation,
+                now,
+                archive::OPERATOR_MAX_BYTES,
+                &|_| {},
+            )
+            .await?;
             let mut record = api::privacy::export::own_reading(
                 person,
                 "admin",

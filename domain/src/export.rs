@@ -197,6 +197,8 @@ pub struct Selector {
     relationships: HashSet<String>,
     conversations: HashSet<String>,
     posts: HashSet<Uuid>,
+    topics: HashSet<String>,
+    silences: HashSet<Uuid>,
     studies: HashSet<Uuid>,
 }
 
@@ -227,6 +229,8 @@ impl Selector {
             relationships: HashSet::new(),
             conversations: HashSet::new(),
             posts: HashSet::new(),
+            topics: HashSet::new(),
+            silences: HashSet::new(),
             studies: HashSet::new(),
         }
     }
@@ -332,10 +336,18 @@ impl Selector {
                 Part::Forum,
                 event.aggregate_id == forum::reader_id(&self.organisation, self.person),
             ),
-            forum::FORUM_TYPE => take(
-                Part::Forum,
-                self.is(f, "person") || self.is(f, "by") || by_actor,
-            ),
+            forum::FORUM_TYPE => {
+                let silenced = event.event_type == "MemberSilenced" && self.is(f, "person");
+                if let (true, Some(silence)) = (silenced, uuid_at(f, "silence_id")) {
+                    self.silences.insert(silence);
+                }
+                let lifted = event.event_type == "SilenceLifted"
+                    && uuid_at(f, "silence_id").is_some_and(|s| self.silences.contains(&s));
+                take(
+                    Part::Forum,
+                    silenced || lifted || self.is(f, "by") || by_actor,
+                )
+            }
             forum::TOPIC_TYPE => self.forum_topic(event, f, by_actor),
             erasure::ERASURE_TYPE => take(
                 Part::Erasure,
@@ -360,11 +372,20 @@ impl Selector {
                 if let Some(post) = uuid_at(f, "post_id") {
                     self.posts.insert(post);
                 }
+                if event.event_type == "TopicOpened" {
+                    self.topics.insert(event.aggregate_id.to_string());
+                }
                 return Choice::Take(Part::Forum);
             }
             return Choice::Skip;
         }
         if self.is(f, "by") || by_actor {
+            return Choice::Take(Part::Forum);
+        }
+        // Their topic closed or reopened by a moderator.
+        if matches!(event.event_type, "TopicClosed" | "TopicReopened")
+            && self.topics.contains(event.aggregate_id)
+        {
             return Choice::Take(Part::Forum);
         }
         let others_act = matches!(
@@ -377,6 +398,61 @@ impl Selector {
         } else {
             Choice::Skip
         }
+    }
+}
+
+/// What of an event in a person's archive is not theirs to see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redaction {
+    /// Fields of the event left out.
+    pub fields: Vec<&'static str>,
+    /// Whether who caused the event is left out.
+    pub actor: bool,
+}
+
+/// What `person`'s archive leaves out of `event`, taken into `part`:
+///
+/// - of a read of their data by someone else, what their own access log
+///   leaves out: the reader's address and request id, and an auditor's or
+///   admin's search terms (an admin's stated reason for resolving their
+///   forum name is theirs to read);
+/// - of something done in the forum by someone else to their post, topic
+///   or to them, who did it (the forum never names a moderator or a
+///   flagger to a member);
+/// - of a moderator's own silencing of a member, the member's person id
+///   (only an admin resolves a forum name to a person, with a stated
+///   reason).
+pub fn redaction(person: Uuid, part: Part, event: &EventRef<'_>) -> Redaction {
+    let me = person.to_string();
+    let f = fields(event.payload, event.event_type);
+    let named = |key: &str| {
+        f.and_then(|f| f.get(key))
+            .and_then(Value::as_str)
+            .is_some_and(|v| v == me)
+    };
+    match part {
+        Part::AccessLog if !named("reader_id") => {
+            let identity = f
+                .and_then(|f| text_at(f, "section"))
+                .is_some_and(|s| s == crate::trail::FORUM_IDENTITY);
+            let mut fields = vec!["client_address", "request_id"];
+            if !identity {
+                fields.push("detail");
+            }
+            Redaction {
+                fields,
+                actor: false,
+            }
+        }
+        Part::Forum if event.actor != me => Redaction {
+            fields: vec!["by"],
+            actor: true,
+        },
+        Part::Forum if event.event_type == "MemberSilenced" && !named("person") => Redaction {
+            fields: vec!["person"],
+            actor: false,
+        },
+        _ => Redaction::default(),
     }
 }
 

@@ -425,6 +425,124 @@ fn in_the_forum_their_own_acts_and_what_was_done_to_their_posts_but_not_others_w
     };
     assert_eq!(choose(&mut s, &reading(ME)), Choice::Take(Part::Forum));
     assert_eq!(choose(&mut s, &reading(OTHER)), Choice::Skip);
+    // Their silence lifted, their topic closed: theirs; someone else's: not.
+    let silence = Uuid::from_u128(43);
+    let silenced = Stored::raw(
+        crate::forum::FORUM_TYPE,
+        ORG,
+        "MemberSilenced",
+        PROVIDER,
+        json!({"silence_id": silence.to_string(), "person": ME.to_string(), "by": PROVIDER.to_string()}),
+    );
+    let lifted = |id: Uuid| {
+        Stored::raw(
+            crate::forum::FORUM_TYPE,
+            ORG,
+            "SilenceLifted",
+            PROVIDER,
+            json!({"silence_id": id.to_string(), "by": PROVIDER.to_string()}),
+        )
+    };
+    assert_eq!(choose(&mut s, &silenced), Choice::Take(Part::Forum));
+    assert_eq!(choose(&mut s, &lifted(silence)), Choice::Take(Part::Forum));
+    assert_eq!(choose(&mut s, &lifted(Uuid::from_u128(44))), Choice::Skip);
+    let closed = |topic: Uuid| {
+        Stored::raw(
+            crate::forum::TOPIC_TYPE,
+            topic,
+            "TopicClosed",
+            PROVIDER,
+            json!({"by": PROVIDER.to_string(), "reason": "r"}),
+        )
+    };
+    assert_eq!(choose(&mut s, &closed(topic)), Choice::Take(Part::Forum));
+    assert_eq!(choose(&mut s, &closed(Uuid::from_u128(45))), Choice::Skip);
+}
+
+fn redacted(s: &Stored, part: Part) -> Redaction {
+    let actor = s.actor.to_string();
+    redaction(
+        ME,
+        part,
+        &EventRef {
+            aggregate_type: s.aggregate_type,
+            aggregate_id: &s.aggregate_id,
+            event_type: &s.event_type,
+            organisation: s.organisation,
+            actor: &actor,
+            payload: &s.payload,
+        },
+    )
+}
+
+#[test]
+fn others_addresses_and_search_terms_and_who_moderated_are_left_out() {
+    // A read of their data by someone else: as their own access log shows it.
+    let read = record(PROVIDER, ORG, ME, ORG);
+    assert_eq!(
+        redacted(&read, Part::AccessLog),
+        Redaction {
+            fields: vec!["client_address", "request_id", "detail"],
+            actor: false
+        }
+    );
+    // An admin's stated reason for resolving their forum name is theirs.
+    let mut resolved = record(PROVIDER, ORG, ME, ORG);
+    resolved.payload["section"] = json!(crate::trail::FORUM_IDENTITY);
+    assert_eq!(
+        redacted(&resolved, Part::AccessLog).fields,
+        vec!["client_address", "request_id"]
+    );
+    // Their own reads keep everything.
+    assert_eq!(
+        redacted(&record(ME, ORG, ME, ORG), Part::AccessLog),
+        Redaction::default()
+    );
+    assert_eq!(
+        redacted(&record(ME, ORG, OTHER, ORG), Part::ReadsMade),
+        Redaction::default()
+    );
+    // Done to them in the forum: not by whom.
+    let hidden = Stored::raw(
+        crate::forum::TOPIC_TYPE,
+        "t",
+        "PostHidden",
+        OTHER,
+        json!({"by": null}),
+    );
+    assert_eq!(
+        redacted(&hidden, Part::Forum),
+        Redaction {
+            fields: vec!["by"],
+            actor: true
+        }
+    );
+    // Their own silencing of a member: not the member's person id.
+    let silencing = Stored::raw(
+        crate::forum::FORUM_TYPE,
+        ORG,
+        "MemberSilenced",
+        ME,
+        json!({"person": OTHER.to_string(), "by": ME.to_string()}),
+    );
+    assert_eq!(
+        redacted(&silencing, Part::Forum),
+        Redaction {
+            fields: vec!["person"],
+            actor: false
+        }
+    );
+    let own_post = Stored::raw(
+        crate::forum::TOPIC_TYPE,
+        "t",
+        "ReplyPosted",
+        ME,
+        json!({"author": ME.to_string()}),
+    );
+    assert_eq!(redacted(&own_post, Part::Forum), Redaction::default());
+    // Elsewhere nothing is left out.
+    let goal = Stored::raw("Portal", ME, "GoalSet", ME, json!({}));
+    assert_eq!(redacted(&goal, Part::Core), Redaction::default());
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::export::{fields, Choice, EventRef, Part, Selector};
+use domain::export::{fields, redaction, Choice, EventRef, Part, Redaction, Selector};
 use projections::{stream, Checkpoint, Db, StoredEvent};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -32,9 +32,12 @@ use crate::error::ApiError;
 pub const FORMAT: &str = "portal-person-export";
 /// The archive format's version; a change of the records' shape raises it.
 pub const FORMAT_VERSION: u32 = 1;
-/// The biggest archive built (before compression): a person's data past it
-/// is refused with a clear error rather than exhausting memory.
-pub const ARCHIVE_MAX_BYTES: usize = 256 << 20;
+/// The most stored event bytes an archive asked for through the API holds:
+/// a person's data past it is refused with a clear error rather than
+/// exhausting memory (building it takes a few times this, for two at once).
+pub const ARCHIVE_MAX_BYTES: usize = 64 << 20;
+/// The bound of an operator's `portal person export`, on their own machine.
+pub const OPERATOR_MAX_BYTES: usize = 2 << 30;
 /// Events read per batch.
 const BATCH: i64 = 2_000;
 
@@ -57,10 +60,11 @@ pub struct Record {
     pub sequence: i64,
     /// The event's type.
     pub event: String,
-    /// Who caused it.
-    pub actor_id: String,
-    /// In which role.
-    pub actor_role: String,
+    /// Who caused it; null when it is not the person's to know (a moderator
+    /// or a flagger in the forum).
+    pub actor_id: Option<String>,
+    /// In which role; null with `actor_id`.
+    pub actor_role: Option<String>,
     /// The event's fields, personal ones opened.
     pub data: Map<String, Value>,
 }
@@ -100,11 +104,22 @@ fn corrupt(event: &StoredEvent, e: impl std::fmt::Display) -> ApiError {
     ))
 }
 
-fn record_of(event: &StoredEvent) -> Result<Record, ApiError> {
+/// An opened event as a record, with what `redaction` leaves out left out.
+fn record_of(event: &StoredEvent, redaction: &Redaction) -> Result<Record, ApiError> {
     let payload: Value = serde_json::from_str(&event.payload).map_err(|e| corrupt(event, e))?;
-    let data = fields(&payload, &event.event_type)
+    let mut data = fields(&payload, &event.event_type)
         .cloned()
         .ok_or_else(|| corrupt(event, "not an object"))?;
+    for field in &redaction.fields {
+        data.remove(*field);
+    }
+    let (actor_id, actor_role) = match redaction.actor {
+        true => (None, None),
+        false => (
+            Some(event.metadata.actor_id.clone()),
+            Some(event.metadata.actor_role.clone()),
+        ),
+    };
     Ok(Record {
         position: event.checkpoint.position,
         recorded_at: event.recorded_at.clone(),
@@ -112,19 +127,21 @@ fn record_of(event: &StoredEvent) -> Result<Record, ApiError> {
         stream_id: event.aggregate_id.clone(),
         sequence: event.sequence,
         event: event.event_type.clone(),
-        actor_id: event.metadata.actor_id.clone(),
-        actor_role: event.metadata.actor_role.clone(),
+        actor_id,
+        actor_role,
         data,
     })
 }
 
 /// Reads the whole stream once and gathers what is `person`'s in
-/// `organisation`, telling `progress` after every batch.
+/// `organisation`, telling `progress` after every batch; refused past
+/// `max_bytes` of their stored events.
 pub async fn gather(
     db: &Db,
     person: Uuid,
     organisation: &str,
     generated_at: DateTime<Utc>,
+    max_bytes: usize,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Gathered, ApiError> {
     let (_, total) = stream::head(db).await?;
@@ -138,34 +155,38 @@ pub async fn gather(
         let Some(last) = batch.last() else { break };
         after = last.checkpoint;
         scanned += batch.len() as u64;
-        let mut chosen: Vec<(Part, StoredEvent)> = Vec::new();
+        let mut chosen: Vec<(Part, Redaction, StoredEvent)> = Vec::new();
         for event in batch {
             let payload: Value =
                 serde_json::from_str(&event.payload).map_err(|e| corrupt(&event, e))?;
-            let choice = selector.select(&EventRef {
+            let seen = EventRef {
                 aggregate_type: &event.aggregate_type,
                 aggregate_id: &event.aggregate_id,
                 event_type: &event.event_type,
                 organisation: &event.metadata.organisation,
                 actor: &event.metadata.actor_id,
                 payload: &payload,
-            });
-            match choice {
+            };
+            match selector.select(&seen) {
                 Choice::Skip => {}
-                Choice::Take(part) => chosen.push((part, event)),
+                Choice::Take(part) => {
+                    let left_out = redaction(person, part, &seen);
+                    chosen.push((part, left_out, event));
+                }
                 Choice::IfEnrolled(study) => held.push((study, event)),
             }
         }
-        let mut events: Vec<StoredEvent> = chosen.iter().map(|(_, e)| e.clone()).collect();
+        let mut events: Vec<StoredEvent> = chosen.iter().map(|(_, _, e)| e.clone()).collect();
         stream::open_events(db, &mut events).await?;
-        for ((part, _), event) in chosen.into_iter().zip(events) {
+        for ((part, left_out, _), event) in chosen.into_iter().zip(events) {
             bytes += event.payload.len() + 256;
-            kept.push((event.checkpoint, part, record_of(&event)?));
+            kept.push((event.checkpoint, part, record_of(&event, &left_out)?));
         }
-        if bytes > ARCHIVE_MAX_BYTES {
+        if bytes > max_bytes {
             return Err(ApiError::FailedPrecondition(format!(
-                "this person's data is larger than an archive may be ({} MiB); ask the operators for `portal person export`",
-                ARCHIVE_MAX_BYTES >> 20
+                "this person's data is larger than an archive asked for here may be ({} MiB): \
+                 the organisation's operators can make it (`portal person export`)",
+                max_bytes >> 20
             )));
         }
         progress(Progress {
@@ -180,7 +201,11 @@ pub async fn gather(
         .collect();
     stream::open_events(db, &mut studies).await?;
     for event in studies {
-        kept.push((event.checkpoint, Part::Studies, record_of(&event)?));
+        kept.push((
+            event.checkpoint,
+            Part::Studies,
+            record_of(&event, &Redaction::default())?,
+        ));
     }
     kept.sort_by_key(|(checkpoint, _, _)| *checkpoint);
     let mut parts: BTreeMap<Part, Vec<Record>> = Part::ALL.iter().map(|p| (*p, vec![])).collect();
@@ -248,12 +273,22 @@ fn flatten(prefix: &str, fields: &Map<String, Value>, out: &mut BTreeMap<String,
                 out.insert(name, String::new());
             }
             Value::String(text) => {
-                out.insert(name, text.clone());
+                out.insert(name, inert(text));
             }
             other => {
                 out.insert(name, other.to_string());
             }
         }
+    }
+}
+
+/// A text as a spreadsheet cell that is never a formula: one that starts
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`
+/// (OWASP's advice against CSV injection: others' messages are in it).
+fn inert(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_string(),
     }
 }
 
@@ -284,8 +319,8 @@ pub fn to_csv(records: &[Record]) -> Result<Vec<u8>, ApiError> {
             record.stream_id.clone(),
             record.sequence.to_string(),
             record.event.clone(),
-            record.actor_id.clone(),
-            record.actor_role.clone(),
+            record.actor_id.clone().unwrap_or_default(),
+            record.actor_role.clone().unwrap_or_default(),
         ]
         .into_iter()
         .chain(
@@ -312,8 +347,12 @@ A record is one stored event: its place in the stream (position), when it
 was stored (recorded_at), the stream it belongs to (stream, stream_id,
 sequence), what happened (event), who did it (actor_id, actor_role), and
 the event's own fields (data; in the CSV files, the columns data.*).
-Texts of yours are given as you wrote them. Every part is described in the
-JSON document and its schema.
+Texts of yours are given as you wrote them (in the CSV files, a text that
+starts with = + - or @ has a ' before it, so that a spreadsheet never takes
+it for a formula). Every part is described in the JSON document and its
+schema. Who did something in the forum to your posts or to you is not
+given, nor the addresses of those who read your data: the service never
+tells a member either.
 ";
 
 /// The archive: a ZIP of the JSON document, its schema, a CSV per part and a
@@ -439,8 +478,8 @@ pub fn json_schema() -> Value {
                 "stream_id": { "type": "string", "description": "The stream's id." },
                 "sequence": { "type": "integer", "minimum": 1, "description": "Its number within the stream." },
                 "event": { "type": "string", "description": "What happened." },
-                "actor_id": { "type": "string", "description": "Who caused it." },
-                "actor_role": { "type": "string", "description": "In which role." },
+                "actor_id": { "type": ["string", "null"], "description": "Who caused it; null when it is not the person's to know (a moderator or a flagger in the forum)." },
+                "actor_role": { "type": ["string", "null"], "description": "In which role; null with actor_id." },
                 "data": { "type": "object", "description": "The event's own fields." },
             },
             "required": ["position", "recorded_at", "stream", "stream_id", "sequence", "event", "actor_id", "actor_role", "data"],
@@ -529,8 +568,8 @@ mod tests {
             stream_id: "p".into(),
             sequence: position,
             event: "GoalSet".into(),
-            actor_id: "a".into(),
-            actor_role: "service_user".into(),
+            actor_id: Some("a".into()),
+            actor_role: Some("service_user".into()),
             data: data.as_object().unwrap().clone(),
         };
         let csv = to_csv(&[
@@ -539,6 +578,7 @@ mod tests {
                 json!({"title": "walk, daily", "terms": {"notes": "n"}, "n": 3}),
             ),
             record(2, json!({"title": null, "list": ["a"]})),
+            record(3, json!({"title": "=HYPERLINK(\"x\")", "n": -3})),
         ])
         .unwrap();
         let text = String::from_utf8(csv).unwrap();
@@ -554,6 +594,11 @@ mod tests {
         assert_eq!(
             lines[2],
             "2,2026-01-01T00:00:00Z,Portal,p,2,GoalSet,a,service_user,\"[\"\"a\"\"]\",,,"
+        );
+        // A text never reads as a formula; a number stays a number.
+        assert_eq!(
+            lines[3],
+            "3,2026-01-01T00:00:00Z,Portal,p,3,GoalSet,a,service_user,,-3,,\"'=HYPERLINK(\"\"x\"\")\""
         );
     }
 }

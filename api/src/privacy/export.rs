@@ -44,6 +44,10 @@ use crate::service::Service;
 pub const RUNNING_MAX: usize = 2;
 /// Exports remembered at once, over everyone.
 pub const JOBS_MAX: usize = 10_000;
+/// Downloads of one export; then the person asks for a new one.
+pub const DOWNLOADS_MAX: u32 = 10;
+/// Archives opened for download at once.
+const LOADING_MAX: usize = 2;
 /// The MAC label of download links.
 const LINK_LABEL: &str = "export-link";
 const NONCE_LEN: usize = 24;
@@ -76,6 +80,8 @@ struct Job {
     size: Option<u64>,
     records: Option<u64>,
     error: Option<String>,
+    /// How many times it was fetched.
+    downloads: u32,
     /// The archive's own key, only ever in memory.
     key: Option<Arc<Zeroizing<[u8; 32]>>>,
 }
@@ -86,7 +92,11 @@ pub struct Exports(Arc<Inner>);
 
 struct Inner {
     jobs: Mutex<HashMap<Uuid, Job>>,
+    /// `<data_dir>/exports`, where every process keeps a folder of its own.
+    root: PathBuf,
+    /// This process's folder in it.
     dir: PathBuf,
+    loading: tokio::sync::Semaphore,
     ttl: chrono::Duration,
     link_ttl: chrono::Duration,
     slots: tokio::sync::Semaphore,
@@ -101,24 +111,43 @@ fn chrono_of(d: Duration) -> chrono::Duration {
 }
 
 impl Exports {
-    /// The exports kept in `dir` (`<data_dir>/exports`).
-    pub fn new(dir: PathBuf, ttl: Duration, link_ttl: Duration) -> Self {
+    /// The exports kept in a folder of this process's own under `root`
+    /// (`<data_dir>/exports`).
+    pub fn new(root: PathBuf, ttl: Duration, link_ttl: Duration) -> Self {
         Exports(Arc::new(Inner {
             jobs: Mutex::new(HashMap::new()),
-            dir,
+            dir: root.join(Uuid::new_v4().to_string()),
+            root,
+            loading: tokio::sync::Semaphore::new(LOADING_MAX),
             ttl: chrono_of(ttl),
             link_ttl: chrono_of(link_ttl),
             slots: tokio::sync::Semaphore::new(RUNNING_MAX),
         }))
     }
 
-    /// Deletes what an earlier run of the service left (its archives' keys
-    /// died with it). The serving process calls it once, at start.
+    /// Deletes the folders earlier runs of the service left, once nothing in
+    /// them can still be wanted (older than `export_ttl`: their archives'
+    /// keys died with those processes, so until then they are unreadable
+    /// anyway). Another instance's live folder is never that old. The
+    /// serving process calls it at start.
     pub fn clear_leftovers(&self) -> Result<(), ApiError> {
-        let dir = &self.0.dir;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| ApiError::internal(format!("cannot clear {}: {e}", dir.display())))?;
+        let Ok(entries) = std::fs::read_dir(&self.0.root) else {
+            return Ok(());
+        };
+        let ttl = self.0.ttl.to_std().unwrap_or(Duration::MAX);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > ttl);
+            if path != self.0.dir && old {
+                std::fs::remove_dir_all(&path).map_err(|e| {
+                    ApiError::internal(format!("cannot clear {}: {e}", path.display()))
+                })?;
+            }
         }
         Ok(())
     }
@@ -178,6 +207,12 @@ impl Exports {
         }
     }
 
+    /// Whether export `id` is still kept (not dropped by an erasure or
+    /// replaced).
+    fn wanted(&self, id: Uuid) -> bool {
+        self.get(id).ok().flatten().is_some()
+    }
+
     fn get(&self, id: Uuid) -> Result<Option<Job>, ApiError> {
         Ok(self.0.jobs.lock().map_err(poisoned)?.get(&id).cloned())
     }
@@ -218,16 +253,16 @@ impl Exports {
         if let Some(job) = unfinished {
             return Ok((job.clone(), false));
         }
-        if jobs.len() >= JOBS_MAX {
-            return Err(ApiError::RateLimited(
-                "too many data exports are waiting or kept: retry in a few minutes".into(),
-            ));
-        }
         let replaced: Vec<Uuid> = jobs
             .values()
             .filter(|j| j.person == person && j.organisation == organisation)
             .map(|j| j.id)
             .collect();
+        if jobs.len() - replaced.len() >= JOBS_MAX {
+            return Err(ApiError::RateLimited(
+                "too many data exports are waiting or kept: retry in a few minutes".into(),
+            ));
+        }
         for id in &replaced {
             jobs.remove(id);
         }
@@ -244,6 +279,7 @@ impl Exports {
             size: None,
             records: None,
             error: None,
+            downloads: 0,
             key: None,
         };
         jobs.insert(job.id, job.clone());
@@ -416,6 +452,10 @@ impl Service {
         let Ok(_slot) = exports.0.slots.acquire().await else {
             return;
         };
+        // Dropped while it waited (an erasure, a restart of the registry).
+        if !exports.wanted(id) {
+            return;
+        }
         exports.update(id, |j| j.state = DataExportState::Running);
         let started = crate::clock::wall();
         let follow = {
@@ -428,9 +468,14 @@ impl Service {
                 caller.subject,
                 &caller.organisation,
                 started,
+                archive::ARCHIVE_MAX_BYTES,
                 &follow,
             )
             .await?;
+            // Erased while it was gathered: nothing is recorded or kept.
+            if !exports.wanted(id) {
+                return Err(ApiError::NotFound("this export was dropped".into()));
+            }
             self.record_reading(own_reading(
                 caller.subject,
                 caller.role.as_str(),
@@ -448,7 +493,7 @@ impl Service {
         .await;
         let finished = crate::clock::wall();
         let ttl = exports.0.ttl;
-        let still_wanted = exports.get(id).ok().flatten().is_some();
+        let still_wanted = exports.wanted(id);
         match outcome {
             Ok(_) if !still_wanted => exports.remove_file(id),
             Ok((key, size, records)) => exports.update(id, |j| {
@@ -502,6 +547,11 @@ impl Service {
             .get(id)?
             .filter(|j| j.state == DataExportState::Ready)
             .ok_or_else(gone)?;
+        if job.downloads >= DOWNLOADS_MAX {
+            return Err(ApiError::RateLimited(format!(
+                "this export was downloaded {DOWNLOADS_MAX} times: request a new one"
+            )));
+        }
         // Erased meanwhile (by another instance, or a replayed ledger).
         if self
             .erasure(&job.organisation, job.person)
@@ -522,6 +572,14 @@ impl Service {
             now,
         ))
         .await?;
+        self.exports.update(id, |j| j.downloads += 1);
+        let _turn = self
+            .exports
+            .0
+            .loading
+            .acquire()
+            .await
+            .map_err(ApiError::internal)?;
         Ok((self.exports.load(&job)?, job.requested_at))
     }
 }
@@ -673,12 +731,26 @@ impl ExportMutation {
         if new {
             let runner = Arc::clone(&svc);
             let request = request(ctx);
-            tokio::spawn(runner.run_export(
+            let work = tokio::spawn(runner.run_export(
                 job.id,
                 caller.clone(),
                 request.request_id.clone(),
                 request.client_address.clone(),
             ));
+            // A panic in the job must not leave it running for good.
+            let exports = svc.exports.clone();
+            let id = job.id;
+            tokio::spawn(async move {
+                if work.await.is_err() {
+                    tracing::error!(export = %id, "a data export stopped unexpectedly");
+                    exports.update(id, |j| {
+                        j.state = DataExportState::Failed;
+                        j.finished_at = Some(crate::clock::wall());
+                        j.expires_at = Some(crate::clock::wall() + exports.0.ttl);
+                        j.error = Some("internal error".into());
+                    });
+                }
+            });
         }
         Ok(view(&svc, &job, now))
     }
@@ -808,12 +880,27 @@ mod tests {
         exports.sweep(now + chrono::Duration::hours(2));
         assert!(exports.get(second.id).unwrap().is_none());
         assert!(!exports.file(second.id).exists());
-        // Erasure of one person leaves the others'.
+        // Erasure of one person leaves the others', and the same id's in
+        // another organisation.
         let (theirs, _) = exports.enqueue(&caller(other, "a"), now).unwrap();
+        let (mine_here, _) = exports.enqueue(&caller(me, "a"), now).unwrap();
         exports.forget_person("b", me);
         assert!(exports.get(elsewhere.id).unwrap().is_none());
         assert!(exports.get(theirs.id).unwrap().is_some());
-        exports.clear_leftovers().unwrap();
-        assert!(!dir.exists());
+        assert!(exports.get(mine_here.id).unwrap().is_some());
+        // A start leaves a recent folder of another process, and deletes
+        // this one's own only by expiry (here: never).
+        let again = Exports::new(
+            dir.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(900),
+        );
+        again.clear_leftovers().unwrap();
+        assert!(exports.0.dir.exists());
+        let stale = Exports::new(dir.clone(), Duration::ZERO, Duration::from_secs(900));
+        std::thread::sleep(Duration::from_millis(20));
+        stale.clear_leftovers().unwrap();
+        assert!(!exports.0.dir.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
