@@ -18,6 +18,7 @@ pub mod documents;
 pub mod durability;
 pub mod encryption_migration;
 pub mod error;
+pub mod export_jobs;
 pub mod folds;
 pub mod forum;
 pub mod history;

@@ -326,7 +326,7 @@ pub struct Service {
     /// at each use (`Service::folded`).
     folds: crate::folds::Folds,
     /// People's data exports (`crate::privacy::export`).
-    pub exports: crate::privacy::export::Exports,
+    pub exports: crate::export_jobs::Exports,
     /// Organisation of each portal seen; it never changes after opening.
     organisations: std::sync::RwLock<std::collections::HashMap<Uuid, String>>,
 }
@@ -538,7 +538,7 @@ impl Service {
             Arc::clone(&engine),
             settings.projections.read_your_writes_timeout,
         );
-        let exports = crate::privacy::export::Exports::new(
+        let exports = crate::export_jobs::Exports::new(
             settings.store.data_dir.join("exports"),
             settings.privacy.export_ttl,
             settings.privacy.export_link_ttl,

@@ -170,6 +170,26 @@ async fn export(
     (view, path)
 }
 
+/// `client` starts a conversation with `provider`, who replies.
+async fn converse(client: &Client, provider: &Provider, subject: &str, body: &str, reply: &str) {
+    let conversation = client
+        .data(
+            "mutation($s: String!, $b: String!, $p: ID!) { startConversation(subject: $s, body: $b, providerIds: [$p]) { conversation { uuid } } }",
+            json!({ "s": subject, "b": body, "p": provider.id }),
+        )
+        .await["startConversation"]["conversation"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    provider
+        .client
+        .data(
+            "mutation($c: ID!, $b: String!) { postMessage(conversationId: $c, body: $b) { version } }",
+            json!({ "c": conversation, "b": reply }),
+        )
+        .await;
+}
+
 async fn everything_written_is_in_the_archive(store: Store) {
     let db = fresh_db(store).await;
     let server = Server::start(&db).await;
@@ -201,22 +221,7 @@ async fn everything_written_is_in_the_archive(store: Store) {
         json!({ "e": entry, "r": REFLECTION }),
     )
     .await;
-    let conversation = c
-        .data(
-            "mutation($s: String!, $b: String!, $p: ID!) { startConversation(subject: $s, body: $b, providerIds: [$p]) { conversation { uuid } } }",
-            json!({ "s": SUBJECT, "b": MESSAGE, "p": provider.id }),
-        )
-        .await["startConversation"]["conversation"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    provider
-        .client
-        .data(
-            "mutation($c: ID!, $b: String!) { postMessage(conversationId: $c, body: $b) { version } }",
-            json!({ "c": conversation, "b": REPLY }),
-        )
-        .await;
+    converse(c, &provider, SUBJECT, MESSAGE, REPLY).await;
     let post = c
         .data(
             "mutation($t: String!, $b: String!) { openTopic(category: \"sleep\", title: $t, body: $b) { post { id } } }",
@@ -266,25 +271,8 @@ async fn everything_written_is_in_the_archive(store: Store) {
             json!({ "v": OTHERS_GOAL }),
         )
         .await;
-    let theirs = relate(&other, &provider).await;
-    let _ = theirs;
-    let other_conversation = other
-        .client
-        .data(
-            "mutation($p: ID!) { startConversation(subject: \"Godwit\", body: \"Godwit\", providerIds: [$p]) { conversation { uuid } } }",
-            json!({ "p": provider.id }),
-        )
-        .await["startConversation"]["conversation"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    provider
-        .client
-        .data(
-            "mutation($c: ID!, $b: String!) { postMessage(conversationId: $c, body: $b) { version } }",
-            json!({ "c": other_conversation, "b": OTHERS_REPLY }),
-        )
-        .await;
+    relate(&other, &provider).await;
+    converse(&other.client, &provider, "Godwit", "Godwit", OTHERS_REPLY).await;
 
     // A moderator hides the user's post: the user learns it, not by whom.
     let moderator_id = Uuid::new_v4();

@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+pub use crate::export_jobs::Progress;
 
 /// The archive format's name, in every archive.
 pub const FORMAT: &str = "portal-person-export";
@@ -87,14 +88,6 @@ impl Gathered {
     pub fn records(&self) -> usize {
         self.parts.values().map(Vec::len).sum()
     }
-}
-
-/// How far a gathering is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub scanned: u64,
-    /// The events in the store when it started.
-    pub total: u64,
 }
 
 fn corrupt(event: &StoredEvent, e: impl std::fmt::Display) -> ApiError {

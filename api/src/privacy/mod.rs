@@ -3,8 +3,9 @@
 //! - [`erasure`]: asking for, cancelling, ordering and carrying out erasures;
 //!   [`ledger`]: the erasure ledger outside the database.
 //! - [`export`]: a person's data export as a job they follow, with an
-//!   expiring download link; [`archive`]: what the archive holds and how it
-//!   is written (JSON with its schema, CSV per part, in a ZIP file).
+//!   expiring download link (the jobs' registry is `crate::export_jobs`,
+//!   below the service); [`archive`]: what the archive holds and how it is
+//!   written (JSON with its schema, CSV per part, in a ZIP file).
 //!
 //! The sealing itself is `projections::vault`; which fields are personal is
 //! `domain::personal`; the one-time sealing of a store written before is
