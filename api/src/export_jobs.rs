@@ -144,19 +144,46 @@ impl Exports {
         let ttl = self.0.ttl.to_std().unwrap_or(Duration::MAX);
         for entry in entries.flatten() {
             let path = entry.path();
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            let old = metadata
+                .modified()
                 .ok()
                 .and_then(|at| at.elapsed().ok())
                 .is_some_and(|age| age > ttl);
-            if path != self.0.dir && old {
-                std::fs::remove_dir_all(&path).map_err(|e| {
-                    ApiError::internal(format!("cannot clear {}: {e}", path.display()))
-                })?;
+            if path == self.0.dir || !old {
+                continue;
+            }
+            let removed = if metadata.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, path = %path.display(), "an expired data export could not be deleted");
             }
         }
         Ok(())
+    }
+
+    /// The ready export `id` for one more download, counted; refused past
+    /// [`DOWNLOADS_MAX`].
+    pub fn reserve_download(&self, id: Uuid) -> Result<Job, ApiError> {
+        let mut jobs = self.0.jobs.lock().map_err(poisoned)?;
+        let job = jobs
+            .get_mut(&id)
+            .filter(|j| j.state == DataExportState::Ready)
+            .ok_or_else(|| {
+                ApiError::NotFound("this export is no longer kept: request a new one".into())
+            })?;
+        if job.downloads >= DOWNLOADS_MAX {
+            return Err(ApiError::RateLimited(format!(
+                "this export was downloaded {DOWNLOADS_MAX} times: request a new one"
+            )));
+        }
+        job.downloads += 1;
+        Ok(job.clone())
     }
 
     pub fn file(&self, id: Uuid) -> PathBuf {
@@ -486,6 +513,18 @@ mod tests {
         });
         let job = exports.get(first.id).unwrap().unwrap();
         assert_eq!(exports.load(&job).unwrap(), archive);
+        // Downloads are counted under the lock, and bounded.
+        for _ in 0..DOWNLOADS_MAX {
+            exports.reserve_download(first.id).unwrap();
+        }
+        assert_eq!(
+            exports.reserve_download(first.id).unwrap_err().code(),
+            "RATE_LIMITED"
+        );
+        assert_eq!(
+            exports.reserve_download(Uuid::new_v4()).unwrap_err().code(),
+            "NOT_FOUND"
+        );
         // A new request replaces the finished one, and deletes its file.
         let (second, new) = exports.enqueue(&caller(me, "a"), now).unwrap();
         assert!(new);
@@ -520,10 +559,13 @@ mod tests {
         );
         again.clear_leftovers().unwrap();
         assert!(exports.0.dir.exists());
+        // A stray file is deleted as well, never stopping the start.
+        std::fs::write(dir.join("stray.sealed"), b"x").unwrap();
         let stale = Exports::new(dir.clone(), Duration::ZERO, Duration::from_secs(900));
         std::thread::sleep(Duration::from_millis(20));
         stale.clear_leftovers().unwrap();
         assert!(!exports.0.dir.exists());
+        assert!(!dir.join("stray.sealed").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

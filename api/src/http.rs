@@ -486,6 +486,7 @@ async fn export_archive(
             codes::NOT_FOUND => StatusCode::NOT_FOUND,
             codes::FORBIDDEN => StatusCode::FORBIDDEN,
             codes::FAILED_PRECONDITION => StatusCode::GONE,
+            codes::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error_response(status, e.code(), &e.message())

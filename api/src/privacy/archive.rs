@@ -176,9 +176,13 @@ pub async fn gather(
             kept.push((event.checkpoint, part, record_of(&event, &left_out)?));
         }
         if bytes > max_bytes {
+            let hint = if max_bytes < OPERATOR_MAX_BYTES {
+                ": the organisation's operators can make it (`portal person export`)"
+            } else {
+                ""
+            };
             return Err(ApiError::FailedPrecondition(format!(
-                "this person's data is larger than an archive asked for here may be ({} MiB): \
-                 the organisation's operators can make it (`portal person export`)",
+                "this person's data is larger than an archive made here may be ({} MiB){hint}",
                 max_bytes >> 20
             )));
         }

@@ -176,6 +176,9 @@ impl Service {
             .vault
             .master()
             .ok_or_else(|| ApiError::internal("no master key"))?;
+        // Their data exports go first: a job that looks again before it
+        // records or keeps anything finds itself dropped.
+        self.exports.forget_person(organisation, person);
         // 2. The ledger, on disk.
         self.ledger()
             .append(
@@ -198,8 +201,6 @@ impl Service {
             )
             .await
             .map_err(ApiError::internal)?;
-        // Their data exports go with the key.
-        self.exports.forget_person(organisation, person);
         // 4. The event.
         let caller = acting(person, organisation, basis, by);
         let outcome = self
@@ -264,6 +265,8 @@ impl Service {
                 .await
                 .map_err(ApiError::internal)?
             {
+                self.exports
+                    .forget_person(&entry.organisation, entry.person);
                 self.db
                     .vault
                     .destroy(
@@ -345,6 +348,9 @@ pub async fn watch_erasures(svc: Arc<Service>) {
     loop {
         tokio::time::sleep(every).await;
         svc.exports.sweep(Utc::now());
+        if let Err(e) = svc.exports.clear_leftovers() {
+            tracing::warn!(error = ?e, "earlier runs' data exports could not be cleared");
+        }
         if let Err(e) = svc.erase_due(Utc::now()).await {
             tracing::error!(error = ?e, "due erasures could not be carried out");
         }

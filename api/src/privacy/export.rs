@@ -121,8 +121,15 @@ impl Service {
                 &follow,
             )
             .await?;
-            // Erased while it was gathered: nothing is recorded or kept.
-            if !exports.wanted(id) {
+            // Erased while it was gathered (here, by another instance or
+            // by a replayed ledger): nothing is recorded or kept.
+            let erased = self
+                .erasure(&caller.organisation, caller.subject)
+                .await?
+                .erased
+                .is_some();
+            if erased || !exports.wanted(id) {
+                exports.forget_person(&caller.organisation, caller.subject);
                 return Err(ApiError::NotFound("this export was dropped".into()));
             }
             self.record_reading(own_reading(
@@ -190,17 +197,7 @@ impl Service {
             .ok_or_else(|| ApiError::internal("the vault is locked"))?;
         check_link(master, id, expires, signature, now)?;
         self.exports.sweep(now);
-        let gone = || ApiError::NotFound("this export is no longer kept: request a new one".into());
-        let job = self
-            .exports
-            .get(id)?
-            .filter(|j| j.state == DataExportState::Ready)
-            .ok_or_else(gone)?;
-        if job.downloads >= DOWNLOADS_MAX {
-            return Err(ApiError::RateLimited(format!(
-                "this export was downloaded {DOWNLOADS_MAX} times: request a new one"
-            )));
-        }
+        let job = self.exports.reserve_download(id)?;
         // Erased meanwhile (by another instance, or a replayed ledger).
         if self
             .erasure(&job.organisation, job.person)
@@ -209,7 +206,9 @@ impl Service {
             .is_some()
         {
             self.exports.forget_person(&job.organisation, job.person);
-            return Err(gone());
+            return Err(ApiError::NotFound(
+                "this export is no longer kept: request a new one".into(),
+            ));
         }
         self.record_reading(own_reading(
             job.person,
@@ -221,7 +220,6 @@ impl Service {
             now,
         ))
         .await?;
-        self.exports.update(id, |j| j.downloads += 1);
         let _turn = self
             .exports
             .turn_to_load()
@@ -302,6 +300,8 @@ async fn exporter(ctx: &Context<'_>) -> Result<(Arc<Service>, Caller), ApiError>
     }
     let erasure = svc.erasure(&caller.organisation, caller.subject).await?;
     if erasure.erased.is_some() {
+        svc.exports
+            .forget_person(&caller.organisation, caller.subject);
         return Err(ApiError::FailedPrecondition(
             "this person was erased: there is no data of theirs to export".into(),
         ));
@@ -311,7 +311,7 @@ async fn exporter(ctx: &Context<'_>) -> Result<(Arc<Service>, Caller), ApiError>
 
 fn view(svc: &Service, job: &Job, now: DateTime<Utc>) -> DataExport {
     let link = match job.state {
-        DataExportState::Ready => svc.download_link(job, now),
+        DataExportState::Ready if job.downloads < DOWNLOADS_MAX => svc.download_link(job, now),
         _ => None,
     };
     DataExport::of(job, link)
