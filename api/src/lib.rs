@@ -30,6 +30,7 @@ pub mod measures;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod oidc;
 pub mod paging;
 pub mod payload;
 pub mod privacy;

@@ -1,0 +1,350 @@
+//! Access tokens issued by each organisation's own OpenID provider (issue
+//! 19, part 1: the verifier; not yet wired into the request path).
+//!
+//! Each configured issuer belongs to one organisation: a token's
+//! organisation is the one of the issuer that signed it, never a claim its
+//! holder could choose in another organisation's realm. Keys come from the
+//! issuer's discovery document (`/.well-known/openid-configuration`) and its
+//! JWKS, parsed by `jsonwebtoken`'s JWK support; they are cached and read
+//! again after `keys_max_age`, or at once (at most every `refresh_min`) when
+//! a token names a key id not in the cache: a rotated key is picked up
+//! without a restart, a removed key stops working at the next read. An
+//! issuer that is down leaves its cached keys working and refuses tokens of
+//! keys it has not published to us (fail closed).
+//!
+//! RS256, ES256 and EdDSA; the claims are checked as strictly as the local
+//! tokens' (`crate::auth::check_claims`), and `aud` must name the service.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::{check_claims, AuthError, Caller, Claims, Role, TOKEN_MAX_BYTES};
+
+/// Largest discovery document or key set read, in bytes.
+const DOCUMENT_MAX_BYTES: usize = 1 << 20;
+/// Most keys kept of one issuer.
+const KEYS_MAX: usize = 100;
+
+/// One organisation's identity provider.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// The organisation its tokens are of.
+    pub organisation: String,
+    /// Its issuer identifier (`iss`), as its discovery document states it.
+    pub issuer: String,
+    /// The audience (`aud`) its tokens for this service carry.
+    pub audience: String,
+    /// Where the person's id is (a UUID): a claim's name, `sub` by default.
+    pub subject_claim: String,
+    /// Where the roles are: a claim's path, dotted (`realm_access.roles`
+    /// for Keycloak's realm roles, `groups`), a text or a list of texts.
+    pub role_claim: String,
+    /// Which claim value means which role; a token whose values map to no
+    /// role, or to more than one, is refused.
+    pub roles: BTreeMap<String, Role>,
+}
+
+/// How often keys are read again.
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh {
+    /// Keys are read again once this old.
+    pub keys_max_age: Duration,
+    /// An unknown key id makes the keys be read again, at most this often.
+    pub refresh_min: Duration,
+    /// A fetch gives up after this long.
+    pub timeout: Duration,
+}
+
+impl Default for Refresh {
+    fn default() -> Self {
+        Refresh {
+            keys_max_age: Duration::from_secs(300),
+            refresh_min: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Key {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+#[derive(Default)]
+struct Keys {
+    by_id: HashMap<String, Key>,
+    /// When the keys were last read, or last tried.
+    read_at: Option<Instant>,
+}
+
+struct State {
+    issuer: Issuer,
+    keys: RwLock<Keys>,
+    /// One reading of the keys at a time.
+    reading: tokio::sync::Mutex<()>,
+}
+
+/// The verifier of every configured issuer's tokens.
+#[derive(Clone)]
+pub struct Oidc {
+    issuers: Arc<HashMap<String, Arc<State>>>,
+    http: reqwest::Client,
+    refresh: Refresh,
+    leeway_seconds: i64,
+}
+
+/// Why keys could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the document is larger than 1 MiB")]
+    TooLarge,
+    #[error("the document does not read: {0}")]
+    Invalid(String),
+}
+
+/// The algorithm a key is for: its `alg`, or what its type and curve say.
+fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
+    let stated = jwk
+        .common
+        .key_algorithm
+        .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            Algorithm::ES256
+        }
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
+        _ => return None,
+    };
+    match stated {
+        Some(stated) if stated != implied => None,
+        _ => Some(implied),
+    }
+}
+
+/// The signing keys of a key set, by key id.
+fn keys_of(set: &JwkSet) -> HashMap<String, Key> {
+    set.keys
+        .iter()
+        .filter(|jwk| {
+            matches!(
+                jwk.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+        })
+        .filter_map(|jwk| {
+            let id = jwk.common.key_id.clone()?;
+            let algorithm = algorithm_of(jwk)?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some((id, Key { algorithm, key }))
+        })
+        .take(KEYS_MAX)
+        .collect()
+}
+
+/// The `iss` a token states, before anything of it is trusted: only to
+/// choose whose keys check it.
+fn stated_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    Some(claims.get("iss")?.as_str()?.to_string())
+}
+
+/// The value at a dotted path of the claims.
+fn at_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(claims, |v, key| v.get(key))
+}
+
+impl Oidc {
+    /// A verifier of `issuers`' tokens.
+    pub fn new(issuers: Vec<Issuer>, refresh: Refresh, leeway_seconds: i64) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(refresh.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        let issuers = issuers
+            .into_iter()
+            .map(|issuer| {
+                (
+                    issuer.issuer.clone(),
+                    Arc::new(State {
+                        issuer,
+                        keys: RwLock::new(Keys::default()),
+                        reading: tokio::sync::Mutex::new(()),
+                    }),
+                )
+            })
+            .collect();
+        Oidc {
+            issuers: Arc::new(issuers),
+            http,
+            refresh,
+            leeway_seconds,
+        }
+    }
+
+    /// Whether `token` names one of the configured issuers (else it is not
+    /// this verifier's to check).
+    pub fn knows(&self, token: &str) -> bool {
+        stated_issuer(token).is_some_and(|iss| self.issuers.contains_key(&iss))
+    }
+
+    async fn get(&self, url: &str) -> Result<Value, FetchError> {
+        let mut response = self.http.get(url).send().await?.error_for_status()?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > DOCUMENT_MAX_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+        }
+        serde_json::from_slice(&body).map_err(|e| FetchError::Invalid(e.to_string()))
+    }
+
+    /// Reads an issuer's keys: its discovery document, then its key set.
+    async fn read_keys(&self, issuer: &Issuer) -> Result<HashMap<String, Key>, FetchError> {
+        let base = issuer.issuer.trim_end_matches('/');
+        let discovery = self
+            .get(&format!("{base}/.well-known/openid-configuration"))
+            .await?;
+        // OpenID Connect Discovery 1.0, 4.3: the document is the issuer's own.
+        if discovery.get("issuer").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
+            return Err(FetchError::Invalid(
+                "the discovery document names another issuer".into(),
+            ));
+        }
+        let jwks_uri = discovery
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| FetchError::Invalid("no jwks_uri".into()))?;
+        let set: JwkSet = serde_json::from_value(self.get(jwks_uri).await?)
+            .map_err(|e| FetchError::Invalid(e.to_string()))?;
+        Ok(keys_of(&set))
+    }
+
+    /// The key `id` of an issuer: from the cache while it is fresh; else
+    /// (and at most every `refresh_min`) read again. A failed reading keeps
+    /// the keys read before.
+    async fn key(&self, state: &State, id: &str) -> Option<Key> {
+        let fresh_and_known = |keys: &Keys| {
+            let fresh = keys
+                .read_at
+                .is_some_and(|at| at.elapsed() < self.refresh.keys_max_age);
+            keys.by_id.get(id).filter(|_| fresh).cloned()
+        };
+        if let Some(key) = state.keys.read().ok().and_then(|k| fresh_and_known(&k)) {
+            return Some(key);
+        }
+        {
+            let _one = state.reading.lock().await;
+            let due = state.keys.read().ok().is_some_and(|k| {
+                fresh_and_known(&k).is_none()
+                    && k.read_at
+                        .is_none_or(|at| at.elapsed() >= self.refresh.refresh_min)
+            });
+            if due {
+                let read = self.read_keys(&state.issuer).await;
+                if let Ok(mut keys) = state.keys.write() {
+                    keys.read_at = Some(Instant::now());
+                    match read {
+                        Ok(by_id) => keys.by_id = by_id,
+                        Err(error) => tracing::warn!(
+                            issuer = %state.issuer.issuer,
+                            %error,
+                            "the identity provider's keys could not be read; the keys read before stay in use"
+                        ),
+                    }
+                }
+            }
+        }
+        state.keys.read().ok()?.by_id.get(id).cloned()
+    }
+
+    /// Verifies a bearer token of a configured issuer at time `now` (Unix
+    /// seconds): its signature by a key the issuer published, its issuer,
+    /// audience and times; the person and role from the configured claims,
+    /// the organisation from the issuer.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Caller, AuthError> {
+        if token.len() > TOKEN_MAX_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        let header = decode_header(token).map_err(|_| AuthError::Invalid)?;
+        if !matches!(
+            header.alg,
+            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+        ) {
+            return Err(AuthError::Invalid);
+        }
+        let id = header.kid.ok_or(AuthError::Invalid)?;
+        let iss = stated_issuer(token).ok_or(AuthError::Invalid)?;
+        let state = self.issuers.get(&iss).ok_or(AuthError::Invalid)?;
+        let key = self.key(state, &id).await.ok_or(AuthError::Invalid)?;
+        if key.algorithm != header.alg {
+            return Err(AuthError::Invalid);
+        }
+        let issuer = &state.issuer;
+        let mut validation = Validation::new(key.algorithm);
+        validation.leeway = 0;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
+        validation.set_issuer(&[&issuer.issuer]);
+        validation.set_audience(&[&issuer.audience]);
+        let claims = decode::<Value>(token, &key.key, &validation)
+            .map_err(|_| AuthError::Invalid)?
+            .claims;
+        let sub = claims
+            .get(&issuer.subject_claim)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or(AuthError::Invalid)?;
+        let values: Vec<&str> = match at_path(&claims, &issuer.role_claim) {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let mut roles: Vec<Role> = values
+            .iter()
+            .filter_map(|v| issuer.roles.get(*v).copied())
+            .collect();
+        roles.dedup();
+        let [role] = roles[..] else {
+            return Err(AuthError::Invalid);
+        };
+        let time = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let checked = Claims {
+            sub,
+            role,
+            org: issuer.organisation.clone(),
+            exp: time("exp").ok_or(AuthError::Invalid)?,
+            iat: time("iat").ok_or(AuthError::Invalid)?,
+            nbf: time("nbf"),
+        };
+        check_claims(&checked, now, self.leeway_seconds)?;
+        Ok(Caller {
+            subject: checked.sub,
+            role: checked.role,
+            organisation: checked.org,
+            expires_at: checked.exp,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "oidc_tests.rs"]
+mod tests;
