@@ -320,11 +320,15 @@ async fn answer(
     let started = Instant::now();
     // Always ours: a client-chosen id could collide with another request's.
     let request_id = uuid::Uuid::new_v4().to_string();
-    let caller = app.service.keys.verify_header(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let caller = app
+        .service
+        .auth
+        .verify_header(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await;
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
     let read_after = match headers.get(crate::consistency::HEADER) {
         None => None,
@@ -552,11 +556,15 @@ async fn witness(
     headers: HeaderMap,
     Query(after): Query<After>,
 ) -> Response {
-    let caller = app.service.keys.verify_header(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let caller = app
+        .service
+        .auth
+        .verify_header(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await;
     match caller {
         Err(_) => {
             return error_response(

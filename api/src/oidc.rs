@@ -1,5 +1,6 @@
 //! Access tokens issued by each organisation's own OpenID provider (issue
-//! 19, part 1: the verifier; not yet wired into the request path).
+//! 19, part 1), and [`Authenticator`]: which verifier a bearer token goes
+//! to (a configured issuer's, or the local key's while `tokens.local`).
 //!
 //! Each configured issuer belongs to one organisation: a token's
 //! organisation is the one of the issuer that signed it, never a claim its
@@ -26,7 +27,8 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::{check_claims, AuthError, Caller, Claims, Role, TOKEN_MAX_BYTES};
+use crate::auth::{check_claims, AuthError, Caller, Claims, Role, TokenKeys, TOKEN_MAX_BYTES};
+use crate::settings::Settings;
 
 /// Largest discovery document or key set read, in bytes.
 const DOCUMENT_MAX_BYTES: usize = 1 << 20;
@@ -342,6 +344,67 @@ impl Oidc {
             organisation: checked.org,
             expires_at: checked.exp,
         })
+    }
+}
+
+/// Who a bearer token says the caller is: a configured issuer's token goes
+/// to its verifier; any other to the local key, while local tokens are on.
+#[derive(Clone)]
+pub struct Authenticator {
+    local: Option<TokenKeys>,
+    oidc: Oidc,
+}
+
+impl Authenticator {
+    /// The configured verifiers: `keys` for local tokens (when
+    /// `tokens.local`), and every `[[tokens.issuers]]`.
+    pub fn new(settings: &Settings, keys: TokenKeys) -> Self {
+        let tokens = &settings.tokens;
+        let issuers = tokens
+            .issuers
+            .iter()
+            .map(|i| Issuer {
+                organisation: i.organisation.clone(),
+                issuer: i.issuer.clone(),
+                audience: i.audience.clone(),
+                subject_claim: i.subject_claim.clone(),
+                role_claim: i.role_claim.clone(),
+                roles: i.roles.clone(),
+            })
+            .collect();
+        let refresh = Refresh {
+            keys_max_age: tokens.keys_max_age,
+            refresh_min: tokens.keys_refresh_min,
+            ..Refresh::default()
+        };
+        let leeway = i64::try_from(tokens.leeway.as_secs()).unwrap_or(i64::MAX);
+        Authenticator {
+            local: tokens.local.then_some(keys),
+            oidc: Oidc::new(issuers, refresh, leeway),
+        }
+    }
+
+    /// Verifies an `Authorization` header value.
+    pub async fn verify_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let value = header.ok_or(AuthError::Missing)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(AuthError::Invalid)?
+            .trim();
+        if token.len() > TOKEN_MAX_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        if self.oidc.knows(token) {
+            return self
+                .oidc
+                .verify(token, chrono::Utc::now().timestamp())
+                .await;
+        }
+        match &self.local {
+            Some(keys) => keys.verify_header(header),
+            None => Err(AuthError::Invalid),
+        }
     }
 }
 

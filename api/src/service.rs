@@ -304,6 +304,9 @@ pub struct Service {
     pub db: Db,
     pub engine: Arc<Engine>,
     pub keys: TokenKeys,
+    /// Verifies bearer tokens: local ones, and each organisation's identity
+    /// provider's (`crate::oidc`).
+    pub auth: crate::oidc::Authenticator,
     /// Appends to the access trail.
     pub trail: Trail,
     /// Signs checkpoints of the trail's chain heads (`App::serve` runs it).
@@ -538,12 +541,14 @@ impl Service {
             Arc::clone(&engine),
             settings.projections.read_your_writes_timeout,
         );
+        let auth = crate::oidc::Authenticator::new(&settings, keys.clone());
         let exports = crate::export_jobs::Exports::new(
             settings.store.data_dir.join("exports"),
             settings.privacy.export_ttl,
             settings.privacy.export_link_ttl,
         );
         Ok(Service {
+            auth,
             exports,
             settings,
             db,

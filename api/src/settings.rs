@@ -156,6 +156,23 @@ pub struct Tokens {
     /// (`PORTAL_TOKEN_LEEWAY_SECONDS`, default 30 s; `exp` is always strict).
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// Whether tokens signed with the local key (`portal token`) are taken
+    /// (`PORTAL_LOCAL_TOKENS`, default true): for the embedded default and
+    /// development; switch it off where organisations log in through their
+    /// own identity providers.
+    pub local: bool,
+    /// Each organisation's OpenID provider (`[[tokens.issuers]]`, in the
+    /// settings file): their access tokens are taken for that organisation.
+    pub issuers: Vec<IssuerSettings>,
+    /// Identity providers' keys are read again once this old
+    /// (`PORTAL_OIDC_KEYS_MAX_AGE_SECONDS`, default 5 minutes).
+    #[serde(with = "humantime_serde")]
+    pub keys_max_age: Duration,
+    /// A token naming a key id not yet read makes the keys be read again,
+    /// at most this often per provider (`PORTAL_OIDC_KEYS_REFRESH_SECONDS`,
+    /// default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub keys_refresh_min: Duration,
 }
 
 impl Default for Tokens {
@@ -164,8 +181,38 @@ impl Default for Tokens {
             key: None,
             ttl: Duration::from_secs(8 * 3600),
             leeway: Duration::from_secs(30),
+            local: true,
+            issuers: Vec::new(),
+            keys_max_age: Duration::from_secs(300),
+            keys_refresh_min: Duration::from_secs(10),
         }
     }
+}
+
+/// One organisation's OpenID provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// The organisation its tokens are of.
+    pub organisation: String,
+    /// Its issuer identifier, as its discovery document states it
+    /// (`https://id.example.org/realms/clinic`).
+    pub issuer: String,
+    /// The audience its access tokens for this service carry.
+    pub audience: String,
+    /// The claim holding the person's id, a UUID (default `sub`).
+    #[serde(default = "sub")]
+    pub subject_claim: String,
+    /// The claim holding the roles, a dotted path (`realm_access.roles`
+    /// for Keycloak realm roles, `groups`): a text or a list of texts.
+    pub role_claim: String,
+    /// Which value of the role claim means which role (`service_user`,
+    /// `provider`, `moderator`, `researcher`, `auditor`, `admin`).
+    pub roles: std::collections::BTreeMap<String, crate::auth::Role>,
+}
+
+fn sub() -> String {
+    "sub".to_string()
 }
 
 /// What one GraphQL request may ask.
@@ -706,6 +753,18 @@ impl Settings {
                 DAY,
             ),
             (
+                "tokens.keys_max_age (PORTAL_OIDC_KEYS_MAX_AGE_SECONDS)",
+                self.tokens.keys_max_age,
+                SECOND,
+                DAY,
+            ),
+            (
+                "tokens.keys_refresh_min (PORTAL_OIDC_KEYS_REFRESH_SECONDS)",
+                self.tokens.keys_refresh_min,
+                Duration::ZERO,
+                SECOND * 3600,
+            ),
+            (
                 "live.poll (PORTAL_LIVE_POLL_MS)",
                 self.live.poll,
                 Duration::from_millis(1),
@@ -720,6 +779,28 @@ impl Settings {
                     humantime_serde::re::humantime::format_duration(max),
                     humantime_serde::re::humantime::format_duration(value)
                 )));
+            }
+        }
+        let mut issuers = std::collections::BTreeSet::new();
+        for issuer in &self.tokens.issuers {
+            let name = &issuer.issuer;
+            let bad = |what: &str| {
+                Err(SettingsError::OutOfRange(format!(
+                    "tokens.issuers ({name}): {what}"
+                )))
+            };
+            if !(name.starts_with("https://") || name.starts_with("http://")) {
+                return bad("the issuer must be an http(s) URL");
+            }
+            if !crate::auth::valid_organisation(&issuer.organisation) {
+                return bad("the organisation is not a valid name");
+            }
+            if issuer.audience.is_empty() || issuer.role_claim.is_empty() || issuer.roles.is_empty()
+            {
+                return bad("audience, role_claim and roles are needed");
+            }
+            if !issuers.insert(name.as_str()) {
+                return bad("configured twice");
             }
         }
         let counts = [
@@ -881,6 +962,13 @@ impl Settings {
         set!(server.bind, "PORTAL_BIND");
         set!(server.max_body_bytes, "PORTAL_MAX_BODY_BYTES");
         set!(server.metrics, "PORTAL_METRICS");
+        set!(tokens.local, "PORTAL_LOCAL_TOKENS");
+        set_duration!(tokens.keys_max_age, "PORTAL_OIDC_KEYS_MAX_AGE_SECONDS", S);
+        set_duration!(
+            tokens.keys_refresh_min,
+            "PORTAL_OIDC_KEYS_REFRESH_SECONDS",
+            S
+        );
         set!(server.writes_per_minute, "PORTAL_WRITES_PER_MINUTE");
         set!(server.write_burst, "PORTAL_WRITE_BURST");
         set!(server.refusals_per_minute, "PORTAL_REFUSALS_PER_MINUTE");
@@ -1252,16 +1340,22 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_example_is_a_valid_settings_file() {
+    fn the_readme_examples_are_valid_settings_files() {
         let readme = include_str!("../../README.md");
-        let start = readme
-            .find("```toml\n")
-            .expect("a TOML example in the README")
-            + 8;
-        let end = start + readme[start..].find("```").expect("its end");
-        let settings: Settings = toml::from_str(&readme[start..end]).expect("valid settings");
-        settings.check().expect("in range");
-        assert_eq!(settings.care.break_glass, Duration::from_secs(30 * 60));
+        let mut examples = 0;
+        let mut rest = readme;
+        while let Some(start) = rest.find("```toml\n") {
+            let body = &rest[start + 8..];
+            let end = body.find("```").expect("its end");
+            let settings: Settings = toml::from_str(&body[..end]).expect("valid settings");
+            settings.check().expect("in range");
+            if body[..end].contains("break_glass") {
+                assert_eq!(settings.care.break_glass, Duration::from_secs(30 * 60));
+            }
+            examples += 1;
+            rest = &body[end..];
+        }
+        assert!(examples >= 2, "the settings example and the identity provider's");
     }
 
     #[test]

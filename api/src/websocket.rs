@@ -97,7 +97,11 @@ pub async fn serve(
             }
         }
     };
-    let caller = match service.keys.verify_header(bearer(&payload).as_deref()) {
+    let caller = match service
+        .auth
+        .verify_header(bearer(&payload).as_deref())
+        .await
+    {
         Ok(caller) => caller,
         Err(_) => return shut(&mut socket, close::FORBIDDEN, "Forbidden").await,
     };
