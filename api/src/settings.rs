@@ -1355,7 +1355,10 @@ mod tests {
             examples += 1;
             rest = &body[end..];
         }
-        assert!(examples >= 2, "the settings example and the identity provider's");
+        assert!(
+            examples >= 2,
+            "the settings example and the identity provider's"
+        );
     }
 
     #[test]
