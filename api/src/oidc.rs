@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use uuid::Uuid;
@@ -117,10 +117,12 @@ pub enum FetchError {
 
 /// The algorithm a key is for: its `alg`, or what its type and curve say.
 fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
-    let stated = jwk
-        .common
-        .key_algorithm
-        .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+    // A stated algorithm that is not a signing one we take (an encryption
+    // key's RSA-OAEP, say) rules the key out.
+    let stated = match jwk.common.key_algorithm {
+        None => None,
+        Some(a) => Some(a.to_string().parse::<Algorithm>().ok()?),
+    };
     let implied = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
@@ -137,9 +139,20 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
     }
 }
 
-/// The signing keys of a key set, by key id.
-fn keys_of(set: &JwkSet) -> HashMap<String, Key> {
-    set.keys
+/// The signing keys of a key set (`{"keys": [...]}`), by key id; a key
+/// that does not read (a type or curve this service does not know) is
+/// passed over, not the whole set.
+fn keys_of(set: &Value) -> HashMap<String, Key> {
+    let parsed: Vec<Jwk> = set
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    parsed
         .iter()
         .filter(|jwk| {
             matches!(
@@ -166,6 +179,18 @@ fn stated_issuer(token: &str) -> Option<String> {
     Some(claims.get("iss")?.as_str()?.to_string())
 }
 
+/// Whether keys may be read from `url`: https, or http on loopback (tests,
+/// a provider beside the service).
+pub fn safe_url(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                url.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            })
+}
+
 /// The value at a dotted path of the claims.
 fn at_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(claims, |v, key| v.get(key))
@@ -173,12 +198,15 @@ fn at_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 
 impl Oidc {
     /// A verifier of `issuers`' tokens.
-    pub fn new(issuers: Vec<Issuer>, refresh: Refresh, leeway_seconds: i64) -> Self {
+    pub fn new(
+        issuers: Vec<Issuer>,
+        refresh: Refresh,
+        leeway_seconds: i64,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(refresh.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+            .build()?;
         let issuers = issuers
             .into_iter()
             .map(|issuer| {
@@ -192,12 +220,12 @@ impl Oidc {
                 )
             })
             .collect();
-        Oidc {
+        Ok(Oidc {
             issuers: Arc::new(issuers),
             http,
             refresh,
             leeway_seconds,
-        }
+        })
     }
 
     /// Whether `token` names one of the configured issuers (else it is not
@@ -234,9 +262,12 @@ impl Oidc {
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(|| FetchError::Invalid("no jwks_uri".into()))?;
-        let set: JwkSet = serde_json::from_value(self.get(jwks_uri).await?)
-            .map_err(|e| FetchError::Invalid(e.to_string()))?;
-        Ok(keys_of(&set))
+        if !safe_url(jwks_uri) {
+            return Err(FetchError::Invalid(
+                "jwks_uri must be https (or http on loopback)".into(),
+            ));
+        }
+        Ok(keys_of(&self.get(jwks_uri).await?))
     }
 
     /// The key `id` of an issuer: from the cache while it is fresh; else
@@ -260,9 +291,13 @@ impl Oidc {
                         .is_none_or(|at| at.elapsed() >= self.refresh.refresh_min)
             });
             if due {
-                let read = self.read_keys(&state.issuer).await;
+                // Counted before the reading: a request dropped meanwhile
+                // (its client gone) does not let the next one read again.
                 if let Ok(mut keys) = state.keys.write() {
                     keys.read_at = Some(Instant::now());
+                }
+                let read = self.read_keys(&state.issuer).await;
+                if let Ok(mut keys) = state.keys.write() {
                     match read {
                         Ok(by_id) => keys.by_id = by_id,
                         Err(error) => tracing::warn!(
@@ -290,6 +325,13 @@ impl Oidc {
             header.alg,
             Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
         ) {
+            return Err(AuthError::Invalid);
+        }
+        let access_token = header
+            .typ
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("at+jwt"));
+        if !access_token {
             return Err(AuthError::Invalid);
         }
         let id = header.kid.ok_or(AuthError::Invalid)?;
@@ -328,7 +370,17 @@ impl Oidc {
         let [role] = roles[..] else {
             return Err(AuthError::Invalid);
         };
+        // An ID token (Keycloak's `typ` "ID") is not an access token.
+        if claims
+            .get("typ")
+            .is_some_and(|t| !t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("Bearer")))
+        {
+            return Err(AuthError::Invalid);
+        }
         let time = |name: &str| claims.get(name).and_then(Value::as_i64);
+        if claims.get("nbf").is_some_and(|n| n.as_i64().is_none()) {
+            return Err(AuthError::Invalid);
+        }
         let checked = Claims {
             sub,
             role,
@@ -358,7 +410,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// The configured verifiers: `keys` for local tokens (when
     /// `tokens.local`), and every `[[tokens.issuers]]`.
-    pub fn new(settings: &Settings, keys: TokenKeys) -> Self {
+    pub fn new(settings: &Settings, keys: TokenKeys) -> Result<Self, reqwest::Error> {
         let tokens = &settings.tokens;
         let issuers = tokens
             .issuers
@@ -378,10 +430,16 @@ impl Authenticator {
             ..Refresh::default()
         };
         let leeway = i64::try_from(tokens.leeway.as_secs()).unwrap_or(i64::MAX);
-        Authenticator {
-            local: tokens.local.then_some(keys),
-            oidc: Oidc::new(issuers, refresh, leeway),
+        if tokens.local && !tokens.issuers.is_empty() {
+            tracing::warn!(
+                "tokens signed with the local key are taken beside the identity providers': \
+                 whoever holds the key can speak for any organisation; set PORTAL_LOCAL_TOKENS=false"
+            );
         }
+        Ok(Authenticator {
+            local: tokens.local.then_some(keys),
+            oidc: Oidc::new(issuers, refresh, leeway)?,
+        })
     }
 
     /// Verifies an `Authorization` header value.

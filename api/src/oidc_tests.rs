@@ -150,7 +150,8 @@ async fn each_issuers_tokens_are_of_its_organisation_only() {
         vec![issuer(&a, "clinic-a"), issuer(&b, "clinic-b")],
         Refresh::default(),
         30,
-    );
+    )
+    .unwrap();
     let caller = oidc
         .verify(&sign(&a_key, &claims(&a.base)), now())
         .await
@@ -189,7 +190,7 @@ async fn each_issuers_tokens_are_of_its_organisation_only() {
 async fn the_claims_are_checked_as_strictly_as_local_tokens() {
     let key = ed25519("k");
     let p = provider(&[&key]).await;
-    let oidc = Oidc::new(vec![issuer(&p, "clinic")], Refresh::default(), 30);
+    let oidc = Oidc::new(vec![issuer(&p, "clinic")], Refresh::default(), 30).unwrap();
     let changed = |change: &dyn Fn(&mut Value)| {
         let mut c = claims(&p.base);
         change(&mut c);
@@ -232,6 +233,16 @@ async fn the_claims_are_checked_as_strictly_as_local_tokens() {
             AuthError::Invalid,
         ),
         (
+            "an ID token",
+            changed(&|c| c["typ"] = json!("ID")),
+            AuthError::Invalid,
+        ),
+        (
+            "nbf not a number",
+            changed(&|c| c["nbf"] = json!("soon")),
+            AuthError::Invalid,
+        ),
+        (
             "no exp",
             changed(&|c| {
                 c.as_object_mut().unwrap().remove("exp");
@@ -260,7 +271,7 @@ async fn the_claims_are_checked_as_strictly_as_local_tokens() {
 async fn a_rotated_key_is_picked_up_and_a_removed_or_unpublished_one_refused() {
     let (old, new, never) = (ed25519("old"), ed25519("new"), ed25519("never"));
     let p = provider(&[&old]).await;
-    let oidc = Oidc::new(vec![issuer(&p, "clinic")], eager(), 30);
+    let oidc = Oidc::new(vec![issuer(&p, "clinic")], eager(), 30).unwrap();
     let token = |k: &Signer| sign(k, &claims(&p.base));
     assert!(oidc.verify(&token(&old), now()).await.is_ok());
     // Rotation: the new key is published beside the old, then the old removed.
@@ -299,7 +310,7 @@ async fn an_issuer_that_is_down_leaves_cached_keys_working_and_fails_closed_for_
         refresh_min: Duration::ZERO,
         timeout: Duration::from_secs(1),
     };
-    let oidc = Oidc::new(vec![issuer(&p, "clinic")], refresh, 30);
+    let oidc = Oidc::new(vec![issuer(&p, "clinic")], refresh, 30).unwrap();
     let token = |k: &Signer| sign(k, &claims(&p.base));
     assert!(oidc.verify(&token(&cached), now()).await.is_ok());
     p.down.store(true, Ordering::SeqCst);
@@ -325,7 +336,7 @@ async fn unknown_key_ids_read_the_keys_at_most_every_refresh_min() {
         refresh_min: Duration::from_secs(3600),
         timeout: Duration::from_secs(5),
     };
-    let oidc = Oidc::new(vec![issuer(&p, "clinic")], refresh, 30);
+    let oidc = Oidc::new(vec![issuer(&p, "clinic")], refresh, 30).unwrap();
     assert!(oidc
         .verify(&sign(&first, &claims(&p.base)), now())
         .await
@@ -336,4 +347,59 @@ async fn unknown_key_ids_read_the_keys_at_most_every_refresh_min() {
         oidc.verify(&sign(&second, &claims(&p.base)), now()).await,
         Err(AuthError::Invalid)
     );
+}
+
+#[tokio::test]
+async fn only_signing_keys_of_the_stated_algorithm_are_taken_and_one_odd_key_spoils_nothing() {
+    let (good, mislabelled, encryption) = (ed25519("good"), ed25519("mislabelled"), ed25519("enc"));
+    let mut wrong_alg = mislabelled.jwk.clone();
+    wrong_alg["alg"] = json!("ES256");
+    let mut for_encryption = encryption.jwk.clone();
+    for_encryption["alg"] = json!("RSA-OAEP");
+    let odd = json!({ "kty": "OKP", "crv": "X25519", "kid": "odd", "x": "AAAA" });
+    let unknown = json!({ "kty": "FUTURE", "kid": "future" });
+    let p = provider(&[]).await;
+    *p.keys.lock().unwrap() = vec![odd, unknown, wrong_alg, for_encryption, good.jwk.clone()];
+    let oidc = Oidc::new(vec![issuer(&p, "clinic")], eager(), 30).unwrap();
+    let token = |k: &Signer| sign(k, &claims(&p.base));
+    assert!(
+        oidc.verify(&token(&good), now()).await.is_ok(),
+        "the good key, beside odd ones"
+    );
+    assert_eq!(
+        oidc.verify(&token(&mislabelled), now()).await,
+        Err(AuthError::Invalid)
+    );
+    assert_eq!(
+        oidc.verify(&token(&encryption), now()).await,
+        Err(AuthError::Invalid)
+    );
+    // A header that is not an access token's.
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("good".into());
+    header.typ = Some("logout+jwt".into());
+    let other_kind = encode(&header, &claims(&p.base), &good.key).unwrap();
+    assert_eq!(
+        oidc.verify(&other_kind, now()).await,
+        Err(AuthError::Invalid)
+    );
+}
+
+#[test]
+fn keys_are_read_over_https_or_on_loopback_only() {
+    for url in [
+        "https://id.example.org/realms/a",
+        "http://127.0.0.1:8080",
+        "http://localhost/x",
+    ] {
+        assert!(safe_url(url), "{url}");
+    }
+    for url in [
+        "http://id.example.org",
+        "http://localhost.evil.org",
+        "file:///etc/passwd",
+        "ftp://x",
+    ] {
+        assert!(!safe_url(url), "{url}");
+    }
 }

@@ -541,7 +541,8 @@ impl Service {
             Arc::clone(&engine),
             settings.projections.read_your_writes_timeout,
         );
-        let auth = crate::oidc::Authenticator::new(&settings, keys.clone());
+        let auth = crate::oidc::Authenticator::new(&settings, keys.clone())
+            .map_err(|e| ApiError::internal(format!("the identity providers' client: {e}")))?;
         let exports = crate::export_jobs::Exports::new(
             settings.store.data_dir.join("exports"),
             settings.privacy.export_ttl,

@@ -761,7 +761,7 @@ impl Settings {
             (
                 "tokens.keys_refresh_min (PORTAL_OIDC_KEYS_REFRESH_SECONDS)",
                 self.tokens.keys_refresh_min,
-                Duration::ZERO,
+                SECOND,
                 SECOND * 3600,
             ),
             (
@@ -782,6 +782,12 @@ impl Settings {
             }
         }
         let mut issuers = std::collections::BTreeSet::new();
+        let mut organisations = std::collections::BTreeSet::new();
+        if self.tokens.keys_refresh_min > self.tokens.keys_max_age {
+            return Err(SettingsError::OutOfRange(
+                "tokens.keys_refresh_min must not be longer than tokens.keys_max_age".into(),
+            ));
+        }
         for issuer in &self.tokens.issuers {
             let name = &issuer.issuer;
             let bad = |what: &str| {
@@ -789,8 +795,8 @@ impl Settings {
                     "tokens.issuers ({name}): {what}"
                 )))
             };
-            if !(name.starts_with("https://") || name.starts_with("http://")) {
-                return bad("the issuer must be an http(s) URL");
+            if !crate::oidc::safe_url(name) {
+                return bad("the issuer must be https (http only on loopback)");
             }
             if !crate::auth::valid_organisation(&issuer.organisation) {
                 return bad("the organisation is not a valid name");
@@ -801,6 +807,11 @@ impl Settings {
             }
             if !issuers.insert(name.as_str()) {
                 return bad("configured twice");
+            }
+            // Two providers for one organisation would share its person ids:
+            // each could speak for the other's people.
+            if !organisations.insert(issuer.organisation.as_str()) {
+                return bad("its organisation has another issuer");
             }
         }
         let counts = [
