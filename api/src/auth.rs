@@ -4,8 +4,6 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::settings::Secret;
-
 /// What a person is in the service; decides what they may see and do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +43,40 @@ impl std::str::FromStr for Role {
         serde_json::from_value(serde_json::Value::String(s.to_string()))
             .map_err(|_| format!("unknown role `{s}`"))
     }
+}
+
+/// A secret that never prints.
+#[derive(Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Whether keys may be read from `url`: https, or http on loopback (tests,
+/// a provider beside the service).
+pub fn safe_url(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                url.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            })
 }
 
 /// The claims a token carries.

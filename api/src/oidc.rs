@@ -27,7 +27,9 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::{check_claims, AuthError, Caller, Claims, Role, TokenKeys, TOKEN_MAX_BYTES};
+use crate::auth::{
+    check_claims, safe_url, AuthError, Caller, Claims, Role, TokenKeys, TOKEN_MAX_BYTES,
+};
 use crate::settings::Settings;
 
 /// Largest discovery document or key set read, in bytes.
@@ -177,18 +179,6 @@ fn stated_issuer(token: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
     Some(claims.get("iss")?.as_str()?.to_string())
-}
-
-/// Whether keys may be read from `url`: https, or http on loopback (tests,
-/// a provider beside the service).
-pub fn safe_url(url: &str) -> bool {
-    url.starts_with("https://")
-        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| {
-                url.strip_prefix(p)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-            })
 }
 
 /// The value at a dotted path of the claims.

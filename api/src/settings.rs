@@ -6,27 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// A secret that never prints.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::auth::Secret;
 
 /// Everything the service can be told, by concern. In the settings file
 /// each group is a table (`[server]`, `[care]`, ...) and durations are
@@ -795,7 +775,7 @@ impl Settings {
                     "tokens.issuers ({name}): {what}"
                 )))
             };
-            if !crate::oidc::safe_url(name) {
+            if !crate::auth::safe_url(name) {
                 return bad("the issuer must be https (http only on loopback)");
             }
             if !crate::auth::valid_organisation(&issuer.organisation) {
