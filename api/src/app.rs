@@ -21,6 +21,10 @@ use crate::error::ApiError;
 use crate::service::Service;
 use crate::settings::Settings;
 
+/// Longest the service waits at start for its projections to apply the
+/// events already stored, before it serves anyway.
+const START_CATCH_UP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The service and its HTTP surface, ready to serve.
 pub struct App {
     service: Arc<Service>,
@@ -51,6 +55,20 @@ impl App {
     ) -> std::io::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let runners = self.service.engine.spawn(stopped.clone());
+        // Reads right after a restart show what was written before it: the
+        // first requests wait (in the listener's queue) until every
+        // projection has applied the events stored at start, up to a bound.
+        if let Ok(last) = projections::stream::last_checkpoint(&self.service.db).await {
+            let names = self.service.engine.names();
+            if !self
+                .service
+                .engine
+                .wait_for(&names, last, START_CATCH_UP_MAX)
+                .await
+            {
+                tracing::warn!("the projections had not caught up at start; serving meanwhile");
+            }
+        }
         let service = Arc::clone(&self.service);
         let witness = tokio::spawn(async move {
             let interval = service.settings.trail.witness_interval;

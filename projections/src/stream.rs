@@ -436,6 +436,35 @@ pub async fn read_at_sequence(
     Ok(opened(db, vec![event]).await?.pop())
 }
 
+/// Where the last event readable now stands in the global order (the
+/// default checkpoint when there is none): a reader that has applied every
+/// event is there.
+pub async fn last_checkpoint(db: &Db) -> Result<Checkpoint, DbError> {
+    let row = match db.backend {
+        Backend::Postgres => {
+            sqlx::query(
+                "SELECT tx_id::text::bigint AS tx_id, position FROM events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
+            )
+            .fetch_optional(&db.pool)
+            .await?
+        }
+        Backend::Sqlite => {
+            sqlx::query("SELECT 0 AS tx_id, position FROM events ORDER BY position DESC LIMIT 1")
+                .fetch_optional(&db.pool)
+                .await?
+        }
+    };
+    Ok(match row {
+        Some(row) => Checkpoint {
+            tx_id: row.try_get("tx_id")?,
+            position: row.try_get("position")?,
+        },
+        None => Checkpoint::default(),
+    })
+}
+
 /// The newest position written, and how many events exist in all.
 pub async fn head(db: &Db) -> Result<(i64, i64), DbError> {
     let row = sqlx::query("SELECT COALESCE(MAX(position), 0) AS head, COUNT(*) AS n FROM events")
