@@ -320,15 +320,7 @@ async fn answer(
     let started = Instant::now();
     // Always ours: a client-chosen id could collide with another request's.
     let request_id = uuid::Uuid::new_v4().to_string();
-    let caller = app
-        .service
-        .auth
-        .verify_header(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .await;
+    let caller = caller_of(&app, headers).await;
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
     let read_after = match headers.get(crate::consistency::HEADER) {
         None => None,
@@ -469,6 +461,17 @@ async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
+/// Who the request's `Authorization` header says is asking.
+async fn caller_of(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<crate::auth::Caller, crate::auth::AuthError> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    app.service.auth.verify_header(header).await
+}
+
 /// The signed part of a data export's download link.
 #[derive(serde::Deserialize)]
 struct ExportLink {
@@ -556,15 +559,7 @@ async fn witness(
     headers: HeaderMap,
     Query(after): Query<After>,
 ) -> Response {
-    let caller = app
-        .service
-        .auth
-        .verify_header(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .await;
+    let caller = caller_of(&app, &headers).await;
     match caller {
         Err(_) => {
             return error_response(
