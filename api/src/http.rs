@@ -320,7 +320,7 @@ async fn answer(
     let started = Instant::now();
     // Always ours: a client-chosen id could collide with another request's.
     let request_id = uuid::Uuid::new_v4().to_string();
-    let caller = caller_of(&app, headers).await;
+    let caller = caller_of(app, headers).await;
     let client_address = connect.map(|c| c.0 .0.ip().to_string());
     let read_after = match headers.get(crate::consistency::HEADER) {
         None => None,
