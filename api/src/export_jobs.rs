@@ -4,7 +4,7 @@
 //! answers GraphQL.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -327,7 +327,9 @@ impl Exports {
             .map_err(|e| ApiError::internal(format!("{}: {e}", self.0.dir.display())))?;
         let mut file = nonce.to_vec();
         file.extend_from_slice(&sealed);
-        write_private(&self.file(id), &file)?;
+        let path = self.file(id);
+        crate::settings::write_private(&path, &file)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(key.as_slice());
         Ok(out)
@@ -355,24 +357,6 @@ impl Exports {
             )
             .map_err(|_| ApiError::internal("the archive does not open"))
     }
-}
-
-/// Writes a file only its owner may read.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
 }
 
 /// The download link of export `id`, working until `expires` (Unix time).

@@ -88,7 +88,8 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
             record.detail = Some(reason.to_string());
             service.record_reading(record).await?;
             let bytes = archive::to_zip(&gathered)?;
-            api::privacy::export::write_private(&out, &bytes)?;
+            api::settings::write_private(&out, &bytes)
+                .map_err(|e| format!("{}: {e}", out.display()))?;
             println!(
                 "{}: {} records of {} events read (as of position {}), {} bytes",
                 out.display(),

@@ -32,7 +32,7 @@ use crate::auth::Caller;
 use crate::context::{caller, now, request, service};
 use crate::error::ApiError;
 use crate::export_jobs::{check_link, link, DOWNLOADS_MAX};
-pub use crate::export_jobs::{write_private, DataExportState, Exports, Job};
+pub use crate::export_jobs::{DataExportState, Exports, Job};
 use crate::ids::BigInt;
 use crate::service::Service;
 
