@@ -229,15 +229,11 @@ impl TokenKeys {
 
     /// Verifies an `Authorization` header value.
     pub fn verify_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
-        let header = header.ok_or(AuthError::Missing)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(AuthError::Invalid)?;
-        let token = token.trim();
-        if token.len() > TOKEN_MAX_BYTES {
-            return Err(AuthError::TooLarge);
-        }
+        self.verify(bearer_token(header)?)
+    }
+
+    /// Verifies a bearer token ([`bearer_token`] of a header).
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         // The signature and the claims' types are checked by jsonwebtoken;
         // the times here, so that `exp` is strict and only `nbf` and `iat`
         // get the leeway.
@@ -257,6 +253,21 @@ impl TokenKeys {
             expires_at: claims.exp,
         })
     }
+}
+
+/// The token of an `Authorization: Bearer` header value, at most
+/// [`TOKEN_MAX_BYTES`].
+pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(AuthError::Invalid)?
+        .trim();
+    if token.len() > TOKEN_MAX_BYTES {
+        return Err(AuthError::TooLarge);
+    }
+    Ok(token)
 }
 
 /// The checks on a signed token's claims at time `now` (Unix seconds).

@@ -28,7 +28,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::{
-    check_claims, safe_url, AuthError, Caller, Claims, Role, TokenKeys, TOKEN_MAX_BYTES,
+    bearer_token, check_claims, safe_url, AuthError, Caller, Claims, Role, TokenKeys,
+    TOKEN_MAX_BYTES,
 };
 use crate::settings::Settings;
 
@@ -434,15 +435,7 @@ impl Authenticator {
 
     /// Verifies an `Authorization` header value.
     pub async fn verify_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
-        let value = header.ok_or(AuthError::Missing)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AuthError::Invalid)?
-            .trim();
-        if token.len() > TOKEN_MAX_BYTES {
-            return Err(AuthError::TooLarge);
-        }
+        let token = bearer_token(header)?;
         if self.oidc.knows(token) {
             return self
                 .oidc
@@ -450,7 +443,7 @@ impl Authenticator {
                 .await;
         }
         match &self.local {
-            Some(keys) => keys.verify_header(header),
+            Some(keys) => keys.verify(token),
             None => Err(AuthError::Invalid),
         }
     }
