@@ -169,9 +169,12 @@ pub async fn gather(
                 Choice::IfEnrolled(study) => held.push((study, event)),
             }
         }
-        let mut events: Vec<StoredEvent> = chosen.iter().map(|(_, _, e)| e.clone()).collect();
+        let (placed, mut events): (Vec<(Part, Redaction)>, Vec<StoredEvent>) = chosen
+            .into_iter()
+            .map(|(part, left_out, event)| ((part, left_out), event))
+            .unzip();
         stream::open_events(db, &mut events).await?;
-        for ((part, left_out, _), event) in chosen.into_iter().zip(events) {
+        for ((part, left_out), event) in placed.into_iter().zip(events) {
             bytes += event.payload.len() + 256;
             kept.push((event.checkpoint, part, record_of(&event, &left_out)?));
         }
