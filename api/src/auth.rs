@@ -92,6 +92,18 @@ pub struct Claims {
     pub nbf: Option<i64>,
 }
 
+/// A local token's claims with its optional SMART context: the scopes the
+/// FHIR facade reads and the patient `patient/` scopes reach.
+#[derive(Debug, Serialize, Deserialize)]
+struct ScopedClaims {
+    #[serde(flatten)]
+    claims: Claims,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patient: Option<Uuid>,
+}
+
 /// Largest accepted bearer token, in bytes.
 pub const TOKEN_MAX_BYTES: usize = 8 * 1024;
 
@@ -122,6 +134,12 @@ pub struct Caller {
     pub organisation: String,
     /// When the token runs out (Unix seconds): a live subscription ends then.
     pub expires_at: i64,
+    /// The token's SMART scopes (its `scope` claim), which the FHIR facade
+    /// reads; `None` when it carries none (GraphQL does not use them).
+    pub scope: Option<String>,
+    /// The patient the token names as its SMART launch context (`patient`
+    /// claim), which `patient/` scopes reach.
+    pub patient: Option<Uuid>,
 }
 
 impl Caller {
@@ -221,6 +239,33 @@ impl TokenKeys {
         self.sign(&claims)
     }
 
+    /// A token as [`TokenKeys::mint`]'s, carrying SMART scopes for the FHIR
+    /// facade (`scope`, space-separated, as `patient/Goal.rs user/*.rs`).
+    pub fn mint_scoped(
+        &self,
+        subject: Uuid,
+        role: Role,
+        org: &str,
+        ttl_seconds: i64,
+        scope: &str,
+    ) -> Result<String, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = ScopedClaims {
+            claims: Claims {
+                sub: subject,
+                role,
+                org: org.to_string(),
+                iat: now,
+                exp: now + ttl_seconds,
+                nbf: None,
+            },
+            scope: Some(scope.to_string()),
+            patient: None,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| AuthError::Invalid)
+    }
+
     /// Signs any set of claims (the command line and tests use it).
     pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
         encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
@@ -242,7 +287,11 @@ impl TokenKeys {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
-        let claims = decode::<Claims>(token, &self.decoding, &validation)
+        let ScopedClaims {
+            claims,
+            scope,
+            patient,
+        } = decode::<ScopedClaims>(token, &self.decoding, &validation)
             .map_err(|_| AuthError::Invalid)?
             .claims;
         check_claims(&claims, chrono::Utc::now().timestamp(), self.leeway_seconds)?;
@@ -251,6 +300,8 @@ impl TokenKeys {
             role: claims.role,
             organisation: claims.org,
             expires_at: claims.exp,
+            scope,
+            patient,
         })
     }
 }

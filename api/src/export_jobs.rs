@@ -463,6 +463,8 @@ mod tests {
             role: Role::ServiceUser,
             organisation: organisation.to_string(),
             expires_at: 0,
+            scope: None,
+            patient: None,
         }
     }
 

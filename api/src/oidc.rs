@@ -381,11 +381,29 @@ impl Oidc {
             nbf: time("nbf"),
         };
         check_claims(&checked, now, self.leeway_seconds)?;
+        // SMART scopes: `scope` (space-separated, RFC 9068), or `scp` as a
+        // list (Azure AD and Okta), for the FHIR facade.
+        let scope = match (claims.get("scope"), claims.get("scp")) {
+            (Some(Value::String(scope)), _) => Some(scope.clone()),
+            (None, Some(Value::Array(list))) => Some(
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        };
+        let patient = claims
+            .get("patient")
+            .and_then(Value::as_str)
+            .and_then(|p| Uuid::parse_str(p).ok());
         Ok(Caller {
             subject: checked.sub,
             role: checked.role,
             organisation: checked.org,
             expires_at: checked.exp,
+            scope,
+            patient,
         })
     }
 }

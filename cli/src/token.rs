@@ -20,6 +20,10 @@ pub struct Args {
     /// Lifetime in seconds (default from settings).
     #[arg(long)]
     ttl: Option<i64>,
+    /// SMART on FHIR scopes for the FHIR facade, space-separated
+    /// (`user/*.rs`, `patient/Goal.rs`); none when omitted.
+    #[arg(long)]
+    scope: Option<String>,
 }
 
 pub fn run(args: Args, settings: Settings) -> Outcome {
@@ -27,6 +31,10 @@ pub fn run(args: Args, settings: Settings) -> Outcome {
     let ttl = args
         .ttl
         .unwrap_or(i64::try_from(settings.tokens.ttl.as_secs()).unwrap_or(i64::MAX));
-    println!("{}", keys.mint(args.subject, args.role, &args.org, ttl)?);
+    let token = match &args.scope {
+        Some(scope) => keys.mint_scoped(args.subject, args.role, &args.org, ttl, scope)?,
+        None => keys.mint(args.subject, args.role, &args.org, ttl)?,
+    };
+    println!("{token}");
     Ok(())
 }

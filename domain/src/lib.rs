@@ -36,6 +36,7 @@ pub mod messaging;
 pub mod personal;
 pub mod portal;
 pub mod refusal;
+pub mod smart;
 pub mod study;
 pub mod text;
 pub mod trail;

@@ -612,6 +612,8 @@ async fn play(
             role: person.role,
             organisation: request.organisation.clone(),
             expires_at: i64::MAX,
+            scope: None,
+            patient: None,
         };
         let receipts = Arc::new(Receipts::default());
         let response = schema

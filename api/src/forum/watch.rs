@@ -39,6 +39,8 @@ async fn reraise_due(svc: &std::sync::Arc<Service>) -> Result<(), ApiError> {
             role: crate::auth::Role::Moderator,
             organisation: concern.organisation.clone(),
             expires_at: i64::MAX,
+            scope: None,
+            patient: None,
         };
         let command = TopicCommand::RaiseConcernAgain {
             concern_id: concern.concern_id,

@@ -127,12 +127,16 @@ fn acting(person: Uuid, organisation: &str, basis: Basis, by: Option<Uuid>) -> C
             role: Role::Admin,
             organisation: organisation.to_string(),
             expires_at: 0,
+            scope: None,
+            patient: None,
         },
         _ => Caller {
             subject: person,
             role: Role::ServiceUser,
             organisation: organisation.to_string(),
             expires_at: 0,
+            scope: None,
+            patient: None,
         },
     }
 }

@@ -1,0 +1,272 @@
+//! SMART on FHIR v2 scopes: what a token's `scope` lets its holder do
+//! through the FHIR facade, on top of (never instead of) the consent rules
+//! of [`crate::access`].
+//!
+//! A scope is `context/Resource.permissions`: `patient/Goal.rs`,
+//! `user/*.rs`, `system/AuditEvent.s`. The facade only reads, so only the
+//! `r` (read) and `s` (search) permissions mean anything; SMART v1's
+//! `.read` is taken as `.rs`. A scope with a query (`patient/Goal.rs?...`,
+//! SMART v2's finer scopes) narrows what it grants in a way the facade does
+//! not check, so it grants nothing here (fail closed). `patient/` scopes
+//! reach the token's patient context only: for a service user, themselves;
+//! for anyone else, the patient the token names (SMART's launch context),
+//! and nobody when it names none. `user/` and `system/` scopes reach every
+//! patient the caller's role and consent let them read.
+
+/// The FHIR resource types the facade serves, each with the portal
+/// section whose grant a provider needs to read it (`None`: read through
+/// the caller's own part in it, not a section grant).
+pub const RESOURCES: [(&str, Reach); 7] = [
+    ("Patient", Reach::Section(crate::portal::Section::Core)),
+    ("Goal", Reach::Section(crate::portal::Section::Core)),
+    ("CarePlan", Reach::Section(crate::portal::Section::Core)),
+    (
+        "MedicationStatement",
+        Reach::Section(crate::portal::Section::Medications),
+    ),
+    ("Consent", Reach::Party),
+    ("Communication", Reach::Party),
+    ("AuditEvent", Reach::AccessLog),
+];
+
+/// What lets a reader other than the patient see a resource type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A grant of this section (the consent rules of `crate::access`).
+    Section(crate::portal::Section),
+    /// Being a party: the provider of the care relationship, a participant
+    /// of the conversation.
+    Party,
+    /// The access log's readers: the patient and the organisation's auditors.
+    AccessLog,
+}
+
+/// Whose data a request is about, as the scopes' contexts see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The token's patient context: the caller themselves (a service user),
+    /// or the patient the token names.
+    LaunchPatient,
+    /// Any other patient.
+    AnyPatient,
+}
+
+/// What the request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    /// `GET [type]/[id]`.
+    Read,
+    /// `GET [type]?...`.
+    Search,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Context {
+    Patient,
+    User,
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    context: Context,
+    /// `None` for `*`.
+    resource: Option<String>,
+    read: bool,
+    search: bool,
+}
+
+/// The SMART scopes of a token that the facade understands (others, such
+/// as `openid` or `launch/patient`, are ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(Vec<Scope>);
+
+/// Longest scope string read; a longer one grants nothing.
+pub const SCOPE_MAX_BYTES: usize = 4096;
+
+impl Scopes {
+    /// The scopes of a token's space-separated `scope` claim.
+    pub fn parse(claim: &str) -> Scopes {
+        if claim.len() > SCOPE_MAX_BYTES {
+            return Scopes::default();
+        }
+        Scopes(claim.split_ascii_whitespace().filter_map(scope).collect())
+    }
+
+    /// True when no scope grants anything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the scopes let the holder do `interaction` on `resource`
+    /// about `whose` data.
+    pub fn allow(&self, resource: &str, interaction: Interaction, whose: Whose) -> bool {
+        self.0.iter().any(|s| {
+            let reaches = match s.context {
+                Context::Patient => whose == Whose::LaunchPatient,
+                Context::User | Context::System => true,
+            };
+            let permits = match interaction {
+                Interaction::Read => s.read,
+                Interaction::Search => s.search,
+            };
+            reaches && permits && s.resource.as_deref().is_none_or(|r| r == resource)
+        })
+    }
+
+    /// The resource types some scope lets the holder read or search.
+    pub fn resources(&self) -> Vec<&'static str> {
+        RESOURCES
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| {
+                self.0.iter().any(|s| {
+                    (s.read || s.search) && s.resource.as_deref().is_none_or(|r| r == *name)
+                })
+            })
+            .collect()
+    }
+}
+
+/// One scope, if it is a resource scope the facade understands.
+fn scope(text: &str) -> Option<Scope> {
+    let (context, rest) = text.split_once('/')?;
+    let context = match context {
+        "patient" => Context::Patient,
+        "user" => Context::User,
+        "system" => Context::System,
+        _ => return None,
+    };
+    // A v2 scope with a query narrows in a way not checked here.
+    if rest.contains('?') {
+        return None;
+    }
+    let (resource, permissions) = rest.rsplit_once('.')?;
+    let resource = match resource {
+        "*" => None,
+        name if RESOURCES.iter().any(|(r, _)| *r == name) => Some(name.to_string()),
+        _ => return None,
+    };
+    let (read, search) = match permissions {
+        // SMART v1.
+        "read" | "*" => (true, true),
+        "write" => (false, false),
+        // SMART v2: a subset of `cruds`, in that order.
+        v2 => {
+            let order = "cruds";
+            let mut last = None;
+            for c in v2.chars() {
+                let at = order.find(c)?;
+                if last.is_some_and(|l| at <= l) {
+                    return None;
+                }
+                last = Some(at);
+            }
+            if v2.is_empty() {
+                return None;
+            }
+            (v2.contains('r'), v2.contains('s'))
+        }
+    };
+    Some(Scope {
+        context,
+        resource,
+        read,
+        search,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Interaction::{Read, Search};
+    use Whose::{AnyPatient, LaunchPatient};
+
+    #[test]
+    fn each_scope_grants_what_it_says_and_no_more() {
+        // (scope claim, resource, interaction, whose, allowed)
+        let table: &[(&str, &str, Interaction, Whose, bool)] = &[
+            ("patient/Goal.rs", "Goal", Read, LaunchPatient, true),
+            ("patient/Goal.rs", "Goal", Search, LaunchPatient, true),
+            ("patient/Goal.rs", "Goal", Read, AnyPatient, false),
+            ("patient/Goal.rs", "CarePlan", Read, LaunchPatient, false),
+            ("patient/Goal.r", "Goal", Search, LaunchPatient, false),
+            ("patient/Goal.s", "Goal", Read, LaunchPatient, false),
+            ("patient/Goal.s", "Goal", Search, LaunchPatient, true),
+            ("user/Goal.rs", "Goal", Read, AnyPatient, true),
+            ("system/Goal.rs", "Goal", Search, AnyPatient, true),
+            ("user/*.rs", "AuditEvent", Search, AnyPatient, true),
+            ("user/*.cruds", "Consent", Read, AnyPatient, true),
+            ("user/*.cud", "Consent", Read, AnyPatient, false),
+            // SMART v1.
+            ("user/Goal.read", "Goal", Search, AnyPatient, true),
+            ("patient/*.read", "Patient", Read, LaunchPatient, true),
+            ("user/Goal.write", "Goal", Read, AnyPatient, false),
+            ("user/Goal.*", "Goal", Read, AnyPatient, true),
+            // Not scopes of resources this facade serves, or malformed.
+            ("user/Observation.rs", "Goal", Read, AnyPatient, false),
+            ("user/Goal.sr", "Goal", Read, AnyPatient, false),
+            ("user/Goal.rrs", "Goal", Read, AnyPatient, false),
+            ("user/Goal.", "Goal", Read, AnyPatient, false),
+            ("user/Goal.x", "Goal", Read, AnyPatient, false),
+            ("admin/Goal.rs", "Goal", Read, AnyPatient, false),
+            (
+                "user/Goal.rs?lifecycle-status=active",
+                "Goal",
+                Read,
+                AnyPatient,
+                false,
+            ),
+            (
+                "openid fhirUser launch/patient",
+                "Goal",
+                Read,
+                LaunchPatient,
+                false,
+            ),
+            ("", "Goal", Read, LaunchPatient, false),
+            // Several: any one suffices.
+            (
+                "openid patient/Goal.rs user/Consent.rs",
+                "Consent",
+                Search,
+                AnyPatient,
+                true,
+            ),
+            (
+                "openid patient/Goal.rs user/Consent.rs",
+                "Goal",
+                Search,
+                AnyPatient,
+                false,
+            ),
+        ];
+        for (claim, resource, interaction, whose, allowed) in table {
+            assert_eq!(
+                Scopes::parse(claim).allow(resource, *interaction, *whose),
+                *allowed,
+                "{claim} {resource} {interaction:?} {whose:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_claim_grants_nothing() {
+        let claim = "user/*.rs ".repeat(SCOPE_MAX_BYTES / 10 + 1);
+        assert!(Scopes::parse(&claim).is_empty());
+        assert!(!Scopes::parse("user/*.rs").is_empty());
+    }
+
+    #[test]
+    fn the_resources_named_are_the_ones_served() {
+        assert_eq!(
+            Scopes::parse("patient/Goal.rs user/Consent.s openid").resources(),
+            vec!["Goal", "Consent"]
+        );
+        assert_eq!(
+            Scopes::parse("user/*.rs").resources().len(),
+            RESOURCES.len()
+        );
+        assert!(Scopes::parse("user/Goal.c").resources().is_empty());
+    }
+}
