@@ -169,6 +169,97 @@ impl Relationship {
     async fn provider_id(&self) -> ID {
         ids::person_id(self.provider_id)
     }
+
+    /// Every grant made in this relationship, oldest first, with how it
+    /// ended: revoked, replaced by a later grant of the same section, or
+    /// with the relationship (null while it stands, up to its `until`).
+    async fn consent_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ConsentRecord>> {
+        let events = service(ctx).relationship_events(self.uuid).await?;
+        Ok(consent_history(events))
+    }
+}
+
+/// How a grant stopped before its `until`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ConsentEnding {
+    /// The service user revoked it.
+    Revoked,
+    /// A later grant of the same section took its place.
+    Replaced,
+    /// The relationship ended (or the invitation was declined).
+    RelationshipEnded,
+}
+
+/// One grant of a section, as it was made and as it ended.
+#[derive(SimpleObject, Clone)]
+pub struct ConsentRecord {
+    /// Its place among the relationship's grants, from 1: stable, so that
+    /// the relationship's uuid and this number name the grant.
+    pub number: i32,
+    /// The section granted.
+    pub section: PortalSection,
+    /// When it was granted.
+    pub granted_at: DateTime<Utc>,
+    /// When it runs (or ran) out; null for "until revoked".
+    pub until: Option<DateTime<Utc>>,
+    /// When it stopped before `until`; null while it stands.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// How it stopped; null while it stands.
+    pub ending: Option<ConsentEnding>,
+}
+
+/// The grants a relationship's events made, oldest first, each with how it
+/// ended.
+pub(crate) fn consent_history(events: Vec<domain::care::CareEvent>) -> Vec<ConsentRecord> {
+    use domain::care::CareEvent;
+    let mut records: Vec<ConsentRecord> = Vec::new();
+    let end = |records: &mut Vec<ConsentRecord>,
+               section: Option<PortalSection>,
+               at: DateTime<Utc>,
+               ending: ConsentEnding| {
+        for r in records.iter_mut().filter(|r| r.ending.is_none()) {
+            if section.is_none_or(|s| s == r.section) && r.until.is_none_or(|u| u > at) {
+                r.ended_at = Some(at);
+                r.ending = Some(ending);
+            }
+        }
+    };
+    for event in events {
+        match event {
+            CareEvent::ConsentGranted { section, until, at } => {
+                end(
+                    &mut records,
+                    Some(section.into()),
+                    at,
+                    ConsentEnding::Replaced,
+                );
+                records.push(ConsentRecord {
+                    number: i32::try_from(records.len() + 1).unwrap_or(i32::MAX),
+                    section: section.into(),
+                    granted_at: at,
+                    until,
+                    ended_at: None,
+                    ending: None,
+                });
+            }
+            CareEvent::ConsentRevoked { section, at } => end(
+                &mut records,
+                Some(section.into()),
+                at,
+                ConsentEnding::Revoked,
+            ),
+            CareEvent::RelationshipEnded { at, .. } | CareEvent::InvitationDeclined { at, .. } => {
+                end(&mut records, None, at, ConsentEnding::RelationshipEnded)
+            }
+            CareEvent::Invited { .. }
+            | CareEvent::InvitationAccepted { .. }
+            | CareEvent::BreakGlassOpened { .. } => {}
+        }
+    }
+    records
 }
 
 /// Changes in one granted section since the provider last looked at it.
@@ -918,5 +1009,62 @@ mod tests {
             Ok(RelationshipStatus::Expired)
         ));
         assert!(status(care::RelationshipState::None, None, at).is_err());
+    }
+
+    #[test]
+    fn each_grant_is_kept_with_how_it_ended() {
+        use domain::care::CareEvent;
+        use domain::portal::Section;
+        let start = chrono::Utc::now();
+        let t = |h: i64| start + chrono::Duration::hours(h);
+        let history = consent_history(vec![
+            CareEvent::InvitationAccepted {
+                by: Side::Provider,
+                at: t(0),
+            },
+            CareEvent::ConsentGranted {
+                section: Section::Core,
+                until: None,
+                at: t(1),
+            },
+            CareEvent::ConsentGranted {
+                section: Section::Medications,
+                until: Some(t(3)),
+                at: t(1),
+            },
+            // Replaced, then revoked.
+            CareEvent::ConsentGranted {
+                section: Section::Core,
+                until: None,
+                at: t(2),
+            },
+            CareEvent::ConsentRevoked {
+                section: Section::Core,
+                at: t(4),
+            },
+            CareEvent::ConsentGranted {
+                section: Section::Network,
+                until: None,
+                at: t(5),
+            },
+            // The medications grant ran out at 3: the end touches what still stands.
+            CareEvent::RelationshipEnded {
+                by: Side::ServiceUser,
+                at: t(6),
+            },
+        ]);
+        let ends: Vec<(i32, Option<ConsentEnding>)> =
+            history.iter().map(|r| (r.number, r.ending)).collect();
+        assert_eq!(
+            ends,
+            vec![
+                (1, Some(ConsentEnding::Replaced)),
+                (2, None),
+                (3, Some(ConsentEnding::Revoked)),
+                (4, Some(ConsentEnding::RelationshipEnded)),
+            ]
+        );
+        assert_eq!(history[0].ended_at, Some(t(2)));
+        assert_eq!(history[1].until, Some(t(3)));
     }
 }

@@ -466,6 +466,31 @@ impl CoreQuery {
         Ok(Goal::new(portal_id, goal))
     }
 
+    /// The portal's goals with their activities, oldest first: the active
+    /// ones, and with `includeClosed` the achieved and abandoned ones too
+    /// (at most 1,000 goals are ever set in a portal). A read of the core
+    /// section, recorded as `controlPanel`'s is.
+    #[graphql(complexity = "50 * child_complexity")]
+    pub(crate) async fn goals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The portal: its owner's person id or the control panel's global id; the caller's own portal when omitted."
+        )]
+        portal_id: Option<ID>,
+        #[graphql(
+            desc = "Whether achieved and abandoned goals are listed too (default: active ones only).",
+            default = false
+        )]
+        include_closed: bool,
+    ) -> async_graphql::Result<Vec<Goal>> {
+        let (svc, caller) = (service(ctx), caller(ctx)?);
+        let portal_id = ids::portal(portal_id.as_ref())?.unwrap_or(caller.subject);
+        let portal = authorize_read(ctx, portal_id, Section::Core).await?.portal;
+        let rows = panel::goals(&svc.engine, &svc.db, &portal, include_closed).await?;
+        Ok(rows.into_iter().map(|g| Goal::new(portal_id, g)).collect())
+    }
+
     /// Every change to a goal and its activities, oldest first, a page at a
     /// time: `first` 1-500 (default 100) after the cursor `after`.
     #[graphql(

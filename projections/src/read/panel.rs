@@ -212,13 +212,34 @@ pub async fn active_goals(
     db: &Db,
     portal: &Portal,
 ) -> Result<Vec<GoalRow>, DbError> {
+    goals(engine, db, portal, false).await
+}
+
+/// The goals of `portal` (oldest first) with their activities: the active
+/// ones, and with `include_closed` the achieved and abandoned ones too.
+pub async fn goals(
+    engine: &Engine,
+    db: &Db,
+    portal: &Portal,
+    include_closed: bool,
+) -> Result<Vec<GoalRow>, DbError> {
+    let only_active = if include_closed {
+        ""
+    } else {
+        "AND state = 'active'"
+    };
+    let goal_active = if include_closed {
+        ""
+    } else {
+        "AND g.state = 'active'"
+    };
     let (goals_t, activities_t) = (
         engine.table(control_panel::NAME, "cp_goals"),
         engine.table(control_panel::NAME, "cp_activities"),
     );
     let id = portal.id().to_string();
     let goal_rows = sqlx::query(&format!(
-        "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 AND state = 'active' \
+        "SELECT {GOAL_SELECT} FROM {goals_t} WHERE portal_id = $1 {only_active} \
          ORDER BY set_at, goal_id"
     ))
     .bind(&id)
@@ -227,7 +248,7 @@ pub async fn active_goals(
     let activity_rows = sqlx::query(&format!(
         "SELECT a.activity_id, a.goal_id, a.title, a.state, a.planned_at, a.updated_at \
          FROM {activities_t} a JOIN {goals_t} g ON g.portal_id = a.portal_id AND g.goal_id = a.goal_id \
-         WHERE a.portal_id = $1 AND g.state = 'active' ORDER BY a.planned_at, a.activity_id"
+         WHERE a.portal_id = $1 {goal_active} ORDER BY a.planned_at, a.activity_id"
     ))
     .bind(&id)
     .fetch_all(&db.pool)
