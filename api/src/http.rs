@@ -1,6 +1,6 @@
-//! HTTP: GraphQL at POST `/graphql`, GraphiQL at GET `/`, health, readiness and
-//! metrics; body limits, request ids, panics turned into clean errors, and
-//! graceful shutdown.
+//! HTTP: GraphQL at POST `/graphql`, GraphiQL at GET `/`, the FHIR facade at
+//! `/fhir/R4` (`crate::fhir`), health, readiness and metrics; body limits,
+//! request ids, panics turned into clean errors, and graceful shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,7 +71,16 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/trail/witness", get(witness))
-        .route("/exports/{id}/archive", get(export_archive));
+        .route("/exports/{id}/archive", get(export_archive))
+        .nest_service(
+            "/fhir/R4",
+            crate::fhir::router(crate::fhir::Fhir {
+                service: Arc::clone(&state.service),
+                schema: state.schema.clone(),
+                in_flight: Arc::clone(&state.in_flight),
+                started: chrono::Utc::now(),
+            }),
+        );
     // Closed by `server.metrics = false`: then it is an unknown path.
     let router = if state.service.settings.server.metrics {
         router.route("/metrics", get(metrics))
@@ -116,7 +125,11 @@ async fn json_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with(GRAPHQL_RESPONSE));
+        .is_some_and(|v| {
+            v.starts_with("application/json")
+                || v.starts_with(GRAPHQL_RESPONSE)
+                || v.starts_with("application/fhir+json")
+        });
     if status.as_u16() < 400 || is_json {
         return response;
     }

@@ -19,6 +19,7 @@ pub mod durability;
 pub mod encryption_migration;
 pub mod error;
 pub mod export_jobs;
+pub mod fhir;
 pub mod folds;
 pub mod forum;
 pub mod history;
