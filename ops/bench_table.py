@@ -309,3 +309,35 @@ if erase:
         runs = [r for r in erase if r["store"] == store]
         if runs:
             print(f"| {store} | {min(r['events'] for r in runs):,}+ | {spread([r['seconds'] for r in runs], 3)} |")
+
+fhir = [r for r in rows if r["kind"] == "fhir"]
+if fhir:
+    print("\nA provider's FHIR search of a patient's Goals (`/fhir/R4/Goal?patient=`, 20 goals of two")
+    print("activities) beside the GraphQL `goals` read of the same goals, and `me`, on the same")
+    print("server in the same run, each read recorded in the access trail; requests/s and p50 ms,")
+    print("median (min-max); the ratio is FHIR's p50 over GraphQL's, run by run (target: at most 1.5):\n")
+    print("| store | clients | GraphQL goals /s | FHIR Goal /s | me /s | GraphQL p50 ms | FHIR p50 ms | FHIR / GraphQL | within 1.5 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for store in ("postgres", "sqlite"):
+        for c in (1, 8):
+            runs = [r["run"] for r in fhir if r["store"] == store and r["clients"] == c]
+            if runs:
+                g = [x["graphql"]["p50_ms"] for x in runs]
+                f = [x["fhir"]["p50_ms"] for x in runs]
+                ratio = paired(f, g)
+                print(f"| {store} | {c} | {fmt([x['graphql']['per_s'] for x in runs])} | {fmt([x['fhir']['per_s'] for x in runs])} | "
+                      f"{fmt([x['me']['per_s'] for x in runs])} | {spread(g)} | {spread(f)} | {spread(ratio)} | "
+                      f"{verdict(statistics.median(ratio) <= 1.5)} |")
+
+tokens = [r for r in rows if r["kind"] == "tokens"]
+if tokens:
+    print("\nToken checks in one task (`portal bench tokens`): the local HS256 key beside an identity")
+    print("provider's tokens with its key set cached; microseconds per check, median (min-max), and")
+    print("the ratio to HS256 run by run:\n")
+    print("| token | µs per check | / HS256 |")
+    print("|---|---|---|")
+    for name in ("hs256_local", "eddsa_oidc_cached", "es256_oidc_cached"):
+        us = [r["run"][name]["us_per_check"] for r in tokens if name in r["run"]]
+        base = [r["run"]["hs256_local"]["us_per_check"] for r in tokens if name in r["run"]]
+        if us:
+            print(f"| {name} | {spread(us, 1)} | {spread(paired(us, base))} |")

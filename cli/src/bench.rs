@@ -80,6 +80,29 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// A provider's FHIR search of a patient's Goals beside the GraphQL
+    /// read of the same goals, and `me` (the cheapest query).
+    Fhir {
+        /// Base URL of the server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// Concurrent readers (each a provider of their own patient).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// How long each read runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Goals per patient (two activities each).
+        #[arg(long, default_value_t = 20)]
+        goals: usize,
+    },
+    /// Token checks per second: the local HS256 key beside an identity
+    /// provider's EdDSA and ES256 tokens with its keys cached (in process).
+    Tokens {
+        /// How long each kind runs.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Messages with read receipts end to end, and delivery latency to
     /// WebSocket subscribers.
     Messaging {
@@ -141,6 +164,13 @@ pub async fn run(command: Command, settings: Settings) -> Outcome {
             clients,
             seconds,
         } => portal_tools::bench::access(&settings, &url, clients, seconds).await?,
+        Command::Fhir {
+            url,
+            clients,
+            seconds,
+            goals,
+        } => portal_tools::bench_fhir::fhir(&settings, &url, clients, seconds, goals).await?,
+        Command::Tokens { seconds } => portal_tools::bench_fhir::tokens(seconds).await?,
         Command::Messaging {
             url,
             pairs,

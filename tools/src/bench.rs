@@ -18,7 +18,7 @@ use api::settings::Settings;
 
 use crate::{Error, Result};
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -533,7 +533,7 @@ pub async fn as_of(settings: &Settings, base: &str, events: usize, samples: usiz
 
 /// The provider registers, the user invites them, they accept: the
 /// relationship id.
-async fn relate(
+pub(crate) async fn relate(
     http: &reqwest::Client,
     url: &str,
     owner: &str,
@@ -581,7 +581,7 @@ const ACCESS_READS: &[(&str, &str)] = &[
 ];
 
 /// Sends a query with variables; fails on any GraphQL error.
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     url: &str,
     token: &str,

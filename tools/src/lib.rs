@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod bench;
+pub mod bench_fhir;
 pub mod bench_forum;
 pub mod bench_research;
 pub mod error;
