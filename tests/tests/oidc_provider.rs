@@ -30,8 +30,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-/// Portal reads an issuer's keys again once they are this old...
-const KEYS_MAX_AGE: Duration = Duration::from_secs(4);
+/// Portal reads an issuer's keys again once they are this old (the window in
+/// which a rotated key must be seen, across a restart of its provider, and
+/// the wait for a removed key to be refused)...
+const KEYS_MAX_AGE: Duration = Duration::from_secs(6);
 /// ...and on an unknown key id, at most this often.
 const KEYS_REFRESH: Duration = Duration::from_secs(1);
 
