@@ -193,6 +193,8 @@ pub enum AuthError {
     NotYetValid,
     #[error("the bearer token is larger than 8 KiB")]
     TooLarge,
+    #[error("the bearer token carries SMART scopes: it is for the FHIR API at /fhir/R4 only")]
+    FhirOnly,
 }
 
 /// Signs and verifies tokens with one key.
@@ -240,7 +242,9 @@ impl TokenKeys {
     }
 
     /// A token as [`TokenKeys::mint`]'s, carrying SMART scopes for the FHIR
-    /// facade (`scope`, space-separated, as `patient/Goal.rs user/*.rs`).
+    /// facade (`scope`, space-separated, as `patient/Goal.rs user/*.rs`) and
+    /// optionally a patient context (what `patient/` scopes reach). Such a
+    /// token is for the facade only.
     pub fn mint_scoped(
         &self,
         subject: Uuid,
@@ -248,6 +252,7 @@ impl TokenKeys {
         org: &str,
         ttl_seconds: i64,
         scope: &str,
+        patient: Option<Uuid>,
     ) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = ScopedClaims {
@@ -260,7 +265,7 @@ impl TokenKeys {
                 nbf: None,
             },
             scope: Some(scope.to_string()),
-            patient: None,
+            patient,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| AuthError::Invalid)

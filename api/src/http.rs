@@ -78,6 +78,7 @@ pub fn router(service: Arc<Service>) -> Router {
                 service: Arc::clone(&state.service),
                 schema: state.schema.clone(),
                 in_flight: Arc::clone(&state.in_flight),
+                documents: Arc::clone(&state.documents),
                 started: chrono::Utc::now(),
             }),
         );

@@ -381,10 +381,11 @@ impl Oidc {
             nbf: time("nbf"),
         };
         check_claims(&checked, now, self.leeway_seconds)?;
-        // SMART scopes: `scope` (space-separated, RFC 9068), or `scp` as a
-        // list (Azure AD and Okta), for the FHIR facade.
+        // SMART scopes: `scope` (space-separated, RFC 9068), or `scp`, a
+        // text (Entra ID) or a list (Okta), for the FHIR facade.
         let scope = match (claims.get("scope"), claims.get("scp")) {
             (Some(Value::String(scope)), _) => Some(scope.clone()),
+            (None, Some(Value::String(scp))) => Some(scp.clone()),
             (None, Some(Value::Array(list))) => Some(
                 list.iter()
                     .filter_map(Value::as_str)
@@ -451,8 +452,26 @@ impl Authenticator {
         })
     }
 
-    /// Verifies an `Authorization` header value.
+    /// Verifies an `Authorization` header value for GraphQL, the WebSocket
+    /// and the witness: a token carrying SMART resource scopes was given to
+    /// an app for the FHIR facade, whose scopes only it enforces, so it is
+    /// refused here ([`AuthError::FhirOnly`]) rather than read with the
+    /// holder's whole role.
     pub async fn verify_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let caller = self.verify_fhir_header(header).await?;
+        if caller
+            .scope
+            .as_deref()
+            .is_some_and(|s| !domain::smart::Scopes::parse(s).is_empty())
+        {
+            return Err(AuthError::FhirOnly);
+        }
+        Ok(caller)
+    }
+
+    /// Verifies an `Authorization` header value for the FHIR facade, which
+    /// enforces the token's SMART scopes itself.
+    pub async fn verify_fhir_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
         let token = bearer_token(header)?;
         if self.oidc.knows(token) {
             return self

@@ -24,6 +24,10 @@ pub struct Args {
     /// (`user/*.rs`, `patient/Goal.rs`); none when omitted.
     #[arg(long)]
     scope: Option<String>,
+    /// With --scope: the patient (person id) the token's `patient/` scopes
+    /// reach (SMART's launch context).
+    #[arg(long, requires = "scope")]
+    patient: Option<Uuid>,
 }
 
 pub fn run(args: Args, settings: Settings) -> Outcome {
@@ -32,7 +36,9 @@ pub fn run(args: Args, settings: Settings) -> Outcome {
         .ttl
         .unwrap_or(i64::try_from(settings.tokens.ttl.as_secs()).unwrap_or(i64::MAX));
     let token = match &args.scope {
-        Some(scope) => keys.mint_scoped(args.subject, args.role, &args.org, ttl, scope)?,
+        Some(scope) => {
+            keys.mint_scoped(args.subject, args.role, &args.org, ttl, scope, args.patient)?
+        }
         None => keys.mint(args.subject, args.role, &args.org, ttl)?,
     };
     println!("{token}");

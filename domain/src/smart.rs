@@ -13,33 +13,18 @@
 //! and nobody when it names none. `user/` and `system/` scopes reach every
 //! patient the caller's role and consent let them read.
 
-/// The FHIR resource types the facade serves, each with the portal
-/// section whose grant a provider needs to read it (`None`: read through
-/// the caller's own part in it, not a section grant).
-pub const RESOURCES: [(&str, Reach); 7] = [
-    ("Patient", Reach::Section(crate::portal::Section::Core)),
-    ("Goal", Reach::Section(crate::portal::Section::Core)),
-    ("CarePlan", Reach::Section(crate::portal::Section::Core)),
-    (
-        "MedicationStatement",
-        Reach::Section(crate::portal::Section::Medications),
-    ),
-    ("Consent", Reach::Party),
-    ("Communication", Reach::Party),
-    ("AuditEvent", Reach::AccessLog),
+/// The FHIR resource types the facade serves. Which reader sees which is
+/// not decided here: the facade answers through the GraphQL API's own rules
+/// (`crate::access`), and scopes only narrow them.
+pub const RESOURCES: [&str; 7] = [
+    "Patient",
+    "Goal",
+    "CarePlan",
+    "MedicationStatement",
+    "Consent",
+    "Communication",
+    "AuditEvent",
 ];
-
-/// What lets a reader other than the patient see a resource type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
-    /// A grant of this section (the consent rules of `crate::access`).
-    Section(crate::portal::Section),
-    /// Being a party: the provider of the care relationship, a participant
-    /// of the conversation.
-    Party,
-    /// The access log's readers: the patient and the organisation's auditors.
-    AccessLog,
-}
 
 /// Whose data a request is about, as the scopes' contexts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +78,8 @@ impl Scopes {
         Scopes(claim.split_ascii_whitespace().filter_map(scope).collect())
     }
 
-    /// True when no scope grants anything.
+    /// True when the claim holds no resource scope the facade understands
+    /// (`openid` alone, say): such a token is not a SMART app's.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -113,19 +99,6 @@ impl Scopes {
             reaches && permits && s.resource.as_deref().is_none_or(|r| r == resource)
         })
     }
-
-    /// The resource types some scope lets the holder read or search.
-    pub fn resources(&self) -> Vec<&'static str> {
-        RESOURCES
-            .iter()
-            .map(|(name, _)| *name)
-            .filter(|name| {
-                self.0.iter().any(|s| {
-                    (s.read || s.search) && s.resource.as_deref().is_none_or(|r| r == *name)
-                })
-            })
-            .collect()
-    }
 }
 
 /// One scope, if it is a resource scope the facade understands.
@@ -144,7 +117,7 @@ fn scope(text: &str) -> Option<Scope> {
     let (resource, permissions) = rest.rsplit_once('.')?;
     let resource = match resource {
         "*" => None,
-        name if RESOURCES.iter().any(|(r, _)| *r == name) => Some(name.to_string()),
+        name if RESOURCES.contains(&name) => Some(name.to_string()),
         _ => return None,
     };
     let (read, search) = match permissions {
@@ -255,18 +228,5 @@ mod tests {
         let claim = "user/*.rs ".repeat(SCOPE_MAX_BYTES / 10 + 1);
         assert!(Scopes::parse(&claim).is_empty());
         assert!(!Scopes::parse("user/*.rs").is_empty());
-    }
-
-    #[test]
-    fn the_resources_named_are_the_ones_served() {
-        assert_eq!(
-            Scopes::parse("patient/Goal.rs user/Consent.s openid").resources(),
-            vec!["Goal", "Consent"]
-        );
-        assert_eq!(
-            Scopes::parse("user/*.rs").resources().len(),
-            RESOURCES.len()
-        );
-        assert!(Scopes::parse("user/Goal.c").resources().is_empty());
     }
 }

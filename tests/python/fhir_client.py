@@ -4,11 +4,11 @@ Usage: fhir_client.py BASE TOKEN PATIENT
 
 SMART Health IT's `fhirclient` (its R4 models check every resource as
 they are built) reads the CapabilityStatement, then searches each resource
-type for PATIENT, following the Bundles' `next` links page by page, and
-reads each resource found by its id. Every resource, and every Bundle, is
-also validated with the `fhir.resources` R4 (4.0.1) models. Prints, as
-JSON: per type, the ids found by search and by read, the totals, and the
-resources as read; a validation failure exits non-zero.
+type for PATIENT in pages of one, following the Bundles' `next` links, and
+reads each resource found by its id. The server's JSON, as sent, of every
+Bundle and resource is also validated with the `fhir.resources` R4 (4.0.1)
+models. Prints, as JSON: per type, the ids found, the totals, the pages
+and the resources as read; a validation failure exits non-zero.
 """
 
 import json
@@ -68,27 +68,28 @@ out = {"served": served, "types": {}}
 for name in wanted:
     client_model, validator = TYPES[name]
     query = {"_id": patient_id} if name == "Patient" else {"patient": "Patient/" + patient_id}
-    search = client_model.where(struct=dict(query, _count="2"))
-    page = search.perform(server)  # a fhirclient Bundle: checked as built
+    # Pages of one, so that every search with two matches follows a `next` link.
+    path = client_model.where(struct=dict(query, _count="1")).construct()
     found, totals, pages = [], [], 0
-    while True:
+    while path:
         pages += 1
-        raw = page.as_json()
+        raw = server.request_json(path)
+        # The server's own JSON, as sent, through both sets of models.
         fhir.resources.bundle.Bundle.parse_obj(raw)
+        page = bundle.Bundle(raw)
         totals.append(page.total)
-        for entry in page.entry or []:
+        for entry, raw_entry in zip(page.entry or [], raw.get("entry", [])):
             found.append(entry.resource.id)
-            validator.parse_obj(entry.resource.as_json())
+            validator.parse_obj(raw_entry["resource"])
         nxt = [link.url for link in page.link or [] if link.relation == "next"]
-        if not nxt:
-            break
-        page = bundle.Bundle(server.request_json(nxt[0]))
+        path = nxt[0] if nxt else None
     read = {}
     for rid in found:
-        resource = client_model.read(rid, server)  # checked as built
-        as_json = resource.as_json()
-        validator.parse_obj(as_json)
-        read[rid] = as_json
+        raw = server.request_json(f"{name}/{rid}")
+        validator.parse_obj(raw)
+        client_model(raw)  # fhirclient's models check it as built (strict)
+        assert client_model.read(rid, server).id == rid
+        read[rid] = raw
     out["types"][name] = {
         "found": found,
         "totals": sorted(set(totals)),

@@ -15,8 +15,13 @@ use uuid::Uuid;
 const ORG: &str = "clinic";
 
 fn scoped(subject: Uuid, role: Role, org: &str, scope: &str) -> String {
+    launched(subject, role, org, scope, None)
+}
+
+/// A SMART app's token with a patient context (`patient` claim).
+fn launched(subject: Uuid, role: Role, org: &str, scope: &str, patient: Option<Uuid>) -> String {
     TokenKeys::new(&Secret::new(TEST_KEY))
-        .mint_scoped(subject, role, org, 3600, scope)
+        .mint_scoped(subject, role, org, 3600, scope, patient)
         .unwrap()
 }
 
@@ -209,9 +214,20 @@ async fn a_providers_system_reads_through_fhir(store: Store) {
     assert_eq!(count("MedicationStatement"), 2);
     assert_eq!(count("Consent"), 2);
     assert_eq!(count("Communication"), 2);
-    // Pages of two, followed to the end; the total is the whole match.
-    assert_eq!(t["Goal"]["totals"], json!([2]));
-    assert_eq!(t["Communication"]["pages"], 1);
+    // Pages of one, followed by their `next` links; the total is the whole match.
+    for name in [
+        "Goal",
+        "CarePlan",
+        "MedicationStatement",
+        "Consent",
+        "Communication",
+    ] {
+        assert_eq!(
+            (t[name]["pages"].as_u64(), &t[name]["totals"]),
+            (Some(2), &json!([2])),
+            "{name}"
+        );
+    }
     for name in [
         "Goal",
         "CarePlan",
@@ -261,7 +277,7 @@ async fn a_providers_system_reads_through_fhir(store: Store) {
         steps,
         vec![
             ("Call the volunteer centre", "completed"),
-            ("Visit the library", "scheduled")
+            ("Visit the library", "not-started")
         ]
     );
     let meds: Vec<(&str, &str)> = t["MedicationStatement"]["read"]
@@ -379,6 +395,41 @@ async fn a_providers_system_reads_through_fhir(store: Store) {
         get(&server, &goals_path, Some(&patient_scoped)).await.0,
         403
     );
+    // Whose a Consent is shows once it is read: a scope without Consent
+    // gets nothing of it.
+    let consent_id = t["Consent"]["found"][0].as_str().unwrap();
+    let (status, _, _) = get(&server, &format!("Consent/{consent_id}"), Some(&goals_only)).await;
+    assert_eq!(status, 403);
+    let message_id = t["Communication"]["found"][0].as_str().unwrap();
+    let (status, _, _) = get(
+        &server,
+        &format!("Communication/{message_id}"),
+        Some(&goals_only),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A SMART app launched for this patient: `patient/` scopes reach them
+    // (searches default to them), and nobody else.
+    let app = launched(
+        provider.id,
+        Role::Provider,
+        ORG,
+        "patient/Goal.rs",
+        Some(user.id),
+    );
+    let (status, bundle, _) = get(&server, "Goal", Some(&app)).await;
+    assert_eq!((status, bundle["total"].as_u64()), (200, Some(2)));
+    let (status, _, _) = get(&server, &format!("Goal?patient={}", other.id), Some(&app)).await;
+    assert_eq!(status, 403);
+    // A SMART app's token is for FHIR only: GraphQL does not take it (it
+    // would read with the provider's whole role).
+    let at_graphql = server.client(Some(system.clone()));
+    assert_eq!(
+        at_graphql
+            .error_code("{ me { personId } }", json!({}))
+            .await,
+        "UNAUTHENTICATED"
+    );
     // A token with no scopes at all reads nothing through FHIR.
     let unscoped = token(provider.id, Role::Provider, ORG);
     assert_eq!(get(&server, &goals_path, Some(&unscoped)).await.0, 403);
@@ -391,7 +442,10 @@ async fn a_providers_system_reads_through_fhir(store: Store) {
     let (status, body, _) = get(&server, &goals_path, Some(&stranger)).await;
     assert_eq!((status, outcome_code(&body)), (404, "NOT_FOUND"));
     let elsewhere = scoped(provider.id, Role::Provider, "other-clinic", "user/*.rs");
-    assert_ne!(get(&server, &goals_path, Some(&elsewhere)).await.0, 200);
+    let (status, body, _) = get(&server, &goals_path, Some(&elsewhere)).await;
+    assert_eq!((status, outcome_code(&body)), (404, "NOT_FOUND"));
+    let (status, _, _) = get(&server, &format!("Consent/{consent_id}"), Some(&elsewhere)).await;
+    assert_eq!(status, 404);
     // The access log is not a provider's to read.
     let (status, _, _) = get(
         &server,

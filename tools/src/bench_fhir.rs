@@ -44,7 +44,9 @@ pub async fn fhir(
     for _ in 0..clients {
         let (user, provider) = (Uuid::new_v4(), Uuid::new_v4());
         let owner = keys.mint(user, Role::ServiceUser, "bench", 3600)?;
-        let carer = keys.mint_scoped(provider, Role::Provider, "bench", 3600, "user/*.rs")?;
+        let carer = keys.mint(provider, Role::Provider, "bench", 3600)?;
+        // A SMART app's token is for the FHIR facade only.
+        let app = keys.mint_scoped(provider, Role::Provider, "bench", 3600, "user/*.rs", None)?;
         call(
             &http,
             &url,
@@ -82,7 +84,7 @@ pub async fn fhir(
             json!({ "r": rel }),
         )
         .await?;
-        pairs.push((user, carer));
+        pairs.push((user, carer, app));
     }
     let mut out = serde_json::Map::new();
     out.insert("clients".into(), json!(clients));
@@ -91,13 +93,14 @@ pub async fn fhir(
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let tasks: Vec<_> = pairs
             .iter()
-            .map(|(user, carer)| {
-                let (http, url, base, user, carer) = (
+            .map(|(user, carer, app)| {
+                let (http, url, base, user, carer, app) = (
                     http.clone(),
                     url.clone(),
                     base.to_string(),
                     *user,
                     carer.clone(),
+                    app.clone(),
                 );
                 tokio::spawn(async move {
                     let fhir_url = format!("{base}/fhir/R4/Goal?patient=Patient/{user}");
@@ -116,8 +119,7 @@ pub async fn fhir(
                                 }
                             }
                             "fhir" => {
-                                let response =
-                                    http.get(&fhir_url).bearer_auth(&carer).send().await?;
+                                let response = http.get(&fhir_url).bearer_auth(&app).send().await?;
                                 let status = response.status();
                                 let bundle: Value = response.json().await?;
                                 if !status.is_success()

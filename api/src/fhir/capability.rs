@@ -23,7 +23,7 @@ fn search_params(kind: &str) -> Vec<Value> {
 pub fn statement(base: &str, started: chrono::DateTime<chrono::Utc>) -> Value {
     let resources: Vec<Value> = domain::smart::RESOURCES
         .iter()
-        .map(|(kind, _)| {
+        .map(|kind| {
             json!({
                 "type": kind,
                 "interaction": [{ "code": "read" }, { "code": "search-type" }],
@@ -69,7 +69,7 @@ pub fn smart_configuration(settings: &Settings) -> Value {
     let mut scopes: Vec<String> = vec!["openid".into(), "fhirUser".into(), "launch/patient".into()];
     for context in ["patient", "user", "system"] {
         scopes.push(format!("{context}/*.rs"));
-        for (kind, _) in domain::smart::RESOURCES {
+        for kind in domain::smart::RESOURCES {
             scopes.push(format!("{context}/{kind}.rs"));
         }
     }

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, Role};
 use crate::context::{Receipts, RequestContext};
 use crate::error::codes;
+use crate::ids::NodeId;
 use crate::limits::Limited;
 use crate::schema::PortalSchema;
 use crate::service::Service;
@@ -47,6 +48,9 @@ pub struct Fhir {
     pub schema: Limited<PortalSchema>,
     /// Requests being answered, per person (shared with `/graphql`).
     pub in_flight: Arc<crate::rate::Holds<(String, Uuid)>>,
+    /// Parsed GraphQL documents (shared with `/graphql`): the facade's few
+    /// queries are parsed once.
+    pub(crate) documents: Arc<crate::documents::Documents>,
     /// When this process started: the CapabilityStatement's date.
     pub started: chrono::DateTime<chrono::Utc>,
 }
@@ -260,6 +264,7 @@ impl Run<'_> {
         let request = async_graphql::Request::new(document)
             .variables(async_graphql::Variables::from_json(variables))
             .data(self.context.clone());
+        let request = self.fhir.documents.prepare(request);
         let response = self.fhir.schema.execute(request).await;
         if let Some(error) = response.errors.first() {
             let code = error
@@ -292,8 +297,7 @@ async fn read(
 ) -> Response {
     let asked = kind.clone();
     serve(&fhir, connect, &headers, &asked, |run| async move {
-        let resource = read_one(&run, &kind, &id).await?;
-        Ok((run, resource))
+        read_one(&run, &kind, &id).await
     })
     .await
 }
@@ -306,22 +310,19 @@ async fn search_type(
     Path(kind): Path<String>,
     params: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if !served(&kind) {
-        return unsupported(&kind).into_response();
-    }
-    let Ok(Query(params)) = params else {
-        return Refusal::bad("the search parameters could not be read").into_response();
-    };
-    let search = match search::parse(&params) {
-        Ok(search) => search,
-        Err(message) => return Refusal::bad(&message).into_response(),
-    };
     let base = base_url(&headers);
     let asked = kind.clone();
     serve(&fhir, connect, &headers, &asked, |run| async move {
+        let Ok(Query(params)) = params else {
+            return Err(Refusal::bad("the search parameters could not be read"));
+        };
+        let mut search = search::parse(&params).map_err(|message| Refusal::bad(&message))?;
+        // Every page of a search shows the matches as they stood at its
+        // first page: records made since (this search's own reads of the
+        // trail among them) wait for a new search.
+        let snapshot = *search.snapshot.get_or_insert_with(chrono::Utc::now);
         let matches = search_all(&run, &kind, &search).await?;
-        let bundle = bundle(&base, &kind, &params, &search, matches);
-        Ok((run, bundle))
+        Ok(bundle(&base, &kind, &params, &search, snapshot, matches))
     })
     .await
 }
@@ -337,7 +338,7 @@ async fn serve<'a, F, Fut>(
 ) -> Response
 where
     F: FnOnce(Run<'a>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Run<'a>, Value), Refusal>>,
+    Fut: std::future::Future<Output = Result<Value, Refusal>>,
 {
     if !served(kind) {
         return unsupported(kind).into_response();
@@ -345,7 +346,7 @@ where
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = match fhir.service.auth.verify_header(authorization).await {
+    let caller = match fhir.service.auth.verify_fhir_header(authorization).await {
         Ok(caller) => caller,
         Err(_) => {
             return Refusal::of_code(
@@ -395,7 +396,7 @@ where
         return Refusal::of_code(codes::INTERNAL, "internal error").into_response();
     }
     let mut response = match answer {
-        Ok((_, body)) => fhir_json(StatusCode::OK, &body),
+        Ok(body) => fhir_json(StatusCode::OK, &body),
         Err(refusal) => refusal.into_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -406,7 +407,7 @@ where
 
 /// Whether the facade serves resource type `kind`.
 fn served(kind: &str) -> bool {
-    domain::smart::RESOURCES.iter().any(|(k, _)| *k == kind)
+    domain::smart::RESOURCES.contains(&kind)
 }
 
 fn unsupported(kind: &str) -> Refusal {
@@ -422,18 +423,25 @@ fn not_found(kind: &str, id: &str) -> Refusal {
     Refusal::not_found(&format!("{kind}/{id} is not known, or not yours to read"))
 }
 
-/// One resource by its id.
+/// An answer that cannot be: logged, and a plain internal error for the client.
+fn broken(what: &str) -> Refusal {
+    tracing::error!(what, "a FHIR answer could not be made");
+    Refusal::of_code(codes::INTERNAL, "internal error")
+}
+
+/// One resource by its id: each fetched directly, never by scanning a list
+/// (but an access-trail record, found by paging the patient's trail).
 async fn read_one(run: &Run<'_>, kind: &str, id: &str) -> Result<Value, Refusal> {
-    let read = Interaction::Read;
+    let interaction = Interaction::Read;
     match kind {
         "Patient" => {
             let patient = Uuid::parse_str(id).map_err(|_| not_found(kind, id))?;
-            run.allow(kind, read, patient)?;
+            run.allow(kind, interaction, patient)?;
             patient_of(run, patient).await
         }
         "Goal" | "CarePlan" => {
             let (patient, goal) = r::parse_pair(id).ok_or_else(|| not_found(kind, id))?;
-            run.allow(kind, read, patient)?;
+            run.allow(kind, interaction, patient)?;
             let document = format!(
                 "query($g: ID!, $p: ID!) {{ goal(goalId: $g, portalId: $p) {{ {} }} }}",
                 r::GOAL_FIELDS
@@ -448,46 +456,79 @@ async fn read_one(run: &Run<'_>, kind: &str, id: &str) -> Result<Value, Refusal>
             })
         }
         "MedicationStatement" => {
-            let (patient, _) = r::parse_pair(id).ok_or_else(|| not_found(kind, id))?;
-            run.allow(kind, read, patient)?;
-            medications(run, patient)
-                .await?
-                .into_iter()
-                .find(|m| m["id"] == id)
-                .ok_or_else(|| not_found(kind, id))
+            let (patient, medication) = r::parse_pair(id).ok_or_else(|| not_found(kind, id))?;
+            run.allow(kind, interaction, patient)?;
+            let node = NodeId::Medication {
+                portal: patient,
+                medication,
+            }
+            .id();
+            let document = format!(
+                "query($m: ID!) {{ node(id: $m) {{ ... on Medication {{ {} }} }} }}",
+                r::MEDICATION_FIELDS
+            );
+            let data = run.query(&document, json!({ "m": node.as_str() })).await?;
+            if data["node"].is_null() {
+                return Err(not_found(kind, id));
+            }
+            Ok(r::medication_statement(patient, &data["node"]))
         }
         "Consent" => {
             let (relationship, number) =
                 r::parse_numbered(id).ok_or_else(|| not_found(kind, id))?;
-            // Whose it is shows once it is read: the scope is checked then.
-            let consents = consents_of(run, None, Some(relationship)).await?;
-            let found = consents
+            let node = NodeId::Relationship { relationship }.id();
+            let document = format!(
+                "query($r: ID!) {{ node(id: $r) {{ ... on Relationship {{ {} }} }} }}",
+                r::RELATIONSHIP_FIELDS
+            );
+            let data = run.query(&document, json!({ "r": node.as_str() })).await?;
+            let found = r::consents(&data["node"], chrono::Utc::now())
                 .into_iter()
                 .find(|c| c["id"] == r::numbered_id(relationship, number))
                 .ok_or_else(|| not_found(kind, id))?;
-            run.allow(kind, read, patient_in(&found["patient"])?)?;
+            // Whose it is shows once it is read; nothing leaves before the
+            // scopes allow it.
+            run.allow(kind, interaction, patient_in(&found["patient"])?)?;
             Ok(found)
         }
         "Communication" => {
             let (conversation, message) = r::parse_pair(id).ok_or_else(|| not_found(kind, id))?;
-            let found = messages_of(run, conversation)
-                .await?
-                .into_iter()
-                .find(|c| c["id"] == r::pair_id(conversation, message))
-                .ok_or_else(|| not_found(kind, id))?;
-            run.allow(kind, read, patient_in(&found["subject"])?)?;
+            let node = NodeId::Message {
+                conversation,
+                message,
+            }
+            .id();
+            let document = format!(
+                "query($c: ID!, $m: ID!) {{ conversation(conversationId: $c) {{ {} }} node(id: $m) {{ ... on Message {{ {} }} }} }}",
+                r::CONVERSATION_FIELDS,
+                r::MESSAGE_FIELDS
+            );
+            let data = run
+                .query(&document, json!({ "c": conversation, "m": node.as_str() }))
+                .await?;
+            if data["node"].is_null() {
+                return Err(not_found(kind, id));
+            }
+            let found = r::communication(&data["conversation"], &data["node"]);
+            run.allow(kind, interaction, patient_in(&found["subject"])?)?;
             Ok(found)
         }
         "AuditEvent" => {
             let (patient, position) = r::parse_numbered(id).ok_or_else(|| not_found(kind, id))?;
-            run.allow(kind, read, patient)?;
-            audit_events(run, patient)
-                .await?
-                .into_iter()
-                .find(|e| e["id"] == r::numbered_id(patient, position))
-                .ok_or_else(|| not_found(kind, id))
+            run.allow(kind, interaction, patient)?;
+            let wanted = r::numbered_id(patient, position);
+            let mut found = None;
+            audit_events(run, patient, &mut |event| {
+                if event["id"] == wanted.as_str() {
+                    found = Some(event);
+                    return Gather::Stop;
+                }
+                Gather::Go
+            })
+            .await?;
+            found.ok_or_else(|| not_found(kind, id))
         }
-        _ => Err(not_found(kind, id)),
+        _ => Err(unsupported(kind)),
     }
 }
 
@@ -497,70 +538,127 @@ fn patient_in(reference: &Value) -> Result<Uuid, Refusal> {
         .as_str()
         .and_then(|r| r.strip_prefix("Patient/"))
         .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| Refusal::of_code(codes::INTERNAL, "internal error"))
+        .ok_or_else(|| broken("a resource without its patient"))
 }
 
-/// Every match of a search, oldest change first, before paging.
+/// Whether a gathering goes on after a resource.
+#[derive(PartialEq, Eq)]
+enum Gather {
+    Go,
+    Stop,
+}
+
+/// Every match of a search, oldest change first, before paging: at most
+/// [`search::MATCHES_MAX`] after `_lastUpdated` and the snapshot applied.
 async fn search_all(run: &Run<'_>, kind: &str, search: &Search) -> Result<Vec<Value>, Refusal> {
     let interaction = Interaction::Search;
-    // A service user's searches are of their own data by default.
-    let patient = match (search.patient, kind) {
-        (Some(p), _) => p,
-        (None, "Patient") => match search.id.as_deref().map(Uuid::parse_str) {
-            Some(Ok(p)) => p,
-            Some(Err(_)) => return Ok(Vec::new()),
-            None if run.caller.role == Role::ServiceUser => run.caller.subject,
-            None => return Err(Refusal::bad("a Patient search names the patient: `_id`")),
-        },
-        (None, _) if run.caller.role == Role::ServiceUser => run.caller.subject,
-        (None, _) => {
-            return Err(Refusal::bad(&format!(
-                "a {kind} search names the patient: `patient=Patient/<id>`"
-            )))
+    // A service user's searches are of their own data by default, as are
+    // those of a token with a patient context.
+    let own = match run.caller.role {
+        Role::ServiceUser => Some(run.caller.subject),
+        _ => run.caller.patient,
+    };
+    let patient = match (kind, search.patient, search.id.as_deref()) {
+        ("Patient", Some(_), _) => {
+            return Err(Refusal::bad("a Patient search takes `_id`, not `patient`"))
         }
+        ("Patient", None, Some(id)) => match Uuid::parse_str(id) {
+            Ok(patient) => patient,
+            Err(_) => return Ok(Vec::new()),
+        },
+        (_, Some(patient), _) => patient,
+        (_, None, _) => own.ok_or_else(|| {
+            Refusal::bad(&format!(
+                "a {kind} search names the patient: {}",
+                if kind == "Patient" {
+                    "`_id`"
+                } else {
+                    "`patient=Patient/<id>`"
+                }
+            ))
+        })?,
     };
     run.allow(kind, interaction, patient)?;
-    let mut found = match kind {
-        "Patient" => vec![patient_of(run, patient).await?],
+    let mut found = Vec::new();
+    let mut too_many = false;
+    let mut keep = |resource: Value| {
+        let id_matches = search
+            .id
+            .as_deref()
+            .is_none_or(|id| resource["id"].as_str() == Some(id));
+        if id_matches && search.keeps(r::last_updated(&resource)) {
+            if found.len() == search::MATCHES_MAX {
+                too_many = true;
+                return Gather::Stop;
+            }
+            found.push(resource);
+        }
+        Gather::Go
+    };
+    match kind {
+        "Patient" => {
+            keep(patient_of(run, patient).await?);
+        }
         "Goal" | "CarePlan" => {
             let document = format!(
                 "query($p: ID!) {{ goals(portalId: $p, includeClosed: true) {{ {} }} }}",
                 r::GOAL_FIELDS
             );
             let data = run.query(&document, json!({ "p": patient })).await?;
-            let goals = data["goals"].as_array().cloned().unwrap_or_default();
-            goals
-                .iter()
-                .map(|g| {
-                    if kind == "Goal" {
-                        r::goal(patient, g)
-                    } else {
-                        r::care_plan(patient, g)
-                    }
-                })
-                .collect()
+            for g in data["goals"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                keep(if kind == "Goal" {
+                    r::goal(patient, g)
+                } else {
+                    r::care_plan(patient, g)
+                });
+            }
         }
-        "MedicationStatement" => medications(run, patient).await?,
-        "Consent" => consents_of(run, Some(patient), None).await?,
-        "Communication" => communications(run, patient).await?,
-        "AuditEvent" => audit_events(run, patient).await?,
-        _ => Vec::new(),
-    };
-    if let Some(id) = &search.id {
-        found.retain(|resource| resource["id"].as_str() == Some(id.as_str()));
+        "MedicationStatement" => {
+            let document = format!(
+                "query($p: ID!) {{ medications(portalId: $p, includeStopped: true) {{ {} }} }}",
+                r::MEDICATION_FIELDS
+            );
+            let data = run.query(&document, json!({ "p": patient })).await?;
+            for m in data["medications"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                keep(r::medication_statement(patient, m));
+            }
+        }
+        "Consent" => consents_of(run, patient, &mut keep).await?,
+        "Communication" => communications(run, patient, &mut keep).await?,
+        "AuditEvent" => audit_events(run, patient, &mut keep).await?,
+        _ => return Err(unsupported(kind)),
     }
-    found.retain(|resource| r::last_updated(resource).is_none_or(|at| search.updated_within(at)));
+    if too_many {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_USER_INPUT,
+            "too-costly",
+            &format!(
+                "more than {} matches: narrow the search with _lastUpdated",
+                search::MATCHES_MAX
+            ),
+        ));
+    }
     found.sort_by_key(r::last_updated);
     Ok(found)
 }
 
 /// A searchset Bundle of the page the search asks for, with links to the
-/// pages around it.
+/// pages around it (each carrying the first page's snapshot).
 fn bundle(
     base: &str,
     kind: &str,
     params: &[(String, String)],
     search: &Search,
+    snapshot: chrono::DateTime<chrono::Utc>,
     matches: Vec<Value>,
 ) -> Value {
     let total = matches.len();
@@ -568,12 +666,16 @@ fn bundle(
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in params
             .iter()
-            .filter(|(n, _)| n != "_offset" && n != "_count")
+            .filter(|(n, _)| !matches!(n.as_str(), "_offset" | "_count" | "_snapshot"))
         {
             query.append_pair(name, value);
         }
         query.append_pair("_count", &search.count.to_string());
         query.append_pair("_offset", &offset.to_string());
+        query.append_pair(
+            "_snapshot",
+            &snapshot.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        );
         format!("{base}/{kind}?{}", query.finish())
     };
     let mut links = vec![
@@ -598,15 +700,19 @@ fn bundle(
             })
         })
         .collect();
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": Uuid::new_v4().to_string(),
         "meta": { "lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true) },
         "type": "searchset",
         "total": total,
         "link": links,
-        "entry": entries,
-    })
+    });
+    // FHIR's JSON has no empty arrays.
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
 }
 
 async fn patient_of(run: &Run<'_>, patient: Uuid) -> Result<Value, Refusal> {
@@ -618,180 +724,181 @@ async fn patient_of(run: &Run<'_>, patient: Uuid) -> Result<Value, Refusal> {
     Ok(r::patient(&data["controlPanel"]))
 }
 
-async fn medications(run: &Run<'_>, patient: Uuid) -> Result<Vec<Value>, Refusal> {
-    let document = format!(
-        "query($p: ID!) {{ medications(portalId: $p, includeStopped: true) {{ {} }} }}",
-        r::MEDICATION_FIELDS
-    );
-    let data = run.query(&document, json!({ "p": patient })).await?;
-    Ok(data["medications"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|m| r::medication_statement(patient, m))
-        .collect())
+/// Most pages one gathering reads from a GraphQL connection.
+const PAGES_MAX: usize = 200;
+
+/// Pages through the connection at `path` of `document` (which takes
+/// `$after`), handing each node to `each`, until the end, `each` stops, or
+/// [`PAGES_MAX`] pages; a cursor that does not move ends it too.
+async fn paged(
+    run: &Run<'_>,
+    document: &str,
+    mut variables: Value,
+    path: &[&str],
+    each: &mut (dyn FnMut(&Value, &Value) -> Gather + Send),
+) -> Result<(), Refusal> {
+    let mut after = Value::Null;
+    for _ in 0..PAGES_MAX {
+        variables["after"] = after.clone();
+        let data = run.query(document, variables.clone()).await?;
+        let mut page = &data;
+        let mut parent = &data;
+        for field in path {
+            parent = page;
+            page = &page[*field];
+        }
+        for node in page["nodes"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if each(parent, node) == Gather::Stop {
+                return Ok(());
+            }
+        }
+        let next = &page["pageInfo"]["endCursor"];
+        if page["pageInfo"]["hasNextPage"] != json!(true) || next.is_null() || *next == after {
+            return Ok(());
+        }
+        after = next.clone();
+    }
+    Ok(())
 }
 
-/// The caller's relationships' grants, of one patient or of one
-/// relationship, as Consents.
+/// The grants of the caller's relationship with the patient, as Consents:
+/// a service user's relationships with the patient's providers, or the
+/// provider's own relationship with them.
 async fn consents_of(
     run: &Run<'_>,
-    patient: Option<Uuid>,
-    relationship: Option<Uuid>,
-) -> Result<Vec<Value>, Refusal> {
+    patient: Uuid,
+    keep: &mut (dyn FnMut(Value) -> Gather + Send),
+) -> Result<(), Refusal> {
+    let now = chrono::Utc::now();
+    if run.caller.role == Role::Provider {
+        // The one relationship of this provider and this patient.
+        let relationship = domain::care::relationship_id(patient, run.caller.subject);
+        let document = format!(
+            "query($r: ID!) {{ node(id: $r) {{ ... on Relationship {{ {} }} }} }}",
+            r::RELATIONSHIP_FIELDS
+        );
+        let node = NodeId::Relationship { relationship }.id();
+        let data = match run.query(&document, json!({ "r": node.as_str() })).await {
+            Err(refusal) if refusal.status == StatusCode::NOT_FOUND => return Ok(()),
+            answer => answer?,
+        };
+        for consent in r::consents(&data["node"], now) {
+            if keep(consent) == Gather::Stop {
+                break;
+            }
+        }
+        return Ok(());
+    }
     let document = format!(
         "query($after: String) {{ careRelationships(includeClosed: true, first: 100, after: $after) {{ nodes {{ {} }} pageInfo {{ hasNextPage endCursor }} }} }}",
         r::RELATIONSHIP_FIELDS
     );
-    let now = chrono::Utc::now();
-    let mut out = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let data = run.query(&document, json!({ "after": after })).await?;
-        let page = &data["careRelationships"];
-        for rel in page["nodes"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let user = rel["userId"].as_str().and_then(|u| Uuid::parse_str(u).ok());
-            let id = rel["uuid"].as_str().and_then(|u| Uuid::parse_str(u).ok());
-            if patient.is_some_and(|p| user != Some(p))
-                || relationship.is_some_and(|r| id != Some(r))
-            {
-                continue;
+    let mut stop = Gather::Go;
+    paged(
+        run,
+        &document,
+        json!({}),
+        &["careRelationships"],
+        &mut |_, rel| {
+            if rel["userId"].as_str().and_then(|u| Uuid::parse_str(u).ok()) != Some(patient) {
+                return Gather::Go;
             }
-            out.extend(r::consents(rel, now));
-        }
-        if page["pageInfo"]["hasNextPage"] != json!(true) || out.len() > search::MATCHES_MAX {
-            break;
-        }
-        after = page["pageInfo"]["endCursor"].clone();
-    }
-    too_many(out)
-}
-
-/// Refuses a search whose matches pass [`search::MATCHES_MAX`].
-fn too_many(found: Vec<Value>) -> Result<Vec<Value>, Refusal> {
-    if found.len() > search::MATCHES_MAX {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            codes::BAD_USER_INPUT,
-            "too-costly",
-            &format!(
-                "more than {} matches: narrow the search with _lastUpdated",
-                search::MATCHES_MAX
-            ),
-        ));
-    }
-    Ok(found)
+            for consent in r::consents(rel, now) {
+                if keep(consent) == Gather::Stop {
+                    stop = Gather::Stop;
+                    break;
+                }
+            }
+            if stop == Gather::Stop {
+                Gather::Stop
+            } else {
+                Gather::Go
+            }
+        },
+    )
+    .await
 }
 
 /// Every message of the patient's conversations the caller takes part in.
-async fn communications(run: &Run<'_>, patient: Uuid) -> Result<Vec<Value>, Refusal> {
+async fn communications(
+    run: &Run<'_>,
+    patient: Uuid,
+    keep: &mut (dyn FnMut(Value) -> Gather + Send),
+) -> Result<(), Refusal> {
     let list = "query($after: String) { conversations { conversations(first: 100, after: $after) { nodes { uuid userId } pageInfo { hasNextPage endCursor } } } }";
     let mut conversations = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let data = run.query(list, json!({ "after": after })).await?;
-        let page = &data["conversations"]["conversations"];
-        for c in page["nodes"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+    paged(
+        run,
+        list,
+        json!({}),
+        &["conversations", "conversations"],
+        &mut |_, c| {
             if c["userId"].as_str().and_then(|u| Uuid::parse_str(u).ok()) == Some(patient) {
                 if let Some(id) = c["uuid"].as_str().and_then(|u| Uuid::parse_str(u).ok()) {
                     conversations.push(id);
                 }
             }
-        }
-        if page["pageInfo"]["hasNextPage"] != json!(true) {
-            break;
-        }
-        after = page["pageInfo"]["endCursor"].clone();
-    }
-    let mut out = Vec::new();
-    for conversation in conversations {
-        out.extend(messages_of(run, conversation).await?);
-        if out.len() > search::MATCHES_MAX {
-            break;
-        }
-    }
-    too_many(out)
-}
-
-/// Every message of one conversation, as Communications.
-async fn messages_of(run: &Run<'_>, conversation: Uuid) -> Result<Vec<Value>, Refusal> {
+            Gather::Go
+        },
+    )
+    .await?;
     let document = format!(
         "query($c: ID!, $after: String) {{ conversation(conversationId: $c) {{ {} messages(first: 100, after: $after) {{ nodes {{ {} }} pageInfo {{ hasNextPage endCursor }} }} }} }}",
         r::CONVERSATION_FIELDS,
         r::MESSAGE_FIELDS
     );
-    let mut out = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let data = run
-            .query(&document, json!({ "c": conversation, "after": after }))
-            .await?;
-        let c = &data["conversation"];
-        let page = &c["messages"];
-        for m in page["nodes"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            out.push(r::communication(c, m));
-        }
-        if page["pageInfo"]["hasNextPage"] != json!(true) || out.len() > search::MATCHES_MAX {
+    for conversation in conversations {
+        let mut stop = false;
+        paged(
+            run,
+            &document,
+            json!({ "c": conversation }),
+            &["conversation", "messages"],
+            &mut |c, m| {
+                let go = keep(r::communication(c, m));
+                stop = go == Gather::Stop;
+                go
+            },
+        )
+        .await?;
+        if stop {
             break;
         }
-        after = page["pageInfo"]["endCursor"].clone();
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The access trail of the patient's data as AuditEvents: the patient's own
 /// log for the patient, the organisation's trail for an auditor.
-async fn audit_events(run: &Run<'_>, patient: Uuid) -> Result<Vec<Value>, Refusal> {
+async fn audit_events(
+    run: &Run<'_>,
+    patient: Uuid,
+    keep: &mut (dyn FnMut(Value) -> Gather + Send),
+) -> Result<(), Refusal> {
     let own = run.caller.subject == patient && run.caller.role == Role::ServiceUser;
-    let (document, path): (String, [&str; 2]) = if own {
+    let page = format!(
+        "nodes {{ {} }} pageInfo {{ hasNextPage endCursor }}",
+        r::ACCESS_FIELDS
+    );
+    let (document, variables, path): (String, Value, &[&str]) = if own {
         (
-            format!("query($after: String) {{ myAccessLog {{ entries(first: 500, after: $after) {{ nodes {{ {} }} pageInfo {{ hasNextPage endCursor }} }} }} }}", r::ACCESS_FIELDS),
-            ["myAccessLog", "entries"],
+            format!("query($after: String) {{ myAccessLog {{ entries(first: 250, after: $after) {{ {page} }} }} }}"),
+            json!({}),
+            &["myAccessLog", "entries"],
         )
     } else {
         (
-            format!("query($p: ID!, $after: String) {{ accessTrail(subjectId: $p, first: 500, after: $after) {{ nodes {{ {} }} pageInfo {{ hasNextPage endCursor }} }} }}", r::ACCESS_FIELDS),
-            ["accessTrail", ""],
+            format!("query($p: ID!, $after: String) {{ accessTrail(subjectId: $p, first: 250, after: $after) {{ {page} }} }}"),
+            json!({ "p": patient }),
+            &["accessTrail"],
         )
     };
-    let mut out = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let variables = if own {
-            json!({ "after": after })
-        } else {
-            json!({ "p": patient, "after": after })
-        };
-        let data = run.query(&document, variables).await?;
-        let page = if path[1].is_empty() {
-            &data[path[0]]
-        } else {
-            &data[path[0]][path[1]]
-        };
-        for e in page["nodes"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            out.push(r::audit_event(patient, e));
-        }
-        if page["pageInfo"]["hasNextPage"] != json!(true) || out.len() > search::MATCHES_MAX {
-            break;
-        }
-        after = page["pageInfo"]["endCursor"].clone();
-    }
-    too_many(out)
+    paged(run, &document, variables, path, &mut |_, e| {
+        keep(r::audit_event(patient, e))
+    })
+    .await
 }

@@ -82,17 +82,27 @@ fn uuid_identifier(id: &str) -> Value {
     json!([{ "system": URI, "value": format!("urn:uuid:{id}") }])
 }
 
-/// Drops the members left null, which FHIR JSON does not allow.
+/// Drops the members left null, empty texts, and the arrays and objects
+/// left empty, none of which FHIR's JSON allows.
 fn clean(mut resource: Value) -> Value {
+    fn empty(value: &Value) -> bool {
+        match value {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Array(items) => items.is_empty(),
+            Value::Object(map) => map.is_empty(),
+            _ => false,
+        }
+    }
     fn strip(value: &mut Value) {
         match value {
             Value::Object(map) => {
-                map.retain(|_, v| !v.is_null());
                 map.values_mut().for_each(strip);
+                map.retain(|_, v| !empty(v));
             }
             Value::Array(items) => {
-                items.retain(|v| !v.is_null());
                 items.iter_mut().for_each(strip);
+                items.retain(|v| !empty(v));
             }
             _ => {}
         }
@@ -174,7 +184,7 @@ pub fn care_plan(patient: Uuid, g: &Value) -> Value {
             let status = match text(a, "state") {
                 "DONE" => "completed",
                 "DROPPED" => "cancelled",
-                _ => "scheduled",
+                _ => "not-started",
             };
             json!({ "detail": { "status": status, "description": a["title"] } })
         })
@@ -294,7 +304,6 @@ pub fn consents(relationship: &Value, now: chrono::DateTime<chrono::Utc>) -> Vec
                 "resourceType": "Consent",
                 "id": numbered_id(rel, r["number"].as_i64().unwrap_or_default()),
                 "meta": { "lastUpdated": updated },
-                "identifier": uuid_identifier(&rel.to_string()),
                 "status": if in_force { "active" } else { "inactive" },
                 "scope": { "coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/consentscope",
@@ -410,16 +419,14 @@ pub fn communication(conversation: &Value, message: &Value) -> Value {
 
 /// The GraphQL fields of an access-trail entry.
 pub const ACCESS_FIELDS: &str = "position at readerId readerName readerRole readerOrganisation \
-     subjectId section query basis breakGlass refusal requestId clientAddress";
+     subjectId section query basis breakGlass refusal requestId clientAddress attempts firstAt";
 
-/// The IHE Basic Audit Log Patterns profile for a read of a patient's data.
-pub const BALP_PATIENT_READ: &str =
-    "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead";
-
-/// An access-trail record as an AuditEvent shaped as IHE BALP's
-/// PatientRead: a RESTful read, its outcome, the reader (the user agent,
-/// the requestor), the client's address, the server, the patient, the
-/// section read, and the request's id.
+/// An access-trail record as an AuditEvent laid out after IHE BALP's
+/// PatientRead pattern (not claimed in `meta.profile`: the client
+/// application is not known by name, and reads that came over GraphQL are
+/// not RESTful ones): a read, its outcome, the reader (the user agent, the
+/// requestor), the client's address, the server, the patient, the section
+/// read, and the request's id.
 pub fn audit_event(patient: Uuid, e: &Value) -> Value {
     let position = e["position"]
         .as_str()
@@ -435,13 +442,19 @@ pub fn audit_event(patient: Uuid, e: &Value) -> Value {
         _ => None,
     };
     let code = |system: &str, code: &str, display: &str| json!({ "system": system, "code": code, "display": display });
+    let reader = text(e, "readerId");
+    let who = match text(e, "readerRole") {
+        "SERVICE_USER" => json!({ "reference": format!("Patient/{reader}") }),
+        "PROVIDER" => person_ref(reader, e["readerName"].as_str()),
+        _ => json!({ "identifier": { "system": URI, "value": format!("urn:uuid:{reader}") } }),
+    };
     let mut agents = vec![json!({
         "type": { "coding": [code(
             "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
             "IRCP",
             "information recipient",
         )]},
-        "who": person_ref(text(e, "readerId"), e["readerName"].as_str()),
+        "who": who,
         "role": [{ "text": e["readerRole"] }],
         "requestor": true,
     })];
@@ -468,7 +481,7 @@ pub fn audit_event(patient: Uuid, e: &Value) -> Value {
     clean(json!({
         "resourceType": "AuditEvent",
         "id": numbered_id(patient, position),
-        "meta": { "lastUpdated": e["at"], "profile": [BALP_PATIENT_READ] },
+        "meta": { "lastUpdated": e["at"] },
         "type": code(
             "http://terminology.hl7.org/CodeSystem/audit-event-type",
             "rest",
@@ -500,8 +513,16 @@ pub fn audit_event(patient: Uuid, e: &Value) -> Value {
             {
                 "type": code("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
                 "role": code("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource"),
+                "what": { "display": e["section"] },
                 "description": e["section"],
-                "detail": [{ "type": "query", "valueString": e["query"] }],
+                "detail": [
+                    { "type": "query", "valueString": e["query"] },
+                    // Refused attempts of one request are one record.
+                    match e["attempts"].as_i64() {
+                        Some(n) if n > 1 => json!({ "type": "attempts", "valueString": format!("{n} attempts from {}", text(e, "firstAt")) }),
+                        _ => Value::Null,
+                    },
+                ],
             },
             match text(e, "requestId") {
                 "" => Value::Null,
@@ -583,6 +604,91 @@ mod tests {
             assert!(!keys(&r).contains(&"note") && !keys(&r).contains(&"statusDate"));
             assert!(!keys(&care_plan(p, &g)).contains(&"activity"));
         }
+    }
+
+    #[test]
+    fn a_care_plan_follows_its_goal_and_activities() {
+        let p = Uuid::new_v4();
+        let g = json!({ "uuid": Uuid::new_v4(), "domain": "work", "title": "T", "description": "d",
+            "state": "ABANDONED", "setAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-03T00:00:00Z",
+            "closedAt": "2026-01-03T00:00:00Z", "activities": [
+                { "uuid": Uuid::new_v4(), "title": "a", "state": "PLANNED" },
+                { "uuid": Uuid::new_v4(), "title": "b", "state": "DONE" },
+                { "uuid": Uuid::new_v4(), "title": "c", "state": "DROPPED" } ] });
+        let plan = care_plan(p, &g);
+        assert_eq!(plan["status"], "revoked");
+        assert_eq!(
+            plan["goal"][0]["reference"],
+            format!("Goal/{}", goal(p, &g)["id"].as_str().unwrap())
+        );
+        let states: Vec<&str> = plan["activity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["detail"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["not-started", "completed", "cancelled"]);
+        assert_eq!(goal(p, &g)["note"][0]["text"], "d");
+    }
+
+    #[test]
+    fn a_medication_says_its_state_and_leaves_out_what_is_empty() {
+        let p = Uuid::new_v4();
+        let m = |state: &str, purpose: &str| {
+            json!({ "uuid": Uuid::new_v4(), "name": "Lithium", "dose": "400 mg",
+            "schedule": "", "purpose": purpose, "prescriber": "", "state": state,
+            "startedAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-02T03:04:05Z", "reason": null, "stoppedAt": null })
+        };
+        let paused = medication_statement(p, &m("PAUSED", ""));
+        assert_eq!(paused["status"], "on-hold");
+        assert_eq!(paused["dosage"][0]["text"], "400 mg");
+        for absent in ["reasonCode", "note", "statusReason"] {
+            assert!(!keys(&paused).contains(&absent), "{absent}");
+        }
+        assert_eq!(
+            paused["effectivePeriod"],
+            json!({ "start": "2026-01-02T03:04:05Z" })
+        );
+        let stopped = medication_statement(p, &m("STOPPED", "mood"));
+        assert_eq!(
+            (
+                stopped["status"].as_str(),
+                stopped["reasonCode"][0]["text"].as_str()
+            ),
+            (Some("stopped"), Some("mood"))
+        );
+    }
+
+    #[test]
+    fn a_message_names_its_patient_sender_and_recipients() {
+        let (user, provider) = (Uuid::new_v4(), Uuid::new_v4());
+        let c = json!({ "uuid": Uuid::new_v4(), "userId": user, "subject": "Visit", "participants": [
+            { "personId": user, "side": "SERVICE_USER" }, { "personId": provider, "side": "PROVIDER" } ] });
+        let m = |author: Uuid, side: &str, erased: bool| {
+            json!({ "uuid": Uuid::new_v4(), "authorId": author,
+            "side": side, "body": "hello", "at": "2026-01-02T03:04:05Z", "erased": erased })
+        };
+        let from_user = communication(&c, &m(user, "SERVICE_USER", false));
+        assert_eq!(from_user["sender"]["reference"], format!("Patient/{user}"));
+        assert_eq!(
+            from_user["recipient"][0]["identifier"]["value"],
+            format!("urn:uuid:{provider}")
+        );
+        assert_eq!(from_user["subject"]["reference"], format!("Patient/{user}"));
+        assert_eq!(from_user["payload"][0]["contentString"], "hello");
+        let erased = communication(&c, &m(provider, "PROVIDER", true));
+        assert!(!keys(&erased).contains(&"payload"));
+        assert_eq!(
+            erased["recipient"][0]["reference"],
+            format!("Patient/{user}")
+        );
+        let patient = patient(
+            &json!({ "portalId": user, "organisation": "o", "updatedAt": "2026-01-02T03:04:05Z", "erasedAt": "2026-01-03T00:00:00Z" }),
+        );
+        assert_eq!(
+            (patient["id"].as_str(), patient["active"].as_bool()),
+            (Some(user.to_string().as_str()), Some(false))
+        );
     }
 
     #[test]

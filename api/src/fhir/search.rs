@@ -31,6 +31,9 @@ pub struct Search {
     pub count: usize,
     /// Matches skipped before the page.
     pub offset: usize,
+    /// `_snapshot`: the time of the search's first page, which its paging
+    /// links carry; matches changed after it are left to a new search.
+    pub snapshot: Option<DateTime<Utc>>,
 }
 
 /// One `_lastUpdated` condition: a prefix and the time span its value names.
@@ -73,6 +76,16 @@ impl Search {
     pub fn updated_within(&self, at: DateTime<Utc>) -> bool {
         self.last_updated.iter().all(|c| c.holds(at))
     }
+
+    /// Whether a resource last updated at `at` (if known) is a match: every
+    /// `_lastUpdated` holds and it is not newer than the snapshot. One of
+    /// unknown time matches no `_lastUpdated` condition.
+    pub fn keeps(&self, at: Option<DateTime<Utc>>) -> bool {
+        match at {
+            Some(at) => self.updated_within(at) && self.snapshot.is_none_or(|s| at <= s),
+            None => self.last_updated.is_empty(),
+        }
+    }
 }
 
 /// Reads a search's parameters; an error says what is wrong, for the client.
@@ -92,7 +105,16 @@ pub fn parse(params: &[(String, String)]) -> Result<Search, String> {
                 }
                 search.patient = Some(patient);
             }
-            "_id" => search.id = Some(value.clone()),
+            "_id" => {
+                if search.id.replace(value.clone()).is_some() {
+                    return Err("`_id` is given once".into());
+                }
+            }
+            "_snapshot" => {
+                let at = DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| "`_snapshot` is the time a paging link carries".to_string())?;
+                search.snapshot = Some(at.with_timezone(&Utc));
+            }
             "_lastUpdated" => {
                 if search.last_updated.len() == DATES_MAX {
                     return Err(format!("at most {DATES_MAX} `_lastUpdated` conditions"));
@@ -120,7 +142,7 @@ pub fn parse(params: &[(String, String)]) -> Result<Search, String> {
             }
             other => {
                 return Err(format!(
-                    "search parameter `{other}` is not supported here: patient (or subject), _id, _lastUpdated, _count, _offset"
+                    "search parameter `{other}` is not supported here: patient (or subject), _id, _lastUpdated, _count, _offset (and the _snapshot of paging links)"
                 ))
             }
         }
@@ -229,6 +251,8 @@ mod tests {
             vec![("_format", "xml")],
             vec![("_lastUpdated", "yesterday")],
             vec![("_lastUpdated", "gx2026-01-01")],
+            vec![("_id", "a"), ("_id", "b")],
+            vec![("_snapshot", "later")],
             vec![
                 ("patient", &Uuid::new_v4().to_string()),
                 ("patient", &Uuid::new_v4().to_string()),
@@ -271,6 +295,12 @@ mod tests {
         .unwrap();
         assert!(both.updated_within(at("2026-01-15T00:00:00Z")));
         assert!(!both.updated_within(at("2026-02-15T00:00:00Z")));
+        // A snapshot leaves out what changed after it; an unknown time
+        // matches no condition.
+        let paged = parse(&params(&[("_snapshot", "2026-01-10T00:00:00Z")])).unwrap();
+        assert!(paged.keeps(Some(at("2026-01-10T00:00:00Z"))));
+        assert!(!paged.keeps(Some(at("2026-01-10T00:00:01Z"))));
+        assert!(paged.keeps(None) && !both.keeps(None));
         let five = vec![("_lastUpdated", "ge2026"); 5];
         assert!(parse(&params(&five)).is_err());
     }
