@@ -92,6 +92,21 @@ pub struct Claims {
     pub nbf: Option<i64>,
 }
 
+impl Claims {
+    /// Claims issued now, for `ttl_seconds`.
+    fn from_now(subject: Uuid, role: Role, org: &str, ttl_seconds: i64) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: subject,
+            role,
+            org: org.to_string(),
+            iat: now,
+            exp: now + ttl_seconds,
+            nbf: None,
+        }
+    }
+}
+
 /// A local token's claims with its optional SMART context: the scopes the
 /// FHIR facade reads and the patient `patient/` scopes reach.
 #[derive(Debug, Serialize, Deserialize)]
@@ -229,16 +244,7 @@ impl TokenKeys {
         org: &str,
         ttl_seconds: i64,
     ) -> Result<String, AuthError> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            sub: subject,
-            role,
-            org: org.to_string(),
-            iat: now,
-            exp: now + ttl_seconds,
-            nbf: None,
-        };
-        self.sign(&claims)
+        self.sign(&Claims::from_now(subject, role, org, ttl_seconds))
     }
 
     /// A token as [`TokenKeys::mint`]'s, carrying SMART scopes for the FHIR
@@ -254,16 +260,8 @@ impl TokenKeys {
         scope: &str,
         patient: Option<Uuid>,
     ) -> Result<String, AuthError> {
-        let now = chrono::Utc::now().timestamp();
         let claims = ScopedClaims {
-            claims: Claims {
-                sub: subject,
-                role,
-                org: org.to_string(),
-                iat: now,
-                exp: now + ttl_seconds,
-                nbf: None,
-            },
+            claims: Claims::from_now(subject, role, org, ttl_seconds),
             scope: Some(scope.to_string()),
             patient,
         };

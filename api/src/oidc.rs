@@ -87,6 +87,9 @@ struct Key {
 #[derive(Default)]
 struct Keys {
     by_id: HashMap<String, Key>,
+    /// What the discovery document last read says of the issuer's
+    /// endpoints, for the FHIR facade's SMART configuration.
+    endpoints: Option<Value>,
     /// When the keys were last read, or last tried.
     read_at: Option<Instant>,
 }
@@ -237,8 +240,12 @@ impl Oidc {
         serde_json::from_slice(&body).map_err(|e| FetchError::Invalid(e.to_string()))
     }
 
-    /// Reads an issuer's keys: its discovery document, then its key set.
-    async fn read_keys(&self, issuer: &Issuer) -> Result<HashMap<String, Key>, FetchError> {
+    /// Reads an issuer's keys: its discovery document, then its key set;
+    /// with the document's endpoints.
+    async fn read_keys(
+        &self,
+        issuer: &Issuer,
+    ) -> Result<(HashMap<String, Key>, Value), FetchError> {
         let base = issuer.issuer.trim_end_matches('/');
         let discovery = self
             .get(&format!("{base}/.well-known/openid-configuration"))
@@ -258,7 +265,46 @@ impl Oidc {
                 "jwks_uri must be https (or http on loopback)".into(),
             ));
         }
-        Ok(keys_of(&self.get(jwks_uri).await?))
+        let mut endpoints = serde_json::Map::new();
+        endpoints.insert("issuer".into(), Value::String(issuer.issuer.clone()));
+        for name in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "jwks_uri",
+            "grant_types_supported",
+            "code_challenge_methods_supported",
+        ] {
+            match discovery.get(name) {
+                Some(Value::String(url)) if safe_url(url) => {
+                    endpoints.insert(name.into(), Value::String(url.clone()));
+                }
+                Some(Value::Array(list))
+                    if list.iter().all(Value::is_string) && list.len() <= 32 =>
+                {
+                    endpoints.insert(name.into(), Value::Array(list.clone()));
+                }
+                _ => {}
+            }
+        }
+        Ok((
+            keys_of(&self.get(jwks_uri).await?),
+            Value::Object(endpoints),
+        ))
+    }
+
+    /// With one issuer configured, what its discovery document says of its
+    /// endpoints (read now if never read, within the same bounds as keys).
+    pub async fn only_issuers_endpoints(&self) -> Option<Value> {
+        let [state] = self.issuers.values().collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let known = |state: &State| state.keys.read().ok()?.endpoints.clone();
+        if let Some(endpoints) = known(state) {
+            return Some(endpoints);
+        }
+        // No key has that id: this reads the document when a reading is due.
+        let _ = self.key(state, "").await;
+        known(state)
     }
 
     /// The key `id` of an issuer: from the cache while it is fresh; else
@@ -290,7 +336,10 @@ impl Oidc {
                 let read = self.read_keys(&state.issuer).await;
                 if let Ok(mut keys) = state.keys.write() {
                     match read {
-                        Ok(by_id) => keys.by_id = by_id,
+                        Ok((by_id, endpoints)) => {
+                            keys.by_id = by_id;
+                            keys.endpoints = Some(endpoints);
+                        }
                         Err(error) => tracing::warn!(
                             issuer = %state.issuer.issuer,
                             %error,
@@ -450,6 +499,12 @@ impl Authenticator {
             local: tokens.local.then_some(keys),
             oidc: Oidc::new(issuers, refresh, leeway)?,
         })
+    }
+
+    /// The endpoints of the one configured identity provider, if there is
+    /// exactly one (for SMART's configuration document).
+    pub async fn smart_endpoints(&self) -> Option<Value> {
+        self.oidc.only_issuers_endpoints().await
     }
 
     /// Verifies an `Authorization` header value for GraphQL, the WebSocket

@@ -72,7 +72,11 @@ async fn discovery(Shared(p): Shared<Published>) -> axum::response::Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let base = p.base.lock().unwrap().clone();
-    axum::Json(json!({ "issuer": base, "jwks_uri": format!("{base}/jwks") })).into_response()
+    axum::Json(json!({ "issuer": base, "jwks_uri": format!("{base}/jwks"),
+                       "token_endpoint": format!("{base}/token"),
+                       "authorization_endpoint": "javascript:alert(1)",
+                       "grant_types_supported": ["authorization_code"] }))
+    .into_response()
 }
 
 async fn jwks(Shared(p): Shared<Published>) -> axum::response::Response {
@@ -402,4 +406,29 @@ fn keys_are_read_over_https_or_on_loopback_only() {
     ] {
         assert!(!safe_url(url), "{url}");
     }
+}
+
+#[tokio::test]
+async fn the_one_issuers_endpoints_are_taken_from_its_document_when_safe() {
+    let key = ed25519("a");
+    let a = provider(&[&key]).await;
+    let oidc = Oidc::new(vec![issuer(&a, "clinic-a")], eager(), 0).unwrap();
+    let endpoints = oidc.only_issuers_endpoints().await.unwrap();
+    assert_eq!(endpoints["token_endpoint"], format!("{}/token", a.base));
+    assert_eq!(endpoints["issuer"], a.base);
+    assert_eq!(
+        endpoints["grant_types_supported"],
+        json!(["authorization_code"])
+    );
+    // A URL that is neither https nor loopback http is left out.
+    assert!(endpoints.get("authorization_endpoint").is_none());
+    // With two issuers there is no one set of endpoints to give.
+    let b = provider(&[&key]).await;
+    let two = Oidc::new(
+        vec![issuer(&a, "clinic-a"), issuer(&b, "clinic-b")],
+        eager(),
+        0,
+    )
+    .unwrap();
+    assert!(two.only_issuers_endpoints().await.is_none());
 }

@@ -62,10 +62,11 @@ pub fn statement(base: &str, started: chrono::DateTime<chrono::Utc>) -> Value {
 }
 
 /// SMART App Launch's discovery document: the scopes and capabilities
-/// served. Each organisation logs in at its own OpenID provider, whose
-/// endpoints its discovery document gives; with one provider configured,
-/// it is named here as the issuer.
-pub fn smart_configuration(settings: &Settings) -> Value {
+/// served. Each organisation logs in at its own OpenID provider: with one
+/// configured, its issuer and endpoints (`endpoints`, from its discovery
+/// document) are given here; with several, the issuers are listed and each
+/// one's own discovery document gives its endpoints.
+pub fn smart_configuration(settings: &Settings, endpoints: Option<Value>) -> Value {
     let mut scopes: Vec<String> = vec!["openid".into(), "fhirUser".into(), "launch/patient".into()];
     for context in ["patient", "user", "system"] {
         scopes.push(format!("{context}/*.rs"));
@@ -91,6 +92,11 @@ pub fn smart_configuration(settings: &Settings) -> Value {
     });
     if let [only] = &settings.tokens.issuers[..] {
         body["issuer"] = json!(only.issuer);
+    }
+    if let Some(Value::Object(endpoints)) = endpoints {
+        for (name, value) in endpoints {
+            body[name] = value;
+        }
     }
     body
 }

@@ -207,7 +207,8 @@ async fn metadata(State(fhir): State<Fhir>, headers: HeaderMap) -> Response {
 
 /// `GET /fhir/R4/.well-known/smart-configuration`.
 async fn smart_configuration(State(fhir): State<Fhir>) -> Response {
-    let body = capability::smart_configuration(&fhir.service.settings);
+    let endpoints = fhir.service.auth.smart_endpoints().await;
+    let body = capability::smart_configuration(&fhir.service.settings, endpoints);
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
