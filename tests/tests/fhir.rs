@@ -524,3 +524,33 @@ async fn a_providers_system_reads_through_fhir(store: Store) {
 }
 
 both_stores!(fhir_facade, a_providers_system_reads_through_fhir);
+
+/// Refusals for want of a scope count against the reader's refusal
+/// allowance, as the consent rules' refusals do.
+async fn scope_refusals_are_bounded(store: Store) {
+    let db = fresh_db(store).await;
+    let server = Server::start_with(&db, &[("PORTAL_REFUSALS_PER_MINUTE", "2")]).await;
+    let user = open_user(&server, ORG).await;
+    let provider = register_provider(&server, ORG, "Nurse Ada").await;
+    let relationship = relate(&user, &provider).await;
+    grant(&user, &relationship, &["CORE"], None).await;
+    let goals_only = scoped(provider.id, Role::Provider, ORG, "user/Goal.rs");
+    let patient = format!("Patient/{}", user.id);
+    let statuses: Vec<u16> = reads_in_a_row(&server, &patient, &goals_only, 3).await;
+    assert_eq!(statuses, vec![403, 403, 429]);
+    // The goals the scope does allow are read as before, limits apart.
+    let goals = format!("Goal?patient={}", user.id);
+    assert_eq!(get(&server, &goals, Some(&goals_only)).await.0, 200);
+    server.stop().await;
+}
+
+/// `n` reads of `path` in a row: their statuses.
+async fn reads_in_a_row(server: &Server, path: &str, token: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        statuses.push(get(server, path, Some(token)).await.0);
+    }
+    statuses
+}
+
+both_stores!(scope_limits, scope_refusals_are_bounded);

@@ -254,9 +254,19 @@ impl Run<'_> {
             Whose::AnyPatient
         };
         if self.scopes.allow(kind, interaction, whose) {
-            Ok(())
-        } else {
-            Err(Refusal::scope(kind))
+            return Ok(());
+        }
+        // Counted against the reader's refusals, as the consent rules' are
+        // (`server.refusals_per_minute`): probing with a narrow token is
+        // bounded too. It reads nothing, and is not recorded in the trail.
+        match self
+            .fhir
+            .service
+            .refusal_limit
+            .take(&self.caller.organisation, self.caller.subject)
+        {
+            Ok(()) => Err(Refusal::scope(kind)),
+            Err(limited) => Err(Refusal::of_code(limited.code(), &limited.message())),
         }
     }
 
