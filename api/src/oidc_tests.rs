@@ -2,7 +2,7 @@
 //! The verifier against a real HTTP server publishing discovery documents
 //! and key sets (two issuers), with keys made by `ring`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use axum::extract::State as Shared;
@@ -58,6 +58,10 @@ struct Provider {
     base: String,
     keys: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
+    /// When set, it answers nothing for a minute (a hung provider).
+    hang: Arc<AtomicBool>,
+    /// Discovery documents asked for.
+    asked: Arc<AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -65,9 +69,15 @@ struct Published {
     base: Arc<Mutex<String>>,
     keys: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
+    hang: Arc<AtomicBool>,
+    asked: Arc<AtomicUsize>,
 }
 
 async fn discovery(Shared(p): Shared<Published>) -> axum::response::Response {
+    p.asked.fetch_add(1, Ordering::SeqCst);
+    if p.hang.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     if p.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -94,6 +104,8 @@ async fn provider(keys: &[&Signer]) -> Provider {
         base: Arc::new(Mutex::new(base.clone())),
         keys: Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect())),
         down: Arc::new(AtomicBool::new(false)),
+        hang: Arc::new(AtomicBool::new(false)),
+        asked: Arc::new(AtomicUsize::new(0)),
     };
     let app = axum::Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
@@ -104,6 +116,8 @@ async fn provider(keys: &[&Signer]) -> Provider {
         base,
         keys: published.keys,
         down: published.down,
+        hang: published.hang,
+        asked: published.asked,
     }
 }
 
@@ -431,4 +445,56 @@ async fn the_one_issuers_endpoints_are_taken_from_its_document_when_safe() {
     )
     .unwrap();
     assert!(two.only_issuers_endpoints().await.is_none());
+}
+
+#[tokio::test]
+async fn a_hung_issuer_is_given_up_on_once_at_a_time_and_cancelled_readings_count() {
+    let (cached, unknown) = (ed25519("cached"), ed25519("unknown"));
+    let p = provider(&[&cached]).await;
+    let refresh = Refresh {
+        keys_max_age: Duration::from_secs(300),
+        refresh_min: Duration::from_secs(2),
+        timeout: Duration::from_millis(300),
+    };
+    let oidc = Oidc::new(vec![issuer(&p, "clinic")], refresh, 30).unwrap();
+    let token = |k: &Signer| sign(k, &claims(&p.base));
+    assert!(oidc.verify(&token(&cached), now()).await.is_ok());
+    assert_eq!(p.asked.load(Ordering::SeqCst), 1);
+    // Past refresh_min: an unknown key id may have the keys read again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Now it hangs. Twenty unknown key ids at once: one reading, given up
+    // after the timeout (not the provider's minute); all refused, and the
+    // cached key still works meanwhile.
+    p.hang.store(true, Ordering::SeqCst);
+    let unknown_token = token(&unknown);
+    let tries: Vec<_> = (0..20)
+        .map(|_| {
+            let (oidc, t) = (oidc.clone(), unknown_token.clone());
+            tokio::spawn(async move { oidc.verify(&t, now()).await })
+        })
+        .collect();
+    assert!(oidc.verify(&token(&cached), now()).await.is_ok());
+    let all = tokio::time::timeout(Duration::from_secs(20), futures::future::join_all(tries))
+        .await
+        .expect("a hung issuer held the verifier");
+    for answer in all {
+        assert_eq!(answer.unwrap(), Err(AuthError::Invalid));
+    }
+    assert_eq!(p.asked.load(Ordering::SeqCst), 2);
+    // A reading dropped part-way (its client gone) still counts: the next
+    // unknown key id within refresh_min does not read again.
+    let fresh = Oidc::new(vec![issuer(&p, "clinic")], refresh, 30).unwrap();
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        fresh.verify(&unknown_token, now()),
+    )
+    .await;
+    assert!(dropped.is_err(), "the reading was still under way");
+    assert_eq!(p.asked.load(Ordering::SeqCst), 3);
+    p.hang.store(false, Ordering::SeqCst);
+    assert_eq!(
+        fresh.verify(&token(&cached), now()).await,
+        Err(AuthError::Invalid)
+    );
+    assert_eq!(p.asked.load(Ordering::SeqCst), 3);
 }
