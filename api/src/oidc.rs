@@ -267,23 +267,13 @@ impl Oidc {
         }
         let mut endpoints = serde_json::Map::new();
         endpoints.insert("issuer".into(), Value::String(issuer.issuer.clone()));
-        for name in [
-            "authorization_endpoint",
-            "token_endpoint",
-            "jwks_uri",
-            "grant_types_supported",
-            "code_challenge_methods_supported",
-        ] {
-            match discovery.get(name) {
-                Some(Value::String(url)) if safe_url(url) => {
+        // The URLs only: the facade states its own grant types and PKCE
+        // methods (SMART allows S256 only).
+        for name in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
+            if let Some(Value::String(url)) = discovery.get(name) {
+                if safe_url(url) {
                     endpoints.insert(name.into(), Value::String(url.clone()));
                 }
-                Some(Value::Array(list))
-                    if list.iter().all(Value::is_string) && list.len() <= 32 =>
-                {
-                    endpoints.insert(name.into(), Value::Array(list.clone()));
-                }
-                _ => {}
             }
         }
         Ok((
@@ -432,16 +422,20 @@ impl Oidc {
         check_claims(&checked, now, self.leeway_seconds)?;
         // SMART scopes: `scope` (space-separated, RFC 9068), or `scp`, a
         // text (Entra ID) or a list (Okta), for the FHIR facade.
+        let words = |value: &Value| match value {
+            Value::String(text) => Ok(text.clone()),
+            Value::Array(list) => list
+                .iter()
+                .map(|w| w.as_str().ok_or(AuthError::Invalid))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|w| w.join(" ")),
+            // A claim of scopes that does not read is refused, not ignored.
+            _ => Err(AuthError::Invalid),
+        };
         let scope = match (claims.get("scope"), claims.get("scp")) {
-            (Some(Value::String(scope)), _) => Some(scope.clone()),
-            (None, Some(Value::String(scp))) => Some(scp.clone()),
-            (None, Some(Value::Array(list))) => Some(
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            _ => None,
+            (None, None) => None,
+            (Some(scope), None) | (None, Some(scope)) => Some(words(scope)?),
+            (Some(scope), Some(scp)) => Some(format!("{} {}", words(scope)?, words(scp)?)),
         };
         let patient = claims
             .get("patient")
@@ -517,7 +511,7 @@ impl Authenticator {
         if caller
             .scope
             .as_deref()
-            .is_some_and(|s| !domain::smart::Scopes::parse(s).is_empty())
+            .is_some_and(domain::smart::names_resources)
         {
             return Err(AuthError::FhirOnly);
         }

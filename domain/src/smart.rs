@@ -101,6 +101,19 @@ impl Scopes {
     }
 }
 
+/// Whether a `scope` claim names any SMART resource scope at all (`patient/`,
+/// `user/` or `system/` words, understood here or not), or is too long to
+/// read: such a token was made for a FHIR app, and only the FHIR facade
+/// takes it.
+pub fn names_resources(claim: &str) -> bool {
+    claim.len() > SCOPE_MAX_BYTES
+        || claim.split_ascii_whitespace().any(|word| {
+            ["patient/", "user/", "system/"]
+                .iter()
+                .any(|context| word.starts_with(context))
+        })
+}
+
 /// One scope, if it is a resource scope the facade understands.
 fn scope(text: &str) -> Option<Scope> {
     let (context, rest) = text.split_once('/')?;
@@ -220,6 +233,23 @@ mod tests {
                 *allowed,
                 "{claim} {resource} {interaction:?} {whose:?}"
             );
+        }
+    }
+
+    #[test]
+    fn any_resource_scope_marks_a_fhir_apps_token() {
+        for claim in [
+            "user/*.rs",
+            "openid patient/Observation.rs",
+            "user/Goal.rs?category=x",
+            "system/Goal.sr",
+            &"x".repeat(SCOPE_MAX_BYTES + 1),
+        ] {
+            assert!(names_resources(claim), "{claim}");
+            // Some of them grant nothing here, yet the token is an app's.
+        }
+        for claim in ["", "openid profile email", "offline_access launch/patient"] {
+            assert!(!names_resources(claim), "{claim}");
         }
     }
 

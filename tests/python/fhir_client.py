@@ -73,6 +73,7 @@ for name in wanted:
     found, totals, pages = [], [], 0
     while path:
         pages += 1
+        assert pages <= 50, f"{name}: next links that do not end"
         raw = server.request_json(path)
         # The server's own JSON, as sent, through both sets of models.
         fhir.resources.bundle.Bundle.parse_obj(raw)

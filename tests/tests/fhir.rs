@@ -423,13 +423,23 @@ async fn a_providers_system_reads_through_fhir(store: Store) {
     assert_eq!(status, 403);
     // A SMART app's token is for FHIR only: GraphQL does not take it (it
     // would read with the provider's whole role).
-    let at_graphql = server.client(Some(system.clone()));
-    assert_eq!(
-        at_graphql
-            .error_code("{ me { personId } }", json!({}))
-            .await,
-        "UNAUTHENTICATED"
-    );
+    for scope in [
+        "openid user/*.rs",
+        "patient/Observation.rs",
+        "user/Goal.rs?category=x",
+    ] {
+        let app = server.client(Some(scoped(provider.id, Role::Provider, ORG, scope)));
+        let code = app.error_code("{ me { personId } }", json!({})).await;
+        assert_eq!(code, "UNAUTHENTICATED", "{scope}");
+    }
+    let plain = server.client(Some(scoped(
+        provider.id,
+        Role::Provider,
+        ORG,
+        "openid profile",
+    )));
+    let me = plain.data("{ me { role } }", json!({})).await;
+    assert_eq!(me["me"]["role"], "PROVIDER");
     // A token with no scopes at all reads nothing through FHIR.
     let unscoped = token(provider.id, Role::Provider, ORG);
     assert_eq!(get(&server, &goals_path, Some(&unscoped)).await.0, 403);

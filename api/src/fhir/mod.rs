@@ -331,7 +331,11 @@ async fn search_type(
         // Every page of a search shows the matches as they stood at its
         // first page: records made since (this search's own reads of the
         // trail among them) wait for a new search.
-        let snapshot = *search.snapshot.get_or_insert_with(chrono::Utc::now);
+        let snapshot = *search.snapshot.get_or_insert_with(|| {
+            // As the links carry it: to the microsecond.
+            let now = chrono::Utc::now();
+            now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1000))
+        });
         let matches = search_all(&run, &kind, &search).await?;
         Ok(bundle(&base, &kind, &params, &search, snapshot, matches))
     })
@@ -369,7 +373,15 @@ where
     };
     let scopes = Scopes::parse(caller.scope.as_deref().unwrap_or_default());
     if scopes.is_empty() {
-        return Refusal::scope(kind).into_response();
+        let refusal = match fhir
+            .service
+            .refusal_limit
+            .take(&caller.organisation, caller.subject)
+        {
+            Ok(()) => Refusal::scope(kind),
+            Err(limited) => Refusal::of_code(limited.code(), &limited.message()),
+        };
+        return refusal.into_response();
     }
     let max = fhir.service.settings.server.requests_in_flight_per_person;
     let Some(_held) = fhir
@@ -592,9 +604,13 @@ async fn search_all(run: &Run<'_>, kind: &str, search: &Search) -> Result<Vec<Va
     run.allow(kind, interaction, patient)?;
     let mut found = Vec::new();
     let mut too_many = false;
+    // A Patient's `_id` was read as a uuid (any spelling of it).
+    let wanted = match kind {
+        "Patient" => Some(patient.to_string()),
+        _ => search.id.clone(),
+    };
     let mut keep = |resource: Value| {
-        let id_matches = search
-            .id
+        let id_matches = wanted
             .as_deref()
             .is_none_or(|id| resource["id"].as_str() == Some(id));
         if id_matches && search.keeps(r::last_updated(&resource)) {
@@ -642,21 +658,13 @@ async fn search_all(run: &Run<'_>, kind: &str, search: &Search) -> Result<Vec<Va
                 keep(r::medication_statement(patient, m));
             }
         }
-        "Consent" => consents_of(run, patient, &mut keep).await?,
+        "Consent" => consents_of(run, patient, search.snapshot, &mut keep).await?,
         "Communication" => communications(run, patient, &mut keep).await?,
         "AuditEvent" => audit_events(run, patient, &mut keep).await?,
         _ => return Err(unsupported(kind)),
     }
     if too_many {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            codes::BAD_USER_INPUT,
-            "too-costly",
-            &format!(
-                "more than {} matches: narrow the search with _lastUpdated",
-                search::MATCHES_MAX
-            ),
-        ));
+        return Err(too_costly());
     }
     found.sort_by_key(r::last_updated);
     Ok(found)
@@ -773,7 +781,21 @@ async fn paged(
         }
         after = next.clone();
     }
-    Ok(())
+    // Pages left unread: refused rather than answered short.
+    Err(too_costly())
+}
+
+/// A search that would read or keep more than the facade allows.
+fn too_costly() -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        codes::BAD_USER_INPUT,
+        "too-costly",
+        &format!(
+            "more than {} matches, or more than {PAGES_MAX} pages to read: narrow the search with _lastUpdated",
+            search::MATCHES_MAX
+        ),
+    )
 }
 
 /// The grants of the caller's relationship with the patient, as Consents:
@@ -782,9 +804,11 @@ async fn paged(
 async fn consents_of(
     run: &Run<'_>,
     patient: Uuid,
+    at: Option<chrono::DateTime<chrono::Utc>>,
     keep: &mut (dyn FnMut(Value) -> Gather + Send),
 ) -> Result<(), Refusal> {
-    let now = chrono::Utc::now();
+    // In force or not as at the search's snapshot, on every page alike.
+    let now = at.unwrap_or_else(chrono::Utc::now);
     if run.caller.role == Role::Provider {
         // The one relationship of this provider and this patient.
         let relationship = domain::care::relationship_id(patient, run.caller.subject);

@@ -113,7 +113,9 @@ pub fn parse(params: &[(String, String)]) -> Result<Search, String> {
             "_snapshot" => {
                 let at = DateTime::parse_from_rfc3339(value)
                     .map_err(|_| "`_snapshot` is the time a paging link carries".to_string())?;
-                search.snapshot = Some(at.with_timezone(&Utc));
+                if search.snapshot.replace(at.with_timezone(&Utc)).is_some() {
+                    return Err("`_snapshot` is given once".into());
+                }
             }
             "_lastUpdated" => {
                 if search.last_updated.len() == DATES_MAX {
@@ -253,6 +255,10 @@ mod tests {
             vec![("_lastUpdated", "gx2026-01-01")],
             vec![("_id", "a"), ("_id", "b")],
             vec![("_snapshot", "later")],
+            vec![
+                ("_snapshot", "2026-01-01T00:00:00Z"),
+                ("_snapshot", "2026-01-02T00:00:00Z"),
+            ],
             vec![
                 ("patient", &Uuid::new_v4().to_string()),
                 ("patient", &Uuid::new_v4().to_string()),
