@@ -580,6 +580,24 @@ const ACCESS_READS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The latencies (ms) of every reader's task, as requests per second over
+/// `seconds` and p50/p99 in milliseconds.
+pub(crate) async fn gathered(
+    tasks: Vec<tokio::task::JoinHandle<Result<Vec<f64>>>>,
+    seconds: u64,
+) -> Result<serde_json::Value> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(json!({
+        "per_s": latencies.len() as f64 / seconds as f64,
+        "p50_ms": percentile(&latencies, 0.5),
+        "p99_ms": percentile(&latencies, 0.99),
+    }))
+}
+
 /// Sends a query with variables; fails on any GraphQL error.
 pub(crate) async fn call(
     http: &reqwest::Client,
@@ -673,19 +691,7 @@ pub async fn access(settings: &Settings, base: &str, clients: usize, seconds: u6
                     })
                 })
                 .collect();
-            let mut latencies = Vec::new();
-            for task in tasks {
-                latencies.extend(task.await??);
-            }
-            latencies.sort_by(f64::total_cmp);
-            out.insert(
-                format!("{name}_{reader}"),
-                json!({
-                    "per_s": latencies.len() as f64 / seconds as f64,
-                    "p50_ms": percentile(&latencies, 0.5),
-                    "p99_ms": percentile(&latencies, 0.99),
-                }),
-            );
+            out.insert(format!("{name}_{reader}"), gathered(tasks, seconds).await?);
         }
     }
     println!("{}", serde_json::Value::Object(out));

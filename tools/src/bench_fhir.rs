@@ -16,7 +16,7 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_F
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::bench::{call, percentile, relate};
+use crate::bench::{call, gathered, relate};
 use crate::{Error, Result};
 
 /// The goal fields both reads fetch: what the FHIR facade asks GraphQL for.
@@ -141,19 +141,7 @@ pub async fn fhir(
                 })
             })
             .collect();
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await??);
-        }
-        latencies.sort_by(f64::total_cmp);
-        out.insert(
-            read.into(),
-            json!({
-                "per_s": latencies.len() as f64 / seconds as f64,
-                "p50_ms": percentile(&latencies, 0.5),
-                "p99_ms": percentile(&latencies, 0.99),
-            }),
-        );
+        out.insert(read.into(), gathered(tasks, seconds).await?);
     }
     println!("{}", Value::Object(out));
     Ok(())
