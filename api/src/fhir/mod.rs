@@ -256,18 +256,7 @@ impl Run<'_> {
         if self.scopes.allow(kind, interaction, whose) {
             return Ok(());
         }
-        // Counted against the reader's refusals, as the consent rules' are
-        // (`server.refusals_per_minute`): probing with a narrow token is
-        // bounded too. It reads nothing, and is not recorded in the trail.
-        match self
-            .fhir
-            .service
-            .refusal_limit
-            .take(&self.caller.organisation, self.caller.subject)
-        {
-            Ok(()) => Err(Refusal::scope(kind)),
-            Err(limited) => Err(Refusal::of_code(limited.code(), &limited.message())),
-        }
+        Err(scope_refused(self.fhir, &self.caller, kind))
     }
 
     /// The data of a GraphQL query run for the caller, or its first error.
@@ -373,15 +362,7 @@ where
     };
     let scopes = Scopes::parse(caller.scope.as_deref().unwrap_or_default());
     if scopes.is_empty() {
-        let refusal = match fhir
-            .service
-            .refusal_limit
-            .take(&caller.organisation, caller.subject)
-        {
-            Ok(()) => Refusal::scope(kind),
-            Err(limited) => Refusal::of_code(limited.code(), &limited.message()),
-        };
-        return refusal.into_response();
+        return scope_refused(fhir, &caller, kind).into_response();
     }
     let max = fhir.service.settings.server.requests_in_flight_per_person;
     let Some(_held) = fhir
@@ -426,6 +407,21 @@ where
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The answer to a request its token's scopes do not allow, counted against
+/// the reader's refusals as the consent rules' are
+/// (`server.refusals_per_minute`): probing with a narrow token is bounded
+/// too. It reads nothing, and is not recorded in the trail.
+fn scope_refused(fhir: &Fhir, caller: &Caller, kind: &str) -> Refusal {
+    match fhir
+        .service
+        .refusal_limit
+        .take(&caller.organisation, caller.subject)
+    {
+        Ok(()) => Refusal::scope(kind),
+        Err(limited) => Refusal::of_code(limited.code(), &limited.message()),
+    }
 }
 
 /// Whether the facade serves resource type `kind`.
@@ -609,16 +605,18 @@ async fn search_all(run: &Run<'_>, kind: &str, search: &Search) -> Result<Vec<Va
         "Patient" => Some(patient.to_string()),
         _ => search.id.clone(),
     };
+    // Each match with its `meta.lastUpdated`, read once.
     let mut keep = |resource: Value| {
         let id_matches = wanted
             .as_deref()
             .is_none_or(|id| resource["id"].as_str() == Some(id));
-        if id_matches && search.keeps(r::last_updated(&resource)) {
+        let updated = r::last_updated(&resource);
+        if id_matches && search.keeps(updated) {
             if found.len() == search::MATCHES_MAX {
                 too_many = true;
                 return Gather::Stop;
             }
-            found.push(resource);
+            found.push((updated, resource));
         }
         Gather::Go
     };
@@ -666,8 +664,9 @@ async fn search_all(run: &Run<'_>, kind: &str, search: &Search) -> Result<Vec<Va
     if too_many {
         return Err(too_costly());
     }
-    found.sort_by_key(r::last_updated);
-    Ok(found)
+    // Stable, as before: equal times keep the order they were read in.
+    found.sort_by_key(|(updated, _)| *updated);
+    Ok(found.into_iter().map(|(_, resource)| resource).collect())
 }
 
 /// A searchset Bundle of the page the search asks for, with links to the
