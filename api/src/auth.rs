@@ -158,6 +158,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller that no bearer token names: the service acting for someone
+    /// (an erasure falling due, a concern raised again, a simulated
+    /// person), with no SMART scopes or patient context.
+    pub fn acting(subject: Uuid, role: Role, organisation: &str, expires_at: i64) -> Caller {
+        Caller {
+            subject,
+            role,
+            organisation: organisation.to_string(),
+            expires_at,
+            scope: None,
+            patient: None,
+        }
+    }
+
     /// The caller as the domain's rules see them: a person within their
     /// organisation, in a role.
     pub fn actor(&self) -> domain::access::Actor {

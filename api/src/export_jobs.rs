@@ -458,14 +458,7 @@ mod tests {
     }
 
     fn caller(person: Uuid, organisation: &str) -> Caller {
-        Caller {
-            subject: person,
-            role: Role::ServiceUser,
-            organisation: organisation.to_string(),
-            expires_at: 0,
-            scope: None,
-            patient: None,
-        }
+        Caller::acting(person, Role::ServiceUser, organisation, 0)
     }
 
     #[test]

@@ -607,14 +607,7 @@ async fn play(
         ) else {
             continue;
         };
-        let caller = Caller {
-            subject: person.id,
-            role: person.role,
-            organisation: request.organisation.clone(),
-            expires_at: i64::MAX,
-            scope: None,
-            patient: None,
-        };
+        let caller = Caller::acting(person.id, person.role, &request.organisation, i64::MAX);
         let receipts = Arc::new(Receipts::default());
         let response = schema
             .execute(

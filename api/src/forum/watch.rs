@@ -34,14 +34,12 @@ async fn reraise_due(svc: &std::sync::Arc<Service>) -> Result<(), ApiError> {
     let due = rows::concerns_due(&svc.engine, &svc.db, before, 100).await?;
     for concern in due {
         // The service acts as nobody in particular, within the concern's organisation.
-        let caller = Caller {
-            subject: Uuid::nil(),
-            role: crate::auth::Role::Moderator,
-            organisation: concern.organisation.clone(),
-            expires_at: i64::MAX,
-            scope: None,
-            patient: None,
-        };
+        let caller = Caller::acting(
+            Uuid::nil(),
+            crate::auth::Role::Moderator,
+            &concern.organisation,
+            i64::MAX,
+        );
         let command = TopicCommand::RaiseConcernAgain {
             concern_id: concern.concern_id,
             every: svc.settings.forum.reraise_after(),

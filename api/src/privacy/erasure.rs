@@ -122,22 +122,10 @@ impl ErasurePayload {
 /// the ledger: the metadata names the person (or the admin of an order).
 fn acting(person: Uuid, organisation: &str, basis: Basis, by: Option<Uuid>) -> Caller {
     match (basis, by) {
-        (Basis::OrganisationOrder, Some(admin)) => Caller {
-            subject: admin,
-            role: Role::Admin,
-            organisation: organisation.to_string(),
-            expires_at: 0,
-            scope: None,
-            patient: None,
-        },
-        _ => Caller {
-            subject: person,
-            role: Role::ServiceUser,
-            organisation: organisation.to_string(),
-            expires_at: 0,
-            scope: None,
-            patient: None,
-        },
+        (Basis::OrganisationOrder, Some(admin)) => {
+            Caller::acting(admin, Role::Admin, organisation, 0)
+        }
+        _ => Caller::acting(person, Role::ServiceUser, organisation, 0),
     }
 }
 
